@@ -1,0 +1,229 @@
+"""The agent's book of approved change records: files, the topic, and single-use state.
+
+The book is the I/O edge around the pure ``match_change``: it re-reads files when they change
+(a broken file keeps its last good set), applies topic records and tombstones, and persists which
+single-use approvals are used up so a restart cannot make them usable again.
+
+Example::
+
+    >>> book = ApprovalBook([Path("config/approvals.yaml")], policy=MatchPolicy(),
+    ...                     state_path=Path("/var/lib/otwatch/approvals-used.json"))
+    >>> book.decide(controller="press-01", tag="temperature_sp",
+    ...             change_kind=ChangeKind.SETPOINT_CHANGE, new_value=185.0,
+    ...             occurred_at=datetime.now(UTC)).verdict
+    <Verdict.AUTHORIZED: 'authorized'>
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from agent.approvals import metrics
+from agent.approvals.errors import ApprovalsFileError
+from agent.approvals.loading import describe_errors, load_approvals_file
+from agent.approvals.matching import match_change
+from agent.approvals.model import ApprovedChange, MatchPolicy, MatchResult
+from agent.approvals.state import load_used, save_used
+from agent.events import ChangeKind, TagValue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _FileState:
+    """What the book last saw of one file: (mtime, size, inode) and its last good records."""
+
+    stamp: tuple[int, int, int] | None = None
+    records: list[ApprovedChange] = field(default_factory=list)
+    seen: bool = False
+    broken: bool = False
+    missing: bool = False
+
+
+class ApprovalBook:
+    """The approved change records the agent judges changes against, kept current."""
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        *,
+        policy: MatchPolicy,
+        state_path: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._files = [Path(f) for f in files]
+        self._policy = policy
+        self._state_path = state_path
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._file_state = {path: _FileState() for path in self._files}
+        self._topic: dict[str, ApprovedChange] = {}
+        self._tombstoned: set[str] = set()
+        self._merged: list[ApprovedChange] = []
+        self._used = load_used(state_path) if state_path else {}
+        metrics.USED.set(len(self._used))
+        self.refresh()
+        self._merge()
+
+    @property
+    def policy(self) -> MatchPolicy:
+        return self._policy
+
+    def approvals(self) -> list[ApprovedChange]:
+        """The effective set: files in order, then the topic (same id: topic wins)."""
+        return list(self._merged)
+
+    def used(self) -> dict[str, str]:
+        """Single-use approval ids already used up, with the time of the change that used them."""
+        return dict(self._used)
+
+    def refresh(self) -> None:
+        """Re-read each file whose (mtime, size) changed: cheap, one stat per file."""
+        changed = [self._refresh_file(path, self._file_state[path]) for path in self._files]
+        if any(changed):
+            self._merge()
+        else:
+            self._update_expired()
+
+    def decide(
+        self,
+        *,
+        controller: str,
+        tag: str,
+        change_kind: ChangeKind,
+        new_value: TagValue,
+        occurred_at: datetime,
+    ) -> MatchResult:
+        """The verdict on one change; a single-use approval it uses is recorded and persisted."""
+        self.refresh()
+        result = match_change(
+            controller=controller,
+            tag=tag,
+            change_kind=change_kind,
+            new_value=new_value,
+            occurred_at=occurred_at,
+            approvals=self._merged,
+            used=self._used.keys(),
+            policy=self._policy,
+        )
+        if result.consumed:
+            self._consume(result.consumed, occurred_at)
+        return result
+
+    def apply_topic_record(self, key: bytes, value: bytes | None) -> bool:
+        """Apply one record of ``otwatch.approvals``: a record (re)defines, a tombstone revokes.
+
+        Returns False (and counts and logs it) when the record is refused; the earlier record for
+        that id, if any, stays in force.
+        """
+        try:
+            approval_id = key.decode("utf-8")
+        except (AttributeError, UnicodeDecodeError):
+            return self._refuse_topic(f"key {key!r} is not a UTF-8 approval id")
+        if value is None:
+            self._topic.pop(approval_id, None)
+            self._tombstoned.add(approval_id)
+            log.info("approval %s revoked by a tombstone on the approvals topic", approval_id)
+            self._merge()
+            return True
+        try:
+            record = ApprovedChange.model_validate_json(value)
+        except ValidationError as exc:
+            return self._refuse_topic(describe_errors(f"approvals topic, key {approval_id}", exc))
+        if record.id != approval_id:
+            return self._refuse_topic(
+                f"approvals topic: key {approval_id} carries a record with id {record.id} "
+                "(fix: key every record by its approval id)"
+            )
+        self._topic[approval_id] = record
+        self._tombstoned.discard(approval_id)
+        self._merge()
+        return True
+
+    def _refuse_topic(self, message: str) -> bool:
+        metrics.TOPIC_RECORD_ERRORS.inc()
+        log.error("refused a record on the approvals topic: %s", message)
+        return False
+
+    def _refresh_file(self, path: Path, state: _FileState) -> bool:
+        """True when the file's records changed (loaded anew or gone)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return self._file_missing(path, state)
+        except OSError as exc:
+            self._file_broken(path, state, f"{path}: cannot stat the file: {exc.strerror}")
+            return False
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == state.stamp:
+            return False
+        state.stamp = stamp
+        try:
+            records = load_approvals_file(path)
+        except ApprovalsFileError as exc:
+            self._file_broken(path, state, str(exc))
+            return False
+        return self._file_loaded(path, state, records)
+
+    def _file_missing(self, path: Path, state: _FileState) -> bool:
+        if state.missing:
+            return False
+        had = bool(state.records)
+        if state.seen:
+            log.warning("approvals file %s was removed: its approvals are withdrawn", path)
+        else:
+            log.error("approvals file %s not found: no approvals from it until it appears", path)
+        state.stamp, state.records, state.missing, state.seen = None, [], True, True
+        self._mark_ok(path, state)
+        return had
+
+    def _file_broken(self, path: Path, state: _FileState, message: str) -> None:
+        metrics.FILE_LOAD_ERRORS.labels(file=str(path)).inc()
+        metrics.FILE_BROKEN.labels(file=str(path)).set(1)
+        level = logging.DEBUG if state.broken else logging.ERROR
+        log.log(level, "approvals file %s is invalid, keeping its last good set of %d: %s",
+                path, len(state.records), message)
+        state.broken, state.seen = True, True
+
+    def _file_loaded(self, path: Path, state: _FileState, records: list[ApprovedChange]) -> bool:
+        log.info("loaded %d approvals from %s", len(records), path)
+        state.records, state.missing, state.seen = records, False, True
+        self._mark_ok(path, state)
+        return True
+
+    def _mark_ok(self, path: Path, state: _FileState) -> None:
+        state.broken = False
+        metrics.FILE_BROKEN.labels(file=str(path)).set(0)
+
+    def _merge(self) -> None:
+        merged: dict[str, ApprovedChange] = {}
+        for path in self._files:
+            for record in self._file_state[path].records:
+                merged[record.id] = record
+        merged.update(self._topic)
+        self._merged = [r for key, r in merged.items() if key not in self._tombstoned]
+        metrics.LOADED.set(len(self._merged))
+        self._update_expired()
+
+    def _update_expired(self) -> None:
+        now = self._clock()
+        metrics.EXPIRED.set(sum(1 for r in self._merged if r.valid_until < now))
+
+    def _consume(self, approval_id: str, occurred_at: datetime) -> None:
+        self._used[approval_id] = occurred_at.astimezone(UTC).isoformat()
+        metrics.USED.set(len(self._used))
+        if self._state_path is None:
+            return
+        try:
+            save_used(self._state_path, self._used)
+        except OSError as exc:
+            log.error(
+                "could not persist that approval %s is used up to %s: %s; it stays used until "
+                "the agent restarts",
+                approval_id, self._state_path, exc,
+            )

@@ -1,0 +1,263 @@
+"""``otwatch-agent approvals {list,validate,keygen,sign,verify}``: approvals files by hand.
+
+Wired into ``otwatch-agent`` by ``add_approvals_parser(subparsers)``;
+``run_approvals_command(args)`` returns the exit code (0 fine, 1 a problem found, 2 bad
+input). The agent CLI may fill ``args.file`` (list of Path), ``args.trusted_key`` (list of
+base64 keys) and ``args.require_signed`` from ``--config AGENT.yaml`` before calling it.
+
+Examples::
+
+    otwatch-agent approvals keygen --private-key signer.key --public-key signer.pub
+    otwatch-agent approvals sign --file approvals.yaml --private-key signer.key
+    otwatch-agent approvals verify --file approvals.yaml --trusted-key-file signer.pub
+    otwatch-agent approvals validate --file approvals.yaml --require-signed --trusted-key <b64>
+    otwatch-agent approvals list --file approvals.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from agent.approvals.errors import ApprovalsError, SigningError
+from agent.approvals.loading import load_approvals_file
+from agent.approvals.matching import window_mismatch
+from agent.approvals.model import EN_DASH, ApprovedChange, decode_public_key
+from agent.approvals.signing import (
+    SignatureCheck,
+    check_signature,
+    generate_keypair,
+    public_key_of,
+    sign_approval,
+)
+
+
+def add_approvals_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``approvals`` and its sub-commands to the agent's sub-command parser."""
+    parser = subparsers.add_parser("approvals", help="list, validate, sign and verify approvals")
+    commands = parser.add_subparsers(dest="approvals_command", required=True)
+
+    listing = commands.add_parser("list", help="show the approved change records in files")
+    _add_files(listing)
+    listing.add_argument("--json", action="store_true", help="one JSON record per line")
+
+    validate = commands.add_parser("validate", help="check files (and signatures, if keys given)")
+    _add_files(validate)
+    _add_trusted(validate)
+    validate.add_argument("--require-signed", action="store_true",
+                          help="an unsigned or forged record is an error")
+
+    keygen = commands.add_parser("keygen", help="make an Ed25519 signing key pair")
+    keygen.add_argument("--private-key", type=Path, required=True, help="file to write (0600)")
+    keygen.add_argument("--public-key", type=Path, help="file to write the public key to")
+    keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
+
+    sign = commands.add_parser("sign", help="sign every record of a file")
+    sign.add_argument("--file", type=Path, required=True, help="approvals file to sign")
+    sign.add_argument("--private-key", type=Path, required=True, help="key file from keygen")
+    sign.add_argument("--output", type=Path, help="where to write (default: the file itself)")
+
+    verify = commands.add_parser("verify", help="check every record's signature")
+    _add_files(verify)
+    _add_trusted(verify)
+
+
+def _add_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--file", type=Path, action="append", default=[],
+                        help="approvals file, YAML or JSON (repeatable)")
+
+
+def _add_trusted(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trusted-key", action="append", default=[],
+                        help="trusted Ed25519 public key, base64 (repeatable)")
+    parser.add_argument("--trusted-key-file", type=Path, action="append", default=[],
+                        help="file holding a trusted public key (repeatable)")
+
+
+def run_approvals_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run one ``approvals`` sub-command; the exit code says how it went."""
+    stdout = out or sys.stdout
+    commands: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+        "list": _list, "validate": _validate, "keygen": _keygen, "sign": _sign, "verify": _verify,
+    }
+    try:
+        return commands[args.approvals_command](args, stdout)
+    except ApprovalsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _load_all(files: Sequence[Path]) -> tuple[list[tuple[Path, ApprovedChange]], list[str]]:
+    """Every record with its file, and one error text per file that did not load."""
+    records: list[tuple[Path, ApprovedChange]] = []
+    errors: list[str] = []
+    for path in files:
+        try:
+            records.extend((path, rec) for rec in load_approvals_file(path))
+        except ApprovalsError as exc:
+            errors.append(str(exc))
+    return records, errors
+
+
+def _need_files(args: argparse.Namespace) -> list[Path]:
+    files: list[Path] = list(getattr(args, "file", []) or [])
+    if not files:
+        raise ApprovalsError(
+            "no approvals file given (fix: pass --file FILE or --config AGENT.yaml)"
+        )
+    return files
+
+
+def _trusted(args: argparse.Namespace) -> list[str]:
+    keys = list(getattr(args, "trusted_key", []) or [])
+    for path in getattr(args, "trusted_key_file", []) or []:
+        keys.append(_read_key_file(path))
+    for key in keys:
+        try:
+            decode_public_key(key)
+        except ValueError as exc:
+            raise SigningError(f"trusted key {key[:12]}...: {exc}") from exc
+    return keys
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SigningError(f"{path}: cannot read the key file: {exc.strerror}") from exc
+
+
+def describe_record(rec: ApprovedChange) -> str:
+    """One line a person reads: id, where, what, when, who, status."""
+    start = rec.valid_from.strftime("%Y-%m-%d %H:%M")
+    end = rec.valid_until.strftime("%Y-%m-%d %H:%M")
+    expected = rec.expected.describe()
+    use = "single-use" if rec.single_use else "reusable"
+    signed = "signed" if rec.signature else "unsigned"
+    return (
+        f"{rec.id}  {rec.controller}/{rec.tag}  {expected}  {start}{EN_DASH}{end} UTC  "
+        f"by {rec.approved_by}  {rec.change_control_ref or '-'}  {rec.status}  {use}  {signed}"
+    )
+
+
+def _list(args: argparse.Namespace, out: TextIO) -> int:
+    records, errors = _load_all(_need_files(args))
+    for _path, rec in records:
+        if args.json:
+            print(rec.model_dump_json(exclude_none=True), file=out)
+        else:
+            print(describe_record(rec), file=out)
+    for error in errors:
+        print(error, file=sys.stderr)
+    return 1 if errors else 0
+
+
+def validation_problems(
+    records: Sequence[tuple[Path, ApprovedChange]],
+    trusted: Sequence[str],
+    require_signed: bool,
+) -> list[str]:
+    """Problems that make a loaded set unfit: duplicate ids across files, bad signatures."""
+    problems: list[str] = []
+    first: dict[str, Path] = {}
+    for path, rec in records:
+        if rec.id in first:
+            problems.append(f"{path}: approval {rec.id} is also in {first[rec.id]} "
+                            "(fix: keep one; the later file would win)")
+        first.setdefault(rec.id, path)
+        check = check_signature(rec, trusted) if trusted else None
+        if check is SignatureCheck.INVALID:
+            problems.append(f"{path}: approval {rec.id}: signature does not verify with any "
+                            "trusted key (fix: re-sign it, or add the signer's public key)")
+        if require_signed and not rec.signature:
+            problems.append(f"{path}: approval {rec.id}: not signed (fix: `approvals sign`)")
+    return problems
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
+    files = _need_files(args)
+    records, errors = _load_all(files)
+    trusted = _trusted(args)
+    require = bool(getattr(args, "require_signed", False))
+    if require and not trusted:
+        raise SigningError("--require-signed needs --trusted-key or --trusted-key-file")
+    problems = errors + validation_problems(records, trusted, require)
+    now = datetime.now(UTC)
+    for _path, rec in records:
+        if rec.status == "active" and rec.valid_until < now:
+            print(f"note: {rec.id} has expired: {window_mismatch(rec, now, 0)}", file=out)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"OK: {len(records)} approvals in {len(files)} file(s)", file=out)
+    return 0
+
+
+def _keygen(args: argparse.Namespace, out: TextIO) -> int:
+    targets = [p for p in (args.private_key, args.public_key) if p is not None]
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not args.force:
+        raise SigningError(
+            f"{', '.join(existing)} already exists (fix: choose a new path or --force)"
+        )
+    private, public = generate_keypair()
+    _write_private(args.private_key, private)
+    if args.public_key is not None:
+        args.public_key.write_text(public + "\n", encoding="utf-8")
+    print(public, file=out)
+    return 0
+
+
+def _write_private(path: Path, private: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(private + "\n")
+    os.chmod(path, 0o600)
+
+
+def _sign(args: argparse.Namespace, out: TextIO) -> int:
+    private = _read_key_file(args.private_key)
+    records = [sign_approval(rec, private) for rec in load_approvals_file(args.file)]
+    target: Path = args.output or args.file
+    _write_approvals(target, records)
+    print(f"signed {len(records)} approvals with key {public_key_of(private)} into {target}",
+          file=out)
+    return 0
+
+
+def _write_approvals(path: Path, records: Sequence[ApprovedChange]) -> None:
+    """Write records as YAML (or JSON for ``.json``), atomically."""
+    doc: dict[str, Any] = {
+        "approvals": [r.model_dump(mode="json", exclude_none=True) for r in records]
+    }
+    if path.suffix.lower() == ".json":
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _verify(args: argparse.Namespace, out: TextIO) -> int:
+    trusted = _trusted(args)
+    if not trusted:
+        raise SigningError("verify needs --trusted-key or --trusted-key-file")
+    records, errors = _load_all(_need_files(args))
+    bad = len(errors)
+    for error in errors:
+        print(error, file=sys.stderr)
+    for path, rec in records:
+        check = check_signature(rec, trusted)
+        print(f"{path}: {rec.id}: {check.value}", file=out)
+        bad += check is not SignatureCheck.VALID
+    return 1 if bad else 0

@@ -1,0 +1,172 @@
+"""The ``otwatch.approvals`` topic as a source of approved change records.
+
+MES/QMS change control publishes one record per approval, keyed by the approval id; a tombstone
+(null value) or a record with ``status: revoked`` revokes it. The agent reads the whole topic
+from the beginning on every start, without a consumer group (no rebalances, no committed offsets:
+the topic is a table, and every agent needs all of it), and keeps reading for new records.
+
+Example::
+
+    source = ApprovalTopicSource(book, bootstrap_servers="127.0.0.1:9092")
+    await source.start()
+    await source.wait_loaded(within_s=10)   # judge changes only once the table is read
+    ...
+    await source.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from agent.approvals import metrics
+from agent.approvals.book import ApprovalBook
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOPIC = "otwatch.approvals"
+#: Consumer settings the reader owns: every agent reads the whole topic, with no group.
+RESERVED_KWARGS = frozenset(
+    {"bootstrap_servers", "group_id", "enable_auto_commit", "auto_offset_reset"}
+)
+
+
+class _TopicMissing(Exception):
+    """The topic does not exist (yet): read again after a pause, with a new consumer."""
+
+
+class ApprovalTopicSource:
+    """Feeds an ApprovalBook from the approvals topic; owns one background task."""
+
+    def __init__(
+        self,
+        book: ApprovalBook,
+        *,
+        bootstrap_servers: str,
+        topic: str = DEFAULT_TOPIC,
+        consumer_kwargs: Mapping[str, Any] | None = None,
+        retry_s: float = 2.0,
+        poll_ms: int = 500,
+    ) -> None:
+        self._book = book
+        self._bootstrap = bootstrap_servers
+        self._topic = topic
+        self._kwargs = dict(consumer_kwargs or {})
+        reserved = sorted(RESERVED_KWARGS & self._kwargs.keys())
+        if reserved:
+            raise ValueError(
+                f"consumer_kwargs: {', '.join(reserved)} is set by the approvals topic reader "
+                "(fix: remove it; the topic is read group-less from the beginning)"
+            )
+        self._retry_s = retry_s
+        self._poll_ms = poll_ms
+        self._task: asyncio.Task[None] | None = None
+        self._loaded = asyncio.Event()
+        self._failing = False
+
+    @property
+    def loaded(self) -> bool:
+        """True once every record present at assignment time has been applied."""
+        return self._loaded.is_set()
+
+    async def start(self) -> None:
+        """Start reading in the background; never waits for the broker."""
+        if self._task is not None:
+            return
+        self._task = asyncio.create_task(self._run(), name=f"approvals-topic:{self._topic}")
+        self._task.add_done_callback(self._on_done)
+
+    async def wait_loaded(self, within_s: float) -> bool:
+        """Wait until the topic has been read up to its end; False if that took too long."""
+        try:
+            await asyncio.wait_for(self._loaded.wait(), within_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Cancel the reader and wait for it (and its consumer) to close, at most ``grace_s``."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, grace_s)
+        metrics.TOPIC_UP.set(0)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        metrics.TOPIC_UP.set(0)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("approvals topic reader stopped: %r", task.exception())
+
+    async def _run(self) -> None:
+        """Read the topic; on a broker error, log once, wait and read it again from the start."""
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                **self._kwargs,
+            )
+            try:
+                await consumer.start()
+                await self._read(consumer)
+            except _TopicMissing as exc:
+                self._outage(str(exc))
+            except (KafkaError, OSError) as exc:
+                self._outage(f"approvals topic {self._topic} unreadable: {exc!r}")
+            finally:
+                metrics.TOPIC_UP.set(0)
+                await self._close(consumer)
+            await asyncio.sleep(self._retry_s)
+
+    async def _close(self, consumer: AIOKafkaConsumer) -> None:
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            await asyncio.wait_for(consumer.stop(), 5.0)
+
+    def _outage(self, message: str) -> None:
+        log.log(logging.DEBUG if self._failing else logging.ERROR, "%s", message)
+        self._failing = True
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """All partitions of the topic, as the consumer's metadata knew them at its start.
+
+        A topic created later is only seen by a new consumer (the client's own metadata is not
+        refreshed by ``topics()``), so a missing topic ends this read and ``_run`` starts over.
+        """
+        numbers = consumer.partitions_for_topic(self._topic)
+        if not numbers:
+            raise _TopicMissing(f"approvals topic {self._topic} does not exist yet; waiting for it")
+        return [TopicPartition(self._topic, n) for n in sorted(numbers)]
+
+    async def _read(self, consumer: AIOKafkaConsumer) -> None:
+        partitions = await self._partitions(consumer)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        if self._failing:
+            log.info("approvals topic %s readable again", self._topic)
+        self._failing = False
+        metrics.TOPIC_UP.set(1)
+        log.info("reading approvals topic %s (%d partitions)", self._topic, len(partitions))
+        while True:
+            batches = await consumer.getmany(timeout_ms=self._poll_ms)
+            for records in batches.values():
+                for rec in records:
+                    self._book.apply_topic_record(rec.key, rec.value)
+            if not self._loaded.is_set() and await self._caught_up(consumer, ends):
+                log.info("approvals topic %s read to its end", self._topic)
+                self._loaded.set()
+
+    async def _caught_up(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return False
+        return True

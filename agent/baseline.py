@@ -1,0 +1,87 @@
+"""The persisted baseline: last value and source timestamp of every watched tag.
+
+Written atomically (temporary file, fsync, rename), so a power cut leaves either the old or
+the new baseline, never half of one. On start the agent compares each controller's first
+scan with it, which is how a change made while the agent was down is still found.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+from agent.sources.base import Reading
+
+
+@dataclass
+class ControllerBaseline:
+    tags: dict[str, Reading] = field(default_factory=dict)
+    #: When the agent last had a complete scan of this controller.
+    last_seen: datetime | None = None
+    #: The controller's session identity (OPC UA server start time) at the last scan.
+    session: str = ""
+
+
+def _reading_to_json(r: Reading) -> dict[str, Any]:
+    return {"value": r.value, "source_ts": r.source_ts.isoformat() if r.source_ts else None}
+
+
+def _reading_from_json(d: dict[str, Any]) -> Reading:
+    ts = d.get("source_ts")
+    return Reading(d.get("value"), datetime.fromisoformat(ts) if ts else None)
+
+
+class BaselineStore:
+    """All controllers' baselines in one JSON file under the agent's state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.controllers: dict[str, ControllerBaseline] = self._load()
+
+    def _load(self) -> dict[str, ControllerBaseline]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{self.path}: the baseline file is unreadable ({exc}); fix: restore it from a "
+                "backup, or delete it to learn a new baseline (changes made meanwhile are then missed)"
+            ) from None
+        out = {}
+        for cid, entry in data.get("controllers", {}).items():
+            seen = entry.get("last_seen")
+            out[cid] = ControllerBaseline(
+                tags={k: _reading_from_json(v) for k, v in entry.get("tags", {}).items()},
+                last_seen=datetime.fromisoformat(seen) if seen else None,
+                session=entry.get("session", ""),
+            )
+        return out
+
+    def get(self, controller_id: str) -> ControllerBaseline:
+        return self.controllers.setdefault(controller_id, ControllerBaseline())
+
+    def save(self) -> None:
+        data = {
+            "version": 1,
+            "controllers": {
+                cid: {
+                    "tags": {k: _reading_to_json(v) for k, v in b.tags.items()},
+                    "last_seen": b.last_seen.isoformat() if b.last_seen else None,
+                    "session": b.session,
+                }
+                for cid, b in self.controllers.items()
+            },
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,126 @@
+"""`otwatch-agent`: run the edge agent, check its config, and manage approved change records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from agent import __version__
+from agent.config import AgentConfig, ModbusControllerConfig, load_agent_config
+from agent.errors import ConfigError, OtwatchAgentError
+from agent.sources.modbus_plan import plan_reads
+
+EPILOG = """examples:
+  otwatch-agent check --config config/agent.yaml     validate, print the compiled read plan
+  otwatch-agent run --config config/agent.yaml       watch the controllers until Ctrl-C
+  otwatch-agent approvals list --config config/agent.yaml
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otwatch-agent",
+        description="The otwatch edge agent: reads OPC UA and Modbus controllers (never writes), "
+        "checks every setpoint, recipe, program and mode change against the approved change "
+        "records, and publishes each change to Kafka through a durable local spool.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"otwatch-agent {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="watch the configured controllers until stopped")
+    run.add_argument("--config", required=True, help="agent config file (YAML)")
+    check = sub.add_parser("check", help="validate a config and print the compiled read plan")
+    check.add_argument("--config", required=True, help="agent config file (YAML)")
+    _add_approvals(sub)
+    return parser
+
+
+def _add_approvals(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from agent.approvals.cli import add_approvals_parser
+
+    add_approvals_parser(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    quiet_libraries()
+    try:
+        if args.command == "check":
+            return check(load_agent_config(args.config))
+        if args.command == "run":
+            return run(load_agent_config(args.config))
+        return _approvals(args)
+    except ConfigError as exc:
+        print(f"otwatch-agent: configuration error\n{exc}", file=sys.stderr)
+        return 2
+    except OtwatchAgentError as exc:
+        print(f"otwatch-agent: {exc}", file=sys.stderr)
+        return 1
+
+
+def quiet_libraries() -> None:
+    """The protocol and Kafka libraries log every request at INFO; keep their warnings only."""
+    for name in ("asyncua", "aiokafka", "pymodbus"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _approvals(args: argparse.Namespace) -> int:
+    from agent.approvals.cli import run_approvals_command
+
+    config_path = getattr(args, "config", None)
+    if config_path:
+        config = load_agent_config(config_path)
+        args.file = [*(getattr(args, "file", None) or []), *config.approvals.files]
+    return run_approvals_command(args)
+
+
+def check(config: AgentConfig) -> int:
+    """Print what the agent would read: requests per controller and the tags they cover."""
+    print(f"agent {config.agent.id} at site {config.agent.site}: {len(config.controllers)} controllers")
+    for ctl in config.controllers:
+        watched = sum(1 for t in ctl.tags if t.kind is not None)
+        print(f"- {ctl.id} ({ctl.protocol}, {ctl.endpoint}): {len(ctl.tags)} tags, {watched} watched")
+        if isinstance(ctl, ModbusControllerConfig):
+            for req in plan_reads(ctl.tags, max_gap=ctl.max_gap):
+                names = ", ".join(t.name for t in req.tags)
+                end = req.start + req.count - 1
+                print(f"    read {req.table} {req.start}..{end} ({req.count}): {names}")
+        else:
+            chunks = -(-len(ctl.tags) // ctl.max_nodes_per_read)
+            print(f"    read {len(ctl.tags)} nodes in {chunks} request(s) every {ctl.poll_interval_s} s")
+    print(f"approvals: {', '.join(str(p) for p in config.approvals.files) or 'none'}")
+    print(f"kafka: {config.kafka.bootstrap_servers}; state: {config.agent.state_dir}")
+    return 0
+
+
+def run(config: AgentConfig) -> int:
+    from agent.runner import Agent
+
+    async def main_loop() -> None:
+        agent = Agent(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, agent.stop)
+        await agent.run()
+
+    try:
+        import uvloop
+
+        uvloop.run(main_loop())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(main_loop())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

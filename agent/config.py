@@ -1,0 +1,276 @@
+"""The agent's configuration: pydantic models, loaded and checked once at start-up.
+
+Loading never connects to anything. Every error names the file, the key and the fix::
+
+    config/agent.yaml: controllers[0].tags[2].data_type: Input should be 'int16', 'uint16', ...
+      fix: use one of the listed values
+
+Relative paths in the file (state directory, approvals files) are resolved against the
+directory that holds the config file, so a config can be moved together with its files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent.errors import ConfigError
+from agent.events import TagKind
+from agent.kafka_settings import KafkaSettings, TopicNames
+
+ContextRole = Literal["lot", "batch", "recipe", "operator"]
+RegisterTable = Literal["holding", "input", "coil", "discrete"]
+ModbusDataType = Literal[
+    "int16", "uint16", "int32", "uint32", "float32", "float64", "string", "bool", "bit"
+]
+
+#: Registers each data type occupies (strings use `length`).
+REGISTER_COUNT: dict[str, int] = {
+    "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bit": 1,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TagBase(_Strict):
+    """A watched tag (``kind``) or a context tag (``context``) that travels with every event."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    kind: TagKind | None = None
+    context: ContextRole | None = None
+    critical_to_quality: bool = False
+    unit: str | None = None
+    #: Analogue noise below this absolute difference is not a change.
+    deadband: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _has_role(self) -> TagBase:
+        if self.kind is None and self.context is None:
+            raise ValueError(
+                "a tag needs `kind` (setpoint, recipe, program, mode) to be watched, "
+                "or `context` (lot, batch, recipe, operator) to travel with events"
+            )
+        return self
+
+
+class ModbusTag(TagBase):
+    table: RegisterTable = "holding"
+    address: int = Field(ge=0, le=65535)
+    data_type: ModbusDataType = "uint16"
+    word_order: Literal["big", "little"] = "big"
+    byte_order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+    #: Registers a string occupies (two characters each).
+    length: int | None = Field(default=None, ge=1, le=125)
+    #: Bit number for data_type `bit` (a bit inside a holding or input register).
+    bit: int | None = Field(default=None, ge=0, le=15)
+
+    @model_validator(mode="after")
+    def _shape(self) -> ModbusTag:
+        bit_tables = ("coil", "discrete")
+        if self.table in bit_tables and self.data_type != "bool":
+            raise ValueError(f"table {self.table} holds single bits: set data_type: bool")
+        if self.table not in bit_tables and self.data_type == "bool":
+            raise ValueError("data_type bool is for coils and discrete inputs; use bit + bit: N")
+        if self.data_type == "string" and self.length is None:
+            raise ValueError("data_type string needs `length` (registers, two characters each)")
+        if self.data_type == "bit" and self.bit is None:
+            raise ValueError("data_type bit needs `bit` (0-15)")
+        return self
+
+    @property
+    def register_count(self) -> int:
+        if self.data_type == "string":
+            return self.length or 1
+        return REGISTER_COUNT.get(self.data_type, 1)
+
+
+class OpcuaTag(TagBase):
+    #: `nsu=<namespace uri>;s=<id>` (resolved on every connect) or `ns=<index>;...`.
+    node: str = Field(min_length=3)
+
+
+class ControllerBase(_Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    line: str = "line-1"
+    validated: bool = False
+    poll_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+    timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    #: Reconnect backoff: first delay doubles up to this cap.
+    reconnect_max_s: float = Field(default=30.0, gt=0.0)
+
+
+class ModbusControllerConfig(ControllerBase):
+    protocol: Literal["modbus"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    device_id: int = Field(default=1, ge=0, le=255)
+    #: Pause between two requests to one controller, so the agent never floods a PLC.
+    pacing_ms: float = Field(default=0.0, ge=0.0)
+    #: Largest gap of unused registers a read request spans instead of splitting in two.
+    max_gap: int = Field(default=16, ge=0, le=124)
+    tags: list[ModbusTag] = Field(min_length=1)
+
+    @property
+    def endpoint(self) -> str:
+        return f"modbus://{self.host}:{self.port}/{self.device_id}"
+
+
+class OpcuaControllerConfig(ControllerBase):
+    protocol: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://")
+    #: Largest number of nodes in one Read request (servers cap operations per request).
+    max_nodes_per_read: int = Field(default=1000, ge=1)
+    tags: list[OpcuaTag] = Field(min_length=1)
+
+
+ControllerConfig = Annotated[
+    ModbusControllerConfig | OpcuaControllerConfig, Field(discriminator="protocol")
+]
+
+
+class AgentSection(_Strict):
+    id: str = Field(min_length=1)
+    site: str = Field(min_length=1)
+    state_dir: Path = Path("/var/lib/otwatch/agent")
+
+
+class ApprovalsSection(_Strict):
+    files: list[Path] = Field(default_factory=list)
+    require_signed: bool = False
+    clock_skew_s: float = Field(default=30.0, ge=0.0)
+    trusted_keys: list[str] = Field(default_factory=list)
+    #: Also follow the approvals Kafka topic (MES/QMS change control publishes there).
+    from_topic: bool = False
+
+
+class MetricsSection(_Strict):
+    host: str = "127.0.0.1"
+    #: 0 turns the metrics endpoint off.
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class HeartbeatSection(_Strict):
+    interval_s: float = Field(default=10.0, gt=0.0)
+
+
+class AgentConfig(_Strict):
+    agent: AgentSection
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+    heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    controllers: list[ControllerConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AgentConfig:
+        _no_duplicates([c.id for c in self.controllers], "controllers", "controller id")
+        for i, ctl in enumerate(self.controllers):
+            _no_duplicates([t.name for t in ctl.tags], f"controllers[{i}].tags", "tag name")
+            if isinstance(ctl, ModbusControllerConfig):
+                _no_overlaps(ctl, i)
+        return self
+
+    def controller(self, controller_id: str) -> ModbusControllerConfig | OpcuaControllerConfig:
+        for ctl in self.controllers:
+            if ctl.id == controller_id:
+                return ctl
+        raise KeyError(controller_id)
+
+
+def _no_duplicates(names: list[str], where: str, what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{where}: {what} {name!r} appears twice; give each a unique name")
+        seen.add(name)
+
+
+def _no_overlaps(ctl: ModbusControllerConfig, index: int) -> None:
+    """Two tags on the same registers are a copy-paste error, except bits of one register."""
+    taken: dict[tuple[str, int], str] = {}
+    for tag in ctl.tags:
+        for reg in range(tag.address, tag.address + tag.register_count):
+            slot = (tag.table, reg) if tag.data_type != "bit" else (f"bit{tag.bit}", reg)
+            other = taken.get(slot)
+            if other is not None:
+                raise ValueError(
+                    f"controllers[{index}] ({ctl.id}): tags {other!r} and {tag.name!r} both use "
+                    f"{tag.table} register {reg}; fix the address of one of them"
+                )
+            taken[slot] = tag.name
+
+
+def load_agent_config(path: Path | str) -> AgentConfig:
+    """Read, validate and resolve an agent config file; raise `ConfigError` on any problem."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    try:
+        config = AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(path, exc)) from None
+    return _resolve_paths(config, path.parent)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}); fix: check the path") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); fix: correct the syntax at that line") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must be a YAML mapping with the keys agent, controllers, ...")
+    return data
+
+
+def _resolve_paths(config: AgentConfig, base: Path) -> AgentConfig:
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    agent = config.agent.model_copy(update={"state_dir": resolve(config.agent.state_dir)})
+    approvals = config.approvals.model_copy(
+        update={"files": [resolve(p) for p in config.approvals.files]}
+    )
+    return config.model_copy(update={"agent": agent, "approvals": approvals})
+
+
+_FIXES = {
+    "extra_forbidden": "remove this key or correct its spelling",
+    "missing": "add this key",
+    "literal_error": "use one of the listed values",
+    "enum": "use one of the listed values",
+    "union_tag_invalid": "set protocol: modbus or protocol: opcua",
+    "union_tag_not_found": "add protocol: modbus or protocol: opcua",
+}
+
+
+def format_validation_error(path: Path, exc: ValidationError) -> str:
+    """One line per problem: `file: key: what is wrong; fix: what to do`."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = _dotted(err["loc"])
+        fix = _FIXES.get(err["type"], "correct the value")
+        lines.append(f"{path}: {key or '(top level)'}: {err['msg']}; fix: {fix}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("modbus", "opcua"):
+            continue  # the discriminator's branch name is not a key in the file
+        else:
+            out += f".{part}" if out else str(part)
+    return out

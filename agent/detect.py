@@ -1,0 +1,90 @@
+"""Change detection: compare what a controller reports with the baseline. Pure functions.
+
+A change is a watched tag whose value differs from its baseline value by more than the
+tag's deadband. The first scan after a (re)connect compares against the persisted
+baseline, so what changed while nobody was looking is reported as
+``changed_while_unwatched``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent.config import TagBase
+from agent.events import ChangeKind, TagKind, TagValue
+from agent.sources.base import Reading
+
+_KIND_OF_CHANGE = {
+    TagKind.SETPOINT: ChangeKind.SETPOINT_CHANGE,
+    TagKind.RECIPE: ChangeKind.RECIPE_SWITCH,
+    TagKind.PROGRAM: ChangeKind.PROGRAM_CHANGE,
+    TagKind.MODE: ChangeKind.MODE_CHANGE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A watched tag that changed: the raw material of one `SuspectChange` event."""
+
+    tag: TagBase
+    old_value: TagValue
+    new_value: TagValue
+    occurred_at: datetime
+    change_kind: ChangeKind
+
+
+def differs(old: TagValue, new: TagValue, deadband: float) -> bool:
+    """True when `new` is a real change from `old` (numbers within the deadband are not)."""
+    if _is_number(old) and _is_number(new):
+        if math.isnan(float(old)) and math.isnan(float(new)):  # type: ignore[arg-type]
+            return False
+        return abs(float(new) - float(old)) > deadband  # type: ignore[arg-type]
+    return old != new
+
+
+def _is_number(value: TagValue) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def detect_changes(
+    tags: Iterable[TagBase],
+    baseline: Mapping[str, Reading],
+    readings: Mapping[str, Reading],
+    *,
+    at: datetime,
+    unwatched: bool = False,
+) -> list[Change]:
+    """The changes in `readings` against `baseline`; tags absent from either are skipped.
+
+    A tag with no baseline yet (first time ever seen) is learnt, not reported.
+    """
+    changes = []
+    for tag in tags:
+        if tag.kind is None:
+            continue
+        new, old = readings.get(tag.name), baseline.get(tag.name)
+        if new is None or old is None or not differs(old.value, new.value, tag.deadband):
+            continue
+        kind = ChangeKind.CHANGED_WHILE_UNWATCHED if unwatched else _KIND_OF_CHANGE[tag.kind]
+        occurred = new.source_ts or at
+        changes.append(Change(tag, old.value, new.value, occurred, kind))
+    return changes
+
+
+def next_baseline(
+    baseline: Mapping[str, Reading], readings: Mapping[str, Reading], changes: Iterable[Change]
+) -> dict[str, Reading]:
+    """The baseline after a scan: changed and new tags take their new reading.
+
+    Values within the deadband keep the old baseline value, so slow drift is still
+    reported once it adds up to more than the deadband.
+    """
+    updated = dict(baseline)
+    changed = {c.tag.name for c in changes}
+    for name, reading in readings.items():
+        if name in changed or name not in updated:
+            updated[name] = reading
+    return updated

@@ -1,0 +1,35 @@
+"""The agent's exception tree.
+
+    OtwatchAgentError
+    ├── ConfigError          bad config or approvals file; never retried (fix the file)
+    └── SourceError          a controller could not be read; `retryable` says whether to retry
+        ├── ControllerUnreachable   connection refused, timeout, session lost (retryable)
+        └── TagConfigError          the controller refuses a tag's address (not retryable)
+
+Library exceptions (pymodbus, asyncua, OSError) are translated at the source boundary.
+"""
+
+from __future__ import annotations
+
+
+class OtwatchAgentError(Exception):
+    retryable = False
+
+
+class ConfigError(OtwatchAgentError):
+    """A config file is invalid: the message names the file, the key and the fix."""
+
+
+class SourceError(OtwatchAgentError):
+    def __init__(self, message: str, *, controller: str, tag: str | None = None) -> None:
+        super().__init__(message)
+        self.controller = controller
+        self.tag = tag
+
+
+class ControllerUnreachable(SourceError):
+    retryable = True
+
+
+class TagConfigError(SourceError):
+    """The controller answered 'illegal address' (or equal) for a configured tag."""

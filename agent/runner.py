@@ -1,0 +1,164 @@
+"""The running agent: sources → watchers → spool → publisher, plus metrics and heartbeats.
+
+Every background task is owned: started here, watched by a done-callback that stops the
+agent if a task dies, cancelled and awaited (bounded) on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from prometheus_client import start_http_server
+
+from agent import __version__
+from agent.approvals import ApprovalBook, MatchPolicy
+from agent.baseline import BaselineStore
+from agent.config import AgentConfig, ModbusControllerConfig
+from agent.events import SuspectChange
+from agent.heartbeat import Heartbeat, HeartbeatSender
+from agent.publisher import SpoolPublisher
+from agent.sources.base import Source
+from agent.sources.modbus import ModbusSource
+from agent.sources.opcua import OpcuaSource
+from agent.spool import Spool
+from agent.watcher import AgentIdentity, ControllerWatcher
+
+log = logging.getLogger(__name__)
+
+#: How often the baseline's "last seen" times are persisted without any change.
+BASELINE_SAVE_INTERVAL_S = 5.0
+#: The file that says the agent has read every controller once (the demo waits for it).
+READY_FILE = "ready"
+
+
+def make_source(config: AgentConfig, controller_id: str) -> Source:
+    ctl = config.controller(controller_id)
+    if isinstance(ctl, ModbusControllerConfig):
+        return ModbusSource(ctl)
+    return OpcuaSource(ctl)
+
+
+def approval_book(config: AgentConfig) -> ApprovalBook:
+    policy = MatchPolicy(
+        require_signed=config.approvals.require_signed,
+        clock_skew_s=config.approvals.clock_skew_s,
+        trusted_keys=config.approvals.trusted_keys,
+    )
+    return ApprovalBook(
+        config.approvals.files,
+        policy=policy,
+        state_path=config.agent.state_dir / "approvals-used.json",
+    )
+
+
+class Agent:
+    """One edge agent process. `await Agent(config).run()` until cancelled or `stop()`."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        state = config.agent.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(state / "spool.db", topics=config.topics)
+        self.baseline = BaselineStore(state / "baseline.json")
+        self.approvals = approval_book(config)
+        self.publisher = SpoolPublisher(self.spool, config.kafka)
+        self.heartbeat = HeartbeatSender(
+            config.kafka, config.topics.heartbeat, self._heartbeat, config.heartbeat.interval_s
+        )
+        identity = AgentIdentity(config.agent.id, config.agent.site)
+        self.watchers = {
+            ctl.id: ControllerWatcher(
+                identity, ctl, self.baseline.get(ctl.id), self.approvals, self._store
+            )
+            for ctl in config.controllers
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._last_save = 0.0
+
+    async def _store(self, events: list[SuspectChange]) -> None:
+        """Durable before acknowledged: spool first, then the baseline may move on."""
+        self.spool.append(events)
+        self.publisher.wake()
+        self.baseline.save()
+        for ev in events:
+            log.info(
+                "%s %s/%s %s: %r -> %r (%s)", ev.verdict.value, ev.controller.id, ev.tag.name,
+                ev.change_kind.value, ev.old_value, ev.new_value, ev.verdict_reason,
+            )
+
+    def _heartbeat(self) -> Heartbeat:
+        return Heartbeat(
+            agent_id=self.config.agent.id,
+            version=__version__,
+            controllers_up=sum(w.up for w in self.watchers.values()),
+            controllers_total=len(self.watchers),
+            spool_depth=self.spool.depth(),
+            last_seq=self.spool.last_seq(),
+        )
+
+    async def run(self) -> None:
+        if self.config.metrics.port:
+            start_http_server(self.config.metrics.port, addr=self.config.metrics.host)
+        await self.publisher.start()
+        await self.heartbeat.start()
+        for cid, watcher in self.watchers.items():
+            self._own(self._watch(cid, watcher), f"watch {cid}")
+        self._own(self._housekeeping(), "housekeeping")
+        try:
+            await self._stopped.wait()
+        finally:
+            await self._shutdown()
+        if self._failure is not None:
+            raise self._failure
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _own(self, coro: object, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("agent task %s failed; stopping", task.get_name(), exc_info=exc)
+            self._failure = exc
+            self._stopped.set()
+
+    async def _watch(self, controller_id: str, watcher: ControllerWatcher) -> None:
+        await make_source(self.config, controller_id).run(watcher.on_event)
+
+    async def _housekeeping(self) -> None:
+        ready = self.config.agent.state_dir / READY_FILE
+        ready.unlink(missing_ok=True)
+        while True:
+            await asyncio.sleep(0.5)
+            self.approvals.refresh()
+            if not ready.exists() and all(w.up for w in self.watchers.values()):
+                ready.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+            self._maybe_save_baseline()
+
+    def _maybe_save_baseline(self) -> None:
+        now = time.monotonic()
+        if now - self._last_save >= BASELINE_SAVE_INTERVAL_S:
+            self.baseline.save()
+            self._last_save = now
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 5.0)
+        await self.heartbeat.stop()
+        await self.publisher.stop()
+        self.baseline.save()
+        self.spool.close()
+        (self.config.agent.state_dir / READY_FILE).unlink(missing_ok=True)

@@ -1,0 +1,95 @@
+"""The one contract every protocol source implements.
+
+A source owns the connection to one controller. `run()` connects, reads (by polling or by
+subscription: two implementations of this one contract), reconnects with capped backoff,
+and reports what it sees through ``emit``: `Connected`, `Readings`, `Disconnected`. It never
+writes to the controller: no source has a write path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from agent.events import TagValue
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    value: TagValue
+    #: The controller's own timestamp where the protocol gives one (OPC UA), else None.
+    source_ts: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    at: datetime
+    #: Changes when the controller's session or server restarted (possible program download).
+    session: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    at: datetime
+    values: dict[str, Reading]
+    #: True when every configured tag is in ``values`` (a full scan), False for a partial update.
+    complete: bool = True
+    actors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    at: datetime
+    reason: str
+
+
+SourceEvent = Connected | Readings | Disconnected
+Emit = Callable[[SourceEvent], Awaitable[None]]
+
+
+class Source(Protocol):
+    controller_id: str
+
+    async def run(self, emit: Emit) -> None:
+        """Watch the controller until cancelled; never returns on its own."""
+        ...
+
+
+class OutageLog:
+    """Log once per outage: the first failure at ERROR, repeats at DEBUG until a success."""
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self._log = logger
+        self._what = what
+        self.down = False
+
+    def failed(self, reason: str) -> None:
+        if self.down:
+            self._log.debug("%s still unreachable: %s", self._what, reason)
+        else:
+            self._log.error("%s unreachable: %s (retrying quietly)", self._what, reason)
+        self.down = True
+
+    def recovered(self) -> None:
+        if self.down:
+            self._log.warning("%s reachable again", self._what)
+        self.down = False
+
+
+def backoff_delays(first: float, cap: float) -> Callable[[], float]:
+    """Capped exponential backoff; call `next` for each retry, reset by making a new one."""
+    delay = first / 2
+
+    def step() -> float:
+        nonlocal delay
+        delay = min(cap, delay * 2)
+        return delay
+
+    return step

@@ -1,0 +1,288 @@
+"""The agent's durable spool: every event is on disk before it counts as detected.
+
+A SQLite database in WAL mode with ``synchronous=FULL``: when :meth:`Spool.append` returns, the
+events and the agent's ``seq`` counter are committed together and survive power loss. The
+publisher (``agent.publisher``) reads the oldest rows with :meth:`Spool.peek` and removes only
+what the broker acknowledged with :meth:`Spool.ack`; a crash in between means a resend of the
+same bytes (same ``event_id``), never a loss.
+
+Policy when full. The spool is bounded by ``max_events``, ``max_bytes`` and, optionally,
+``max_age_s`` (the age of the oldest unpublished event). When an append would cross a bound, or
+the disk under the spool is full, the *whole* append is refused with :class:`SpoolFull`: nothing
+is written, no ``seq`` is consumed, nothing already spooled is dropped. The refusal is counted
+(``otwatch_agent_spool_refused_total{reason}``) and logged once at ERROR per full episode (until
+an append succeeds again). The caller must then treat the change as not detected (keep its
+baseline unchanged so the change is found again, as a monitoring gap, once there is room).
+
+Exceptions: :class:`SpoolError` (the spool database failed) and its subclass :class:`SpoolFull`
+belong to the delivery tree rooted at ``agent.kafka_settings.DeliveryError``.
+
+Example::
+
+    >>> spool = Spool(Path("/var/lib/otwatch/spool.db"), topics=TopicNames())
+    >>> stored = spool.append([event])          # durable now; stored[0].seq is assigned
+    >>> rows = spool.peek(500)                  # [(row_id, topic, key, value), ...]
+    >>> spool.ack([row_id for row_id, *_ in rows])
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge
+
+from agent.events import SuspectChange, Verdict
+from agent.kafka_settings import DeliveryError, TopicNames
+
+log = logging.getLogger(__name__)
+
+SPOOL_DEPTH = Gauge("otwatch_agent_spool_depth", "Events in the spool, not yet acknowledged")
+SPOOL_BYTES = Gauge("otwatch_agent_spool_bytes", "Bytes of event keys and values in the spool")
+SPOOL_OLDEST_AGE = Gauge(
+    "otwatch_agent_spool_oldest_age_seconds", "Age of the oldest unacknowledged event (0: empty)"
+)
+SPOOL_APPENDED = Counter("otwatch_agent_spool_appended_total", "Events written to the spool")
+SPOOL_REFUSED = Counter(
+    "otwatch_agent_spool_refused_total",
+    "Events refused because the spool was full (reason: events, bytes, age, disk)",
+    ["reason"],
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    appended_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0);
+"""
+
+Row = tuple[int, str, bytes, bytes]
+
+
+class SpoolError(DeliveryError):
+    """The spool database failed (cannot open, corrupt, I/O error); the message names the file."""
+
+
+class SpoolFull(SpoolError):
+    """The spool refused an append: a bound was reached or the disk is full. Nothing was written.
+
+    ``reason`` is one of ``events``, ``bytes``, ``age``, ``disk``. Retryable: room comes back as
+    the publisher drains.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def topic_for(event: SuspectChange, topics: TopicNames) -> str:
+    """Approved changes go to the audit-trail topic, every other verdict to the suspect topic."""
+    return topics.authorized if event.verdict == Verdict.AUTHORIZED else topics.suspect
+
+
+class Spool:
+    """A bounded, durable FIFO of events for one agent, used from one thread."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        topics: TopicNames,
+        max_events: int = 1_000_000,
+        max_bytes: int = 512 * 2**20,
+        max_age_s: float | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.topics = topics
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self._full_logged = False
+        self._db = _open(self.path)
+        count, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events"
+        ).fetchone()
+        self._depth, self._bytes = int(count), int(size)
+        self._refresh_gauges(time.time())
+
+    def append(
+        self, events: Sequence[SuspectChange], *, now: float | None = None
+    ) -> list[SuspectChange]:
+        """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
+
+        Raises :class:`SpoolFull` (nothing written) when a bound or the disk is reached.
+        """
+        now = time.time() if now is None else now
+        if not events:
+            return []
+        self._check_bounds(events, now)
+        try:
+            stored, added = self._insert(events, now)
+        except sqlite3.OperationalError as exc:
+            self._rollback()
+            if "full" in str(exc).lower():
+                raise self._refuse(
+                    "disk",
+                    len(events),
+                    f"the disk under the spool {self.path} is full ({exc}); free space on that "
+                    "filesystem or move the spool (spool path setting)",
+                ) from exc
+            raise SpoolError(f"spool {self.path}: cannot write ({exc})") from exc
+        self._depth += len(stored)
+        self._bytes += added
+        self._full_logged = False
+        SPOOL_APPENDED.inc(len(stored))
+        self._refresh_gauges(now)
+        return stored
+
+    def _insert(
+        self, events: Sequence[SuspectChange], now: float
+    ) -> tuple[list[SuspectChange], int]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        (last,) = db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
+        stored = [ev.model_copy(update={"seq": last + i}) for i, ev in enumerate(events, 1)]
+        rows = []
+        added = 0
+        for ev in stored:
+            key, value = ev.kafka_key(), ev.to_json()
+            size = len(key) + len(value)
+            added += size
+            rows.append((ev.seq, topic_for(ev, self.topics), key, value, size, now))
+        db.executemany(
+            "INSERT INTO events (seq, topic, key, value, size, appended_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (stored[-1].seq,))
+        db.execute("COMMIT")
+        return stored, added
+
+    def _check_bounds(self, events: Sequence[SuspectChange], now: float) -> None:
+        n = len(events)
+        if self._depth + n > self.max_events:
+            raise self._refuse(
+                "events",
+                n,
+                f"spool {self.path} holds {self._depth} events, the bound "
+                f"max_events={self.max_events} is reached; the broker is not draining it",
+            )
+        if self._bytes >= self.max_bytes:
+            raise self._refuse(
+                "bytes",
+                n,
+                f"spool {self.path} holds {self._bytes} bytes, the bound "
+                f"max_bytes={self.max_bytes} is reached; the broker is not draining it",
+            )
+        age = self.oldest_age_s(now)
+        if self.max_age_s is not None and age is not None and age > self.max_age_s:
+            raise self._refuse(
+                "age",
+                n,
+                f"spool {self.path}: the oldest event waits {age:.0f} s, the bound "
+                f"max_age_s={self.max_age_s:g} is reached; the broker is not draining it",
+            )
+
+    def _refuse(self, reason: str, count: int, message: str) -> SpoolFull:
+        """Count the refusal, log it once per full episode, and build the exception."""
+        SPOOL_REFUSED.labels(reason=reason).inc(count)
+        if not self._full_logged:
+            log.error("spool full, refusing new events (nothing dropped): %s", message)
+            self._full_logged = True
+        else:
+            log.debug("spool still full: %s", message)
+        return SpoolFull(message, reason=reason)
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def peek(self, limit: int) -> list[Row]:
+        """The oldest ``limit`` rows, oldest first: ``(row_id, topic, key, value)``."""
+        cur = self._db.execute(
+            "SELECT id, topic, key, value FROM events ORDER BY id LIMIT ?", (limit,)
+        )
+        return [(int(r[0]), str(r[1]), bytes(r[2]), bytes(r[3])) for r in cur]
+
+    def ack(self, row_ids: Sequence[int], *, now: float | None = None) -> None:
+        """Remove rows the broker acknowledged, in one transaction."""
+        if not row_ids:
+            return
+        ids = ",".join(str(int(i)) for i in row_ids)
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            count, size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events"
+                " WHERE id IN (SELECT value FROM json_each(?))",
+                (f"[{ids}]",),
+            ).fetchone()
+            db.execute(
+                "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))", (f"[{ids}]",)
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise SpoolError(f"spool {self.path}: cannot remove acknowledged rows ({exc})") from exc
+        self._depth -= int(count)
+        self._bytes -= int(size)
+        self._refresh_gauges(time.time() if now is None else now)
+
+    def depth(self) -> int:
+        return self._depth
+
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def oldest_age_s(self, now: float) -> float | None:
+        """Seconds the oldest unacknowledged event has waited, or None when the spool is empty."""
+        row = self._db.execute("SELECT appended_at FROM events ORDER BY id LIMIT 1").fetchone()
+        return None if row is None else max(0.0, now - float(row[0]))
+
+    def last_seq(self) -> int:
+        """The last ``seq`` handed out (0 before the first event); survives restarts."""
+        (value,) = self._db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
+        return int(value)
+
+    def refresh_gauges(self, now: float) -> None:
+        """Update the depth/bytes/age gauges; the publisher calls it on its poll tick."""
+        self._refresh_gauges(now)
+
+    def _refresh_gauges(self, now: float) -> None:
+        SPOOL_DEPTH.set(self._depth)
+        SPOOL_BYTES.set(self._bytes)
+        SPOOL_OLDEST_AGE.set(self.oldest_age_s(now) or 0.0)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """Open (or create) the spool in WAL mode with full fsync; errors name the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise SpoolError(f"spool {path}: the filesystem does not support WAL mode ({mode})")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+    except (sqlite3.Error, OSError) as exc:
+        raise SpoolError(
+            f"spool {path}: cannot open ({exc}); check the spool path setting and that the "
+            "directory is writable by the agent"
+        ) from exc
+    return db

@@ -1,0 +1,208 @@
+"""One controller's watcher: source events in, `SuspectChange` events out.
+
+The watcher keeps the controller's baseline and connection state. For each scan it finds
+the changes (`agent.detect`), asks change control for a verdict (`agent.approvals`), and
+hands the finished events to the sink, which makes them durable in the spool before the
+baseline moves on. After a (re)connect it also reports what it could not see: the
+monitoring gap, values changed while unwatched, and a restarted server.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from agent import metrics
+from agent.approvals import ApprovalBook
+from agent.baseline import ControllerBaseline
+from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
+from agent.detect import Change, detect_changes, next_baseline
+from agent.events import (
+    ChangeKind,
+    ControllerRef,
+    MonitoringGap,
+    Protocol,
+    SuspectChange,
+    TagKind,
+    TagRef,
+    TagValue,
+    Verdict,
+)
+from agent.sources.base import Connected, Disconnected, Readings, SourceEvent
+
+EventSink = Callable[[list[SuspectChange]], Awaitable[None]]
+ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
+
+#: The pseudo-tag that carries session events (server restart, monitoring gap).
+SESSION_TAG = "_session"
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    agent_id: str
+    site: str
+
+
+class ControllerWatcher:
+    def __init__(
+        self,
+        identity: AgentIdentity,
+        config: ControllerConfig,
+        baseline: ControllerBaseline,
+        approvals: ApprovalBook,
+        sink: EventSink,
+    ) -> None:
+        self.identity = identity
+        self.config = config
+        self.baseline = baseline
+        self.approvals = approvals
+        self.sink = sink
+        self.watched = [t for t in config.tags if t.kind is not None]
+        self.context_tags = {t.name: t.context for t in config.tags if t.context is not None}
+        self.context: dict[str, TagValue] = {}
+        self.ref = ControllerRef(
+            id=config.id,
+            protocol=Protocol(config.protocol),
+            endpoint=config.endpoint,
+            validated=config.validated,
+        )
+        self.up = False
+        # A gap is reported once the controller is seen again; on start it runs from the
+        # last scan the previous agent run saw.
+        self._gap_start: datetime | None = baseline.last_seen
+        self._fresh = True
+        self._session: str | None = None
+        self._min_gap = timedelta(seconds=max(5.0, 3 * config.poll_interval_s))
+
+    async def on_event(self, event: SourceEvent) -> None:
+        if isinstance(event, Connected):
+            self._fresh, self._session = True, event.session
+        elif isinstance(event, Disconnected):
+            self.up = False
+            self._fresh = True
+            if self._gap_start is None:
+                self._gap_start = self.baseline.last_seen or event.at
+        elif isinstance(event, Readings):
+            await self._on_readings(event)
+
+    async def _on_readings(self, scan: Readings) -> None:
+        for name, reading in scan.values.items():
+            role = self.context_tags.get(name)
+            if role is not None:
+                self.context[role] = reading.value
+        changes = detect_changes(
+            self.watched, self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
+        )
+        events = [self._change_event(c, scan) for c in changes]
+        if self._fresh and scan.complete:
+            events.extend(self._session_events(scan.at))
+        self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
+        if scan.complete:
+            self.baseline.last_seen = scan.at
+            self.up = True
+            if self._fresh:
+                self._fresh, self._gap_start = False, None
+                if self._session is not None:
+                    self.baseline.session = self._session
+        if events:
+            await self.sink(events)
+
+    def _session_events(self, now: datetime) -> list[SuspectChange]:
+        events = []
+        gap_start = self._gap_start
+        if gap_start is not None and now - gap_start >= self._min_gap:
+            events.append(self._gap_event(gap_start, now))
+        old, new = self.baseline.session, self._session
+        if self.config.protocol == "opcua" and old and new and old != new:
+            events.append(self._restart_event(old, new, now))
+        return events
+
+    def _change_event(self, change: Change, scan: Readings) -> SuspectChange:
+        result = self.approvals.decide(
+            controller=self.config.id,
+            tag=change.tag.name,
+            change_kind=change.change_kind,
+            new_value=change.new_value,
+            occurred_at=change.occurred_at,
+        )
+        metrics.CHANGES.labels(result.verdict.value, change.change_kind.value).inc()
+        return self._event(
+            tag=_tag_ref(change.tag, self.config),
+            old=change.old_value,
+            new=change.new_value,
+            occurred_at=change.occurred_at,
+            detected_at=scan.at,
+            kind=change.change_kind,
+            verdict=result.verdict,
+            reason=result.reason,
+            approval=result.approval,
+            actor=scan.actors.get(change.tag.name),
+        )
+
+    def _gap_event(self, start: datetime, end: datetime) -> SuspectChange:
+        seconds = (end - start).total_seconds()
+        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.MONITORING_GAP.value).inc()
+        return self._event(
+            tag=TagRef(name=SESSION_TAG, address="", kind=TagKind.PROGRAM),
+            old=None,
+            new=None,
+            occurred_at=start,
+            detected_at=end,
+            kind=ChangeKind.MONITORING_GAP,
+            verdict=Verdict.UNAPPROVED,
+            reason=f"the agent could not see {self.config.id} for {seconds:.0f} s; "
+            "changes in that time are compared with the baseline but cannot be timed",
+            gap=MonitoringGap(start=start, end=end),
+        )
+
+    def _restart_event(self, old: str, new: str, now: datetime) -> SuspectChange:
+        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.PROGRAM_CHANGE.value).inc()
+        return self._event(
+            tag=TagRef(name=SESSION_TAG, address="ServerStatus.StartTime", kind=TagKind.PROGRAM),
+            old=old,
+            new=new,
+            occurred_at=now,
+            detected_at=now,
+            kind=ChangeKind.PROGRAM_CHANGE,
+            verdict=Verdict.UNAPPROVED,
+            reason=f"the OPC UA server of {self.config.id} restarted (possible program download)",
+        )
+
+    def _event(self, *, tag: TagRef, old: TagValue, new: TagValue, occurred_at: datetime,
+               detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
+               approval: object = None, actor: str | None = None,
+               gap: MonitoringGap | None = None) -> SuspectChange:
+        return SuspectChange.model_validate({
+            "event_id": str(uuid.uuid4()),
+            "seq": 0,  # the spool assigns the persisted, monotonic seq
+            "agent_id": self.identity.agent_id,
+            "site": self.identity.site,
+            "line": self.config.line,
+            "controller": self.ref,
+            "tag": tag,
+            "old_value": old,
+            "new_value": new,
+            "occurred_at": occurred_at,
+            "detected_at": detected_at,
+            "change_kind": kind,
+            "verdict": verdict,
+            "verdict_reason": reason,
+            "approval": approval,
+            "context": dict(self.context),
+            "actor": actor,
+            "gap": gap,
+        })
+
+
+def _tag_ref(tag: TagBase, controller: ControllerConfig) -> TagRef:
+    address = getattr(tag, "node", None) or f"{getattr(tag, 'table', '')}:{getattr(tag, 'address', '')}"
+    assert tag.kind is not None
+    return TagRef(
+        name=tag.name,
+        address=str(address),
+        kind=tag.kind,
+        critical_to_quality=tag.critical_to_quality,
+        unit=tag.unit,
+    )

@@ -1,0 +1,101 @@
+"""`otwatch-classifier`: consume suspect changes, apply the joint criteria, open master records."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from agent.cli import quiet_libraries
+from detectors.config import ClassifierConfig, load_classifier_config
+from detectors.criteria import load_criteria
+from detectors.errors import OtwatchDetectorError
+
+EPILOG = """examples:
+  otwatch-classifier check --config config/classifier.yaml
+  otwatch-classifier run --config config/classifier.yaml
+  otwatch-classifier run --config config/classifier.yaml --records-db postgresql://user@db/otwatch
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otwatch-classifier",
+        description="Reads suspect changes from Kafka (one consumer group; run several for "
+        "scale-out), classifies each against the joint quality + security criteria, and "
+        "opens one master record with a linked security ticket per incident.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "run until stopped"), ("check", "validate config and criteria")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", required=True, help="classifier config file (YAML)")
+        p.add_argument("--records-db", help="override classifier.records_db (path or DSN)")
+        p.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
+    return parser
+
+
+def _apply_overrides(config: ClassifierConfig, args: argparse.Namespace) -> ClassifierConfig:
+    if args.records_db:
+        section = config.classifier.model_copy(update={"records_db": args.records_db})
+        config = config.model_copy(update={"classifier": section})
+    if args.bootstrap_servers:
+        kafka = config.kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})
+        config = config.model_copy(update={"kafka": kafka})
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_libraries()
+    try:
+        config = _apply_overrides(load_classifier_config(args.config), args)
+        criteria = load_criteria(Path(config.classifier.criteria))
+        if args.command == "check":
+            print(f"criteria {criteria.version}: {len(criteria.rules)} rules; "
+                  f"records: {config.classifier.records_db}; kafka: {config.kafka.bootstrap_servers}")
+            return 0
+        return _run(config)
+    except OtwatchDetectorError as exc:
+        print(f"otwatch-classifier: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(config: ClassifierConfig) -> int:
+    from detectors.records import open_store
+    from detectors.service import Classifier
+
+    criteria = load_criteria(Path(config.classifier.criteria))
+    store = open_store(config.classifier.records_db)
+    store.migrate()
+    if config.metrics.port:
+        start_http_server(config.metrics.port, addr=config.metrics.host)
+
+    async def main_loop() -> None:
+        classifier = Classifier(config, criteria, store)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, classifier.stop)
+        await classifier.run()
+
+    try:
+        import uvloop
+
+        uvloop.run(main_loop())
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The classifier's configuration (`config/classifier.yaml`), validated at start-up.
+
+The Kafka client settings are the agent's `KafkaSettings` (same keys, TLS and SASL), so one
+way of writing a broker connection serves both sides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.kafka_settings import KafkaSettings
+from detectors.errors import ClassifierConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassifierTopics(_Strict):
+    suspect: str = "otwatch.changes.suspect"
+    alerts: str = "otwatch.alerts"
+    records: str = "otwatch.records"
+    dlq: str = "otwatch.dlq"
+
+
+class ClassifierSection(_Strict):
+    group_id: str = "otwatch-classifier"
+    #: A SQLite file path, or a PostgreSQL DSN (postgresql://...).
+    records_db: str = "records.db"
+    criteria: Path = Path("criteria.yaml")
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+
+
+class MetricsSection(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9465, ge=0, le=65535)
+
+
+class ClassifierConfig(_Strict):
+    classifier: ClassifierSection = Field(default_factory=ClassifierSection)
+    kafka: KafkaSettings = Field(
+        default_factory=lambda: KafkaSettings(client_id="otwatch-classifier")
+    )
+    topics: ClassifierTopics = Field(default_factory=ClassifierTopics)
+    metrics: MetricsSection = Field(default_factory=MetricsSection)
+
+
+def load_classifier_config(path: Path | str) -> ClassifierConfig:
+    """Read a classifier config; relative paths are resolved against the file's directory."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ClassifierConfigError(f"{path}: cannot read ({exc}); fix: check the file") from None
+    try:
+        config = ClassifierConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}; fix: "
+            + ("remove or correct this key" if e["type"] == "extra_forbidden" else "correct the value")
+            for e in exc.errors(include_url=False)
+        ]
+        raise ClassifierConfigError("\n".join(lines)) from None
+    return _resolve(config, path.parent)
+
+
+def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
+    section = config.classifier
+    criteria = section.criteria if section.criteria.is_absolute() else base / section.criteria
+    db = section.records_db
+    if "://" not in db and not Path(db).is_absolute():
+        db = str((base / db).resolve())
+    resolved = section.model_copy(update={"criteria": criteria.resolve(), "records_db": db})
+    return config.model_copy(update={"classifier": resolved})

@@ -1,0 +1,122 @@
+"""The master record's lifecycle as a pure function: which state changes are allowed, and why not.
+
+    detected → triage → containment → investigation → action_plan → implementation
+             → effectiveness_check → closed        (effectiveness_check → implementation on rework)
+    any open state → cancelled (with a reason)
+
+Approving the action plan (action_plan → implementation) and closing need electronic signatures
+from both a quality and a security role. Closing also needs an effectiveness check marked
+effective against the record's success criteria, and every CAPA action done.
+
+Example::
+
+    >>> missing = missing_for(record, State.CLOSED, roles={"quality"}, reason="done", signatures=[])
+    >>> check_transition(record, State.TRIAGE, roles={"quality"}, reason="triaged", signatures=[])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from detectors.records._exceptions import TransitionRefused
+from detectors.records.models import (
+    OPEN_STATES,
+    ActionStatus,
+    MasterRecord,
+    Role,
+    Signature,
+    State,
+)
+
+_FORWARD: dict[State, frozenset[State]] = {
+    State.DETECTED: frozenset({State.TRIAGE}),
+    State.TRIAGE: frozenset({State.CONTAINMENT}),
+    State.CONTAINMENT: frozenset({State.INVESTIGATION}),
+    State.INVESTIGATION: frozenset({State.ACTION_PLAN}),
+    State.ACTION_PLAN: frozenset({State.IMPLEMENTATION}),
+    State.IMPLEMENTATION: frozenset({State.EFFECTIVENESS_CHECK}),
+    State.EFFECTIVENESS_CHECK: frozenset({State.CLOSED, State.IMPLEMENTATION}),
+}
+
+#: Transitions that are signed, and the meaning their signatures carry by default.
+SIGNED: dict[tuple[State, State], str] = {
+    (State.ACTION_PLAN, State.IMPLEMENTATION): "action plan approved",
+    (State.EFFECTIVENESS_CHECK, State.CLOSED): "record closed",
+}
+
+
+def allowed_targets(current: State) -> frozenset[State]:
+    """The states reachable from ``current`` (guards aside)."""
+    if current not in OPEN_STATES:
+        return frozenset()
+    return _FORWARD.get(current, frozenset()) | {State.CANCELLED}
+
+
+def missing_for(
+    record: MasterRecord, to_state: State, *, roles: Iterable[str], reason: str,
+    signatures: Sequence[Signature],
+) -> list[str]:
+    """Everything that stands between ``record`` and ``to_state``; empty means allowed."""
+    if to_state not in allowed_targets(record.state):
+        targets = sorted(allowed_targets(record.state))
+        return [f"not a lifecycle step (allowed from {record.state.value!r}: "
+                f"{', '.join(targets) or 'none, the record is final'})"]
+    missing: list[str] = []
+    if not reason.strip():
+        missing.append("a reason")
+    if not {Role.QUALITY.value, Role.SECURITY.value} & set(roles):
+        missing.append("an actor holding the quality or the security role")
+    if (record.state, to_state) in SIGNED:
+        missing += _missing_signatures(signatures)
+    if to_state is State.IMPLEMENTATION and record.state is State.ACTION_PLAN:
+        missing += _missing_plan(record)
+    if to_state is State.CLOSED:
+        missing += _missing_closure(record)
+    return missing
+
+
+def check_transition(
+    record: MasterRecord, to_state: State, *, roles: Iterable[str], reason: str,
+    signatures: Sequence[Signature],
+) -> None:
+    """Raise `TransitionRefused` naming current state, requested state and what is missing."""
+    missing = missing_for(record, to_state, roles=roles, reason=reason, signatures=signatures)
+    if missing:
+        raise TransitionRefused(record.id, record.state.value, to_state.value, missing)
+
+
+def _missing_signatures(signatures: Sequence[Signature]) -> list[str]:
+    signed = {s.role for s in signatures}
+    return [
+        f"an electronic signature by the {role.value} role (printed name, meaning)"
+        for role in (Role.QUALITY, Role.SECURITY)
+        if role not in signed
+    ]
+
+
+def _missing_plan(record: MasterRecord) -> list[str]:
+    missing = []
+    if not record.capa_actions:
+        missing.append("at least one CAPA action in the plan")
+    if not record.log.success_criteria.strip():
+        missing.append("success criteria (field log.success_criteria)")
+    return missing
+
+
+def _missing_closure(record: MasterRecord) -> list[str]:
+    missing = []
+    check = record.effectiveness_check
+    if not record.log.success_criteria.strip():
+        missing.append("success criteria (field log.success_criteria)")
+    if check is None:
+        missing.append("an effectiveness check (field effectiveness_check)")
+    elif not check.effective:
+        missing.append("an effectiveness check marked effective")
+    elif not check.against_criteria.strip():
+        missing.append("an effectiveness check stating the success criteria it was checked against")
+    if not record.capa_actions:
+        missing.append("at least one CAPA action")
+    undone = [a.id for a in record.capa_actions if a.status is not ActionStatus.DONE]
+    if undone:
+        missing.append(f"every CAPA action done (not done: {', '.join(undone)})")
+    return missing

@@ -1,0 +1,253 @@
+"""The master record and what hangs off it, as pydantic models.
+
+A master record is one quality nonconformity (``NC-YYYY-NNNNNN``) per incident, linked both
+ways with one security ticket (``SEC-YYYY-NNNNNN``). The sections quality works on (27001 10.2
+log, impact assessment, lots, containment, root cause, CAPA) are plain models here so that
+`RecordStore.update_field` can validate a new value before it reaches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from detectors.classification import Severity
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class State(StrEnum):
+    DETECTED = "detected"
+    TRIAGE = "triage"
+    CONTAINMENT = "containment"
+    INVESTIGATION = "investigation"
+    ACTION_PLAN = "action_plan"
+    IMPLEMENTATION = "implementation"
+    EFFECTIVENESS_CHECK = "effectiveness_check"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATES = frozenset(State) - {State.CLOSED, State.CANCELLED}
+
+
+class Role(StrEnum):
+    QUALITY = "quality"
+    SECURITY = "security"
+
+
+class Domain(StrEnum):
+    QUALITY = "quality"
+    SECURITY = "security"
+    BOTH = "both"
+
+
+class ActionStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class NcLog(_Model):
+    """The ISO/IEC 27001 clause 10.2 log; its id and detection date live on the record."""
+
+    clause_ref: str = ""
+    root_cause: str = ""
+    short_term_actions: str = ""
+    long_term_actions: str = ""
+    owner: str = ""
+    follow_up_dates: list[date] = Field(default_factory=list)
+    success_criteria: str = ""
+
+
+class SystemInScope(_Model):
+    name: str
+    validated: bool = False
+
+
+class ImpactAssessment(_Model):
+    """The joint quality + security impact assessment."""
+
+    product_impact: str = ""
+    data_integrity: str = ""
+    systems: list[SystemInScope] = Field(default_factory=list)
+    regulatory_notification_required: bool | None = None
+    regulatory_rationale: str = ""
+    containment_risk: str = ""
+
+
+class AffectedLot(_Model):
+    """A lot that ran on the controller from the change until restore or containment."""
+
+    lot_id: str
+    controller: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class LotHold(_Model):
+    lot_id: str
+    held_at: datetime
+    released_at: datetime | None = None
+    released_by: str | None = None
+
+
+class Containment(_Model):
+    lot_holds: list[LotHold] = Field(default_factory=list)
+    release_freeze: bool = False
+    evidence_preserved: bool = False
+    notes: str = ""
+
+
+class FishboneCategory(StrEnum):
+    PEOPLE = "people"
+    METHOD = "method"
+    MACHINE = "machine"
+    MATERIAL = "material"
+    MEASUREMENT = "measurement"
+    ENVIRONMENT = "environment"
+    SECURITY_CONTROLS = "security_controls"
+
+
+class RootCauseAnalysis(_Model):
+    five_whys: list[str] = Field(default_factory=list, max_length=10)
+    fishbone: dict[FishboneCategory, list[str]] = Field(default_factory=dict)
+
+
+class EffectivenessCheck(_Model):
+    """The check, against the record's success criteria, that the actions worked."""
+
+    performed_by: str
+    performed_at: datetime
+    effective: bool
+    against_criteria: str
+    notes: str = ""
+
+
+class CapaAction(_Model):
+    id: str
+    description: str
+    owner: str
+    domain: Domain
+    original_due: date
+    current_due: date
+    status: ActionStatus = ActionStatus.OPEN
+    effectiveness_check: EffectivenessCheck | None = None
+
+
+class Signature(_Model):
+    """An electronic signature: who (printed name, role), when, and what it means."""
+
+    printed_name: str = Field(min_length=1)
+    role: Role
+    meaning: str = Field(min_length=1)
+    signed_at: datetime | None = None
+
+
+class Evidence(_Model):
+    event_id: str
+    sha256: str
+    change_kind: str
+    verdict: str
+    severity: Severity
+    old_value: Any = None
+    new_value: Any = None
+    approval: dict[str, Any] | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+    detected_at: datetime
+    attached_at: datetime
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+class SecurityTicket(_Model):
+    id: str
+    record_id: str
+    severity: Severity
+    status: str = "open"
+    indicators: list[str] = Field(default_factory=list)
+
+
+class MasterRecord(_Model):
+    """One nonconformity per incident, cross-linked with its security ticket."""
+
+    id: str
+    classification: str
+    state: State
+    security_ticket: str
+    controller: str
+    tag: str
+    site: str
+    line: str
+    severity: Severity
+    description: str
+    detected_at: datetime
+    created_at: datetime
+    last_event_at: datetime
+    rules_fired: list[str]
+    criteria_version: str
+    correlation_key: str
+    cancel_reason: str = ""
+    log: NcLog = Field(default_factory=NcLog)
+    impact: ImpactAssessment = Field(default_factory=ImpactAssessment)
+    affected_lots: list[AffectedLot] = Field(default_factory=list)
+    containment: Containment = Field(default_factory=Containment)
+    rca: RootCauseAnalysis = Field(default_factory=RootCauseAnalysis)
+    capa_actions: list[CapaAction] = Field(default_factory=list)
+    effectiveness_check: EffectivenessCheck | None = None
+    signatures: list[Signature] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    ticket: SecurityTicket | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What `RecordStore.record_events` did with one event (a dataclass: built per event)."""
+
+    event_id: str
+    record_id: str | None
+    ticket_id: str | None
+    created: bool
+    duplicate: bool
+
+
+class TrailEntry(_Model):
+    seq: int
+    record_id: str
+    actor: str
+    at: str
+    field: str
+    old: str | None
+    new: str | None
+    reason: str
+    prev_hash: str
+    hash: str
+
+
+class VerifyResult(_Model):
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    problem: str = ""
+
+
+class Kpis(_Model):
+    """KPIs from the audit trail; a mean is None when there is nothing to average yet."""
+
+    records: int
+    mean_time_to_detect_s: float | None
+    mean_time_to_contain_s: float | None
+    mean_time_to_close_s: float | None
+    closed_with_corrective_action: int
+    recurred: int
+    recurrence_rate: float | None
+    actions_due: int
+    actions_done_by_original_due: int
+    pct_actions_done_by_original_due: float | None

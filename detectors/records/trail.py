@@ -1,0 +1,123 @@
+"""The hash-chained audit trail: canonical JSON, entry hashes, and chain verification.
+
+Each entry's hash is SHA-256 over the canonical JSON (sorted keys, no whitespace) of the
+entry's fields and the previous entry's hash, so editing, reordering or removing any row
+breaks the chain from that row on. The functions here are pure; the store writes the rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from detectors.records.models import TrailEntry, VerifyResult
+
+GENESIS = "0" * 64
+CLASSIFIER = "otwatch-classifier"
+
+INSERT_SQL = (
+    "INSERT INTO audit_trail (seq, record_id, actor, at, field, old, new, reason, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+COLUMNS = "seq, record_id, actor, at, field, old, new, reason, prev_hash, hash"
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON text: the same value always hashes the same, on every dialect."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken as UTC."""
+    if moment.tzinfo is UTC:
+        return moment
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with microseconds: sorts lexically in time order; naive means UTC."""
+    return utc(moment).isoformat(timespec="microseconds")
+
+
+def entry_hash(
+    seq: int, record_id: str, actor: str, at: str, field: str,
+    old: str | None, new: str | None, reason: str, prev_hash: str,
+) -> str:
+    body = {
+        "seq": seq, "record_id": record_id, "actor": actor, "at": at, "field": field,
+        "old": old, "new": new, "reason": reason, "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass
+class TrailWriter:
+    """Builds chained rows in memory inside one write transaction, starting at the head."""
+
+    seq: int
+    head: str
+    rows: list[tuple[Any, ...]]
+
+    @classmethod
+    def starting_at(cls, last: Sequence[Any] | None) -> TrailWriter:
+        if last is None:
+            return cls(0, GENESIS, [])
+        return cls(int(last[0]), str(last[1]), [])
+
+    def append(
+        self, record_id: str, actor: str, at: str, field: str,
+        old: str | None, new: str | None, reason: str,
+    ) -> None:
+        self.seq += 1
+        digest = entry_hash(self.seq, record_id, actor, at, field, old, new, reason, self.head)
+        row = (self.seq, record_id, actor, at, field, old, new, reason, self.head, digest)
+        self.rows.append(row)
+        self.head = digest
+
+
+def verify_entries(rows: Iterable[Sequence[Any]]) -> VerifyResult:
+    """Walk the chain in seq order; name the first entry whose link or hash does not hold."""
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for row in rows:
+        entry = to_entry(row)
+        count += 1
+        problem = _problem(entry, prev, expected_seq)
+        if problem:
+            return VerifyResult(
+                ok=False, entries=count, first_broken_seq=entry.seq, problem=problem
+            )
+        prev = entry.hash
+        expected_seq = entry.seq + 1
+    return VerifyResult(ok=True, entries=count)
+
+
+def _problem(entry: TrailEntry, prev: str, expected_seq: int) -> str:
+    if entry.seq != expected_seq:
+        return f"entry {entry.seq}: expected seq {expected_seq} (an entry is missing)"
+    if entry.prev_hash != prev:
+        return f"entry {entry.seq}: prev_hash does not match the hash of entry {entry.seq - 1}"
+    recomputed = entry_hash(
+        entry.seq, entry.record_id, entry.actor, entry.at, entry.field,
+        entry.old, entry.new, entry.reason, entry.prev_hash,
+    )
+    if recomputed != entry.hash:
+        return f"entry {entry.seq} (record {entry.record_id}, field {entry.field}): content " \
+            "does not match its hash (edited after it was written)"
+    return ""
+
+
+def to_entry(row: Sequence[Any]) -> TrailEntry:
+    seq, record_id, actor, at, field, old, new, reason, prev_hash, digest = row
+    return TrailEntry(
+        seq=int(seq), record_id=record_id, actor=actor, at=at, field=field, old=old, new=new,
+        reason=reason, prev_hash=prev_hash, hash=digest,
+    )

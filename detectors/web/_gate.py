@@ -1,0 +1,94 @@
+"""`RecordsGate`: the one records-store connection of the web service, owned by one thread.
+
+The store is synchronous and not shared between threads, so every call runs on a single
+worker thread, one at a time. The database may not exist yet when the service starts (the
+classifier creates it): the gate then raises `StoreNotReady` and never creates the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg
+
+from detectors.records import RecordStore, StoreUnavailable, open_store
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+_PG_PREFIXES = ("postgresql://", "postgres://")
+
+
+class StoreNotReady(Exception):
+    """The records database is not there yet (no file, or no tables); nothing to show."""
+
+
+def sqlite_path(target: str) -> Path | None:
+    """The file behind a SQLite target, or None for a PostgreSQL DSN."""
+    if target.startswith(_PG_PREFIXES):
+        return None
+    if target.startswith("sqlite:///"):
+        return Path(target.removeprefix("sqlite://"))
+    return Path(target)
+
+
+class RecordsGate:
+    """Runs store calls on one owned thread; opens the store lazily, once it exists."""
+
+    def __init__(self, target: str, *, schema: str | None = None) -> None:
+        self._target = target
+        self._schema = schema
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otwatch-web-db")
+        self._store: RecordStore | None = None
+
+    async def run(self, call: Callable[[RecordStore], T]) -> T:
+        """Run ``call(store)`` on the store's thread and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, call)
+
+    def _call(self, call: Callable[[RecordStore], T]) -> T:
+        store = self._open()
+        try:
+            return call(store)
+        except (sqlite3.OperationalError, psycopg.errors.UndefinedTable) as exc:
+            if "no such table" in str(exc) or isinstance(exc, psycopg.errors.UndefinedTable):
+                raise StoreNotReady(
+                    "the records database has no tables yet; the classifier creates them"
+                ) from exc
+            raise
+        except (psycopg.OperationalError, StoreUnavailable):
+            self._drop()  # reconnect on the next request
+            raise
+
+    def _open(self) -> RecordStore:
+        if self._store is not None:
+            return self._store
+        path = sqlite_path(self._target)
+        if path is not None and not path.exists():
+            raise StoreNotReady(
+                f"no records database at {str(path)!r} yet; the classifier creates it with "
+                "its first record"
+            )
+        self._store = open_store(self._target, schema=self._schema)
+        return self._store
+
+    def _drop(self) -> None:
+        if self._store is not None:
+            store, self._store = self._store, None
+            try:
+                store.close()
+            except Exception:  # already broken; closing is best effort
+                log.debug("closing a broken records connection failed", exc_info=True)
+
+    async def close(self) -> None:
+        """Close the store on its own thread, then stop the thread."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self._drop)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,195 @@
+"""Server-rendered HTML for quality and security: the records list and one record's page.
+
+No JavaScript and no external assets (plants run closed networks). Every value from the
+database goes through `e` (``html.escape``) before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from detectors.records import Evidence, MasterRecord, TrailEntry, VerifyResult
+
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;margin:1.5em;color:#111;background:#fff}
+h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;width:100%;margin:.5em 0}
+th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}tr:nth-child(even) td{background:#fafafa}
+code{font:13px ui-monospace,monospace;word-break:break-all}
+.badge{display:inline-block;padding:0 .5em;border-radius:.6em;font-size:.85em;border:1px solid}
+.joint{background:#fde2e2;border-color:#c00}.quality_only{background:#fff3cd;border-color:#b80}
+.security_only{background:#e0e8ff;border-color:#03c}
+.sev-critical,.sev-high{font-weight:bold;color:#a00}
+.note{padding:.5em;background:#fff8e0;border:1px solid #e0c060}.bad{color:#a00;font-weight:bold}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}
+@media print{a{color:#000;text-decoration:none}.noprint{display:none}}
+"""
+
+_BADGES = {"joint": "joint", "quality_only": "quality only", "security_only": "security only"}
+
+
+def e(value: object) -> str:
+    """Escaped text for any value (None shows as an empty string)."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def when(moment: datetime | str | None) -> str:
+    """A timestamp in UTC, to the second, escaped."""
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return e(moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+
+def value(data: Any) -> str:
+    """A tag value or JSON blob as escaped code; long values fold into a <details>."""
+    text = data if isinstance(data, str) else orjson.dumps(data).decode()
+    if len(text) <= 160:
+        return f"<code>{e(text)}</code>"
+    return (f"<details><summary><code>{e(text[:80])}…</code></summary>"
+            f"<code>{e(text)}</code></details>")
+
+
+def page(title: str, body: str, *, refresh_s: int | None = None) -> str:
+    meta = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}'
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>"
+    )
+
+
+def badge(classification: str) -> str:
+    label = _BADGES.get(classification, classification)
+    return f'<span class="badge {e(classification)}">{e(label)}</span>'
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A table; the cells must already be escaped HTML."""
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def list_page(records: Sequence[MasterRecord], note: str, verify: VerifyResult | None) -> str:
+    rows = [
+        (
+            f'<a href="/records/{e(r.id)}">{e(r.id)}</a>', badge(r.classification),
+            f'<span class="sev-{e(r.severity)}">{e(r.severity)}</span>', e(r.state),
+            e(r.security_ticket), f"{e(r.controller)} / {e(r.tag)}", when(r.detected_at),
+        )
+        for r in records
+    ]
+    parts = ["<h1>otwatch master records</h1>"]
+    if note:
+        parts.append(f'<p class="note">{e(note)}</p>')
+    parts.append(f"<p>{len(records)} record(s), newest first. {_verify_line(verify)}</p>")
+    headers = ("Record", "Classification", "Severity", "State", "Security ticket",
+               "Controller / tag", "Detected at")
+    parts.append(table(headers, rows))
+    return page("otwatch records", "".join(parts), refresh_s=5)
+
+
+def _verify_line(verify: VerifyResult | None) -> str:
+    if verify is None:
+        return ""
+    if verify.ok:
+        return f"Audit trail intact ({verify.entries} entries)."
+    return (f'<span class="bad">Audit trail BROKEN at entry {e(verify.first_broken_seq)}: '
+            f"{e(verify.problem)}</span>")
+
+
+def record_page(record: MasterRecord, trail: Sequence[TrailEntry]) -> str:
+    parts = [
+        '<p class="noprint"><a href="/">← all records</a></p>',
+        f"<h1>{e(record.id)} {badge(record.classification)}</h1>",
+        f"<p>{e(record.description)}</p>",
+        _summary(record),
+        "<h2>Security ticket</h2>", _ticket(record),
+        f"<h2>Evidence ({len(record.evidence)})</h2>", _evidence(record.evidence),
+        "<h2>CAPA actions</h2>", _capa(record),
+        f"<h2>Audit trail ({len(trail)} entries)</h2>", _trail(trail),
+    ]
+    return page(f"{record.id} otwatch", "".join(parts))
+
+
+def _dl(pairs: Sequence[tuple[str, str]]) -> str:
+    return "<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
+
+
+def _summary(r: MasterRecord) -> str:
+    return _dl([
+        ("Nonconformity", e(r.id)), ("Security ticket", e(r.security_ticket)),
+        ("State", e(r.state)), ("Severity", e(r.severity)),
+        ("Classification", badge(r.classification)),
+        ("Rules fired", e(", ".join(r.rules_fired))), ("Criteria version", e(r.criteria_version)),
+        ("Site / line", f"{e(r.site)} / {e(r.line)}"),
+        ("Controller / tag", f"{e(r.controller)} / {e(r.tag)}"),
+        ("Detected at", when(r.detected_at)), ("Last event at", when(r.last_event_at)),
+        ("Owner", e(r.log.owner)), ("Root cause", e(r.log.root_cause)),
+        ("Success criteria", e(r.log.success_criteria)),
+        ("Cancel reason", e(r.cancel_reason)),
+        ("Signatures", e("; ".join(f"{s.printed_name} ({s.role}): {s.meaning}"
+                                   for s in r.signatures))),
+    ])
+
+
+def _ticket(r: MasterRecord) -> str:
+    t = r.ticket
+    if t is None:
+        return f"<p>{e(r.security_ticket)} (ticket details not stored)</p>"
+    return _dl([
+        ("Ticket", e(t.id)), ("Linked record", e(t.record_id)), ("Status", e(t.status)),
+        ("Severity", e(t.severity)), ("Indicators", e(", ".join(t.indicators))),
+    ])
+
+
+def _evidence(items: Sequence[Evidence]) -> str:
+    rows = [
+        (
+            e(ev.event_id), f"<code>{e(ev.sha256)}</code>", e(ev.change_kind), e(ev.verdict),
+            e(ev.severity), value(ev.old_value), value(ev.new_value),
+            value(ev.context) if ev.context else "",
+            value(ev.approval) if ev.approval else "", when(ev.occurred_at), when(ev.detected_at),
+        )
+        for ev in items
+    ]
+    headers = ("Event", "SHA-256", "Change", "Verdict", "Severity", "Before", "After",
+               "Context", "Approval considered", "Occurred", "Detected")
+    return table(headers, rows)
+
+
+def _capa(r: MasterRecord) -> str:
+    if not r.capa_actions:
+        return "<p>None yet.</p>"
+    rows = [
+        (e(a.id), e(a.description), e(a.owner), e(a.domain), e(a.original_due),
+         e(a.current_due), e(a.status))
+        for a in r.capa_actions
+    ]
+    return table(("Id", "Action", "Owner", "Domain", "Original due", "Due", "Status"), rows)
+
+
+def _trail(trail: Sequence[TrailEntry]) -> str:
+    rows = [
+        (
+            e(t.seq), when(t.at), e(t.actor), e(t.field), value(t.old) if t.old else "",
+            value(t.new) if t.new else "", e(t.reason), f"<code>{e(t.hash[:16])}…</code>",
+        )
+        for t in trail
+    ]
+    return table(("Seq", "At", "Actor", "Field", "Old", "New", "Reason", "Hash"), rows)
+
+
+def error_page(status: int, message: str) -> str:
+    body = (f'<p class="noprint"><a href="/">← all records</a></p>'
+            f"<h1>{status}</h1><p>{e(message)}</p>")
+    return page(f"{status} otwatch", body)

@@ -1,0 +1,59 @@
+"""Approval records for a scenario's approved actions, in the agent's approvals file format.
+
+Pure: ``approval_records`` takes ``now``; ``write_approvals`` only serialises. Record ``n`` is
+``CR-<scenario>-<n>`` where ``n`` is the action's 1-based position in the timeline, valid from one
+hour before ``now`` to one hour after, single use.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulators.scenario_model import Action, Scenario
+
+
+def approval_id(scenario: Scenario, position: int) -> str:
+    return f"CR-{scenario.name}-{position}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def approval_record(
+    scenario: Scenario, position: int, action: Action, now: datetime
+) -> dict[str, Any]:
+    """One approved change record for an approved action that sets a value."""
+    return {
+        "id": approval_id(scenario, position),
+        "controller": action.controller,
+        "tag": action.tag,
+        "expected": {"exact": action.value},
+        "valid_from": _iso(now - timedelta(hours=1)),
+        "valid_until": _iso(now + timedelta(hours=1)),
+        "approved_by": action.actor,
+        "approved_at": _iso(now - timedelta(hours=1)),
+        "reason": action.reason or f"scenario {scenario.name}: planned {action.kind_label}",
+        "change_control_ref": f"CC-{position}",
+        "single_use": True,
+    }
+
+
+def approval_records(scenario: Scenario, now: datetime) -> list[dict[str, Any]]:
+    """Records for every approved action with a value (a restore without value has none)."""
+    return [
+        approval_record(scenario, n, action, now)
+        for n, action in enumerate(scenario.timeline(), start=1)
+        if action.approved and action.value is not None
+    ]
+
+
+def write_approvals(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write ``{approvals: [...]}`` atomically (temp file, rename): a reader never sees half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump({"approvals": records}, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)

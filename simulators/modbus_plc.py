@@ -1,0 +1,244 @@
+"""A simulated Modbus TCP PLC: one pymodbus server on loopback, one or more device ids.
+
+Scenario-side reads and writes go straight to the server's datastore and are not counted.
+Every write request that arrives over the wire (function codes 5, 6, 15, 16, 22, 23) is counted
+in ``foreign_writes``, whether it succeeds or not: that is how tests prove the agent never writes.
+Faults (exception responses, slow responses, dropped connections, restarts) apply to client
+requests only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ModbusPDU
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from simulators.codec import decode, encode
+from simulators.errors import SimulatorError, ValueOutOfRange
+from simulators.plant import ModbusController, ModbusTable, ModbusTag, Scalar
+
+WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
+EXCEPTIONS = {
+    "device_busy": ExcCodes.DEVICE_BUSY,
+    "illegal_address": ExcCodes.ILLEGAL_ADDRESS,
+    "device_failure": ExcCodes.DEVICE_FAILURE,
+}
+
+
+@dataclass
+class ModbusFaults:
+    """Faults a scenario switched on; ``exception`` is a key of ``EXCEPTIONS``."""
+
+    exception: str | None = None
+    delay_s: float = 0.0
+
+
+@dataclass
+class _Layout:
+    """Register and coil counts per device id, derived from the tags."""
+
+    holding: dict[int, int] = field(default_factory=dict)
+    coils: dict[int, int] = field(default_factory=dict)
+
+
+def layout(config: ModbusController) -> _Layout:
+    """How many holding registers and coils each device needs (coils rounded up to 16)."""
+    out = _Layout()
+    for dev in config.device_ids():
+        out.holding[dev], out.coils[dev] = 1, 16
+    for tag in config.tags:
+        dev = tag.device_id or config.device_id
+        end = tag.address + tag.register_count
+        if tag.table is ModbusTable.COIL:
+            out.coils[dev] = max(out.coils[dev], (end + 15) // 16 * 16)
+        else:
+            out.holding[dev] = max(out.holding[dev], end)
+    return out
+
+
+class ModbusPLC:
+    """One simulated Modbus TCP controller. Start with ``await plc.start()``."""
+
+    def __init__(self, config: ModbusController, port: int) -> None:
+        self.config = config
+        self.port = port
+        self.faults = ModbusFaults()
+        self.foreign_writes = 0
+        self._internal = 0
+        self._server: ModbusTcpServer | None = None
+        self._snapshot: dict[tuple[int, int], list[int] | list[bool]] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def _devices(self) -> list[SimDevice]:
+        plan = layout(self.config)
+        return [
+            SimDevice(
+                id=dev,
+                simdata=(
+                    [SimData(0, count=plan.coils[dev], values=False, datatype=DataType.BITS)],
+                    [SimData(0, count=16, values=False, datatype=DataType.BITS)],
+                    [SimData(0, count=plan.holding[dev], values=0, datatype=DataType.REGISTERS)],
+                    [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)],
+                ),
+                action=self._on_request,
+            )
+            for dev in self.config.device_ids()
+        ]
+
+    async def _on_request(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        """Apply the active faults to client requests; scenario access passes untouched."""
+        if self._internal:
+            return None
+        if self.faults.delay_s > 0:
+            await asyncio.sleep(self.faults.delay_s)
+        if self.faults.exception is not None:
+            return EXCEPTIONS[self.faults.exception]
+        return None
+
+    def _trace(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
+        """Count write requests received over the wire (pymodbus calls this for every PDU)."""
+        if not sending and pdu.function_code in WRITE_FUNCTION_CODES:
+            self.foreign_writes += 1
+        return pdu
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1:port and load the initial (or last known) values."""
+        if self._server is not None:
+            return
+        server = ModbusTcpServer(
+            self._devices(), address=("127.0.0.1", self.port), trace_pdu=self._trace
+        )
+        await server.serve_forever(background=True)
+        self._server = server
+        if self._snapshot is None:
+            for tag in self.config.tags:
+                await self.write(tag.name, tag.initial)
+        else:
+            await self._restore(self._snapshot)
+
+    async def stop(self) -> None:
+        """Close the listener and every client connection; values are kept for a restart."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._snapshot = await self._capture(server)
+        await server.shutdown()  # type: ignore[no-untyped-call]
+
+    async def restart(self, downtime_s: float = 0.0) -> None:
+        """Stop, stay down ``downtime_s`` seconds, start again on the same port with same values."""
+        await self.stop()
+        await asyncio.sleep(downtime_s)
+        await self.start()
+
+    def set_stored(self, name: str, value: Scalar) -> None:
+        """Change a tag while the PLC is stopped; it serves the new value when started again."""
+        if self._server is not None or self._snapshot is None:
+            raise SimulatorError(f"controller {self.config.id!r}: set_stored needs a stopped PLC")
+        tag = self.config.tag(name)
+        dev = tag.device_id or self.config.device_id
+        if tag.table is ModbusTable.COIL:
+            bits = list(self._snapshot[(dev, 1)])
+            bits[tag.address] = bool(value)
+            self._snapshot[(dev, 1)] = [bool(b) for b in bits]
+            return
+        regs = [int(r) for r in self._snapshot[(dev, 3)]]
+        regs[tag.address : tag.address + tag.register_count] = encode(tag, value)
+        self._snapshot[(dev, 3)] = regs
+
+    def drop_connections(self) -> int:
+        """Close every client connection (the listener stays up); returns how many were closed."""
+        server = self._require()
+        conns = list(server.active_connections.values())
+        for conn in conns:
+            conn.close()
+        return len(conns)
+
+    async def _capture(
+        self, server: ModbusTcpServer
+    ) -> dict[tuple[int, int], list[int] | list[bool]]:
+        plan = layout(self.config)
+        snap: dict[tuple[int, int], list[int] | list[bool]] = {}
+        self._internal += 1
+        try:
+            for dev in self.config.device_ids():
+                snap[(dev, 3)] = await server.async_getValues(dev, 3, 0, plan.holding[dev])
+                snap[(dev, 1)] = await server.async_getValues(dev, 1, 0, plan.coils[dev])
+        finally:
+            self._internal -= 1
+        return snap
+
+    async def _restore(self, snap: dict[tuple[int, int], list[int] | list[bool]]) -> None:
+        server = self._require()
+        self._internal += 1
+        try:
+            for (dev, fc), values in snap.items():
+                await server.async_setValues(dev, 16 if fc == 3 else 15, 0, values)
+        finally:
+            self._internal -= 1
+
+    def _require(self) -> ModbusTcpServer:
+        if self._server is None:
+            raise SimulatorError(f"controller {self.config.id!r} is not running")
+        return self._server
+
+    async def read(self, name: str) -> Scalar:
+        """The engineering value of a tag, read from the datastore (not counted, no faults)."""
+        tag = self.config.tag(name)
+        return await self._read_tag(tag)
+
+    async def _read_tag(self, tag: ModbusTag) -> Scalar:
+        server = self._require()
+        dev = tag.device_id or self.config.device_id
+        self._internal += 1
+        try:
+            if tag.table is ModbusTable.COIL:
+                bits = await server.async_getValues(dev, 1, tag.address, 1)
+                return bool(bits[0])
+            regs = await server.async_getValues(dev, 3, tag.address, tag.register_count)
+        finally:
+            self._internal -= 1
+        return decode(tag, [int(r) for r in regs])
+
+    async def write(self, name: str, value: Scalar) -> None:
+        """Set a tag in engineering units from the plant side (not counted as a foreign write)."""
+        tag = self.config.tag(name)
+        server = self._require()
+        dev = tag.device_id or self.config.device_id
+        if tag.table is ModbusTable.COIL:
+            if not isinstance(value, bool | int) or isinstance(value, str):
+                raise ValueOutOfRange(f"coil {tag.name!r} takes true/false, not {value!r}")
+            payload: list[int] | list[bool] = [bool(value)]
+            fc = 15
+        else:
+            payload, fc = encode(tag, value), 16
+        self._internal += 1
+        try:
+            await server.async_setValues(dev, fc, tag.address, payload)
+        finally:
+            self._internal -= 1
+
+
+async def close_quietly(plc: ModbusPLC) -> None:
+    """Stop a PLC during cleanup without letting a second failure hide the first."""
+    with contextlib.suppress(Exception):
+        await plc.stop()

@@ -1,0 +1,108 @@
+"""Agent config: the sample loads; bad files fail with the file, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.cli import main as agent_main
+from agent.config import load_agent_config
+from agent.errors import ConfigError
+
+SAMPLE = Path(__file__).parents[2] / "config" / "agent.yaml"
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def sample() -> dict[str, object]:
+    return yaml.safe_load(SAMPLE.read_text())  # type: ignore[no-any-return]
+
+
+def test_sample_loads_and_resolves_relative_paths() -> None:
+    config = load_agent_config(SAMPLE)
+    assert config.agent.site == "plant-1"
+    assert [c.id for c in config.controllers] == ["press-01", "press-02", "oven-01"]
+    assert config.approvals.files == [SAMPLE.parent.resolve() / "approvals.yaml"]
+
+
+def mutate(data: dict, path: str, value: object) -> None:  # type: ignore[type-arg]
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    if value is DELETE:
+        del node[last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "fix"),
+    [
+        ("agent.colour", "blue", "agent.colour", "remove this key"),
+        ("agent.id", DELETE, "agent.id", "add this key"),
+        ("controllers.0.tags.0.data_type", "float16", "controllers[0].tags[0].data_type", "listed values"),
+        ("controllers.0.protocol", "profinet", "controllers[0]", "protocol: modbus or protocol: opcua"),
+        ("controllers.0.port", 70000, "controllers[0].port", "correct the value"),
+        ("controllers.2.endpoint", "http://x", "controllers[2].endpoint", "correct the value"),
+    ],
+)
+def test_bad_values_name_file_key_and_fix(tmp_path: Path, path: str, value: object, key: str, fix: str) -> None:
+    data = sample()
+    mutate(data, path, value)
+    cfg = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_agent_config(cfg)
+    message = str(err.value)
+    assert str(cfg) in message and key in message and fix in message
+
+
+@pytest.mark.parametrize(
+    ("tags", "words"),
+    [
+        ([{"name": "a", "kind": "setpoint", "address": 0}, {"name": "a", "kind": "setpoint", "address": 1}],
+         "tag name 'a' appears twice"),
+        ([{"name": "a", "kind": "setpoint", "address": 0, "data_type": "float32"},
+          {"name": "b", "kind": "setpoint", "address": 1}], "both use holding register 1"),
+        ([{"name": "s", "kind": "setpoint", "address": 0, "data_type": "string"}], "needs `length`"),
+        ([{"name": "c", "kind": "mode", "address": 0, "table": "coil"}], "set data_type: bool"),
+        ([{"name": "x", "address": 0}], "a tag needs `kind`"),
+    ],
+)
+def test_cross_field_checks(tmp_path: Path, tags: list[dict[str, object]], words: str) -> None:
+    data = sample()
+    data["controllers"][0]["tags"] = tags  # type: ignore[index]
+    with pytest.raises(ConfigError, match=words):
+        load_agent_config(write(tmp_path, data))
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_agent_config(write(tmp_path, "agent: [unclosed"))
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_agent_config(tmp_path / "nope.yaml")
+
+
+def test_check_prints_the_read_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert agent_main(["check", "--config", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "read holding 0..6 (7): temperature_sp, pressure_sp, recipe_no, lot_counter, speed_sp" in out
+    assert "read coil 0..0 (1): auto_mode" in out
+
+
+def test_check_exits_2_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = sample()
+    data["agent"]["colour"] = "blue"  # type: ignore[index]
+    assert agent_main(["check", "--config", str(write(tmp_path, data))]) == 2
+    assert "agent.colour" in capsys.readouterr().err

@@ -1,0 +1,145 @@
+"""``otwatch-agent approvals ...``: keygen, sign, verify, validate and list, on real files."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import stat
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.approvals import ApprovalBook, MatchPolicy, load_approvals_file
+from agent.approvals.cli import add_approvals_parser, run_approvals_command
+from agent.approvals.signing import check_signature, public_key_of
+from agent.events import ChangeKind, Verdict
+from tests.approvals.factory import OTHER_PUBLIC, record_yaml
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def run(*argv: str | Path) -> tuple[int, str]:
+    """Parse as ``otwatch-agent`` would and run; the exit code and what went to stdout."""
+    parser = argparse.ArgumentParser(prog="otwatch-agent")
+    add_approvals_parser(parser.add_subparsers(dest="command", required=True))
+    out = io.StringIO()
+    code = run_approvals_command(parser.parse_args([str(a) for a in argv]), out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[Path, str]:
+    """A signing key file and its public key, made by ``keygen``."""
+    private = tmp_path / "signer.key"
+    code, out = run("approvals", "keygen", "--private-key", private,
+                    "--public-key", tmp_path / "signer.pub")
+    assert code == 0
+    return private, out.strip()
+
+
+@pytest.fixture
+def unsigned(tmp_path: Path) -> Path:
+    path = tmp_path / "approvals.yaml"
+    path.write_text(yaml.safe_dump({"approvals": [
+        record_yaml(), record_yaml(id="CR-2", expected={"min": 180.0, "max": 185.0}),
+    ]}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_keygen_writes_a_private_key_only_its_owner_reads(
+    tmp_path: Path, keys: tuple[Path, str]
+) -> None:
+    private, public = keys
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert public_key_of(private.read_text()) == public
+    assert (tmp_path / "signer.pub").read_text().strip() == public
+    code, _ = run("approvals", "keygen", "--private-key", private)
+    assert code == 2  # refuses to overwrite a key
+
+
+def test_sign_then_verify(tmp_path: Path, keys: tuple[Path, str], unsigned: Path) -> None:
+    private, public = keys
+    signed = tmp_path / "signed.yaml"
+    assert run("approvals", "sign", "--file", unsigned, "--private-key", private,
+               "--output", signed)[0] == 0
+    code, out = run("approvals", "verify", "--file", signed, "--trusted-key", public)
+    assert code == 0
+    assert out.count(": valid") == 2
+    assert run("approvals", "verify", "--file", signed, "--trusted-key", OTHER_PUBLIC)[0] == 1
+    assert run("approvals", "verify", "--file", unsigned, "--trusted-key", public)[0] == 1
+
+
+def test_a_tampered_file_fails_verify_and_gives_approval_invalid(
+    tmp_path: Path, keys: tuple[Path, str], unsigned: Path
+) -> None:
+    private, public = keys
+    assert run("approvals", "sign", "--file", unsigned, "--private-key", private)[0] == 0
+    text = unsigned.read_text(encoding="utf-8")
+    unsigned.write_text(text.replace("exact: 185.0", "exact: 190.0", 1), encoding="utf-8")
+    code, out = run("approvals", "verify", "--file", unsigned, "--trusted-key", public)
+    assert code == 1
+    assert re.search(r"CR-1: invalid", out) and re.search(r"CR-2: valid", out)
+    book = ApprovalBook([unsigned], policy=MatchPolicy(require_signed=True, trusted_keys=[public]))
+    result = book.decide(controller="press-01", tag="temperature_sp", new_value=190.0,
+                         change_kind=ChangeKind.SETPOINT_CHANGE,
+                         occurred_at=datetime(2026, 11, 23, 12, tzinfo=UTC))
+    assert result.verdict is Verdict.APPROVAL_INVALID
+    assert result.approval is not None and result.approval.id == "CR-1"
+
+
+def test_sign_json_in_place(tmp_path: Path, keys: tuple[Path, str]) -> None:
+    private, public = keys
+    path = tmp_path / "approvals.json"
+    path.write_text('{"approvals": [{"id": "CR-1", "controller": "press-01", '
+                    '"tag": "temperature_sp", "expected": {"exact": 185.0}, '
+                    '"valid_from": "2026-11-23T09:00:00+01:00", '
+                    '"valid_until": "2026-11-23T21:00:00+01:00", "approved_by": "j.doe"}]}',
+                    encoding="utf-8")
+    assert run("approvals", "sign", "--file", path, "--private-key", private)[0] == 0
+    (rec,) = load_approvals_file(path)
+    assert check_signature(rec, [public]).value == "valid"
+
+
+def test_validate(tmp_path: Path, keys: tuple[Path, str], unsigned: Path) -> None:
+    private, public = keys
+    code, out = run("approvals", "validate", "--file", unsigned)
+    assert (code, out.strip().splitlines()[-1]) == (0, "OK: 2 approvals in 1 file(s)")
+    assert run("approvals", "validate", "--file", unsigned, "--require-signed",
+               "--trusted-key", public)[0] == 1
+    assert run("approvals", "validate", "--file", unsigned, "--require-signed")[0] == 2
+    run("approvals", "sign", "--file", unsigned, "--private-key", private)
+    assert run("approvals", "validate", "--file", unsigned, "--require-signed",
+               "--trusted-key-file", tmp_path / "signer.pub")[0] == 0
+
+
+def test_validate_reports_bad_file_and_duplicates(
+    tmp_path: Path, unsigned: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"approvals": [record_yaml() | {"statu": "x"}]}), "utf-8")
+    assert run("approvals", "validate", "--file", unsigned, "--file", bad)[0] == 1
+    assert f"{bad}: approvals[0].statu:" in capsys.readouterr().err
+    assert run("approvals", "validate", "--file", unsigned, "--file", unsigned)[0] == 1
+    assert "CR-1 is also in" in capsys.readouterr().err
+    assert run("approvals", "validate")[0] == 2
+
+
+def test_list_the_demo_sample() -> None:
+    code, out = run("approvals", "list", "--file", CONFIG / "approvals.yaml")
+    assert code == 0
+    line = next(ln for ln in out.splitlines() if ln.startswith("CR-2026-0001"))
+    assert "press-01/temperature_sp" in line and "exactly 185.0 °C" in line and "j.doe" in line
+    code, out = run("approvals", "list", "--json", "--file", CONFIG / "approvals.yaml")
+    records = load_approvals_file(CONFIG / "approvals.yaml")
+    assert code == 0 and len(out.splitlines()) == len(records)
+
+
+def test_the_signed_sample_verifies_with_its_published_key() -> None:
+    path = CONFIG / "approvals-signed.yaml"
+    match = re.search(r"^# public key: (\S+)$", path.read_text(encoding="utf-8"), re.M)
+    assert match is not None
+    code, out = run("approvals", "verify", "--file", path, "--trusted-key", match.group(1))
+    assert code == 0, out

@@ -1,0 +1,40 @@
+"""Shared fixtures: the real embedded broker, free loopback ports, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from simulators.broker import EmbeddedBroker
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedBroker]:
+    """A fresh Tansu broker on a free loopback port, stopped by PID after the test."""
+    with EmbeddedBroker() as running:
+        yield running
+
+
+PG_DSN = os.environ.get("OTWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def pg_dsn() -> str:
+    """The PostgreSQL test database; skipped if absent, unless OTWATCH_REQUIRE_PG=1."""
+    if not pg_available():
+        if os.environ.get("OTWATCH_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL is required (OTWATCH_REQUIRE_PG=1) but {PG_DSN} is not reachable")
+        pytest.skip(f"PostgreSQL not reachable at {PG_DSN}")
+    return PG_DSN

@@ -1,0 +1,123 @@
+"""The store opens one record per incident, attaches correlated evidence, and dedupes events."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from detectors.classification import ClassKind, Severity
+from detectors.records import RecordNotFound, RecordStore, open_store
+from tests.records.conftest import T0, classified, event
+
+NOW = T0 + timedelta(minutes=1)
+
+
+def test_first_event_opens_linked_record_and_ticket(store: RecordStore) -> None:
+    (out,) = store.record_events([(event(1, approval=True), classified())], now=NOW)
+    assert out.created and not out.duplicate
+    assert out.record_id == "NC-2026-000001" and out.ticket_id == "SEC-2026-000001"
+    record = store.get_record(out.record_id)
+    assert record.security_ticket == "SEC-2026-000001"
+    assert record.ticket is not None and record.ticket.record_id == record.id
+    assert record.classification == "joint" and record.state == "detected"
+    assert (record.controller, record.tag, record.site, record.line) == (
+        "press-01", "ZoneTemp", "plant-1", "line-a")
+    assert record.rules_fired == ["ctq-setpoint"] and record.criteria_version == "c-1"
+    (ev,) = record.evidence
+    assert ev.sha256 == hashlib.sha256(event(1, approval=True).to_json()).hexdigest()
+    assert (ev.old_value, ev.new_value, ev.verdict) == (200.0, 215.0, "unapproved")
+    assert ev.approval is not None and ev.approval["id"] == "CC-1"
+    assert "T0836" in record.ticket.indicators
+    dumped = record.model_dump(mode="json")
+    assert {"id", "classification", "state", "security_ticket", "controller", "tag"} <= set(dumped)
+
+
+def test_correlated_events_attach_and_raise_severity(store: RecordStore) -> None:
+    outs = store.record_events(
+        [
+            (event(1), classified(severity=Severity.MEDIUM)),
+            (event(2, minutes=5), classified(severity=Severity.CRITICAL)),
+        ],
+        now=NOW,
+    )
+    assert [o.created for o in outs] == [True, False]
+    assert outs[0].record_id == outs[1].record_id
+    later = store.record_events([(event(3, minutes=10), classified(severity=Severity.LOW))], now=NOW)
+    assert later[0].record_id == outs[0].record_id and not later[0].created
+    record = store.get_record(outs[0].record_id or "")
+    assert record.severity == "critical" and len(record.evidence) == 3
+    assert record.ticket is not None and record.ticket.severity == "critical"
+    assert len(store.list_records()) == 1
+
+
+def test_event_outside_window_or_other_key_opens_new_record(store: RecordStore) -> None:
+    outs = store.record_events(
+        [
+            (event(1), classified()),
+            (event(2, minutes=20), classified()),  # > 900 s after the last event
+            (event(3, minutes=21), classified(key="k2")),
+        ],
+        now=NOW,
+    )
+    assert [o.created for o in outs] == [True, True, True]
+    assert [o.record_id for o in outs] == ["NC-2026-000001", "NC-2026-000002", "NC-2026-000003"]
+
+
+def test_duplicates_change_nothing_also_within_a_batch(store: RecordStore) -> None:
+    first = store.record_events([(event(1), classified()), (event(1), classified())], now=NOW)
+    assert [o.duplicate for o in first] == [False, True]
+    assert first[1].record_id == first[0].record_id and first[1].ticket_id == first[0].ticket_id
+    trail_before = store.trail()
+    again = store.record_events([(event(1), classified())], now=NOW + timedelta(hours=1))
+    assert again[0].duplicate and again[0].record_id == first[0].record_id
+    assert again[0].ticket_id == "SEC-2026-000001"
+    assert store.trail() == trail_before
+    assert len(store.get_record(first[0].record_id or "").evidence) == 1
+
+
+def test_none_kind_is_only_marked_processed(store: RecordStore) -> None:
+    (out,) = store.record_events([(event(1), classified(kind=ClassKind.NONE))], now=NOW)
+    assert out.record_id is None and not out.created and not out.duplicate
+    assert store.list_records() == []
+    (again,) = store.record_events([(event(1), classified())], now=NOW)
+    assert again.duplicate and again.record_id is None
+
+
+def test_closed_record_is_not_reopened_by_new_events(store: RecordStore) -> None:
+    (out,) = store.record_events([(event(1), classified())], now=NOW)
+    store.transition(out.record_id or "", "cancelled", actor="qa", roles={"quality"},
+                     reason="false positive: commissioning", now=NOW)
+    (nxt,) = store.record_events([(event(2, minutes=1), classified())], now=NOW)
+    assert nxt.created and nxt.record_id != out.record_id
+
+
+def test_ids_follow_the_year_of_creation(store: RecordStore) -> None:
+    store.record_events([(event(1), classified())], now=NOW)
+    (out,) = store.record_events(
+        [(event(2), classified(key="k9"))], now=NOW.replace(year=2027)
+    )
+    assert out.record_id == "NC-2027-000001" and out.ticket_id == "SEC-2027-000001"
+
+
+def test_get_missing_record_raises(store: RecordStore) -> None:
+    with pytest.raises(RecordNotFound, match="NC-2026-999999"):
+        store.get_record("NC-2026-999999")
+
+
+def test_migrate_is_idempotent_and_versioned(store_target: tuple[str, str | None]) -> None:
+    target, schema = store_target
+    with open_store(target, schema=schema) as first:
+        assert first.migrate() == [1]
+        assert first.migrate() == []
+        assert first.schema_version() == 1
+
+
+def test_sqlite_url_form(tmp_path: object) -> None:
+    path = f"{tmp_path}/r.db"
+    with open_store(f"sqlite:///{path}".replace("sqlite:////", "sqlite:///")) as s:
+        s.migrate()
+        s.record_events([(event(1), classified())], now=NOW)
+    with open_store(path) as s:
+        assert len(s.list_records()) == 1

@@ -1,0 +1,134 @@
+"""``otwatch-sim``: check, run with a scenario, ports file, start gate, clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from simulators.cli import main
+from tests.simulators.conftest import PLANT_FILE, ROOT, SCENARIOS
+
+
+def test_check_accepts_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--plant", str(PLANT_FILE), *map(str, SCENARIOS)]) == 0
+    assert "ok:" in capsys.readouterr().out
+
+
+def test_bad_plant_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "plant.yaml"
+    bad.write_text("site: s\nlines: [{id: l, controllers: [], extra: 1}]\n")
+    assert main(["run", "--plant", str(bad), "--duration", "1"]) == 2
+    assert f"{bad}: lines[0].extra" in capsys.readouterr().err
+
+
+def test_help_describes_the_run_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for option in (
+        "--scenario",
+        "--labels-out",
+        "--approvals-out",
+        "--ports-file",
+        "--hold",
+        "--start-when-exists",
+        "--speed",
+        "--duration",
+    ):
+        assert option in out
+
+
+def test_run_plays_the_demo_and_writes_everything(tmp_path: Path) -> None:
+    labels, approvals, ports = tmp_path / "l.jsonl", tmp_path / "a.yaml", tmp_path / "p.json"
+    code = main(
+        [
+            "run",
+            "--plant",
+            str(PLANT_FILE),
+            "--scenario",
+            str(ROOT / "config/scenarios/demo.yaml"),
+            "--labels-out",
+            str(labels),
+            "--approvals-out",
+            str(approvals),
+            "--ports-file",
+            str(ports),
+            "--free-ports",
+            "--speed",
+            "20",
+            "--no-process",
+        ]
+    )
+    assert code == 0
+    assert [json.loads(x)["expected_verdict"] for x in labels.read_text().splitlines()] == [
+        "authorized",
+        "unapproved",
+    ]
+    assert yaml.safe_load(approvals.read_text())["approvals"][0]["id"] == "CR-demo-1"
+    assert set(json.loads(ports.read_text())) == {"press-01", "press-02", "oven-01"}
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        if path.exists() or proc.poll() is not None:
+            return
+        time.sleep(0.05)
+
+
+def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
+    ports, gate, labels = tmp_path / "p.json", tmp_path / "ready", tmp_path / "l.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulators.cli",
+            "run",
+            "--plant",
+            str(PLANT_FILE),
+            "--port",
+            "press-01=0",
+            "--port",
+            "press-02=0",
+            "--port",
+            "oven-01=0",
+            "--ports-file",
+            str(ports),
+            "--scenario",
+            str(ROOT / "config/scenarios/demo.yaml"),
+            "--start-when-exists",
+            str(gate),
+            "--labels-out",
+            str(labels),
+            "--speed",
+            "50",
+            "--hold",
+            "120",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(ports, proc)
+        assert ports.exists(), "the plant did not come up"
+        assert not labels.exists()  # the scenario waits for the gate file
+        gate.touch()
+        _wait_for(labels, proc)
+        for _ in range(600):
+            if len(labels.read_text().splitlines()) == 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,121 @@
+"""Scenarios played on the real simulated plant, checked with independent clients."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from asyncua.client.client import Client
+from pymodbus.client import AsyncModbusTcpClient
+
+from simulators.plant import PlantConfig
+from simulators.runtime import SimulatedPlant
+from simulators.scenario import load_scenario, play
+from tests.simulators.conftest import ROOT
+
+SCENARIOS = ROOT / "config" / "scenarios"
+
+
+async def test_runtime_api_reads_writes_and_counts(plant: SimulatedPlant) -> None:
+    assert plant.endpoint("press-01") == f"127.0.0.1:{plant.port('press-01')}"
+    assert (
+        plant.endpoint("oven-01") == f"opc.tcp://127.0.0.1:{plant.port('oven-01')}/otwatch/oven-01"
+    )
+    assert plant.namespace_uri("oven-01") == "urn:otwatch:sim:oven-01"
+    await plant.write("press-01", "temperature_sp", 185.0, actor="j.doe")
+    assert await plant.read("press-01", "temperature_sp") == 185.0
+    client = AsyncModbusTcpClient("127.0.0.1", port=plant.port("press-01"), timeout=1, retries=0)
+    await client.connect()
+    try:
+        await client.write_register(6, 1250, device_id=1)
+    finally:
+        client.close()
+    assert plant.foreign_writes("press-01") == 1
+    assert plant.foreign_writes("oven-01") == 0
+    assert [r.actor for r in plant.history] == ["j.doe"]
+
+
+async def test_demo_labels_approvals_and_values(plant: SimulatedPlant, tmp_path: Path) -> None:
+    labels_out, approvals_out = tmp_path / "labels.jsonl", tmp_path / "approvals.yaml"
+    labels = await play(
+        plant, load_scenario(SCENARIOS / "demo.yaml"), labels_out, approvals_out, speed=20
+    )
+    lines = [json.loads(line) for line in labels_out.read_text().splitlines()]
+    assert len(lines) == len(labels) == 2
+    first, second = lines
+    assert {k: first[k] for k in ("controller", "tag", "old_value", "new_value")} == {
+        "controller": "press-01",
+        "tag": "temperature_sp",
+        "old_value": 180.0,
+        "new_value": 185.0,
+    }
+    assert (first["expected_verdict"], first["actor"]) == ("authorized", "j.doe")
+    assert (second["controller"], second["old_value"], second["new_value"]) == (
+        "oven-01",
+        200.0,
+        230.0,
+    )
+    assert (second["expected_verdict"], second["change_kind"]) == ("unapproved", "setpoint_change")
+    assert first["time"].endswith("Z") and first["time"] <= second["time"]
+    (approval,) = yaml.safe_load(approvals_out.read_text())["approvals"]
+    assert approval["id"] == "CR-demo-1" and approval["expected"] == {"exact": 185.0}
+    assert approval["approved_by"] == "j.doe" and approval["single_use"] is True
+    async with Client(plant.endpoint("oven-01")) as client:
+        idx = await client.get_namespace_index(plant.namespace_uri("oven-01"))
+        temp = client.get_node(f"ns={idx};s=Oven.Zone1.TemperatureSP")
+        assert await temp.read_value() == 230.0
+    assert plant.foreign_writes("press-01") == plant.foreign_writes("oven-01") == 0
+
+
+async def test_maintenance_approves_every_change_and_restores(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
+    approvals_out = tmp_path / "approvals.yaml"
+    labels = await play(
+        plant, load_scenario(SCENARIOS / "maintenance.yaml"), approvals_out=approvals_out, speed=50
+    )
+    records = yaml.safe_load(approvals_out.read_text())["approvals"]
+    assert len(records) == len(labels) == 6
+    assert {lb.expected_verdict for lb in labels} == {"authorized"}
+    assert [lb.approval_id for lb in labels] == [r["id"] for r in records]
+    restore = labels[-1]
+    assert (restore.old_value, restore.new_value) == (1150, 1200)
+    assert records[-1]["expected"] == {"exact": 1200}
+    assert await plant.read("oven-01", "recipe_id") == "R-200"
+
+
+async def test_program_download_restarts_and_renumbers(plant: SimulatedPlant) -> None:
+    index_before = plant.plc("oven-01").namespace_index  # type: ignore[union-attr]
+    labels = await play(plant, load_scenario(SCENARIOS / "program-download.yaml"), speed=20)
+    downloads = [lb for lb in labels if lb.action == "program_download"]
+    assert [lb.change_kind for lb in downloads] == ["program_change", "program_change"]
+    assert [lb.expected_verdict for lb in downloads] == ["authorized", "unapproved"]
+    assert downloads[1].new_value == "e3a0c55d19b7f402"
+    async with Client(plant.endpoint("oven-01")) as client:
+        idx = await client.get_namespace_index(plant.namespace_uri("oven-01"))
+        assert idx == index_before + 2
+        node = client.get_node(f"ns={idx};s=Oven.Program.Checksum")
+        assert await node.read_value() == "e3a0c55d19b7f402"
+
+
+async def test_outage_faults_and_offline_change(plant_config: PlantConfig, tmp_path: Path) -> None:
+    ports = {c.id: 0 for c in plant_config.controllers()}
+    async with SimulatedPlant(plant_config, ports, process=False) as plant:
+        labels = await play(plant, load_scenario(SCENARIOS / "outage.yaml"), speed=25)
+        offline = next(lb for lb in labels if lb.action == "offline_change")
+        assert (offline.old_value, offline.new_value) == (180.0, 182.0)
+        assert offline.change_kind == "changed_while_unwatched"
+        assert offline.expected_verdict == "unapproved"
+        faults = [lb for lb in labels if lb.tag is None]
+        assert {lb.expected_verdict for lb in faults} == {None}
+        press = plant.plc("press-01")
+        assert press.faults.exception is None and press.faults.delay_s == 0  # type: ignore[union-attr]
+        assert await plant.read("oven-01", "temperature_sp") == 205.0
+
+
+async def test_burst_changes_every_controller(plant: SimulatedPlant) -> None:
+    labels = await play(plant, load_scenario(SCENARIOS / "burst.yaml"), speed=10)
+    assert {lb.controller for lb in labels} == {"press-01", "press-02", "oven-01"}
+    assert await plant.read("press-02", "force_sp") == 260.0
+    assert sum(lb.expected_verdict == "authorized" for lb in labels) == 1

@@ -1,0 +1,157 @@
+"""The records API and web UI over a real SQLite store, served on a free loopback port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from detectors.records import open_store
+from tests.web.conftest import serve
+
+Client = TestClient[Any, Any]
+NC1, NC2 = "NC-2026-000001", "NC-2026-000002"
+TRIAGE = {"to": "triage", "actor": "qa.lee", "roles": ["quality"], "reason": "triaged"}
+
+
+async def test_list_is_newest_first_with_summary_fields(client: Client) -> None:
+    resp = await client.get("/api/records")
+    assert resp.status == 200
+    rows = await resp.json()
+    assert [r["id"] for r in rows] == [NC2, NC1]
+    first = rows[1]
+    assert first["security_ticket"] == "SEC-2026-000001"
+    assert (first["classification"], first["state"], first["severity"]) == (
+        "joint", "detected", "high")
+    assert (first["controller"], first["tag"]) == ("press-01", "ZoneTemp")
+    assert first["detected_at"].startswith("2026-03-02T08:00")
+
+
+async def test_detail_has_evidence_and_linked_ticket(client: Client) -> None:
+    resp = await client.get(f"/api/records/{NC1}")
+    assert resp.status == 200
+    record = await resp.json()
+    assert record["ticket"]["id"] == "SEC-2026-000001"
+    assert record["ticket"]["record_id"] == NC1
+    (evidence,) = record["evidence"]
+    assert len(evidence["sha256"]) == 64
+    assert (evidence["old_value"], evidence["new_value"]) == (200.0, 215.0)
+
+
+async def test_unknown_record_is_404_json(client: Client) -> None:
+    for path in ("/api/records/NC-2026-999999", "/api/records/NC-2026-999999/trail"):
+        resp = await client.get(path)
+        assert resp.status == 404
+        assert "NC-2026-999999" in (await resp.json())["error"]
+    resp = await client.get("/api/nothing-here")
+    assert resp.status == 404 and "error" in await resp.json()
+
+
+async def test_html_list_and_record_page_escape_data(client: Client) -> None:
+    listing = await (await client.get("/")).text()
+    assert NC1 in listing and "SEC-2026-000001" in listing
+    assert 'http-equiv="refresh" content="5"' in listing
+    assert "Audit trail intact" in listing
+    resp = await client.get(f"/records/{NC1}")
+    assert resp.status == 200
+    page = await resp.text()
+    assert "SEC-2026-000001" in page and "ctq-setpoint" in page and "c-1" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "&lt;R-12&gt;" in page
+    missing = await client.get("/records/NC-2026-999999")
+    assert missing.status == 404 and "NC-2026-999999" in await missing.text()
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"not json", "not JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"to": "flying", "actor": "a", "roles": ["quality"], "reason": "r"}', "'to'"),
+        (b'{"to": "triage", "roles": ["quality"], "reason": "r"}', "'actor'"),
+        (b'{"to": "triage", "actor": "a", "roles": "quality", "reason": "r"}', "'roles'"),
+        (b'{"to": "triage", "actor": "a", "roles": ["quality"], "reason": ""}', "'reason'"),
+        (b'{"to": "triage", "actor": "a", "roles": ["quality"], "reason": "r", "x": 1}', "'x'"),
+        (b'{"to": "triage", "actor": "a", "roles": ["quality"], "reason": "  "}', "reason"),
+    ],
+)
+async def test_malformed_transition_is_400_and_changes_nothing(
+    client: Client, body: bytes, named: str
+) -> None:
+    before = await (await client.get(f"/api/records/{NC1}")).json()
+    resp = await client.post(f"/api/records/{NC1}/transition", data=body,
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 400
+    assert named in (await resp.json())["error"]
+    assert await (await client.get(f"/api/records/{NC1}")).json() == before
+    trail = await (await client.get(f"/api/records/{NC1}/trail")).json()
+    assert [t["field"] for t in trail if t["field"] == "state"] == []
+
+
+async def test_forbidden_transition_is_409_with_the_reason(client: Client) -> None:
+    skip = {**TRIAGE, "to": "closed"}
+    resp = await client.post(f"/api/records/{NC1}/transition", json=skip)
+    assert resp.status == 409
+    error = await resp.json()
+    assert error["current"] == "detected" and error["requested"] == "closed"
+    assert "not a lifecycle step" in error["error"]
+    no_role = {**TRIAGE, "roles": ["operator"]}
+    resp = await client.post(f"/api/records/{NC1}/transition", json=no_role)
+    assert resp.status == 409 and "quality or the security role" in (await resp.json())["error"]
+    assert (await (await client.get(f"/api/records/{NC1}")).json())["state"] == "detected"
+
+
+async def test_allowed_transition_is_recorded_in_the_trail(client: Client) -> None:
+    resp = await client.post(f"/api/records/{NC1}/transition", json=TRIAGE)
+    assert resp.status == 200 and (await resp.json())["state"] == "triage"
+    trail = await (await client.get(f"/api/records/{NC1}/trail")).json()
+    last = trail[-1]
+    assert (last["field"], last["actor"], last["reason"]) == ("state", "qa.lee", "triaged")
+    verify = await (await client.get("/api/verify")).json()
+    assert verify["ok"] is True and verify["entries"] >= 3
+    page = await (await client.get(f"/records/{NC1}")).text()
+    assert "qa.lee" in page and "triaged" in page
+
+
+async def test_unknown_record_transition_is_404(client: Client) -> None:
+    resp = await client.post("/api/records/NC-2026-999999/transition", json=TRIAGE)
+    assert resp.status == 404
+
+
+async def test_kpis_and_health(client: Client) -> None:
+    kpis = await (await client.get("/api/kpis")).json()
+    assert kpis["records"] == 2
+    health = await (await client.get("/healthz")).json()
+    assert health == {"ok": True, "store": "ready"}
+
+
+async def test_missing_database_shows_empty_list_and_is_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "later.db"
+    client = await serve(str(path))
+    try:
+        assert await (await client.get("/api/records")).json() == []
+        page = await (await client.get("/")).text()
+        assert "No records yet" in page
+        assert (await (await client.get("/healthz")).json())["store"] == "not ready"
+        assert (await client.get("/api/verify")).status == 503
+        assert (await client.get(f"/api/records/{NC1}")).status == 503
+        assert not path.exists()
+        with open_store(str(path)) as store:  # the classifier creates it later
+            store.migrate()
+        assert await (await client.get("/api/records")).json() == []
+        assert (await (await client.get("/healthz")).json())["store"] == "ready"
+    finally:
+        await client.close()
+
+
+async def test_empty_file_without_tables_is_not_ready(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.touch()
+    client = await serve(str(path))
+    try:
+        assert await (await client.get("/api/records")).json() == []
+        assert "No records yet" in await (await client.get("/")).text()
+    finally:
+        await client.close()
