@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from agent.config_base import ContextRole, ControllerBase, TagBase, _Strict
 from agent.errors import ConfigError
-from agent.events import TagKind
 from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
 
-ContextRole = Literal["lot", "batch", "recipe", "operator"]
+__all__ = [
+    "AgentConfig", "ContextRole", "ControllerBase", "ControllerConfig", "ModbusControllerConfig",
+    "ModbusTag", "OpcuaControllerConfig", "OpcuaTag", "TagBase", "load_agent_config",
+]
+
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
 ModbusDataType = Literal[
     "int16", "uint16", "int32", "uint32", "float32", "float64", "string", "bool", "bit"
@@ -31,31 +36,6 @@ ModbusDataType = Literal[
 REGISTER_COUNT: dict[str, int] = {
     "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bit": 1,
 }
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TagBase(_Strict):
-    """A watched tag (``kind``) or a context tag (``context``) that travels with every event."""
-
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    kind: TagKind | None = None
-    context: ContextRole | None = None
-    critical_to_quality: bool = False
-    unit: str | None = None
-    #: Analogue noise below this absolute difference is not a change.
-    deadband: float = Field(default=0.0, ge=0.0)
-
-    @model_validator(mode="after")
-    def _has_role(self) -> TagBase:
-        if self.kind is None and self.context is None:
-            raise ValueError(
-                "a tag needs `kind` (setpoint, recipe, program, mode) to be watched, "
-                "or `context` (lot, batch, recipe, operator) to travel with events"
-            )
-        return self
 
 
 class ModbusTag(TagBase):
@@ -91,21 +71,6 @@ class ModbusTag(TagBase):
         return REGISTER_COUNT.get(self.data_type, 1)
 
 
-class OpcuaTag(TagBase):
-    #: `nsu=<namespace uri>;s=<id>` (resolved on every connect) or `ns=<index>;...`.
-    node: str = Field(min_length=3)
-
-
-class ControllerBase(_Strict):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    line: str = "line-1"
-    validated: bool = False
-    poll_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
-    timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
-    #: Reconnect backoff: first delay doubles up to this cap.
-    reconnect_max_s: float = Field(default=30.0, gt=0.0)
-
-
 class ModbusControllerConfig(ControllerBase):
     protocol: Literal["modbus"]
     host: str = "127.0.0.1"
@@ -120,14 +85,6 @@ class ModbusControllerConfig(ControllerBase):
     @property
     def endpoint(self) -> str:
         return f"modbus://{self.host}:{self.port}/{self.device_id}"
-
-
-class OpcuaControllerConfig(ControllerBase):
-    protocol: Literal["opcua"]
-    endpoint: str = Field(pattern=r"^opc\.tcp://")
-    #: Largest number of nodes in one Read request (servers cap operations per request).
-    max_nodes_per_read: int = Field(default=1000, ge=1)
-    tags: list[OpcuaTag] = Field(min_length=1)
 
 
 ControllerConfig = Annotated[

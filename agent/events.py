@@ -94,7 +94,7 @@ class MonitoringGap(_Frozen):
 class SuspectChange(_Frozen):
     """One detected change on one controller tag, with its verdict against change control."""
 
-    schema_: Literal["otwatch.change/1"] = Field(default=SCHEMA, alias="schema")
+    schema_: Literal["otwatch.change/1"] = Field(default="otwatch.change/1", alias="schema")
     event_id: str
     seq: int = Field(ge=0)
     agent_id: str

@@ -71,7 +71,8 @@ class Agent:
         identity = AgentIdentity(config.agent.id, config.agent.site)
         self.watchers = {
             ctl.id: ControllerWatcher(
-                identity, ctl, self.baseline.get(ctl.id), self.approvals, self._store
+                identity, ctl, self.baseline.get(ctl.id), self.approvals, self._store,
+                self.baseline.save,
             )
             for ctl in config.controllers
         }
@@ -82,9 +83,8 @@ class Agent:
 
     async def _store(self, events: list[SuspectChange]) -> None:
         """Durable before acknowledged: spool first, then the baseline may move on."""
-        self.spool.append(events)
+        self.spool.append(events)  # raises SpoolFull: then nothing counts as detected
         self.publisher.wake()
-        self.baseline.save()
         for ev in events:
             log.info(
                 "%s %s/%s %s: %r -> %r (%s)", ev.verdict.value, ev.controller.id, ev.tag.name,

@@ -31,6 +31,7 @@ from agent.events import (
     Verdict,
 )
 from agent.sources.base import Connected, Disconnected, Readings, SourceEvent
+from agent.spool import SpoolFull
 
 EventSink = Callable[[list[SuspectChange]], Awaitable[None]]
 ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
@@ -53,12 +54,14 @@ class ControllerWatcher:
         baseline: ControllerBaseline,
         approvals: ApprovalBook,
         sink: EventSink,
+        save_baseline: Callable[[], None],
     ) -> None:
         self.identity = identity
         self.config = config
         self.baseline = baseline
         self.approvals = approvals
         self.sink = sink
+        self.save_baseline = save_baseline
         self.watched = [t for t in config.tags if t.kind is not None]
         self.context_tags = {t.name: t.context for t in config.tags if t.context is not None}
         self.context: dict[str, TagValue] = {}
@@ -98,6 +101,13 @@ class ControllerWatcher:
         events = [self._change_event(c, scan) for c in changes]
         if self._fresh and scan.complete:
             events.extend(self._session_events(scan.at))
+        if events:
+            try:
+                await self.sink(events)
+            except SpoolFull:
+                # Not durable, so not detected: keep the baseline where it was, and the next
+                # scan finds the same changes again (the spool logs and counts the refusal).
+                return
         self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
         if scan.complete:
             self.baseline.last_seen = scan.at
@@ -107,7 +117,7 @@ class ControllerWatcher:
                 if self._session is not None:
                     self.baseline.session = self._session
         if events:
-            await self.sink(events)
+            self.save_baseline()  # the changes are durable in the spool; the baseline follows
 
     def _session_events(self, now: datetime) -> list[SuspectChange]:
         events = []

@@ -6,6 +6,7 @@ Examples::
         --labels-out labels.jsonl --approvals-out approvals.yaml --speed 2
     otwatch-sim run --plant config/plant.yaml --free-ports --ports-file ports.json --duration 60
     otwatch-sim check --plant config/plant.yaml config/scenarios/*.yaml
+    otwatch-sim run --scale 100,10,50000 --shard 0/4 --ports-file ports-0.json   # x4 processes
 
 Exit codes: 0 done (or stopped by SIGTERM/SIGINT), 2 bad config or arguments.
 """
@@ -21,9 +22,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from simulators.errors import SimulatorError
 from simulators.plant import PlantConfig, load_plant
 from simulators.runtime import SimulatedPlant
+from simulators.scale import plant_to_dict, scale_plant, shard
 from simulators.scenario import Label, Scenario, check_against, load_scenario, play
 
 log = logging.getLogger("otwatch.sim")
@@ -36,6 +40,21 @@ def _port_override(text: str) -> tuple[str, int]:
     return name, int(port)
 
 
+def _scale(text: str) -> tuple[int, int, int]:
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected MODBUS,OPCUA,TAGS like 100,10,50000: {text!r}")
+    modbus, opcua, tags = (int(p) for p in parts)
+    return modbus, opcua, tags
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected I/N like 0/4, got {text!r}")
+    return int(index), int(count)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otwatch-sim",
@@ -43,7 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve the plant; play a scenario if given")
-    run.add_argument("--plant", type=Path, required=True, help="plant YAML (config/plant.yaml)")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--plant", type=Path, help="plant YAML (config/plant.yaml)")
+    source.add_argument(
+        "--scale",
+        type=_scale,
+        metavar="MODBUS,OPCUA,TAGS",
+        help="serve a generated scale plant, e.g. 100,10,50000 (free ports)",
+    )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="I/N",
+        default=(0, 1),
+        help="serve only controllers n with n %% N == I (one process per shard)",
+    )
     run.add_argument("--scenario", type=Path, help="scenario YAML (config/scenarios/*.yaml)")
     run.add_argument("--labels-out", type=Path, help="write one JSON ground-truth line per action")
     run.add_argument("--approvals-out", type=Path, help="write approval records (agent format)")
@@ -69,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the scenario only once FILE exists (e.g. the agent is ready)",
     )
     run.add_argument("--no-process", action="store_true", help="do not advance lots")
+    gen = sub.add_parser("scale-plant", help="write a generated scale plant as YAML")
+    gen.add_argument("--modbus", type=int, default=100, help="Modbus controllers (100)")
+    gen.add_argument("--opcua", type=int, default=10, help="OPC UA servers (10)")
+    gen.add_argument("--tags", type=int, default=50_000, help="tags in total (50000)")
+    gen.add_argument("--out", type=Path, required=True, help="YAML file to write")
     check = sub.add_parser("check", help="validate the plant and scenario files, then exit")
     check.add_argument("--plant", type=Path, required=True)
     check.add_argument("scenarios", type=Path, nargs="*")
@@ -76,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _ports(args: argparse.Namespace, plant: PlantConfig) -> dict[str, int]:
-    ports = {c.id: 0 for c in plant.controllers()} if args.free_ports else {}
+    free = args.free_ports or args.scale is not None
+    ports = {c.id: 0 for c in plant.controllers()} if free else {}
     ports.update(dict(args.port))
     return ports
 
@@ -161,6 +200,19 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plant(args: argparse.Namespace) -> PlantConfig:
+    if args.scale is not None:
+        return scale_plant(*args.scale)
+    return load_plant(args.plant)
+
+
+def _write_scale_plant(args: argparse.Namespace) -> int:
+    plant = scale_plant(args.modbus, args.opcua, args.tags)
+    args.out.write_text(yaml.safe_dump(plant_to_dict(plant), sort_keys=False), encoding="utf-8")
+    print(f"wrote {args.out}: {len(plant.controllers())} controllers, {args.tags} tags")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otwatch-sim`` console script."""
     args = build_parser().parse_args(argv)
@@ -169,7 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
-        plant = load_plant(args.plant)
+        if args.command == "scale-plant":
+            return _write_scale_plant(args)
+        plant = shard(_plant(args), *args.shard)
         scenario = load_scenario(args.scenario) if args.scenario else None
         if scenario is not None:
             check_against(plant, scenario, str(args.scenario))

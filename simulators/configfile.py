@@ -15,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 from simulators.errors import SimulatorError
 
 M = TypeVar("M", bound=BaseModel)
+#: libyaml's loader when present: a generated scale plant is megabytes of YAML.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def key_path(loc: tuple[int | str, ...]) -> str:
@@ -51,7 +53,7 @@ def read_yaml(path: Path | str, error: type[SimulatorError]) -> Any:
     except OSError as exc:
         raise error(f"{path}: cannot read the file: {exc.strerror} (fix: check the path)") from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML: {exc} (fix: correct the YAML syntax)") from exc
 

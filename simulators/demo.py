@@ -71,7 +71,7 @@ class Pipeline:
 
 def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[str, Any]:
     """config/agent.yaml, pointed at this run's ports, broker, state and approvals."""
-    cfg = yaml.safe_load((CONFIG / "agent.yaml").read_text())
+    cfg: dict[str, Any] = yaml.safe_load((CONFIG / "agent.yaml").read_text())
     cfg["agent"]["state_dir"] = str(workdir / "agent")
     cfg["kafka"]["bootstrap_servers"] = bootstrap
     cfg["kafka"]["enable_idempotence"] = False
@@ -87,7 +87,7 @@ def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[s
 
 
 def classifier_config(bootstrap: str, workdir: Path) -> dict[str, Any]:
-    cfg = yaml.safe_load((CONFIG / "classifier.yaml").read_text())
+    cfg: dict[str, Any] = yaml.safe_load((CONFIG / "classifier.yaml").read_text())
     cfg["classifier"]["records_db"] = str(workdir / "records.db")
     cfg["classifier"]["criteria"] = str(CONFIG / "criteria.yaml")
     cfg["kafka"]["bootstrap_servers"] = bootstrap

@@ -187,7 +187,7 @@ class OpcUaPLC:
         if server is None:
             return
         for name, node in self._nodes.items():
-            self._values[name] = await node.read_value()
+            self._values[name] = server.read_attribute_value(node.nodeid).Value.Value
         await _cancel_clock(server)
         await server.stop()
 
@@ -226,8 +226,8 @@ class OpcUaPLC:
     async def read(self, name: str) -> Scalar:
         """The current value of a tag (not counted)."""
         tag = self.config.tag(name)
-        self._require()
-        value: Scalar = await self._nodes[tag.name].read_value()
+        server = self._require()
+        value: Scalar = server.read_attribute_value(self._nodes[tag.name].nodeid).Value.Value
         return value
 
     async def write(
@@ -238,7 +238,7 @@ class OpcUaPLC:
         server = self._require()
         new = coerce(tag, value)
         node = self._nodes[tag.name]
-        old = await node.read_value()
+        old = server.read_attribute_value(node.nodeid).Value.Value
         await node.write_value(ua.Variant(new, _VARIANT[tag.type]))
         if audit:
             await self._audit(server, node, tag, old, new, actor)

@@ -14,10 +14,14 @@ import logging
 import time
 from datetime import datetime
 
-from asyncua import Client, Node, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.common.node import Node
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.uaerrors import UaError
 
 from agent import metrics
-from agent.config import OpcuaControllerConfig, OpcuaTag
+from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
 from agent.errors import ControllerUnreachable, TagConfigError
 from agent.events import TagValue
 from agent.sources.base import (
@@ -33,7 +37,7 @@ from agent.sources.base import (
 
 log = logging.getLogger(__name__)
 
-_SERVER_START_TIME = ua.NodeId(ua.ObjectIds.Server_ServerStatus_StartTime)
+_SERVER_START_TIME = ua.NodeId(ua.Int32(ObjectIds.Server_ServerStatus_StartTime))
 
 
 def resolve_node_id(address: str, namespaces: list[str], controller: str, tag: str) -> ua.NodeId:
@@ -92,7 +96,7 @@ class OpcuaSource:
                 await emit(Connected(utcnow(), session=f"server-start:{started}"))
                 next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
                 await self._poll(client, nodes, emit)
-            except (OSError, TimeoutError, ua.UaError, ControllerUnreachable) as exc:
+            except (OSError, TimeoutError, UaError, ControllerUnreachable) as exc:
                 reason = str(exc) or type(exc).__name__
                 self._outage.failed(reason)
                 metrics.CONTROLLER_UP.labels(self.controller_id).set(0)

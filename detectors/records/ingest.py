@@ -43,6 +43,9 @@ class _OpenRecord:
     severity: Severity
     last_event: datetime
     indicators: list[str]
+    start_severity: Severity
+    raised_by: str = ""
+    attached: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class _Batch:
     tickets: list[tuple[Any, ...]] = field(default_factory=list)
     evidence: list[tuple[Any, ...]] = field(default_factory=list)
     touched: dict[str, _OpenRecord] = field(default_factory=dict)
+    attached_to: dict[str, _OpenRecord] = field(default_factory=dict)
 
 
 def correlation_key(event: SuspectChange, cls: Classification) -> str:
@@ -136,22 +140,33 @@ def _attach(
 ) -> None:
     row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
     batch.evidence.append(row)
-    batch.trail.append(
-        rec.id, CLASSIFIER, batch.now, "evidence", None,
-        canonical_json({"event_id": ev.event_id, "sha256": row[2], "severity": cls.severity}),
-        "correlated event attached as evidence",
-    )
+    rec.attached.append({"event_id": ev.event_id, "sha256": row[2], "severity": row[5]})
+    batch.attached_to[rec.id] = rec
     rec.last_event = max(rec.last_event, detected_at)
     for indicator in _indicators(ev, cls):
         if indicator not in rec.indicators:
             rec.indicators.append(indicator)
+            batch.touched[rec.id] = rec
     if SEVERITY_ORDER[cls.severity] > SEVERITY_ORDER[rec.severity]:
-        batch.trail.append(
-            rec.id, CLASSIFIER, batch.now, "severity", canonical_json(rec.severity.value),
-            canonical_json(cls.severity.value), f"evidence {ev.event_id} is {cls.severity.value}",
-        )
         rec.severity = cls.severity
-    batch.touched[rec.id] = rec
+        rec.raised_by = ev.event_id
+        batch.touched[rec.id] = rec
+
+
+def _trail_attachments(batch: _Batch) -> None:
+    """One evidence entry per record per batch (each event's id and SHA-256 in it), then the
+    severity rise if any: the chain covers every evidence hash at a fraction of the rows."""
+    for rec in batch.attached_to.values():
+        count = len(rec.attached)
+        batch.trail.append(
+            rec.id, CLASSIFIER, batch.now, "evidence", None, canonical_json(rec.attached),
+            f"{count} correlated event{'s' if count > 1 else ''} attached as evidence",
+        )
+        if rec.severity is not rec.start_severity:
+            batch.trail.append(
+                rec.id, CLASSIFIER, batch.now, "severity", canonical_json(rec.start_severity),
+                canonical_json(rec.severity), f"evidence {rec.raised_by} is {rec.severity.value}",
+            )
 
 
 def _open(
@@ -165,7 +180,7 @@ def _open(
     batch.records.append((
         rid, cls.kind.value, State.DETECTED.value, ticket, ev.controller.id, ev.tag.name, ev.site,
         ev.line, cls.severity.value, cls.description or ev.verdict_reason or ev.change_kind.value,
-        detected, batch.now, detected, rules, cls.criteria_version, key,
+        detected, batch.now, rules, cls.criteria_version, key,
     ))
     indicators = _indicators(ev, cls)
     batch.tickets.append((ticket, rid, cls.severity.value, "open", canonical_json(indicators)))
@@ -183,7 +198,7 @@ def _open(
         rid, CLASSIFIER, batch.now, "record", None, canonical_json(snapshot),
         f"opened by the classifier: {', '.join(cls.rules_fired) or cls.kind.value}",
     )
-    return _OpenRecord(rid, ticket, cls.severity, detected_at, indicators)
+    return _OpenRecord(rid, ticket, cls.severity, detected_at, indicators, cls.severity)
 
 
 def _next_id(db: Database, kind: str, year: int) -> int:
@@ -219,16 +234,17 @@ def _open_records(db: Database, keys: list[str]) -> dict[str, _OpenRecord]:
         chunk = keys[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
         rows = db.query(
-            "SELECT r.correlation_key, r.id, r.security_ticket, r.severity, r.last_event_at, "
+            "SELECT r.correlation_key, r.id, r.security_ticket, r.severity, "
+            "(SELECT MAX(e.detected_at) FROM evidence e WHERE e.record_id = r.id) AS last, "
             "t.indicators FROM records r JOIN tickets t ON t.record_id = r.id "
             f"WHERE r.correlation_key IN ({marks}) AND r.state IN ({states}) "
-            "ORDER BY r.last_event_at",
+            "ORDER BY last",
             chunk,
         )
         for key, rid, ticket, severity, last, indicators in rows:
             found[key] = _OpenRecord(
                 rid, ticket, Severity(severity), datetime.fromisoformat(last),
-                list(orjson.loads(indicators)),
+                list(orjson.loads(indicators)), Severity(severity),
             )
     return found
 
@@ -236,9 +252,9 @@ def _open_records(db: Database, keys: list[str]) -> dict[str, _OpenRecord]:
 def _flush(db: Database, batch: _Batch) -> None:
     db.executemany(
         "INSERT INTO records (id, classification, state, security_ticket, controller, tag, site, "
-        "line, severity, description, detected_at, created_at, last_event_at, rules_fired, "
+        "line, severity, description, detected_at, created_at, rules_fired, "
         "criteria_version, correlation_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         batch.records,
     )
     db.executemany(
@@ -251,6 +267,7 @@ def _flush(db: Database, batch: _Batch) -> None:
         batch.evidence,
     )
     _flush_touched(db, batch)
+    _trail_attachments(batch)
     db.executemany(
         "INSERT INTO processed_events (event_id, record_id, processed_at) VALUES (?, ?, ?)",
         batch.processed,
@@ -259,10 +276,11 @@ def _flush(db: Database, batch: _Batch) -> None:
 
 
 def _flush_touched(db: Database, batch: _Batch) -> None:
+    """Only records whose severity rose, and tickets whose severity or indicators changed."""
     touched = list(batch.touched.values())
     db.executemany(
-        "UPDATE records SET last_event_at = ?, severity = ? WHERE id = ?",
-        [(iso(r.last_event), r.severity.value, r.id) for r in touched],
+        "UPDATE records SET severity = ? WHERE id = ?",
+        [(r.severity.value, r.id) for r in touched if r.severity is not r.start_severity],
     )
     db.executemany(
         "UPDATE tickets SET severity = ?, indicators = ? WHERE id = ?",

@@ -74,7 +74,7 @@ def test_run_plays_the_demo_and_writes_everything(tmp_path: Path) -> None:
         "unapproved",
     ]
     assert yaml.safe_load(approvals.read_text())["approvals"][0]["id"] == "CR-demo-1"
-    assert set(json.loads(ports.read_text())) == {"press-01", "press-02", "oven-01"}
+    assert set(json.loads(ports.read_text())) == {"press-01", "press-02", "gateway-01", "oven-01"}
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:

@@ -136,3 +136,21 @@ async def test_press_02_uses_little_word_order(plant_config: PlantConfig) -> Non
     finally:
         c.close()
         await plc.stop()
+
+
+async def test_a_gateway_serves_several_device_ids(plant_config: PlantConfig) -> None:
+    plc = ModbusPLC(modbus_config(plant_config, "gateway-01"), free_port())
+    await plc.start()
+    c = AsyncModbusTcpClient("127.0.0.1", port=plc.port, timeout=1, retries=0)
+    try:
+        await c.connect()
+        dryer = await c.read_holding_registers(0, count=1, device_id=1)
+        conveyor = await c.read_holding_registers(0, count=1, device_id=2)
+        assert (dryer.registers, conveyor.registers) == ([650], [900])
+        await plc.write("conveyor_speed_sp", 950)
+        conveyor = await c.read_holding_registers(0, count=1, device_id=2)
+        assert conveyor.registers == [950]
+        assert await plc.read("dryer_temperature_sp") == 65.0
+    finally:
+        c.close()
+        await plc.stop()

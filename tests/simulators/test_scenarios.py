@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -119,3 +120,22 @@ async def test_burst_changes_every_controller(plant: SimulatedPlant) -> None:
     assert {lb.controller for lb in labels} == {"press-01", "press-02", "oven-01"}
     assert await plant.read("press-02", "force_sp") == 260.0
     assert sum(lb.expected_verdict == "authorized" for lb in labels) == 1
+
+
+async def test_lots_advance_on_the_line_schedule(plant_config: PlantConfig) -> None:
+    """120 s per lot at 600x speed: a new lot every 0.2 s, seen by an independent client."""
+    ports = {c.id: 0 for c in plant_config.controllers()}
+    async with SimulatedPlant(plant_config, ports, process_speed=600) as plant:
+        async with Client(plant.endpoint("oven-01")) as client:
+            idx = await client.get_namespace_index(plant.namespace_uri("oven-01"))
+            lot = client.get_node(f"ns={idx};s=Oven.Lot.Id")
+            for _ in range(200):
+                if await lot.read_value() not in ("LOT-0001", "LOT-0002"):
+                    break
+                await asyncio.sleep(0.05)
+            value = await lot.read_value()
+        assert value.startswith("LOT-") and int(value[4:]) >= 3
+        counter = await plant.read("press-01", "lot_counter")
+        assert isinstance(counter, int) and counter > 1000
+        assert plant.history == []  # process writes are not scenario writes
+        assert plant.foreign_writes("press-01") == plant.foreign_writes("oven-01") == 0

@@ -26,7 +26,6 @@ CREATE TABLE records (
     description TEXT NOT NULL,
     detected_at TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    last_event_at TEXT NOT NULL,
     rules_fired TEXT NOT NULL,
     criteria_version TEXT NOT NULL,
     correlation_key TEXT NOT NULL,
@@ -55,7 +54,8 @@ CREATE TABLE evidence (
     attached_at TEXT NOT NULL,
     raw TEXT NOT NULL
 );
-CREATE INDEX evidence_by_record ON evidence (record_id);
+-- Also gives the latest event of a record (correlation window) without a column to update.
+CREATE INDEX evidence_by_record ON evidence (record_id, detected_at);
 
 CREATE TABLE signatures (
     record_id TEXT NOT NULL REFERENCES records (id),
