@@ -17,13 +17,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from agent.config_base import ContextRole, ControllerBase, TagBase, _Strict
+from agent.config_base import ContextRole, ControllerBase, RecipeGroup, TagBase, _Strict
 from agent.errors import ConfigError
 from agent.kafka_settings import KafkaSettings, TopicNames
 from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
 
 __all__ = [
-    "AgentConfig", "ContextRole", "ControllerBase", "ControllerConfig", "ModbusControllerConfig",
+    "AgentConfig", "ContextRole", "RecipeGroup", "ControllerBase", "ControllerConfig", "ModbusControllerConfig",
     "ModbusTag", "OpcuaControllerConfig", "OpcuaTag", "TagBase", "load_agent_config",
 ]
 
@@ -131,6 +131,7 @@ class AgentConfig(_Strict):
         _no_duplicates([c.id for c in self.controllers], "controllers", "controller id")
         for i, ctl in enumerate(self.controllers):
             _no_duplicates([t.name for t in ctl.tags], f"controllers[{i}].tags", "tag name")
+            _recipes_name_known_tags(ctl, i)
             if isinstance(ctl, ModbusControllerConfig):
                 _no_overlaps(ctl, i)
         return self
@@ -148,6 +149,24 @@ def _no_duplicates(names: list[str], where: str, what: str) -> None:
         if name in seen:
             raise ValueError(f"{where}: {what} {name!r} appears twice; give each a unique name")
         seen.add(name)
+
+
+def _recipes_name_known_tags(ctl: ModbusControllerConfig | OpcuaControllerConfig, index: int) -> None:
+    names = {t.name for t in ctl.tags}
+    claimed: dict[str, str] = {}
+    for r, recipe in enumerate(ctl.recipes):
+        for member in recipe.members:
+            if member not in names:
+                raise ValueError(
+                    f"controllers[{index}].recipes[{r}] ({recipe.name}) names tag {member!r}, "
+                    f"which {ctl.id} does not have; fix the name or add the tag"
+                )
+            if member in claimed:
+                raise ValueError(
+                    f"controllers[{index}].recipes[{r}]: tag {member!r} is already in recipe "
+                    f"{claimed[member]!r}; a tag belongs to one recipe"
+                )
+            claimed[member] = recipe.name
 
 
 def _no_overlaps(ctl: ModbusControllerConfig, index: int) -> None:

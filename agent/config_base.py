@@ -36,6 +36,24 @@ class TagBase(_Strict):
         return self
 
 
+class RecipeGroup(_Strict):
+    """Tags that together are one recipe: reported as one value, hashed, never tag by tag.
+
+    A different id is a ``recipe_switch``; the same id with another version or other
+    parameter values is a ``recipe_edit``.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    id_tag: str
+    version_tag: str | None = None
+    parameter_tags: list[str] = Field(default_factory=list)
+    critical_to_quality: bool = True
+
+    @property
+    def members(self) -> list[str]:
+        return [self.id_tag, *([self.version_tag] if self.version_tag else []), *self.parameter_tags]
+
+
 class ControllerBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     line: str = "line-1"
@@ -44,3 +62,6 @@ class ControllerBase(_Strict):
     timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
     #: Reconnect backoff: first delay doubles up to this cap.
     reconnect_max_s: float = Field(default=30.0, gt=0.0)
+    #: Shorter spells without a complete scan are not reported as a monitoring gap.
+    monitoring_gap_min_s: float = Field(default=5.0, ge=0.0)
+    recipes: list[RecipeGroup] = Field(default_factory=list)

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from agent import metrics
 from agent.approvals import ApprovalBook
 from agent.baseline import ControllerBaseline
-from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
+from agent.config import ModbusControllerConfig, ModbusTag, OpcuaControllerConfig, OpcuaTag, TagBase
 from agent.detect import Change, detect_changes, next_baseline
+from agent.recipes import RecipeTag, group_recipe_changes
 from agent.events import (
     ChangeKind,
     ControllerRef,
@@ -77,7 +78,7 @@ class ControllerWatcher:
         self._gap_start: datetime | None = baseline.last_seen
         self._fresh = True
         self._session: str | None = None
-        self._min_gap = timedelta(seconds=max(5.0, 3 * config.poll_interval_s))
+        self._min_gap = timedelta(seconds=config.monitoring_gap_min_s)
 
     async def on_event(self, event: SourceEvent) -> None:
         if isinstance(event, Connected):
@@ -98,7 +99,8 @@ class ControllerWatcher:
         changes = detect_changes(
             self.watched, self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
         )
-        events = [self._change_event(c, scan) for c in changes]
+        reported = group_recipe_changes(changes, self.config.recipes, self.baseline.tags, scan.values)
+        events = [self._change_event(c, scan) for c in reported]
         if self._fresh and scan.complete:
             events.extend(self._session_events(scan.at))
         if events:
@@ -139,7 +141,7 @@ class ControllerWatcher:
         )
         metrics.CHANGES.labels(result.verdict.value, change.change_kind.value).inc()
         return self._event(
-            tag=_tag_ref(change.tag, self.config),
+            tag=_tag_ref(change.tag),
             old=change.old_value,
             new=change.new_value,
             occurred_at=change.occurred_at,
@@ -206,8 +208,15 @@ class ControllerWatcher:
         })
 
 
-def _tag_ref(tag: TagBase, controller: ControllerConfig) -> TagRef:
-    address = getattr(tag, "node", None) or f"{getattr(tag, 'table', '')}:{getattr(tag, 'address', '')}"
+def _tag_ref(tag: TagBase) -> TagRef:
+    if isinstance(tag, RecipeTag):
+        address = "recipe(" + ", ".join(tag.members) + ")"
+    elif isinstance(tag, OpcuaTag):
+        address = tag.node
+    elif isinstance(tag, ModbusTag):
+        address = f"{tag.table}:{tag.address}"
+    else:
+        address = tag.name
     assert tag.kind is not None
     return TagRef(
         name=tag.name,
