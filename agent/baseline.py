@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import is_
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ class BaselineStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.controllers: dict[str, ControllerBaseline] = self._load()
+        #: Per controller, the tags last written and their JSON text: a save re-encodes only
+        #: the controllers whose tags changed (most saves only move `last_seen`).
+        self._encoded: dict[str, tuple[dict[str, Reading], str]] = {}
 
     def _load(self) -> dict[str, ControllerBaseline]:
         try:
@@ -51,7 +55,8 @@ class BaselineStore:
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"{self.path}: the baseline file is unreadable ({exc}); fix: restore it from a "
-                "backup, or delete it to learn a new baseline (changes made meanwhile are then missed)"
+                "backup, or delete it to learn a new baseline "
+                "(changes made meanwhile are then missed)"
             ) from None
         out = {}
         for cid, entry in data.get("controllers", {}).items():
@@ -67,21 +72,38 @@ class BaselineStore:
         return self.controllers.setdefault(controller_id, ControllerBaseline())
 
     def save(self) -> None:
-        data = {
-            "version": 1,
-            "controllers": {
-                cid: {
-                    "tags": {k: _reading_to_json(v) for k, v in b.tags.items()},
-                    "last_seen": b.last_seen.isoformat() if b.last_seen else None,
-                    "session": b.session,
-                }
-                for cid, b in self.controllers.items()
-            },
-        }
+        controllers = ", ".join(
+            f"{json.dumps(cid)}: {self._encode_controller(cid, b)}"
+            for cid, b in self.controllers.items()
+        )
+        # The same text json.dump wrote for the whole structure, assembled from cached parts.
+        text = f'{{"version": 1, "controllers": {{{controllers}}}}}'
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, default=str)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
+
+    def _encode_controller(self, cid: str, baseline: ControllerBaseline) -> str:
+        tags = self._encode_tags(cid, baseline.tags)
+        seen = json.dumps(baseline.last_seen.isoformat() if baseline.last_seen else None)
+        return f'{{"tags": {tags}, "last_seen": {seen}, "session": {json.dumps(baseline.session)}}}'
+
+    def _encode_tags(self, cid: str, tags: dict[str, Reading]) -> str:
+        cached = self._encoded.get(cid)
+        if cached is not None and _same_objects(cached[0], tags):
+            return cached[1]
+        text = json.dumps({k: _reading_to_json(v) for k, v in tags.items()}, default=str)
+        self._encoded[cid] = (dict(tags), text)
+        return text
+
+
+def _same_objects(old: dict[str, Reading], new: dict[str, Reading]) -> bool:
+    """The same names in the same order, holding the very same (immutable) readings."""
+    return (
+        len(old) == len(new)
+        and all(map(is_, old.values(), new.values()))
+        and list(old) == list(new)
+    )

@@ -70,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def quiet_libraries() -> None:
     """The protocol and Kafka libraries log every request at INFO; keep their warnings only."""
-    for name in ("asyncua", "aiokafka", "pymodbus"):
+    for name in ("aiokafka", "pymodbus"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # asyncua logs its own warnings and a traceback on every lost session; the source logs
+    # each outage once, so only asyncua's worst survives.
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
 
 
 def _approvals(args: argparse.Namespace) -> int:
@@ -81,6 +84,10 @@ def _approvals(args: argparse.Namespace) -> int:
     if config_path:
         config = load_agent_config(config_path)
         args.file = [*(getattr(args, "file", None) or []), *config.approvals.files]
+        if hasattr(args, "trusted_key"):
+            args.trusted_key = [*args.trusted_key, *config.approvals.trusted_keys]
+        if hasattr(args, "require_signed"):
+            args.require_signed = args.require_signed or config.approvals.require_signed
     return run_approvals_command(args)
 
 

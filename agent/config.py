@@ -189,7 +189,7 @@ def load_agent_config(path: Path | str) -> AgentConfig:
     path = Path(path)
     raw = _read_yaml(path)
     try:
-        config = AgentConfig.model_validate(raw)
+        config = AgentConfig.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
     return _resolve_paths(config, path.parent)
@@ -235,8 +235,12 @@ def format_validation_error(path: Path, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_url=False):
         key = _dotted(err["loc"])
+        msg = err["msg"]
+        if "fix:" in msg:  # a validator that already says what to do
+            lines.append(f"{path}: {key or '(top level)'}: {msg}")
+            continue
         fix = _FIXES.get(err["type"], "correct the value")
-        lines.append(f"{path}: {key or '(top level)'}: {err['msg']}; fix: {fix}")
+        lines.append(f"{path}: {key or '(top level)'}: {msg}; fix: {fix}")
     return "\n".join(lines)
 
 

@@ -66,7 +66,11 @@ def detect_changes(
         if tag.kind is None:
             continue
         new, old = readings.get(tag.name), baseline.get(tag.name)
-        if new is None or old is None or not differs(old.value, new.value, tag.deadband):
+        # Sources hand back the very same Reading while a value stands still, so identity
+        # settles most tags without a comparison (the same object never differs from itself).
+        if new is None or old is None or new is old:
+            continue
+        if not differs(old.value, new.value, tag.deadband):
             continue
         kind = ChangeKind.CHANGED_WHILE_UNWATCHED if unwatched else _KIND_OF_CHANGE[tag.kind]
         occurred = new.source_ts or at
@@ -85,6 +89,17 @@ def next_baseline(
     updated = dict(baseline)
     changed = {c.tag.name for c in changes}
     for name, reading in readings.items():
-        if name in changed or name not in updated:
+        kept = updated.get(name)
+        if kept is None or name in changed:
             updated[name] = reading
+        elif kept is not reading and _same_reading(kept, reading):
+            updated[name] = reading  # the same content: share the object (see detect_changes)
     return updated
+
+
+def _same_reading(old: Reading, new: Reading) -> bool:
+    """True when `new` cannot be told apart from `old` (0.0 is not -0.0, 1 is not True)."""
+    a, b = old.value, new.value
+    if type(a) is not type(b) or a != b or old.source_ts != new.source_ts:
+        return False
+    return not isinstance(a, float) or a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)  # type: ignore[arg-type]

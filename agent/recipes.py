@@ -8,6 +8,7 @@ exactly the recipe it approves and an auditor can compare two recipes at a glanc
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from agent.approvals import recipe_parameters_hash
@@ -37,33 +38,50 @@ def recipe_value(group: RecipeGroup, values: Mapping[str, Reading]) -> dict[str,
     }
 
 
-def group_recipe_changes(
-    changes: Sequence[Change],
+def settle_recipes(
     groups: Sequence[RecipeGroup],
     baseline: Mapping[str, Reading],
-    readings: Mapping[str, Reading],
-) -> list[Change]:
-    """Replace the tag-level changes of each recipe group by one change of the whole recipe."""
-    if not groups:
-        return list(changes)
-    member_of = {m: g for g in groups for m in g.members}
-    out = [c for c in changes if c.tag.name not in member_of]
-    after = {**baseline, **readings}
+    latest: Mapping[str, Reading],
+    pending: Mapping[str, dict[str, Any]],
+    *,
+    at: datetime,
+    unwatched: bool = False,
+) -> tuple[list[Change], dict[str, dict[str, Any]]]:
+    """Recipe changes that have settled, and the recipes still being written.
+
+    A recipe download writes many registers or nodes one after another; reporting the
+    half-written recipe would be wrong. So a changed recipe is reported once two looks in a
+    row (two scans, or a scan and a tick) see the same new value. What changed while the
+    agent was not watching is reported at once: it has long settled.
+    """
+    changes: list[Change] = []
+    still: dict[str, dict[str, Any]] = {}
     for group in groups:
-        mine = [c for c in changes if member_of.get(c.tag.name) is group]
-        if not mine:
+        if not all(m in baseline for m in group.members):
+            continue  # not learnt yet: the first complete scan sets the baseline
+        old, new = recipe_value(group, baseline), recipe_value(group, latest)
+        if old == new:
             continue
-        old, new = recipe_value(group, baseline), recipe_value(group, after)
-        if mine[0].change_kind is ChangeKind.CHANGED_WHILE_UNWATCHED:
-            kind = ChangeKind.CHANGED_WHILE_UNWATCHED
-        elif old["id"] != new["id"]:
-            kind = ChangeKind.RECIPE_SWITCH
-        else:
-            kind = ChangeKind.RECIPE_EDIT
-        tag = RecipeTag(
-            name=group.name, kind=TagKind.RECIPE,
-            critical_to_quality=group.critical_to_quality, members=tuple(group.members),
-        )
-        occurred = min(c.occurred_at for c in mine)
-        out.append(Change(tag, old, new, occurred, kind))
-    return out
+        if not unwatched and pending.get(group.name) != new:
+            still[group.name] = new
+            continue
+        changes.append(_recipe_change(group, old, new, latest, at, unwatched))
+    return changes, still
+
+
+def _recipe_change(
+    group: RecipeGroup, old: dict[str, Any], new: dict[str, Any],
+    latest: Mapping[str, Reading], at: datetime, unwatched: bool,
+) -> Change:
+    if unwatched:
+        kind = ChangeKind.CHANGED_WHILE_UNWATCHED
+    elif old["id"] != new["id"]:
+        kind = ChangeKind.RECIPE_SWITCH
+    else:
+        kind = ChangeKind.RECIPE_EDIT
+    tag = RecipeTag(
+        name=group.name, kind=TagKind.RECIPE,
+        critical_to_quality=group.critical_to_quality, members=tuple(group.members),
+    )
+    stamps = [r.source_ts for m in group.members if (r := latest.get(m)) and r.source_ts]
+    return Change(tag, old, new, max(stamps) if stamps else at, kind)

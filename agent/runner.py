@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
@@ -80,6 +82,7 @@ class Agent:
         self._stopped = asyncio.Event()
         self._failure: BaseException | None = None
         self._last_save = 0.0
+        self._metrics_server: WSGIServer | None = None
 
     async def _store(self, events: list[SuspectChange]) -> None:
         """Durable before acknowledged: spool first, then the baseline may move on."""
@@ -103,7 +106,9 @@ class Agent:
 
     async def run(self) -> None:
         if self.config.metrics.port:
-            start_http_server(self.config.metrics.port, addr=self.config.metrics.host)
+            self._metrics_server, _ = start_http_server(
+                self.config.metrics.port, addr=self.config.metrics.host
+            )
         await self.publisher.start()
         await self.heartbeat.start()
         for cid, watcher in self.watchers.items():
@@ -142,6 +147,9 @@ class Agent:
         while True:
             await asyncio.sleep(0.5)
             self.approvals.refresh()
+            now = datetime.now(UTC)
+            for watcher in self.watchers.values():
+                await watcher.tick(now)
             if not ready.exists() and all(w.up for w in self.watchers.values()):
                 ready.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
             self._maybe_save_baseline()
@@ -161,4 +169,7 @@ class Agent:
         await self.publisher.stop()
         self.baseline.save()
         self.spool.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         (self.config.agent.state_dir / READY_FILE).unlink(missing_ok=True)

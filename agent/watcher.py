@@ -13,13 +13,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from agent import metrics
 from agent.approvals import ApprovalBook
 from agent.baseline import ControllerBaseline
 from agent.config import ModbusControllerConfig, ModbusTag, OpcuaControllerConfig, OpcuaTag, TagBase
 from agent.detect import Change, detect_changes, next_baseline
-from agent.recipes import RecipeTag, group_recipe_changes
 from agent.events import (
     ChangeKind,
     ControllerRef,
@@ -31,7 +31,8 @@ from agent.events import (
     TagValue,
     Verdict,
 )
-from agent.sources.base import Connected, Disconnected, Readings, SourceEvent
+from agent.recipes import RecipeTag, settle_recipes
+from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
 from agent.spool import SpoolFull
 
 EventSink = Callable[[list[SuspectChange]], Awaitable[None]]
@@ -63,7 +64,11 @@ class ControllerWatcher:
         self.approvals = approvals
         self.sink = sink
         self.save_baseline = save_baseline
-        self.watched = [t for t in config.tags if t.kind is not None]
+        members = {m for r in config.recipes for m in r.members}
+        #: Watched tags reported one by one; recipe members are reported as their recipe.
+        self._single_tags = [t for t in config.tags if t.kind is not None and t.name not in members]
+        self._latest: dict[str, Reading] = dict(baseline.tags)
+        self._pending: dict[str, dict[str, Any]] = {}
         self.context_tags = {t.name: t.context for t in config.tags if t.context is not None}
         self.context: dict[str, TagValue] = {}
         self.ref = ControllerRef(
@@ -92,15 +97,20 @@ class ControllerWatcher:
             await self._on_readings(event)
 
     async def _on_readings(self, scan: Readings) -> None:
-        for name, reading in scan.values.items():
-            role = self.context_tags.get(name)
-            if role is not None:
-                self.context[role] = reading.value
+        if self.context_tags:  # most controllers have none: skip a pass over every value
+            for name, reading in scan.values.items():
+                role = self.context_tags.get(name)
+                if role is not None:
+                    self.context[role] = reading.value
+        self._latest.update(scan.values)
         changes = detect_changes(
-            self.watched, self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
+            self._single_tags, self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
         )
-        reported = group_recipe_changes(changes, self.config.recipes, self.baseline.tags, scan.values)
-        events = [self._change_event(c, scan) for c in reported]
+        recipes, pending = settle_recipes(
+            self.config.recipes, self.baseline.tags, self._latest, self._pending,
+            at=scan.at, unwatched=self._fresh,
+        )
+        events = [self._change_event(c, scan.at, scan.actors) for c in [*changes, *recipes]]
         if self._fresh and scan.complete:
             events.extend(self._session_events(scan.at))
         if events:
@@ -110,7 +120,9 @@ class ControllerWatcher:
                 # Not durable, so not detected: keep the baseline where it was, and the next
                 # scan finds the same changes again (the spool logs and counts the refusal).
                 return
+        self._pending = pending
         self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
+        self._adopt_recipes(recipes)
         if scan.complete:
             self.baseline.last_seen = scan.at
             self.up = True
@@ -120,6 +132,28 @@ class ControllerWatcher:
                     self.baseline.session = self._session
         if events:
             self.save_baseline()  # the changes are durable in the spool; the baseline follows
+
+    async def tick(self, now: datetime) -> None:
+        """Report recipes that settled without a new scan (subscriptions only send changes)."""
+        if not self._pending or self._fresh:
+            return
+        recipes, pending = settle_recipes(
+            self.config.recipes, self.baseline.tags, self._latest, self._pending, at=now
+        )
+        if recipes:
+            try:
+                await self.sink([self._change_event(c, now, {}) for c in recipes])
+            except SpoolFull:
+                return
+            self._adopt_recipes(recipes)
+            self.save_baseline()
+        self._pending = pending
+
+    def _adopt_recipes(self, recipes: list[Change]) -> None:
+        for change in recipes:
+            for member in getattr(change.tag, "members", ()):
+                if member in self._latest:
+                    self.baseline.tags[member] = self._latest[member]
 
     def _session_events(self, now: datetime) -> list[SuspectChange]:
         events = []
@@ -131,7 +165,7 @@ class ControllerWatcher:
             events.append(self._restart_event(old, new, now))
         return events
 
-    def _change_event(self, change: Change, scan: Readings) -> SuspectChange:
+    def _change_event(self, change: Change, at: datetime, actors: dict[str, str]) -> SuspectChange:
         result = self.approvals.decide(
             controller=self.config.id,
             tag=change.tag.name,
@@ -145,12 +179,12 @@ class ControllerWatcher:
             old=change.old_value,
             new=change.new_value,
             occurred_at=change.occurred_at,
-            detected_at=scan.at,
+            detected_at=at,
             kind=change.change_kind,
             verdict=result.verdict,
             reason=result.reason,
             approval=result.approval,
-            actor=scan.actors.get(change.tag.name),
+            actor=_actor(change, actors),
         )
 
     def _gap_event(self, start: datetime, end: datetime) -> SuspectChange:
@@ -225,3 +259,13 @@ def _tag_ref(tag: TagBase) -> TagRef:
         critical_to_quality=tag.critical_to_quality,
         unit=tag.unit,
     )
+
+
+def _actor(change: Change, actors: dict[str, str]) -> str | None:
+    """Who made the change, where the protocol said (OPC UA audit events), per tag or member."""
+    if change.tag.name in actors:
+        return actors[change.tag.name]
+    for member in getattr(change.tag, "members", ()):
+        if member in actors:
+            return actors[member]
+    return None

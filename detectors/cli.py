@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         criteria = load_criteria(Path(config.classifier.criteria))
         if args.command == "check":
             print(f"criteria {criteria.version}: {len(criteria.rules)} rules; "
-                  f"records: {config.classifier.records_db}; kafka: {config.kafka.bootstrap_servers}")
+                  f"records: {config.classifier.records_db}; "
+                  f"kafka: {config.kafka.bootstrap_servers}")
             return 0
         return _run(config)
     except OtwatchDetectorError as exc:

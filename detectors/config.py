@@ -7,6 +7,7 @@ way of writing a broker connection serves both sides.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +22,9 @@ class _Strict(BaseModel):
 
 class ClassifierTopics(_Strict):
     suspect: str = "otwatch.changes.suspect"
+    #: Read only for the agents' ``seq`` (a gap is a finding); never recorded.
+    authorized: str = "otwatch.changes.authorized"
+    heartbeat: str = "otwatch.agents.heartbeat"
     alerts: str = "otwatch.alerts"
     records: str = "otwatch.records"
     dlq: str = "otwatch.dlq"
@@ -32,6 +36,24 @@ class ClassifierSection(_Strict):
     records_db: str = "records.db"
     criteria: Path = Path("criteria.yaml")
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: How long the group waits for a silent member before giving its partitions away.
+    session_timeout_ms: int = Field(default=10_000, ge=3_000, le=300_000)
+    #: Optional JSON file with the process's assigned partitions and counters (for operators
+    #: and tests); rewritten on every assignment change and every ``integrity.check_interval_s``.
+    status_file: Path | None = None
+
+
+class IntegritySection(_Strict):
+    """The classifier's own findings: silent agents and gaps in an agent's ``seq``."""
+
+    enabled: bool = True
+    #: An agent whose heartbeat stops this long (with controllers up) opens a finding.
+    silence_after_s: float = Field(default=35.0, gt=0)
+    #: A missing ``seq`` becomes a finding after this long (events travel in partitions).
+    seq_gap_grace_s: float = Field(default=10.0, ge=0)
+    check_interval_s: float = Field(default=1.0, gt=0, le=60)
+    #: Where the reader of heartbeats and seqs starts when the process starts.
+    start_from: Literal["earliest", "latest"] = "latest"
 
 
 class MetricsSection(_Strict):
@@ -46,6 +68,7 @@ class ClassifierConfig(_Strict):
     )
     topics: ClassifierTopics = Field(default_factory=ClassifierTopics)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
+    integrity: IntegritySection = Field(default_factory=IntegritySection)
 
 
 def load_classifier_config(path: Path | str) -> ClassifierConfig:
@@ -60,7 +83,8 @@ def load_classifier_config(path: Path | str) -> ClassifierConfig:
     except ValidationError as exc:
         lines = [
             f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}; fix: "
-            + ("remove or correct this key" if e["type"] == "extra_forbidden" else "correct the value")
+            + ("remove or correct this key" if e["type"] == "extra_forbidden"
+               else "correct the value")
             for e in exc.errors(include_url=False)
         ]
         raise ClassifierConfigError("\n".join(lines)) from None
@@ -73,5 +97,10 @@ def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
     db = section.records_db
     if "://" not in db and not Path(db).is_absolute():
         db = str((base / db).resolve())
-    resolved = section.model_copy(update={"criteria": criteria.resolve(), "records_db": db})
+    status = section.status_file
+    if status is not None and not status.is_absolute():
+        status = (base / status).resolve()
+    resolved = section.model_copy(
+        update={"criteria": criteria.resolve(), "records_db": db, "status_file": status}
+    )
     return config.model_copy(update={"classifier": resolved})

@@ -8,8 +8,13 @@ versioned, and the version is recorded on every master record.
 Example::
 
     >>> criteria = load_criteria(Path("config/criteria.yaml"))
-    >>> classify(event, criteria, now=event.detected_at).kind
+    >>> classify(event, criteria).kind
     <ClassKind.JOINT: 'joint'>
+    >>> classify(event, criteria, EventContext(burst_controllers=3, correlation_key="plant-1/a"))
+
+What a single event cannot show (a burst across controllers, a gap in an agent's ``seq``, a
+silent agent) comes in as an `EventContext` built by the small state in `detectors.correlate`
+and `detectors.integrity`; ``classify`` itself stays a pure function of its arguments.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.events import ChangeKind, SuspectChange, TagKind, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
+from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind
 from detectors.errors import CriteriaError
 
 Domain = Literal["quality", "security"]
@@ -45,6 +51,10 @@ class Conditions(_Strict):
     controller_validated: bool | None = None
     off_hours: bool | None = None
     unknown_actor: bool | None = None
+    #: The event is part of a burst across controllers (see `criteria.burst`).
+    burst: bool | None = None
+    #: The event is a finding the classifier made itself: a seq gap or a silent agent.
+    integrity: list[IntegrityKind] | None = None
 
 
 class Rule(_Strict):
@@ -81,6 +91,7 @@ class Criteria(_Strict):
     version: str = Field(min_length=1)
     calendar: SiteCalendar = Field(default_factory=SiteCalendar)
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
+    burst: BurstSettings = Field(default_factory=BurstSettings)
     #: Actors treated as known (OPC UA ClientUserId); others count as unknown actors.
     known_actors: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
@@ -106,8 +117,14 @@ def load_criteria(path: Path) -> Criteria:
     return criteria
 
 
-def _holds(cond: Conditions, event: SuspectChange, criteria: Criteria) -> bool:
+def _holds(
+    cond: Conditions, event: SuspectChange, criteria: Criteria, context: EventContext
+) -> bool:
     checks: list[bool] = []
+    if cond.burst is not None:
+        checks.append(context.in_burst is cond.burst)
+    if cond.integrity is not None:
+        checks.append(context.integrity in cond.integrity)
     if cond.verdict is not None:
         checks.append(event.verdict in cond.verdict)
     if cond.change_kind is not None:
@@ -131,9 +148,11 @@ def correlation_key(event: SuspectChange) -> str:
     return f"{event.site}/{event.controller.id}"
 
 
-def classify(event: SuspectChange, criteria: Criteria) -> Classification:
-    """Apply every rule to one event and combine what the fired rules contribute."""
-    fired = [r for r in criteria.rules if _holds(r.when, event, criteria)]
+def classify(
+    event: SuspectChange, criteria: Criteria, context: EventContext = NO_CONTEXT
+) -> Classification:
+    """Apply every rule to one event (in its context) and combine what the fired rules add."""
+    fired = [r for r in criteria.rules if _holds(r.when, event, criteria, context)]
     domains = {d for r in fired for d in r.contributes}
     if {"quality", "security"} <= domains:
         kind = ClassKind.JOINT
@@ -143,7 +162,9 @@ def classify(event: SuspectChange, criteria: Criteria) -> Classification:
         kind = ClassKind.SECURITY_ONLY
     else:
         kind = ClassKind.NONE
-    severity = max((r.severity for r in fired), key=SEVERITY_ORDER.__getitem__, default=Severity.LOW)
+    severity = max(
+        (r.severity for r in fired), key=SEVERITY_ORDER.__getitem__, default=Severity.LOW
+    )
     return Classification(
         kind=kind,
         severity=severity,
@@ -152,7 +173,7 @@ def classify(event: SuspectChange, criteria: Criteria) -> Classification:
         quality_impact="; ".join(r.quality_impact for r in fired if r.quality_impact),
         security_impact="; ".join(r.security_impact for r in fired if r.security_impact),
         description=_describe(event, fired),
-        correlation_key=correlation_key(event),
+        correlation_key=context.correlation_key or correlation_key(event),
         attack_techniques=tuple(sorted({r.attack_technique for r in fired if r.attack_technique})),
     )
 

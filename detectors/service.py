@@ -1,11 +1,19 @@
-"""The classifier service: consume suspect changes, classify, record, alert, then commit.
+"""The classifier service: consume suspect changes, correlate, classify, record, alert, commit.
 
-Exactly-once effect under at-least-once delivery: the records store dedupes on
-``event_id`` inside the same transaction that opens or updates the record, and the Kafka
-offset is committed only after that transaction has committed. A crash in between makes
-Kafka deliver the batch again; the store recognises every event and changes nothing.
-Alerts are sent before the offset commit, so they are at-least-once too; each carries a
-stable ``alert_id`` (the event id) for the SIEM to dedupe.
+Exactly-once effect under at-least-once delivery: the records store dedupes on ``event_id``
+inside the same transaction that opens or updates the record, and a Kafka offset is committed
+only after that transaction has committed. A crash in between makes Kafka deliver the batch
+again; the store recognises every event and changes nothing. Alerts and record events are sent
+before the commit, so they are at-least-once too; each carries the stable event id to dedupe on.
+
+Two readers, each owned by one task:
+
+- the **group consumer** (``classifier.group_id``) reads the suspect topic; its partitions are
+  spread across the classifier processes. Events of a possible burst are held back by the
+  `BurstCorrelator` (their offsets stay uncommitted) until the burst is decided.
+- the **agent watch** (no group: every process reads every partition) reads both change topics
+  and the heartbeats, for the integrity findings of `detectors.integrity`. Those are recorded
+  with deterministic event ids, so several processes finding the same thing write one record.
 """
 
 from __future__ import annotations
@@ -13,206 +21,337 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Sequence
+import os
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Histogram
-from pydantic import ValidationError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from agent.events import SCHEMA, SuspectChange
-from agent.publisher import ensure_topics
+from agent.events import SuspectChange
+from agent.publisher import demote_kafka_client_logs, ensure_topics
+from detectors import alerts, health
 from detectors.classification import Classification
 from detectors.config import ClassifierConfig
+from detectors.correlate import BurstCorrelator, EventContext
 from detectors.criteria import Criteria, classify
 from detectors.errors import BadMessage
+from detectors.integrity import AgentWatch
 from detectors.records import RecordOutcome, RecordStore
 
 log = logging.getLogger(__name__)
 
-EVENTS = Counter("otwatch_classifier_events_total", "Events classified", ["classification"])
-RULES = Counter("otwatch_classifier_rules_fired_total", "Rules fired", ["rule"])
-DEAD = Counter("otwatch_classifier_dead_letters_total", "Messages sent to the DLQ", ["reason"])
-RECORDS = Counter("otwatch_classifier_records_opened_total", "Master records opened")
-LATENCY = Histogram(
-    "otwatch_classifier_processing_seconds",
-    "Detection (agent clock) to record committed",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
+#: Test-only: exit hard right after the first batch is recorded, before its offsets commit.
+CRASH_AFTER_RECORD_ENV = "OTWATCH_TEST_CRASH_AFTER_RECORD"
+
+Token = tuple[TopicPartition, int]
+Placed = tuple[SuspectChange, EventContext, Token | None]
+
+# Kept importable from here: older callers import these from the service.
+parse_event = alerts.parse_event
+alert_for = alerts.alert_for
 
 
-def parse_event(value: bytes | None) -> SuspectChange:
-    """One Kafka message value to an event, or `BadMessage` with a reason a person can act on."""
-    if value is None:
-        raise BadMessage("empty message (tombstone) on the events topic")
-    try:
-        head = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise BadMessage(f"not JSON: {exc}") from None
-    if not isinstance(head, dict):
-        raise BadMessage("not a JSON object")
-    if head.get("schema") != SCHEMA:
-        raise BadMessage(f"unknown schema {head.get('schema')!r}; this classifier reads {SCHEMA}")
-    try:
-        return SuspectChange.model_validate(head)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise BadMessage(f"invalid {SCHEMA} event: {where}: {first['msg']}") from None
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-def alert_for(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> dict[str, Any]:
-    """A SIEM-friendly alert: what happened, where, the decision, and the linked ids."""
-    return {
-        "schema": "otwatch.alert/1",
-        "alert_id": event.event_id,
-        "time": event.detected_at.isoformat(),
-        "classification": cls.kind.value,
-        "severity": cls.severity.value,
-        "rules_fired": list(cls.rules_fired),
-        "criteria_version": cls.criteria_version,
-        "attack_techniques": list(cls.attack_techniques),
-        "master_record": outcome.record_id,
-        "security_ticket": outcome.ticket_id,
-        "new_record": outcome.created,
-        "site": event.site,
-        "line": event.line,
-        "controller": event.controller.id,
-        "controller_validated": event.controller.validated,
-        "tag": event.tag.name,
-        "change_kind": event.change_kind.value,
-        "verdict": event.verdict.value,
-        "old_value": event.old_value,
-        "new_value": event.new_value,
-        "actor": event.actor,
-        "agent_id": event.agent_id,
-        "description": cls.description,
-    }
-
-
-class _RebalanceLog(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Offsets are committed after every batch, so a revocation has nothing pending."""
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, classifier: Classifier) -> None:
+        self.classifier = classifier
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in revoked))
+        self.classifier.forget(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        self.classifier.status.set_assigned((tp.topic, tp.partition) for tp in assigned)
 
 
 class Classifier:
     """One classifier process in the consumer group; `await run()` until `stop()`."""
 
-    def __init__(self, config: ClassifierConfig, criteria: Criteria, store: RecordStore) -> None:
+    def __init__(
+        self, config: ClassifierConfig, criteria: Criteria, store: RecordStore,
+        *, clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
         self.config = config
         self.criteria = criteria
         self.store = store
+        self.clock = clock
+        self.status = health.Status(config.classifier.status_file)
+        self.bursts: BurstCorrelator[Token] = BurstCorrelator(criteria.burst)
+        integrity = config.integrity
+        self.agents = AgentWatch(
+            silence_after_s=integrity.silence_after_s, grace_s=integrity.seq_gap_grace_s
+        )
+        self._consumed: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._crash_armed = os.environ.get(CRASH_AFTER_RECORD_ENV) == "1"
         self._stop = asyncio.Event()
-        self.processed = 0
+
+    @property
+    def processed(self) -> int:
+        return self.status.processed
 
     def stop(self) -> None:
         self._stop.set()
 
+    def forget(self, revoked: set[TopicPartition]) -> None:
+        """A revoked partition's held events and positions belong to its next owner now."""
+        self.bursts.drop(lambda token: token[0] in revoked)
+        for tp in revoked:
+            self._consumed.pop(tp, None)
+            self._committed.pop(tp, None)
+
     async def run(self) -> None:
-        kafka = self.config.kafka
-        consumer = AIOKafkaConsumer(
-            group_id=self.config.classifier.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **kafka.consumer_kwargs(),
-        )
+        kafka, topics = self.config.kafka, self.config.topics
+        demote_kafka_client_logs()
         producer = AIOKafkaProducer(**kafka.producer_kwargs())
         await _start_with_retry(producer.start, "producer", self._stop)
-        topics = self.config.topics
-        await ensure_topics(kafka, [topics.suspect, topics.alerts, topics.records, topics.dlq])
-        await _start_with_retry(consumer.start, "consumer", self._stop)
-        consumer.subscribe([self.config.topics.suspect], listener=_RebalanceLog())
         try:
-            while not self._stop.is_set():
-                batches = await consumer.getmany(
-                    timeout_ms=500, max_records=self.config.classifier.batch_size
-                )
-                for tp, messages in batches.items():
-                    await self._handle(tp, messages, producer)
-                    await consumer.commit({tp: messages[-1].offset + 1})
+            await ensure_topics(kafka, [
+                topics.suspect, topics.authorized, topics.heartbeat, topics.alerts,
+                topics.records, topics.dlq,
+            ])
+            tasks = [asyncio.create_task(self._consume(producer), name="otwatch-classify")]
+            if self.config.integrity.enabled:
+                tasks.append(asyncio.create_task(self._watch(producer), name="otwatch-watch"))
+            await self._supervise(tasks)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), 10)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 10)
 
-    async def _handle(self, tp: TopicPartition, messages: Sequence[Any], producer: AIOKafkaProducer) -> None:
-        items: list[tuple[SuspectChange, Classification]] = []
-        for msg in messages:
-            try:
-                event = parse_event(msg.value)
-            except BadMessage as exc:
-                await self._dead_letter(producer, msg, str(exc))
-                continue
-            cls = classify(event, self.criteria)
-            items.append((event, cls))
-            EVENTS.labels(cls.kind.value).inc()
-            for rule in cls.rules_fired:
-                RULES.labels(rule).inc()
-        if not items:
-            return
-        outcomes = self.store.record_events(
-            items,
-            now=datetime.now(UTC),
-            correlation_window_s=self.criteria.correlation.window_s,
+    async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Run until stop() or until a task fails; then cancel and await the others."""
+        stopper = asyncio.create_task(self._stop.wait(), name="otwatch-stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.wait([*tasks, stopper], timeout=15)
+        for task in done:
+            if task is not stopper and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _consume(self, producer: AIOKafkaProducer) -> None:
+        settings = self.config
+        consumer = AIOKafkaConsumer(
+            group_id=settings.classifier.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.classifier.session_timeout_ms,
+            heartbeat_interval_ms=settings.classifier.session_timeout_ms // 3,
+            **settings.kafka.consumer_kwargs(),
         )
+        await _start_with_retry(consumer.start, "consumer", self._stop)
+        consumer.subscribe([settings.topics.suspect], listener=_Rebalance(self))
+        try:
+            while True:
+                batches = await consumer.getmany(
+                    timeout_ms=500, max_records=settings.classifier.batch_size
+                )
+                await self._classify_batch(consumer, producer, batches)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 10)
+
+    async def _classify_batch(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
+        batches: dict[TopicPartition, list[Any]],
+    ) -> None:
+        now = self.clock()
+        placed: list[Placed] = []
+        for tp, messages in batches.items():
+            for msg in messages:
+                try:
+                    event = alerts.parse_event(msg.value)
+                except BadMessage as exc:
+                    await self._dead_letter(producer, msg, str(exc))
+                    continue
+                placed += self.bursts.offer(event, (tp, msg.offset), now=now)
+            if messages:
+                self._consumed[tp] = messages[-1].offset + 1
+        placed += self.bursts.due(now=now)
+        await self._record(producer, placed, now)
+        await self._commit(consumer)
+        health.HELD.set(len(self.bursts.held_tokens()))
+        health.set_lag(
+            (tp.topic, tp.partition, (consumer.highwater(tp) or pos) - pos)
+            for tp, pos in self._consumed.items()
+        )
+
+    async def _record(
+        self, producer: AIOKafkaProducer, placed: Sequence[Placed], now: datetime
+    ) -> None:
+        if not placed:
+            return
+        items = [(ev, classify(ev, self.criteria, ctx)) for ev, ctx, _ in placed]
+        for _, cls in items:
+            health.EVENTS.labels(cls.kind.value).inc()
+            for rule in cls.rules_fired:
+                health.RULES.labels(rule).inc()
+        outcomes = self.store.record_events(
+            items, now=now, correlation_window_s=self.criteria.correlation.window_s
+        )
+        if self._crash_armed:
+            log.error("%s=1: exiting before the offset commit (test hook)", CRASH_AFTER_RECORD_ENV)
+            os._exit(137)
         await self._publish(producer, items, outcomes)
-        self.processed += len(items)
+        done = self.clock().timestamp()
+        for (event, _), outcome in zip(items, outcomes, strict=True):
+            if outcome.duplicate:
+                health.DUPLICATES.inc()
+                self.status.duplicates += 1
+            else:
+                health.LATENCY.observe(max(0.0, done - event.detected_at.timestamp()))
+        self.status.processed += len(items)
+        self.status.write()
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit each partition up to its first held event (or all it consumed)."""
+        first_held: dict[TopicPartition, int] = {}
+        for tp, offset in self.bursts.held_tokens():
+            first_held[tp] = min(offset, first_held.get(tp, offset))
+        assigned = consumer.assignment()
+        offsets = {}
+        for tp, consumed in self._consumed.items():
+            target = first_held.get(tp, consumed)
+            if tp in assigned and self._committed.get(tp) != target:
+                offsets[tp] = target
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions away: the next owner reads from the last commit
+            # and the store recognises what was already recorded.
+            log.warning("offset commit refused (%s); the next owner redelivers", exc)
+            return
+        self._committed.update(offsets)
 
     async def _publish(
-        self,
-        producer: AIOKafkaProducer,
-        items: list[tuple[SuspectChange, Classification]],
+        self, producer: AIOKafkaProducer, items: list[tuple[SuspectChange, Classification]],
         outcomes: list[RecordOutcome],
     ) -> None:
-        now = time.time()
-        futures = []
+        topics, now = self.config.topics, self.clock()
+        sends: list[Awaitable[Any]] = []
+        openers = self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
             if outcome.record_id is None:
                 continue
             if outcome.created:
-                RECORDS.inc()
-                log.warning(
-                    "%s record %s opened with ticket %s: %s",
-                    cls.kind.value, outcome.record_id, outcome.ticket_id, cls.description,
-                )
-                futures.append(await producer.send(
-                    self.config.topics.records,
-                    orjson.dumps({"schema": "otwatch.record-event/1", "type": "opened",
-                                  "record_id": outcome.record_id, "ticket_id": outcome.ticket_id,
-                                  "classification": cls.kind.value, "event_id": event.event_id}),
-                    key=outcome.record_id.encode(),
-                ))
-            if not outcome.duplicate:
-                LATENCY.observe(max(0.0, now - event.detected_at.timestamp()))
-            futures.append(await producer.send(
-                self.config.topics.alerts,
-                orjson.dumps(alert_for(event, cls, outcome)),
-                key=event.kafka_key(),
-            ))
-        if futures:
-            await asyncio.gather(*futures)
+                health.RECORDS.inc()
+                log.warning("%s record %s opened with ticket %s: %s", cls.kind.value,
+                            outcome.record_id, outcome.ticket_id, cls.description)
+            opened = outcome.created or openers.get(outcome.record_id) == event.event_id
+            body = alerts.record_event(event, cls, outcome, now)
+            body["type"] = "opened" if opened else "evidence_attached"
+            key = outcome.record_id.encode()
+            sends.append(await producer.send(topics.records, orjson.dumps(body), key=key))
+            alert = orjson.dumps(alerts.alert_for(event, cls, outcome))
+            sends.append(await producer.send(topics.alerts, alert, key=event.kafka_key()))
+        if sends:
+            await asyncio.gather(*sends)
+
+    def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
+        """For redelivered events: which event opened each record (to resend ``opened``)."""
+        found: dict[str, str] = {}
+        for record_id in {o.record_id for o in duplicates if o.record_id is not None}:
+            evidence = self.store.get_record(record_id).evidence
+            if evidence:
+                found[record_id] = min(evidence, key=lambda e: e.attached_at).event_id
+        return found
 
     async def _dead_letter(self, producer: AIOKafkaProducer, msg: Any, reason: str) -> None:
-        DEAD.labels(reason.split(":")[0][:40]).inc()
+        health.DEAD.labels(health.dead_letter_reason(reason)).inc()
+        self.status.dead_letters += 1
         log.warning("dead letter %s/%d@%d: %s", msg.topic, msg.partition, msg.offset, reason)
-        value = msg.value.decode("utf-8", "replace") if msg.value is not None else None
-        body = {"reason": reason, "topic": msg.topic, "partition": msg.partition,
-                "offset": msg.offset, "key": msg.key.decode("utf-8", "replace") if msg.key else None,
-                "value": value, "at": datetime.now(UTC).isoformat()}
+        body = alerts.dead_letter(
+            reason=reason, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+            key=msg.key, value=msg.value, at=self.clock(),
+        )
         await producer.send_and_wait(self.config.topics.dlq, orjson.dumps(body), key=msg.key)
 
+    async def _watch(self, producer: AIOKafkaProducer) -> None:
+        """Read every partition of both change topics and the heartbeats; find what is due."""
+        topics, integrity = self.config.topics, self.config.integrity
+        watch = AIOKafkaConsumer(
+            group_id=None, enable_auto_commit=False, auto_offset_reset=integrity.start_from,
+            **self.config.kafka.consumer_kwargs(),
+        )
+        await _start_with_retry(watch.start, "agent watch", self._stop)
+        watch.subscribe([topics.suspect, topics.authorized, topics.heartbeat])
+        last_check: datetime | None = None
+        try:
+            while True:
+                batches = await watch.getmany(timeout_ms=250, max_records=5_000)
+                now = self.clock()
+                for tp, messages in batches.items():
+                    self._saw(tp.topic == topics.heartbeat, messages, now)
+                if last_check is None or (now - last_check).total_seconds() >= (
+                    integrity.check_interval_s
+                ):
+                    last_check = now
+                    caught_up = await _caught_up(watch)
+                    self._set_watching(caught_up)
+                    await self._integrity(producer, now, caught_up)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watch.stop(), 10)
 
-async def _start_with_retry(start: Any, what: str, stop: asyncio.Event) -> None:
+    def _saw(self, heartbeats: bool, messages: list[Any], now: datetime) -> None:
+        for msg in messages:
+            try:
+                if heartbeats:
+                    self.agents.saw_heartbeat(alerts.parse_heartbeat(msg.value))
+                else:
+                    self.agents.saw_event(alerts.parse_event(msg.value), now=now)
+            except BadMessage as exc:  # the group consumer dead-letters bad events, once
+                log.debug("agent watch skips %s/%d@%d: %s", msg.topic, msg.partition,
+                          msg.offset, exc)
+
+    def _set_watching(self, caught_up: bool) -> None:
+        if caught_up != self.status.watching:
+            self.status.watching = caught_up
+        self.status.write()
+
+    async def _integrity(self, producer: AIOKafkaProducer, now: datetime, caught_up: bool) -> None:
+        findings = self.agents.findings(now=now, caught_up=caught_up)
+        for finding in findings:
+            kind = finding.context.integrity
+            health.FINDINGS.labels(kind.value if kind else "unknown").inc()
+            log.warning("integrity finding %s: %s", finding.event.event_id,
+                        finding.event.verdict_reason)
+        self.status.findings += len(findings)
+        await self._record(producer, [(f.event, f.context, None) for f in findings], now)
+
+
+async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """True when every assigned partition has been read up to its highwater."""
+    assigned = consumer.assignment()
+    if not assigned:
+        return False
+    for tp in assigned:
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            return False
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 1.0)
+        except (TimeoutError, KafkaError, IllegalStateError):
+            return False
+        if position < highwater:
+            return False
+    return True
+
+
+async def _start_with_retry(
+    start: Callable[[], Awaitable[None]], what: str, stop: asyncio.Event
+) -> None:
     """Start a Kafka client, retrying quietly while the broker is not reachable yet."""
     delay, logged = 0.5, False
     while True:

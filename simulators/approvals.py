@@ -28,7 +28,7 @@ def approval_record(
     scenario: Scenario, position: int, action: Action, now: datetime
 ) -> dict[str, Any]:
     """One approved change record for an approved action that sets a value."""
-    return {
+    record = {
         "id": approval_id(scenario, position),
         "controller": action.controller,
         "tag": action.tag,
@@ -41,6 +41,8 @@ def approval_record(
         "change_control_ref": f"CC-{position}",
         "single_use": True,
     }
+    record.update(action.approval or {})
+    return record
 
 
 def approval_records(scenario: Scenario, now: datetime) -> list[dict[str, Any]]:

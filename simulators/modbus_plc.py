@@ -18,10 +18,12 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from simulators.broker import free_port
 from simulators.codec import decode, encode
 from simulators.errors import SimulatorError, ValueOutOfRange
 from simulators.plant import ModbusController, ModbusTable, ModbusTag, Scalar
 
+BIND_ATTEMPTS = 5
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
 EXCEPTIONS = {
     "device_busy": ExcCodes.DEVICE_BUSY,
@@ -64,7 +66,8 @@ def layout(config: ModbusController) -> _Layout:
 class ModbusPLC:
     """One simulated Modbus TCP controller. Start with ``await plc.start()``."""
 
-    def __init__(self, config: ModbusController, port: int) -> None:
+    def __init__(self, config: ModbusController, port: int = 0) -> None:
+        """``port`` 0 picks a free port when the PLC first starts; restarts keep it."""
         self.config = config
         self.port = port
         self.faults = ModbusFaults()
@@ -125,16 +128,40 @@ class ModbusPLC:
         """Listen on 127.0.0.1:port and load the initial (or last known) values."""
         if self._server is not None:
             return
-        server = ModbusTcpServer(
-            self._devices(), address=("127.0.0.1", self.port), trace_pdu=self._trace
-        )
-        await server.serve_forever(background=True)
-        self._server = server
+        self._server = await self._listen()
         if self._snapshot is None:
             for tag in self.config.tags:
                 await self.write(tag.name, tag.initial)
         else:
             await self._restore(self._snapshot)
+
+    async def _listen(self) -> ModbusTcpServer:
+        """Bind 127.0.0.1:port; port 0 picks a free port at bind time, again if it was taken."""
+        for _ in range(BIND_ATTEMPTS):
+            port = self.port or free_port()
+            server = ModbusTcpServer(
+                self._devices(), address=("127.0.0.1", port), trace_pdu=self._trace
+            )
+            try:
+                await server.serve_forever(background=True)
+            except RuntimeError:
+                await server.shutdown()  # type: ignore[no-untyped-call]
+                if self.port:
+                    break
+                continue
+            self.port = port
+            return server
+        raise SimulatorError(
+            f"controller {self.config.id!r}: cannot listen on 127.0.0.1:{self.port or 'free port'}"
+            " (fix: choose another port in the plant file, or 0 for a free one)"
+        )
+
+    async def reset(self) -> None:
+        """Back to the plant file: initial values, no faults, write counter at zero."""
+        self.faults = ModbusFaults()
+        self.foreign_writes = 0
+        for tag in self.config.tags:
+            await self.write(tag.name, tag.initial)
 
     async def stop(self) -> None:
         """Close the listener and every client connection; values are kept for a restart."""

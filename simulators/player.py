@@ -31,6 +31,7 @@ from simulators.scenario_model import (
 )
 
 Clock = Callable[[], datetime]
+DOWNLOAD_SETTLE_S = 0.5  # between the new checksum and the restart of a program download
 
 
 def _utcnow() -> datetime:
@@ -73,6 +74,8 @@ async def _program_download(plant: SimulatedPlant, action: Action, speed: float)
     if not isinstance(plc, OpcUaPLC):
         raise ScenarioError(f"program_download: {action.controller!r} is not OPC UA")
     await plant.write(action.controller, action.tag, action.value, actor=action.actor)
+    # Let subscribers receive the checksum change and its audit event before the session drops.
+    await asyncio.sleep(DOWNLOAD_SETTLE_S / speed)
     await plc.restart(action.downtime_s / speed, renumber=action.renumber)
 
 

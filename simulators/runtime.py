@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 
-from simulators.broker import free_port
 from simulators.errors import SimulatorError, UnknownTagError
 from simulators.modbus_plc import ModbusPLC
 from simulators.opcua_plc import OpcUaPLC
@@ -66,7 +65,7 @@ class SimulatedPlant:
         self._tasks: list[asyncio.Task[None]] = []
         self._plcs: dict[str, PLC] = {}
         for ctrl in config.controllers():
-            port = overrides.get(ctrl.id, ctrl.port) or free_port()
+            port = overrides.get(ctrl.id, ctrl.port)  # 0: a free port, picked at bind time
             self._plcs[ctrl.id] = (
                 ModbusPLC(ctrl, port)
                 if isinstance(ctrl, ModbusController)
@@ -111,6 +110,18 @@ class SimulatedPlant:
                 await plc.stop()
             except Exception:
                 log.exception("controller %s did not stop cleanly", plc.config.id)
+
+    async def reset(self) -> None:
+        """Every controller running again with its initial values, no faults, zero counters.
+
+        Lets one plant serve several scenario runs (tests, benchmarks) without a slow restart;
+        the OPC UA namespace index keeps any renumbering from earlier restarts.
+        """
+        for plc in self._plcs.values():
+            if not plc.running:
+                await plc.start()
+            await plc.reset()
+        self.history.clear()
 
     def plc(self, controller: str) -> PLC:
         """The simulated controller itself (faults, restarts, namespace index)."""

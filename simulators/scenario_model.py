@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -65,6 +65,10 @@ class Action(BaseModel):
     exception: Literal["device_busy", "illegal_address", "device_failure"] | None = None
     delay_s: float = Field(default=0.0, ge=0)
     duration_s: float | None = Field(default=None, gt=0)
+    #: Fields of the emitted approval record that differ from the default one, e.g. the
+    #: agent's recipe group and the whole recipe it approves:
+    #: ``{tag: active_recipe, expected: {recipe_id: R-200, recipe_version: 3}}``.
+    approval: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _fields_fit_action(self) -> Action:

@@ -73,6 +73,8 @@ def add_approvals_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
 def _add_files(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", type=Path, action="append", default=[],
                         help="approvals file, YAML or JSON (repeatable)")
+    parser.add_argument("--config", type=Path,
+                        help="agent config: take its approvals files, trusted keys and policy")
 
 
 def _add_trusted(parser: argparse.ArgumentParser) -> None:

@@ -108,7 +108,10 @@ def _recipe_mismatch(expected: RecipeRef, kind: ChangeKind, value: TagValue) -> 
     if kind not in RECIPE_KINDS or not isinstance(value, Mapping):
         return f"approved {expected.describe()}, got a {kind.value} to {show_value(value)}"
     got_id, got_version = value.get("id"), value.get("version")
-    if str(got_id) != expected.recipe_id or str(got_version) != str(expected.recipe_version):
+    wrong_version = expected.recipe_version is not None and str(got_version) != str(
+        expected.recipe_version
+    )
+    if str(got_id) != expected.recipe_id or wrong_version:
         return f"approved {expected.describe()}, got recipe {got_id} version {got_version}"
     if expected.parameters_hash:
         got_hash = recipe_parameters_hash(value.get("parameters") or {})
@@ -125,7 +128,9 @@ def value_mismatch(record: ApprovedChange, kind: ChangeKind, value: TagValue) ->
     expected = record.expected
     if isinstance(expected, RecipeRef):
         return _recipe_mismatch(expected, kind, value)
-    if kind in RECIPE_KINDS:
+    if kind in RECIPE_KINDS and isinstance(value, Mapping):
+        # A whole recipe is approved by id and version, never by one number; a recipe that
+        # is a single number (a recipe-select register) is approved like any other value.
         return f"approved {expected.describe()}, got a {kind.value} to {show_value(value)}"
     if isinstance(expected, ExactValue):
         return _exact_mismatch(expected, value)

@@ -96,11 +96,14 @@ class RecipeRef(_Strict):
     """The recipe tag must become this recipe id and version (and parameters, if hashed)."""
 
     recipe_id: str
-    recipe_version: int | str
+    #: None: any version (for controllers whose recipes have no version tag).
+    recipe_version: int | str | None = None
     parameters_hash: str | None = None
 
     def describe(self) -> str:
-        text = f"recipe {self.recipe_id} version {self.recipe_version}"
+        text = f"recipe {self.recipe_id}"
+        if self.recipe_version is not None:
+            text += f" version {self.recipe_version}"
         if self.parameters_hash:
             text += f" with parameters hash {self.parameters_hash[:12]}"
         return text

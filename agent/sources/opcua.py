@@ -1,10 +1,18 @@
-"""OPC UA source: reads one server's nodes, read only, resolving namespaces on every connect.
+"""OPC UA sources: subscribing (the default) and polling, two implementations of one contract.
 
-A PLC program download often restarts the OPC UA server and can renumber its namespaces, so
-nodes are configured as ``nsu=<namespace uri>;s=<id>`` and resolved to indexes each time a
-session is made. Reads are chunked to ``max_nodes_per_read`` (servers cap operations per
-request). The session's server start time (``ServerStatus.StartTime``) is reported with
-`Connected`, so the agent can tell a server restart from a network blip.
+Both share the session code (`agent.sources.opcua_session`): connect securely where
+configured, resolve ``nsu=`` node addresses on every new session, and report the server's
+start time with `Connected`, so the agent can tell a server restart from a network blip.
+On every new session the subscribing source subscribes, reads every tag once (a complete
+`Readings`, compared with the baseline), then reports data changes as partial `Readings`
+with the source timestamp and, where audit events name one, the acting user. The polling
+source reads every tag every ``poll_interval_s``. Both reconnect with capped backoff and log
+once per outage. Neither writes anything to the server.
+
+``OpcuaSource(config)`` makes the source that ``config.mode`` asks for::
+
+    source = OpcuaSource(config)        # an OpcuaSubscriptionSource unless mode: poll
+    await source.run(emit)
 """
 
 from __future__ import annotations
@@ -12,68 +20,48 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
-
-from asyncua import ua
-from asyncua.client.client import Client
-from asyncua.common.node import Node
-from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.uaerrors import UaError
 
 from agent import metrics
-from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
-from agent.errors import ControllerUnreachable, TagConfigError
-from agent.events import TagValue
 from agent.sources.base import (
     Connected,
     Disconnected,
     Emit,
     OutageLog,
-    Reading,
     Readings,
     backoff_delays,
     utcnow,
 )
+from agent.sources.opcua_config import OpcuaControllerConfig
+from agent.sources.opcua_session import (
+    CONNECTION_ERRORS,
+    OpcuaSession,
+    close_quietly,
+    describe,
+    open_session,
+    plain_value,
+    read_all,
+    resolve_node_id,
+)
+from agent.sources.opcua_subscribe import SessionSubscription
+
+__all__ = [
+    "OpcuaPollingSource",
+    "OpcuaSource",
+    "OpcuaSubscriptionSource",
+    "plain_value",
+    "resolve_node_id",
+]
 
 log = logging.getLogger(__name__)
 
-_SERVER_START_TIME = ua.NodeId(ua.Int32(ObjectIds.Server_ServerStatus_StartTime))
-
-
-def resolve_node_id(address: str, namespaces: list[str], controller: str, tag: str) -> ua.NodeId:
-    """`nsu=<uri>;s=X` or `ns=<i>;s=X` to a NodeId for this session's namespace array."""
-    if not address.startswith("nsu="):
-        return ua.NodeId.from_string(address)
-    uri, _, rest = address[4:].partition(";")
-    try:
-        index = namespaces.index(uri)
-    except ValueError:
-        raise TagConfigError(
-            f"namespace {uri!r} of tag {tag} is not on the server (it has {len(namespaces)} "
-            "namespaces); fix the node address or the server",
-            controller=controller,
-            tag=tag,
-        ) from None
-    return ua.NodeId.from_string(f"ns={index};{rest}")
-
-
-def plain_value(value: object) -> TagValue:
-    """OPC UA variants to JSON-friendly values (LocalizedText, enums, byte strings, arrays)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, ua.LocalizedText):
-        return value.Text
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return {"items": [plain_value(v) for v in value]}
-    return str(value)
-
 
 class OpcuaSource:
-    """Polls an OPC UA server; see `agent.sources.base.Source`."""
+    """The session loop both OPC UA sources share; see `agent.sources.base.Source`."""
+
+    def __new__(cls, config: OpcuaControllerConfig) -> OpcuaSource:
+        if cls is OpcuaSource:
+            cls = OpcuaPollingSource if config.mode == "poll" else OpcuaSubscriptionSource
+        return super().__new__(cls)
 
     def __init__(self, config: OpcuaControllerConfig) -> None:
         self.config = config
@@ -84,67 +72,57 @@ class OpcuaSource:
     async def run(self, emit: Emit) -> None:
         next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
         while True:
-            client = Client(self.config.endpoint, timeout=self.config.timeout_s)
-            connected = False
+            session: OpcuaSession | None = None
             try:
-                await client.connect()
-                connected = True
-                nodes = await self._resolve(client)
-                started = await client.get_node(_SERVER_START_TIME).read_value()
+                session = await open_session(self.config)
                 self._outage.recovered()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
-                await emit(Connected(utcnow(), session=f"server-start:{started}"))
+                await emit(Connected(utcnow(), session=session.identity))
                 next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
-                await self._poll(client, nodes, emit)
-            except (OSError, TimeoutError, UaError, ControllerUnreachable) as exc:
-                reason = str(exc) or type(exc).__name__
+                await self.watch(session, emit)
+            except CONNECTION_ERRORS as exc:
+                reason = describe(exc)
                 self._outage.failed(reason)
                 metrics.CONTROLLER_UP.labels(self.controller_id).set(0)
-                if connected:
+                if session is not None:
                     await emit(Disconnected(utcnow(), reason=reason))
             finally:
-                await _close_quietly(client)
+                if session is not None:
+                    await close_quietly(session.client)
             await asyncio.sleep(next_delay())
 
-    async def _resolve(self, client: Client) -> list[tuple[OpcuaTag, Node]]:
-        namespaces = await client.get_namespace_array()
-        return [
-            (tag, client.get_node(resolve_node_id(tag.node, namespaces, self.controller_id, tag.name)))
-            for tag in self.config.tags
-        ]
+    async def watch(self, session: OpcuaSession, emit: Emit) -> None:
+        """Report what the session sees until it is lost (raise a connection error then)."""
+        raise NotImplementedError
 
-    async def _poll(self, client: Client, nodes: list[tuple[OpcuaTag, Node]], emit: Emit) -> None:
+    async def scan(self, session: OpcuaSession, emit: Emit) -> None:
+        """Read every tag once and report it (complete when every tag read well)."""
+        started = time.monotonic()
+        values = await read_all(session, self.controller_id)
+        metrics.READ_SECONDS.labels(self.controller_id).observe(time.monotonic() - started)
+        complete = len(values) == len(session.nodes)
+        if complete:
+            metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
+            metrics.LAST_GOOD_READ.labels(self.controller_id).set(time.time())
+        await emit(Readings(utcnow(), values, complete=complete))
+
+
+class OpcuaPollingSource(OpcuaSource):
+    """Reads every tag every ``poll_interval_s`` (``mode: poll``)."""
+
+    async def watch(self, session: OpcuaSession, emit: Emit) -> None:
         interval = self.config.poll_interval_s
         while True:
             started = time.monotonic()
-            values = await self.read(client, nodes)
-            metrics.READ_SECONDS.labels(self.controller_id).observe(time.monotonic() - started)
-            complete = len(values) == len(nodes)
-            if complete:
-                metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
-                metrics.LAST_GOOD_READ.labels(self.controller_id).set(time.time())
-            await emit(Readings(utcnow(), values, complete=complete))
+            await self.scan(session, emit)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
-    async def read(self, client: Client, nodes: list[tuple[OpcuaTag, Node]]) -> dict[str, Reading]:
-        """One chunked read of every node; a bad status leaves that tag out of the scan."""
-        out: dict[str, Reading] = {}
-        size = self.config.max_nodes_per_read
-        for i in range(0, len(nodes), size):
-            chunk = nodes[i : i + size]
-            results = await client.read_attributes([n for _, n in chunk])
-            for (tag, _), dv in zip(chunk, results, strict=True):
-                if dv.StatusCode is not None and not dv.StatusCode.is_good():
-                    metrics.READS.labels(self.controller_id, "bad_status").inc()
-                    continue
-                value = dv.Value.Value if dv.Value is not None else None
-                out[tag.name] = Reading(plain_value(value), dv.SourceTimestamp)
-        metrics.READS.labels(self.controller_id, "ok").inc()
-        return out
 
+class OpcuaSubscriptionSource(OpcuaSource):
+    """One full read per session, then monitored items and audit events (``mode: subscribe``)."""
 
-async def _close_quietly(client: Client) -> None:
-    try:
-        await asyncio.wait_for(client.disconnect(), timeout=2.0)
-    except Exception:  # noqa: BLE001 - the session is already gone; nothing to tell anyone
-        log.debug("disconnect from %s failed", client.server_url.geturl(), exc_info=True)
+    async def watch(self, session: OpcuaSession, emit: Emit) -> None:
+        subscription = SessionSubscription(self.config, session, emit)
+        await subscription.start()
+        await self.scan(session, emit)
+        await subscription.pump()

@@ -5,9 +5,11 @@ Write, naming the node written and the acting user (``ClientUserId``). The event
 data-change notification of that node travel separately and arrive in either order. This
 pure matcher (no clock of its own: pass ``now``, monotonic seconds) pairs them:
 
-- an audit event is kept for ``window_s`` and gives its user to the next change of its node;
+- an audit event is kept for ``window_s`` and gives its user to a change of its node to the
+  value it wrote (never to another value: a wrong actor is worse than none);
 - a change with no audit event yet is held for at most ``hold_s`` (one publishing interval),
-  then released without an actor.
+  then released without an actor;
+- the changes of one node are released in the order they came.
 
 Example::
 
@@ -55,7 +57,7 @@ class ActorMatcher:
         self._expire(now)
         write = self._take_write(change.node, change.reading.value)
         if write is not None:
-            return [(change, write.user)]
+            return [*self._release_node(change.node, len(self._held)), (change, write.user)]
         if self.hold_s <= 0:
             return [(change, None)]
         self._held.append((now + self.hold_s, change))
@@ -64,10 +66,12 @@ class ActorMatcher:
     def audit(self, write: AuditedWrite, now: float) -> list[Attributed]:
         """An audit event: gives its user to a held change of that node, or waits for one."""
         self._expire(now)
-        for i, (_, held) in enumerate(self._held):
-            if held.node == write.node:
-                del self._held[i]
-                return [(held, write.user)]
+        match = next((h for h in self._held
+                      if h[1].node == write.node and h[1].reading.value == write.new_value), None)
+        if match is not None:
+            earlier = self._release_node(write.node, self._held.index(match))
+            self._held.remove(match)
+            return [*earlier, (match[1], write.user)]
         self._writes.setdefault(write.node, deque()).append((now + self.window_s, write))
         return []
 
@@ -82,12 +86,19 @@ class ActorMatcher:
         """When the oldest held change must be released (None when nothing is held)."""
         return self._held[0][0] if self._held else None
 
+    def _release_node(self, node: str, before: int) -> list[Attributed]:
+        """Release the held changes of ``node`` among the first ``before``: order per node."""
+        out = [held for _, held in list(self._held)[:before] if held.node == node]
+        self._held = deque(h for h in self._held if not any(h[1] is c for c in out))
+        return [(c, None) for c in out]
+
     def _take_write(self, node: str, value: TagValue) -> AuditedWrite | None:
         writes = self._writes.get(node)
         if not writes:
             return None
-        # Prefer the write whose new value is the value that changed; else the oldest.
-        pick = next((i for i, (_, w) in enumerate(writes) if w.new_value == value), 0)
+        pick = next((i for i, (_, w) in enumerate(writes) if w.new_value == value), None)
+        if pick is None:
+            return None
         write = writes[pick][1]
         del writes[pick]
         if not writes:

@@ -46,6 +46,13 @@ def _resolve(path: Path, info: ValidationInfo) -> Path:
     return (Path(base) / path).resolve() if base is not None else path.resolve()
 
 
+def _existing_file(path: Path, info: ValidationInfo) -> Path:
+    path = _resolve(path, info)
+    if not path.is_file():
+        raise ValueError(f"file {path} does not exist; fix: correct the path or create the file")
+    return path
+
+
 class OpcuaSecurity(_Strict):
     """Secure channel settings; ``policy: None`` is the default and takes no other key."""
 
@@ -61,12 +68,7 @@ class OpcuaSecurity(_Strict):
     @field_validator("certificate", "private_key")
     @classmethod
     def _file_exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
-        if path is None:
-            return None
-        path = _resolve(path, info)
-        if not path.is_file():
-            raise ValueError(f"file {path} does not exist; fix: correct the path or create the file")
-        return path
+        return None if path is None else _existing_file(path, info)
 
     @field_validator("trust")
     @classmethod
@@ -113,12 +115,7 @@ class OpcuaAuth(_Strict):
     @field_validator("password_file")
     @classmethod
     def _file_exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
-        if path is None:
-            return None
-        path = _resolve(path, info)
-        if not path.is_file():
-            raise ValueError(f"file {path} does not exist; fix: correct the path or create the file")
-        return path
+        return None if path is None else _existing_file(path, info)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> OpcuaAuth:

@@ -16,6 +16,7 @@ from pathlib import Path
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.crypto import security_policies
+from asyncua.ua.uaerrors import UaError
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -124,10 +125,19 @@ async def apply_security(client: Client, security: OpcuaSecurity, controller: st
     mode = getattr(ua.MessageSecurityMode, security.mode or "SignAndEncrypt")
     policy = getattr(security_policies, f"SecurityPolicy{security.policy}")
     # No server certificate given: asyncua reads it from the server's endpoint list.
-    await client.set_security(
-        policy, str(security.certificate), str(security.private_key), server_certificate=None,
-        mode=mode,
-    )
+    try:
+        await client.set_security(
+            policy, str(security.certificate), str(security.private_key),
+            server_certificate=None, mode=mode,
+        )
+    except UaError as exc:
+        if not str(exc).startswith("No matching endpoints"):
+            raise
+        raise ControllerUnreachable(
+            f"the server offers no endpoint with policy {security.policy} and mode "
+            f"{security.mode}; fix: use a security.policy and mode the server offers",
+            controller=controller,
+        ) from None
     check_server_trusted(client.security_policy.peer_certificate, security, controller, now)
 
 

@@ -21,6 +21,7 @@ from detectors.records._exceptions import (
 )
 from detectors.records.lifecycle import allowed_targets, check_transition, missing_for
 from detectors.records.models import (
+    OPEN_STATES,
     ActionStatus,
     AffectedLot,
     CapaAction,
@@ -48,6 +49,7 @@ from detectors.records.store import EDITABLE, RecordStore, open_store
 
 __all__ = [
     "EDITABLE",
+    "OPEN_STATES",
     "ActionStatus",
     "AffectedLot",
     "CapaAction",

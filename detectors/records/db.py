@@ -60,12 +60,13 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[None]:
         """One write transaction; writers are serialised (SQLite lock, PostgreSQL row lock)."""
-        if self.dialect is Dialect.SQLITE:
-            with self._sqlite_tx("BEGIN IMMEDIATE"):
+        with translated():
+            if self.dialect is Dialect.SQLITE:
+                with self._sqlite_tx("BEGIN IMMEDIATE"):
+                    yield
+                return
+            with self._conn.transaction():
                 yield
-            return
-        with self._conn.transaction():
-            yield
 
     def lock_trail_head(self) -> None:
         """PostgreSQL: serialise writers on one row so the trail chain stays linear."""
@@ -75,13 +76,14 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[None]:
         """A consistent snapshot for multi-query reads."""
-        if self.dialect is Dialect.SQLITE:
-            with self._sqlite_tx("BEGIN"):
+        with translated():
+            if self.dialect is Dialect.SQLITE:
+                with self._sqlite_tx("BEGIN"):
+                    yield
+                return
+            with self._conn.transaction():
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 yield
-            return
-        with self._conn.transaction():
-            self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            yield
 
     @contextmanager
     def _sqlite_tx(self, begin: str) -> Iterator[None]:
@@ -103,6 +105,35 @@ class Database:
 
     def close(self) -> None:
         self._conn.close()
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Driver errors become `StoreUnavailable` (retry later) or `RecordsError` (refused)."""
+    try:
+        yield
+    except RecordsError:
+        raise
+    except Exception as exc:
+        ours = _translate(exc)
+        if ours is None:
+            raise
+        raise ours from exc
+
+
+def _translate(exc: Exception) -> RecordsError | None:
+    if isinstance(exc, sqlite3.OperationalError):
+        return StoreUnavailable(f"records database busy, unreachable or not migrated: {exc}")
+    if isinstance(exc, sqlite3.Error):
+        return RecordsError(f"records database refused the operation: {exc}")
+    if type(exc).__module__.startswith("psycopg"):
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailable(f"records database unreachable: {exc}")
+        if isinstance(exc, psycopg.Error):
+            return RecordsError(f"records database refused the operation: {exc}")
+    return None
 
 
 def split_sqlite_script(script: str) -> list[str]:

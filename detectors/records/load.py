@@ -13,7 +13,7 @@ from detectors.records.models import Evidence, MasterRecord, SecurityTicket, Sig
 
 RECORD_COLUMNS = (
     "id, classification, state, security_ticket, controller, tag, site, line, severity, "
-    "description, detected_at, created_at, rules_fired, criteria_version, "
+    "description, detected_at, created_at, last_event_at, rules_fired, criteria_version, "
     "correlation_key, cancel_reason, details"
 )
 _NAMES = [c.strip() for c in RECORD_COLUMNS.split(",")]
@@ -79,7 +79,6 @@ def _record(
     fields = dict(zip(_NAMES, row, strict=True))
     details = orjson.loads(fields.pop("details"))
     fields["rules_fired"] = orjson.loads(fields["rules_fired"])
-    fields["last_event_at"] = max([e[7] for e in evidence], default=fields["detected_at"])
     return MasterRecord.model_validate({
         **fields, **details,
         "evidence": [_evidence(e) for e in evidence],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -32,12 +32,16 @@ def canonical_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
+_ZERO = timedelta(0)
+
+
 def utc(moment: datetime) -> datetime:
     """The same instant in UTC; a naive time is taken as UTC."""
-    if moment.tzinfo is UTC:
-        return moment
-    if moment.tzinfo is None:
+    offset = moment.utcoffset()
+    if offset is None:
         return moment.replace(tzinfo=UTC)
+    if offset == _ZERO:
+        return moment  # already UTC (pydantic's own UTC tzinfo formats as +00:00 too)
     return moment.astimezone(UTC)
 
 

@@ -21,19 +21,12 @@ from agent.events import SuspectChange
 from agent.runner import Agent
 from agent.spool import Spool
 from simulators.broker import free_port
-from simulators.plant import load_plant
 from simulators.runtime import SimulatedPlant
 
 CONFIG = Path(__file__).parents[2] / "config"
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 CONTROLLERS = ("press-01", "press-02", "oven-01")
-
-
-@pytest.fixture
-async def plant() -> AsyncIterator[SimulatedPlant]:
-    async with SimulatedPlant(load_plant(CONFIG / "plant.yaml"), ports={c: 0 for c in CONTROLLERS}) as running:
-        yield running
-        for controller in CONTROLLERS:
-            assert running.foreign_writes(controller) == 0, f"the agent wrote to {controller}"
 
 
 def config_for(plant: SimulatedPlant, state: Path) -> AgentConfig:
@@ -152,3 +145,21 @@ async def test_changed_and_changed_back_raise_two_events(plant: SimulatedPlant, 
         await plant.write("press-01", "speed_sp", 1200, actor="unknown")
         await wait_until(lambda: agent.spool.depth() >= 2, "the change back")
     assert [(e.old_value, e.new_value) for e in spooled(tmp_path)] == [(1200, 1500), (1500, 1200)]
+
+
+async def test_metrics_endpoint_reports_controllers_and_changes(plant: SimulatedPlant, tmp_path: Path) -> None:
+    import urllib.request
+
+    config = config_for(plant, tmp_path)
+    port = free_port()
+    config = config.model_copy(update={"metrics": config.metrics.model_copy(update={"port": port})})
+    async with running(config) as agent:
+        await plant.write("oven-01", "dwell_time_sp", 45.0, actor="unknown")
+        await wait_until(lambda: agent.spool.depth() >= 1, "the change")
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        )
+    assert 'otwatch_agent_controller_up{controller="oven-01"} 1.0' in body
+    assert 'otwatch_agent_changes_total{kind="setpoint_change",verdict="unapproved"}' in body
+    assert "otwatch_agent_spool_depth" in body
+    assert 'otwatch_agent_tags_monitored{controller="press-01"} 10.0' in body

@@ -83,7 +83,15 @@ def test_bad_values_name_file_key_and_fix(tmp_path: Path, path: str, value: obje
 def test_cross_field_checks(tmp_path: Path, tags: list[dict[str, object]], words: str) -> None:
     data = sample()
     data["controllers"][0]["tags"] = tags  # type: ignore[index]
+    data["controllers"][0]["recipes"] = []  # type: ignore[index]
     with pytest.raises(ConfigError, match=words):
+        load_agent_config(write(tmp_path, data))
+
+
+def test_recipe_group_must_name_known_tags(tmp_path: Path) -> None:
+    data = sample()
+    data["controllers"][0]["recipes"][0]["parameter_tags"].append("nozzle_temp")  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"recipes\[0\] \(active_recipe\) names tag 'nozzle_temp'"):
         load_agent_config(write(tmp_path, data))
 
 
@@ -97,8 +105,8 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_check_prints_the_read_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert agent_main(["check", "--config", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert "read holding 0..6 (7): temperature_sp, pressure_sp, recipe_no, lot_counter, speed_sp" in out
-    assert "read coil 0..0 (1): auto_mode" in out
+    assert "read holding 0..13 (14): temperature_sp, pressure_sp, recipe_no, lot_counter, speed_sp" in out
+    assert "read coil 0..1 (2): auto_mode, maintenance_mode" in out
 
 
 def test_check_exits_2_on_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

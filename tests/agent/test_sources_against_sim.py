@@ -7,29 +7,24 @@ config/agent.yaml, and every test checks that the simulators received no write a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from agent.config import AgentConfig, ModbusControllerConfig, OpcuaControllerConfig, load_agent_config
+from agent.config import (
+    AgentConfig,
+    ModbusControllerConfig,
+    OpcuaControllerConfig,
+    load_agent_config,
+)
 from agent.sources.base import Connected, Readings, SourceEvent
 from agent.sources.modbus import ModbusSource
 from agent.sources.opcua import OpcuaSource
-from simulators.plant import load_plant
 from simulators.runtime import SimulatedPlant
 
 CONFIG = Path(__file__).parents[2] / "config"
 
-
-@pytest.fixture
-async def plant() -> AsyncIterator[SimulatedPlant]:
-    plant_config = load_plant(CONFIG / "plant.yaml")
-    ports = {c: 0 for c in ("press-01", "press-02", "oven-01")}
-    async with SimulatedPlant(plant_config, ports=ports) as running:
-        yield running
-        for controller in ports:
-            assert running.foreign_writes(controller) == 0, f"the agent wrote to {controller}"
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def agent_config(plant: SimulatedPlant) -> AgentConfig:
@@ -74,7 +69,9 @@ async def test_modbus_types_and_word_orders(plant: SimulatedPlant) -> None:
     assert isinstance(press1, ModbusControllerConfig) and isinstance(press2, ModbusControllerConfig)
     v1 = values(await first_scans(ModbusSource(press1), 1))
     assert v1 == {"temperature_sp": 180.0, "pressure_sp": 12.5, "recipe_no": 1,
-                  "lot_counter": v1["lot_counter"], "speed_sp": 1200, "auto_mode": True}
+                  "lot_counter": v1["lot_counter"], "speed_sp": 1200, "auto_mode": True,
+                  "maintenance_mode": False, "recipe_temperature": 180.0, "recipe_pressure": 12.5,
+                  "recipe_cycle_time": 4500}
     assert isinstance(v1["lot_counter"], int) and v1["lot_counter"] >= 1000
     v2 = values(await first_scans(ModbusSource(press2), 1))
     assert v2["temperature_sp"] == 175.0  # float32, little word order

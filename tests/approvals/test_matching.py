@@ -262,6 +262,14 @@ CASES: dict[str, Case] = {
     "setpoint approval, recipe switch": Case(
         lambda: [record()], Verdict.VALUE_MISMATCH, RECIPE, kind=ChangeKind.RECIPE_SWITCH,
     ),
+    "recipe-select register: exact number approved": Case(
+        lambda: [record(expected={"exact": 2})], Verdict.AUTHORIZED, 2,
+        kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "recipe-select register: another number": Case(
+        lambda: [record(expected={"exact": 2})], Verdict.VALUE_MISMATCH, 3,
+        kind=ChangeKind.RECIPE_SWITCH, reason="approved exactly 2, got 3",
+    ),
 }
 
 

@@ -44,7 +44,9 @@ def test_correlated_events_attach_and_raise_severity(store: RecordStore) -> None
     )
     assert [o.created for o in outs] == [True, False]
     assert outs[0].record_id == outs[1].record_id
-    later = store.record_events([(event(3, minutes=10), classified(severity=Severity.LOW))], now=NOW)
+    later = store.record_events(
+        [(event(3, minutes=10), classified(severity=Severity.LOW))], now=NOW
+    )
     assert later[0].record_id == outs[0].record_id and not later[0].created
     record = store.get_record(outs[0].record_id or "")
     assert record.severity == "critical" and len(record.evidence) == 3
@@ -121,3 +123,31 @@ def test_sqlite_url_form(tmp_path: object) -> None:
         s.record_events([(event(1), classified())], now=NOW)
     with open_store(path) as s:
         assert len(s.list_records()) == 1
+
+
+def test_unmigrated_database_is_a_retryable_store_error(tmp_path: object) -> None:
+    from detectors.records import StoreUnavailable
+
+    with open_store(f"{tmp_path}/new.db") as fresh:
+        with pytest.raises(StoreUnavailable, match="not migrated") as info:
+            fresh.record_events([(event(1), classified())], now=NOW)
+        assert info.value.retryable
+
+
+def test_unreachable_postgresql_is_store_unavailable() -> None:
+    from detectors.records import StoreUnavailable
+    from simulators.broker import free_port
+
+    with pytest.raises(StoreUnavailable, match="cannot connect"):
+        open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+
+
+def test_raw_message_bytes_are_kept_and_hashed(store: RecordStore) -> None:
+    from detectors.records import RecordsError
+
+    wire = event(1).to_json().replace(b'"seq":1', b'"seq":1 ')  # as received, not re-dumped
+    (out,) = store.record_events([(event(1), classified())], now=NOW, raw=[wire])
+    (ev,) = store.get_record(out.record_id or "").evidence
+    assert ev.sha256 == hashlib.sha256(wire).hexdigest()
+    with pytest.raises(RecordsError, match="raw has 0 entries for 1 items"):
+        store.record_events([(event(2), classified())], now=NOW, raw=[])

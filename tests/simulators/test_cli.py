@@ -86,6 +86,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
 
 def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
     ports, gate, labels = tmp_path / "p.json", tmp_path / "ready", tmp_path / "l.jsonl"
+    log = tmp_path / "sim.log"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -94,12 +95,9 @@ def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
             "run",
             "--plant",
             str(PLANT_FILE),
+            "--free-ports",
             "--port",
             "press-01=0",
-            "--port",
-            "press-02=0",
-            "--port",
-            "oven-01=0",
             "--ports-file",
             str(ports),
             "--scenario",
@@ -114,11 +112,11 @@ def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
             "120",
         ],
         cwd=ROOT,
-        stderr=subprocess.DEVNULL,
+        stderr=log.open("wb"),
     )
     try:
         _wait_for(ports, proc)
-        assert ports.exists(), "the plant did not come up"
+        assert ports.exists(), f"the plant did not come up: {log.read_text()}"
         assert not labels.exists()  # the scenario waits for the gate file
         gate.touch()
         _wait_for(labels, proc)
@@ -132,3 +130,15 @@ def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_run_without_a_scenario_serves_for_the_duration(tmp_path: Path) -> None:
+    plant = tmp_path / "plant.yaml"
+    plant.write_text(
+        "site: s\nlines: [{id: l, controllers: [{id: p, protocol: modbus, port: 0, tags: "
+        "[{name: a, address: 0, type: int16, initial: 3}]}]}]\n"
+    )
+    ports = tmp_path / "ports.json"
+    args = ["run", "--plant", str(plant), "--duration", "0.3", "--ports-file", str(ports)]
+    assert main(args) == 0
+    assert set(json.loads(ports.read_text())) == {"p"}

@@ -7,24 +7,29 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from simulators.broker import free_port
 from simulators.opcua_plc import OpcUaPLC
-from simulators.plant import OpcUaController, PlantConfig
+from simulators.plant import OpcUaController, load_plant
+from tests.simulators.conftest import PLANT_FILE
 
 NSU = "urn:otwatch:sim:oven-01"
 
 
-@pytest.fixture
-async def oven(plant_config: PlantConfig) -> AsyncIterator[OpcUaPLC]:
-    config = plant_config.controller("oven-01")
+# One server for the module (building an OPC UA address space takes seconds); reset per test.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_oven() -> AsyncIterator[OpcUaPLC]:
+    config = load_plant(PLANT_FILE).controller("oven-01")
     assert isinstance(config, OpcUaController)
-    plc = OpcUaPLC(config, free_port())
+    plc = OpcUaPLC(config)
     await plc.start()
     try:
         yield plc
@@ -32,7 +37,15 @@ async def oven(plant_config: PlantConfig) -> AsyncIterator[OpcUaPLC]:
         await plc.stop()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
+async def oven(shared_oven: OpcUaPLC) -> OpcUaPLC:
+    if not shared_oven.running:
+        await shared_oven.start()
+    await shared_oven.reset()
+    return shared_oven
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(oven: OpcUaPLC) -> AsyncIterator[Client]:
     c = Client(oven.endpoint, timeout=5)
     await c.connect()
@@ -128,3 +141,11 @@ async def test_dropped_connections_end_the_session(oven: OpcUaPLC, client: Clien
     assert oven.drop_connections() == 1
     with pytest.raises((ConnectionError, UaError, asyncio.TimeoutError)):
         await (await node(client, "Oven.Mode")).read_value()
+
+
+async def test_a_change_made_while_stopped_is_served_after_start(oven: OpcUaPLC) -> None:
+    await oven.stop()
+    oven.set_stored("mode", "MANUAL")
+    await oven.start()
+    async with Client(oven.endpoint, timeout=5) as client:
+        assert await (await node(client, "Oven.Mode")).read_value() == "MANUAL"

@@ -3,19 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
+import pytest_asyncio
 import yaml
 from asyncua.client.client import Client
 from pymodbus.client import AsyncModbusTcpClient
 
-from simulators.plant import PlantConfig
+from simulators.plant import load_plant
+from simulators.process import run_lots
 from simulators.runtime import SimulatedPlant
 from simulators.scenario import load_scenario, play
-from tests.simulators.conftest import ROOT
+from tests.simulators.conftest import PLANT_FILE, ROOT, free_ports
 
 SCENARIOS = ROOT / "config" / "scenarios"
+# One plant for the module (an OPC UA server takes seconds to build); reset before each test.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_plant() -> AsyncIterator[SimulatedPlant]:
+    config = load_plant(PLANT_FILE)
+    async with SimulatedPlant(config, free_ports(config), process=False) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def plant(shared_plant: SimulatedPlant) -> SimulatedPlant:
+    await shared_plant.reset()
+    return shared_plant
 
 
 async def test_runtime_api_reads_writes_and_counts(plant: SimulatedPlant) -> None:
@@ -100,19 +120,17 @@ async def test_program_download_restarts_and_renumbers(plant: SimulatedPlant) ->
         assert await node.read_value() == "e3a0c55d19b7f402"
 
 
-async def test_outage_faults_and_offline_change(plant_config: PlantConfig, tmp_path: Path) -> None:
-    ports = {c.id: 0 for c in plant_config.controllers()}
-    async with SimulatedPlant(plant_config, ports, process=False) as plant:
-        labels = await play(plant, load_scenario(SCENARIOS / "outage.yaml"), speed=25)
-        offline = next(lb for lb in labels if lb.action == "offline_change")
-        assert (offline.old_value, offline.new_value) == (180.0, 182.0)
-        assert offline.change_kind == "changed_while_unwatched"
-        assert offline.expected_verdict == "unapproved"
-        faults = [lb for lb in labels if lb.tag is None]
-        assert {lb.expected_verdict for lb in faults} == {None}
-        press = plant.plc("press-01")
-        assert press.faults.exception is None and press.faults.delay_s == 0  # type: ignore[union-attr]
-        assert await plant.read("oven-01", "temperature_sp") == 205.0
+async def test_outage_faults_and_offline_change(plant: SimulatedPlant) -> None:
+    labels = await play(plant, load_scenario(SCENARIOS / "outage.yaml"), speed=25)
+    offline = next(lb for lb in labels if lb.action == "offline_change")
+    assert (offline.old_value, offline.new_value) == (180.0, 182.0)
+    assert offline.change_kind == "changed_while_unwatched"
+    assert offline.expected_verdict == "unapproved"
+    faults = [lb for lb in labels if lb.tag is None]
+    assert {lb.expected_verdict for lb in faults} == {None}
+    press = plant.plc("press-01")
+    assert press.faults.exception is None and press.faults.delay_s == 0  # type: ignore[union-attr]
+    assert await plant.read("oven-01", "temperature_sp") == 205.0
 
 
 async def test_burst_changes_every_controller(plant: SimulatedPlant) -> None:
@@ -122,10 +140,12 @@ async def test_burst_changes_every_controller(plant: SimulatedPlant) -> None:
     assert sum(lb.expected_verdict == "authorized" for lb in labels) == 1
 
 
-async def test_lots_advance_on_the_line_schedule(plant_config: PlantConfig) -> None:
+async def test_lots_advance_on_the_line_schedule(plant: SimulatedPlant) -> None:
     """120 s per lot at 600x speed: a new lot every 0.2 s, seen by an independent client."""
-    ports = {c.id: 0 for c in plant_config.controllers()}
-    async with SimulatedPlant(plant_config, ports, process_speed=600) as plant:
+    (line,) = plant.config.lines
+    assert line.lots is not None
+    lots = asyncio.create_task(run_lots(plant, line.id, line.lots, speed=600))
+    try:
         async with Client(plant.endpoint("oven-01")) as client:
             idx = await client.get_namespace_index(plant.namespace_uri("oven-01"))
             lot = client.get_node(f"ns={idx};s=Oven.Lot.Id")
@@ -134,8 +154,12 @@ async def test_lots_advance_on_the_line_schedule(plant_config: PlantConfig) -> N
                     break
                 await asyncio.sleep(0.05)
             value = await lot.read_value()
-        assert value.startswith("LOT-") and int(value[4:]) >= 3
-        counter = await plant.read("press-01", "lot_counter")
-        assert isinstance(counter, int) and counter > 1000
-        assert plant.history == []  # process writes are not scenario writes
-        assert plant.foreign_writes("press-01") == plant.foreign_writes("oven-01") == 0
+    finally:
+        lots.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lots
+    assert value.startswith("LOT-") and int(value[4:]) >= 3
+    counter = await plant.read("press-01", "lot_counter")
+    assert isinstance(counter, int) and counter > 1000
+    assert plant.history == []  # process writes are not scenario writes
+    assert plant.foreign_writes("press-01") == plant.foreign_writes("oven-01") == 0

@@ -26,6 +26,7 @@ CREATE TABLE records (
     description TEXT NOT NULL,
     detected_at TEXT NOT NULL,
     created_at TEXT NOT NULL,
+    last_event_at TEXT NOT NULL,
     rules_fired TEXT NOT NULL,
     criteria_version TEXT NOT NULL,
     correlation_key TEXT NOT NULL,
@@ -42,8 +43,10 @@ CREATE TABLE tickets (
     indicators TEXT NOT NULL
 );
 
+-- No unique index on event_id: processed_events (same transaction) already makes it unique,
+-- and a second index would cost a third of the insert time.
 CREATE TABLE evidence (
-    event_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
     record_id TEXT NOT NULL REFERENCES records (id),
     sha256 TEXT NOT NULL,
     change_kind TEXT NOT NULL,
@@ -54,8 +57,7 @@ CREATE TABLE evidence (
     attached_at TEXT NOT NULL,
     raw TEXT NOT NULL
 );
--- Also gives the latest event of a record (correlation window) without a column to update.
-CREATE INDEX evidence_by_record ON evidence (record_id, detected_at);
+CREATE INDEX evidence_by_record ON evidence (record_id);
 
 CREATE TABLE signatures (
     record_id TEXT NOT NULL REFERENCES records (id),

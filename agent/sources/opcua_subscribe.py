@@ -1,0 +1,244 @@
+"""The subscription of one OPC UA session: monitored items in, partial `Readings` out.
+
+One subscription per session carries a monitored item per tag (sampling interval per
+controller or per tag, an absolute deadband where the tag sets one) and, where the server
+offers them, ``AuditWriteUpdateEventType`` events from the Server object, which name the
+user who wrote a node (see `agent.sources.opcua_audit`). The iterator's queue is sized to
+the item count; if it still overflows, the session is dropped (asyncua's DISCONNECT policy)
+so that the next session's full read resynchronises instead of silently losing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from asyncua import ua
+from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import (
+    DataChangeEvent,
+    OpcEvent,
+    OverflowPolicy,
+    StatusChangeEvent,
+    SubEvent,
+    Subscription,
+)
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.uaerrors import UaError
+
+from agent import metrics
+from agent.errors import ControllerUnreachable
+from agent.sources.base import Emit, Reading, Readings, utcnow
+from agent.sources.opcua_audit import ActorMatcher, Attributed, AuditedWrite, Change
+from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
+from agent.sources.opcua_session import OpcuaSession, plain_value
+
+log = logging.getLogger(__name__)
+
+#: How long an audit event waits for the data change of its node.
+AUDIT_WINDOW_S = 2.0
+#: How often a quiet subscription checks that the session is still up.
+LIVENESS_S = 1.0
+#: Client handles of data-change items start here (asyncua numbers its own from 201).
+_FIRST_HANDLE = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    tag: str
+    node: str
+
+
+def item_request(tag: OpcuaTag, node: ua.NodeId, handle: int,
+                 config: OpcuaControllerConfig) -> ua.MonitoredItemCreateRequest:
+    """A monitored item for one tag's value, with its sampling interval and deadband."""
+    params = ua.MonitoringParameters()
+    params.ClientHandle = handle
+    params.SamplingInterval = (
+        tag.sampling_interval_ms if tag.sampling_interval_ms is not None
+        else config.sampling_interval_ms
+    )
+    params.QueueSize = 1
+    params.DiscardOldest = True
+    if tag.deadband > 0:
+        flt = ua.DataChangeFilter()
+        flt.Trigger = ua.DataChangeTrigger.StatusValue
+        flt.DeadbandType = ua.DeadbandType.Absolute
+        flt.DeadbandValue = tag.deadband
+        params.Filter = flt
+    request = ua.MonitoredItemCreateRequest()
+    request.ItemToMonitor = ua.ReadValueId(NodeId=node, AttributeId=AttributeIds.Value)
+    request.MonitoringMode = ua.MonitoringMode.Reporting
+    request.RequestedParameters = params
+    return request
+
+
+class SessionSubscription:
+    """Watches one session until it is lost; raises a connection error then.
+
+    Created before the session's full read (`start`), so that a change made during the read
+    is still notified, with its audit event; reported after it (`pump`).
+    """
+
+    def __init__(self, config: OpcuaControllerConfig, session: OpcuaSession, emit: Emit) -> None:
+        self.config = config
+        self.session = session
+        self.emit = emit
+        self.items: dict[int, Item] = {}
+        self.audited = False
+        self.sub: Subscription | None = None
+
+    async def start(self) -> None:
+        """Create the subscription: a monitored item per tag, and audit events if offered."""
+        size = 2 * len(self.session.nodes) + 1000
+        self.sub = await self.session.client.create_subscription(
+            self.config.publishing_interval_ms, handler=None, queue_maxsize=size,
+            overflow=OverflowPolicy.DISCONNECT,
+        )
+        await self._monitor_values(self.sub)
+        if self.config.audit_events:
+            self.audited = await self._monitor_audit(self.sub)
+
+    async def pump(self) -> None:
+        """Report notifications as partial `Readings` until the session is lost."""
+        assert self.sub is not None, "start() first"
+        hold = self.config.publishing_interval_ms / 1000 if self.audited else 0.0
+        await self._pump(self.sub, ActorMatcher(AUDIT_WINDOW_S, hold))
+
+    async def _monitor_values(self, sub: Subscription) -> None:
+        requests = []
+        for i, (tag, node) in enumerate(self.session.nodes):
+            handle = _FIRST_HANDLE + i
+            self.items[handle] = Item(tag.name, node.nodeid.to_string())
+            requests.append(item_request(tag, node.nodeid, handle, self.config))
+        step = self.session.max_items_per_call
+        for start in range(0, len(requests), step):
+            chunk = requests[start : start + step]
+            results = await sub.create_monitored_items(chunk)
+            self._report_refused(chunk, results)
+
+    def _report_refused(self, chunk: list[ua.MonitoredItemCreateRequest],
+                        results: list[int | ua.StatusCode]) -> None:
+        for request, result in zip(chunk, results, strict=True):
+            if isinstance(result, ua.StatusCode):
+                item = self.items.pop(request.RequestedParameters.ClientHandle)
+                metrics.READS.labels(self.config.id, "bad_status").inc()
+                log.error("%s: the server refused to monitor tag %s (%s); it is only compared "
+                          "on reconnect", self.config.id, item.tag, result.name)
+
+    async def _monitor_audit(self, sub: Subscription) -> bool:
+        """Subscribe to audit write events on the Server object, where the server has them."""
+        try:
+            await sub.subscribe_events(ObjectIds.Server, ObjectIds.AuditWriteUpdateEventType)
+        except UaError as exc:
+            log.info("%s offers no audit write events (%s); changes carry no actor",
+                     self.config.id, exc)
+            return False
+        return True
+
+    async def _pump(self, sub: Subscription, matcher: ActorMatcher) -> None:
+        try:
+            while True:
+                await self._step(sub, matcher)
+        except ControllerUnreachable:
+            await self._emit(matcher.due(math.inf))  # held changes are real: report them
+            raise
+
+    async def _step(self, sub: Subscription, matcher: ActorMatcher) -> None:
+        due = matcher.next_due()
+        wait = LIVENESS_S if due is None else max(0.0, min(LIVENESS_S, due - time.monotonic()))
+        try:
+            event = await next_event(sub, wait)
+        except StopAsyncIteration:
+            raise ControllerUnreachable("the subscription was closed",
+                                        controller=self.config.id) from None
+        released = [] if event is None else self._on_event(event, matcher)
+        released += matcher.due(time.monotonic())
+        await self._emit(released)
+        self._check_alive()
+
+    def _on_event(self, event: SubEvent, matcher: ActorMatcher) -> list[Attributed]:
+        now = time.monotonic()
+        if isinstance(event, DataChangeEvent):
+            change = self._change(event)
+            return [] if change is None else matcher.change(change, now)
+        if isinstance(event, OpcEvent):
+            write = audited_write(event)
+            return [] if write is None else matcher.audit(write, now)
+        if isinstance(event, StatusChangeEvent):
+            status = event.notification.Status
+            if not status.is_good():
+                raise ControllerUnreachable(f"the subscription ended: {status.name}",
+                                            controller=self.config.id)
+        return []
+
+    def _change(self, event: DataChangeEvent) -> Change | None:
+        notification = event.data.monitored_item
+        item = self.items.get(notification.ClientHandle)
+        dv = notification.Value
+        if item is None or dv is None:
+            return None
+        if dv.StatusCode is not None and not dv.StatusCode.is_good():
+            metrics.READS.labels(self.config.id, "bad_status").inc()
+            return None
+        value = dv.Value.Value if dv.Value is not None else None
+        return Change(item.tag, item.node, Reading(plain_value(value), dv.SourceTimestamp))
+
+    async def _emit(self, released: list[Attributed]) -> None:
+        for batch in batches(released):
+            values = {c.tag: c.reading for c, _ in batch}
+            actors = {c.tag: user for c, user in batch if user is not None}
+            await self.emit(Readings(utcnow(), values, complete=False, actors=actors))
+
+    def _check_alive(self) -> None:
+        if self.session.client.uaclient.state is not UaClientState.CONNECTED:
+            raise ControllerUnreachable("the connection was lost", controller=self.config.id)
+        metrics.LAST_GOOD_READ.labels(self.config.id).set(time.time())
+
+
+async def next_event(sub: Subscription, wait: float) -> SubEvent | None:
+    """The next notification, or None after ``wait`` seconds.
+
+    Not ``Subscription.next_event``: it uses ``asyncio.wait_for``, which on Python 3.11 swallows
+    a cancellation that arrives together with a notification, and the source then cannot be
+    stopped. ``asyncio.timeout`` keeps the cancellation.
+    """
+    try:
+        async with asyncio.timeout(wait):
+            return await anext(sub)
+    except TimeoutError:
+        return None
+
+
+def batches(released: list[Attributed]) -> Iterator[list[Attributed]]:
+    """Consecutive runs with each tag at most once, so that no change hides another."""
+    batch: list[Attributed] = []
+    seen: set[str] = set()
+    for change, user in released:
+        if change.tag in seen:
+            yield batch
+            batch, seen = [], set()
+        batch.append((change, user))
+        seen.add(change.tag)
+    if batch:
+        yield batch
+
+
+def audited_write(event: OpcEvent) -> AuditedWrite | None:
+    """The node, user and new value of an audit write event (None if it lacks them)."""
+    fields = event.event.get_event_props_as_fields_dict()
+    node = _field(fields, "SourceNode")
+    user = _field(fields, "ClientUserId")
+    if not isinstance(node, ua.NodeId) or not isinstance(user, str) or not user:
+        return None
+    return AuditedWrite(node.to_string(), user, plain_value(_field(fields, "NewValue")))
+
+
+def _field(fields: dict[str, ua.Variant], name: str) -> object:
+    variant = fields.get(name)
+    return None if variant is None else variant.Value

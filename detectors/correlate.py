@@ -1,0 +1,150 @@
+"""Bursts across controllers: the small state in front of the pure `classify`.
+
+A *burst* is suspect changes on ``min_controllers`` distinct controllers of one line within
+``window_s`` seconds (detection time) of the first of them. Its events are one incident, so
+they carry one correlation key: the key of the burst's first event (``<site>/<controller>``),
+which is the key that event's record was opened under. That makes the first event and the
+later ones land on one master record without the store having to merge records.
+
+The events of the *other* controllers that arrive before the burst is recognised (the second
+up to the ``min_controllers - 1``-th controller) cannot be recorded under their own key, or
+they would open records of their own. They are held back until the burst is recognised, or
+until ``window_s`` has passed without it; then they are released with their own key. The
+service leaves a held event's Kafka offset uncommitted, so a crash loses nothing: the replay
+rebuilds this state from the redelivered events.
+
+`BurstCorrelator` is plain state, generic over a token (the service passes a partition and
+offset) and driven with explicit times: it never reads a clock.
+
+Example::
+
+    >>> bursts = BurstCorrelator(BurstSettings(window_s=10, min_controllers=3))
+    >>> released = bursts.offer(event, token, now=now)    # [(event, context, token), ...]
+    >>> released += bursts.due(now=now)                    # holds that timed out
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.events import SuspectChange, Verdict
+
+T = TypeVar("T")
+
+
+class IntegrityKind(StrEnum):
+    """Findings the classifier makes itself from the agents' own data."""
+
+    SEQ_GAP = "seq_gap"
+    AGENT_SILENCE = "agent_silence"
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """What the state around an event says about it; `classify` reads it, never changes it."""
+
+    burst_controllers: int = 0
+    #: Set when the event is part of a burst (or an integrity finding): its correlation key.
+    correlation_key: str | None = None
+    integrity: IntegrityKind | None = None
+
+    @property
+    def in_burst(self) -> bool:
+        return self.burst_controllers > 0
+
+
+NO_CONTEXT = EventContext()
+
+
+class BurstSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Changes on this many distinct controllers of one line make a burst ...
+    min_controllers: int = Field(default=3, ge=2)
+    #: ... when they are detected within this many seconds of the first of them.
+    window_s: float = Field(default=10.0, gt=0)
+
+
+def controller_key(event: SuspectChange) -> str:
+    return f"{event.site}/{event.controller.id}"
+
+
+@dataclass
+class _Episode(Generic[T]):
+    started: datetime  # detection time of the first event
+    opened_at: datetime  # processing time, for releasing holds
+    key: str
+    first_controller: str
+    controllers: set[str] = field(default_factory=set)
+    held: list[tuple[SuspectChange, T]] = field(default_factory=list)
+    is_burst: bool = False
+
+
+Released = tuple[SuspectChange, EventContext, T]
+
+
+class BurstCorrelator(Generic[T]):
+    """Per line: the current episode of suspect changes, and the events held while it decides."""
+
+    def __init__(self, settings: BurstSettings) -> None:
+        self.settings = settings
+        self._episodes: dict[tuple[str, str], _Episode[T]] = {}
+
+    def offer(self, event: SuspectChange, token: T, *, now: datetime) -> list[Released[T]]:
+        """Take one event; return the events that may be classified now (this one or held)."""
+        if event.verdict is Verdict.AUTHORIZED:
+            return [(event, NO_CONTEXT, token)]
+        line = (event.site, event.line)
+        released: list[Released[T]] = []
+        episode = self._episodes.get(line)
+        window = timedelta(seconds=self.settings.window_s)
+        if episode is None or abs(event.detected_at - episode.started) > window:
+            if episode is not None:
+                released += self._end(line, episode)
+            episode = _Episode(event.detected_at, now, controller_key(event), event.controller.id)
+            self._episodes[line] = episode
+        episode.controllers.add(event.controller.id)
+        if episode.is_burst:
+            return [*released, (event, self._context(episode), token)]
+        if len(episode.controllers) >= self.settings.min_controllers:
+            episode.is_burst = True
+            ctx = self._context(episode)
+            held, episode.held = episode.held, []
+            return [*released, *((ev, ctx, tok) for ev, tok in held), (event, ctx, token)]
+        if event.controller.id == episode.first_controller:
+            return [*released, (event, NO_CONTEXT, token)]
+        episode.held.append((event, token))
+        return released
+
+    def due(self, *, now: datetime) -> list[Released[T]]:
+        """Release the holds of episodes older than the window (processing time)."""
+        window = timedelta(seconds=self.settings.window_s)
+        released: list[Released[T]] = []
+        for line, episode in list(self._episodes.items()):
+            if now - episode.opened_at > window:
+                released += self._end(line, episode)
+        return released
+
+    def held_tokens(self) -> list[T]:
+        return [tok for ep in self._episodes.values() for _, tok in ep.held]
+
+    def drop(self, unwanted: Callable[[T], bool]) -> None:
+        """Forget held events (their partition was revoked: the new owner reads them again)."""
+        for episode in self._episodes.values():
+            episode.held = [(ev, tok) for ev, tok in episode.held if not unwanted(tok)]
+
+    def _end(self, line: tuple[str, str], episode: _Episode[T]) -> list[Released[T]]:
+        del self._episodes[line]
+        ctx = self._context(episode) if episode.is_burst else NO_CONTEXT
+        return [(ev, ctx, tok) for ev, tok in episode.held]
+
+    def _context(self, episode: _Episode[T]) -> EventContext:
+        return EventContext(
+            burst_controllers=len(episode.controllers), correlation_key=episode.key
+        )

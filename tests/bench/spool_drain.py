@@ -1,0 +1,114 @@
+"""``spool_drain_events_per_s``: events/s drained from the spool to the broker after an outage.
+
+The agent's real delivery path (`Spool` + `SpoolPublisher`, product defaults: batches of 500,
+acks=all) runs while the broker is down; the spool fills with N events appended in
+transactions of 100, as scans would append them. Then the broker (a fresh Tansu, a separate
+process) comes up on the port the publisher keeps retrying. The figure is N ÷ (time from the
+publisher's reconnect to an empty spool); the time from "broker listening" to reconnect (the
+publisher's backoff) is reported apart. Baseline, same run and broker: a bare pipelined
+`AIOKafkaProducer` sending the same N (topic, key, value) rows and awaiting every delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.publisher import SpoolPublisher
+from agent.spool import Spool
+from simulators.broker import EmbeddedBroker, free_port
+from tests.bench._common import Result, child_main, run_loop
+from tests.delivery.factory import make_events
+
+KEYS = ["spool_drain_events_per_s"]
+LIMIT_S = 240.0
+
+
+async def _wait(predicate: object, limit_s: float, step: float = 0.002) -> bool:
+    deadline = time.perf_counter() + limit_s
+    while not predicate():  # type: ignore[operator]
+        if time.perf_counter() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True
+
+
+def _fill(spool: Spool, n: int) -> float:
+    events = make_events(n, controllers=8)
+    start = time.perf_counter()
+    for i in range(0, n, 100):
+        spool.append(events[i : i + 100])
+    return n / (time.perf_counter() - start)
+
+
+async def _bare(bootstrap: str, rows: list[tuple[str, bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(
+        **KafkaSettings(bootstrap_servers=bootstrap, enable_idempotence=False).producer_kwargs()
+    )
+    await producer.start()
+    try:
+        start = time.perf_counter()
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in rows]
+        await asyncio.gather(*futures)
+        return len(rows) / (time.perf_counter() - start)
+    finally:
+        await producer.stop()
+
+
+async def _main(n: int) -> list[Result]:
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    settings = KafkaSettings(bootstrap_servers=bootstrap, enable_idempotence=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        spool = Spool(Path(tmp) / "spool.db", topics=TopicNames())
+        publisher = SpoolPublisher(spool, settings)
+        await publisher.start()  # the broker is down: the publisher retries with its backoff
+        broker = EmbeddedBroker(port=port)
+        try:
+            append_rate = _fill(spool, n)
+            rows = [(t, k, v) for _, t, k, v in spool.peek(n)]
+            broker.start()
+            t_up = time.perf_counter()
+            cpu0 = time.process_time()
+            if not await _wait(lambda: publisher.connected, 60, 0.001):
+                raise TimeoutError("the publisher did not reconnect within 60 s")
+            t_conn = time.perf_counter()
+            if not await _wait(lambda: spool.depth() == 0, LIMIT_S):
+                raise TimeoutError(f"{spool.depth()} of {n} events left after {LIMIT_S:.0f} s")
+            t_end = time.perf_counter()
+            cpu = time.process_time() - cpu0
+            await publisher.stop()
+            spool.close()
+            bare = await _bare(bootstrap, rows)
+        finally:
+            await publisher.stop()
+            broker.stop()
+    rate = n / (t_end - t_conn)
+    return [
+        Result(
+            "spool_drain_events_per_s",
+            rate,
+            baseline=bare,
+            baseline_what="bare pipelined AIOKafkaProducer, same rows, events/s",
+            notes=[
+                f"{n} events; spool append (fsync per 100) {append_rate:,.0f} events/s",
+                f"broker up -> publisher reconnected {t_conn - t_up:.2f} s (backoff);"
+                f" incl. that: {n / (t_end - t_up):,.0f} events/s",
+                f"publisher process CPU {cpu:.2f} s for the drain"
+                f" ({n / cpu:,.0f} events per CPU-second)",
+            ],
+        )
+    ]
+
+
+def run(quick: bool) -> list[Result]:
+    return run_loop(_main(20_000 if quick else 100_000))  # type: ignore[no-any-return]
+
+
+if __name__ == "__main__":
+    child_main(KEYS, run)

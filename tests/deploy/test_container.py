@@ -1,0 +1,148 @@
+"""The container image and the compose file. No Docker engine runs the tests, so they check
+what can be checked without one: the files parse, what they reference exists, and the configs
+they mount load with the product's own loaders."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy._metrics import DEPLOY, REPO
+
+DOCKERFILE = DEPLOY / "container" / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    lines, current = [], ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        if raw.strip().startswith("#") and not current:
+            continue
+        current += raw.rstrip().removesuffix("\\") + " "
+        if not raw.rstrip().endswith("\\"):
+            if current.strip():
+                word, _, rest = current.strip().partition(" ")
+                lines.append((word.upper(), rest.strip()))
+            current = ""
+    return lines
+
+
+def test_dockerfile_base_and_default_command() -> None:
+    steps = instructions()
+    assert [args for word, args in steps if word == "FROM"][-1] == "python:3.11-slim"
+    assert steps[-1] == ("CMD", '["otwatch-agent", "run", "--config", "/etc/otwatch/agent.yaml"]')
+    assert any(word == "RUN" and "[classifier]" in args for word, args in steps)
+
+
+def test_dockerfile_runs_as_non_root() -> None:
+    final = instructions()
+    final = final[max(i for i, (word, _) in enumerate(final) if word == "FROM"):]
+    users = [args for word, args in final if word == "USER"]
+    assert users, "the final stage sets no USER"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_dockerfile_copy_sources_exist_in_the_build_context() -> None:
+    """The build context is the repository root (compose: context ..)."""
+    copies = [shlex.split(args) for word, args in instructions() if word == "COPY"]
+    local = [c for c in copies if not any(a.startswith("--from") for a in c)]
+    assert local
+    for args in local:
+        for source in [a for a in args if not a.startswith("--")][:-1]:
+            assert (REPO / source).exists(), f"COPY source {source} is not in the repository"
+
+
+def test_dockerignore_keeps_the_copy_sources() -> None:
+    ignored = {
+        line.strip() for line in (DEPLOY / "container" / "Dockerfile.dockerignore")
+        .read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")
+    }
+    assert not ignored & {"agent", "detectors", "simulators", "pyproject.toml", "README.md"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_has_the_central_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"kafka", "classifier", "records-ui", "postgres", "prometheus"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+
+
+def _bind_mounts(compose: dict[str, Any]) -> list[tuple[str, str, str]]:
+    mounts = []
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                mounts.append((name, source, target))
+    return mounts
+
+
+def test_compose_bind_mounts_and_build_exist(compose: dict[str, Any]) -> None:
+    assert _bind_mounts(compose)
+    for service, source, _ in _bind_mounts(compose):
+        assert (DEPLOY / source).exists(), f"{service}: {source} does not exist"
+    for name, service in compose["services"].items():
+        if "build" in service:
+            context = (DEPLOY / service["build"]["context"]).resolve()
+            assert context == REPO, name
+            assert (context / service["build"]["dockerfile"]).is_file(), name
+
+
+def _container_files(compose: dict[str, Any], service: str, tmp_path: Path) -> Path:
+    """The service's bind mounts, copied to tmp_path as the container would see them."""
+    for name, source, target in _bind_mounts(compose):
+        if name == service:
+            dest = tmp_path / target.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if (DEPLOY / source).is_dir():
+                shutil.copytree(DEPLOY / source, dest)
+            else:
+                shutil.copy(DEPLOY / source, dest)
+    return tmp_path
+
+
+def test_compose_classifier_config_loads_as_mounted(compose: dict[str, Any],
+                                                    tmp_path: Path) -> None:
+    from detectors.cli import build_parser
+    from detectors.config import load_classifier_config
+    from detectors.criteria import load_criteria
+
+    root = _container_files(compose, "classifier", tmp_path)
+    command = compose["services"]["classifier"]["command"]
+    args = build_parser().parse_args(command[1:])
+    config = load_classifier_config(root / args.config.lstrip("/"))
+    load_criteria(config.classifier.criteria)
+    assert config.metrics.host == "0.0.0.0"
+    assert args.records_db.startswith("postgresql://")
+    assert args.bootstrap_servers.split(":")[0] in compose["services"]
+
+
+def test_compose_records_ui_command_parses(compose: dict[str, Any]) -> None:
+    from detectors.web.__main__ import parse_args
+
+    command = compose["services"]["records-ui"]["command"]
+    assert command[:3] == ["python", "-m", "detectors.web"]
+    args = parse_args(command[3:])
+    assert args.host == "0.0.0.0"
+    assert f"{args.port}:{args.port}" in compose["services"]["records-ui"]["ports"]
+
+
+def test_prometheus_scrapes_the_classifier_metrics_port(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (sd,) = jobs["otwatch-classifier"]["dns_sd_configs"]
+    classifier = yaml.safe_load((DEPLOY / "compose" / "classifier.yaml").read_text("utf-8"))
+    assert sd["names"] == ["classifier"] and sd["port"] == classifier["metrics"]["port"]
+    assert "otwatch-agent" in jobs
+    assert yaml.safe_load((DEPLOY / "prometheus" / "agents.yml").read_text("utf-8")) == []

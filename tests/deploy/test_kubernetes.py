@@ -1,0 +1,103 @@
+"""The Kubernetes manifests, checked by parsing (no cluster or kubectl schema check here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy._metrics import DEPLOY, REPO
+
+K8S = DEPLOY / "kubernetes"
+
+
+def documents() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name != "kustomization.yaml":
+            docs += [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+    return docs
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    (doc,) = [d for d in documents() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+def test_every_document_has_the_basic_fields() -> None:
+    for doc in documents():
+        assert {"apiVersion", "kind", "metadata"} <= set(doc), doc
+        assert doc["metadata"]["name"]
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    listed = set(kustomization["resources"])
+    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == present
+
+
+@pytest.mark.parametrize("name", ["otwatch-classifier", "otwatch-records-ui"])
+def test_deployment_selects_its_pods_and_is_locked_down(name: str) -> None:
+    deployment = find("Deployment", name)
+    spec = deployment["spec"]
+    assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in pod["containers"] + pod.get("initContainers", []):
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounted = {m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+    assert mounted <= {v["name"] for v in pod.get("volumes", [])}
+
+
+def test_classifier_replicas_share_one_group_and_the_database_secret(tmp_path: Path) -> None:
+    from detectors.cli import build_parser
+    from detectors.config import load_classifier_config
+    from detectors.criteria import load_criteria
+
+    deployment = find("Deployment", "otwatch-classifier")
+    assert deployment["spec"]["replicas"] > 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = build_parser().parse_args(container["args"])
+    env = {e["name"]: e["valueFrom"] for e in container["env"]}
+    assert args.records_db == "$(OTWATCH_RECORDS_DB)"
+    assert env["OTWATCH_RECORDS_DB"]["secretKeyRef"] == {"name": "otwatch-records-db", "key": "dsn"}
+    ref = env["OTWATCH_KAFKA_BOOTSTRAP"]["configMapKeyRef"]
+    assert ref["key"] in find("ConfigMap", ref["name"])["data"]
+
+    config_map = find("ConfigMap", "otwatch-classifier-config")
+    for name, text in config_map["data"].items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    config = load_classifier_config(tmp_path / Path(args.config).name)
+    load_criteria(config.classifier.criteria)
+    assert config.classifier.group_id == "otwatch-classifier"
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+    assert config.metrics.port == port
+    assert config.metrics.host == "0.0.0.0"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_classifier_criteria_are_the_shipped_sample() -> None:
+    """The ConfigMap carries a copy of config/criteria.yaml; edit both together."""
+    shipped = (REPO / "config" / "criteria.yaml").read_text(encoding="utf-8")
+    copy = find("ConfigMap", "otwatch-classifier-config")["data"]["criteria.yaml"]
+    assert yaml.safe_load(copy) == yaml.safe_load(shipped)
+
+
+def test_records_ui_service_targets_the_ui_port() -> None:
+    from detectors.web.__main__ import parse_args
+
+    deployment = find("Deployment", "otwatch-records-ui")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "detectors.web"]
+    args = parse_args(container["args"])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == args.port and args.host == "0.0.0.0"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    service = find("Service", "otwatch-records-ui")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)

@@ -1,0 +1,151 @@
+"""Helpers for the classifier tests against the real broker: a classifier process (stopped by
+PID), events produced with aiokafka, topics read back, records read from SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from agent.kafka_settings import KafkaSettings
+from agent.publisher import ensure_topics
+from detectors.records import MasterRecord, open_store
+from simulators.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPICS = ["otwatch.changes.suspect", "otwatch.changes.authorized", "otwatch.agents.heartbeat",
+          "otwatch.alerts", "otwatch.records", "otwatch.dlq"]
+T = TypeVar("T")
+
+
+def write_config(workdir: Path, bootstrap: str, **integrity: Any) -> Path:
+    cfg = {
+        "classifier": {"records_db": str(workdir / "records.db"),
+                       "criteria": str(ROOT / "config" / "criteria.yaml"),
+                       "status_file": "status.json", "session_timeout_ms": 6000},
+        "kafka": {"bootstrap_servers": bootstrap, "enable_idempotence": False,
+                  "topic_partitions": 4},
+        "metrics": {"port": free_port()},
+        "integrity": integrity,
+    }
+    path = workdir / "classifier.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@contextmanager
+def classifier(config: Path, name: str = "classifier",
+               env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """One `python -m detectors.cli run` process; stopped by PID (SIGTERM, then SIGKILL)."""
+    workdir = config.parent / name
+    workdir.mkdir(exist_ok=True)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["classifier"]["status_file"] = str(workdir / "status.json")
+    cfg["metrics"]["port"] = free_port()
+    own = workdir / "classifier.yaml"
+    own.write_text(yaml.safe_dump(cfg))
+    with open(workdir / "log.txt", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "detectors.cli", "run", "--config", str(own)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+def status(config: Path, name: str = "classifier") -> dict[str, Any]:
+    path = config.parent / name / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def log_text(config: Path, name: str = "classifier") -> str:
+    path = config.parent / name / "log.txt"
+    return path.read_text() if path.exists() else ""
+
+
+def metrics_port(config: Path, name: str = "classifier") -> int:
+    cfg = yaml.safe_load((config.parent / name / "classifier.yaml").read_text())
+    return int(cfg["metrics"]["port"])
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str,
+               proc: subprocess.Popen[bytes] | None = None) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the classifier exited ({proc.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def records(db: Path) -> list[MasterRecord]:
+    if not db.exists():
+        return []
+    store = open_store(str(db))
+    try:
+        return store.list_records()
+    except Exception:  # the schema may not exist yet
+        return []
+    finally:
+        store.close()
+
+
+def settings(bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=bootstrap, enable_idempotence=False,
+                         topic_partitions=4)
+
+
+async def create_topics(bootstrap: str) -> None:
+    await ensure_topics(settings(bootstrap), TOPICS)
+
+
+async def produce(
+    bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]
+) -> None:
+    producer = AIOKafkaProducer(**settings(bootstrap).producer_kwargs())
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, want: Callable[[list[dict[str, Any]]], bool],
+                     limit_s: float = 20.0) -> list[dict[str, Any]]:
+    """Read a topic from the start until ``want`` holds for what was read (or time runs out)."""
+    consumer = AIOKafkaConsumer(topic, auto_offset_reset="earliest",
+                                **settings(bootstrap).consumer_kwargs())
+    await consumer.start()
+    seen: list[dict[str, Any]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while loop.time() < deadline and not want(seen):
+            batches = await consumer.getmany(timeout_ms=300)
+            seen += [json.loads(m.value) for msgs in batches.values() for m in msgs]
+    finally:
+        await consumer.stop()
+    return seen

@@ -1,0 +1,82 @@
+"""The sample classifier config, and the messages the classifier reads and writes. Pure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detectors.alerts import alert_for, dead_letter, parse_event, parse_heartbeat, record_event
+from detectors.config import load_classifier_config
+from detectors.criteria import classify, load_criteria
+from detectors.errors import BadMessage, ClassifierConfigError
+from detectors.health import dead_letter_reason
+from detectors.records import RecordOutcome
+from tests.support.events import WORKDAY, make_event
+
+CONFIG = Path(__file__).parents[2] / "config"
+
+
+def test_the_sample_config_loads_with_every_section() -> None:
+    config = load_classifier_config(CONFIG / "classifier.yaml")
+    assert config.classifier.criteria == (CONFIG / "criteria.yaml").resolve()
+    assert config.topics.heartbeat == "otwatch.agents.heartbeat"
+    assert config.integrity.silence_after_s == 35 and config.integrity.start_from == "latest"
+    assert load_criteria(config.classifier.criteria).burst.min_controllers == 3
+
+
+def test_an_unknown_key_is_refused_with_the_fix(tmp_path: Path) -> None:
+    bad = tmp_path / "classifier.yaml"
+    bad.write_text("integrity:\n  silence_s: 3\n")
+    with pytest.raises(ClassifierConfigError, match=r"integrity\.silence_s.*remove or correct"):
+        load_classifier_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        pytest.param(None, "empty message", id="tombstone"),
+        pytest.param(b"{nope", "not JSON", id="garbage"),
+        pytest.param(b"[1]", "not a JSON object", id="array"),
+        pytest.param(b'{"schema": "other/1"}', "unknown schema 'other/1'", id="schema"),
+        pytest.param(b'{"schema": "otwatch.change/1", "event_id": "x"}',
+                     "invalid otwatch.change/1 message", id="fields"),
+    ],
+)
+def test_bad_messages_carry_a_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(BadMessage, match=reason):
+        parse_event(raw)
+
+
+def test_a_heartbeat_without_sent_at_is_refused() -> None:
+    raw = (b'{"schema": "otwatch.heartbeat/1", "agent_id": "a", "version": "1", '
+           b'"controllers_up": 1, "controllers_total": 1, "spool_depth": 0, "last_seq": 0}')
+    with pytest.raises(BadMessage, match="sent_at"):
+        parse_heartbeat(raw)
+
+
+def test_alert_and_record_event_name_the_record_and_attack_technique() -> None:
+    event = make_event()
+    assert parse_event(event.to_json()) == event
+    cls = classify(event, load_criteria(CONFIG / "criteria.yaml"))
+    outcome = RecordOutcome(event_id=event.event_id, record_id="NC-1", ticket_id="SEC-1",
+                            created=True, duplicate=False)
+    alert = alert_for(event, cls, outcome)
+    assert alert["attack_techniques"] == ["T0836"]
+    assert alert["attack_framework"] == "MITRE ATT&CK for ICS"
+    assert (alert["alert_id"], alert["master_record"]) == (event.event_id, "NC-1")
+    body = record_event(event, cls, outcome, WORKDAY)
+    assert (body["type"], body["ticket_id"]) == ("opened", "SEC-1")
+    dead = dead_letter(reason="not JSON: x", topic="t", partition=0, offset=3, key=None,
+                       value=b"\xff", at=WORKDAY)
+    assert dead["value"] == "\ufffd" and dead["offset"] == 3
+
+
+@pytest.mark.parametrize(
+    ("reason", "label"),
+    [("not JSON: unexpected character", "not JSON"),
+     ("unknown schema 'x/1'; this classifier reads y", "unknown schema"),
+     ("unknown schema None; this classifier reads y", "unknown schema")],
+)
+def test_dead_letter_reasons_become_bounded_labels(reason: str, label: str) -> None:
+    assert dead_letter_reason(reason) == label

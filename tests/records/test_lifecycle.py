@@ -1,0 +1,162 @@
+"""The lifecycle: a record goes all the way to closed; every forbidden step is refused clearly."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from detectors.records import (
+    OPEN_STATES,
+    MasterRecord,
+    RecordStore,
+    Signature,
+    State,
+    TransitionRefused,
+    allowed_targets,
+    missing_for,
+)
+from detectors.records.lifecycle import SIGNED as SIGNED_STEPS
+from tests.records.conftest import T0, classified, event
+from tests.records.lifecycle_steps import QA, SEC, SIGNED, at, drive, finish_actions, prepare_plan
+
+FORWARD = [State.DETECTED, State.TRIAGE, State.CONTAINMENT, State.INVESTIGATION,
+           State.ACTION_PLAN, State.IMPLEMENTATION, State.EFFECTIVENESS_CHECK, State.CLOSED]
+
+
+def new_record(store: RecordStore) -> str:
+    (out,) = store.record_events([(event(1), classified())], now=T0)
+    assert out.record_id is not None
+    return out.record_id
+
+
+def test_whole_lifecycle_to_closed(store: RecordStore) -> None:
+    rid = new_record(store)
+    drive(store, rid, State.CLOSED)
+    record = store.get_record(rid)
+    assert record.state is State.CLOSED
+    assert [(s.role.value, s.meaning) for s in record.signatures] == [
+        ("quality", "approved"), ("security", "approved")] * 2
+    assert all(s.signed_at is not None for s in record.signatures)
+    states = [e.new for e in store.trail(rid) if e.field == "state"]
+    assert states == [f'"{s.value}"' for s in FORWARD[1:]]
+    assert store.verify_trail().ok
+
+
+def test_cancel_from_an_open_state_needs_a_reason(store: RecordStore) -> None:
+    rid = new_record(store)
+    drive(store, rid, State.INVESTIGATION)
+    record = store.get_record(rid)
+    assert "a reason" in missing_for(record, State.CANCELLED, roles=QA, reason=" ", signatures=[])
+    record = store.transition(rid, "cancelled", actor="qa", roles=SEC,
+                              reason="duplicate of NC-2026-000009", now=at(9))
+    assert record.state is State.CANCELLED and record.cancel_reason.startswith("duplicate")
+
+
+@pytest.mark.parametrize("state", sorted(OPEN_STATES))
+def test_cancel_is_allowed_from_every_open_state(state: State) -> None:
+    assert missing_for(_record(state), State.CANCELLED, roles=QA, reason="r", signatures=[]) == []
+
+
+def test_store_requires_reason_and_actor(store: RecordStore) -> None:
+    from detectors.records import ReasonRequired
+
+    rid = new_record(store)
+    with pytest.raises(ReasonRequired, match="reason"):
+        store.transition(rid, "triage", actor="qa", roles=QA, reason="", now=at(1))
+    with pytest.raises(ReasonRequired, match="actor"):
+        store.transition(rid, "triage", actor="", roles=QA, reason="x", now=at(1))
+
+
+def _record(state: State, **extra: object) -> MasterRecord:
+    base = {
+        "id": "NC-2026-000001", "classification": "joint", "state": state,
+        "security_ticket": "SEC-2026-000001", "controller": "c", "tag": "t", "site": "s",
+        "line": "l", "severity": "high", "description": "d", "detected_at": T0,
+        "created_at": T0, "last_event_at": T0, "rules_fired": [], "criteria_version": "1",
+        "correlation_key": "k",
+    }
+    return MasterRecord.model_validate({**base, **extra})
+
+
+@pytest.mark.parametrize("current", list(State))
+@pytest.mark.parametrize("target", list(State))
+def test_only_lifecycle_steps_are_allowed(current: State, target: State) -> None:
+    """Every (current, target) pair outside the graph is refused, naming both states."""
+    allowed = allowed_targets(current)
+    missing = missing_for(_record(current), target, roles=QA, reason="r", signatures=SIGNED)
+    step_error = [m for m in missing if m.startswith("not a lifecycle step")]
+    assert bool(step_error) == (target not in allowed)
+    if current in (State.CLOSED, State.CANCELLED):
+        assert not allowed
+
+
+def test_forbidden_transition_error_names_states_and_what_is_missing(store: RecordStore) -> None:
+    rid = new_record(store)
+    with pytest.raises(TransitionRefused) as info:
+        store.transition(rid, "closed", actor="qa", roles=QA, reason="done", now=at(1))
+    message = str(info.value)
+    assert "'detected'" in message and "'closed'" in message and "not a lifecycle step" in message
+    assert info.value.current == "detected" and info.value.requested == "closed"
+    assert store.get_record(rid).state is State.DETECTED
+
+
+def test_plan_approval_needs_both_role_signatures_criteria_and_actions(
+    store: RecordStore,
+) -> None:
+    rid = new_record(store)
+    drive(store, rid, State.ACTION_PLAN)
+    with pytest.raises(TransitionRefused) as info:
+        store.transition(rid, "implementation", actor="qa", roles=QA, reason="approve",
+                         now=at(9), signatures=SIGNED[:1])
+    text = str(info.value)
+    assert "security role" in text and "quality role" not in text
+    assert "CAPA action" in text and "success criteria" in text
+    prepare_plan(store, rid, at(9))
+    store.transition(rid, "implementation", actor="qa", roles=QA, reason="approve", now=at(9),
+                     signatures=SIGNED)
+
+
+def test_closing_needs_effective_check_and_every_action_done(store: RecordStore) -> None:
+    rid = new_record(store)
+    drive(store, rid, State.EFFECTIVENESS_CHECK)
+    with pytest.raises(TransitionRefused) as info:
+        store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(9),
+                         signatures=SIGNED)
+    assert "effectiveness check" in str(info.value) and "not done: A1" in str(info.value)
+    store.update_field(
+        rid, "effectiveness_check",
+        {"performed_by": "qa", "performed_at": at(9).isoformat(), "effective": False,
+         "against_criteria": "30 days"}, actor="qa", reason="check failed", now=at(9))
+    with pytest.raises(TransitionRefused, match="marked effective"):
+        store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(9),
+                         signatures=SIGNED)
+    # rework goes back to implementation, then forward again
+    store.transition(rid, "implementation", actor="qa", roles=QA, reason="rework", now=at(10))
+    store.transition(rid, "effectiveness_check", actor="qa", roles=QA, reason="again", now=at(11))
+    finish_actions(store, rid, at(12))
+    with pytest.raises(TransitionRefused, match="quality role"):
+        store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(12),
+                         signatures=SIGNED[1:])
+    store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(12),
+                     signatures=SIGNED)
+    with pytest.raises(TransitionRefused, match="final"):
+        store.transition(rid, "cancelled", actor="qa", roles=QA, reason="x", now=at(13))
+
+
+def test_actor_needs_a_quality_or_security_role(store: RecordStore) -> None:
+    rid = new_record(store)
+    with pytest.raises(TransitionRefused, match="quality or the security role"):
+        store.transition(rid, "triage", actor="op", roles={"operator"}, reason="x", now=at(1))
+
+
+def test_signed_steps_are_the_plan_approval_and_closure() -> None:
+    assert set(SIGNED_STEPS) == {(State.ACTION_PLAN, State.IMPLEMENTATION),
+                                 (State.EFFECTIVENESS_CHECK, State.CLOSED)}
+
+
+def test_signature_needs_printed_name_and_meaning() -> None:
+    with pytest.raises(ValueError, match="printed_name"):
+        Signature.model_validate({"printed_name": "", "role": "quality", "meaning": "ok"})
+    assert isinstance(Signature(printed_name="A", role="quality", meaning="m"), Signature)
+    assert isinstance(T0, datetime)
