@@ -93,10 +93,13 @@ def _approvals(args: argparse.Namespace) -> int:
 
 def check(config: AgentConfig) -> int:
     """Print what the agent would read: requests per controller and the tags they cover."""
-    print(f"agent {config.agent.id} at site {config.agent.site}: {len(config.controllers)} controllers")
+    count = len(config.controllers)
+    print(f"agent {config.agent.id} at site {config.agent.site}: {count} controllers")
     for ctl in config.controllers:
         watched = sum(1 for t in ctl.tags if t.kind is not None)
-        print(f"- {ctl.id} ({ctl.protocol}, {ctl.endpoint}): {len(ctl.tags)} tags, {watched} watched")
+        print(
+            f"- {ctl.id} ({ctl.protocol}, {ctl.endpoint}): {len(ctl.tags)} tags, {watched} watched"
+        )
         if isinstance(ctl, ModbusControllerConfig):
             for req in plan_reads(ctl.tags, max_gap=ctl.max_gap):
                 names = ", ".join(t.name for t in req.tags)
@@ -104,7 +107,10 @@ def check(config: AgentConfig) -> int:
                 print(f"    read {req.table} {req.start}..{end} ({req.count}): {names}")
         else:
             chunks = -(-len(ctl.tags) // ctl.max_nodes_per_read)
-            print(f"    read {len(ctl.tags)} nodes in {chunks} request(s) every {ctl.poll_interval_s} s")
+            how = (
+                "subscribed" if ctl.mode == "subscribe" else f"polled every {ctl.poll_interval_s} s"
+            )
+            print(f"    {len(ctl.tags)} nodes, {how}; reads in {chunks} request(s)")
     print(f"approvals: {', '.join(str(p) for p in config.approvals.files) or 'none'}")
     print(f"kafka: {config.kafka.bootstrap_servers}; state: {config.agent.state_dir}")
     return 0

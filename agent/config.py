@@ -23,8 +23,17 @@ from agent.kafka_settings import KafkaSettings, TopicNames
 from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
 
 __all__ = [
-    "AgentConfig", "ContextRole", "RecipeGroup", "ControllerBase", "ControllerConfig", "ModbusControllerConfig",
-    "ModbusTag", "OpcuaControllerConfig", "OpcuaTag", "TagBase", "load_agent_config",
+    "AgentConfig",
+    "ContextRole",
+    "ControllerBase",
+    "ControllerConfig",
+    "ModbusControllerConfig",
+    "ModbusTag",
+    "OpcuaControllerConfig",
+    "OpcuaTag",
+    "RecipeGroup",
+    "TagBase",
+    "load_agent_config",
 ]
 
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
@@ -34,7 +43,13 @@ ModbusDataType = Literal[
 
 #: Registers each data type occupies (strings use `length`).
 REGISTER_COUNT: dict[str, int] = {
-    "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4, "bit": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "float32": 2,
+    "float64": 4,
+    "bit": 1,
 }
 
 
@@ -151,7 +166,9 @@ def _no_duplicates(names: list[str], where: str, what: str) -> None:
         seen.add(name)
 
 
-def _recipes_name_known_tags(ctl: ModbusControllerConfig | OpcuaControllerConfig, index: int) -> None:
+def _recipes_name_known_tags(
+    ctl: ModbusControllerConfig | OpcuaControllerConfig, index: int
+) -> None:
     names = {t.name for t in ctl.tags}
     claimed: dict[str, str] = {}
     for r, recipe in enumerate(ctl.recipes):
@@ -199,13 +216,19 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}); fix: check the path") from None
+        raise ConfigError(
+            f"{path}: cannot read the config file ({exc.strerror}); fix: check the path"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix: correct the syntax at that line") from None
+        raise ConfigError(
+            f"{path}: not valid YAML ({exc}); fix: correct the syntax at that line"
+        ) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must be a YAML mapping with the keys agent, controllers, ...")
+        raise ConfigError(
+            f"{path}: the file must be a YAML mapping with the keys agent, controllers, ..."
+        )
     return data
 
 

@@ -51,7 +51,11 @@ class RecipeGroup(_Strict):
 
     @property
     def members(self) -> list[str]:
-        return [self.id_tag, *([self.version_tag] if self.version_tag else []), *self.parameter_tags]
+        return [
+            self.id_tag,
+            *([self.version_tag] if self.version_tag else []),
+            *self.parameter_tags,
+        ]
 
 
 class ControllerBase(_Strict):

@@ -51,6 +51,8 @@ class Heartbeat(BaseModel):
     schema_: Literal["otwatch.heartbeat/1"] = Field(default="otwatch.heartbeat/1", alias="schema")
     agent_id: str
     version: str
+    #: Where the agent runs, so a silence finding names a site even before any event.
+    site: str | None = None
     #: Set by the sender at send time when the builder leaves it empty.
     sent_at: datetime | None = None
     controllers_up: int = Field(ge=0)

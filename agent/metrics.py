@@ -23,7 +23,9 @@ TAGS_MONITORED = Gauge("otwatch_agent_tags_monitored", "Watched tags", ["control
 CHANGES = Counter(
     "otwatch_agent_changes_total", "Detected changes, by verdict and kind", ["verdict", "kind"]
 )
-RECONNECTS = Counter("otwatch_agent_reconnects_total", "Connections (re)established", ["controller"])
+RECONNECTS = Counter(
+    "otwatch_agent_reconnects_total", "Connections (re)established", ["controller"]
+)
 LAST_GOOD_READ = Gauge(
     "otwatch_agent_last_good_read_timestamp_seconds",
     "Unix time of the last complete scan (age = time() - this)",

@@ -70,8 +70,12 @@ def settle_recipes(
 
 
 def _recipe_change(
-    group: RecipeGroup, old: dict[str, Any], new: dict[str, Any],
-    latest: Mapping[str, Reading], at: datetime, unwatched: bool,
+    group: RecipeGroup,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    latest: Mapping[str, Reading],
+    at: datetime,
+    unwatched: bool,
 ) -> Change:
     if unwatched:
         kind = ChangeKind.CHANGED_WHILE_UNWATCHED
@@ -80,8 +84,10 @@ def _recipe_change(
     else:
         kind = ChangeKind.RECIPE_EDIT
     tag = RecipeTag(
-        name=group.name, kind=TagKind.RECIPE,
-        critical_to_quality=group.critical_to_quality, members=tuple(group.members),
+        name=group.name,
+        kind=TagKind.RECIPE,
+        critical_to_quality=group.critical_to_quality,
+        members=tuple(group.members),
     )
     stamps = [r.source_ts for m in group.members if (r := latest.get(m)) and r.source_ts]
     return Change(tag, old, new, max(stamps) if stamps else at, kind)

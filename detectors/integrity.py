@@ -78,6 +78,8 @@ class AgentWatch:
         seen = self._agent(beat.agent_id)
         if seen.beat is None or _sent(beat) >= _sent(seen.beat):
             seen.beat = beat
+        if beat.site and seen.site == "unknown":
+            seen.site = beat.site
 
     def findings(self, *, now: datetime, caught_up: bool) -> list[Finding]:
         """Due findings; ``caught_up`` says the reader has read everything the broker holds."""

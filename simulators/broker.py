@@ -68,18 +68,18 @@ class EmbeddedBroker:
         advertised = self.advertised_port or self.port
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
-                [
-                    tansu_binary(),
-                    "broker",
-                    "--listener-url",
-                    f"tcp://127.0.0.1:{self.port}",
-                    "--advertised-listener-url",
-                    f"tcp://127.0.0.1:{advertised}",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
-            )
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                f"tcp://127.0.0.1:{self.port}",
+                "--advertised-listener-url",
+                f"tcp://127.0.0.1:{advertised}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
         try:
             wait_for_port(self.port)
         except BrokerUnavailable:

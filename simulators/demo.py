@@ -40,7 +40,7 @@ class Pipeline:
         self.broker = EmbeddedBroker(log_path=workdir / "broker.log")
 
     def spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        log = open(self.workdir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", *args], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )
@@ -64,9 +64,8 @@ class Pipeline:
     def check_alive(self) -> None:
         for name, proc in self.procs:
             if name != "sim" and proc.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with code {proc.returncode}; see {self.workdir / (name + '.log')}"
-                )
+                log = self.workdir / f"{name}.log"
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; see {log}")
 
 
 def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[str, Any]:
@@ -76,7 +75,10 @@ def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[s
     cfg["kafka"]["bootstrap_servers"] = bootstrap
     cfg["kafka"]["enable_idempotence"] = False
     cfg["metrics"]["port"] = free_port()
-    cfg["approvals"]["files"] = [str(CONFIG / "approvals.yaml"), str(workdir / "scenario-approvals.yaml")]
+    cfg["approvals"]["files"] = [
+        str(CONFIG / "approvals.yaml"),
+        str(workdir / "scenario-approvals.yaml"),
+    ]
     for ctl in cfg["controllers"]:
         port = ports[ctl["id"]]
         if ctl["protocol"] == "modbus":
@@ -112,7 +114,7 @@ def print_new_records(db: Path, seen: set[str]) -> None:
     store = open_store(str(db))
     try:
         records = store.list_records()
-    except Exception:  # noqa: BLE001 - the classifier may be creating the schema right now
+    except Exception:
         return
     finally:
         store.close()
@@ -134,25 +136,56 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
     print(f"  broker (Tansu)      {bootstrap}")
     ports_file = workdir / "ports.json"
     ready = workdir / "agent" / "ready"
-    pipeline.spawn("sim", [
-        "simulators.cli", "run", "--plant", str(CONFIG / "plant.yaml"), "--scenario", str(scenario),
-        "--free-ports", "--ports-file", str(ports_file), "--labels-out", str(workdir / "labels.jsonl"),
-        "--approvals-out", str(workdir / "scenario-approvals.yaml"),
-        "--start-when-exists", str(ready), "--hold", "3600",
-    ])
+    pipeline.spawn(
+        "sim",
+        [
+            "simulators.cli",
+            "run",
+            "--plant",
+            str(CONFIG / "plant.yaml"),
+            "--scenario",
+            str(scenario),
+            "--free-ports",
+            "--ports-file",
+            str(ports_file),
+            "--labels-out",
+            str(workdir / "labels.jsonl"),
+            "--approvals-out",
+            str(workdir / "scenario-approvals.yaml"),
+            "--start-when-exists",
+            str(ready),
+            "--hold",
+            "3600",
+        ],
+    )
     wait_for_file(ports_file, pipeline, 60)
     ports = json.loads(ports_file.read_text())
     print("  simulated plant     " + ", ".join(f"{k}:{v}" for k, v in sorted(ports.items())))
     (workdir / "agent.yaml").write_text(yaml.safe_dump(agent_config(ports, bootstrap, workdir)))
     (workdir / "classifier.yaml").write_text(yaml.safe_dump(classifier_config(bootstrap, workdir)))
-    pipeline.spawn("classifier", ["detectors.cli", "run", "--config", str(workdir / "classifier.yaml")])
+    pipeline.spawn(
+        "classifier", ["detectors.cli", "run", "--config", str(workdir / "classifier.yaml")]
+    )
     pipeline.spawn("agent", ["agent.cli", "run", "--config", str(workdir / "agent.yaml")])
+
     ui_port = free_port() if with_ui else None
     if ui_port is not None:
-        pipeline.spawn("records-ui", [
-            "detectors.web", "--db", str(workdir / "records.db"), "--port", str(ui_port),
-        ])
+        pipeline.spawn(
+            "records-ui",
+            [
+                "detectors.web",
+                "--db",
+                str(workdir / "records.db"),
+                "--port",
+                str(ui_port),
+            ],
+        )
     wait_for_file(ready, pipeline, 60)
+    wait_for_file(workdir / "records.db", pipeline, 30)  # the classifier made and migrated it
+    pipeline.spawn("containment", [
+        "detectors.containment_cli", "--db", str(workdir / "records.db"),
+        "--bootstrap-servers", bootstrap,
+    ])
     print(f"  agent               watching {len(ports)} controllers (logs in {workdir})")
     if ui_port is not None:
         print(f"  records UI          http://127.0.0.1:{ui_port}/")
@@ -173,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
     deadline = time.monotonic() + args.seconds if args.seconds else None
-    print(f"otwatch demo: scenario {args.scenario!r}" + (f", {args.seconds:.0f} s" if deadline else ", Ctrl-C to stop"))
+    print(
+        f"otwatch demo: scenario {args.scenario!r}"
+        + (f", {args.seconds:.0f} s" if deadline else ", Ctrl-C to stop")
+    )
     pipeline = Pipeline(args.workdir)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     seen: set[str] = set()
@@ -192,8 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         pipeline.stop()
     print_new_records(args.workdir / "records.db", seen)
-    print(f"\n{len(seen)} master record(s) opened. Inspect them: otwatch-records list / show ID"
-          f" (database {args.workdir / 'records.db'})")
+    print(
+        f"\n{len(seen)} master record(s) opened. Inspect them: otwatch-records list / show ID"
+        f" (database {args.workdir / 'records.db'})"
+    )
     return 0
 
 

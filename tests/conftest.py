@@ -35,6 +35,8 @@ def pg_dsn() -> str:
     """The PostgreSQL test database; skipped if absent, unless OTWATCH_REQUIRE_PG=1."""
     if not pg_available():
         if os.environ.get("OTWATCH_REQUIRE_PG") == "1":
-            pytest.fail(f"PostgreSQL is required (OTWATCH_REQUIRE_PG=1) but {PG_DSN} is not reachable")
+            pytest.fail(
+                f"PostgreSQL is required (OTWATCH_REQUIRE_PG=1) but {PG_DSN} is not reachable"
+            )
         pytest.skip(f"PostgreSQL not reachable at {PG_DSN}")
     return PG_DSN

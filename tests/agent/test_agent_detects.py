@@ -40,12 +40,16 @@ def config_for(plant: SimulatedPlant, state: Path) -> AgentConfig:
             update["endpoint"] = plant.endpoint(ctl.id)
         controllers.append(ctl.model_copy(update=update))
     unused = f"127.0.0.1:{free_port()}"  # nothing listens: events stay in the spool
-    return config.model_copy(update={
-        "controllers": controllers,
-        "agent": config.agent.model_copy(update={"state_dir": state}),
-        "kafka": config.kafka.model_copy(update={"bootstrap_servers": unused, "create_topics": False}),
-        "metrics": config.metrics.model_copy(update={"port": 0}),
-    })
+    return config.model_copy(
+        update={
+            "controllers": controllers,
+            "agent": config.agent.model_copy(update={"state_dir": state}),
+            "kafka": config.kafka.model_copy(
+                update={"bootstrap_servers": unused, "create_topics": False}
+            ),
+            "metrics": config.metrics.model_copy(update={"port": 0}),
+        }
+    )
 
 
 @contextlib.asynccontextmanager
@@ -53,7 +57,9 @@ async def running(config: AgentConfig) -> AsyncIterator[Agent]:
     agent = Agent(config)
     task = asyncio.create_task(agent.run())
     try:
-        await wait_until(lambda: (config.agent.state_dir / "ready").exists(), "the agent to be ready")
+        await wait_until(
+            lambda: (config.agent.state_dir / "ready").exists(), "the agent to be ready"
+        )
         yield agent
     finally:
         agent.stop()
@@ -88,10 +94,12 @@ async def test_changes_get_verdicts_and_context(plant: SimulatedPlant, tmp_path:
         await plant.write("oven-01", "temperature_sp", 230.0, actor="unknown")
         await wait_until(lambda: agent.spool.depth() >= 2, "two events in the spool")
     events = spooled(tmp_path)
-    assert sorted(summary(events)) == sorted([
-        ("press-01", "temperature_sp", "setpoint_change", "authorized"),
-        ("oven-01", "temperature_sp", "setpoint_change", "unapproved"),
-    ])
+    assert sorted(summary(events)) == sorted(
+        [
+            ("press-01", "temperature_sp", "setpoint_change", "authorized"),
+            ("oven-01", "temperature_sp", "setpoint_change", "unapproved"),
+        ]
+    )
     by_controller = {e.controller.id: e for e in events}
     assert by_controller["press-01"].approval is not None
     assert by_controller["press-01"].approval.id == "CR-2026-0001"
@@ -101,7 +109,9 @@ async def test_changes_get_verdicts_and_context(plant: SimulatedPlant, tmp_path:
     assert [e.seq for e in sorted(events, key=lambda e: e.seq)] == [1, 2]
 
 
-async def test_recipe_switch_and_edit_are_one_event_each(plant: SimulatedPlant, tmp_path: Path) -> None:
+async def test_recipe_switch_and_edit_are_one_event_each(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
     async with running(config_for(plant, tmp_path)) as agent:
         await plant.write("oven-01", "recipe_id", "R-200", actor="unknown")
         await plant.write("oven-01", "recipe_version", 4, actor="unknown")
@@ -120,7 +130,9 @@ async def test_recipe_switch_and_edit_are_one_event_each(plant: SimulatedPlant, 
     assert not [e for e in spooled(tmp_path) if e.tag.name.startswith("recipe_")]
 
 
-async def test_change_while_agent_down_is_found_with_the_gap(plant: SimulatedPlant, tmp_path: Path) -> None:
+async def test_change_while_agent_down_is_found_with_the_gap(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
     config = config_for(plant, tmp_path)
     async with running(config):
         pass
@@ -138,7 +150,9 @@ async def test_change_while_agent_down_is_found_with_the_gap(plant: SimulatedPla
     assert all(e.gap is not None and e.gap.end > e.gap.start for e in gaps)
 
 
-async def test_changed_and_changed_back_raise_two_events(plant: SimulatedPlant, tmp_path: Path) -> None:
+async def test_changed_and_changed_back_raise_two_events(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
     async with running(config_for(plant, tmp_path)) as agent:
         await plant.write("press-01", "speed_sp", 1500, actor="unknown")
         await wait_until(lambda: agent.spool.depth() >= 1, "the change")
@@ -147,7 +161,9 @@ async def test_changed_and_changed_back_raise_two_events(plant: SimulatedPlant, 
     assert [(e.old_value, e.new_value) for e in spooled(tmp_path)] == [(1200, 1500), (1500, 1200)]
 
 
-async def test_metrics_endpoint_reports_controllers_and_changes(plant: SimulatedPlant, tmp_path: Path) -> None:
+async def test_metrics_endpoint_reports_controllers_and_changes(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
     import urllib.request
 
     config = config_for(plant, tmp_path)
@@ -157,7 +173,11 @@ async def test_metrics_endpoint_reports_controllers_and_changes(plant: Simulated
         await plant.write("oven-01", "dwell_time_sp", 45.0, actor="unknown")
         await wait_until(lambda: agent.spool.depth() >= 1, "the change")
         body = await asyncio.to_thread(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
+                .read()
+                .decode()
+            )
         )
     assert 'otwatch_agent_controller_up{controller="oven-01"} 1.0' in body
     assert 'otwatch_agent_changes_total{kind="setpoint_change",verdict="unapproved"}' in body

@@ -52,13 +52,25 @@ DELETE = object()
     [
         ("agent.colour", "blue", "agent.colour", "remove this key"),
         ("agent.id", DELETE, "agent.id", "add this key"),
-        ("controllers.0.tags.0.data_type", "float16", "controllers[0].tags[0].data_type", "listed values"),
-        ("controllers.0.protocol", "profinet", "controllers[0]", "protocol: modbus or protocol: opcua"),
+        (
+            "controllers.0.tags.0.data_type",
+            "float16",
+            "controllers[0].tags[0].data_type",
+            "listed values",
+        ),
+        (
+            "controllers.0.protocol",
+            "profinet",
+            "controllers[0]",
+            "protocol: modbus or protocol: opcua",
+        ),
         ("controllers.0.port", 70000, "controllers[0].port", "correct the value"),
         ("controllers.2.endpoint", "http://x", "controllers[2].endpoint", "correct the value"),
     ],
 )
-def test_bad_values_name_file_key_and_fix(tmp_path: Path, path: str, value: object, key: str, fix: str) -> None:
+def test_bad_values_name_file_key_and_fix(
+    tmp_path: Path, path: str, value: object, key: str, fix: str
+) -> None:
     data = sample()
     mutate(data, path, value)
     cfg = write(tmp_path, data)
@@ -71,11 +83,24 @@ def test_bad_values_name_file_key_and_fix(tmp_path: Path, path: str, value: obje
 @pytest.mark.parametrize(
     ("tags", "words"),
     [
-        ([{"name": "a", "kind": "setpoint", "address": 0}, {"name": "a", "kind": "setpoint", "address": 1}],
-         "tag name 'a' appears twice"),
-        ([{"name": "a", "kind": "setpoint", "address": 0, "data_type": "float32"},
-          {"name": "b", "kind": "setpoint", "address": 1}], "both use holding register 1"),
-        ([{"name": "s", "kind": "setpoint", "address": 0, "data_type": "string"}], "needs `length`"),
+        (
+            [
+                {"name": "a", "kind": "setpoint", "address": 0},
+                {"name": "a", "kind": "setpoint", "address": 1},
+            ],
+            "tag name 'a' appears twice",
+        ),
+        (
+            [
+                {"name": "a", "kind": "setpoint", "address": 0, "data_type": "float32"},
+                {"name": "b", "kind": "setpoint", "address": 1},
+            ],
+            "both use holding register 1",
+        ),
+        (
+            [{"name": "s", "kind": "setpoint", "address": 0, "data_type": "string"}],
+            "needs `length`",
+        ),
         ([{"name": "c", "kind": "mode", "address": 0, "table": "coil"}], "set data_type: bool"),
         ([{"name": "x", "address": 0}], "a tag needs `kind`"),
     ],
@@ -91,7 +116,9 @@ def test_cross_field_checks(tmp_path: Path, tags: list[dict[str, object]], words
 def test_recipe_group_must_name_known_tags(tmp_path: Path) -> None:
     data = sample()
     data["controllers"][0]["recipes"][0]["parameter_tags"].append("nozzle_temp")  # type: ignore[index]
-    with pytest.raises(ConfigError, match=r"recipes\[0\] \(active_recipe\) names tag 'nozzle_temp'"):
+    with pytest.raises(
+        ConfigError, match=r"recipes\[0\] \(active_recipe\) names tag 'nozzle_temp'"
+    ):
         load_agent_config(write(tmp_path, data))
 
 
@@ -105,7 +132,10 @@ def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
 def test_check_prints_the_read_plan(capsys: pytest.CaptureFixture[str]) -> None:
     assert agent_main(["check", "--config", str(SAMPLE)]) == 0
     out = capsys.readouterr().out
-    assert "read holding 0..13 (14): temperature_sp, pressure_sp, recipe_no, lot_counter, speed_sp" in out
+    assert (
+        "read holding 0..13 (14): temperature_sp, pressure_sp, recipe_no, lot_counter, speed_sp"
+        in out
+    )
     assert "read coil 0..1 (2): auto_mode, maintenance_mode" in out
 
 

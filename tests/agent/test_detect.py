@@ -39,7 +39,9 @@ def test_change_reported_with_kind_and_values() -> None:
 
 
 def test_first_scan_after_reconnect_is_changed_while_unwatched() -> None:
-    changes = detect_changes([tag("sp")], {"sp": Reading(1)}, {"sp": Reading(2)}, at=NOW, unwatched=True)
+    changes = detect_changes(
+        [tag("sp")], {"sp": Reading(1)}, {"sp": Reading(2)}, at=NOW, unwatched=True
+    )
     assert [c.change_kind for c in changes] == [ChangeKind.CHANGED_WHILE_UNWATCHED]
 
 

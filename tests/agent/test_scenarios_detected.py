@@ -28,7 +28,9 @@ SESSION_KINDS = {ChangeKind.MONITORING_GAP}
 
 def with_scenario_approvals(config: AgentConfig, approvals: Path) -> AgentConfig:
     files = [*config.approvals.files, approvals]
-    return config.model_copy(update={"approvals": config.approvals.model_copy(update={"files": files})})
+    return config.model_copy(
+        update={"approvals": config.approvals.model_copy(update={"files": files})}
+    )
 
 
 def event_tag(config: AgentConfig, controller: str, tag: str) -> str:
@@ -40,15 +42,28 @@ def event_tag(config: AgentConfig, controller: str, tag: str) -> str:
 
 
 def matches(event: SuspectChange, label: Label, config: AgentConfig) -> bool:
-    if (event.controller.id, event.tag.name) != (label.controller, event_tag(config, label.controller, label.tag or "")):
+    if (event.controller.id, event.tag.name) != (
+        label.controller,
+        event_tag(config, label.controller, label.tag or ""),
+    ):
         return False
     value: Any = event.new_value
     if isinstance(value, dict):
-        return label.new_value in (value.get("id"), value.get("version"), *value["parameters"].values())
-    return bool(value == pytest.approx(label.new_value)) if isinstance(value, float) else value == label.new_value
+        return label.new_value in (
+            value.get("id"),
+            value.get("version"),
+            *value["parameters"].values(),
+        )
+    return (
+        bool(value == pytest.approx(label.new_value))
+        if isinstance(value, float)
+        else value == label.new_value
+    )
 
 
-async def play_and_collect(plant: SimulatedPlant, tmp_path: Path, name: str) -> tuple[list[Label], list[SuspectChange], AgentConfig]:
+async def play_and_collect(
+    plant: SimulatedPlant, tmp_path: Path, name: str
+) -> tuple[list[Label], list[SuspectChange], AgentConfig]:
     scenario = load_scenario(CONFIG / "scenarios" / f"{name}.yaml")
     tmp_path.mkdir(parents=True, exist_ok=True)
     approvals = tmp_path / "scenario-approvals.yaml"
@@ -57,14 +72,19 @@ async def play_and_collect(plant: SimulatedPlant, tmp_path: Path, name: str) -> 
     async with running(config) as agent:
         labels = await play(plant, scenario, approvals_out=approvals, speed=SPEED)
         changes = [lb for lb in labels if lb.expected_verdict is not None]
-        await wait_until(lambda: agent.spool.depth() >= len({(lb.controller, lb.tag) for lb in changes}) // 2,
-                         "the scenario's changes", timeout=20)
+        await wait_until(
+            lambda: agent.spool.depth() >= len({(lb.controller, lb.tag) for lb in changes}) // 2,
+            "the scenario's changes",
+            timeout=20,
+        )
         await asyncio.sleep(1.5)  # a recipe settles over two looks; give every change its scan
     return labels, spooled(tmp_path / "agent"), config
 
 
 @pytest.mark.parametrize("name", ["demo", "tamper", "maintenance", "burst"])
-async def test_scenario_labels_are_detected(plant: SimulatedPlant, tmp_path: Path, name: str) -> None:
+async def test_scenario_labels_are_detected(
+    plant: SimulatedPlant, tmp_path: Path, name: str
+) -> None:
     labels, events, config = await play_and_collect(plant, tmp_path, name)
     changes = [e for e in events if e.change_kind not in SESSION_KINDS]
     for label in (lb for lb in labels if lb.expected_verdict is not None):

@@ -32,9 +32,13 @@ def agent_config(plant: SimulatedPlant) -> AgentConfig:
     controllers = []
     for ctl in config.controllers:
         if isinstance(ctl, ModbusControllerConfig):
-            controllers.append(ctl.model_copy(update={"port": plant.port(ctl.id), "poll_interval_s": 0.1}))
+            controllers.append(
+                ctl.model_copy(update={"port": plant.port(ctl.id), "poll_interval_s": 0.1})
+            )
         else:
-            controllers.append(ctl.model_copy(update={"endpoint": plant.endpoint(ctl.id), "poll_interval_s": 0.1}))
+            controllers.append(
+                ctl.model_copy(update={"endpoint": plant.endpoint(ctl.id), "poll_interval_s": 0.1})
+            )
     return config.model_copy(update={"controllers": controllers})
 
 
@@ -68,10 +72,18 @@ async def test_modbus_types_and_word_orders(plant: SimulatedPlant) -> None:
     press2 = config.controller("press-02")
     assert isinstance(press1, ModbusControllerConfig) and isinstance(press2, ModbusControllerConfig)
     v1 = values(await first_scans(ModbusSource(press1), 1))
-    assert v1 == {"temperature_sp": 180.0, "pressure_sp": 12.5, "recipe_no": 1,
-                  "lot_counter": v1["lot_counter"], "speed_sp": 1200, "auto_mode": True,
-                  "maintenance_mode": False, "recipe_temperature": 180.0, "recipe_pressure": 12.5,
-                  "recipe_cycle_time": 4500}
+    assert v1 == {
+        "temperature_sp": 180.0,
+        "pressure_sp": 12.5,
+        "recipe_no": 1,
+        "lot_counter": v1["lot_counter"],
+        "speed_sp": 1200,
+        "auto_mode": True,
+        "maintenance_mode": False,
+        "recipe_temperature": 180.0,
+        "recipe_pressure": 12.5,
+        "recipe_cycle_time": 4500,
+    }
     assert isinstance(v1["lot_counter"], int) and v1["lot_counter"] >= 1000
     v2 = values(await first_scans(ModbusSource(press2), 1))
     assert v2["temperature_sp"] == 175.0  # float32, little word order
@@ -104,4 +116,6 @@ async def test_opcua_chunks_reads_to_the_server_limit(plant: SimulatedPlant) -> 
     oven = agent_config(plant).controller("oven-01")
     assert isinstance(oven, OpcuaControllerConfig)
     small = oven.model_copy(update={"max_nodes_per_read": 2})
-    assert values(await first_scans(OpcuaSource(small), 1)) == values(await first_scans(OpcuaSource(oven), 1))
+    assert values(await first_scans(OpcuaSource(small), 1)) == values(
+        await first_scans(OpcuaSource(oven), 1)
+    )

@@ -7,6 +7,9 @@ through the demo's own harness, so this test also proves what `make demo` does.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +49,7 @@ def records(db: Path) -> list[MasterRecord]:
     store = open_store(str(db))
     try:
         return store.list_records()
-    except Exception:  # noqa: BLE001 - schema not created yet
+    except Exception:
         return []
     finally:
         store.close()
@@ -77,6 +80,27 @@ def test_demo_scenario_opens_one_joint_record(pipeline: Pipeline, tmp_path: Path
     finally:
         store.close()
     assert [(e.old_value, e.new_value) for e in full.evidence] == [(200.0, 230.0)]
+    # What quality and security see: the records CLI, database from OTWATCH_RECORDS_DB.
+    listed = subprocess.run(
+        [sys.executable, "-m", "detectors.records_cli", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OTWATCH_RECORDS_DB": str(db)},
+    )
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert {
+        k: row[k] for k in ("id", "classification", "security_ticket", "controller", "tag")
+    } == {
+        "id": record.id,
+        "classification": "joint",
+        "security_ticket": record.security_ticket,
+        "controller": "oven-01",
+        "tag": "temperature_sp",
+    }
+    assert row["state"] == "detected"
+    assert full.ticket.record_id == record.id  # linked both ways
     agent_log = (tmp_path / "agent.log").read_text()
     assert "authorized press-01/temperature_sp setpoint_change: 180.0 -> 185.0" in agent_log
     assert "unapproved oven-01/temperature_sp setpoint_change: 200.0 -> 230.0" in agent_log

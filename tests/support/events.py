@@ -13,10 +13,21 @@ WORKDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
 def make_event(**overrides: Any) -> SuspectChange:
-    controller = {"id": "oven-01", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
-                  "validated": True, **overrides.pop("controller", {})}
-    tag = {"name": "temperature_sp", "address": "nsu=urn:x;s=T", "kind": "setpoint",
-           "critical_to_quality": True, "unit": "degC", **overrides.pop("tag", {})}
+    controller = {
+        "id": "oven-01",
+        "protocol": "opcua",
+        "endpoint": "opc.tcp://127.0.0.1:4840",
+        "validated": True,
+        **overrides.pop("controller", {}),
+    }
+    tag = {
+        "name": "temperature_sp",
+        "address": "nsu=urn:x;s=T",
+        "kind": "setpoint",
+        "critical_to_quality": True,
+        "unit": "degC",
+        **overrides.pop("tag", {}),
+    }
     data: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),
         "seq": 1,
