@@ -98,6 +98,7 @@ class Agent:
         return Heartbeat(
             agent_id=self.config.agent.id,
             version=__version__,
+            site=self.config.agent.site,
             controllers_up=sum(w.up for w in self.watchers.values()),
             controllers_total=len(self.watchers),
             spool_depth=self.spool.depth(),

@@ -27,6 +27,7 @@ from agent.sources.base import (
     Disconnected,
     Emit,
     OutageLog,
+    Reading,
     Readings,
     backoff_delays,
     utcnow,
@@ -95,7 +96,7 @@ class OpcuaSource:
         """Report what the session sees until it is lost (raise a connection error then)."""
         raise NotImplementedError
 
-    async def scan(self, session: OpcuaSession, emit: Emit) -> None:
+    async def scan(self, session: OpcuaSession, emit: Emit) -> dict[str, Reading]:
         """Read every tag once and report it (complete when every tag read well)."""
         started = time.monotonic()
         values = await read_all(session, self.controller_id)
@@ -105,6 +106,7 @@ class OpcuaSource:
             metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
             metrics.LAST_GOOD_READ.labels(self.controller_id).set(time.time())
         await emit(Readings(utcnow(), values, complete=complete))
+        return values
 
 
 class OpcuaPollingSource(OpcuaSource):
@@ -124,5 +126,5 @@ class OpcuaSubscriptionSource(OpcuaSource):
     async def watch(self, session: OpcuaSession, emit: Emit) -> None:
         subscription = SessionSubscription(self.config, session, emit)
         await subscription.start()
-        await self.scan(session, emit)
-        await subscription.pump()
+        read = await self.scan(session, emit)
+        await subscription.pump(read)

@@ -141,6 +141,9 @@ class OpcuaControllerConfig(ControllerBase):
     audit_events: bool = True
     #: Largest number of nodes in one Read request (the server's own limit applies if smaller).
     max_nodes_per_read: int = Field(default=1000, ge=1)
+    #: Largest number of monitored items created in one call (the server's own limit applies if
+    #: smaller): one call per chunk, each bounded by ``timeout_s``.
+    max_items_per_call: int = Field(default=1000, ge=1)
     security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
     auth: OpcuaAuth = Field(default_factory=OpcuaAuth)
     tags: list[OpcuaTag] = Field(min_length=1)

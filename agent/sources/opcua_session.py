@@ -5,7 +5,10 @@ OPC UA server and can renumber its namespaces, so nodes are configured as
 ``nsu=<namespace uri>;s=<id>`` and resolved to indexes on every new session. The session's
 identity is the server's start time (``ServerStatus.StartTime``): it changes when the server
 restarted. Reads are chunked to the smaller of ``max_nodes_per_read`` and the server's own
-``OperationLimits.MaxNodesPerRead``. Nothing here writes to the server.
+``OperationLimits.MaxNodesPerRead``; monitored items are created in chunks of the smaller of
+``max_items_per_call`` and ``MaxMonitoredItemsPerCall`` (a server that allows 10,000 per call
+may still take longer than one request timeout to create them). Nothing here writes to the
+server.
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ async def _establish(client: Client, config: OpcuaControllerConfig) -> OpcuaSess
         nodes=nodes,
         identity=f"server-start:{started}",
         max_per_read=min(config.max_nodes_per_read, per_read or config.max_nodes_per_read),
-        max_items_per_call=per_call or 1000,
+        max_items_per_call=min(config.max_items_per_call, per_call or config.max_items_per_call),
     )
 
 

@@ -6,6 +6,13 @@ offers them, ``AuditWriteUpdateEventType`` events from the Server object, which 
 user who wrote a node (see `agent.sources.opcua_audit`). The iterator's queue is sized to
 the item count; if it still overflows, the session is dropped (asyncua's DISCONNECT policy)
 so that the next session's full read resynchronises instead of silently losing changes.
+
+Notifications are handled a publish response at a time: everything already queued is taken
+before anything is reported, so the changes of one response become one `Readings` (one spool
+transaction) and an audit event finds its data change when both travel in one response. A
+change waits longer for its audit event (one publishing interval) only while the server is
+seen to audit: it sent an audit event in the last ``AUDIT_LIVE_S``. A server that offers audit
+events but raises none for what changes (process logic, not Writes) so adds no latency.
 """
 
 from __future__ import annotations
@@ -42,8 +49,15 @@ log = logging.getLogger(__name__)
 
 #: How long an audit event waits for the data change of its node.
 AUDIT_WINDOW_S = 2.0
+#: Changes wait one publishing interval for their audit event while the server sent one this
+#: recently (monotonic seconds); otherwise only for the rest of their publish response.
+AUDIT_LIVE_S = 300.0
+#: At most this many queued notifications are taken before reporting.
+MAX_BATCH = 20_000
 #: How often a quiet subscription checks that the session is still up.
 LIVENESS_S = 1.0
+#: A change that waits for no audit event is held this long: to the end of its response.
+_END_OF_RESPONSE_S = 1e-3
 #: Client handles of data-change items start here (asyncua numbers its own from 201).
 _FIRST_HANDLE = 1_000_000
 
@@ -92,6 +106,10 @@ class SessionSubscription:
         self.items: dict[int, Item] = {}
         self.audited = False
         self.sub: Subscription | None = None
+        #: The full read's reading per tag, until the tag's first notification.
+        self._initial: dict[str, Reading] = {}
+        #: When the last audit event arrived (monotonic s), None before the first.
+        self.last_audit: float | None = None
 
     async def start(self) -> None:
         """Create the subscription: a monitored item per tag, and audit events if offered."""
@@ -104,11 +122,15 @@ class SessionSubscription:
         if self.config.audit_events:
             self.audited = await self._monitor_audit(self.sub)
 
-    async def pump(self) -> None:
-        """Report notifications as partial `Readings` until the session is lost."""
+    async def pump(self, read: dict[str, Reading] | None = None) -> None:
+        """Report notifications as partial `Readings` until the session is lost.
+
+        ``read``: the session's full read. A tag's first notification (the item's initial
+        value) that is not newer than what the read saw is dropped: already reported.
+        """
         assert self.sub is not None, "start() first"
-        hold = self.config.publishing_interval_ms / 1000 if self.audited else 0.0
-        await self._pump(self.sub, ActorMatcher(AUDIT_WINDOW_S, hold))
+        self._initial = dict(read or {})
+        await self._pump(self.sub, ActorMatcher(AUDIT_WINDOW_S, 0.0))
 
     async def _monitor_values(self, sub: Subscription) -> None:
         requests = []
@@ -152,15 +174,35 @@ class SessionSubscription:
     async def _step(self, sub: Subscription, matcher: ActorMatcher) -> None:
         due = matcher.next_due()
         wait = LIVENESS_S if due is None else max(0.0, min(LIVENESS_S, due - time.monotonic()))
+        released: list[Attributed] = []
         try:
             event = await next_event(sub, wait)
+            taken = 0
+            while event is not None:  # the rest of what is queued: its publish response
+                matcher.hold_s = self._hold_s()
+                released += self._on_event(event, matcher)
+                taken += 1
+                event = await next_event(sub, 0.0) if taken < MAX_BATCH else None
         except StopAsyncIteration:
+            await self._emit(released)  # taken from the matcher already: report them
             raise ControllerUnreachable("the subscription was closed",
                                         controller=self.config.id) from None
-        released = [] if event is None else self._on_event(event, matcher)
-        released += matcher.due(time.monotonic())
+        except ControllerUnreachable:
+            await self._emit(released)
+            raise
+        now = time.monotonic()
+        # the end of the response: a change that waits for no audit event goes now
+        end = now + _END_OF_RESPONSE_S if matcher.hold_s <= _END_OF_RESPONSE_S else now
+        released += matcher.due(end)
         await self._emit(released)
         self._check_alive()
+
+    def _hold_s(self) -> float:
+        """How long a change waits for its audit event (see `AUDIT_LIVE_S`)."""
+        live = self.last_audit is not None and time.monotonic() - self.last_audit < AUDIT_LIVE_S
+        if self.audited and live:
+            return self.config.publishing_interval_ms / 1000
+        return _END_OF_RESPONSE_S
 
     def _on_event(self, event: SubEvent, matcher: ActorMatcher) -> list[Attributed]:
         now = time.monotonic()
@@ -169,6 +211,8 @@ class SessionSubscription:
             return [] if change is None else matcher.change(change, now)
         if isinstance(event, OpcEvent):
             write = audited_write(event)
+            if write is not None:
+                self.last_audit = now
             return [] if write is None else matcher.audit(write, now)
         if isinstance(event, StatusChangeEvent):
             status = event.notification.Status
@@ -187,7 +231,11 @@ class SessionSubscription:
             metrics.READS.labels(self.config.id, "bad_status").inc()
             return None
         value = dv.Value.Value if dv.Value is not None else None
-        return Change(item.tag, item.node, Reading(plain_value(value), dv.SourceTimestamp))
+        reading = Reading(plain_value(value), dv.SourceTimestamp)
+        seen = self._initial.pop(item.tag, None)
+        if seen is not None and not_newer(reading, seen):
+            return None
+        return Change(item.tag, item.node, reading)
 
     async def _emit(self, released: list[Attributed]) -> None:
         for batch in batches(released):
@@ -213,6 +261,13 @@ async def next_event(sub: Subscription, wait: float) -> SubEvent | None:
             return await anext(sub)
     except TimeoutError:
         return None
+
+
+def not_newer(reading: Reading, seen: Reading) -> bool:
+    """Whether a notification tells nothing beyond ``seen`` (older or the same)."""
+    if reading.source_ts is not None and seen.source_ts is not None:
+        return reading.source_ts <= seen.source_ts
+    return reading.value == seen.value
 
 
 def batches(released: list[Attributed]) -> Iterator[list[Attributed]]:
