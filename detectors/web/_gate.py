@@ -63,8 +63,12 @@ class RecordsGate:
                     "the records database has no tables yet; the classifier creates them"
                 ) from exc
             raise
-        except (psycopg.OperationalError, StoreUnavailable):
+        except (psycopg.OperationalError, StoreUnavailable) as exc:
             self._drop()  # reconnect on the next request
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                raise StoreNotReady(
+                    "the records database has no tables yet; the classifier creates them"
+                ) from exc
             raise
 
     def _open(self) -> RecordStore:
