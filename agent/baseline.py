@@ -1,14 +1,23 @@
 """The persisted baseline: last value and source timestamp of every watched tag.
 
-Written atomically (temporary file, fsync, rename), so a power cut leaves either the old or
-the new baseline, never half of one. On start the agent compares each controller's first
-scan with it, which is how a change made while the agent was down is still found.
+Two parts. A snapshot file, written atomically (temporary file, fsync, rename) every few
+seconds, so a power cut leaves either the old or the new snapshot, never half of one. And a
+journal in the spool database: the tags whose baseline a change moved are written in the
+same transaction as the change's events (`agent.spool.Spool.append`), so what is in the
+spool and what the baseline says can never disagree, and a change costs no snapshot. On
+start the agent replays the journal over the snapshot (`BaselineStore.replay`); after a
+snapshot is durable, the journal up to it is trimmed. Replaying an entry twice is harmless:
+the last entry of a tag wins.
+
+On start the agent compares each controller's first scan with the baseline, which is how a
+change made while the agent was down is still found.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import is_
@@ -30,6 +39,11 @@ class ControllerBaseline:
 
 def _reading_to_json(r: Reading) -> dict[str, Any]:
     return {"value": r.value, "source_ts": r.source_ts.isoformat() if r.source_ts else None}
+
+
+def encode_reading(r: Reading) -> str:
+    """A reading as the JSON text the journal keeps."""
+    return json.dumps(_reading_to_json(r), default=str)
 
 
 def _reading_from_json(d: dict[str, Any]) -> Reading:
@@ -67,6 +81,15 @@ class BaselineStore:
                 session=entry.get("session", ""),
             )
         return out
+
+    def replay(self, journal: Iterable[tuple[str, str, str]]) -> int:
+        """Apply journalled entries (controller, tag, reading JSON), oldest first; returns how
+        many. Call before the watchers take their baselines."""
+        count = 0
+        for cid, tag, text in journal:
+            self.get(cid).tags[tag] = _reading_from_json(json.loads(text))
+            count += 1
+        return count
 
     def get(self, controller_id: str) -> ControllerBaseline:
         return self.controllers.setdefault(controller_id, ControllerBaseline())

@@ -11,6 +11,7 @@ directory that holds the config file, so a config can be moved together with its
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -220,7 +221,7 @@ def _read_yaml(path: Path) -> Any:
             f"{path}: cannot read the config file ({exc.strerror}); fix: check the path"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = _parse(text)
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"{path}: not valid YAML ({exc}); fix: correct the syntax at that line"
@@ -230,6 +231,23 @@ def _read_yaml(path: Path) -> Any:
             f"{path}: the file must be a YAML mapping with the keys agent, controllers, ..."
         )
     return data
+
+
+def _parse(text: str) -> Any:
+    """YAML, parsed by libyaml when PyYAML has it; a JSON document (JSON is YAML) by `json`.
+
+    A generated config for 50,000 tags costs pure-Python PyYAML ~45 s and ~400 MB of node
+    objects; `json` reads the same file in a fraction of a second.
+    """
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # YAML flow style, not JSON: let the YAML parser say what is wrong
+    return yaml.load(text, Loader=_SafeLoader)  # a safe loader: libyaml or pure Python
+
+
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _resolve_paths(config: AgentConfig, base: Path) -> AgentConfig:

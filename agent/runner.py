@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from wsgiref.simple_server import WSGIServer
 
@@ -17,12 +19,13 @@ from prometheus_client import start_http_server
 
 from agent import __version__
 from agent.approvals import ApprovalBook, MatchPolicy
-from agent.baseline import BaselineStore
+from agent.baseline import BaselineStore, encode_reading
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.events import SuspectChange
+from agent.gc_tuning import tune_for_throughput
 from agent.heartbeat import Heartbeat, HeartbeatSender
 from agent.publisher import SpoolPublisher
-from agent.sources.base import Source
+from agent.sources.base import Reading, Source
 from agent.sources.modbus import ModbusSource
 from agent.sources.opcua import OpcuaSource
 from agent.spool import Spool
@@ -30,7 +33,7 @@ from agent.watcher import AgentIdentity, ControllerWatcher
 
 log = logging.getLogger(__name__)
 
-#: How often the baseline's "last seen" times are persisted without any change.
+#: How often the baseline snapshot is written (changes are journalled with their events).
 BASELINE_SAVE_INTERVAL_S = 5.0
 #: The file that says the agent has read every controller once (the demo waits for it).
 READY_FILE = "ready"
@@ -65,6 +68,9 @@ class Agent:
         state.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(state / "spool.db", topics=config.topics)
         self.baseline = BaselineStore(state / "baseline.json")
+        replayed = self.baseline.replay(entry for _, entry in self.spool.baseline_journal())
+        if replayed:
+            log.info("baseline: %d journalled entries replayed over the snapshot", replayed)
         self.approvals = approval_book(config)
         self.publisher = SpoolPublisher(self.spool, config.kafka)
         self.heartbeat = HeartbeatSender(
@@ -73,8 +79,8 @@ class Agent:
         identity = AgentIdentity(config.agent.id, config.agent.site)
         self.watchers = {
             ctl.id: ControllerWatcher(
-                identity, ctl, self.baseline.get(ctl.id), self.approvals, self._store,
-                self.baseline.save,
+                identity, ctl, self.baseline.get(ctl.id), self.approvals,
+                functools.partial(self._store, ctl.id),
             )
             for ctl in config.controllers
         }
@@ -84,9 +90,13 @@ class Agent:
         self._last_save = 0.0
         self._metrics_server: WSGIServer | None = None
 
-    async def _store(self, events: list[SuspectChange]) -> None:
-        """Durable before acknowledged: spool first, then the baseline may move on."""
-        self.spool.append(events)  # raises SpoolFull: then nothing counts as detected
+    async def _store(
+        self, controller_id: str, events: list[SuspectChange], moved: Mapping[str, Reading]
+    ) -> None:
+        """Durable before acknowledged: the events and the baseline entries they move, in one
+        spool transaction; only then may the watcher's baseline move on."""
+        journal = [(controller_id, tag, encode_reading(r)) for tag, r in moved.items()]
+        self.spool.append(events, baseline=journal)  # SpoolFull: nothing counts as detected
         self.publisher.wake()
         for ev in events:
             log.info(
@@ -106,6 +116,7 @@ class Agent:
         )
 
     async def run(self) -> None:
+        tune_for_throughput()
         if self.config.metrics.port:
             self._metrics_server, _ = start_http_server(
                 self.config.metrics.port, addr=self.config.metrics.host
@@ -158,8 +169,15 @@ class Agent:
     def _maybe_save_baseline(self) -> None:
         now = time.monotonic()
         if now - self._last_save >= BASELINE_SAVE_INTERVAL_S:
-            self.baseline.save()
+            self._save_baseline()
             self._last_save = now
+
+    def _save_baseline(self) -> None:
+        """A snapshot of every baseline; the journal it now holds is trimmed after it."""
+        head = self.spool.baseline_journal_head()
+        self.baseline.save()
+        if head:
+            self.spool.trim_baseline_journal(head)
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -168,7 +186,7 @@ class Agent:
             await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 5.0)
         await self.heartbeat.stop()
         await self.publisher.stop()
-        self.baseline.save()
+        self._save_baseline()
         self.spool.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

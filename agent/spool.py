@@ -63,10 +63,18 @@ CREATE TABLE IF NOT EXISTS events (
     appended_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS baseline_journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    controller TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    reading TEXT NOT NULL
+);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0);
 """
 
 Row = tuple[int, str, bytes, bytes]
+#: A baseline entry that moves with the events of an append: (controller, tag, reading JSON).
+BaselineEntry = tuple[str, str, str]
 
 
 class SpoolError(DeliveryError):
@@ -118,9 +126,15 @@ class Spool:
         self._refresh_gauges(time.time())
 
     def append(
-        self, events: Sequence[SuspectChange], *, now: float | None = None
+        self, events: Sequence[SuspectChange], *, now: float | None = None,
+        baseline: Sequence[BaselineEntry] = (),
     ) -> list[SuspectChange]:
         """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
+
+        ``baseline`` entries (the tags whose baseline these events move) are journalled in the
+        same transaction: after a crash the agent replays them over its last baseline snapshot,
+        so a change that is in the spool is never reported a second time, and the agent need
+        not write its whole baseline for every change (see `agent.baseline`).
 
         Raises :class:`SpoolFull` (nothing written) when a bound or the disk is reached.
         """
@@ -129,7 +143,7 @@ class Spool:
             return []
         self._check_bounds(events, now)
         try:
-            stored, added = self._insert(events, now)
+            stored, added = self._insert(events, now, baseline)
         except sqlite3.OperationalError as exc:
             self._rollback()
             if "full" in str(exc).lower():
@@ -148,7 +162,7 @@ class Spool:
         return stored
 
     def _insert(
-        self, events: Sequence[SuspectChange], now: float
+        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineEntry]
     ) -> tuple[list[SuspectChange], int]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -167,8 +181,33 @@ class Spool:
             rows,
         )
         db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (stored[-1].seq,))
+        if baseline:
+            db.executemany(
+                "INSERT INTO baseline_journal (controller, tag, reading) VALUES (?, ?, ?)", baseline
+            )
         db.execute("COMMIT")
         return stored, added
+
+    def baseline_journal(self) -> list[tuple[int, BaselineEntry]]:
+        """The journalled baseline entries not yet in a snapshot, oldest first."""
+        cur = self._db.execute(
+            "SELECT id, controller, tag, reading FROM baseline_journal ORDER BY id"
+        )
+        return [(int(i), (str(c), str(t), str(r))) for i, c, t, r in cur]
+
+    def baseline_journal_head(self) -> int:
+        """The id of the newest journalled entry (0 when there is none)."""
+        (head,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM baseline_journal").fetchone()
+        return int(head)
+
+    def trim_baseline_journal(self, upto: int) -> None:
+        """Forget the entries up to ``upto``: a baseline snapshot holding them is durable."""
+        try:
+            self._db.execute("DELETE FROM baseline_journal WHERE id <= ?", (upto,))
+        except sqlite3.Error as exc:
+            raise SpoolError(
+                f"spool {self.path}: cannot trim the baseline journal ({exc})"
+            ) from exc
 
     def _check_bounds(self, events: Sequence[SuspectChange], now: float) -> None:
         n = len(events)

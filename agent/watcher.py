@@ -10,7 +10,7 @@ monitoring gap, values changed while unwatched, and a restarted server.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +35,8 @@ from agent.recipes import RecipeTag, settle_recipes
 from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
 from agent.spool import SpoolFull
 
-EventSink = Callable[[list[SuspectChange]], Awaitable[None]]
+#: (events, {tag: the reading its baseline moves to}) → durable, or raises `SpoolFull`.
+EventSink = Callable[[list[SuspectChange], Mapping[str, Reading]], Awaitable[None]]
 ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
 
 #: The pseudo-tag that carries session events (server restart, monitoring gap).
@@ -56,17 +57,18 @@ class ControllerWatcher:
         baseline: ControllerBaseline,
         approvals: ApprovalBook,
         sink: EventSink,
-        save_baseline: Callable[[], None],
     ) -> None:
         self.identity = identity
         self.config = config
         self.baseline = baseline
         self.approvals = approvals
         self.sink = sink
-        self.save_baseline = save_baseline
         members = {m for r in config.recipes for m in r.members}
         #: Watched tags reported one by one; recipe members are reported as their recipe.
-        self._single_tags = [t for t in config.tags if t.kind is not None and t.name not in members]
+        self._single_tags: list[TagBase] = [
+            t for t in config.tags if t.kind is not None and t.name not in members
+        ]
+        self._single_by_name = {t.name: t for t in self._single_tags}
         self._latest: dict[str, Reading] = dict(baseline.tags)
         self._pending: dict[str, dict[str, Any]] = {}
         self.context_tags = {t.name: t.context for t in config.tags if t.context is not None}
@@ -104,18 +106,22 @@ class ControllerWatcher:
                     self.context[role] = reading.value
         self._latest.update(scan.values)
         changes = detect_changes(
-            self._single_tags, self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
+            self._tags_in(scan), self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
         )
         recipes, pending = settle_recipes(
             self.config.recipes, self.baseline.tags, self._latest, self._pending,
             at=scan.at, unwatched=self._fresh,
         )
+        if changes or recipes:
+            self.approvals.refresh()  # once per batch: the verdicts see the current records
         events = [self._change_event(c, scan.at, scan.actors) for c in [*changes, *recipes]]
         if self._fresh and scan.complete:
             events.extend(self._session_events(scan.at))
         if events:
+            moved = {c.tag.name: scan.values[c.tag.name] for c in changes}
+            moved.update(self._recipe_members(recipes))
             try:
-                await self.sink(events)
+                await self.sink(events, moved)
             except SpoolFull:
                 # Not durable, so not detected: keep the baseline where it was, and the next
                 # scan finds the same changes again (the spool logs and counts the refusal).
@@ -130,8 +136,14 @@ class ControllerWatcher:
                 self._fresh, self._gap_start = False, None
                 if self._session is not None:
                     self.baseline.session = self._session
-        if events:
-            self.save_baseline()  # the changes are durable in the spool; the baseline follows
+
+    def _tags_in(self, scan: Readings) -> list[TagBase]:
+        """The single tags to compare: all of them for a full scan, else those in the batch
+        (a subscription's notification carries a few of 10,000 items)."""
+        if scan.complete:
+            return self._single_tags
+        by_name = self._single_by_name
+        return [by_name[name] for name in scan.values if name in by_name]
 
     async def tick(self, now: datetime) -> None:
         """Report recipes that settled without a new scan (subscriptions only send changes)."""
@@ -141,19 +153,26 @@ class ControllerWatcher:
             self.config.recipes, self.baseline.tags, self._latest, self._pending, at=now
         )
         if recipes:
+            self.approvals.refresh()
+            events = [self._change_event(c, now, {}) for c in recipes]
             try:
-                await self.sink([self._change_event(c, now, {}) for c in recipes])
+                await self.sink(events, self._recipe_members(recipes))
             except SpoolFull:
                 return
             self._adopt_recipes(recipes)
-            self.save_baseline()
         self._pending = pending
 
+    def _recipe_members(self, recipes: list[Change]) -> dict[str, Reading]:
+        """The member readings a reported recipe moves the baseline to."""
+        return {
+            member: self._latest[member]
+            for change in recipes
+            for member in getattr(change.tag, "members", ())
+            if member in self._latest
+        }
+
     def _adopt_recipes(self, recipes: list[Change]) -> None:
-        for change in recipes:
-            for member in getattr(change.tag, "members", ()):
-                if member in self._latest:
-                    self.baseline.tags[member] = self._latest[member]
+        self.baseline.tags.update(self._recipe_members(recipes))
 
     def _session_events(self, now: datetime) -> list[SuspectChange]:
         events = []
@@ -172,6 +191,7 @@ class ControllerWatcher:
             change_kind=change.change_kind,
             new_value=change.new_value,
             occurred_at=change.occurred_at,
+            refresh=False,
         )
         metrics.CHANGES.labels(result.verdict.value, change.change_kind.value).inc()
         return self._event(
@@ -263,9 +283,12 @@ def _tag_ref(tag: TagBase) -> TagRef:
 
 def _actor(change: Change, actors: dict[str, str]) -> str | None:
     """Who made the change, where the protocol said (OPC UA audit events), per tag or member."""
+    if not actors:
+        return None
     if change.tag.name in actors:
         return actors[change.tag.name]
-    for member in getattr(change.tag, "members", ()):
-        if member in actors:
-            return actors[member]
+    if isinstance(change.tag, RecipeTag):  # not getattr: a miss on a model raises, slowly
+        for member in change.tag.members:
+            if member in actors:
+                return actors[member]
     return None

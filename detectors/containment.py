@@ -8,9 +8,10 @@ id (so one record's holds and releases stay in order on one partition).
 
 Delivery is at-least-once: the cursor (the last trail seq published) is advanced only after the
 broker acknowledged every message of the batch, in a table of the records database itself
-(``containment_cursor``, one row per topic), so a restored backup never points the cursor past
-entries the database holds. A crash between the acknowledgement and the cursor write sends the
-batch again; the MES dedupes on ``message_id`` (``<trail_seq>/<lot>/<action>``).
+(``containment_cursor``, one row per topic, created by the records migrations), so a restored
+backup never points the cursor past entries the database holds. A crash between the
+acknowledgement and the cursor write sends the batch again; the MES dedupes on
+``message_id`` (``<trail_seq>/<lot>/<action>``).
 
 What counts as a change, per lot id (a record may list a lot more than once, e.g. held,
 released and held again; the lot is *held* while any of its entries has no ``released_at``):
@@ -47,7 +48,7 @@ from aiokafka.errors import KafkaError
 
 from agent.kafka_settings import KafkaSettings
 from agent.publisher import demote_kafka_client_logs, ensure_topics, log_task_crash
-from detectors.records import LotHold, RecordsError, RecordStore, TrailEntry
+from detectors.records import LotHold, RecordsError, RecordStore, StoreUnavailable, TrailEntry
 from detectors.records.db import Database, connect
 from detectors.records.trail import iso
 
@@ -56,6 +57,8 @@ log = logging.getLogger(__name__)
 SCHEMA = "otwatch.containment/1"
 DEFAULT_TOPIC = "otwatch.containment"
 CONTAINMENT_FIELDS = ("containment", "containment.lot_holds")
+#: The records schema version whose migration creates ``containment_cursor``.
+CURSOR_SCHEMA_VERSION = 2
 
 Action = Literal["hold", "release"]
 
@@ -149,22 +152,29 @@ def message(
 class TrailCursor:
     """The last trail seq published to one topic, in the records database (own connection).
 
-    The table sits beside the records schema, not in its migrations: it belongs to this
-    publisher. ``save`` only ever moves the cursor forward.
+    Its table ``containment_cursor`` comes with the records migrations (schema 2); the
+    publisher never creates or migrates it. ``save`` only ever moves the cursor forward.
     """
 
     def __init__(self, db: Database, topic: str) -> None:
         self._db = db
         self.topic = topic
-        with self._db.write():
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS containment_cursor (topic TEXT PRIMARY KEY, "
-                "seq BIGINT NOT NULL, updated_at TEXT NOT NULL)"
+        version = RecordStore(db).schema_version()  # the same connection, read once
+        if version < CURSOR_SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"the records database is at schema version {version}; the containment cursor "
+                f"needs {CURSOR_SCHEMA_VERSION}: run the classifier or `otwatch-records migrate` "
+                "against it first"
             )
 
     @classmethod
     def open(cls, target: str, topic: str, *, schema: str | None = None) -> TrailCursor:
-        return cls(connect(target, schema=schema), topic)
+        db = connect(target, schema=schema)
+        try:
+            return cls(db, topic)
+        except BaseException:
+            db.close()
+            raise
 
     def load(self) -> int:
         with self._db.read():

@@ -1,8 +1,11 @@
 """``python -m detectors.containment``: publish lot holds and releases to ``otwatch.containment``.
 
-Runs until SIGINT / SIGTERM. The records database must exist and be migrated (this tool never
-creates or migrates it); the cursor lives in its table ``containment_cursor``. Exit codes: 0
-stopped, 2 usage or database problems.
+Runs until SIGINT / SIGTERM. The records database must exist (this tool never creates or
+migrates it); the cursor lives in its table ``containment_cursor``. Services start in any
+order, so a database that is not reachable or not migrated yet is waited for, up to
+``--wait-for-schema-s`` (one WARNING line, then quiet until it is ready). Exit codes: 0
+stopped, 2 usage or database problems (a missing SQLite file, or still not migrated when the
+wait ran out).
 
 Example::
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -22,7 +26,14 @@ from pathlib import Path
 from agent.cli import quiet_libraries
 from agent.kafka_settings import KafkaSettings
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher, TrailCursor
-from detectors.records import RecordsError, open_store
+from detectors.records import RecordsError, RecordStore, open_store
+
+log = logging.getLogger("detectors.containment")
+
+#: How long the publisher waits for the classifier to migrate the records database by default.
+DEFAULT_WAIT_FOR_SCHEMA_S = 120.0
+#: How often it looks again while it waits.
+SCHEMA_POLL_S = 0.5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"default {DEFAULT_TOPIC}")
     parser.add_argument("--interval-s", type=float, default=1.0,
                         help="seconds between trail polls when caught up (default 1)")
+    parser.add_argument("--wait-for-schema-s", type=float, default=DEFAULT_WAIT_FOR_SCHEMA_S,
+                        help="seconds to wait for the database to be reachable and migrated by "
+                        f"the classifier (default {DEFAULT_WAIT_FOR_SCHEMA_S:.0f}; 0: no wait)")
     parser.add_argument("--enable-idempotence", action="store_true",
                         help="idempotent producer (real Kafka; the embedded Tansu broker refuses)")
     parser.add_argument("--log-level", default="info",
@@ -49,42 +63,111 @@ def _check_db(target: str) -> None:
         raise RecordsError(f"no records database at {target!r}; give --db an existing file")
 
 
+def _usage_error(args: argparse.Namespace) -> str | None:
+    if args.interval_s <= 0:
+        return "--interval-s must be greater than 0"
+    if args.wait_for_schema_s < 0:
+        return "--wait-for-schema-s must be 0 or more"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.interval_s <= 0:
-        print("containment: --interval-s must be greater than 0", file=sys.stderr)
+    problem = _usage_error(args)
+    if problem is not None:
+        print(f"containment: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     try:
         _check_db(args.db)
-        store = open_store(args.db, schema=args.schema)
-        if store.schema_version() == 0:
-            raise RecordsError(f"records database {args.db!r} is not migrated; run the "
-                               "classifier (or otwatch-records) against it first")
-        cursor = TrailCursor.open(args.db, args.topic, schema=args.schema)
     except RecordsError as exc:
         print(f"containment: {exc}", file=sys.stderr)
         return 2
+    return asyncio.run(_run(args))
+
+
+async def _run(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        opened = await wait_for_schema(args, stop)
+    except RecordsError as exc:
+        print(f"containment: {exc}", file=sys.stderr)
+        return 2
+    if opened is None:  # stopped while waiting
+        return 0
+    store, cursor = opened
     kafka = KafkaSettings(bootstrap_servers=args.bootstrap_servers,
                           client_id="otwatch-containment",
                           enable_idempotence=args.enable_idempotence)
     publisher = ContainmentPublisher(store, cursor, kafka, topic=args.topic,
                                      interval_s=args.interval_s)
     try:
-        asyncio.run(_serve(publisher))
+        await _serve(publisher, stop)
     finally:
         cursor.close()
         store.close()
     return 0
 
 
-async def _serve(publisher: ContainmentPublisher) -> None:
-    stop = asyncio.Event()
+async def wait_for_schema(
+    args: argparse.Namespace, stop: asyncio.Event
+) -> tuple[RecordStore, TrailCursor] | None:
+    """The store and the cursor once the database is migrated; None if stopped meanwhile.
+
+    A retryable problem (database unreachable, schema not there yet) is retried every
+    `SCHEMA_POLL_S` until ``args.wait_for_schema_s`` has passed; anything else, or the
+    same problem after the wait, raises `RecordsError`.
+    """
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    deadline = loop.time() + args.wait_for_schema_s
+    waiting = False
+    while True:
+        try:
+            opened = _open(args)
+        except RecordsError as exc:
+            if not exc.retryable:
+                raise
+            if loop.time() >= deadline:
+                if not waiting:
+                    raise
+                raise RecordsError(f"{exc} (waited {args.wait_for_schema_s:.0f} s)") from exc
+            _log_wait(exc, args.wait_for_schema_s, first=not waiting)
+            waiting = True
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(SCHEMA_POLL_S, max(0.0, deadline - loop.time()))):
+                    await stop.wait()
+            if stop.is_set():
+                return None
+            continue
+        if waiting:
+            log.info("the records database is ready; publishing")
+        return opened
+
+
+def _log_wait(exc: RecordsError, wait_s: float, *, first: bool) -> None:
+    if first:
+        log.warning("waiting up to %.0f s for the records database (the classifier migrates "
+                    "it): %s", wait_s, exc)
+    else:
+        log.debug("still waiting for the records database: %s", exc)
+
+
+def _open(args: argparse.Namespace) -> tuple[RecordStore, TrailCursor]:
+    """Open the store and the cursor (which checks the schema version); close both on failure."""
+    store = open_store(args.db, schema=args.schema)
+    try:
+        return store, TrailCursor.open(args.db, args.topic, schema=args.schema)
+    except BaseException:
+        store.close()
+        raise
+
+
+async def _serve(publisher: ContainmentPublisher, stop: asyncio.Event) -> None:
     await publisher.start()
     waiter = asyncio.create_task(publisher.wait(), name="otwatch-containment-wait")
     stopper = asyncio.create_task(stop.wait(), name="otwatch-containment-signal")

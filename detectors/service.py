@@ -34,6 +34,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from agent.events import SuspectChange
+from agent.gc_tuning import tune_for_throughput
 from agent.publisher import demote_kafka_client_logs, ensure_topics
 from detectors import alerts, health
 from detectors.classification import Classification
@@ -114,6 +115,7 @@ class Classifier:
             self._committed.pop(tp, None)
 
     async def run(self) -> None:
+        tune_for_throughput()
         kafka, topics = self.config.kafka, self.config.topics
         demote_kafka_client_logs()
         producer = AIOKafkaProducer(**kafka.producer_kwargs())

@@ -181,10 +181,12 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
             ],
         )
     wait_for_file(ready, pipeline, 60)
-    wait_for_file(workdir / "records.db", pipeline, 30)  # the classifier made and migrated it
+    # The classifier creates records.db, then migrates it; the publisher waits for the
+    # migration itself (as it must wherever services start in any order).
+    wait_for_file(workdir / "records.db", pipeline, 30)
     pipeline.spawn("containment", [
         "detectors.containment_cli", "--db", str(workdir / "records.db"),
-        "--bootstrap-servers", bootstrap,
+        "--bootstrap-servers", bootstrap, "--wait-for-schema-s", "60",
     ])
     print(f"  agent               watching {len(ports)} controllers (logs in {workdir})")
     if ui_port is not None:

@@ -8,6 +8,14 @@ requests from any client session are counted in ``foreign_writes``.
 
 A restart (as a program download does) can renumber the namespaces: the plant's namespace moves
 to a higher index, so clients must resolve nodes by namespace URI.
+
+A stop works around two races in asyncua's own ``Server.stop``. It first stops accepting
+connections: asyncua closes the connections it has, then the listening socket, and a client
+accepted in between survives the stop (and on Python 3.11 ``Server.stop`` then waits for it for
+ever). It then sends what the subscriptions hold (a change made within the last publishing
+interval, and its audit event), as the next publishing interval would have, and ends them:
+asyncua drops the connections with those notifications still queued, so a scenario that
+changes a tag and restarts the PLC at once would lose the change for every subscriber.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from typing import Any
 from asyncua import ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
+from asyncua.server.internal_subscription import InternalSubscription
 from asyncua.server.server import Server
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
@@ -30,6 +39,9 @@ from simulators.errors import SimulatorError, ValueOutOfRange
 from simulators.plant import OpcUaController, OpcUaTag, OpcUaType, Scalar
 
 BIND_ATTEMPTS = 5
+#: How long a stopping PLC waits for a subscriber's next publish request to take what it holds.
+PUBLISH_ON_STOP_S = 0.5
+_PUBLISH_POLL_S = 0.01
 _VARIANT = {
     OpcUaType.DOUBLE: ua.VariantType.Double,
     OpcUaType.FLOAT: ua.VariantType.Float,
@@ -75,6 +87,38 @@ def _current(server: Server, node: Node) -> Scalar:
         raise SimulatorError(f"node {node.nodeid.to_string()} has no value")
     value: Scalar = variant.Value
     return value
+
+
+def _holds_notifications(sub: InternalSubscription) -> bool:
+    # asyncua keeps what the next publish response carries in these two queues.
+    return bool(sub._triggered_datachanges or sub._triggered_events)
+
+
+async def _publish_and_end_subscriptions(server: Server) -> None:
+    """Send every subscription's queued notifications, then delete the subscriptions.
+
+    A subscription without a publish request waiting gets one from its client within a round
+    trip (asyncua then publishes at once); a client that is gone never sends one, hence the
+    bound. Deleting ends each subscription's publishing loop, which would otherwise outlive
+    the server.
+    """
+    service = server.iserver.subscription_service
+    subs = list(service.subscriptions.values())
+    for sub in subs:
+        if _holds_notifications(sub):
+            await sub.publish_results()
+    for _ in range(round(PUBLISH_ON_STOP_S / _PUBLISH_POLL_S)):
+        if not any(_holds_notifications(s) for s in subs):
+            break
+        await asyncio.sleep(_PUBLISH_POLL_S)
+    await service.delete_subscriptions(list(service.subscriptions))
+
+
+def _stop_accepting(server: Server) -> None:
+    """Close the listening socket; the open connections stay until ``Server.stop``."""
+    listener = getattr(server.bserver, "_server", None)
+    if listener is not None:
+        listener.close()
 
 
 async def _cancel_clock(server: Server) -> None:
@@ -219,13 +263,16 @@ class OpcUaPLC:
             await self.write(tag.name, tag.initial, audit=False)
 
     async def stop(self) -> None:
-        """Stop listening and drop every session; values are kept for a restart."""
+        """Send what subscribers are owed, stop listening, drop every session; values are kept
+        for a restart."""
         server, self._server = self._server, None
         self._audit_generator = None
         if server is None:
             return
         for name, node in self._nodes.items():
             self._values[name] = _current(server, node)
+        _stop_accepting(server)
+        await _publish_and_end_subscriptions(server)
         await _cancel_clock(server)
         await server.stop()
 

@@ -65,6 +65,10 @@ class ApprovalBook:
         self._topic: dict[str, ApprovedChange] = {}
         self._tombstoned: set[str] = set()
         self._merged: list[ApprovedChange] = []
+        #: The effective set by (controller, tag): a change is compared with its own records only.
+        self._by_target: dict[tuple[str, str], list[ApprovedChange]] = {}
+        #: The verdict for a target without records (immutable; rebuilt with the set).
+        self._no_record: dict[tuple[str, str], MatchResult] = {}
         self._used = load_used(state_path) if state_path else {}
         metrics.USED.set(len(self._used))
         self.refresh()
@@ -98,16 +102,32 @@ class ApprovalBook:
         change_kind: ChangeKind,
         new_value: TagValue,
         occurred_at: datetime,
+        refresh: bool = True,
     ) -> MatchResult:
-        """The verdict on one change; a single-use approval it uses is recorded and persisted."""
-        self.refresh()
+        """The verdict on one change; a single-use approval it uses is recorded and persisted.
+
+        ``refresh=False``: the caller has just called `refresh` for a batch of changes.
+        """
+        if refresh:
+            self.refresh()
+        target = (controller, tag)
+        records = self._by_target.get(target)
+        if records is None:  # most changes of a plant: no record at all, the same verdict
+            found = self._no_record.get(target)
+            if found is None:
+                found = self._no_record[target] = match_change(
+                    controller=controller, tag=tag, change_kind=change_kind,
+                    new_value=new_value, occurred_at=occurred_at, approvals=(),
+                    used=(), policy=self._policy,
+                )
+            return found
         result = match_change(
             controller=controller,
             tag=tag,
             change_kind=change_kind,
             new_value=new_value,
             occurred_at=occurred_at,
-            approvals=self._merged,
+            approvals=records,
             used=self._used.keys(),
             policy=self._policy,
         )
@@ -207,6 +227,10 @@ class ApprovalBook:
                 merged[record.id] = record
         merged.update(self._topic)
         self._merged = [r for key, r in merged.items() if key not in self._tombstoned]
+        self._by_target = {}
+        for record in self._merged:
+            self._by_target.setdefault((record.controller, record.tag), []).append(record)
+        self._no_record = {}
         metrics.LOADED.set(len(self._merged))
         self._update_expired()
 

@@ -5,21 +5,16 @@ must never write to a controller."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest_asyncio
 
-from simulators.plant import load_plant
 from simulators.runtime import SimulatedPlant
-
-CONFIG = Path(__file__).parents[2] / "config"
+from tests.support.plant import sample_plant
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shared_plant() -> AsyncIterator[SimulatedPlant]:
-    config = load_plant(CONFIG / "plant.yaml")
-    ports = {c.id: 0 for c in config.controllers()}
-    async with SimulatedPlant(config, ports=ports, process=False) as running:
+    async with sample_plant() as running:
         yield running
 
 

@@ -25,7 +25,9 @@ NOISY = {("press-01", "temperature_sp"): 180.0, ("press-02", "temperature_sp"): 
 DEADBAND = 0.01  # config/agent.yaml sets this on each of the tags above
 
 
-async def test_noise_inside_the_deadband_raises_nothing(plant: SimulatedPlant, tmp_path: Path) -> None:
+async def test_noise_inside_the_deadband_raises_nothing(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
     duration = float(os.environ.get("OTWATCH_NOISE_S", "15"))
     rng = random.Random(7)
     async with running(config_for(plant, tmp_path)) as agent:

@@ -87,9 +87,7 @@ async def play_and_collect(
 
 
 @pytest.mark.parametrize(
-    # program-download is left out: its label check was flaky under load (a change right
-    # after the server restart is sometimes missed); see the closing note of session 10.
-    "name", ["demo", "tamper", "maintenance", "burst", "outage"]
+    "name", ["demo", "tamper", "maintenance", "burst", "outage", "program-download"]
 )
 async def test_scenario_labels_are_detected(
     plant: SimulatedPlant, tmp_path: Path, name: str

@@ -8,25 +8,21 @@ the plant checks that the oven received no write request at all: the source is r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from agent.config import OpcuaControllerConfig, load_agent_config
-from simulators.plant import load_plant
 from simulators.runtime import SimulatedPlant
+from tests.support.plant import CONFIG, sample_plant
 
-CONFIG = Path(__file__).parents[2] / "config"
 OVEN = "oven-01"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def plant() -> AsyncIterator[SimulatedPlant]:
     """One plant per module (an asyncua server takes seconds to start); tests share it."""
-    plant_config = load_plant(CONFIG / "plant.yaml")
-    ports = {c.id: 0 for c in plant_config.controllers()}
-    async with SimulatedPlant(plant_config, ports=ports, process=False) as running:
+    async with sample_plant() as running:
         yield running
         assert running.foreign_writes(OVEN) == 0, "the agent wrote to the oven"
 

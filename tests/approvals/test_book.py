@@ -55,6 +55,20 @@ def test_refresh_picks_up_a_changed_file(tmp_path: Path) -> None:
     assert decide(book, 190.0).verdict is Verdict.AUTHORIZED
 
 
+def test_a_record_added_later_overrides_the_remembered_no_record_verdict(tmp_path: Path) -> None:
+    path = tmp_path / "approvals.yaml"
+    write(path, {"approvals": [record_yaml(tag="pressure_sp")]})
+    book = ApprovalBook([path], policy=MatchPolicy())
+    first = decide(book)
+    assert first.verdict is Verdict.UNAPPROVED
+    assert first.reason == "no approved change record for press-01/temperature_sp"
+    write(path, {"approvals": [record_yaml(tag="pressure_sp"), record_yaml(id="CR-2")]})
+    assert decide(book).verdict is Verdict.AUTHORIZED  # decide refreshes: the new record counts
+    write(path, {"approvals": [record_yaml(tag="pressure_sp")]})
+    book.refresh()
+    assert decide(book) == first  # revoked again: back to no record
+
+
 def test_broken_file_keeps_last_good_set(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "approvals.yaml"
     write(path, {"approvals": [record_yaml()]})

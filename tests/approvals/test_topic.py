@@ -45,7 +45,7 @@ async def produce(bootstrap: str, records: list[tuple[str, Any, int]]) -> None:
 async def eventually(check: Callable[[], bool], within_s: float = 20.0) -> None:
     """Wait for a condition on the book (it has no change event to await)."""
     async with asyncio.timeout(within_s):
-        while not check():  # noqa: ASYNC110
+        while not check():
             await asyncio.sleep(0.05)
 
 

@@ -82,7 +82,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
          "n/a" if r["met"] is None else fmt(r["met"]))
         for r in rows
     ]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body, strict=True)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format(*head))
     print(line.format(*("-" * w for w in widths)))

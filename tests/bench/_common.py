@@ -122,7 +122,7 @@ class Children:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def spawn(self, name: str, args: Sequence[str], **kw: Any) -> subprocess.Popen[bytes]:
-        log = open(self.logdir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        log = open(self.logdir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             list(args), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, **kw
         )
@@ -222,7 +222,8 @@ def child_main(keys: Sequence[str], run: Callable[[bool], list[Result]]) -> None
 
 
 def start_scale_sim(
-    children: Children, name: str, modbus: int, opcua: int, tags: int, shard: tuple[int, int] = (0, 1),
+    children: Children, name: str, modbus: int, opcua: int, tags: int,
+    shard: tuple[int, int] = (0, 1),
     timeout: float = 120.0,
 ) -> dict[str, int]:
     """Serve (a shard of) the generated scale plant in a child process; returns its ports."""

@@ -85,7 +85,9 @@ async def prefill(settings: KafkaSettings, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-async def _sample(count: Any, total: int, duration: float, limit_s: float) -> tuple[float, int, float]:
+async def _sample(
+    count: Any, total: int, duration: float, limit_s: float
+) -> tuple[float, int, float]:
     """Wait for the first event, then measure ``duration`` s (or until ``total`` are done).
 
     Returns (elapsed s, events in that time, CPU s of this process in that time).

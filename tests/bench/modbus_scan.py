@@ -52,7 +52,7 @@ async def _agent_loop(source: ModbusSource, client: AsyncModbusTcpClient, until:
     registers = sum(r.count for r in source.plan)
     done = 0
     while time.perf_counter() < until:
-        values, complete = await source.scan(client)
+        _, complete = await source.scan(client)
         if not complete:
             raise RuntimeError(f"{source.controller_id}: incomplete scan")
         done += registers
@@ -76,11 +76,12 @@ async def _round(kind: str, sources: list[ModbusSource], clients: list[AsyncModb
     """(registers/s, registers per CPU-second) for one round of ``seconds``."""
     start, cpu0 = time.perf_counter(), time.process_time()
     until = start + seconds
+    pairs = list(zip(sources, clients, strict=True))
     if kind == "agent":
-        counts = await asyncio.gather(*(_agent_loop(s, c, until) for s, c in zip(sources, clients)))
+        counts = await asyncio.gather(*(_agent_loop(s, c, until) for s, c in pairs))
     else:
         counts = await asyncio.gather(
-            *(_bare_loop(c, sum(r.count for r in s.plan), until) for s, c in zip(sources, clients))
+            *(_bare_loop(c, sum(r.count for r in s.plan), until) for s, c in pairs)
         )
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
     return sum(counts) / elapsed, sum(counts) / cpu
@@ -92,7 +93,7 @@ async def measure(ports: dict[str, int], round_s: float, rounds: int) -> list[Re
     sources = [ModbusSource(modbus_agent_config(c, ports[c.id])) for c in ctrls]
     clients = [await _connect(ports[c.id]) for c in ctrls]
     try:
-        for s, c in zip(sources, clients):  # warm up: one scan each, also checks the plan
+        for s, c in zip(sources, clients, strict=True):  # warm up: one scan each; checks the plan
             await s.scan(c)
         agent: list[tuple[float, float]] = []
         bare: list[tuple[float, float]] = []
@@ -122,7 +123,9 @@ async def measure(ports: dict[str, int], round_s: float, rounds: int) -> list[Re
                 f"registers per CPU-second of the measuring process: agent {a_cpu:,.0f},"
                 f" bare {b_cpu:,.0f} (agent CPU per register x{b_cpu / a_cpu:.2f})",
                 "rounds agent/bare registers/s: "
-                + ", ".join(f"{a:,.0f}/{b:,.0f}" for (a, _), (b, _) in zip(agent, bare)),
+                + ", ".join(
+                    f"{a:,.0f}/{b:,.0f}" for (a, _), (b, _) in zip(agent, bare, strict=True)
+                ),
             ],
         )
     ]

@@ -28,6 +28,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from asyncua.common.subscription import DataChangeEvent
 from agent.config import AgentConfig
 from agent.events import SuspectChange
 from agent.runner import Agent
+from agent.sources.base import Reading
 from simulators.broker import EmbeddedBroker
 from simulators.plant import OpcUaController
 from simulators.scale import scale_plant
@@ -54,8 +56,10 @@ class TimedAgent(Agent):
 
     durable: list[tuple[str, Any, float]]
 
-    async def _store(self, events: list[SuspectChange]) -> None:
-        await super()._store(events)
+    async def _store(
+        self, controller_id: str, events: list[SuspectChange], moved: Mapping[str, Reading]
+    ) -> None:
+        await super()._store(controller_id, events, moved)
         at = time.time()
         self.durable.extend((ev.tag.name, ev.new_value, at) for ev in events)
 

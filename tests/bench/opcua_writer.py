@@ -36,7 +36,7 @@ async def serve(tags: int, rate: float, ports_file: Path, log: Path) -> None:
     await plc.start()
     try:
         ports_file.write_text(json.dumps({ctrl.id: plc.port}))
-        nodes = [(t.name, plc._nodes[t.name]) for t in ctrl.tags]  # noqa: SLF001 - server side
+        nodes = [(t.name, plc._nodes[t.name]) for t in ctrl.tags]
         go = log.with_name(log.name + ".go")
         while not go.exists() and not stop.is_set():
             await asyncio.sleep(0.05)

@@ -8,8 +8,8 @@ a fresh embedded broker. Once the agent says every controller was read (its read
 benchmark scrapes the agent's own metrics twice, ``window`` seconds apart:
 
 * ``scale_tags``: the sum of ``otwatch_agent_tags_monitored`` (tags configured and watched);
-* ``scale_scan_period_s``: per controller, (last complete scan time₂ − last complete scan
-  time₁) ÷ (scans₂ − scans₁) from ``otwatch_agent_last_good_read_timestamp_seconds`` and
+* ``scale_scan_period_s``: per controller, (last complete scan time₂ - last complete scan
+  time₁) ÷ (scans₂ - scans₁) from ``otwatch_agent_last_good_read_timestamp_seconds`` and
   ``otwatch_agent_read_seconds_count``; the figure is the slowest controller's;
 * ``scale_rss_mb``: the agent's resident set (VmRSS) at the end; the peak (VmHWM) is a note.
 
@@ -116,7 +116,8 @@ def measure(workdir: Path, window: float, opcua: bool) -> list[Result]:
         # JSON is YAML too; yaml.safe_dump of 50,000 tags takes minutes in pure Python
         (workdir / "agent.yaml").write_text(json.dumps(cfg))
         agent = children.python(
-            "agent", ["agent.cli", "--log-level", "WARNING", "run", "--config", str(workdir / "agent.yaml")]
+            "agent",
+            ["agent.cli", "--log-level", "WARNING", "run", "--config", str(workdir / "agent.yaml")],
         )
         print(f"agent started (pid {agent.pid})", flush=True)
         ready_s = wait_ready(state / "ready", children, 240)
@@ -137,7 +138,8 @@ def results(
     rss: float, peak: float, cpu_share: float, ready_s: float, window: float,
 ) -> list[Result]:
     tags = sum(second.get("otwatch_agent_tags_monitored", {}).values())
-    last, count = "otwatch_agent_last_good_read_timestamp_seconds", "otwatch_agent_read_seconds_count"
+    last = "otwatch_agent_last_good_read_timestamp_seconds"
+    count = "otwatch_agent_read_seconds_count"
     periods: dict[str, float] = {}
     subscribed = []  # OPC UA in subscribe mode reads in full once per session: no scan period
     for ctl in (c["id"] for c in cfg["controllers"]):

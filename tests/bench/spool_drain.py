@@ -23,7 +23,7 @@ from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port
 from tests.bench._common import Result, child_main, run_loop
-from tests.delivery.factory import make_events
+from tests.delivery.measure_drain import fill
 
 KEYS = ["spool_drain_events_per_s"]
 LIMIT_S = 240.0
@@ -36,14 +36,6 @@ async def _wait(predicate: object, limit_s: float, step: float = 0.002) -> bool:
             return False
         await asyncio.sleep(step)
     return True
-
-
-def _fill(spool: Spool, n: int) -> float:
-    events = make_events(n, controllers=8)
-    start = time.perf_counter()
-    for i in range(0, n, 100):
-        spool.append(events[i : i + 100])
-    return n / (time.perf_counter() - start)
 
 
 async def _bare(bootstrap: str, rows: list[tuple[str, bytes, bytes]]) -> float:
@@ -70,7 +62,7 @@ async def _main(n: int) -> list[Result]:
         await publisher.start()  # the broker is down: the publisher retries with its backoff
         broker = EmbeddedBroker(port=port)
         try:
-            append_rate = _fill(spool, n)
+            append_rate = fill(spool, n)
             rows = [(t, k, v) for _, t, k, v in spool.peek(n)]
             broker.start()
             t_up = time.perf_counter()

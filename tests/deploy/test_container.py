@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.deploy._metrics import DEPLOY, REPO
+from tests.deploy._services import central_commands
 
 DOCKERFILE = DEPLOY / "container" / "Dockerfile"
 
@@ -74,8 +75,14 @@ def compose() -> dict[str, Any]:
 
 def test_compose_has_the_central_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"kafka", "classifier", "records-ui", "postgres", "prometheus"} <= set(services)
+    assert {"kafka", "classifier", "records-ui", "containment", "postgres", "prometheus"} <= set(
+        services)
     assert services["kafka"]["image"].startswith("apache/kafka:")
+
+
+def test_compose_runs_every_central_command(compose: dict[str, Any]) -> None:
+    commands = {s["command"][0] for s in compose["services"].values() if "command" in s}
+    assert central_commands() <= commands
 
 
 def _bind_mounts(compose: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -136,6 +143,23 @@ def test_compose_records_ui_command_parses(compose: dict[str, Any]) -> None:
     args = parse_args(command[3:])
     assert args.host == "0.0.0.0"
     assert f"{args.port}:{args.port}" in compose["services"]["records-ui"]["ports"]
+
+
+def test_compose_containment_publishes_from_the_classifiers_database(
+    compose: dict[str, Any],
+) -> None:
+    from detectors.cli import build_parser as classifier_parser
+    from detectors.containment_cli import build_parser
+
+    services = compose["services"]
+    command = services["containment"]["command"]
+    assert command[0] == "otwatch-containment"
+    args = build_parser().parse_args(command[1:])
+    classifier = classifier_parser().parse_args(services["classifier"]["command"][1:])
+    assert args.db == classifier.records_db
+    assert args.bootstrap_servers == classifier.bootstrap_servers
+    assert {"kafka", "postgres", "classifier"} <= set(services["containment"]["depends_on"])
+    assert "deploy" not in services["containment"]  # one publisher: no replicas
 
 
 def test_prometheus_scrapes_the_classifier_metrics_port(compose: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.deploy._metrics import DEPLOY, REPO
+from tests.deploy._services import central_commands
 
 K8S = DEPLOY / "kubernetes"
 
@@ -39,7 +40,16 @@ def test_kustomization_lists_every_manifest() -> None:
     assert listed == present
 
 
-@pytest.mark.parametrize("name", ["otwatch-classifier", "otwatch-records-ui"])
+def test_every_central_command_has_a_deployment() -> None:
+    commands = {
+        c["command"][0] for d in documents() if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert central_commands() <= commands
+
+
+@pytest.mark.parametrize(
+    "name", ["otwatch-classifier", "otwatch-records-ui", "otwatch-containment"])
 def test_deployment_selects_its_pods_and_is_locked_down(name: str) -> None:
     deployment = find("Deployment", name)
     spec = deployment["spec"]
@@ -53,6 +63,15 @@ def test_deployment_selects_its_pods_and_is_locked_down(name: str) -> None:
     assert mounted <= {v["name"] for v in pod.get("volumes", [])}
 
 
+def assert_database_and_broker_from_the_shared_settings(container: dict[str, Any]) -> None:
+    """OTWATCH_RECORDS_DB from the Secret, OTWATCH_KAFKA_BOOTSTRAP from otwatch-settings."""
+    env = {e["name"]: e["valueFrom"] for e in container["env"]}
+    assert env["OTWATCH_RECORDS_DB"]["secretKeyRef"] == {"name": "otwatch-records-db", "key": "dsn"}
+    ref = env["OTWATCH_KAFKA_BOOTSTRAP"]["configMapKeyRef"]
+    assert ref == {"name": "otwatch-settings", "key": "kafka_bootstrap_servers"}
+    assert ref["key"] in find("ConfigMap", ref["name"])["data"]
+
+
 def test_classifier_replicas_share_one_group_and_the_database_secret(tmp_path: Path) -> None:
     from detectors.cli import build_parser
     from detectors.config import load_classifier_config
@@ -62,11 +81,8 @@ def test_classifier_replicas_share_one_group_and_the_database_secret(tmp_path: P
     assert deployment["spec"]["replicas"] > 1
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
-    env = {e["name"]: e["valueFrom"] for e in container["env"]}
     assert args.records_db == "$(OTWATCH_RECORDS_DB)"
-    assert env["OTWATCH_RECORDS_DB"]["secretKeyRef"] == {"name": "otwatch-records-db", "key": "dsn"}
-    ref = env["OTWATCH_KAFKA_BOOTSTRAP"]["configMapKeyRef"]
-    assert ref["key"] in find("ConfigMap", ref["name"])["data"]
+    assert_database_and_broker_from_the_shared_settings(container)
 
     config_map = find("ConfigMap", "otwatch-classifier-config")
     for name, text in config_map["data"].items():
@@ -101,3 +117,17 @@ def test_records_ui_service_targets_the_ui_port() -> None:
     service = find("Service", "otwatch-records-ui")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert {p["targetPort"] for p in service["spec"]["ports"]} <= set(ports)
+
+
+def test_one_containment_publisher_on_the_shared_database_and_broker() -> None:
+    from detectors.containment_cli import build_parser
+
+    deployment = find("Deployment", "otwatch-containment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["otwatch-containment"]
+    args = build_parser().parse_args(container["args"])
+    assert args.db == "$(OTWATCH_RECORDS_DB)"
+    assert args.bootstrap_servers == "$(OTWATCH_KAFKA_BOOTSTRAP)"
+    assert_database_and_broker_from_the_shared_settings(container)

@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 
 from tests.deploy._metrics import DEPLOY
+from tests.deploy._services import service_commands
 
 UNITS = {
     "otwatch-agent.service": "otwatch-agent",
     "otwatch-classifier.service": "otwatch-classifier",
+    "otwatch-containment.service": "otwatch-containment",
 }
+#: The units whose command has a config file and a `check` sub-command for it.
+CHECKED = ["otwatch-agent.service", "otwatch-classifier.service"]
+#: The units that keep state on the host; the containment publisher keeps its cursor in the
+#: records database.
+STATE = {"otwatch-agent.service": "otwatch/agent",
+         "otwatch-classifier.service": "otwatch/classifier"}
 SYSTEMD = DEPLOY / "systemd"
 INSTALLED_BIN = "/opt/otwatch/bin/"
 
@@ -35,7 +43,7 @@ def directives(path: Path) -> dict[str, list[str]]:
 def test_unit_is_hardened_and_restarts(unit: str) -> None:
     d = directives(SYSTEMD / unit)
     assert d.get("DynamicUser") == ["yes"] or "User" in d
-    assert d["StateDirectory"] == [f"otwatch/{UNITS[unit].removeprefix('otwatch-')}"]
+    assert d.get("StateDirectory") == ([STATE[unit]] if unit in STATE else None)
     assert d["ProtectSystem"] == ["strict"]
     assert d["NoNewPrivileges"] == ["yes"]
     assert d["Restart"] == ["on-failure"]
@@ -43,7 +51,12 @@ def test_unit_is_hardened_and_restarts(unit: str) -> None:
     assert d["CapabilityBoundingSet"] == [""]
 
 
-@pytest.mark.parametrize("unit", sorted(UNITS))
+def test_every_service_command_has_a_unit() -> None:
+    assert set(UNITS.values()) == service_commands()
+    assert {p.name for p in SYSTEMD.glob("*.service")} == set(UNITS)
+
+
+@pytest.mark.parametrize("unit", CHECKED)
 def test_unit_checks_the_same_config_it_runs(unit: str) -> None:
     d = directives(SYSTEMD / unit)
     command = INSTALLED_BIN + UNITS[unit]
@@ -53,6 +66,20 @@ def test_unit_checks_the_same_config_it_runs(unit: str) -> None:
     assert start.split()[:2] == [command, "run"]
     assert pre.split()[2:] == start.split()[2:]
     assert "--config" in start.split()
+
+
+def test_containment_unit_command_parses_and_starts_after_the_classifier() -> None:
+    from detectors.containment_cli import build_parser
+
+    d = directives(SYSTEMD / "otwatch-containment.service")
+    (start,) = d["ExecStart"]
+    command, *argv = start.split()
+    assert command == INSTALLED_BIN + "otwatch-containment"
+    args = build_parser().parse_args(argv)
+    assert args.db == "${OTWATCH_RECORDS_DB}"
+    assert args.bootstrap_servers == "${OTWATCH_KAFKA_BOOTSTRAP}"
+    assert d["EnvironmentFile"] == ["/etc/otwatch/containment.env"]  # required: no leading "-"
+    assert "otwatch-classifier.service" in d["After"][0].split()  # it migrates the database
 
 
 def test_agent_state_dir_is_the_configs_default() -> None:

@@ -1,5 +1,6 @@
 """Helpers for the classifier tests against the real broker: a classifier process (stopped by
-PID), events produced with aiokafka, topics read back, records read from SQLite."""
+PID), events produced with aiokafka, topics read back, records read from SQLite
+(`tests.support.pipeline.records`, re-exported here)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agent.kafka_settings import KafkaSettings
 from agent.publisher import ensure_topics
-from detectors.records import MasterRecord, open_store
 from simulators.broker import free_port
+from tests.support import pipeline
+from tests.support.pipeline import records as records  # re-exported
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = ["otwatch.changes.suspect", "otwatch.changes.authorized", "otwatch.agents.heartbeat",
@@ -89,27 +90,13 @@ def metrics_port(config: Path, name: str = "classifier") -> int:
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str,
                proc: subprocess.Popen[bytes] | None = None) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
+    """`tests.support.pipeline.wait_until`, failing at once if the classifier ``proc`` exits."""
+
+    def alive() -> None:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"the classifier exited ({proc.returncode}) before {what}")
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
-
-def records(db: Path) -> list[MasterRecord]:
-    if not db.exists():
-        return []
-    store = open_store(str(db))
-    try:
-        return store.list_records()
-    except Exception:  # the schema may not exist yet
-        return []
-    finally:
-        store.close()
+    return pipeline.wait_until(predicate, timeout, what, alive)
 
 
 def settings(bootstrap: str) -> KafkaSettings:

@@ -15,7 +15,7 @@ import pytest
 
 from detectors.records import MasterRecord
 from simulators.demo import CONFIG, Pipeline, start
-from tests.detectors.running import records
+from tests.support.pipeline import demo_pipeline, records, wait_until
 
 pytestmark = pytest.mark.e2e
 SCENARIOS = CONFIG / "scenarios"
@@ -23,12 +23,8 @@ SCENARIOS = CONFIG / "scenarios"
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(tmp_path)
-    try:
+    with demo_pipeline(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
-    assert not any(p.poll() is None for _, p in running.procs)
 
 
 def play(pipeline: Pipeline, name: str, workdir: Path, settle_s: float) -> list[MasterRecord]:
@@ -41,14 +37,8 @@ def play(pipeline: Pipeline, name: str, workdir: Path, settle_s: float) -> list[
     actions = yaml.safe_load(scenario.read_text())["actions"]
     start(pipeline, scenario, workdir, with_ui=False)
     labels = workdir / "labels.jsonl"
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        pipeline.check_alive()
-        if labels.exists() and len(labels.read_text().splitlines()) >= len(actions):
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"scenario {name} did not play to its end within 40 s")
+    wait_until(lambda: labels.exists() and len(labels.read_text().splitlines()) >= len(actions),
+               40, f"scenario {name} to play to its end", pipeline.check_alive)
     time.sleep(settle_s)  # detection, a possible burst hold, and the record write
     pipeline.check_alive()
     return records(workdir / "records.db")

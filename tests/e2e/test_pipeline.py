@@ -16,43 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from detectors.records import MasterRecord, open_store
+from detectors.records import open_store
 from simulators.demo import CONFIG, Pipeline, start
+from tests.support.pipeline import demo_pipeline, records, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    running = Pipeline(tmp_path)
-    try:
+    with demo_pipeline(tmp_path) as running:
         yield running
-    finally:
-        running.stop()
-    assert not any(p.poll() is None for _, p in running.procs)
-
-
-def wait_for(predicate, timeout: float, pipeline: Pipeline, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pipeline.check_alive()
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def records(db: Path) -> list[MasterRecord]:
-    if not db.exists():
-        return []
-    store = open_store(str(db))
-    try:
-        return store.list_records()
-    except Exception:
-        return []
-    finally:
-        store.close()
 
 
 def labels(path: Path) -> list[dict[str, object]]:
@@ -63,9 +37,10 @@ def labels(path: Path) -> list[dict[str, object]]:
 
 def test_demo_scenario_opens_one_joint_record(pipeline: Pipeline, tmp_path: Path) -> None:
     start(pipeline, CONFIG / "scenarios" / "demo.yaml", tmp_path, with_ui=False)
-    wait_for(lambda: len(labels(tmp_path / "labels.jsonl")) == 2, 60, pipeline, "the scenario")
+    wait_until(lambda: len(labels(tmp_path / "labels.jsonl")) == 2, 60, "the scenario",
+               pipeline.check_alive)
     db = tmp_path / "records.db"
-    opened = wait_for(lambda: records(db), 60, pipeline, "a master record")
+    wait_until(lambda: records(db), 60, "a master record", pipeline.check_alive)
     # The approved change travels the same path, earlier; give any wrong record time to show.
     time.sleep(3)
     opened = records(db)

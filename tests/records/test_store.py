@@ -111,9 +111,9 @@ def test_get_missing_record_raises(store: RecordStore) -> None:
 def test_migrate_is_idempotent_and_versioned(store_target: tuple[str, str | None]) -> None:
     target, schema = store_target
     with open_store(target, schema=schema) as first:
-        assert first.migrate() == [1]
+        assert first.migrate() == [1, 2]
         assert first.migrate() == []
-        assert first.schema_version() == 1
+        assert first.schema_version() == 2
 
 
 def test_sqlite_url_form(tmp_path: object) -> None:
