@@ -117,9 +117,10 @@ class ControllerWatcher:
         events = [self._change_event(c, scan.at, scan.actors) for c in [*changes, *recipes]]
         if self._fresh and scan.complete:
             events.extend(self._session_events(scan.at))
+        adopted = self._recipe_members(recipes)  # journalled and adopted: the same readings
         if events:
             moved = {c.tag.name: scan.values[c.tag.name] for c in changes}
-            moved.update(self._recipe_members(recipes))
+            moved.update(adopted)
             try:
                 await self.sink(events, moved)
             except SpoolFull:
@@ -128,7 +129,7 @@ class ControllerWatcher:
                 return
         self._pending = pending
         self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
-        self._adopt_recipes(recipes)
+        self.baseline.tags.update(adopted)
         if scan.complete:
             self.baseline.last_seen = scan.at
             self.up = True
@@ -155,11 +156,12 @@ class ControllerWatcher:
         if recipes:
             self.approvals.refresh()
             events = [self._change_event(c, now, {}) for c in recipes]
+            adopted = self._recipe_members(recipes)
             try:
-                await self.sink(events, self._recipe_members(recipes))
+                await self.sink(events, adopted)
             except SpoolFull:
                 return
-            self._adopt_recipes(recipes)
+            self.baseline.tags.update(adopted)
         self._pending = pending
 
     def _recipe_members(self, recipes: list[Change]) -> dict[str, Reading]:
@@ -170,9 +172,6 @@ class ControllerWatcher:
             for member in getattr(change.tag, "members", ())
             if member in self._latest
         }
-
-    def _adopt_recipes(self, recipes: list[Change]) -> None:
-        self.baseline.tags.update(self._recipe_members(recipes))
 
     def _session_events(self, now: datetime) -> list[SuspectChange]:
         events = []
