@@ -69,3 +69,8 @@ class ControllerBase(_Strict):
     #: Shorter spells without a complete scan are not reported as a monitoring gap.
     monitoring_gap_min_s: float = Field(default=5.0, ge=0.0)
     recipes: list[RecipeGroup] = Field(default_factory=list)
+
+    @property
+    def look_interval_s(self) -> float:
+        """Longest time a value written now can take to reach the agent (one poll here)."""
+        return self.poll_interval_s

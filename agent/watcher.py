@@ -9,6 +9,7 @@ monitoring gap, values changed while unwatched, and a restarted server.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -70,7 +71,13 @@ class ControllerWatcher:
         ]
         self._single_by_name = {t.name: t for t in self._single_tags}
         self._latest: dict[str, Reading] = dict(baseline.tags)
+        #: Recipes seen changed but not yet settled, and when each pending value was first seen.
         self._pending: dict[str, dict[str, Any]] = {}
+        self._pending_since: dict[str, float] = {}
+        #: A recipe settles by time (a tick, or a subscription batch that may not carry its
+        #: members) only once this long passed without it changing: a member written a moment
+        #: after another is then surely in (two looks: sampling plus publishing, or a poll).
+        self._settle_s = 2 * config.look_interval_s
         self.context_tags = {t.name: t.context for t in config.tags if t.context is not None}
         self.context: dict[str, TagValue] = {}
         self.ref = ControllerRef(
@@ -108,8 +115,11 @@ class ControllerWatcher:
         changes = detect_changes(
             self._tags_in(scan), self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
         )
+        # A full scan looks at every member: two in a row that agree settle a recipe. A
+        # subscription batch carries only what changed, so it settles by time, like a tick.
+        ripe = self._pending if scan.complete else self._ripe(time.monotonic())
         recipes, pending = settle_recipes(
-            self.config.recipes, self.baseline.tags, self._latest, self._pending,
+            self.config.recipes, self.baseline.tags, self._latest, ripe,
             at=scan.at, unwatched=self._fresh,
         )
         if changes or recipes:
@@ -127,7 +137,7 @@ class ControllerWatcher:
                 # Not durable, so not detected: keep the baseline where it was, and the next
                 # scan finds the same changes again (the spool logs and counts the refusal).
                 return
-        self._pending = pending
+        self._set_pending(pending)
         self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
         self.baseline.tags.update(adopted)
         if scan.complete:
@@ -150,8 +160,11 @@ class ControllerWatcher:
         """Report recipes that settled without a new scan (subscriptions only send changes)."""
         if not self._pending or self._fresh:
             return
+        ripe = self._ripe(time.monotonic())
+        if not ripe:
+            return
         recipes, pending = settle_recipes(
-            self.config.recipes, self.baseline.tags, self._latest, self._pending, at=now
+            self.config.recipes, self.baseline.tags, self._latest, ripe, at=now
         )
         if recipes:
             self.approvals.refresh()
@@ -162,6 +175,22 @@ class ControllerWatcher:
             except SpoolFull:
                 return
             self.baseline.tags.update(adopted)
+        self._set_pending(pending)
+
+    def _ripe(self, now: float) -> dict[str, dict[str, Any]]:
+        """The pending recipes unchanged for at least the settle time."""
+        since, settle = self._pending_since, self._settle_s
+        return {
+            name: value for name, value in self._pending.items() if now - since[name] >= settle
+        }
+
+    def _set_pending(self, pending: dict[str, dict[str, Any]]) -> None:
+        """Keep when each pending value was first seen; a value that moved starts again."""
+        now, old = time.monotonic(), self._pending
+        self._pending_since = {
+            name: self._pending_since[name] if old.get(name) == value else now
+            for name, value in pending.items()
+        }
         self._pending = pending
 
     def _recipe_members(self, recipes: list[Change]) -> dict[str, Reading]:

@@ -10,8 +10,10 @@ that both notice the same silence write one record.
   Events of different controllers travel in different partitions, so ``seq`` arrives out of
   order; a missing ``seq`` becomes a finding only when the agent's latest heartbeat says its
   spool is empty (so everything up to ``last_seq`` was acknowledged by the broker), the reader
-  is caught up, and the ``seq`` has been missing for ``grace_s``. The first ``seq`` seen from
-  an agent is its baseline: what came before the classifier started is not judged.
+  is caught up, and the ``seq`` has been missing for ``grace_s``. The lowest ``seq`` read from
+  an agent until the reader first catches up is its baseline: what came before is not judged.
+  (Not the first one read: partitions are read in no set order, and a later ``seq`` read first
+  would hide every gap below it.)
 - **agent silence**: a heartbeat that stops for ``silence_after_s`` while its last heartbeat
   said controllers were up. One finding per last heartbeat (``silence:<agent>:<sent_at>``).
 """
@@ -43,7 +45,7 @@ class _AgentSeen:
     line: str = "unknown"
     protocol: Protocol = Protocol.OPCUA
     validated: bool = False
-    contiguous: int | None = None  # every seq up to this one has been seen
+    contiguous: int | None = None  # every seq up to this one has been seen (None: no baseline)
     above: set[int] = field(default_factory=set)
     missing_since: datetime | None = None
     beat: Heartbeat | None = None
@@ -87,6 +89,8 @@ class AgentWatch:
             return []
         found: list[Finding] = []
         for agent_id, seen in self._agents.items():
+            if seen.contiguous is None and seen.above:
+                _set_baseline(seen)
             found += self._gap(agent_id, seen, now)
             found += self._silence(agent_id, seen, now)
         return found
@@ -124,7 +128,8 @@ def _sent(beat: Heartbeat) -> datetime:
 
 def _add_seq(seen: _AgentSeen, seq: int, now: datetime) -> None:
     if seen.contiguous is None:
-        seen.contiguous = seq
+        seen.above.add(seq)  # judged once the reader has caught up (`_set_baseline`)
+        seen.missing_since = seen.missing_since or now
         return
     if seq <= seen.contiguous or seq in seen.above:
         return  # a resend, or from before the baseline
@@ -133,6 +138,16 @@ def _add_seq(seen: _AgentSeen, seq: int, now: datetime) -> None:
     if seen.above and seen.missing_since is None:
         seen.missing_since = now
     elif not seen.above:
+        seen.missing_since = None
+
+
+def _set_baseline(seen: _AgentSeen) -> None:
+    """The lowest seq read so far is the baseline; the grace of a gap above it runs from the
+    first read."""
+    seen.contiguous = min(seen.above)
+    seen.above.discard(seen.contiguous)
+    _advance(seen)
+    if not seen.above:
         seen.missing_since = None
 
 

@@ -147,3 +147,15 @@ class OpcuaControllerConfig(ControllerBase):
     security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
     auth: OpcuaAuth = Field(default_factory=OpcuaAuth)
     tags: list[OpcuaTag] = Field(min_length=1)
+
+    @property
+    def look_interval_s(self) -> float:
+        """Longest time a value written now can take to reach the agent: a poll, or (with
+        subscriptions) the slowest sampling plus one publishing interval."""
+        if self.mode == "poll":
+            return self.poll_interval_s
+        sampling = max(
+            (t.sampling_interval_ms for t in self.tags if t.sampling_interval_ms is not None),
+            default=0.0,
+        )
+        return (max(sampling, self.sampling_interval_ms) + self.publishing_interval_ms) / 1000.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
@@ -162,10 +163,16 @@ def connect(target: str, *, schema: str | None = None) -> Database:
     return _connect_sqlite(Path(path))
 
 
+#: How long opening waits for another process that holds the file (SQLite's busy timeout).
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+
 def _connect_sqlite(path: Path) -> Database:
     try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(
+            path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+        )
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
@@ -174,6 +181,24 @@ def _connect_sqlite(path: Path) -> Database:
             "exists and is writable"
         ) from exc
     return Database(Dialect.SQLITE, conn)
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting while another process does the same on a new file.
+
+    Two classifiers started together on a fresh database both switch it to WAL; SQLite does
+    not call its busy handler for that switch, so the loser gets "database is locked" at once
+    (seen in 23 of 30 simultaneous starts). Retry within the busy timeout instead.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _connect_pg(dsn: str, schema: str | None) -> Database:

@@ -66,11 +66,15 @@ async def running(config: AgentConfig) -> AsyncIterator[Agent]:
         await asyncio.wait_for(task, 15)
 
 
-async def wait_until(predicate: Any, what: str, timeout: float = 15.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
-    assert predicate(), what
+async def wait_until(predicate: Any, what: str, timeout: float = 45.0) -> None:
+    """Poll ``predicate`` until it holds. The bound is generous: a loaded CI machine once took
+    over 15 s for an agent restart (connect, subscribe, first scan) that takes 3 s here."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {timeout} s: {what}") from None
 
 
 def spooled(state: Path) -> list[SuspectChange]:

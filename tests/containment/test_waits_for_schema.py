@@ -86,24 +86,23 @@ async def test_the_publisher_waits_for_the_migration_then_publishes(
         cursor.close()
 
 
-def test_the_wait_is_bounded(tmp_path: Path) -> None:
-    db = unmigrated_db(tmp_path)
-    done = subprocess.run(
+def run_publisher(db: str, wait_s: int) -> subprocess.CompletedProcess[str]:
+    """The publisher on ``db`` with nothing listening on the broker address, to its exit."""
+    return subprocess.run(
         [sys.executable, "-m", "detectors.containment", "--db", db,
-         "--bootstrap-servers", "127.0.0.1:1", "--wait-for-schema-s", "1"],
+         "--bootstrap-servers", "127.0.0.1:1", "--wait-for-schema-s", str(wait_s)],
         capture_output=True, text=True, timeout=30,
     )
+
+
+def test_the_wait_is_bounded(tmp_path: Path) -> None:
+    done = run_publisher(unmigrated_db(tmp_path), 1)
     assert done.returncode == 2, done.stderr
     assert WAITING in done.stderr
     assert "schema version 0" in done.stderr and "waited 1 s" in done.stderr
 
 
 def test_no_wait_refuses_an_unmigrated_database_at_once(tmp_path: Path) -> None:
-    db = unmigrated_db(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "detectors.containment", "--db", db,
-         "--bootstrap-servers", "127.0.0.1:1", "--wait-for-schema-s", "0"],
-        capture_output=True, text=True, timeout=30,
-    )
+    done = run_publisher(unmigrated_db(tmp_path), 0)
     assert done.returncode == 2, done.stderr
     assert WAITING not in done.stderr and "schema version 0" in done.stderr

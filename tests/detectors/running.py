@@ -94,7 +94,13 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str,
 
     def alive() -> None:
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the classifier exited ({proc.returncode}) before {what}")
+            args = proc.args
+            config = args[-1] if isinstance(args, list) else ""
+            log = Path(str(config)).parent / "log.txt"  # see `classifier`
+            tail = log.read_text()[-3000:] if log.exists() else "(no log)"
+            raise AssertionError(
+                f"the classifier exited ({proc.returncode}) before {what}; its log ends:\n{tail}"
+            )
 
     return pipeline.wait_until(predicate, timeout, what, alive)
 

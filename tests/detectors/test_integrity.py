@@ -83,3 +83,12 @@ def test_silence_of_an_agent_whose_controllers_were_down_is_not_a_finding() -> N
     watch = AgentWatch(silence_after_s=30, grace_s=5)
     watch.saw_heartbeat(beat(at(0), up=0))
     assert watch.findings(now=at(100), caught_up=True) == []
+
+
+def test_a_gap_is_found_whichever_partition_is_read_first() -> None:
+    """seq 14 read before 10 and 11 (another partition): 12-13 are still missing."""
+    watch = watch_with_seqs(14, 10, 11)
+    watch.saw_heartbeat(beat(at(1), last_seq=14))
+    assert watch.findings(now=at(3), caught_up=True) == []  # the baseline is set; grace runs
+    (found,) = watch.findings(now=at(20), caught_up=True)
+    assert found.event.event_id == "seqgap:edge-01:12-13"

@@ -4,7 +4,11 @@ migrates forward keeping what it holds."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +80,37 @@ def test_the_cursor_refuses_a_database_before_schema_2(
     migrate_to_schema_1(target, schema, monkeypatch, ad_hoc_cursor=False)
     with pytest.raises(StoreUnavailable, match="schema version 1; the containment cursor needs 2"):
         TrailCursor.open(target, "otwatch.containment", schema=schema)
+
+
+OPEN_AND_MIGRATE = """
+import sys, time
+from detectors.records import open_store
+start = float(sys.argv[2])
+while time.time() < start:  # every process opens the new file at the same moment
+    pass
+with open_store(sys.argv[1]) as store:
+    store.migrate()
+"""
+
+
+def test_processes_started_together_on_a_new_sqlite_file_all_open_it(tmp_path: Path) -> None:
+    """Two classifiers (or a classifier and the records UI) started together on a fresh
+    database: switching it to WAL made all but one fail with "database is locked"."""
+    for attempt in range(3):
+        target = tmp_path / f"records-{attempt}.db"
+        start = time.time() + 2.0  # after every interpreter has imported
+        procs = [
+            subprocess.Popen([sys.executable, "-c", OPEN_AND_MIGRATE, str(target), str(start)],
+                             stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
+        try:
+            errors = [p.communicate(timeout=60)[1] for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait(timeout=5)
+        assert [p.returncode for p in procs] == [0, 0, 0], errors
+        with open_store(str(target)) as store:
+            assert store.schema_version() == CURSOR_SCHEMA_VERSION
