@@ -25,8 +25,10 @@ from agent.watcher import AgentIdentity, ControllerWatcher
 CONFIG = Path(__file__).parents[2] / "config" / "agent.yaml"
 pytestmark = pytest.mark.asyncio
 
-#: 30 ms to settle: two looks of 10 ms sampling + 5 ms publishing.
-FAST = {"publishing_interval_ms": 5.0, "sampling_interval_ms": 10.0}
+#: 0.4 s to settle: two looks of 100 ms sampling + 100 ms publishing. Long next to the
+#: microseconds between two calls here, even on a loaded machine; short enough to wait out.
+FAST = {"publishing_interval_ms": 100.0, "sampling_interval_ms": 100.0}
+PAST_SETTLE_S = 0.6
 
 
 def now() -> datetime:
@@ -41,7 +43,7 @@ async def oven_watcher(tmp_path: Path) -> tuple[ControllerWatcher, list[SuspectC
     oven = config.controller("oven-01")
     assert isinstance(oven, OpcuaControllerConfig) and oven.mode == "subscribe"
     oven = oven.model_copy(update=FAST)
-    assert oven.look_interval_s == pytest.approx(0.015)
+    assert oven.look_interval_s == pytest.approx(0.2)
     seen: list[SuspectChange] = []
 
     async def sink(events: list[SuspectChange], moved: Mapping[str, Reading]) -> None:
@@ -70,7 +72,7 @@ async def test_a_tick_between_two_batches_does_not_report_half_a_recipe(tmp_path
     await watcher.on_event(partial(lot_id="L-9"))  # a batch without the recipe's members
     assert [e for e in seen if e.tag.name == "active_recipe"] == []
     await watcher.on_event(partial(recipe_version=3))
-    await asyncio.sleep(0.1)  # past the settle time: both members are in
+    await asyncio.sleep(PAST_SETTLE_S)  # past the settle time: both members are in
     await watcher.tick(now())
     recipes = [e for e in seen if e.tag.name == "active_recipe"]
     assert len(recipes) == 1, recipes
@@ -82,7 +84,7 @@ async def test_a_tick_between_two_batches_does_not_report_half_a_recipe(tmp_path
 async def test_a_settled_recipe_is_reported_once(tmp_path: Path) -> None:
     watcher, seen = await oven_watcher(tmp_path)
     await watcher.on_event(partial(recipe_id="R-300", recipe_version=1))
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(PAST_SETTLE_S)
     await watcher.tick(now())
     await watcher.tick(now())
     await watcher.on_event(partial(lot_id="L-10"))
