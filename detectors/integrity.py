@@ -126,10 +126,16 @@ def _sent(beat: Heartbeat) -> datetime:
     return beat.sent_at
 
 
+#: Seqs kept per agent before the reader first catches up; then the baseline is set early.
+MAX_UNJUDGED = 100_000
+
+
 def _add_seq(seen: _AgentSeen, seq: int, now: datetime) -> None:
     if seen.contiguous is None:
         seen.above.add(seq)  # judged once the reader has caught up (`_set_baseline`)
         seen.missing_since = seen.missing_since or now
+        if len(seen.above) >= MAX_UNJUDGED:  # a long history read from the earliest offset
+            _set_baseline(seen)
         return
     if seq <= seen.contiguous or seq in seen.above:
         return  # a resend, or from before the baseline

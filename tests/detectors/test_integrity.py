@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from agent.heartbeat import Heartbeat
+from detectors import integrity
 from detectors.classification import ClassKind
 from detectors.correlate import IntegrityKind
 from detectors.criteria import classify, load_criteria
@@ -92,3 +95,15 @@ def test_a_gap_is_found_whichever_partition_is_read_first() -> None:
     assert watch.findings(now=at(3), caught_up=True) == []  # the baseline is set; grace runs
     (found,) = watch.findings(now=at(20), caught_up=True)
     assert found.event.event_id == "seqgap:edge-01:12-13"
+
+
+def test_a_long_history_before_the_first_catch_up_is_judged_in_bounded_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(integrity, "MAX_UNJUDGED", 10)
+    watch = watch_with_seqs(*range(1, 10), 12, *range(13, 30))
+    held = watch._agents["edge-01"].above  # what waits to be judged: seqs 12..29 only
+    assert held == set(range(12, 30))
+    watch.saw_heartbeat(beat(at(1), last_seq=29))
+    (found,) = watch.findings(now=at(20), caught_up=True)
+    assert found.event.event_id == "seqgap:edge-01:10-11"
