@@ -16,3 +16,9 @@ def cancel_requested() -> bool:
     """True once the running task has been asked to cancel, even if the error never reached it."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def raise_if_cancel_swallowed() -> None:
+    """At the top of a ``while True`` loop: end it with the cancel a library swallowed."""
+    if cancel_requested():
+        raise asyncio.CancelledError

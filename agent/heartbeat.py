@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.cancel import raise_if_cancel_swallowed
 from agent.kafka_settings import KafkaSettings
 from agent.publisher import (
     TRANSIENT,
@@ -114,6 +115,7 @@ class HeartbeatSender:
 
     async def _run(self) -> None:
         while True:
+            raise_if_cancel_swallowed()
             try:
                 await self.send_one()
                 self._outage.success()

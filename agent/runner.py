@@ -7,7 +7,6 @@ agent if a task dies, cancelled and awaited (bounded) on stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -20,6 +19,7 @@ from prometheus_client import start_http_server
 from agent import __version__
 from agent.approvals import ApprovalBook, MatchPolicy
 from agent.baseline import BaselineStore, encode_reading
+from agent.cancel import raise_if_cancel_swallowed
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.events import SuspectChange
 from agent.gc_tuning import tune_for_throughput
@@ -157,6 +157,7 @@ class Agent:
         ready = self.config.agent.state_dir / READY_FILE
         ready.unlink(missing_ok=True)
         while True:
+            raise_if_cancel_swallowed()
             await asyncio.sleep(0.5)
             self.approvals.refresh()
             now = datetime.now(UTC)
@@ -182,8 +183,12 @@ class Agent:
     async def _shutdown(self) -> None:
         for task in self._tasks:
             task.cancel()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 5.0)
+        # Bounded: `wait_for` would wait on after its timeout for a task that ignores the cancel
+        # (a library can swallow it), and the agent would not stop.
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=5.0)
+            for task in stuck:
+                log.warning("agent task %s did not stop within 5 s; left behind", task.get_name())
         await self.heartbeat.stop()
         await self.publisher.stop()
         self._save_baseline()

@@ -16,6 +16,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from agent import metrics
+from agent.cancel import raise_if_cancel_swallowed
 from agent.config import ModbusControllerConfig
 from agent.errors import ControllerUnreachable
 from agent.events import TagValue
@@ -64,6 +65,7 @@ class ModbusSource:
     async def run(self, emit: Emit) -> None:
         next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
         while True:
+            raise_if_cancel_swallowed()
             client = AsyncModbusTcpClient(
                 self.config.host,
                 port=self.config.port,
@@ -95,6 +97,7 @@ class ModbusSource:
         read_seconds = metrics.READ_SECONDS.labels(self.controller_id)
         deadline = time.monotonic()
         while True:
+            raise_if_cancel_swallowed()
             started = time.monotonic()
             values, complete = await self.scan(client)
             read_seconds.observe(time.monotonic() - started)

@@ -22,6 +22,7 @@ import logging
 import time
 
 from agent import metrics
+from agent.cancel import raise_if_cancel_swallowed
 from agent.sources.base import (
     Connected,
     Disconnected,
@@ -73,6 +74,7 @@ class OpcuaSource:
     async def run(self, emit: Emit) -> None:
         next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
         while True:
+            raise_if_cancel_swallowed()
             session: OpcuaSession | None = None
             try:
                 session = await open_session(self.config)
@@ -115,6 +117,7 @@ class OpcuaPollingSource(OpcuaSource):
     async def watch(self, session: OpcuaSession, emit: Emit) -> None:
         interval = self.config.poll_interval_s
         while True:
+            raise_if_cancel_swallowed()
             started = time.monotonic()
             await self.scan(session, emit)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -39,6 +39,7 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError
 
 from agent import metrics
+from agent.cancel import raise_if_cancel_swallowed
 from agent.errors import ControllerUnreachable
 from agent.sources.base import Emit, Reading, Readings, utcnow
 from agent.sources.opcua_audit import ActorMatcher, Attributed, AuditedWrite, Change
@@ -166,6 +167,7 @@ class SessionSubscription:
     async def _pump(self, sub: Subscription, matcher: ActorMatcher) -> None:
         try:
             while True:
+                raise_if_cancel_swallowed()
                 await self._step(sub, matcher)
         except ControllerUnreachable:
             await self._emit(matcher.due(math.inf))  # held changes are real: report them

@@ -8,12 +8,16 @@ and the process did not end. ``swallowing_read`` behaves as that ``getmany`` doe
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 
 import pytest
 
 from agent.cancel import cancel_requested
+from simulators.runtime import SimulatedPlant
+from tests.agent.test_agent_detects import config_for, running
 
-pytestmark = pytest.mark.asyncio
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 async def swallowing_read() -> list[bytes]:
@@ -59,3 +63,22 @@ async def test_a_loop_on_cancel_requested_ends_and_reports_cancelled() -> None:
     assert task.done() and task.cancelled()
     assert rounds >= 1
 
+
+
+async def test_the_agent_stops_even_if_a_task_ignores_the_cancel(
+    plant: SimulatedPlant, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task that never ends on cancel is left behind after 5 s; the stop still completes
+    (it used to wait on for ever inside `wait_for`)."""
+    released = asyncio.Event()
+
+    async def deaf() -> None:
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    async with running(config_for(plant, tmp_path)) as agent:
+        agent._own(deaf(), "deaf")
+    released.set()
+    assert "agent task deaf did not stop within 5 s" in caplog.text
+    assert not (tmp_path / "ready").exists()
