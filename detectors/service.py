@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
-from agent.cancel import cancel_requested
+from agent.cancel import raise_if_cancel_swallowed
 from agent.events import SuspectChange
 from agent.gc_tuning import tune_for_throughput
 from agent.publisher import demote_kafka_client_logs, ensure_topics
@@ -160,12 +160,12 @@ class Classifier:
         await _start_with_retry(consumer.start, "consumer", self._stop)
         consumer.subscribe([settings.topics.suspect], listener=_Rebalance(self))
         try:
-            while not cancel_requested():
+            while True:
+                raise_if_cancel_swallowed()
                 batches = await consumer.getmany(
                     timeout_ms=500, max_records=settings.classifier.batch_size
                 )
                 await self._classify_batch(consumer, producer, batches)
-            raise asyncio.CancelledError  # aiokafka swallowed it (`agent.cancel`)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._commit_last(consumer), 10)
@@ -317,7 +317,8 @@ class Classifier:
         watch.subscribe([topics.suspect, topics.authorized, topics.heartbeat])
         last_check: datetime | None = None
         try:
-            while not cancel_requested():
+            while True:
+                raise_if_cancel_swallowed()
                 batches = await watch.getmany(timeout_ms=250, max_records=5_000)
                 now = self.clock()
                 for tp, messages in batches.items():
@@ -329,7 +330,6 @@ class Classifier:
                     caught_up = await _caught_up(watch)
                     self._set_watching(caught_up)
                     await self._integrity(producer, now, caught_up)
-            raise asyncio.CancelledError  # aiokafka swallowed it (`agent.cancel`)
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(watch.stop(), 10)

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 
 from agent.approvals import metrics
 from agent.approvals.book import ApprovalBook
-from agent.cancel import cancel_requested
+from agent.cancel import raise_if_cancel_swallowed
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ class ApprovalTopicSource:
         self._failing = False
         metrics.TOPIC_UP.set(1)
         log.info("reading approvals topic %s (%d partitions)", self._topic, len(partitions))
-        while not cancel_requested():
+        while True:
+            raise_if_cancel_swallowed()
             batches = await consumer.getmany(timeout_ms=self._poll_ms)
             for records in batches.values():
                 for rec in records:
@@ -165,7 +166,6 @@ class ApprovalTopicSource:
             if not self._loaded.is_set() and await self._caught_up(consumer, ends):
                 log.info("approvals topic %s read to its end", self._topic)
                 self._loaded.set()
-        raise asyncio.CancelledError  # aiokafka swallowed it (`agent.cancel`)
 
     async def _caught_up(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
         for tp, end in ends.items():
