@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from agent import __version__
 from agent.config import AgentConfig, ModbusControllerConfig, load_agent_config
 from agent.errors import ConfigError, OtwatchAgentError
-from agent.sources.modbus_plan import plan_reads
+from agent.sources.modbus.plan import plan_reads
 
 EPILOG = """examples:
   otwatch-agent check --config config/agent.yaml     validate, print the compiled read plan

@@ -7,13 +7,17 @@ Loading never connects to anything. Every error names the file, the key and the 
 
 Relative paths in the file (state directory, approvals files) are resolved against the
 directory that holds the config file, so a config can be moved together with its files.
+
+Each protocol's controller and tag settings live with its source
+(`agent.sources.modbus.config`, `agent.sources.opcua.config`); `AgentConfig` composes them
+into one list of controllers, told apart by ``protocol``, and re-exports them here.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -21,7 +25,12 @@ from pydantic import Field, ValidationError, model_validator
 from agent.config_base import ContextRole, ControllerBase, RecipeGroup, TagBase, _Strict
 from agent.errors import ConfigError
 from agent.kafka_settings import KafkaSettings, TopicNames
-from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
+from agent.sources.modbus.config import (
+    ModbusControllerConfig,
+    ModbusTag,
+    check_register_overlaps,
+)
+from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
 
 __all__ = [
     "AgentConfig",
@@ -36,72 +45,6 @@ __all__ = [
     "TagBase",
     "load_agent_config",
 ]
-
-RegisterTable = Literal["holding", "input", "coil", "discrete"]
-ModbusDataType = Literal[
-    "int16", "uint16", "int32", "uint32", "float32", "float64", "string", "bool", "bit"
-]
-
-#: Registers each data type occupies (strings use `length`).
-REGISTER_COUNT: dict[str, int] = {
-    "int16": 1,
-    "uint16": 1,
-    "int32": 2,
-    "uint32": 2,
-    "float32": 2,
-    "float64": 4,
-    "bit": 1,
-}
-
-
-class ModbusTag(TagBase):
-    table: RegisterTable = "holding"
-    address: int = Field(ge=0, le=65535)
-    data_type: ModbusDataType = "uint16"
-    word_order: Literal["big", "little"] = "big"
-    byte_order: Literal["big", "little"] = "big"
-    scale: float = 1.0
-    offset: float = 0.0
-    #: Registers a string occupies (two characters each).
-    length: int | None = Field(default=None, ge=1, le=125)
-    #: Bit number for data_type `bit` (a bit inside a holding or input register).
-    bit: int | None = Field(default=None, ge=0, le=15)
-
-    @model_validator(mode="after")
-    def _shape(self) -> ModbusTag:
-        bit_tables = ("coil", "discrete")
-        if self.table in bit_tables and self.data_type != "bool":
-            raise ValueError(f"table {self.table} holds single bits: set data_type: bool")
-        if self.table not in bit_tables and self.data_type == "bool":
-            raise ValueError("data_type bool is for coils and discrete inputs; use bit + bit: N")
-        if self.data_type == "string" and self.length is None:
-            raise ValueError("data_type string needs `length` (registers, two characters each)")
-        if self.data_type == "bit" and self.bit is None:
-            raise ValueError("data_type bit needs `bit` (0-15)")
-        return self
-
-    @property
-    def register_count(self) -> int:
-        if self.data_type == "string":
-            return self.length or 1
-        return REGISTER_COUNT.get(self.data_type, 1)
-
-
-class ModbusControllerConfig(ControllerBase):
-    protocol: Literal["modbus"]
-    host: str = "127.0.0.1"
-    port: int = Field(default=502, ge=1, le=65535)
-    device_id: int = Field(default=1, ge=0, le=255)
-    #: Pause between two requests to one controller, so the agent never floods a PLC.
-    pacing_ms: float = Field(default=0.0, ge=0.0)
-    #: Largest gap of unused registers a read request spans instead of splitting in two.
-    max_gap: int = Field(default=16, ge=0, le=124)
-    tags: list[ModbusTag] = Field(min_length=1)
-
-    @property
-    def endpoint(self) -> str:
-        return f"modbus://{self.host}:{self.port}/{self.device_id}"
-
 
 ControllerConfig = Annotated[
     ModbusControllerConfig | OpcuaControllerConfig, Field(discriminator="protocol")
@@ -149,7 +92,7 @@ class AgentConfig(_Strict):
             _no_duplicates([t.name for t in ctl.tags], f"controllers[{i}].tags", "tag name")
             _recipes_name_known_tags(ctl, i)
             if isinstance(ctl, ModbusControllerConfig):
-                _no_overlaps(ctl, i)
+                check_register_overlaps(ctl, i)
         return self
 
     def controller(self, controller_id: str) -> ModbusControllerConfig | OpcuaControllerConfig:
@@ -185,21 +128,6 @@ def _recipes_name_known_tags(
                     f"{claimed[member]!r}; a tag belongs to one recipe"
                 )
             claimed[member] = recipe.name
-
-
-def _no_overlaps(ctl: ModbusControllerConfig, index: int) -> None:
-    """Two tags on the same registers are a copy-paste error, except bits of one register."""
-    taken: dict[tuple[str, int], str] = {}
-    for tag in ctl.tags:
-        for reg in range(tag.address, tag.address + tag.register_count):
-            slot = (tag.table, reg) if tag.data_type != "bit" else (f"bit{tag.bit}", reg)
-            other = taken.get(slot)
-            if other is not None:
-                raise ValueError(
-                    f"controllers[{index}] ({ctl.id}): tags {other!r} and {tag.name!r} both use "
-                    f"{tag.table} register {reg}; fix the address of one of them"
-                )
-            taken[slot] = tag.name
 
 
 def load_agent_config(path: Path | str) -> AgentConfig:

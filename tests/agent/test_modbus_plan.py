@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.config import ModbusTag
-from agent.sources.modbus_plan import ReadRequest, decode, decode_request, plan_reads
+from agent.sources.modbus.plan import ReadRequest, decode, decode_request, plan_reads
 
 
 def tag(name: str, address: int, data_type: str = "uint16", **kw: object) -> ModbusTag:

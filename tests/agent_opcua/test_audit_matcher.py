@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agent.sources.base import Reading
-from agent.sources.opcua_audit import ActorMatcher, AuditedWrite, Change
-from agent.sources.opcua_subscribe import batches
+from agent.sources.opcua.audit import ActorMatcher, AuditedWrite, Change
+from agent.sources.opcua.subscribe import batches
 
 NODE = "ns=2;s=Oven.Zone1.TemperatureSP"
 

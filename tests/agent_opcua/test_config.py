@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from agent.config import OpcuaControllerConfig
 from agent.errors import ConfigError
 from agent.sources.opcua import OpcuaPollingSource, OpcuaSource, OpcuaSubscriptionSource
-from agent.sources.opcua_config import OpcuaAuth
-from agent.sources.opcua_security import read_password
+from agent.sources.opcua.config import OpcuaAuth
+from agent.sources.opcua.security import read_password
 
 TAG = {"name": "t", "kind": "setpoint", "node": "nsu=urn:x;s=T"}
 

@@ -29,8 +29,8 @@ from cryptography import x509
 from agent.config import OpcuaControllerConfig
 from agent.sources.base import Connected, Readings
 from agent.sources.opcua import OpcuaSource
-from agent.sources.opcua_security import ServerNotTrusted
-from agent.sources.opcua_session import (
+from agent.sources.opcua.security import ServerNotTrusted
+from agent.sources.opcua.session import (
     OpcuaSession,
     close_quietly,
     describe,
@@ -226,11 +226,12 @@ async def test_policy_none_with_username_from_the_environment(
 async def test_an_untrusted_server_is_logged_once_per_outage(
     secure: SecureServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="agent.sources.opcua")
+    caplog.set_level(logging.DEBUG, logger="agent.sources.opcua.source")
     cfg = config(secure, security=signed(trust=["other-server.der"]))
 
     def ours(level: int) -> list[logging.LogRecord]:
-        return [r for r in caplog.records if r.name == "agent.sources.opcua" and r.levelno == level]
+        return [r for r in caplog.records
+                if r.name == "agent.sources.opcua.source" and r.levelno == level]
 
     async with Recorder(OpcuaSource(cfg)) as rec:
         for _ in range(150):  # until the second failed attempt; bounded: 15 s

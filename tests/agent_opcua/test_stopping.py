@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 from asyncua.common.subscription import Subscription
 
-from agent.sources.opcua_subscribe import next_event
+from agent.sources.opcua.subscribe import next_event
 
 
 class Stream:

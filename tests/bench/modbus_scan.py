@@ -25,7 +25,7 @@ from pathlib import Path
 from pymodbus.client import AsyncModbusTcpClient
 
 from agent.sources.modbus import ModbusSource
-from agent.sources.modbus_plan import MAX_REGISTERS
+from agent.sources.modbus.plan import MAX_REGISTERS
 from simulators.plant import ModbusController
 from simulators.scale import scale_plant
 from tests.bench._common import (

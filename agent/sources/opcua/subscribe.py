@@ -3,7 +3,7 @@
 One subscription per session carries a monitored item per tag (sampling interval per
 controller or per tag, an absolute deadband where the tag sets one) and, where the server
 offers them, ``AuditWriteUpdateEventType`` events from the Server object, which name the
-user who wrote a node (see `agent.sources.opcua_audit`). The iterator's queue is sized to
+user who wrote a node (see `agent.sources.opcua.audit`). The iterator's queue is sized to
 the item count; if it still overflows, the session is dropped (asyncua's DISCONNECT policy)
 so that the next session's full read resynchronises instead of silently losing changes.
 
@@ -42,9 +42,9 @@ from agent import metrics
 from agent.cancel import raise_if_cancel_swallowed
 from agent.errors import ControllerUnreachable
 from agent.sources.base import Emit, Reading, Readings, utcnow
-from agent.sources.opcua_audit import ActorMatcher, Attributed, AuditedWrite, Change
-from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
-from agent.sources.opcua_session import OpcuaSession, plain_value
+from agent.sources.opcua.audit import ActorMatcher, Attributed, AuditedWrite, Change
+from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
+from agent.sources.opcua.session import OpcuaSession, plain_value
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from pymodbus.exceptions import ModbusException
 
 from agent import metrics
 from agent.cancel import raise_if_cancel_swallowed
-from agent.config import ModbusControllerConfig
 from agent.errors import ControllerUnreachable
 from agent.events import TagValue
 from agent.sources.base import (
@@ -30,7 +29,8 @@ from agent.sources.base import (
     backoff_delays,
     utcnow,
 )
-from agent.sources.modbus_plan import RawValues, ReadRequest, compile_request, plan_reads
+from agent.sources.modbus.config import ModbusControllerConfig
+from agent.sources.modbus.plan import RawValues, ReadRequest, compile_request, plan_reads
 
 log = logging.getLogger(__name__)
 

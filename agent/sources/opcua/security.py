@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.errors import ConfigError, ControllerUnreachable
-from agent.sources.opcua_config import OpcuaAuth, OpcuaSecurity
+from agent.sources.opcua.config import OpcuaAuth, OpcuaSecurity
 
 _CERT_SUFFIXES = (".der", ".pem", ".crt", ".cer")
 

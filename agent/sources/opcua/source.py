@@ -1,6 +1,6 @@
 """OPC UA sources: subscribing (the default) and polling, two implementations of one contract.
 
-Both share the session code (`agent.sources.opcua_session`): connect securely where
+Both share the session code (`agent.sources.opcua.session`): connect securely where
 configured, resolve ``nsu=`` node addresses on every new session, and report the server's
 start time with `Connected`, so the agent can tell a server restart from a network blip.
 On every new session the subscribing source subscribes, reads every tag once (a complete
@@ -33,8 +33,8 @@ from agent.sources.base import (
     backoff_delays,
     utcnow,
 )
-from agent.sources.opcua_config import OpcuaControllerConfig
-from agent.sources.opcua_session import (
+from agent.sources.opcua.config import OpcuaControllerConfig
+from agent.sources.opcua.session import (
     CONNECTION_ERRORS,
     OpcuaSession,
     close_quietly,
@@ -44,7 +44,7 @@ from agent.sources.opcua_session import (
     read_all,
     resolve_node_id,
 )
-from agent.sources.opcua_subscribe import SessionSubscription
+from agent.sources.opcua.subscribe import SessionSubscription
 
 __all__ = [
     "OpcuaPollingSource",

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from agent.config import ModbusTag
 from agent.events import TagValue
+from agent.sources.modbus.config import ModbusTag
 
 MAX_REGISTERS = 125
 MAX_BITS = 2000

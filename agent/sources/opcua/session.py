@@ -29,8 +29,8 @@ from agent import metrics
 from agent.errors import ControllerUnreachable, TagConfigError
 from agent.events import TagValue
 from agent.sources.base import Reading, utcnow
-from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
-from agent.sources.opcua_security import apply_security, apply_user
+from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
+from agent.sources.opcua.security import apply_security, apply_user
 
 log = logging.getLogger(__name__)
 
