@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from agent import __version__
 from agent.config import AgentConfig, ModbusControllerConfig, load_agent_config
 from agent.errors import ConfigError, OtwatchAgentError
-from agent.sources.modbus.plan import plan_reads
+from agent.sources import modbus, opcua
 
 EPILOG = """examples:
   otwatch-agent check --config config/agent.yaml     validate, print the compiled read plan
@@ -101,16 +101,11 @@ def check(config: AgentConfig) -> int:
             f"- {ctl.id} ({ctl.protocol}, {ctl.endpoint}): {len(ctl.tags)} tags, {watched} watched"
         )
         if isinstance(ctl, ModbusControllerConfig):
-            for req in plan_reads(ctl.tags, max_gap=ctl.max_gap):
-                names = ", ".join(t.name for t in req.tags)
-                end = req.start + req.count - 1
-                print(f"    read {req.table} {req.start}..{end} ({req.count}): {names}")
+            reads = modbus.describe_plan(ctl)
         else:
-            chunks = -(-len(ctl.tags) // ctl.max_nodes_per_read)
-            how = (
-                "subscribed" if ctl.mode == "subscribe" else f"polled every {ctl.poll_interval_s} s"
-            )
-            print(f"    {len(ctl.tags)} nodes, {how}; reads in {chunks} request(s)")
+            reads = opcua.describe_plan(ctl)
+        for line in reads:
+            print(f"    {line}")
     print(f"approvals: {', '.join(str(p) for p in config.approvals.files) or 'none'}")
     print(f"kafka: {config.kafka.bootstrap_servers}; state: {config.agent.state_dir}")
     return 0

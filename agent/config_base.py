@@ -26,6 +26,12 @@ class TagBase(_Strict):
     #: Analogue noise below this absolute difference is not a change.
     deadband: float = Field(default=0.0, ge=0.0)
 
+    @property
+    def event_address(self) -> str:
+        """Where the tag lives, as ``SuspectChange.tag.address`` names it (each protocol's tag
+        says it in its own words; a tag of no protocol has only its name)."""
+        return self.name
+
     @model_validator(mode="after")
     def _has_role(self) -> TagBase:
         if self.kind is None and self.context is None:

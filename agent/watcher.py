@@ -19,7 +19,7 @@ from typing import Any
 from agent import metrics
 from agent.approvals import ApprovalBook
 from agent.baseline import ControllerBaseline
-from agent.config import ModbusControllerConfig, ModbusTag, OpcuaControllerConfig, OpcuaTag, TagBase
+from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
 from agent.detect import Change, detect_changes, next_baseline
 from agent.events import (
     ChangeKind,
@@ -293,12 +293,8 @@ class ControllerWatcher:
 def _tag_ref(tag: TagBase) -> TagRef:
     if isinstance(tag, RecipeTag):
         address = "recipe(" + ", ".join(tag.members) + ")"
-    elif isinstance(tag, OpcuaTag):
-        address = tag.node
-    elif isinstance(tag, ModbusTag):
-        address = f"{tag.table}:{tag.address}"
     else:
-        address = tag.name
+        address = tag.event_address
     assert tag.kind is not None
     return TagRef(
         name=tag.name,

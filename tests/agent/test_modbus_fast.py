@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import ModbusControllerConfig, ModbusTag
+from agent.sources.modbus.decode import _decode_slowly, compile_request
+from agent.sources.modbus.plan import plan_reads
 from agent.sources.modbus.source import ModbusSource, _next_deadline, _same
-from agent.sources.modbus.plan import _decode_slowly, compile_request, plan_reads
 
 _WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agent.config import ModbusTag
-from agent.sources.modbus.plan import ReadRequest, decode, decode_request, plan_reads
+from agent.sources.modbus.decode import decode, decode_request
+from agent.sources.modbus.plan import ReadRequest, plan_reads
 
 
 def tag(name: str, address: int, data_type: str = "uint16", **kw: object) -> ModbusTag:

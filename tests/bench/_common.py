@@ -239,7 +239,7 @@ def start_scale_sim(
 
 def modbus_agent_config(ctrl: Any, port: int, **extra: Any) -> Any:
     """The agent's config for one simulated Modbus controller (plant tag -> agent tag)."""
-    from agent.config import ModbusControllerConfig
+    from agent.sources.modbus import ModbusControllerConfig
 
     tags = [
         {

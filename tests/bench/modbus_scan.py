@@ -5,8 +5,8 @@ about 1,500 holding registers each) from `simulators.scale`, served by `otwatch-
 process of its own. Measured in this process, one connection per controller, all controllers
 concurrently, back to back for the duration:
 
-* agent: `ModbusSource.scan(client)` with its compiled read plan (requests, decoding into tag
-  values), scans back to back, no pacing;
+* agent: `ModbusSource.scan()` with its compiled read plan (requests through its transport,
+  decoding into tag values), scans back to back, no pacing;
 * bare: `client.read_holding_registers(start, count=125)` over the same register range, no
   decoding.
 
@@ -48,11 +48,11 @@ async def _connect(port: int) -> AsyncModbusTcpClient:
     return client
 
 
-async def _agent_loop(source: ModbusSource, client: AsyncModbusTcpClient, until: float) -> int:
+async def _agent_loop(source: ModbusSource, until: float) -> int:
     registers = sum(r.count for r in source.plan)
     done = 0
     while time.perf_counter() < until:
-        _, complete = await source.scan(client)
+        _, complete = await source.scan()
         if not complete:
             raise RuntimeError(f"{source.controller_id}: incomplete scan")
         done += registers
@@ -78,7 +78,7 @@ async def _round(kind: str, sources: list[ModbusSource], clients: list[AsyncModb
     until = start + seconds
     pairs = list(zip(sources, clients, strict=True))
     if kind == "agent":
-        counts = await asyncio.gather(*(_agent_loop(s, c, until) for s, c in pairs))
+        counts = await asyncio.gather(*(_agent_loop(s, until) for s, _ in pairs))
     else:
         counts = await asyncio.gather(
             *(_bare_loop(c, sum(r.count for r in s.plan), until) for s, c in pairs)
@@ -93,8 +93,9 @@ async def measure(ports: dict[str, int], round_s: float, rounds: int) -> list[Re
     sources = [ModbusSource(modbus_agent_config(c, ports[c.id])) for c in ctrls]
     clients = [await _connect(ports[c.id]) for c in ctrls]
     try:
-        for s, c in zip(sources, clients, strict=True):  # warm up: one scan each; checks the plan
-            await s.scan(c)
+        for s in sources:  # warm up: one scan each; checks the plan
+            await s.transport.connect()
+            await s.scan()
         agent: list[tuple[float, float]] = []
         bare: list[tuple[float, float]] = []
         for _ in range(rounds):
@@ -103,6 +104,8 @@ async def measure(ports: dict[str, int], round_s: float, rounds: int) -> list[Re
     finally:
         for c in clients:
             c.close()
+        for s in sources:
+            s.transport.close()
     a_rate = sum(r for r, _ in agent) / rounds
     b_rate = sum(r for r, _ in bare) / rounds
     a_cpu = sum(c for _, c in agent) / rounds

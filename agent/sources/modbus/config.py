@@ -73,6 +73,11 @@ class ModbusTag(TagBase):
         return self
 
     @property
+    def event_address(self) -> str:
+        """``<table>:<address>``, e.g. ``holding:40``."""
+        return f"{self.table}:{self.address}"
+
+    @property
     def register_count(self) -> int:
         if self.data_type == "string":
             return self.length or 1

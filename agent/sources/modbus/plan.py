@@ -1,20 +1,21 @@
-"""Modbus read plans: which requests read a controller's tags, and how registers become values.
+"""Modbus read plans: which requests read a controller's tags (pure, built once at start-up).
 
-Both are pure functions, compiled once at start-up and tested table-driven. A plan
-coalesces nearby addresses of one table into one request of at most 125 registers
+A plan coalesces nearby addresses of one table into one request of at most 125 registers
 (2,000 bits), bridging gaps of up to ``max_gap`` unused registers where one request is
-cheaper than two round trips.
+cheaper than two round trips. How an answer becomes tag values is the business of
+`agent.sources.modbus.decode`. `describe_plan` is the plan as ``otwatch-agent check`` prints
+it, for the sample config's press-01::
+
+    read holding 0..13 (14): temperature_sp, pressure_sp, recipe_no, lot_counter, speed_sp, ...
+    read coil 0..1 (2): auto_mode, maintenance_mode
 """
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
-from agent.events import TagValue
-from agent.sources.modbus.config import ModbusTag
+from agent.sources.modbus.config import ModbusControllerConfig, ModbusTag
 
 MAX_REGISTERS = 125
 MAX_BITS = 2000
@@ -66,128 +67,12 @@ def _plan_table(table: str, tags: list[ModbusTag], max_gap: int) -> list[ReadReq
     return out
 
 
-_STRUCT = {
-    "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I",
-    "float32": ">f", "float64": ">d",
-}
-
-
-def decode(tag: ModbusTag, words: Sequence[int]) -> float | int | str | bool:
-    """Turn a tag's raw registers into its engineering value (word/byte order, scale, offset).
-
-    The reference decoding: `compile_request` gives the same values faster, and falls back
-    to this for the rare shapes (strings, bits, swapped bytes, overlapping tags).
-    """
-    if tag.data_type == "bit":
-        return bool((words[0] >> (tag.bit or 0)) & 1)
-    ordered = list(words) if tag.word_order == "big" else list(reversed(words))
-    raw = b"".join(w.to_bytes(2, "big") for w in ordered)
-    if tag.byte_order == "little":
-        raw = b"".join(raw[i + 1 : i + 2] + raw[i : i + 1] for i in range(0, len(raw), 2))
-    if tag.data_type == "string":
-        return raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
-    (value,) = struct.unpack(_STRUCT[tag.data_type], raw)
-    if tag.scale == 1.0 and tag.offset == 0.0:
-        return value  # type: ignore[no-any-return]
-    return float(value) * tag.scale + tag.offset
-
-
-def decode_request(request: ReadRequest, values: RawValues) -> dict[str, object]:
-    """Split one response into tag values; `values` are registers or bits from `request.start`."""
-    return dict(compile_request(request)(values))
-
-
-#: A compiled request: the response's registers (or bits) in, ``{tag name: value}`` out.
-RequestDecoder = Callable[[RawValues], dict[str, TagValue]]
-
-
-def compile_request(request: ReadRequest) -> RequestDecoder:
-    """Compile `request` once into its decoder, so a scan does no per-tag planning."""
-    if request.is_bits:
-        return _BitDecoder(request)
-    return _RegisterDecoder(request)
-
-
-def _decode_slowly(request: ReadRequest, values: RawValues) -> dict[str, TagValue]:
-    """Tag by tag with `decode`: the reference the compiled decoders must agree with."""
-    out: dict[str, TagValue] = {}
-    for tag in request.tags:
-        at = tag.address - request.start
-        if request.is_bits:
-            out[tag.name] = bool(values[at])
-        else:
-            out[tag.name] = decode(tag, [int(v) for v in values[at : at + tag.register_count]])
-    return out
-
-
-class _BitDecoder:
-    """Coils and discrete inputs: one bit per tag."""
-
-    __slots__ = ("_at", "_request")
-
-    def __init__(self, request: ReadRequest) -> None:
-        self._request = request
-        self._at = [(tag.name, tag.address - request.start) for tag in request.tags]
-
-    def __call__(self, values: RawValues) -> dict[str, TagValue]:
-        if len(values) < self._request.count:  # a short answer: fail exactly as the reference
-            return _decode_slowly(self._request, values)
-        return {name: bool(values[at]) for name, at in self._at}
-
-
-def _packable(tag: ModbusTag) -> bool:
-    """Tags that one big-endian `struct` format for the whole block can decode."""
-    return tag.data_type in _STRUCT and tag.byte_order == "big"
-
-
-class _RegisterDecoder:
-    """Registers: one `struct` unpack decodes every plain numeric tag of the block at once.
-
-    The block's registers are packed to bytes (word-swapped tags get their registers
-    reversed on the way, by one `itemgetter`) and unpacked with a format that has a field
-    per tag and pad bytes for the gaps. Scale and offset apply only to tags that have them.
-    Strings, bits, byte-swapped and overlapping tags are decoded one by one with `decode`.
-    """
-
-    __slots__ = (
-        "_layout", "_names", "_order", "_ordered", "_others", "_pack", "_request", "_scaled",
-    )
-
-    def __init__(self, request: ReadRequest) -> None:
-        self._request = request
-        self._pack = struct.Struct(f">{request.count}H").pack
-        fields, order, others = [], list(range(request.count)), []
-        names: list[str] = []
-        scaled: list[tuple[str, int, float, float]] = []
-        end = 0  # registers (from the block start) laid out so far
-        for tag in request.tags:
-            at, width = tag.address - request.start, tag.register_count
-            if not _packable(tag) or at < end:
-                others.append((tag, at, width))
-                continue
-            fields.append(f"{2 * (at - end)}x{_STRUCT[tag.data_type][1]}")
-            if tag.word_order == "little":
-                order[at : at + width] = reversed(order[at : at + width])
-            if tag.scale != 1.0 or tag.offset != 0.0:
-                scaled.append((tag.name, len(names), tag.scale, tag.offset))
-            names.append(tag.name)
-            end = at + width
-        self._layout = struct.Struct(">" + "".join(fields))
-        self._order = itemgetter(*order) if order != sorted(order) else None
-        self._names, self._scaled, self._others = tuple(names), tuple(scaled), tuple(others)
-        #: The reference's key order, restored only when some tags were decoded one by one.
-        self._ordered = tuple(t.name for t in request.tags) if others else None
-
-    def __call__(self, values: RawValues) -> dict[str, TagValue]:
-        if len(values) != self._request.count:  # a short answer: fail exactly as the reference
-            return _decode_slowly(self._request, values)
-        words = values if self._order is None else self._order(values)
-        raw = self._layout.unpack_from(self._pack(*words))
-        out: dict[str, TagValue] = dict(zip(self._names, raw, strict=True))
-        for name, index, scale, offset in self._scaled:
-            out[name] = float(raw[index]) * scale + offset
-        if self._ordered is None:
-            return out
-        for tag, at, width in self._others:
-            out[tag.name] = decode(tag, [int(v) for v in values[at : at + width]])
-        return {name: out[name] for name in self._ordered}
+def describe_plan(config: ModbusControllerConfig) -> list[str]:
+    """The controller's read plan in words, a line a request, as ``otwatch-agent check``
+    prints it: ``read <table> <first>..<last> (<count>): <tag names>``."""
+    lines = []
+    for req in plan_reads(config.tags, max_gap=config.max_gap):
+        names = ", ".join(t.name for t in req.tags)
+        end = req.start + req.count - 1
+        lines.append(f"read {req.table} {req.start}..{end} ({req.count}): {names}")
+    return lines

@@ -1,8 +1,10 @@
 """Modbus TCP source: polls one controller with its compiled read plan, read only.
 
-One `ModbusSource` owns one client; requests are sent one at a time (pymodbus allows one in
-flight per connection), paced by `pacing_ms`, and the connection is re-made with capped
-backoff. Only read functions are ever called: there is no write path here.
+One `ModbusSource` owns one `ModbusTransport` (the connection: client, lock, pacing, backoff).
+Each scan sends the plan's requests one at a time and decodes the answers with decoders
+compiled once at start-up; a request the device refused (wrong address) is not sent again,
+and a scan that missed any request is reported incomplete. The connection is re-made with
+capped backoff and each outage is logged once. There is no write path here.
 """
 
 from __future__ import annotations
@@ -12,12 +14,9 @@ import logging
 import math
 import time
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
-
 from agent import metrics
 from agent.cancel import raise_if_cancel_swallowed
-from agent.errors import ControllerUnreachable
+from agent.errors import TagConfigError
 from agent.events import TagValue
 from agent.sources.base import (
     Connected,
@@ -26,24 +25,14 @@ from agent.sources.base import (
     OutageLog,
     Reading,
     Readings,
-    backoff_delays,
     utcnow,
 )
 from agent.sources.modbus.config import ModbusControllerConfig
-from agent.sources.modbus.plan import RawValues, ReadRequest, compile_request, plan_reads
+from agent.sources.modbus.decode import compile_request
+from agent.sources.modbus.plan import RawValues, ReadRequest, plan_reads
+from agent.sources.modbus.transport import CONNECTION_ERRORS, ModbusTransport
 
 log = logging.getLogger(__name__)
-
-#: Modbus exception codes: the address is wrong for this device (a config error).
-_ADDRESS_ERRORS = {2, 3}
-
-#: The client method that reads each register table.
-_READ_METHOD = {
-    "holding": "read_holding_registers",
-    "input": "read_input_registers",
-    "coil": "read_coils",
-    "discrete": "read_discrete_inputs",
-}
 
 
 class ModbusSource:
@@ -58,48 +47,40 @@ class ModbusSource:
         #: an unchanged answer reuses them and the watcher compares the very same objects.
         self._last: list[tuple[RawValues, dict[str, Reading]] | None] = [None] * len(self.plan)
         self._refused: set[int] = set()  # plan indexes the device refused (illegal address)
-        self._reads_ok = metrics.READS.labels(config.id, "ok")  # labels() costs a lookup per call
+        self.transport = ModbusTransport(config)
         self._outage = OutageLog(log, f"Modbus controller {config.id} at {config.endpoint}")
         metrics.TAGS_MONITORED.labels(config.id).set(len(config.tags))
 
     async def run(self, emit: Emit) -> None:
-        next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
+        transport = self.transport
         while True:
             raise_if_cancel_swallowed()
-            client = AsyncModbusTcpClient(
-                self.config.host,
-                port=self.config.port,
-                timeout=self.config.timeout_s,
-                retries=0,
-                reconnect_delay=0,
-            )
             connected = False
             try:
-                if not await client.connect():
-                    raise ControllerUnreachable("connection refused", controller=self.controller_id)
+                await transport.connect()
                 connected = True
                 self._outage.recovered()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
                 await emit(Connected(utcnow(), session=self.config.endpoint))
-                next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
-                await self._poll(client, emit)
-            except (ModbusException, OSError, TimeoutError, ControllerUnreachable) as exc:
+                transport.reset_backoff()
+                await self._poll(emit)
+            except CONNECTION_ERRORS as exc:
                 self._outage.failed(str(exc) or type(exc).__name__)
                 metrics.CONTROLLER_UP.labels(self.controller_id).set(0)
                 if connected:
                     await emit(Disconnected(utcnow(), reason=str(exc) or type(exc).__name__))
             finally:
-                client.close()
-            await asyncio.sleep(next_delay())
+                transport.close()
+            await transport.wait_to_reconnect()
 
-    async def _poll(self, client: AsyncModbusTcpClient, emit: Emit) -> None:
+    async def _poll(self, emit: Emit) -> None:
         interval = self.config.poll_interval_s
         read_seconds = metrics.READ_SECONDS.labels(self.controller_id)
         deadline = time.monotonic()
         while True:
             raise_if_cancel_swallowed()
             started = time.monotonic()
-            values, complete = await self.scan(client)
+            values, complete = await self.scan()
             read_seconds.observe(time.monotonic() - started)
             if complete:
                 metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
@@ -108,18 +89,15 @@ class ModbusSource:
             deadline = _next_deadline(deadline, interval, time.monotonic())
             await asyncio.sleep(deadline - time.monotonic())
 
-    async def scan(self, client: AsyncModbusTcpClient) -> tuple[dict[str, Reading], bool]:
+    async def scan(self) -> tuple[dict[str, Reading], bool]:
         """Read every request of the plan once; a busy device makes the scan incomplete."""
         values: dict[str, Reading] = {}
         complete = True
-        pacing = self.config.pacing_ms / 1000.0
         for index, request in enumerate(self.plan):
             if index in self._refused:
                 complete = False
                 continue
-            if pacing and index:
-                await asyncio.sleep(pacing)
-            raw = await self._read(client, index, request)
+            raw = await self._read(index, request)
             if raw is None:
                 complete = False
                 continue
@@ -139,27 +117,13 @@ class ModbusSource:
         self._last[index] = (raw, readings)
         return readings
 
-    async def _read(
-        self, client: AsyncModbusTcpClient, index: int, request: ReadRequest
-    ) -> RawValues | None:
-        read = getattr(client, _READ_METHOD[request.table])
-        response = await read(request.start, count=request.count, device_id=self.config.device_id)
-        if response.isError():
-            code = getattr(response, "exception_code", 0)
-            metrics.READS.labels(self.controller_id, f"exception_{code}").inc()
-            if code in _ADDRESS_ERRORS:
-                self._refused.add(index)
-                names = ", ".join(t.name for t in request.tags)
-                log.error(
-                    "controller %s refuses %s %d..%d (tags %s): fix their addresses in the config",
-                    self.controller_id, request.table, request.start,
-                    request.start + request.count - 1, names,
-                )
+    async def _read(self, index: int, request: ReadRequest) -> RawValues | None:
+        try:
+            return await self.transport.read(request, paced=index > 0)
+        except TagConfigError as exc:
+            self._refused.add(index)
+            log.error("%s", exc)
             return None
-        self._reads_ok.inc()
-        if request.is_bits:
-            return list(response.bits[: request.count])
-        return response.registers  # type: ignore[no-any-return]  # a fresh list per response
 
 
 def _next_deadline(deadline: float, interval: float, now: float) -> float:

@@ -38,6 +38,11 @@ class OpcuaTag(TagBase):
     #: Overrides the controller's sampling interval for this tag (subscribe mode).
     sampling_interval_ms: float | None = Field(default=None, ge=0.0)
 
+    @property
+    def event_address(self) -> str:
+        """The node as configured (``nsu=...;s=...``): stable across namespace renumbering."""
+        return self.node
+
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")

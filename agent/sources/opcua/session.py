@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 
 from asyncua import ua
 from asyncua.client.client import Client
@@ -27,9 +26,10 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from agent import metrics
 from agent.errors import ControllerUnreachable, TagConfigError
-from agent.events import TagValue
 from agent.sources.base import Reading, utcnow
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
+from agent.sources.opcua.decode import plain_value
+from agent.sources.opcua.plan import chunk_size
 from agent.sources.opcua.security import apply_security, apply_user
 
 log = logging.getLogger(__name__)
@@ -84,21 +84,6 @@ def resolve_node_id(address: str, namespaces: list[str], controller: str, tag: s
     return ua.NodeId.from_string(f"ns={index};{rest}")
 
 
-def plain_value(value: object) -> TagValue:
-    """OPC UA variants to JSON-friendly values (LocalizedText, enums, byte strings, arrays)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, ua.LocalizedText):
-        return value.Text
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return {"items": [plain_value(v) for v in value]}
-    return str(value)
-
-
 def describe(exc: BaseException) -> str:
     """A one-line reason for the outage log; refusals name the config key to fix."""
     if isinstance(exc, UaStatusCodeError):
@@ -140,8 +125,8 @@ async def _establish(client: Client, config: OpcuaControllerConfig) -> OpcuaSess
         client=client,
         nodes=nodes,
         identity=f"server-start:{started}",
-        max_per_read=min(config.max_nodes_per_read, per_read or config.max_nodes_per_read),
-        max_items_per_call=min(config.max_items_per_call, per_call or config.max_items_per_call),
+        max_per_read=chunk_size(config.max_nodes_per_read, per_read),
+        max_items_per_call=chunk_size(config.max_items_per_call, per_call),
     )
 
 

@@ -40,19 +40,11 @@ from agent.sources.opcua.session import (
     close_quietly,
     describe,
     open_session,
-    plain_value,
     read_all,
-    resolve_node_id,
 )
 from agent.sources.opcua.subscribe import SessionSubscription
 
-__all__ = [
-    "OpcuaPollingSource",
-    "OpcuaSource",
-    "OpcuaSubscriptionSource",
-    "plain_value",
-    "resolve_node_id",
-]
+__all__ = ["OpcuaPollingSource", "OpcuaSource", "OpcuaSubscriptionSource"]
 
 log = logging.getLogger(__name__)
 

@@ -42,9 +42,10 @@ from agent import metrics
 from agent.cancel import raise_if_cancel_swallowed
 from agent.errors import ControllerUnreachable
 from agent.sources.base import Emit, Reading, Readings, utcnow
-from agent.sources.opcua.audit import ActorMatcher, Attributed, AuditedWrite, Change
+from agent.sources.opcua.audit import ActorMatcher, Attributed, Change
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
-from agent.sources.opcua.session import OpcuaSession, plain_value
+from agent.sources.opcua.decode import audited_write, plain_value
+from agent.sources.opcua.session import OpcuaSession
 
 log = logging.getLogger(__name__)
 
@@ -284,18 +285,3 @@ def batches(released: list[Attributed]) -> Iterator[list[Attributed]]:
         seen.add(change.tag)
     if batch:
         yield batch
-
-
-def audited_write(event: OpcEvent) -> AuditedWrite | None:
-    """The node, user and new value of an audit write event (None if it lacks them)."""
-    fields = event.event.get_event_props_as_fields_dict()
-    node = _field(fields, "SourceNode")
-    user = _field(fields, "ClientUserId")
-    if not isinstance(node, ua.NodeId) or not isinstance(user, str) or not user:
-        return None
-    return AuditedWrite(node.to_string(), user, plain_value(_field(fields, "NewValue")))
-
-
-def _field(fields: dict[str, ua.Variant], name: str) -> object:
-    variant = fields.get(name)
-    return None if variant is None else variant.Value
