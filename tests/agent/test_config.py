@@ -1,27 +1,20 @@
-"""Agent config: the sample loads; bad files fail with the file, the key and the fix."""
+"""Agent config: the sample loads; bad files fail with the file, the key and the fix.
+
+The Modbus tag and register checks are in tests/agent/sources/modbus/test_config.py.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import yaml
 
 from agent.cli import main as agent_main
 from agent.config import load_agent_config
 from agent.errors import ConfigError
-
-SAMPLE = Path(__file__).parents[2] / "config" / "agent.yaml"
-
-
-def write(tmp_path: Path, data: object) -> Path:
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
-    return path
-
-
-def sample() -> dict[str, object]:
-    return yaml.safe_load(SAMPLE.read_text())  # type: ignore[no-any-return]
+from tests.agent.sources.factories import SAMPLE
+from tests.agent.sources.factories import sample_config as sample
+from tests.agent.sources.factories import write_config as write
 
 
 def test_sample_loads_and_resolves_relative_paths() -> None:
@@ -78,39 +71,6 @@ def test_bad_values_name_file_key_and_fix(
         load_agent_config(cfg)
     message = str(err.value)
     assert str(cfg) in message and key in message and fix in message
-
-
-@pytest.mark.parametrize(
-    ("tags", "words"),
-    [
-        (
-            [
-                {"name": "a", "kind": "setpoint", "address": 0},
-                {"name": "a", "kind": "setpoint", "address": 1},
-            ],
-            "tag name 'a' appears twice",
-        ),
-        (
-            [
-                {"name": "a", "kind": "setpoint", "address": 0, "data_type": "float32"},
-                {"name": "b", "kind": "setpoint", "address": 1},
-            ],
-            "both use holding register 1",
-        ),
-        (
-            [{"name": "s", "kind": "setpoint", "address": 0, "data_type": "string"}],
-            "needs `length`",
-        ),
-        ([{"name": "c", "kind": "mode", "address": 0, "table": "coil"}], "set data_type: bool"),
-        ([{"name": "x", "address": 0}], "a tag needs `kind`"),
-    ],
-)
-def test_cross_field_checks(tmp_path: Path, tags: list[dict[str, object]], words: str) -> None:
-    data = sample()
-    data["controllers"][0]["tags"] = tags  # type: ignore[index]
-    data["controllers"][0]["recipes"] = []  # type: ignore[index]
-    with pytest.raises(ConfigError, match=words):
-        load_agent_config(write(tmp_path, data))
 
 
 def test_recipe_group_must_name_known_tags(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from agent.sources.base import Connected, Disconnected, Readings
 from agent.sources.opcua import OpcuaSource
 from simulators.opcua_plc import OpcUaPLC
 from simulators.runtime import SimulatedPlant
-from tests.agent_opcua.conftest import OVEN
-from tests.agent_opcua.support import Recorder, changes, is_complete
+from tests.agent.sources.opcua.conftest import OVEN
+from tests.agent.sources.running import Recorder, changes, is_complete
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

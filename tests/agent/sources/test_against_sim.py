@@ -7,39 +7,21 @@ config/agent.yaml, and every test checks that the simulators received no write a
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
-from agent.config import (
-    AgentConfig,
-    ModbusControllerConfig,
-    OpcuaControllerConfig,
-    load_agent_config,
-)
+from agent.config import AgentConfig
 from agent.sources.base import Connected, Readings, SourceEvent
-from agent.sources.modbus import ModbusSource
-from agent.sources.opcua import OpcuaSource
+from agent.sources.modbus import ModbusControllerConfig, ModbusSource
+from agent.sources.opcua import OpcuaControllerConfig, OpcuaSource
 from simulators.runtime import SimulatedPlant
-
-CONFIG = Path(__file__).parents[2] / "config"
+from tests.agent.sources.factories import sample_on_plant
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def agent_config(plant: SimulatedPlant) -> AgentConfig:
-    config = load_agent_config(CONFIG / "agent.yaml")
-    controllers = []
-    for ctl in config.controllers:
-        if isinstance(ctl, ModbusControllerConfig):
-            controllers.append(
-                ctl.model_copy(update={"port": plant.port(ctl.id), "poll_interval_s": 0.1})
-            )
-        else:
-            controllers.append(
-                ctl.model_copy(update={"endpoint": plant.endpoint(ctl.id), "poll_interval_s": 0.1})
-            )
-    return config.model_copy(update={"controllers": controllers})
+    return sample_on_plant(plant, poll_interval_s=0.1)
 
 
 async def first_scans(source: ModbusSource | OpcuaSource, count: int) -> list[SourceEvent]:

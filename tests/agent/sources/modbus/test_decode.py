@@ -1,9 +1,8 @@
-"""The compiled Modbus decoders agree with the reference `decode`, and the scan reuses readings.
+"""Modbus decoding: the reference `decode`, table-driven, and the compiled decoders held to it.
 
 `compile_request` decodes a whole block with one `struct` format; these tests hold it to the
 tag-by-tag reference on generated tags and registers (all types, word and byte orders, gaps,
-overlaps, scale and offset), and check what the source adds on top: unchanged values keep
-their `Reading` objects, and the poll schedule runs on fixed deadlines.
+overlaps, scale and offset).
 """
 
 from __future__ import annotations
@@ -16,10 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import ModbusControllerConfig, ModbusTag
-from agent.sources.modbus.decode import _decode_slowly, compile_request
+from agent.sources.modbus import ModbusTag
+from agent.sources.modbus.decode import _decode_slowly, compile_request, decode, decode_request
 from agent.sources.modbus.plan import plan_reads
-from agent.sources.modbus.source import ModbusSource, _next_deadline, _same
+from agent.sources.modbus.source import _same
+from tests.agent.sources.factories import modbus_tag as tag
 
 _WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2, "float64": 4}
 
@@ -111,29 +111,36 @@ def test_a_short_answer_fails_like_the_reference() -> None:
         compile_request(request)([1])
 
 
-def source(*specs: dict[str, Any]) -> ModbusSource:
-    return ModbusSource(ModbusControllerConfig.model_validate(
-        {"id": "plc-x", "protocol": "modbus", "tags": [{"kind": "setpoint", **s} for s in specs]}
-    ))
+@pytest.mark.parametrize(
+    ("spec", "words", "expected"),
+    [
+        ({"data_type": "int16"}, [0xFFFE], -2),
+        ({"data_type": "uint16"}, [0xFFFE], 65534),
+        ({"data_type": "int32"}, [0xFFFF, 0xFFFF], -1),
+        ({"data_type": "uint32"}, [0x0001, 0x0002], 65538),
+        ({"data_type": "uint32", "word_order": "little"}, [0x0002, 0x0001], 65538),
+        ({"data_type": "float32"}, [0x4339, 0x0000], 185.0),
+        ({"data_type": "float32", "word_order": "little"}, [0x0000, 0x4339], 185.0),
+        ({"data_type": "float32", "byte_order": "little"}, [0x3943, 0x0000], 185.0),
+        ({"data_type": "float64"}, [0x4067, 0x2000, 0x0000, 0x0000], 185.0),
+        ({"data_type": "int16", "scale": 0.1}, [125], 12.5),
+        ({"data_type": "int16", "scale": 0.1, "offset": -40.0}, [600], 20.0),
+        ({"data_type": "string", "length": 3}, [0x4C4F, 0x5431, 0x0000], "LOT1"),
+        ({"data_type": "bit", "bit": 2}, [0b0100], True),
+        ({"data_type": "bit", "bit": 1}, [0b0100], False),
+    ],
+)
+def test_decode(spec: dict[str, object], words: list[int], expected: object) -> None:
+    t = ModbusTag.model_validate({"name": "x", "address": 0, "kind": "setpoint", **spec})
+    assert (
+        decode(t, words) == pytest.approx(expected)
+        if isinstance(expected, float)
+        else decode(t, words) == expected
+    )
 
 
-def test_unchanged_values_keep_their_reading_objects() -> None:
-    src = source({"name": "a", "address": 0}, {"name": "b", "address": 1, "data_type": "float32"})
-    first = src._readings(0, [5, 0x4339, 0x0000])
-    again = src._readings(0, [5, 0x4339, 0x0000])
-    assert again["a"] is first["a"] and again["b"] is first["b"]
-    changed = src._readings(0, [6, 0x4339, 0x0000])
-    assert changed["a"].value == 6 and changed["a"] is not first["a"]
-    assert changed["b"] is first["b"]  # its registers did not change
-
-
-def test_a_sign_change_of_zero_is_a_new_reading() -> None:
-    src = source({"name": "f", "address": 0, "data_type": "float32"})
-    zero = src._readings(0, [0x0000, 0x0000])["f"]
-    minus_zero = src._readings(0, [0x8000, 0x0000])["f"]
-    assert minus_zero is not zero and math.copysign(1.0, minus_zero.value) == -1.0  # type: ignore[arg-type]
-
-
-def test_poll_deadlines_do_not_drift_and_do_not_burst() -> None:
-    assert _next_deadline(10.0, 1.0, now=10.3) == 11.0  # on schedule: lag does not add up
-    assert _next_deadline(10.0, 1.0, now=12.5) == 12.5  # overran: next scan at once, no burst
+def test_decode_request_splits_values_by_tag() -> None:
+    tags = [tag("t", 0, "float32"), tag("p", 2, "int16", scale=0.1), tag("r", 5)]
+    (request,) = plan_reads(tags)
+    values = decode_request(request, [0x4339, 0x0000, 125, 0, 0, 7])
+    assert values == {"t": 185.0, "p": 12.5, "r": 7}

@@ -1,19 +1,12 @@
-"""The Modbus read plan and register decoding: pure, table-driven."""
+"""The Modbus read plan: pure, table-driven (the golden cases of `check` are test_check.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent.config import ModbusTag
-from agent.sources.modbus.decode import decode, decode_request
+from agent.sources.modbus import ModbusTag
 from agent.sources.modbus.plan import ReadRequest, plan_reads
-
-
-def tag(name: str, address: int, data_type: str = "uint16", **kw: object) -> ModbusTag:
-    kind = kw.pop("kind", "setpoint")
-    return ModbusTag.model_validate(
-        {"name": name, "address": address, "data_type": data_type, "kind": kind, **kw}
-    )
+from tests.agent.sources.factories import modbus_tag as tag
 
 
 def shape(requests: list[ReadRequest]) -> list[tuple[str, int, int, list[str]]]:
@@ -97,38 +90,3 @@ def test_plan_reads(
     tags: list[ModbusTag], max_gap: int, expected: list[tuple[str, int, int, list[str]]]
 ) -> None:
     assert shape(plan_reads(tags, max_gap=max_gap)) == expected
-
-
-@pytest.mark.parametrize(
-    ("spec", "words", "expected"),
-    [
-        ({"data_type": "int16"}, [0xFFFE], -2),
-        ({"data_type": "uint16"}, [0xFFFE], 65534),
-        ({"data_type": "int32"}, [0xFFFF, 0xFFFF], -1),
-        ({"data_type": "uint32"}, [0x0001, 0x0002], 65538),
-        ({"data_type": "uint32", "word_order": "little"}, [0x0002, 0x0001], 65538),
-        ({"data_type": "float32"}, [0x4339, 0x0000], 185.0),
-        ({"data_type": "float32", "word_order": "little"}, [0x0000, 0x4339], 185.0),
-        ({"data_type": "float32", "byte_order": "little"}, [0x3943, 0x0000], 185.0),
-        ({"data_type": "float64"}, [0x4067, 0x2000, 0x0000, 0x0000], 185.0),
-        ({"data_type": "int16", "scale": 0.1}, [125], 12.5),
-        ({"data_type": "int16", "scale": 0.1, "offset": -40.0}, [600], 20.0),
-        ({"data_type": "string", "length": 3}, [0x4C4F, 0x5431, 0x0000], "LOT1"),
-        ({"data_type": "bit", "bit": 2}, [0b0100], True),
-        ({"data_type": "bit", "bit": 1}, [0b0100], False),
-    ],
-)
-def test_decode(spec: dict[str, object], words: list[int], expected: object) -> None:
-    t = ModbusTag.model_validate({"name": "x", "address": 0, "kind": "setpoint", **spec})
-    assert (
-        decode(t, words) == pytest.approx(expected)
-        if isinstance(expected, float)
-        else decode(t, words) == expected
-    )
-
-
-def test_decode_request_splits_values_by_tag() -> None:
-    tags = [tag("t", 0, "float32"), tag("p", 2, "int16", scale=0.1), tag("r", 5)]
-    (request,) = plan_reads(tags)
-    values = decode_request(request, [0x4339, 0x0000, 125, 0, 0, 7])
-    assert values == {"t": 185.0, "p": 12.5, "r": 7}

@@ -38,7 +38,8 @@ from agent.sources.opcua.session import (
     read_all,
 )
 from simulators.broker import free_port
-from tests.agent_opcua.support import Recorder, changes, is_complete, make_cert
+from tests.agent.sources.factories import make_cert
+from tests.agent.sources.running import Recorder, changes, is_complete
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
