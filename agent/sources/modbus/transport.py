@@ -1,11 +1,12 @@
 """The one owner of a Modbus device's connection: the pymodbus client, read only.
 
-Everything the agent says to a Modbus device goes through one `ModbusTransport`: it makes the
-client (no retries and no reconnects of pymodbus's own: the source reconnects, with the
-capped backoff kept here), serialises requests with a lock (pymodbus allows one request in
-flight per connection, and a client must not be shared between tasks without one), pauses
-``pacing_ms`` before each request of a scan but its first, and translates the answers: the
-registers or bits of a good one, ``None`` for a Modbus exception (a busy device), and
+Everything the agent says to a Modbus device goes through one `ModbusTransport`, one per
+source (sources never share a client). It makes the client (no retries and no reconnects of
+pymodbus's own: the source's loop reconnects, with the capped backoff kept here), serialises
+requests with a lock (pymodbus allows one request in flight per connection, and a client
+must not be used by two tasks without one), pauses ``pacing_ms`` before a request when asked
+(the source asks for every request of its plan but the first), and translates the answers:
+the registers or bits of a good one, ``None`` for a Modbus exception (a busy device), and
 `TagConfigError` when the device refuses the addresses (exception codes 2 and 3), which no
 retry fixes. Only the four read functions are ever called: there is no write path here.
 """
@@ -81,7 +82,7 @@ class ModbusTransport:
     async def read(self, request: ReadRequest, *, paced: bool = False) -> RawValues | None:
         """The registers (or bits) of one planned request, from ``request.start``.
 
-        ``paced``: pause ``pacing_ms`` first (every request of a scan but its first). None
+        ``paced``: pause ``pacing_ms`` first, so the agent never floods a PLC. None
         when the device answered with a Modbus exception; `TagConfigError` when that
         exception says the addresses are wrong for this device.
         """
