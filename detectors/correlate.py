@@ -33,7 +33,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.events import SuspectChange, Verdict
+from agent.contract import SuspectChange, Verdict
 
 T = TypeVar("T")
 

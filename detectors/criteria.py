@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.events import ChangeKind, SuspectChange, TagKind, Verdict
+from agent.contract import ChangeKind, SuspectChange, TagKind, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind
 from detectors.errors import CriteriaError

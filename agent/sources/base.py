@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from agent.events import TagValue
+from agent.contract import TagValue
 
 
 def utcnow() -> datetime:

@@ -16,10 +16,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from agent import metrics
-from agent.cancel import raise_if_cancel_swallowed
 from agent.config import ModbusControllerConfig
+from agent.contract import TagValue
 from agent.errors import ControllerUnreachable
-from agent.events import TagValue
+from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.sources.base import (
     Connected,
     Disconnected,

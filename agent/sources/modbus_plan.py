@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from agent.config import ModbusTag
-from agent.events import TagValue
+from agent.contract import TagValue
 
 MAX_REGISTERS = 125
 MAX_BITS = 2000

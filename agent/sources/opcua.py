@@ -22,7 +22,7 @@ import logging
 import time
 
 from agent import metrics
-from agent.cancel import raise_if_cancel_swallowed
+from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.sources.base import (
     Connected,
     Disconnected,

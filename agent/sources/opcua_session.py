@@ -26,8 +26,8 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from agent import metrics
+from agent.contract import TagValue
 from agent.errors import ControllerUnreachable, TagConfigError
-from agent.events import TagValue
 from agent.sources.base import Reading, utcnow
 from agent.sources.opcua_config import OpcuaControllerConfig, OpcuaTag
 from agent.sources.opcua_security import apply_security, apply_user

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from agent.events import ChangeKind, SuspectChange, Verdict
+from agent.contract import ChangeKind, SuspectChange, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
 from detectors.records.db import Database, Dialect
 from detectors.records.models import OPEN_STATES, RecordOutcome, State
