@@ -11,7 +11,7 @@ PIP    := $(VENV)/bin/pip
 help:
 	@echo "make demo   run the whole pipeline on the simulated plant (DEMO_SECONDS=N, DEMO_SCENARIO=NAME)"
 	@echo "make test   install with the dev extras and run the whole suite"
-	@echo "make lint   ruff and mypy --strict"
+	@echo "make lint   ruff, mypy --strict and the import contracts (lint-imports)"
 	@echo "make bench  benchmarks (ratios against the bare libraries, written to \$$BENCH_OUT)"
 
 $(PY):
@@ -44,6 +44,7 @@ test: $(VENV)/.dev-installed tls-terminator
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check agent detectors simulators tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.dev-installed
 	$(PY) -m tests.bench

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from agent.config_base import ContextRole, ControllerBase, RecipeGroup, TagBase, _Strict
 from agent.errors import ConfigError
-from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.sources.modbus.config import (
     ModbusControllerConfig,
     ModbusTag,
@@ -78,12 +78,17 @@ class HeartbeatSection(_Strict):
 
 class AgentConfig(_Strict):
     agent: AgentSection
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
     topics: TopicNames = Field(default_factory=TopicNames)
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
     controllers: list[ControllerConfig] = Field(min_length=1)
+
+    @field_validator("kafka")
+    @classmethod
+    def _named(cls, kafka: KafkaSettings) -> KafkaSettings:
+        return kafka.named("otwatch-agent")  # unless kafka.client_id names it otherwise
 
     @model_validator(mode="after")
     def _unique_names(self) -> AgentConfig:

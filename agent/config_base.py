@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.events import TagKind
+from agent.contract import TagKind
 
 ContextRole = Literal["lot", "batch", "recipe", "operator"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.config import TagBase
-from agent.events import ChangeKind, TagKind, TagValue
+from agent.contract import ChangeKind, TagKind, TagValue
 from agent.sources.base import Reading
 
 _KIND_OF_CHANGE = {

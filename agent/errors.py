@@ -1,4 +1,4 @@
-"""The agent's exception tree.
+"""The agent's exception tree (under `agent.runtime.errors.OtwatchError`, the one root).
 
     OtwatchAgentError
     ├── ConfigError          bad config or approvals file; never retried (fix the file)
@@ -6,14 +6,17 @@
         ├── ControllerUnreachable   connection refused, timeout, session lost (retryable)
         └── TagConfigError          the controller refuses a tag's address (not retryable)
 
-Library exceptions (pymodbus, asyncua, OSError) are translated at the source boundary.
+Library exceptions (pymodbus, asyncua, OSError) are translated at the source boundary. The
+delivery errors (Kafka settings, TLS, spool) are `agent.kafka.errors.DeliveryError`'s tree.
 """
 
 from __future__ import annotations
 
+from agent.runtime.errors import OtwatchError
 
-class OtwatchAgentError(Exception):
-    retryable = False
+
+class OtwatchAgentError(OtwatchError):
+    """Base of the agent's config and controller errors."""
 
 
 class ConfigError(OtwatchAgentError):
@@ -22,7 +25,7 @@ class ConfigError(OtwatchAgentError):
 
 class SourceError(OtwatchAgentError):
     def __init__(self, message: str, *, controller: str, tag: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, controller=controller, tag=tag)
         self.controller = controller
         self.tag = tag
 

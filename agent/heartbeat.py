@@ -1,10 +1,11 @@
 """Heartbeats: so the classifier can tell a silent agent from a quiet plant.
 
-Every ``interval_s`` the :class:`HeartbeatSender` builds a :class:`Heartbeat` (the caller's
-``build`` callback reads the agent's live state) and sends it to ``otwatch.agents.heartbeat``,
-keyed by ``agent_id``. Heartbeats bypass the spool on purpose: a stale heartbeat says nothing,
-so one that cannot be sent is dropped and the next one tells the truth. ``spool_depth`` and
-``last_seq`` let the classifier see a backlog and, with the events' ``seq``, a gap.
+Every ``interval_s`` the :class:`HeartbeatSender` builds a `Heartbeat` (the caller's ``build``
+callback reads the agent's live state) and sends it to ``otwatch.agents.heartbeat``, keyed by
+``agent_id``. Heartbeats bypass the spool on purpose: a stale heartbeat says nothing, so one
+that cannot be sent is dropped and the next one tells the truth. ``spool_depth`` and
+``last_seq`` let the classifier see a backlog and, with the events' ``seq``, a gap. The model
+and its schema are the contract (`agent.contract.heartbeat`); this module is the agent's sender.
 
 Example::
 
@@ -18,54 +19,25 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Literal
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, Field
 
-from agent.cancel import raise_if_cancel_swallowed
-from agent.kafka_settings import KafkaSettings
-from agent.publisher import (
-    TRANSIENT,
-    OutageLog,
-    demote_kafka_client_logs,
-    ensure_topics,
-    log_task_crash,
-    start_producer,
-)
+from agent.contract.heartbeat import Heartbeat
+from agent.kafka.client_logs import demote_kafka_client_logs
+from agent.kafka.settings import KafkaSettings
+from agent.kafka.startup import TRANSIENT, start_client
+from agent.kafka.topics import ensure_topics
+from agent.publisher import PUBLISH_FAILURES
+from agent.runtime.cancel import raise_if_cancel_swallowed
+from agent.runtime.outage import OutageLog
+from agent.runtime.tasks import log_task_crash
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_SCHEMA = "otwatch.heartbeat/1"
 
 HEARTBEATS_SENT = Counter(
     "otwatch_agent_heartbeats_sent_total", "Heartbeats the broker acknowledged"
 )
-
-
-class Heartbeat(BaseModel):
-    """One agent's liveness and backlog at ``sent_at`` (schema ``otwatch.heartbeat/1``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    schema_: Literal["otwatch.heartbeat/1"] = Field(default="otwatch.heartbeat/1", alias="schema")
-    agent_id: str
-    version: str
-    #: Where the agent runs, so a silence finding names a site even before any event.
-    site: str | None = None
-    #: Set by the sender at send time when the builder leaves it empty.
-    sent_at: datetime | None = None
-    controllers_up: int = Field(ge=0)
-    controllers_total: int = Field(ge=0)
-    spool_depth: int = Field(ge=0)
-    last_seq: int = Field(ge=0)
-
-    def kafka_key(self) -> bytes:
-        return self.agent_id.encode()
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
 
 
 def stamped(beat: Heartbeat, now: datetime) -> Heartbeat:
@@ -91,7 +63,10 @@ class HeartbeatSender:
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         where = f"Kafka at {settings.bootstrap_servers}"
-        self._outage = OutageLog(f"heartbeats to {where} fail", f"heartbeats to {where} resumed")
+        self._outage = OutageLog(
+            log, f"heartbeats to {where} fail", f"heartbeats to {where} resumed",
+            failures=PUBLISH_FAILURES,
+        )
 
     async def start(self) -> None:
         """Start the task; raises only for unusable settings (KafkaSettingsError)."""
@@ -136,6 +111,7 @@ class HeartbeatSender:
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
-            self._producer = await start_producer(self.settings, self._kwargs)
+            kwargs = self._kwargs
+            self._producer = await start_client(lambda: AIOKafkaProducer(**kwargs), self.settings)
             await ensure_topics(self.settings, [self.topic])
         return self._producer

@@ -13,8 +13,8 @@ from typing import Any
 
 from agent.approvals import recipe_parameters_hash
 from agent.config_base import RecipeGroup, TagBase
+from agent.contract import ChangeKind, TagKind
 from agent.detect import Change
-from agent.events import ChangeKind, TagKind
 from agent.sources.base import Reading
 
 

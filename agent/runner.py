@@ -1,7 +1,7 @@
 """The running agent: sources → watchers → spool → publisher, plus metrics and heartbeats.
 
-Every background task is owned: started here, watched by a done-callback that stops the
-agent if a task dies, cancelled and awaited (bounded) on stop.
+Every background task is owned (`agent.runtime.tasks.OwnedTasks`): started here, watched by a
+done-callback that stops the agent if a task dies, cancelled and awaited (bounded) on stop.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from prometheus_client import start_http_server
 from agent import __version__
 from agent.approvals import ApprovalBook, MatchPolicy
 from agent.baseline import BaselineStore, encode_reading
-from agent.cancel import raise_if_cancel_swallowed
 from agent.config import AgentConfig, ModbusControllerConfig
-from agent.events import SuspectChange
-from agent.gc_tuning import tune_for_throughput
-from agent.heartbeat import Heartbeat, HeartbeatSender
+from agent.contract import Heartbeat, SuspectChange
+from agent.heartbeat import HeartbeatSender
 from agent.publisher import SpoolPublisher
+from agent.runtime.cancel import raise_if_cancel_swallowed
+from agent.runtime.gc_tuning import tune_for_throughput
+from agent.runtime.tasks import OwnedTasks
 from agent.sources.base import Reading, Source
 from agent.sources.modbus import ModbusSource
 from agent.sources.opcua import OpcuaSource
@@ -84,9 +85,8 @@ class Agent:
             )
             for ctl in config.controllers
         }
-        self._tasks: list[asyncio.Task[None]] = []
+        self.tasks = OwnedTasks("agent", log=log, on_crash=lambda _task, _exc: self.stop())
         self._stopped = asyncio.Event()
-        self._failure: BaseException | None = None
         self._last_save = 0.0
         self._metrics_server: WSGIServer | None = None
 
@@ -124,31 +124,18 @@ class Agent:
         await self.publisher.start()
         await self.heartbeat.start()
         for cid, watcher in self.watchers.items():
-            self._own(self._watch(cid, watcher), f"watch {cid}")
-        self._own(self._housekeeping(), "housekeeping")
+            self.tasks.start(self._watch(cid, watcher), f"watch {cid}")
+        self.tasks.start(self._housekeeping(), "housekeeping")
         try:
             await self._stopped.wait()
         finally:
             await self._shutdown()
-        if self._failure is not None:
-            raise self._failure
+        if self.tasks.failure is not None:
+            raise self.tasks.failure
 
     def stop(self) -> None:
+        """Ask the agent to stop (a task that fails asks too); `run` then shuts down."""
         self._stopped.set()
-
-    def _own(self, coro: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
-        task.add_done_callback(self._task_done)
-        self._tasks.append(task)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("agent task %s failed; stopping", task.get_name(), exc_info=exc)
-            self._failure = exc
-            self._stopped.set()
 
     async def _watch(self, controller_id: str, watcher: ControllerWatcher) -> None:
         await make_source(self.config, controller_id).run(watcher.on_event)
@@ -181,14 +168,7 @@ class Agent:
             self.spool.trim_baseline_journal(head)
 
     async def _shutdown(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        # Bounded: `wait_for` would wait on after its timeout for a task that ignores the cancel
-        # (a library can swallow it), and the agent would not stop.
-        if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=5.0)
-            for task in stuck:
-                log.warning("agent task %s did not stop within 5 s; left behind", task.get_name())
+        await self.tasks.stop(timeout_s=5.0)
         await self.heartbeat.stop()
         await self.publisher.stop()
         self._save_baseline()

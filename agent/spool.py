@@ -15,7 +15,7 @@ an append succeeds again). The caller must then treat the change as not detected
 baseline unchanged so the change is found again, as a monitoring gap, once there is room).
 
 Exceptions: :class:`SpoolError` (the spool database failed) and its subclass :class:`SpoolFull`
-belong to the delivery tree rooted at ``agent.kafka_settings.DeliveryError``.
+belong to the delivery tree rooted at ``agent.kafka.errors.DeliveryError``.
 
 Example::
 
@@ -35,8 +35,9 @@ from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 
-from agent.events import SuspectChange, Verdict
-from agent.kafka_settings import DeliveryError, TopicNames
+from agent.contract import SuspectChange, Verdict
+from agent.kafka.errors import DeliveryError
+from agent.kafka.settings import TopicNames
 
 log = logging.getLogger(__name__)
 

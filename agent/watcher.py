@@ -20,8 +20,7 @@ from agent import metrics
 from agent.approvals import ApprovalBook
 from agent.baseline import ControllerBaseline
 from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
-from agent.detect import Change, detect_changes, next_baseline
-from agent.events import (
+from agent.contract import (
     ChangeKind,
     ControllerRef,
     MonitoringGap,
@@ -32,6 +31,7 @@ from agent.events import (
     TagValue,
     Verdict,
 )
+from agent.detect import Change, detect_changes, next_baseline
 from agent.recipes import RecipeTag, settle_recipes
 from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
 from agent.spool import SpoolFull

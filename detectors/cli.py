@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import start_http_server
 
-from agent.cli import quiet_libraries
+from agent.runtime.errors import OtwatchError
+from agent.runtime.logs import setup_logging
+from agent.runtime.signals import run_event_loop, stop_on_signals
 from detectors.config import ClassifierConfig, load_classifier_config
 from detectors.criteria import load_criteria
 from detectors.errors import OtwatchDetectorError
@@ -55,9 +54,7 @@ def _apply_overrides(config: ClassifierConfig, args: argparse.Namespace) -> Clas
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_libraries()
+    setup_logging(args.log_level)
     try:
         config = _apply_overrides(load_classifier_config(args.config), args)
         criteria = load_criteria(Path(config.classifier.criteria))
@@ -66,13 +63,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"records: {config.classifier.records_db}; "
                   f"kafka: {config.kafka.bootstrap_servers}")
             return 0
-        return _run(config)
+        return serve(config)
     except OtwatchDetectorError as exc:
         print(f"otwatch-classifier: {exc}", file=sys.stderr)
         return 2
+    except OtwatchError as exc:
+        print(f"otwatch-classifier: {exc}", file=sys.stderr)
+        return 1
 
 
-def _run(config: ClassifierConfig) -> int:
+def serve(config: ClassifierConfig, *, after_record: Callable[[], None] | None = None) -> int:
+    """Run the classifier until SIGINT or SIGTERM: records store, metrics endpoint, service.
+
+    ``after_record`` goes to `detectors.service.Classifier` (tests end the process there).
+    """
     from detectors.records import open_store
     from detectors.service import Classifier
 
@@ -83,16 +87,12 @@ def _run(config: ClassifierConfig) -> int:
         start_http_server(config.metrics.port, addr=config.metrics.host)
 
     async def main_loop() -> None:
-        classifier = Classifier(config, criteria, store)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, classifier.stop)
-        await classifier.run()
+        classifier = Classifier(config, criteria, store, after_record=after_record)
+        with stop_on_signals(classifier.stop):
+            await classifier.run()
 
     try:
-        import uvloop
-
-        uvloop.run(main_loop())
+        run_event_loop(main_loop())
     finally:
         store.close()
     return 0

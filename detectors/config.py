@@ -1,7 +1,9 @@
 """The classifier's configuration (`config/classifier.yaml`), validated at start-up.
 
-The Kafka client settings are the agent's `KafkaSettings` (same keys, TLS and SASL), so one
-way of writing a broker connection serves both sides.
+The Kafka client settings and the topic names are the shared ones of `agent.kafka.settings`
+(same keys, TLS and SASL, same topic defaults as the agent), so one way of writing a broker
+connection serves every process. Without ``kafka.client_id`` the classifier names itself
+``otwatch-classifier``.
 """
 
 from __future__ import annotations
@@ -10,24 +12,17 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.kafka_settings import KafkaSettings
+from agent.kafka.settings import KafkaSettings, TopicNames
 from detectors.errors import ClassifierConfigError
+
+#: How the classifier names itself to the broker unless ``kafka.client_id`` says otherwise.
+CLIENT_ID = "otwatch-classifier"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ClassifierTopics(_Strict):
-    suspect: str = "otwatch.changes.suspect"
-    #: Read only for the agents' ``seq`` (a gap is a finding); never recorded.
-    authorized: str = "otwatch.changes.authorized"
-    heartbeat: str = "otwatch.agents.heartbeat"
-    alerts: str = "otwatch.alerts"
-    records: str = "otwatch.records"
-    dlq: str = "otwatch.dlq"
 
 
 class ClassifierSection(_Strict):
@@ -63,12 +58,17 @@ class MetricsSection(_Strict):
 
 class ClassifierConfig(_Strict):
     classifier: ClassifierSection = Field(default_factory=ClassifierSection)
-    kafka: KafkaSettings = Field(
-        default_factory=lambda: KafkaSettings(client_id="otwatch-classifier")
-    )
-    topics: ClassifierTopics = Field(default_factory=ClassifierTopics)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
+    #: Reads suspect, authorized (for the agents' ``seq`` only; never recorded) and heartbeat;
+    #: writes alerts, records and dlq.
+    topics: TopicNames = Field(default_factory=TopicNames)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     integrity: IntegritySection = Field(default_factory=IntegritySection)
+
+    @field_validator("kafka")
+    @classmethod
+    def _named(cls, kafka: KafkaSettings) -> KafkaSettings:
+        return kafka.named(CLIENT_ID)
 
 
 def load_classifier_config(path: Path | str) -> ClassifierConfig:

@@ -1,10 +1,20 @@
-"""Bursts across controllers: the small state in front of the pure `classify`.
+"""Which events are one incident: the incident key, and bursts across controllers.
 
-A *burst* is suspect changes on ``min_controllers`` distinct controllers of one line within
-``window_s`` seconds (detection time) of the first of them. Its events are one incident, so
-they carry one correlation key: the key of the burst's first event (``<site>/<controller>``),
-which is the key that event's record was opened under. That makes the first event and the
-later ones land on one master record without the store having to merge records.
+**The incident key** (`incident_key`) is ``<site>/<controller>``: the suspect changes of one
+controller are one incident while its master record is open and each arrives within the
+correlation window of the record's last event (``criteria.correlation.window_s``, 900 s by
+default, detection times; the records store applies it). Every tag of the controller shares the
+key: a second setpoint changed on the same press is evidence for the same record, not a new
+one. The classifier puts the key on every `Classification` (``correlation_key``); the records
+store opens or finds the record by it. It is defined here, once, for the criteria, the burst
+correlation and the records store alike. (The classifier's own integrity findings use
+``integrity:<agent>``, see `detectors.integrity`.)
+
+**A burst** is suspect changes on ``min_controllers`` distinct controllers of one line within
+``window_s`` seconds (detection time, `BurstSettings`) of the first of them. Its events are one
+incident, so they carry one key: the incident key of the burst's first event, which is the key
+that event's record was opened under. That makes the first event and the later ones land on one
+master record without the store having to merge records.
 
 The events of the *other* controllers that arrive before the burst is recognised (the second
 up to the ``min_controllers - 1``-th controller) cannot be recorded under their own key, or
@@ -33,7 +43,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.events import SuspectChange, Verdict
+from agent.contract import SuspectChange, Verdict
 
 T = TypeVar("T")
 
@@ -71,7 +81,9 @@ class BurstSettings(BaseModel):
     window_s: float = Field(default=10.0, gt=0)
 
 
-def controller_key(event: SuspectChange) -> str:
+def incident_key(event: SuspectChange) -> str:
+    """``<site>/<controller>``: the key of the incident an event belongs to (see the module
+    docstring for the window that bounds it)."""
     return f"{event.site}/{event.controller.id}"
 
 
@@ -107,7 +119,7 @@ class BurstCorrelator(Generic[T]):
         if episode is None or abs(event.detected_at - episode.started) > window:
             if episode is not None:
                 released += self._end(line, episode)
-            episode = _Episode(event.detected_at, now, controller_key(event), event.controller.id)
+            episode = _Episode(event.detected_at, now, incident_key(event), event.controller.id)
             self._episodes[line] = episode
         episode.controllers.add(event.controller.id)
         if episode.is_burst:

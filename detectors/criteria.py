@@ -30,9 +30,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.events import ChangeKind, SuspectChange, TagKind, Verdict
+from agent.contract import ChangeKind, SuspectChange, TagKind, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
-from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind
+from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind, incident_key
 from detectors.errors import CriteriaError
 
 Domain = Literal["quality", "security"]
@@ -92,7 +92,8 @@ def _zone(name: str) -> ZoneInfo:
 
 
 class CorrelationSettings(_Strict):
-    #: Events with the same key within this window join the open record.
+    #: Events with the same incident key (`detectors.correlate.incident_key`) detected within
+    #: this many seconds of the open record's last event join that record.
     window_s: float = Field(default=900.0, gt=0)
 
 
@@ -241,11 +242,6 @@ def _decide(fired: list[Rule]) -> _Verdict:
     )
 
 
-def correlation_key(event: SuspectChange) -> str:
-    """The events of one controller belong to one incident while its record is open."""
-    return f"{event.site}/{event.controller.id}"
-
-
 def classify(
     event: SuspectChange, criteria: Criteria, context: EventContext = NO_CONTEXT
 ) -> Classification:
@@ -266,7 +262,7 @@ def classify(
         quality_impact=decided.quality_impact,
         security_impact=decided.security_impact,
         description=_describe(event, fired),
-        correlation_key=context.correlation_key or correlation_key(event),
+        correlation_key=context.correlation_key or incident_key(event),
         attack_techniques=decided.attack_techniques,
     )
 

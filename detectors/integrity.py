@@ -23,9 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agent.events import (
+from agent.contract import (
     ChangeKind,
     ControllerRef,
+    Heartbeat,
     MonitoringGap,
     Protocol,
     SuspectChange,
@@ -33,7 +34,6 @@ from agent.events import (
     TagRef,
     Verdict,
 )
-from agent.heartbeat import Heartbeat
 from detectors.correlate import EventContext, IntegrityKind
 
 

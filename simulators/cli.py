@@ -17,13 +17,14 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
+from agent.runtime.logs import setup_logging
+from agent.runtime.signals import stop_on_signals
 from simulators.errors import SimulatorError
 from simulators.plant import PlantConfig, load_plant
 from simulators.runtime import SimulatedPlant
@@ -165,9 +166,7 @@ async def _run(
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with stop_on_signals(stop.set):
         async with SimulatedPlant(
             plant_config, _ports(args, plant_config), process=not args.no_process
         ) as plant:
@@ -186,9 +185,6 @@ async def _run(
             if scenario is None and not args.duration:
                 await stop.wait()
             await _sleep_or_stop(started + args.duration - loop.time(), stop)
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
     return 0
 
 
@@ -216,8 +212,7 @@ def _write_scale_plant(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otwatch-sim`` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="otwatch-sim: %(message)s", stream=sys.stderr)
-    logging.getLogger("pymodbus").setLevel(logging.WARNING)
+    setup_logging(logging.INFO, fmt="otwatch-sim: %(message)s")
     try:
         if args.command == "check":
             return _check(args)

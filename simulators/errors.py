@@ -5,12 +5,16 @@
   ``ScenarioError``         a scenario YAML is invalid or names an unknown controller/tag
   ``UnknownTagError``       a runtime call names a controller or tag the plant does not have
   ``ValueOutOfRange``       an engineering value does not fit the tag's register type
+
+The root is `agent.runtime.errors.OtwatchError`, as for every otwatch exception.
 """
 
 from __future__ import annotations
 
+from agent.runtime.errors import OtwatchError
 
-class SimulatorError(Exception):
+
+class SimulatorError(OtwatchError):
     """Base of every error the simulated plant raises."""
 
 

@@ -30,7 +30,7 @@ from agent.approvals.loading import describe_errors, load_approvals_file
 from agent.approvals.matching import match_change
 from agent.approvals.model import ApprovedChange, MatchPolicy, MatchResult
 from agent.approvals.state import load_used, save_used
-from agent.events import ChangeKind, TagValue
+from agent.contract import ChangeKind, TagValue
 
 log = logging.getLogger(__name__)
 

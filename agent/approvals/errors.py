@@ -5,16 +5,17 @@
   ``ApprovalsStateError``  the single-use state file is unreadable (names the file and the fix)
   ``SigningError``         a key or signature is malformed, or a key file cannot be read
 
-None of them is retryable: each one needs a person to fix a file or a key.
+None of them is retryable: each one needs a person to fix a file or a key. The root is
+`agent.runtime.errors.OtwatchError`, as for every otwatch exception.
 """
 
 from __future__ import annotations
 
+from agent.runtime.errors import OtwatchError
 
-class ApprovalsError(Exception):
+
+class ApprovalsError(OtwatchError):
     """Base of every error the approvals package raises."""
-
-    retryable = False
 
 
 class ApprovalsFileError(ApprovalsError, ValueError):

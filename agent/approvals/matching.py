@@ -40,7 +40,7 @@ from agent.approvals.model import (
     format_number,
 )
 from agent.approvals.signing import SignatureCheck, canonical_json, check_signature
-from agent.events import ChangeKind, TagValue, Verdict
+from agent.contract import ChangeKind, TagValue, Verdict
 
 #: Relative tolerance for numbers: float32 registers carry ~7 significant digits.
 REL_TOL = 1e-6

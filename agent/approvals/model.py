@@ -33,7 +33,7 @@ from pydantic import (
     model_validator,
 )
 
-from agent.events import ApprovalConsidered, Verdict
+from agent.contract import ApprovalConsidered, Verdict
 
 #: What an exact approval may name: a number, a text (a mode, a program name) or a flag.
 ExactScalar = bool | int | float | str

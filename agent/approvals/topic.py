@@ -27,11 +27,13 @@ from aiokafka.errors import KafkaError
 
 from agent.approvals import metrics
 from agent.approvals.book import ApprovalBook
-from agent.cancel import raise_if_cancel_swallowed
+from agent.kafka.consume import Batches, consume_batches
+from agent.kafka.settings import TopicNames
+from agent.runtime.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TOPIC = "otwatch.approvals"
+DEFAULT_TOPIC = TopicNames().approvals
 #: Consumer settings the reader owns: every agent reads the whole topic, with no group.
 RESERVED_KWARGS = frozenset(
     {"bootstrap_servers", "group_id", "enable_auto_commit", "auto_offset_reset"}
@@ -69,7 +71,9 @@ class ApprovalTopicSource:
         self._poll_ms = poll_ms
         self._task: asyncio.Task[None] | None = None
         self._loaded = asyncio.Event()
-        self._failing = False
+        self._outage = OutageLog(
+            log, f"approvals topic {topic} unreadable", f"approvals topic {topic} readable again"
+        )
 
     @property
     def loaded(self) -> bool:
@@ -119,10 +123,8 @@ class ApprovalTopicSource:
             try:
                 await consumer.start()
                 await self._read(consumer)
-            except _TopicMissing as exc:
-                self._outage(str(exc))
-            except (KafkaError, OSError) as exc:
-                self._outage(f"approvals topic {self._topic} unreadable: {exc!r}")
+            except (_TopicMissing, KafkaError, OSError) as exc:
+                self._outage.failure(str(exc) if isinstance(exc, _TopicMissing) else repr(exc))
             finally:
                 metrics.TOPIC_UP.set(0)
                 await self._close(consumer)
@@ -132,10 +134,6 @@ class ApprovalTopicSource:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
             await asyncio.wait_for(consumer.stop(), 5.0)
 
-    def _outage(self, message: str) -> None:
-        log.log(logging.DEBUG if self._failing else logging.ERROR, "%s", message)
-        self._failing = True
-
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         """All partitions of the topic, as the consumer's metadata knew them at its start.
 
@@ -144,7 +142,7 @@ class ApprovalTopicSource:
         """
         numbers = consumer.partitions_for_topic(self._topic)
         if not numbers:
-            raise _TopicMissing(f"approvals topic {self._topic} does not exist yet; waiting for it")
+            raise _TopicMissing("it does not exist yet; waiting for it")
         return [TopicPartition(self._topic, n) for n in sorted(numbers)]
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
@@ -152,20 +150,19 @@ class ApprovalTopicSource:
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        if self._failing:
-            log.info("approvals topic %s readable again", self._topic)
-        self._failing = False
+        self._outage.success()
         metrics.TOPIC_UP.set(1)
         log.info("reading approvals topic %s (%d partitions)", self._topic, len(partitions))
-        while True:
-            raise_if_cancel_swallowed()
-            batches = await consumer.getmany(timeout_ms=self._poll_ms)
+
+        async def apply(batches: Batches) -> None:
             for records in batches.values():
                 for rec in records:
                     self._book.apply_topic_record(rec.key, rec.value)
             if not self._loaded.is_set() and await self._caught_up(consumer, ends):
                 log.info("approvals topic %s read to its end", self._topic)
                 self._loaded.set()
+
+        await consume_batches(consumer, apply, timeout_ms=self._poll_ms)
 
     async def _caught_up(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
         for tp, end in ends.items():

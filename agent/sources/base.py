@@ -8,13 +8,12 @@ writes to the controller: no source has a write path.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from agent.events import TagValue
+from agent.contract import TagValue
 
 
 def utcnow() -> datetime:
@@ -60,36 +59,3 @@ class Source(Protocol):
     async def run(self, emit: Emit) -> None:
         """Watch the controller until cancelled; never returns on its own."""
         ...
-
-
-class OutageLog:
-    """Log once per outage: the first failure at ERROR, repeats at DEBUG until a success."""
-
-    def __init__(self, logger: logging.Logger, what: str) -> None:
-        self._log = logger
-        self._what = what
-        self.down = False
-
-    def failed(self, reason: str) -> None:
-        if self.down:
-            self._log.debug("%s still unreachable: %s", self._what, reason)
-        else:
-            self._log.error("%s unreachable: %s (retrying quietly)", self._what, reason)
-        self.down = True
-
-    def recovered(self) -> None:
-        if self.down:
-            self._log.warning("%s reachable again", self._what)
-        self.down = False
-
-
-def backoff_delays(first: float, cap: float) -> Callable[[], float]:
-    """Capped exponential backoff; call `next` for each retry, reset by making a new one."""
-    delay = first / 2
-
-    def step() -> float:
-        nonlocal delay
-        delay = min(cap, delay * 2)
-        return delay
-
-    return step

@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+from agent.runtime.errors import OtwatchError
 
-class RecordsError(Exception):
+
+class RecordsError(OtwatchError):
     """Base of every error the records store raises."""
 
     retryable = False

@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from agent.events import ChangeKind, SuspectChange, Verdict
+from agent.contract import ChangeKind, SuspectChange, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
+from detectors.correlate import incident_key
 from detectors.records.db import Database, Dialect
 from detectors.records.models import OPEN_STATES, RecordOutcome, State
 from detectors.records.trail import (
@@ -73,8 +74,8 @@ class _Batch:
 
 
 def correlation_key(event: SuspectChange, cls: Classification) -> str:
-    """The classifier's key; without one, the site, controller and tag make the incident."""
-    return cls.correlation_key or f"{event.site}/{event.controller.id}/{event.tag.name}"
+    """The classifier's key; without one, the event's incident key."""
+    return cls.correlation_key or incident_key(event)
 
 
 def record_batch(

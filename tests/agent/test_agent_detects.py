@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from agent.config import AgentConfig, ModbusControllerConfig, load_agent_config
-from agent.events import SuspectChange
+from agent.contract import SuspectChange
 from agent.runner import Agent
 from agent.spool import Spool
 from simulators.broker import free_port
@@ -78,7 +78,7 @@ async def wait_until(predicate: Any, what: str, timeout: float = 45.0) -> None:
 
 
 def spooled(state: Path) -> list[SuspectChange]:
-    from agent.kafka_settings import TopicNames
+    from agent.kafka.settings import TopicNames
 
     spool = Spool(state / "spool.db", topics=TopicNames())
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agent.config import ModbusTag
+from agent.contract import ChangeKind
 from agent.detect import detect_changes, differs, next_baseline
-from agent.events import ChangeKind
 from agent.sources.base import Reading
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -17,7 +17,7 @@ import pytest
 
 from agent.baseline import ControllerBaseline
 from agent.config import OpcuaControllerConfig, load_agent_config
-from agent.events import SuspectChange, TagValue
+from agent.contract import SuspectChange, TagValue
 from agent.runner import approval_book
 from agent.sources.base import Connected, Reading, Readings
 from agent.watcher import AgentIdentity, ControllerWatcher

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent.config import AgentConfig
-from agent.events import ChangeKind, SuspectChange
+from agent.contract import ChangeKind, SuspectChange
 from agent.watcher import SESSION_TAG
 from simulators.runtime import SimulatedPlant
 from simulators.scenario import Label, load_scenario, play

@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 from agent.approvals import ApprovalBook, ApprovalsStateError, MatchPolicy, MatchResult
-from agent.events import ChangeKind, Verdict
+from agent.contract import ChangeKind, Verdict
 from tests.approvals.factory import at, record, record_yaml
 
 _mtimes = itertools.count(1_700_000_000)

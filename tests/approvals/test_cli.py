@@ -15,7 +15,7 @@ import yaml
 from agent.approvals import ApprovalBook, MatchPolicy, load_approvals_file
 from agent.approvals.cli import add_approvals_parser, run_approvals_command
 from agent.approvals.signing import check_signature, public_key_of
-from agent.events import ChangeKind, Verdict
+from agent.contract import ChangeKind, Verdict
 from tests.approvals.factory import OTHER_PUBLIC, record_yaml
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

@@ -17,7 +17,7 @@ from agent.approvals import (
     MatchPolicy,
     load_approvals_file,
 )
-from agent.events import ChangeKind, Verdict
+from agent.contract import ChangeKind, Verdict
 from tests.approvals.factory import record_yaml
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

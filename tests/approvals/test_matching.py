@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from agent.approvals import ApprovedChange, MatchPolicy, match_change, recipe_parameters_hash
 from agent.approvals.signing import sign_approval
-from agent.events import ChangeKind, TagValue, Verdict
+from agent.contract import ChangeKind, TagValue, Verdict
 from tests.approvals.factory import (
     KEY_PRIVATE,
     KEY_PUBLIC,

@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agent.events import SuspectChange
-from agent.kafka_settings import KafkaSettings
-from agent.publisher import ensure_topics
+from agent.contract import SuspectChange
+from agent.kafka.settings import KafkaSettings
+from agent.kafka.topics import ensure_topics
 from detectors.config import ClassifierConfig, ClassifierSection
 from detectors.criteria import load_criteria
 from detectors.records import open_store

@@ -36,7 +36,7 @@ from asyncua.client.client import Client
 from asyncua.common.subscription import DataChangeEvent
 
 from agent.config import AgentConfig
-from agent.events import SuspectChange
+from agent.contract import SuspectChange
 from agent.runner import Agent
 from agent.sources.base import Reading
 from simulators.broker import EmbeddedBroker

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port

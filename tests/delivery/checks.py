@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from agent.events import SuspectChange
-from agent.kafka_settings import TopicNames
+from agent.contract import SuspectChange
+from agent.kafka.settings import TopicNames
 from agent.spool import topic_for
 from tests.delivery.kafka_read import Received, first_occurrences
 

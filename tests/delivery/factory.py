@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from agent.events import (
+from agent.contract import (
     ChangeKind,
     ControllerRef,
     Protocol,

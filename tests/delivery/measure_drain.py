@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker

@@ -13,8 +13,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from agent.events import SuspectChange
-from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.contract import SuspectChange
+from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from tests.delivery.factory import make_event

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.heartbeat import Heartbeat, HeartbeatSender
-from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.contract import Heartbeat
+from agent.heartbeat import HeartbeatSender
+from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from agent.events import SuspectChange
-from agent.kafka_settings import KafkaSettings, TopicNames
+from agent.contract import SuspectChange
+from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port

@@ -1,4 +1,6 @@
-"""Pure pieces of the publisher: backoff, acknowledged prefix, heartbeat stamping."""
+"""Pure pieces of the publisher and the heartbeat sender: acknowledged prefix, heartbeat stamping.
+
+(The backoff they share is `agent.runtime.backoff`, tested in tests/agent/runtime/.)"""
 
 from __future__ import annotations
 
@@ -6,15 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.heartbeat import Heartbeat, stamped
-from agent.publisher import acknowledged_prefix, backoff_s
-
-
-@pytest.mark.parametrize(
-    ("attempt", "expected"), [(0, 0.2), (1, 0.4), (3, 1.6), (10, 30.0), (10_000, 30.0)]
-)
-def test_backoff_is_exponential_and_capped(attempt: int, expected: float) -> None:
-    assert backoff_s(attempt, 0.2, 30.0) == pytest.approx(expected)
+from agent.contract import Heartbeat
+from agent.heartbeat import stamped
+from agent.publisher import acknowledged_prefix
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from agent.kafka_settings import TopicNames
+from agent.kafka.settings import TopicNames
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker
 from tests.delivery.kafka_read import first_occurrences, read_topics

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from agent.events import Verdict
-from agent.kafka_settings import TopicNames
+from agent.contract import Verdict
+from agent.kafka.settings import TopicNames
 from agent.spool import Spool, SpoolError, SpoolFull
 from tests.delivery.factory import make_event, make_events
 

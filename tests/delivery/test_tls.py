@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.kafka_settings import BrokerTlsError, KafkaSettings, TlsSettings, TopicNames
-from agent.publisher import SpoolPublisher, diagnose_tls
+from agent.kafka.errors import BrokerTlsError
+from agent.kafka.settings import KafkaSettings, TlsSettings, TopicNames
+from agent.kafka.tls_probe import diagnose_tls
+from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.certs import issue, make_ca

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,8 +17,8 @@ from typing import Any, TypeVar
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agent.kafka_settings import KafkaSettings
-from agent.publisher import ensure_topics
+from agent.kafka.settings import KafkaSettings
+from agent.kafka.topics import ensure_topics
 from simulators.broker import free_port
 from tests.support import pipeline
 from tests.support.pipeline import records as records  # re-exported
@@ -47,8 +46,10 @@ def write_config(workdir: Path, bootstrap: str, **integrity: Any) -> Path:
 
 @contextmanager
 def classifier(config: Path, name: str = "classifier",
-               env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """One `python -m detectors.cli run` process; stopped by PID (SIGTERM, then SIGKILL)."""
+               module: str = "detectors.cli") -> Iterator[subprocess.Popen[bytes]]:
+    """One `python -m detectors.cli run` process (or another entry point with the same
+    arguments, e.g. `tests.detectors.crash_after_record`); stopped by PID (SIGTERM, then
+    SIGKILL)."""
     workdir = config.parent / name
     workdir.mkdir(exist_ok=True)
     cfg = yaml.safe_load(config.read_text())
@@ -58,8 +59,8 @@ def classifier(config: Path, name: str = "classifier",
     own.write_text(yaml.safe_dump(cfg))
     with open(workdir / "log.txt", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "detectors.cli", "run", "--config", str(own)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
+            [sys.executable, "-m", module, "run", "--config", str(own)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
     try:
         yield proc

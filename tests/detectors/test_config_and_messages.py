@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from detectors.alerts import alert_for, dead_letter, parse_event, parse_heartbeat, record_event
+from detectors.alerts import alert_for, record_event
 from detectors.config import load_classifier_config
 from detectors.criteria import classify, load_criteria
 from detectors.errors import BadMessage, ClassifierConfigError
 from detectors.health import dead_letter_reason
+from detectors.messages import dead_letter, parse_event, parse_heartbeat
 from detectors.records import RecordOutcome
 from tests.support.events import WORKDAY, make_event
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from agent.events import SuspectChange
+from agent.contract import SuspectChange
 from detectors.classification import ClassKind
 from detectors.correlate import NO_CONTEXT, BurstCorrelator, BurstSettings
 from detectors.criteria import classify, load_criteria

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.events import SCHEMA, SuspectChange
-from detectors import alerts
+from agent.contract import SCHEMA, SuspectChange
+from detectors import messages
 from detectors.classification import SEVERITY_ORDER, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, EventContext, IntegrityKind
 from detectors.criteria import Conditions, Criteria, classify, load_criteria
@@ -131,7 +131,7 @@ def test_every_rule_of_the_test_criteria_fires_somewhere() -> None:
 
 
 def _careful(value: bytes | None) -> SuspectChange:
-    return alerts._parse(value, SCHEMA, SuspectChange)
+    return messages._parse(value, SCHEMA, SuspectChange)
 
 
 PLAIN = make_event(actor="j.doe").to_json()
@@ -165,7 +165,7 @@ def test_parse_event_decides_as_the_careful_path(value: bytes | None) -> None:
     except BadMessage as exc:
         want = f"bad: {exc}"
     try:
-        got: SuspectChange | str = alerts.parse_event(value)
+        got: SuspectChange | str = messages.parse_event(value)
     except BadMessage as exc:
         got = f"bad: {exc}"
     assert got == want

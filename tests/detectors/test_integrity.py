@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.heartbeat import Heartbeat
+from agent.contract import Heartbeat
 from detectors import integrity
 from detectors.classification import ClassKind
 from detectors.correlate import IntegrityKind

@@ -26,6 +26,7 @@ from tests.detectors.running import (
     write_config,
 )
 from tests.support.events import make_event
+from tests.support.scrape import declared, defined, scrape
 
 pytestmark = pytest.mark.e2e
 SUSPECT = "otwatch.changes.suspect"
@@ -91,7 +92,7 @@ async def test_a_crash_between_record_and_commit_loses_nothing_and_duplicates_no
     sent = [on_line(f"oven-{i:02d}", f"line-{i}") for i in range(4)]
     await produce(broker.bootstrap, SUSPECT, sent)
     db = tmp_path / "records.db"
-    with classifier(config, "first", env={"OTWATCH_TEST_CRASH_AFTER_RECORD": "1"}) as first:
+    with classifier(config, "first", module="tests.detectors.crash_after_record") as first:
         code = await asyncio.to_thread(first.wait, 30)
     assert code == 137, log_text(config, "first")
     before = {r.id for r in records(db)}
@@ -140,7 +141,7 @@ async def test_a_seq_gap_and_a_silent_agent_open_one_data_integrity_record(
 ) -> None:
     from datetime import UTC, datetime
 
-    from agent.heartbeat import Heartbeat
+    from agent.contract import Heartbeat
 
     await create_topics(broker.bootstrap)
     config = write_config(tmp_path, broker.bootstrap, silence_after_s=3, seq_gap_grace_s=0.5,
@@ -169,3 +170,22 @@ async def test_a_seq_gap_and_a_silent_agent_open_one_data_integrity_record(
     (rec,) = [r for r in records(db) if r.correlation_key == "integrity:edge-01"]
     assert rec.classification == "joint" and {"DI-1", "DI-2"} & set(rec.rules_fired)
     assert sorted(r.controller for r in records(db)) == ["agent:edge-01", "oven-01", "press-02"]
+
+
+async def test_the_classifier_process_exports_its_own_metrics_and_no_agent_metric(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The classifier imports only the agent's contract, Kafka and runtime plumbing: none of
+    the agent's metrics is registered in it (they made the agent's alert rules fire for a
+    healthy classifier)."""
+    await create_topics(broker.bootstrap)
+    config = write_config(tmp_path, broker.bootstrap)
+    with classifier(config) as proc:
+        await asyncio.to_thread(
+            wait_until, lambda: status(config).get("assigned"), 40, "partitions assigned", proc)
+        text = await asyncio.to_thread(scrape, metrics_port(config))
+    families = declared(text)
+    assert not {name for name in families if name.startswith("otwatch_agent_")}
+    assert "otwatch_agent_" not in text
+    assert defined("otwatch_classifier_") <= families
+    assert defined("otwatch_agent_"), "the agent's metrics are found in its code"

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent.events import SuspectChange
+from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.records import RecordStore, open_store
 

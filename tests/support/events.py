@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from agent.events import SuspectChange
+from agent.contract import SuspectChange
 
 # A Monday, inside working hours.
 WORKDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from agent.events import SuspectChange
+from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.records import open_store
 from detectors.web import create_app

@@ -12,7 +12,7 @@ import struct
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 
-from agent.events import TagValue
+from agent.contract import TagValue
 from agent.sources.modbus.config import ModbusTag
 from agent.sources.modbus.plan import RawValues, ReadRequest
 

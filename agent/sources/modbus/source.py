@@ -15,14 +15,14 @@ import math
 import time
 
 from agent import metrics
-from agent.cancel import raise_if_cancel_swallowed
+from agent.contract import TagValue
 from agent.errors import TagConfigError
-from agent.events import TagValue
+from agent.runtime.cancel import raise_if_cancel_swallowed
+from agent.runtime.outage import OutageLog
 from agent.sources.base import (
     Connected,
     Disconnected,
     Emit,
-    OutageLog,
     Reading,
     Readings,
     utcnow,
@@ -48,7 +48,10 @@ class ModbusSource:
         self._last: list[tuple[RawValues, dict[str, Reading]] | None] = [None] * len(self.plan)
         self._refused: set[int] = set()  # plan indexes the device refused (illegal address)
         self.transport = ModbusTransport(config)
-        self._outage = OutageLog(log, f"Modbus controller {config.id} at {config.endpoint}")
+        where = f"Modbus controller {config.id} at {config.endpoint}"
+        self._outage = OutageLog(
+            log, f"{where} unreachable (retrying quietly)", f"{where} reachable again"
+        )
         metrics.TAGS_MONITORED.labels(config.id).set(len(config.tags))
 
     async def run(self, emit: Emit) -> None:
@@ -59,13 +62,13 @@ class ModbusSource:
             try:
                 await transport.connect()
                 connected = True
-                self._outage.recovered()
+                self._outage.success()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
                 await emit(Connected(utcnow(), session=self.config.endpoint))
                 transport.reset_backoff()
                 await self._poll(emit)
             except CONNECTION_ERRORS as exc:
-                self._outage.failed(str(exc) or type(exc).__name__)
+                self._outage.failure(str(exc) or type(exc).__name__)
                 metrics.CONTROLLER_UP.labels(self.controller_id).set(0)
                 if connected:
                     await emit(Disconnected(utcnow(), reason=str(exc) or type(exc).__name__))

@@ -20,7 +20,7 @@ from pymodbus.exceptions import ModbusException
 
 from agent import metrics
 from agent.errors import ControllerUnreachable, TagConfigError
-from agent.sources.base import backoff_delays
+from agent.runtime.backoff import Backoff
 from agent.sources.modbus.config import ModbusControllerConfig
 from agent.sources.modbus.plan import RawValues, ReadRequest
 
@@ -50,7 +50,7 @@ class ModbusTransport:
         self._client: AsyncModbusTcpClient | None = None
         self._lock = asyncio.Lock()
         self._pacing_s = config.pacing_ms / 1000.0
-        self._next_delay = backoff_delays(_FIRST_DELAY_S, config.reconnect_max_s)
+        self._backoff = Backoff(_FIRST_DELAY_S, config.reconnect_max_s)
         self._reads_ok = metrics.READS.labels(config.id, "ok")  # labels() costs a lookup per call
 
     async def connect(self) -> None:
@@ -73,11 +73,11 @@ class ModbusTransport:
 
     def reset_backoff(self) -> None:
         """The connection is up: the next outage starts again from the shortest delay."""
-        self._next_delay = backoff_delays(_FIRST_DELAY_S, self.config.reconnect_max_s)
+        self._backoff.reset()
 
     async def wait_to_reconnect(self) -> None:
         """Sleep the next reconnect delay: 0.5 s, doubling up to ``reconnect_max_s``."""
-        await asyncio.sleep(self._next_delay())
+        await asyncio.sleep(self._backoff.next())
 
     async def read(self, request: ReadRequest, *, paced: bool = False) -> RawValues | None:
         """The registers (or bits) of one planned request, from ``request.start``.

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from agent.events import TagValue
+from agent.contract import TagValue
 from agent.sources.base import Reading
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from asyncua import ua
 from asyncua.common.subscription import OpcEvent
 
-from agent.events import TagValue
+from agent.contract import TagValue
 from agent.sources.opcua.audit import AuditedWrite
 
 

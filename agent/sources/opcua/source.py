@@ -22,15 +22,15 @@ import logging
 import time
 
 from agent import metrics
-from agent.cancel import raise_if_cancel_swallowed
+from agent.runtime.backoff import Backoff
+from agent.runtime.cancel import raise_if_cancel_swallowed
+from agent.runtime.outage import OutageLog
 from agent.sources.base import (
     Connected,
     Disconnected,
     Emit,
-    OutageLog,
     Reading,
     Readings,
-    backoff_delays,
     utcnow,
 )
 from agent.sources.opcua.config import OpcuaControllerConfig
@@ -60,31 +60,34 @@ class OpcuaSource:
     def __init__(self, config: OpcuaControllerConfig) -> None:
         self.config = config
         self.controller_id = config.id
-        self._outage = OutageLog(log, f"OPC UA server {config.id} at {config.endpoint}")
+        where = f"OPC UA server {config.id} at {config.endpoint}"
+        self._outage = OutageLog(
+            log, f"{where} unreachable (retrying quietly)", f"{where} reachable again"
+        )
         metrics.TAGS_MONITORED.labels(config.id).set(len(config.tags))
 
     async def run(self, emit: Emit) -> None:
-        next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
+        backoff = Backoff(0.5, self.config.reconnect_max_s)
         while True:
             raise_if_cancel_swallowed()
             session: OpcuaSession | None = None
             try:
                 session = await open_session(self.config)
-                self._outage.recovered()
+                self._outage.success()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
                 await emit(Connected(utcnow(), session=session.identity))
-                next_delay = backoff_delays(0.5, self.config.reconnect_max_s)
+                backoff.reset()
                 await self.watch(session, emit)
             except CONNECTION_ERRORS as exc:
                 reason = describe(exc)
-                self._outage.failed(reason)
+                self._outage.failure(reason)
                 metrics.CONTROLLER_UP.labels(self.controller_id).set(0)
                 if session is not None:
                     await emit(Disconnected(utcnow(), reason=reason))
             finally:
                 if session is not None:
                     await close_quietly(session.client)
-            await asyncio.sleep(next_delay())
+            await asyncio.sleep(backoff.next())
 
     async def watch(self, session: OpcuaSession, emit: Emit) -> None:
         """Report what the session sees until it is lost (raise a connection error then)."""

@@ -39,8 +39,8 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError
 
 from agent import metrics
-from agent.cancel import raise_if_cancel_swallowed
 from agent.errors import ControllerUnreachable
+from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.sources.base import Emit, Reading, Readings, utcnow
 from agent.sources.opcua.audit import ActorMatcher, Attributed, Change
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag

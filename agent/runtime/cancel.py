@@ -4,7 +4,8 @@ aiokafka's consumer can catch the `CancelledError` meant for the task awaiting `
 (aio-libs/aiokafka#983 names the places). A ``while True`` loop around it then reads on, and a
 stop that cancels the task waits for ever: seen as a classifier whose integrity reader stayed
 "cancelling" at ``getmany`` after stop. Every ``while True`` loop of a long-running task
-starts with `raise_if_cancel_swallowed()`.
+starts with `raise_if_cancel_swallowed()`; Kafka read loops get it from
+`agent.kafka.consume.consume_batches`.
 """
 
 from __future__ import annotations

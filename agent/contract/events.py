@@ -1,9 +1,9 @@
 """The `SuspectChange` event contract (schema ``otwatch.change/1``).
 
-The agent owns the schema it publishes; the classifier imports these models and nothing
-else from the agent. Every event the agent detects, approved or not, is one
-``SuspectChange``; its ``verdict`` decides the topic (``authorized`` goes to the audit-trail
-topic, everything else to the suspect topic).
+The agent owns the schema it publishes (see `agent.contract` for what the classifier may
+import). Every event the agent detects, approved or not, is one ``SuspectChange``; its
+``verdict`` decides the topic (``authorized`` goes to the audit-trail topic, everything else to
+the suspect topic).
 
 Example::
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agent.kafka_settings import KafkaSettings, KafkaSettingsError, SaslSettings, TlsSettings
+from agent.kafka.errors import KafkaSettingsError
+from agent.kafka.settings import KafkaSettings, SaslSettings, TlsSettings, TopicNames
 
 
 def test_defaults_are_safe_for_real_kafka() -> None:
@@ -85,3 +86,40 @@ def test_compression() -> None:
             zstd.producer_kwargs()
     else:
         assert zstd.producer_kwargs()["compression_type"] == "zstd"
+
+
+def test_one_set_of_topic_names_for_every_process() -> None:
+    from agent.config import AgentConfig
+    from detectors.config import ClassifierConfig
+
+    topics = TopicNames()
+    assert topics.model_dump() == {
+        "suspect": "otwatch.changes.suspect", "authorized": "otwatch.changes.authorized",
+        "heartbeat": "otwatch.agents.heartbeat", "approvals": "otwatch.approvals",
+        "alerts": "otwatch.alerts", "records": "otwatch.records", "dlq": "otwatch.dlq",
+        "containment": "otwatch.containment",
+    }
+    assert AgentConfig.model_fields["topics"].annotation is TopicNames
+    assert ClassifierConfig.model_fields["topics"].annotation is TopicNames
+
+
+def test_each_process_names_itself_unless_the_config_does() -> None:
+    from agent.config import AgentConfig
+    from detectors.config import ClassifierConfig
+
+    agent = {"agent": {"id": "edge-01", "site": "plant-1", "state_dir": "/tmp/x"},
+             "controllers": [{"id": "press-01", "protocol": "modbus", "host": "127.0.0.1",
+                              "tags": [{"name": "sp", "table": "holding", "address": 0,
+                                        "data_type": "int16", "kind": "setpoint"}]}]}
+    client_id = "client_id"
+    assert AgentConfig.model_validate(agent).kafka.producer_kwargs()[client_id] == "otwatch-agent"
+    with_kafka = {**agent, "kafka": {"bootstrap_servers": "kafka-1:9092"}}
+    assert AgentConfig.model_validate(with_kafka).kafka.client_id == "otwatch-agent"
+    assert ClassifierConfig().kafka.client_id == "otwatch-classifier"
+    assert ClassifierConfig.model_validate(
+        {"kafka": {"bootstrap_servers": "kafka-1:9092"}}
+    ).kafka.consumer_kwargs()[client_id] == "otwatch-classifier"
+    named = ClassifierConfig.model_validate({"kafka": {"client_id": "classifier-plant-2"}})
+    assert named.kafka.client_id == "classifier-plant-2"
+    assert KafkaSettings().consumer_kwargs()[client_id] == "otwatch"
+    assert KafkaSettings().named("otwatch-sim").client_id == "otwatch-sim"

@@ -1,0 +1,85 @@
+"""Send many messages as a few record batches: `Outbox`, with keys placed by `PartitionCache`.
+
+``producer.send`` costs a coroutine, a partitioner call (pure-Python murmur2) and a future per
+message: a quarter of the classifier's time when it sent each alert and record event that way.
+An `Outbox` appends one batch's messages straight into per-partition record batches and sends
+each with ``send_batch``; each key's partition comes from `PartitionCache`, which asks aiokafka's
+own partitioner once per key. Messages land where ``send`` would put them, in order per
+partition, acknowledged with ``acks`` as the producer is configured.
+
+Example::
+
+    >>> partitions = PartitionCache()                 # one per producer, kept across batches
+    >>> outbox = Outbox(producer, partitions)
+    >>> outbox.add("otwatch.alerts", b"plant-1/press-01", body)
+    >>> acked = await outbox.send()                   # sent; await acked for the broker's acks
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+
+class PartitionCache:
+    """Key → partition per topic, by aiokafka's `DefaultPartitioner` (the one ``send`` uses;
+    our settings configure no other), so messages land where ``send`` would put them."""
+
+    #: Record ids are keys too: forget them all now and then rather than grow without bound.
+    MAX_KEYS = 100_000
+
+    def __init__(self) -> None:
+        self._partitioner = DefaultPartitioner()
+        self._known: dict[str, tuple[list[int], dict[bytes, int]]] = {}
+
+    async def refresh(self, producer: AIOKafkaProducer, topic: str) -> None:
+        """Start over for a topic whose partitions changed (or that grew too many keys)."""
+        partitions = sorted(await producer.partitions_for(topic))
+        known = self._known.get(topic)
+        if known is None or known[0] != partitions or len(known[1]) > self.MAX_KEYS:
+            self._known[topic] = (partitions, {})
+
+    def partition(self, topic: str, key: bytes) -> int:
+        """The key's partition; `refresh` the topic first."""
+        partitions, by_key = self._known[topic]
+        found = by_key.get(key)
+        if found is None:
+            found = by_key[key] = self._partitioner(key, partitions, partitions)
+        return found
+
+
+class Outbox:
+    """One batch's outgoing messages, appended straight into per-partition record batches."""
+
+    def __init__(self, producer: AIOKafkaProducer, partitions: PartitionCache) -> None:
+        self._producer = producer
+        self._partitions = partitions
+        self._messages: list[tuple[str, bytes, bytes]] = []
+
+    def add(self, topic: str, key: bytes, value: bytes) -> None:
+        self._messages.append((topic, key, value))
+
+    async def send(self) -> asyncio.Future[Any]:
+        """Send every message, in order per partition; returns the wait for all the acks."""
+        for topic in {topic for topic, _, _ in self._messages}:
+            await self._partitions.refresh(self._producer, topic)
+        batches: dict[tuple[str, int], Any] = {}
+        sent: list[Awaitable[Any]] = []
+        for topic, key, value in self._messages:
+            target = (topic, self._partitions.partition(topic, key))
+            batch = batches.get(target)
+            if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            if batch is not None:  # full: send it and start the next one
+                sent.append(await self._producer.send_batch(batch, topic, partition=target[1]))
+            batch = batches[target] = self._producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                raise KafkaError(f"a {len(value)}-byte message to {topic} exceeds a batch")
+        for (topic, partition), batch in batches.items():
+            sent.append(await self._producer.send_batch(batch, topic, partition=partition))
+        return asyncio.gather(*sent)

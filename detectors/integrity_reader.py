@@ -1,0 +1,114 @@
+"""The integrity reader: every agent's events and heartbeats, for the classifier's own findings.
+
+No consumer group: every classifier process reads every partition of both change topics
+(suspect and authorized: every event an agent spools has a ``seq``) and the heartbeats, and
+feeds them to `detectors.integrity.AgentWatch`. Every ``integrity.check_interval_s`` it asks for
+the findings that are due (a gap in an agent's ``seq``, a silent agent) and records them like
+any other event (`Recorder`). Findings have deterministic event ids, so several processes
+finding the same thing write one record. Nothing is committed: the reader starts from
+``integrity.start_from`` on every start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from agent.kafka.consume import Batches, caught_up, consume_batches
+from agent.kafka.startup import start_with_retry
+from detectors import health
+from detectors.config import ClassifierConfig
+from detectors.errors import BadMessage
+from detectors.integrity import AgentWatch
+from detectors.messages import parse_event, parse_heartbeat
+from detectors.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class IntegrityReader:
+    """Owns the group-less reader of the agents' data; `run` until cancelled."""
+
+    def __init__(
+        self,
+        config: ClassifierConfig,
+        recorder: Recorder,
+        status: health.Status,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.status = status
+        self.clock = clock
+        integrity = config.integrity
+        self.agents = AgentWatch(
+            silence_after_s=integrity.silence_after_s, grace_s=integrity.seq_gap_grace_s
+        )
+        self._last_check: datetime | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start the reader (retrying until the broker answers), then read until cancelled."""
+        config = self.config
+        watch = await start_with_retry(
+            lambda: AIOKafkaConsumer(
+                group_id=None, enable_auto_commit=False,
+                auto_offset_reset=config.integrity.start_from, **config.kafka.consumer_kwargs(),
+            ),
+            config.kafka, "agent watch", stop,
+        )
+        if watch is None:
+            return
+        topics = config.topics
+        watch.subscribe([topics.suspect, topics.authorized, topics.heartbeat])
+        try:
+            await consume_batches(
+                watch, lambda batches: self._on_batch(watch, batches),
+                timeout_ms=250, max_records=5_000,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watch.stop(), 10)
+
+    async def _on_batch(self, watch: AIOKafkaConsumer, batches: Batches) -> None:
+        now = self.clock()
+        for tp, messages in batches.items():
+            self._saw(tp.topic == self.config.topics.heartbeat, messages, now)
+        last = self._last_check
+        if last is None or (now - last).total_seconds() >= self.config.integrity.check_interval_s:
+            self._last_check = now
+            reader_caught_up = await caught_up(watch)
+            self._set_watching(reader_caught_up)
+            await self._record_findings(now, reader_caught_up)
+
+    def _saw(self, heartbeats: bool, messages: list[Any], now: datetime) -> None:
+        for msg in messages:
+            try:
+                if heartbeats:
+                    self.agents.saw_heartbeat(parse_heartbeat(msg.value))
+                else:
+                    self.agents.saw_event(parse_event(msg.value), now=now)
+            except BadMessage as exc:  # the group consumer dead-letters bad events, once
+                log.debug("agent watch skips %s/%d@%d: %s", msg.topic, msg.partition,
+                          msg.offset, exc)
+
+    def _set_watching(self, reader_caught_up: bool) -> None:
+        if reader_caught_up != self.status.watching:
+            self.status.watching = reader_caught_up
+        self.status.write()
+
+    async def _record_findings(self, now: datetime, reader_caught_up: bool) -> None:
+        findings = self.agents.findings(now=now, caught_up=reader_caught_up)
+        for finding in findings:
+            kind = finding.context.integrity
+            health.FINDINGS.labels(kind.value if kind else "unknown").inc()
+            log.warning("integrity finding %s: %s", finding.event.event_id,
+                        finding.event.verdict_reason)
+        self.status.findings += len(findings)
+        placed = [(f.event, f.context, None) for f in findings]
+        await (await self.recorder.record(placed, now))

@@ -1,0 +1,164 @@
+"""The group consumer of suspect changes: read, hold bursts, record, commit what is safe.
+
+One consumer in the classifier group (``classifier.group_id``) reads the suspect topic; its
+partitions are spread across the classifier processes. Per batch: parse every message (a bad
+one goes to the dead-letter topic), offer each event to the `BurstCorrelator` (events of a
+possible burst are held back until it is decided), record what may be recorded (`Recorder`),
+and commit offsets as the `OffsetLedger` allows: only after the records transaction and the
+broker's acknowledgements, never past a held event. A rebalance hands a revoked partition's
+held events and positions to its next owner, which reads from the last commit; the store's
+dedupe on ``event_id`` makes that redelivery harmless (at-least-once delivery, exactly-once
+effect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from agent.kafka.consume import Batches, consume_batches
+from agent.kafka.startup import start_with_retry
+from detectors import health
+from detectors.config import ClassifierConfig
+from detectors.correlate import BurstCorrelator, BurstSettings
+from detectors.errors import BadMessage
+from detectors.messages import DeadLetters, parse_event
+from detectors.offsets import OffsetLedger
+from detectors.recorder import Placed, Recorder, Token
+
+log = logging.getLogger(__name__)
+
+#: A recorded batch whose messages the broker may not have acknowledged yet: its ledger plan
+#: and the wait for the acks.
+_Unacked = tuple[int, Awaitable[Any]]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: SuspectConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in revoked))
+        self.owner.revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned: %s", sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        self.owner.status.set_assigned((tp.topic, tp.partition) for tp in assigned)
+
+
+class SuspectConsumer:
+    """Owns the group consumer of the suspect topic; `run` until cancelled."""
+
+    def __init__(
+        self,
+        config: ClassifierConfig,
+        bursts: BurstSettings,
+        recorder: Recorder,
+        dead_letters: DeadLetters,
+        status: health.Status,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.dead_letters = dead_letters
+        self.status = status
+        self.clock = clock
+        self.bursts: BurstCorrelator[Token] = BurstCorrelator(bursts)
+        self.ledger: OffsetLedger[TopicPartition] = OffsetLedger()
+        self._unacked: _Unacked | None = None
+
+    def revoked(self, partitions: set[TopicPartition]) -> None:
+        """A revoked partition's held events and positions belong to its next owner now."""
+        self.bursts.drop(lambda token: token[0] in partitions)
+        self.ledger.revoked(partitions)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start the consumer (retrying until the broker answers), then read until cancelled."""
+        config = self.config
+        consumer = await start_with_retry(
+            lambda: AIOKafkaConsumer(
+                group_id=config.classifier.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=config.classifier.session_timeout_ms,
+                heartbeat_interval_ms=config.classifier.session_timeout_ms // 3,
+                **config.kafka.consumer_kwargs(),
+            ),
+            config.kafka, "consumer", stop,
+        )
+        if consumer is None:
+            return
+        consumer.subscribe([config.topics.suspect], listener=_Rebalance(self))
+        try:
+            await consume_batches(
+                consumer, lambda batches: self._on_batch(consumer, batches),
+                timeout_ms=500, max_records=config.classifier.batch_size,
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._commit_last(consumer), 10)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(consumer.stop(), 10)
+
+    async def _on_batch(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
+        """Record this batch, then commit the previous one once its messages are acked.
+
+        Waiting for the broker's acks before reading on idled the classifier for a round
+        trip per batch; now batch N's acks arrive while batch N+1 is read and recorded. The
+        order per batch still holds: record transaction committed, alerts and record events
+        acknowledged, then its offsets committed.
+        """
+        now = self.clock()
+        placed: list[Placed] = []
+        for tp, messages in batches.items():
+            for msg in messages:
+                try:
+                    event = parse_event(msg.value)
+                except BadMessage as exc:
+                    await self.dead_letters.send(msg, str(exc))
+                    continue
+                placed += self.bursts.offer(event, (tp, msg.offset, msg.value), now=now)
+            if messages:
+                self.ledger.consumed(tp, messages[-1].offset)
+        placed += self.bursts.due(now=now)
+        acked = await self.recorder.record(placed, now)
+        held = self.bursts.held_tokens()
+        plan = self.ledger.recorded((tp, offset) for tp, offset, _ in held)
+        previous, self._unacked = self._unacked, (plan, acked)
+        if previous is not None:
+            await self._commit(consumer, previous)
+        health.HELD.set(len(held))
+        health.set_lag(
+            (tp.topic, tp.partition, (consumer.highwater(tp) or pos) - pos)
+            for tp, pos in self.ledger.positions().items()
+        )
+
+    async def _commit_last(self, consumer: AIOKafkaConsumer) -> None:
+        """On stop: commit the last recorded batch if its messages were acked (else the next
+        owner reads it again and the store recognises it)."""
+        last, self._unacked = self._unacked, None
+        if last is not None:
+            await self._commit(consumer, last)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, batch: _Unacked) -> None:
+        """Once a recorded batch's messages are acked, commit its offsets (those still ours)."""
+        plan, acked = batch
+        await acked
+        offsets = self.ledger.acknowledged(plan, consumer.assignment())
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions away: the next owner reads from the last commit
+            # and the store recognises what was already recorded.
+            log.warning("offset commit refused (%s); the next owner redelivers", exc)
+            return
+        self.ledger.committed(offsets)
