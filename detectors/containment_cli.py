@@ -1,7 +1,7 @@
 """``python -m detectors.containment``: publish lot holds and releases to ``otwatch.containment``.
 
 Runs until SIGINT / SIGTERM. The records database must exist (this tool never creates or
-migrates it); the cursor lives in its table ``containment_cursor``. Services start in any
+migrates it); the cursor lives in its table ``relay_cursor`` (named after the topic). Services start in any
 order, so a database that is not reachable or not migrated yet is waited for, up to
 ``--wait-for-schema-s`` (one WARNING line, then quiet until it is ready). Exit codes: 0
 stopped, 2 usage or database problems (a missing SQLite file, or still not migrated when the
@@ -21,12 +21,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
 from agent.cli import quiet_libraries
 from agent.kafka_settings import KafkaSettings
-from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher, TrailCursor
-from detectors.records import RecordsError, RecordStore, open_store
+from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
+from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
+from detectors.records.target import sqlite_path
 
 log = logging.getLogger("detectors.containment")
 
@@ -59,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_db(target: str) -> None:
-    if "://" not in target and not Path(target).is_file():
-        raise RecordsError(f"no records database at {target!r}; give --db an existing file")
+    path = sqlite_path(target)
+    if path is not None and not path.is_file():
+        raise RecordsError(f"no records database at {str(path)!r}; give --db an existing file")
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from detectors.classification import ClassKind, Severity
-from detectors.records import RecordNotFound, RecordStore, open_store
+from detectors.records import HEAD_REVISION, RecordNotFound, RecordStore, open_store
 from tests.records.conftest import T0, classified, event
 
 NOW = T0 + timedelta(minutes=1)
@@ -111,9 +111,9 @@ def test_get_missing_record_raises(store: RecordStore) -> None:
 def test_migrate_is_idempotent_and_versioned(store_target: tuple[str, str | None]) -> None:
     target, schema = store_target
     with open_store(target, schema=schema) as first:
-        assert first.migrate() == [1, 2]
+        assert first.migrate() == list(range(1, HEAD_REVISION + 1))
         assert first.migrate() == []
-        assert first.schema_version() == 2
+        assert first.schema_version() == HEAD_REVISION
 
 
 def test_sqlite_url_form(tmp_path: object) -> None:
