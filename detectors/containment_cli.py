@@ -1,8 +1,8 @@
 """``python -m detectors.containment``: publish lot holds and releases to ``otwatch.containment``.
 
 Runs until SIGINT / SIGTERM. The records database must exist (this tool never creates or
-migrates it); the cursor lives in its table ``relay_cursor`` (named after the topic). Services start in any
-order, so a database that is not reachable or not migrated yet is waited for, up to
+migrates it); the cursor lives in its table ``relay_cursor`` (named after the topic). Services
+start in any order, so a database that is not reachable or not migrated yet is waited for, up to
 ``--wait-for-schema-s`` (one WARNING line, then quiet until it is ready). Exit codes: 0
 stopped, 2 usage or database problems (a missing SQLite file, or still not migrated when the
 wait ran out).
@@ -21,6 +21,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+
 from agent.cli import quiet_libraries
 from agent.kafka_settings import KafkaSettings
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher

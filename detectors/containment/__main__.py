@@ -1,4 +1,4 @@
-"""``python -m detectors.containment``: the containment publisher (see `detectors.containment_cli`)."""
+"""``python -m detectors.containment``: the publisher's command (`detectors.containment_cli`)."""
 
 from detectors.containment_cli import main
 

@@ -51,8 +51,8 @@ from detectors.records.commands import (
     UpdateDecision,
     UpdateSection,
 )
-from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.lifecycle import allowed_targets, check_transition, missing_for
+from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.models import (
     OPEN_STATES,
     ActionStatus,

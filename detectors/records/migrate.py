@@ -68,8 +68,8 @@ def migrate(db: Database) -> list[int]:
             db.advisory_lock(_LOCK_KEY)
             if db.schema:
                 conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {db.schema}")
+        before = _current(conn)  # a legacy schema 1 still lacks part of revision 1
         _adopt_legacy(conn)
-        before = _current(conn)
         command.upgrade(alembic_config(conn), "head")
     return list(range(before + 1, head() + 1))
 

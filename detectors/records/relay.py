@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from detectors.records._exceptions import RecordsError, StoreUnavailable
 from detectors.records.db import Database, Dialect, connect
@@ -111,15 +112,19 @@ class TrailCursor:
             conn.execute(self._upsert(), {"name": self.name, "seq": seq, "updated_at": iso(now)})
 
     def _upsert(self) -> Any:
+        """Insert, or move forward only: a slower second relay never moves the cursor back."""
         if self._db.dialect is Dialect.POSTGRESQL:
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        statement = insert(relay_cursor)
-        return statement.on_conflict_do_update(
+            pg = postgresql.insert(relay_cursor)
+            return pg.on_conflict_do_update(
+                index_elements=[relay_cursor.c.name],
+                set_={"seq": pg.excluded.seq, "updated_at": pg.excluded.updated_at},
+                where=relay_cursor.c.seq < pg.excluded.seq,
+            )
+        lite = sqlite.insert(relay_cursor)
+        return lite.on_conflict_do_update(
             index_elements=[relay_cursor.c.name],
-            set_={"seq": statement.excluded.seq, "updated_at": statement.excluded.updated_at},
-            where=relay_cursor.c.seq < statement.excluded.seq,
+            set_={"seq": lite.excluded.seq, "updated_at": lite.excluded.updated_at},
+            where=relay_cursor.c.seq < lite.excluded.seq,
         )
 
     def close(self) -> None:
@@ -197,10 +202,11 @@ class TrailRelay:
 
     async def _pass(self) -> None:
         """Relay until caught up; an outage is logged once and retried on the next pass."""
+        retry: tuple[type[BaseException], ...] = (RecordsError, *self.sink.failures)
         try:
             while not self._stop.is_set() and await self.relay_batch():
                 pass
-        except (RecordsError, *self.sink.failures) as exc:
+        except retry as exc:
             if not self.status.failing:
                 log.error("%s: cannot relay after trail seq %d (%s); retrying", self.name,
                           self.status.cursor, exc)

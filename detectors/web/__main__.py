@@ -13,6 +13,7 @@ import sys
 
 from aiohttp import web
 
+from detectors.records.target import redact
 from detectors.web.app import create_app
 
 log = logging.getLogger("detectors.web")
@@ -41,19 +42,11 @@ async def serve(db: str, host: str, port: int, schema: str | None = None) -> Non
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        log.info("records UI on http://%s:%d/ (database %s)", host, port, _redact(db))
+        log.info("records UI on http://%s:%d/ (database %s)", host, port, redact(db))
         await stop.wait()
         log.info("stopping")
     finally:
         await runner.cleanup()
-
-
-def _redact(db: str) -> str:
-    head, sep, tail = db.partition("@")
-    if not sep or "://" not in head:
-        return db
-    scheme, _, user = head.partition("://")
-    return f"{scheme}://{user.split(':')[0]}:***@{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,6 +52,12 @@ def _text(name: str, **kw: Any) -> sa.Column[str]:
     return sa.Column(name, sa.Text, nullable=False, **kw)
 
 
+def _key(name: str, kind: Any = sa.Text) -> sa.Column[Any]:
+    """A single-column primary key declared as the first schema did: ``name TYPE PRIMARY KEY``
+    without NOT NULL (SQLite then reports it nullable; PostgreSQL makes it NOT NULL anyway)."""
+    return sa.Column(name, kind, primary_key=True, nullable=True, autoincrement=False)
+
+
 def upgrade() -> None:
     op.create_table(
         "counters",
@@ -61,13 +67,13 @@ def upgrade() -> None:
     )
     op.create_table(
         "processed_events",
-        sa.Column("event_id", sa.Text, primary_key=True), sa.Column("record_id", sa.Text),
+        _key("event_id"), sa.Column("record_id", sa.Text),
         _text("processed_at"),
         sqlite_with_rowid=False,
     )
     op.create_table(
         "records",
-        sa.Column("id", sa.Text, primary_key=True),
+        _key("id"),
         *(_text(name) for name in ("classification", "state")),
         _text("security_ticket", unique=True),
         *(_text(name) for name in (
@@ -80,7 +86,7 @@ def upgrade() -> None:
     op.create_index("records_open_by_key", "records", ["correlation_key", "state"])
     op.create_table(
         "tickets",
-        sa.Column("id", sa.Text, primary_key=True),
+        _key("id"),
         _text("record_id", unique=True), _text("severity"), _text("status"), _text("indicators"),
         sa.ForeignKeyConstraint(["record_id"], ["records.id"]),
     )
@@ -101,14 +107,14 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_trail",
-        sa.Column("seq", BIG, primary_key=True, autoincrement=False),
+        _key("seq", BIG),
         *(_text(name) for name in ("record_id", "actor", "at", "field")),
         sa.Column("old", sa.Text), sa.Column("new", sa.Text),
         *(_text(name) for name in ("reason", "prev_hash", "hash")),
     )
     op.create_index("audit_trail_by_record", "audit_trail", ["record_id"])
     write_lock = op.create_table(
-        "write_lock", sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        "write_lock", _key("id", sa.Integer),
     )
     op.bulk_insert(write_lock, [{"id": 1}])
     for statement in (
@@ -118,7 +124,7 @@ def upgrade() -> None:
     # Schema 2 of the SQL migrations: the containment publisher's cursor.
     op.create_table(
         "containment_cursor",
-        sa.Column("topic", sa.Text, primary_key=True),
+        _key("topic"),
         sa.Column("seq", sa.BigInteger, nullable=False), _text("updated_at"),
     )
 
