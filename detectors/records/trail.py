@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import ColumnElement, Connection, select
 
+from detectors.records.db import Bulk
 from detectors.records.models import TrailEntry, VerifyResult
 from detectors.records.tables import audit_trail
 
@@ -25,7 +26,7 @@ CLASSIFIER = "otwatch-classifier"
 #: The trail's columns in row order (`TrailWriter.rows` tuples follow it).
 COLUMNS = ("seq", "record_id", "actor", "at", "field", "old", "new", "reason", "prev_hash",
            "hash")
-_INSERT = audit_trail.insert()
+_INSERT = Bulk(audit_trail.insert())
 
 
 def canonical_json(value: Any) -> str:
@@ -103,8 +104,7 @@ def head_of(conn: Connection) -> tuple[int, str] | None:
 
 def append_rows(conn: Connection, writer: TrailWriter) -> None:
     """Insert the writer's rows (one executemany), in the write transaction that made them."""
-    if writer.rows:
-        conn.execute(_INSERT, [dict(zip(COLUMNS, row, strict=True)) for row in writer.rows])
+    _INSERT.run(conn, [dict(zip(COLUMNS, row, strict=True)) for row in writer.rows])
 
 
 def read_entries(
