@@ -24,10 +24,10 @@ from enum import StrEnum
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, create_engine, event, select, text
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy import Connection, Engine, Insert, Update, create_engine, event, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from detectors.records._exceptions import NotMigrated, RecordsError, StoreUnavailable
 from detectors.records.tables import write_lock
@@ -100,10 +100,12 @@ class Bulk:
     multi-row VALUES ("insertmanyvalues") and pipelines an UPDATE. On SQLite, SQLAlchemy's
     per-row parameter processing cost more than the driver's own ``executemany`` (measured:
     1.7 times as much on the ingest path), so there the statement is compiled once and
-    each row goes to ``executemany`` as a tuple in the compiled parameter order.
+    each row goes to ``executemany`` as a tuple in the compiled parameter order. That skips
+    SQLAlchemy's bind processors, so it is for the records tables' plain text and integer
+    columns only.
     """
 
-    def __init__(self, statement: Executable) -> None:
+    def __init__(self, statement: Insert | Update) -> None:
         self.statement = statement
         self._sqlite: tuple[str, itemgetter[Any]] | None = None
 

@@ -136,8 +136,8 @@ def test_a_change_that_changes_nothing_keeps_the_version(store: RecordStore, rid
 
 def test_permission_comes_from_the_table(store: RecordStore, rid: str) -> None:
     trail = store.trail()
-    with pytest.raises(PermissionDenied, match="'op.smith' may not hold or release lots: that "
-                                               "needs the quality or the security role"):
+    with pytest.raises(PermissionDenied, match=r"'op\.smith' may not hold or release lots: "
+                                               r"that needs the quality or the security role"):
         store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="x"), actor=OPERATOR,
                       now=at(1))
     with pytest.raises(PermissionDenied, match="edit a record's sections"):
