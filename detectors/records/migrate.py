@@ -20,16 +20,18 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from detectors.records.db import Database, Dialect
+
+log = logging.getLogger(__name__)
 
 SCRIPT_DIR = Path(__file__).parent / "migrations"
 _LOCK_KEY = "otwatch.records.migrate"
@@ -69,9 +71,13 @@ def migrate(db: Database) -> list[int]:
             if db.schema:
                 conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {db.schema}")
         before = _current(conn)  # a legacy schema 1 still lacks part of revision 1
+        if before >= head():  # the usual start: nothing to do, Alembic not run (nor logging)
+            return []
         _adopt_legacy(conn)
         command.upgrade(alembic_config(conn), "head")
-    return list(range(before + 1, head() + 1))
+    applied = list(range(before + 1, head() + 1))
+    log.info("records schema: applied revisions %s (now at %d)", applied, head())
+    return applied
 
 
 def schema_version(db: Database) -> int:
@@ -82,10 +88,18 @@ def schema_version(db: Database) -> int:
 
 
 def _current(conn: Connection) -> int:
-    revision = MigrationContext.configure(conn).get_current_revision()
+    revision = _alembic_revision(conn)
     if revision is not None:
         return int(revision)
     return 1 if _legacy_version(conn) >= 2 else 0
+
+
+def _alembic_revision(conn: Connection) -> str | None:
+    """Alembic's ``alembic_version`` row, read directly (a MigrationContext logs per use)."""
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if value is None else str(value)
 
 
 def _legacy_version(conn: Connection) -> int:
@@ -98,7 +112,7 @@ def _legacy_version(conn: Connection) -> int:
 def _adopt_legacy(conn: Connection) -> None:
     """A database of the SQL-migration releases: finish their schema 2 if needed, stamp it at
     revision 0001 (the same schema), and drop their ``schema_version`` table."""
-    if MigrationContext.configure(conn).get_current_revision() is not None:
+    if _alembic_revision(conn) is not None:
         return
     legacy = _legacy_version(conn)
     if legacy == 0:
