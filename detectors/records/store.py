@@ -30,8 +30,6 @@ from detectors.records.commands import (
     SetTicketStatus,
     Transition,
     UpdateSection,
-    execute,
-    load_record,
 )
 from detectors.records.db import Database, connect
 from detectors.records.ingest import Item, record_batch
@@ -52,6 +50,7 @@ from detectors.records.models import (
 from detectors.records.permissions import LOCAL_TOOL_ROLES
 from detectors.records.tables import audit_trail, records
 from detectors.records.trail import canonical_json, read_entries, verify_entries
+from detectors.records.workflow import execute, load_record
 
 __all__ = ["EDITABLE", "TICKET_STATUSES", "RecordStore", "open_store"]
 
@@ -152,7 +151,7 @@ class RecordStore:
         return kpi_math.compute(self.trail(), now)
 
     def execute(self, command: Command, *, actor: Actor, now: datetime) -> MasterRecord:
-        """Run one workflow command in one transaction (see `detectors.records.commands`)."""
+        """Run one workflow command in one transaction (see `detectors.records.workflow`)."""
         with self._db.write() as conn:
             self._db.lock_trail_head()
             return execute(conn, command, actor=actor, now=now)
