@@ -10,13 +10,9 @@ from agent import __version__
 from agent.config import AgentConfig, ModbusControllerConfig, load_agent_config
 from agent.errors import ConfigError
 from agent.runtime.errors import OtwatchError
-from agent.runtime.logs import quiet_libraries, setup_logging
+from agent.runtime.logs import setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from agent.sources import modbus, opcua
-
-# `quiet_libraries` stays importable from here until detectors/containment_cli.py uses
-# `agent.runtime.logs.setup_logging` (the merge repoints it; then drop it from this list).
-__all__ = ["build_parser", "check", "main", "quiet_libraries", "run"]
 
 EPILOG = """examples:
   otwatch-agent check --config config/agent.yaml     validate, print the compiled read plan

@@ -44,16 +44,6 @@ from agent.runtime.outage import OutageLog
 from agent.runtime.tasks import log_task_crash
 from agent.spool import Row, Spool
 
-# Until detectors/containment.py imports these from their homes (the merge repoints it):
-# agent.kafka.client_logs, agent.kafka.topics, agent.runtime.tasks.
-__all__ = [
-    "SpoolPublisher",
-    "acknowledged_prefix",
-    "demote_kafka_client_logs",
-    "ensure_topics",
-    "log_task_crash",
-]
-
 log = logging.getLogger(__name__)
 
 PUBLISHED = MetricCounter(

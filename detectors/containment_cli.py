@@ -1,8 +1,8 @@
 """``python -m detectors.containment``: publish lot holds and releases to ``otwatch.containment``.
 
 Runs until SIGINT / SIGTERM. The records database must exist (this tool never creates or
-migrates it); the cursor lives in its table ``containment_cursor``. Services start in any
-order, so a database that is not reachable or not migrated yet is waited for, up to
+migrates it); the cursor lives in its table ``relay_cursor`` (named after the topic). Services
+start in any order, so a database that is not reachable or not migrated yet is waited for, up to
 ``--wait-for-schema-s`` (one WARNING line, then quiet until it is ready). Exit codes: 0
 stopped, 2 usage or database problems (a missing SQLite file, or still not migrated when the
 wait ran out).
@@ -18,15 +18,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from agent.cli import quiet_libraries
-from agent.kafka_settings import KafkaSettings
-from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher, TrailCursor
-from detectors.records import RecordsError, RecordStore, open_store
+from agent.kafka.settings import KafkaSettings
+from agent.runtime.logs import setup_logging
+from agent.runtime.signals import stop_on_signals
+from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
+from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
+from detectors.records.target import sqlite_path
 
 log = logging.getLogger("detectors.containment")
 
@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_db(target: str) -> None:
-    if "://" not in target and not Path(target).is_file():
-        raise RecordsError(f"no records database at {target!r}; give --db an existing file")
+    path = sqlite_path(target)
+    if path is not None and not path.is_file():
+        raise RecordsError(f"no records database at {str(path)!r}; give --db an existing file")
 
 
 def _usage_error(args: argparse.Namespace) -> str | None:
@@ -77,9 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"containment: {problem}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_libraries()
+    setup_logging(args.log_level)
     try:
         _check_db(args.db)
     except RecordsError as exc:
@@ -90,9 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    with stop_on_signals(stop.set):
+        return await _run_until_stopped(args, stop)
+
+
+async def _run_until_stopped(args: argparse.Namespace, stop: asyncio.Event) -> int:
     try:
         opened = await wait_for_schema(args, stop)
     except RecordsError as exc:

@@ -35,6 +35,7 @@ from detectors.records import (
     open_store,
 )
 from detectors.records.export import FORMATS, render
+from detectors.records.target import sqlite_path
 
 DEFAULT_DB = ".demo/records.db"
 ENV_DB = "OTWATCH_RECORDS_DB"
@@ -98,15 +99,9 @@ def resolve_db(arg: str | None, env: dict[str, str]) -> str:
     return arg or env.get(ENV_DB) or DEFAULT_DB
 
 
-def _sqlite_path(target: str) -> Path | None:
-    if target.startswith(("postgresql://", "postgres://")):
-        return None
-    return Path(target.removeprefix("sqlite://") if target.startswith("sqlite:///") else target)
-
-
 def open_existing(target: str, schema: str | None) -> RecordStore:
     """Open without creating: a missing SQLite file is the user's to fix."""
-    path = _sqlite_path(target)
+    path = sqlite_path(target)
     if path is not None and not path.is_file():
         raise CliError(
             f"records database {str(path)!r} does not exist; pass --db PATH, set {ENV_DB}, "
@@ -131,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(store: RecordStore, args: argparse.Namespace) -> int:
     if args.command == "migrate":
-        print(f"applied: {store.migrate() or 'nothing'}; schema version {store.schema_version()}")
+        applied = store.migrate()
+        print(f"applied: {applied or 'nothing'}; schema version {store.schema_version()}")
         return 0
     if store.schema_version() == 0:
         raise CliError("the database has no records schema; run `otwatch-records migrate`")

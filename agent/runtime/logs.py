@@ -19,6 +19,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: once, so only asyncua's worst survives.
 LIBRARY_LEVELS = {
     "aiokafka": logging.WARNING,
+    "alembic": logging.WARNING,
     "pymodbus": logging.WARNING,
     "asyncua": logging.CRITICAL,
 }

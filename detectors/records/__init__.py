@@ -1,40 +1,78 @@
 """Master records: one quality nonconformity per incident, linked both ways with a security
-ticket, with evidence, lifecycle, CAPA, KPIs and a hash-chained audit trail.
+ticket, with evidence, lifecycle, containment, CAPA, KPIs and a hash-chained audit trail.
 
 Public surface (everything else is private)::
 
-    from detectors.records import open_store, RecordStore, MasterRecord, RecordOutcome
+    from detectors.records import open_store, Actor, PlaceHold, Transition
     store = open_store("records.db")   # or "postgresql://…", optional schema=
-    store.migrate()
-    store.record_events([(event, classification)], now=now)
+    store.migrate()                    # Alembic, from code; adopts pre-Alembic databases
+    store.record_events([(event, classification)], now=now)          # the classifier's path
+    store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="made under the change",
+                            expected_version=record.version),
+                  actor=Actor("jdoe", {"quality"}), now=now)        # one workflow command
+
+- Every change to a record is a command (`Transition`, `UpdateSection`, `PlaceHold`,
+  `ReleaseHold`, `RecordDecision`, `UpdateDecision`, `ContributeImpact`, `AddCapaAction`,
+  `UpdateCapaAction`, `SetTicketStatus`) run by `RecordStore.execute` in one transaction:
+  load, version check, permission (`Permission`, `GRANTS`), guards (`missing_for`), write,
+  trail. `RecordStore.update_field` and `RecordStore.transition` are thin wrappers.
+- The data layer is SQLAlchemy Core (`detectors.records.tables`, one `MetaData` for SQLite
+  and PostgreSQL) with Alembic migrations shipped in ``detectors/records/migrations``.
+- `DatabaseTarget` parses every database target (SQLite path, ``sqlite:///``, PostgreSQL DSN,
+  optional schema) and prints it with the password hidden (`redact`).
+- `TrailRelay` follows the audit trail from a cursor kept in the database and hands each
+  entry's messages to a sink (the containment publisher is one; the ticket outbox is next).
 
 Errors: see `detectors.records._exceptions` (all derive from `RecordsError`).
 """
 
 from detectors.records._exceptions import (
+    ConcurrentUpdate,
     InvalidUpdate,
+    NotMigrated,
+    PermissionDenied,
     ReasonRequired,
     RecordNotFound,
     RecordsError,
     StoreUnavailable,
     TransitionRefused,
 )
+from detectors.records.commands import (
+    Actor,
+    AddCapaAction,
+    Command,
+    ContributeImpact,
+    PlaceHold,
+    RecordDecision,
+    ReleaseHold,
+    SetTicketStatus,
+    Transition,
+    UpdateCapaAction,
+    UpdateDecision,
+    UpdateSection,
+)
 from detectors.records.lifecycle import allowed_targets, check_transition, missing_for
+from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.models import (
     OPEN_STATES,
     ActionStatus,
     AffectedLot,
     CapaAction,
     Containment,
+    ContainmentDecision,
+    DecisionKind,
+    DecisionStatus,
     Domain,
     EffectivenessCheck,
     Evidence,
     FishboneCategory,
     ImpactAssessment,
+    ImpactContribution,
     Kpis,
     LotHold,
     MasterRecord,
     NcLog,
+    RecordHeader,
     RecordOutcome,
     Role,
     RootCauseAnalysis,
@@ -45,42 +83,73 @@ from detectors.records.models import (
     TrailEntry,
     VerifyResult,
 )
+from detectors.records.permissions import GRANTS, Permission
+from detectors.records.relay import Outgoing, TrailCursor, TrailRelay
 from detectors.records.store import EDITABLE, RecordStore, open_store
+from detectors.records.target import DatabaseTarget, redact
 
 __all__ = [
     "EDITABLE",
+    "GRANTS",
+    "HEAD_REVISION",
     "OPEN_STATES",
     "ActionStatus",
+    "Actor",
+    "AddCapaAction",
     "AffectedLot",
     "CapaAction",
+    "Command",
+    "ConcurrentUpdate",
     "Containment",
+    "ContainmentDecision",
+    "ContributeImpact",
+    "DatabaseTarget",
+    "DecisionKind",
+    "DecisionStatus",
     "Domain",
     "EffectivenessCheck",
     "Evidence",
     "FishboneCategory",
     "ImpactAssessment",
+    "ImpactContribution",
     "InvalidUpdate",
     "Kpis",
     "LotHold",
     "MasterRecord",
     "NcLog",
+    "NotMigrated",
+    "Outgoing",
+    "Permission",
+    "PermissionDenied",
+    "PlaceHold",
     "ReasonRequired",
+    "RecordDecision",
+    "RecordHeader",
     "RecordNotFound",
     "RecordOutcome",
     "RecordStore",
     "RecordsError",
+    "ReleaseHold",
     "Role",
     "RootCauseAnalysis",
     "SecurityTicket",
+    "SetTicketStatus",
     "Signature",
     "State",
     "StoreUnavailable",
     "SystemInScope",
+    "TrailCursor",
     "TrailEntry",
+    "TrailRelay",
+    "Transition",
     "TransitionRefused",
+    "UpdateCapaAction",
+    "UpdateDecision",
+    "UpdateSection",
     "VerifyResult",
     "allowed_targets",
     "check_transition",
     "missing_for",
     "open_store",
+    "redact",
 ]

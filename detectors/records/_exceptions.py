@@ -2,10 +2,13 @@
 
     RecordsError                  base of everything raised by `detectors.records`
     ├── StoreUnavailable          the database cannot be opened or reached (retryable)
+    │   └── NotMigrated           the database has no records schema, or an older one (retryable)
     ├── RecordNotFound            no master record with that id
-    ├── InvalidUpdate             a field update names an unknown field or a bad value
+    ├── InvalidUpdate             a command names an unknown field or carries a bad value
     ├── TransitionRefused         the lifecycle forbids the requested state change
-    └── ReasonRequired            a change after creation came without a reason
+    ├── ReasonRequired            a change after creation came without a reason (or actor)
+    ├── PermissionDenied          the actor's roles do not grant what the command needs
+    └── ConcurrentUpdate          the record changed since the caller read it (stale version)
 
 ``retryable`` says whether trying the same call again later may succeed.
 """
@@ -25,6 +28,10 @@ class StoreUnavailable(RecordsError):
     """The database cannot be opened or reached; the fix is in the message."""
 
     retryable = True
+
+
+class NotMigrated(StoreUnavailable):
+    """The database has no records tables yet, or an older schema: run the migrations."""
 
 
 class RecordNotFound(RecordsError):
@@ -54,4 +61,31 @@ class TransitionRefused(RecordsError):
         super().__init__(
             f"record {record_id}: cannot go from {current!r} to {requested!r}: "
             + "; ".join(missing)
+        )
+
+
+class PermissionDenied(RecordsError):
+    """The actor holds no role that grants the permission the command needs."""
+
+    def __init__(self, actor: str, permission: str, granted_by: list[str]) -> None:
+        self.actor = actor
+        self.permission = permission
+        self.granted_by = granted_by
+        super().__init__(
+            f"{actor!r} may not {permission}: that needs the "
+            + " or the ".join(granted_by) + " role"
+        )
+
+
+class ConcurrentUpdate(RecordsError):
+    """Optimistic concurrency: the command was built on a version of the record that is no
+    longer the current one. Read the record again and redo the change."""
+
+    def __init__(self, record_id: str, expected: int, current: int) -> None:
+        self.record_id = record_id
+        self.expected = expected
+        self.current = current
+        super().__init__(
+            f"record {record_id} changed since it was read: expected version {expected}, "
+            f"it is at version {current}; reload it and apply the change again"
         )

@@ -4,7 +4,8 @@ Per event: skip it if its ``event_id`` was processed before (also within the bat
 non-findings processed only; attach it as evidence to the open record of its correlation key
 when its detection lies within the window of that record's last event; otherwise open a new
 nonconformity and its security ticket, ids allocated from per-year counters. Everything is
-collected in memory and written with ``executemany`` so a batch of 500 costs a few statements.
+collected in memory and written with one executemany per table (Core inserts with lists of
+dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of 500 costs a few statements.
 The trail gets one entry per new record (its first evidence included) and one per record per
 batch for attached evidence (every event id and SHA-256 listed), plus any severity rise.
 """
@@ -18,16 +19,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection, bindparam, select, text
 
 from agent.contract import ChangeKind, SuspectChange, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
 from detectors.correlate import incident_key
-from detectors.records.db import Database, Dialect
+from detectors.records.db import Bulk, Database
 from detectors.records.models import OPEN_STATES, RecordOutcome, State
+from detectors.records.tables import counters, evidence, processed_events, records, tickets
 from detectors.records.trail import (
     CLASSIFIER,
-    INSERT_SQL,
     TrailWriter,
+    append_rows,
     canonical_json,
     iso,
     utc,
@@ -43,6 +46,31 @@ _V: dict[Any, str] = {
     m: m.value for kind in (ChangeKind, Verdict, Severity, ClassKind) for m in kind
 }
 _SEVERITY = {s.value: s for s in Severity}
+_OPEN = sorted(s.value for s in OPEN_STATES)
+
+# Statements built once; SQLAlchemy caches their compiled form per dialect.
+_NEXT_ID = text(
+    "INSERT INTO counters (kind, year, value) VALUES (:kind, :year, 1) "
+    "ON CONFLICT (kind, year) DO UPDATE SET value = counters.value + 1 RETURNING value"
+)
+_RECORD_COLUMNS = (
+    "id", "classification", "state", "security_ticket", "controller", "tag", "site", "line",
+    "severity", "description", "detected_at", "created_at", "last_event_at", "rules_fired",
+    "criteria_version", "correlation_key",
+)
+_INSERT_RECORDS = Bulk(records.insert().values({c: bindparam(c) for c in _RECORD_COLUMNS}))
+_INSERT_TICKETS = Bulk(tickets.insert())
+_INSERT_EVIDENCE = Bulk(evidence.insert())
+_INSERT_PROCESSED = Bulk(processed_events.insert())
+_SET_COUNTER = Bulk(counters.update().where(
+    counters.c.kind == bindparam("b_kind"), counters.c.year == bindparam("b_year")
+).values(value=bindparam("b_value")))
+_TOUCH_RECORD = Bulk(records.update().where(records.c.id == bindparam("b_id")).values(
+    last_event_at=bindparam("b_last"), severity=bindparam("b_severity")
+))
+_TOUCH_TICKET = Bulk(tickets.update().where(tickets.c.id == bindparam("b_id")).values(
+    severity=bindparam("b_severity"), indicators=bindparam("b_indicators")
+))
 
 
 @dataclass
@@ -64,10 +92,10 @@ class _Batch:
     year: int
     trail: TrailWriter
     open_by_key: dict[str, _OpenRecord]
-    processed: list[tuple[str, str | None, str]] = field(default_factory=list)
-    records: list[tuple[Any, ...]] = field(default_factory=list)
-    tickets: list[tuple[Any, ...]] = field(default_factory=list)
-    evidence: list[tuple[Any, ...]] = field(default_factory=list)
+    processed: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    tickets: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, _OpenRecord] = field(default_factory=dict)
     counters: dict[tuple[str, int], int] = field(default_factory=dict)
     attached_to: dict[str, _OpenRecord] = field(default_factory=dict)
@@ -84,27 +112,26 @@ def record_batch(
 ) -> list[RecordOutcome]:
     """The body of `RecordStore.record_events`; the caller holds the write transaction."""
     keys = sorted({correlation_key(ev, cls) for ev, cls in items if cls.opens_record})
-    if db.dialect is Dialect.POSTGRESQL:
-        for key in keys:
-            db.query("SELECT pg_advisory_xact_lock(hashtext(?))", (key,))
-        db.lock_trail_head()
-    seen = _already_processed(db, [ev.event_id for ev, _ in items])
-    last = db.query("SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1")
+    for key in keys:  # PostgreSQL: one incident, one writer (SQLite's write lock covers it)
+        db.advisory_lock(key)
+    db.lock_trail_head()
+    conn = db.conn
+    seen = _already_processed(conn, [ev.event_id for ev, _ in items])
     batch = _Batch(
-        now=iso(now), year=now.year, trail=TrailWriter.starting_at(last[0] if last else None),
-        open_by_key=_open_records(db, keys),
+        now=iso(now), year=now.year, trail=TrailWriter.at_head(conn),
+        open_by_key=_open_records(conn, keys),
     )
     raws: Sequence[bytes | None] = raw if raw is not None else [None] * len(items)
     outcomes = [
-        _one(db, batch, seen, ev, cls, window_s, data)
+        _one(conn, batch, seen, ev, cls, window_s, data)
         for (ev, cls), data in zip(items, raws, strict=True)
     ]
-    _flush(db, batch)
+    _flush(conn, batch)
     return outcomes
 
 
 def _one(
-    db: Database, batch: _Batch, seen: dict[str, _Placed], ev: SuspectChange,
+    db: Connection, batch: _Batch, seen: dict[str, _Placed], ev: SuspectChange,
     cls: Classification, window_s: float, raw: bytes | None,
 ) -> RecordOutcome:
     if ev.event_id in seen:
@@ -116,14 +143,14 @@ def _one(
     if cls.opens_record:
         rid, ticket, created = _place(db, batch, ev, cls, window_s, raw)
     seen[ev.event_id] = (rid, ticket)
-    batch.processed.append((ev.event_id, rid, batch.now))
+    batch.processed.append({"event_id": ev.event_id, "record_id": rid, "processed_at": batch.now})
     return RecordOutcome(
         event_id=ev.event_id, record_id=rid, ticket_id=ticket, created=created, duplicate=False
     )
 
 
 def _place(
-    db: Database, batch: _Batch, ev: SuspectChange, cls: Classification, window_s: float,
+    db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, window_s: float,
     raw: bytes | None,
 ) -> tuple[str, str, bool]:
     key = correlation_key(ev, cls)
@@ -140,11 +167,13 @@ def _place(
 
 def _evidence_row(
     rid: str, ev: SuspectChange, cls: Classification, raw: bytes, detected: str, now: str
-) -> tuple[Any, ...]:
-    return (
-        ev.event_id, rid, hashlib.sha256(raw).hexdigest(), _V[ev.change_kind],
-        _V[ev.verdict], _V[cls.severity], iso(ev.occurred_at), detected, now, raw.decode(),
-    )
+) -> dict[str, Any]:
+    return {
+        "event_id": ev.event_id, "record_id": rid, "sha256": hashlib.sha256(raw).hexdigest(),
+        "change_kind": _V[ev.change_kind], "verdict": _V[ev.verdict],
+        "severity": _V[cls.severity], "occurred_at": iso(ev.occurred_at),
+        "detected_at": detected, "attached_at": now, "raw": raw.decode(),
+    }
 
 
 def _indicators(ev: SuspectChange, cls: Classification) -> list[str]:
@@ -157,7 +186,9 @@ def _attach(
 ) -> None:
     row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
     batch.evidence.append(row)
-    rec.attached.append({"event_id": ev.event_id, "sha256": row[2], "severity": row[5]})
+    rec.attached.append(
+        {"event_id": ev.event_id, "sha256": row["sha256"], "severity": row["severity"]}
+    )
     batch.attached_to[rec.id] = rec
     if detected_at > rec.last_event:
         rec.last_event = detected_at
@@ -191,20 +222,26 @@ def _trail_attachments(batch: _Batch) -> None:
 
 
 def _open(
-    db: Database, batch: _Batch, ev: SuspectChange, cls: Classification, key: str, raw: bytes,
+    db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, key: str, raw: bytes,
     detected_at: datetime,
 ) -> _OpenRecord:
     detected = iso(detected_at)
     rid = f"NC-{batch.year}-{_next_id(db, batch, 'NC'):06d}"
     ticket = f"SEC-{batch.year}-{_next_id(db, batch, 'SEC'):06d}"
     rules = canonical_json(list(cls.rules_fired))
-    batch.records.append((
-        rid, _V[cls.kind], State.DETECTED.value, ticket, ev.controller.id, ev.tag.name, ev.site,
-        ev.line, _V[cls.severity], cls.description or ev.verdict_reason or _V[ev.change_kind],
-        detected, batch.now, detected, rules, cls.criteria_version, key,
-    ))
+    batch.records.append({
+        "id": rid, "classification": _V[cls.kind], "state": State.DETECTED.value,
+        "security_ticket": ticket, "controller": ev.controller.id, "tag": ev.tag.name,
+        "site": ev.site, "line": ev.line, "severity": _V[cls.severity],
+        "description": cls.description or ev.verdict_reason or _V[ev.change_kind],
+        "detected_at": detected, "created_at": batch.now, "last_event_at": detected,
+        "rules_fired": rules, "criteria_version": cls.criteria_version, "correlation_key": key,
+    })
     indicators = _indicators(ev, cls)
-    batch.tickets.append((ticket, rid, _V[cls.severity], "open", canonical_json(indicators)))
+    batch.tickets.append({
+        "id": ticket, "record_id": rid, "severity": _V[cls.severity], "status": "open",
+        "indicators": canonical_json(indicators),
+    })
     evidence = _evidence_row(rid, ev, cls, raw, detected, batch.now)
     batch.evidence.append(evidence)
     snapshot = {
@@ -213,7 +250,7 @@ def _open(
         "severity": _V[cls.severity], "correlation_key": key,
         "rules_fired": list(cls.rules_fired),
         "criteria_version": cls.criteria_version, "occurred_at": iso(ev.occurred_at),
-        "detected_at": detected, "event_id": ev.event_id, "sha256": evidence[2],
+        "detected_at": detected, "event_id": ev.event_id, "sha256": evidence["sha256"],
     }
     batch.trail.append(
         rid, CLASSIFIER, batch.now, "record", None, canonical_json(snapshot),
@@ -222,7 +259,7 @@ def _open(
     return _OpenRecord(rid, ticket, cls.severity, detected_at, indicators, cls.severity)
 
 
-def _next_id(db: Database, batch: _Batch, kind: str) -> int:
+def _next_id(db: Connection, batch: _Batch, kind: str) -> int:
     """Per-year sequence inside the write transaction. The first id of a batch is taken with
     UPDATE … RETURNING, which row-locks the counter until commit (PostgreSQL; SQLite holds
     its write lock anyway), so later ids of the batch are counted in memory and stored once."""
@@ -230,45 +267,43 @@ def _next_id(db: Database, batch: _Batch, kind: str) -> int:
     if key in batch.counters:
         batch.counters[key] += 1
         return batch.counters[key]
-    rows = db.query(
-        "INSERT INTO counters (kind, year, value) VALUES (?, ?, 1) ON CONFLICT (kind, year) "
-        "DO UPDATE SET value = counters.value + 1 RETURNING value",
-        key,
-    )
-    batch.counters[key] = int(rows[0][0])
+    value = db.execute(_NEXT_ID, {"kind": kind, "year": batch.year}).scalar_one()
+    batch.counters[key] = int(value)
     return batch.counters[key]
 
 
-def _already_processed(db: Database, event_ids: list[str]) -> dict[str, _Placed]:
+def _already_processed(db: Connection, event_ids: list[str]) -> dict[str, _Placed]:
     found: dict[str, _Placed] = {}
     unique = list(dict.fromkeys(event_ids))
+    p, r = processed_events, records
+    query = select(p.c.event_id, p.c.record_id, r.c.security_ticket).select_from(
+        p.outerjoin(r, r.c.id == p.c.record_id)
+    )
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        rows = db.query(
-            "SELECT p.event_id, p.record_id, r.security_ticket FROM processed_events p "
-            f"LEFT JOIN records r ON r.id = p.record_id WHERE p.event_id IN ({marks})",
-            chunk,
-        )
-        found.update({str(r[0]): (r[1], r[2]) for r in rows})
+        for row in db.execute(query.where(p.c.event_id.in_(chunk))).all():
+            found[row.event_id] = (row.record_id, row.security_ticket)
     return found
 
 
-def _open_records(db: Database, keys: list[str]) -> dict[str, _OpenRecord]:
+def _open_records(db: Connection, keys: list[str]) -> dict[str, _OpenRecord]:
     """The latest open record per key, with its ticket; later rows win (ordered by last event)."""
     found: dict[str, _OpenRecord] = {}
-    states = ", ".join(f"'{s.value}'" for s in sorted(OPEN_STATES))
+    r, t = records, tickets
+    query = (
+        select(r.c.correlation_key, r.c.id, r.c.security_ticket, r.c.severity,
+               r.c.last_event_at, t.c.indicators)
+        .join(t, t.c.record_id == r.c.id)
+        .where(r.c.state.in_(_OPEN))
+        .order_by(r.c.last_event_at)
+    )
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        rows = db.query(
-            "SELECT r.correlation_key, r.id, r.security_ticket, r.severity, "
-            "r.last_event_at, t.indicators FROM records r JOIN tickets t ON t.record_id = r.id "
-            f"WHERE r.correlation_key IN ({marks}) AND r.state IN ({states}) "
-            "ORDER BY r.last_event_at",
-            chunk,
-        )
-        for key, rid, ticket, severity, last, indicators in rows:
+        # Unpacked in the order of the select's columns above: on the hot path, named access
+        # on each row cost three times the rest of this loop.
+        for key, rid, ticket, severity, last, indicators in db.execute(
+            query.where(r.c.correlation_key.in_(chunk))
+        ).all():
             found[key] = _OpenRecord(
                 rid, ticket, _SEVERITY[severity], datetime.fromisoformat(last),
                 list(orjson.loads(indicators)), _SEVERITY[severity],
@@ -276,46 +311,33 @@ def _open_records(db: Database, keys: list[str]) -> dict[str, _OpenRecord]:
     return found
 
 
-def _flush(db: Database, batch: _Batch) -> None:
-    db.executemany(
-        "INSERT INTO records (id, classification, state, security_ticket, controller, tag, site, "
-        "line, severity, description, detected_at, created_at, last_event_at, rules_fired, "
-        "criteria_version, correlation_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        batch.records,
-    )
-    db.executemany(
-        "INSERT INTO tickets (id, record_id, severity, status, indicators) VALUES (?, ?, ?, ?, ?)",
-        batch.tickets,
-    )
-    db.executemany(
-        "INSERT INTO evidence (event_id, record_id, sha256, change_kind, verdict, severity, "
-        "occurred_at, detected_at, attached_at, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        batch.evidence,
-    )
-    db.executemany(
-        "UPDATE counters SET value = ? WHERE kind = ? AND year = ?",
-        [(value, kind, year) for (kind, year), value in batch.counters.items()],
-    )
+def _many(db: Connection, bulk: Bulk, rows: Sequence[dict[str, Any]]) -> None:
+    bulk.run(db, rows)
+
+
+def _flush(db: Connection, batch: _Batch) -> None:
+    _many(db, _INSERT_RECORDS, batch.records)
+    _many(db, _INSERT_TICKETS, batch.tickets)
+    _many(db, _INSERT_EVIDENCE, batch.evidence)
+    _many(db, _SET_COUNTER, [
+        {"b_value": value, "b_kind": kind, "b_year": year}
+        for (kind, year), value in batch.counters.items()
+    ])
     _flush_touched(db, batch)
     _trail_attachments(batch)
-    db.executemany(
-        "INSERT INTO processed_events (event_id, record_id, processed_at) VALUES (?, ?, ?)",
-        batch.processed,
-    )
-    db.executemany(INSERT_SQL, batch.trail.rows)
+    _many(db, _INSERT_PROCESSED, batch.processed)
+    append_rows(db, batch.trail)
 
 
-def _flush_touched(db: Database, batch: _Batch) -> None:
+def _flush_touched(db: Connection, batch: _Batch) -> None:
     """Records that got evidence (last event, severity); tickets whose severity or indicators
     changed."""
-    db.executemany(
-        "UPDATE records SET last_event_at = ?, severity = ? WHERE id = ?",
-        [(iso(r.last_event), _V[r.severity], r.id) for r in batch.attached_to.values()],
-    )
-    touched = list(batch.touched.values())
-    db.executemany(
-        "UPDATE tickets SET severity = ?, indicators = ? WHERE id = ?",
-        [(_V[r.severity], canonical_json(r.indicators), r.ticket) for r in touched],
-    )
-
+    _many(db, _TOUCH_RECORD, [
+        {"b_last": iso(r.last_event), "b_severity": _V[r.severity], "b_id": r.id}
+        for r in batch.attached_to.values()
+    ])
+    _many(db, _TOUCH_TICKET, [
+        {"b_severity": _V[r.severity], "b_indicators": canonical_json(r.indicators),
+         "b_id": r.ticket}
+        for r in batch.touched.values()
+    ])

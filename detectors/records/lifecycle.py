@@ -27,6 +27,7 @@ from detectors.records.models import (
     Signature,
     State,
 )
+from detectors.records.permissions import Permission, allows, granted_by
 
 _FORWARD: dict[State, frozenset[State]] = {
     State.DETECTED: frozenset({State.TRIAGE}),
@@ -64,8 +65,9 @@ def missing_for(
     missing: list[str] = []
     if not reason.strip():
         missing.append("a reason")
-    if not {Role.QUALITY.value, Role.SECURITY.value} & set(roles):
-        missing.append("an actor holding the quality or the security role")
+    if not allows(roles, Permission.TRANSITION):
+        holders = " or the ".join(granted_by(Permission.TRANSITION))
+        missing.append(f"an actor holding the {holders} role")
     if (record.state, to_state) in SIGNED:
         missing += _missing_signatures(signatures)
     if to_state is State.IMPLEMENTATION and record.state is State.ACTION_PLAN:

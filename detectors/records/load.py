@@ -1,90 +1,131 @@
-"""Reading master records back from rows: the records, tickets, evidence and signatures."""
+"""Reading master records back: the record row, its section columns and tables, its ticket,
+evidence and signatures, every value read by column name."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection, Row, Table, select
 
-from detectors.records.db import Database, Row
 from detectors.records.models import Evidence, MasterRecord, SecurityTicket, Signature
-
-RECORD_COLUMNS = (
-    "id, classification, state, security_ticket, controller, tag, site, line, severity, "
-    "description, detected_at, created_at, last_event_at, rules_fired, criteria_version, "
-    "correlation_key, cancel_reason, details"
+from detectors.records.tables import (
+    capa_actions,
+    containment_decisions,
+    evidence,
+    impact_contributions,
+    lot_holds,
+    records,
+    signatures,
+    tickets,
 )
-_NAMES = [c.strip() for c in RECORD_COLUMNS.split(",")]
+
+#: Section columns of ``records`` that hold JSON.
+JSON_SECTIONS = ("log", "impact", "affected_lots", "containment", "rca", "effectiveness_check")
+_PLAIN = [c for c in records.c if c.name not in (*JSON_SECTIONS, "rules_fired")]
 
 
-def load_records(db: Database, record_id: str | None = None) -> list[MasterRecord]:
-    """All records (or one), oldest first, with their tickets, evidence and signatures."""
-    where, params = ("WHERE id = ?", (record_id,)) if record_id else ("", ())
-    rows = db.query(f"SELECT {RECORD_COLUMNS} FROM records {where} ORDER BY created_at, id", params)
-    sub_where, sub_params = ("WHERE record_id = ?", (record_id,)) if record_id else ("", ())
-    tickets = {
-        r[1]: _ticket(r)
-        for r in db.query(
-            f"SELECT id, record_id, severity, status, indicators FROM tickets {sub_where}",
-            sub_params,
+def load_records(conn: Connection, record_id: str | None = None) -> list[MasterRecord]:
+    """All records (or one), oldest first, with everything that hangs off them."""
+    query = select(records).order_by(records.c.created_at, records.c.id)
+    if record_id is not None:
+        query = query.where(records.c.id == record_id)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    parts = _Parts(conn, record_id)
+    return [parts.record(row) for row in rows]
+
+
+class _Parts:
+    """The rows hanging off the records being loaded, grouped by record id."""
+
+    def __init__(self, conn: Connection, record_id: str | None) -> None:
+        def rows(table: Table, *order: str) -> defaultdict[str, list[Row[Any]]]:
+            query = select(table).order_by(*(table.c[name] for name in order))
+            if record_id is not None:
+                query = query.where(table.c.record_id == record_id)
+            return _group(conn.execute(query))
+
+        self.tickets = {r.record_id: r for r in conn.execute(
+            select(tickets).where(*(() if record_id is None else
+                                    (tickets.c.record_id == record_id,))))}
+        self.evidence = rows(evidence, "attached_at", "detected_at")
+        self.signatures = rows(signatures, "record_id", "position")
+        self.holds = rows(lot_holds, "record_id", "position")
+        self.actions = rows(capa_actions, "record_id", "position")
+        self.decisions = rows(containment_decisions, "record_id", "position")
+        self.contributions = rows(impact_contributions, "record_id", "function")
+
+    def record(self, row: Row[Any]) -> MasterRecord:
+        rid = row.id
+        data: dict[str, Any] = {c.name: row._mapping[c.name] for c in _PLAIN}
+        data["rules_fired"] = orjson.loads(row.rules_fired)
+        data.update(sections(row))
+        data["containment"]["lot_holds"] = [lot_hold(h) for h in self.holds[rid]]
+        data["containment"]["decisions"] = [decision(d) for d in self.decisions[rid]]
+        data["impact"]["contributions"] = [contribution(c) for c in self.contributions[rid]]
+        data["capa_actions"] = [capa_action(a) for a in self.actions[rid]]
+        data["evidence"] = [_evidence(e) for e in self.evidence[rid]]
+        data["signatures"] = [
+            Signature(printed_name=s.printed_name, role=s.role, meaning=s.meaning,
+                      signed_at=s.signed_at)
+            for s in self.signatures[rid]
+        ]
+        ticket = self.tickets.get(rid)
+        data["ticket"] = None if ticket is None else SecurityTicket(
+            id=ticket.id, record_id=ticket.record_id, severity=ticket.severity,
+            status=ticket.status, indicators=orjson.loads(ticket.indicators),
         )
+        return MasterRecord.model_validate(data)
+
+
+def sections(row: Row[Any]) -> dict[str, Any]:
+    """The JSON section columns of one ``records`` row, parsed."""
+    found = {name: row._mapping[name] for name in JSON_SECTIONS}
+    return {name: None if value is None else orjson.loads(value) for name, value in found.items()}
+
+
+def lot_hold(row: Row[Any]) -> dict[str, Any]:
+    return {"lot_id": row.lot_id, "held_at": row.held_at, "held_by": row.held_by,
+            "released_at": row.released_at, "released_by": row.released_by}
+
+
+def capa_action(row: Row[Any]) -> dict[str, Any]:
+    check = row.effectiveness_check
+    return {
+        "id": row.action_id, "description": row.description, "owner": row.owner,
+        "domain": row.domain, "original_due": row.original_due, "current_due": row.current_due,
+        "status": row.status, "effectiveness_check": None if check is None else orjson.loads(check),
     }
-    evidence = _group(db.query(
-        "SELECT record_id, event_id, sha256, change_kind, verdict, severity, occurred_at, "
-        f"detected_at, attached_at, raw FROM evidence {sub_where} "
-        "ORDER BY attached_at, detected_at",
-        sub_params,
-    ))
-    signatures = _group(db.query(
-        "SELECT record_id, printed_name, role, meaning, signed_at FROM signatures "
-        f"{sub_where} ORDER BY record_id, position",
-        sub_params,
-    ))
-    return [
-        _record(row, tickets.get(row[0]), evidence[row[0]], signatures[row[0]]) for row in rows
-    ]
 
 
-def _group(rows: list[Row]) -> defaultdict[str, list[Row]]:
-    grouped: defaultdict[str, list[Row]] = defaultdict(list)
+def decision(row: Row[Any]) -> dict[str, Any]:
+    return {"kind": row.kind, "status": row.status, "owner": row.owner, "note": row.note,
+            "decided_at": row.decided_at, "decided_by": row.decided_by}
+
+
+def contribution(row: Row[Any]) -> dict[str, Any]:
+    return {"function": row.function, "author": row.author, "assessment": row.assessment,
+            "risk": row.risk, "signed_off": bool(row.signed_off), "updated_at": row.updated_at}
+
+
+def _group(rows: Iterable[Row[Any]]) -> defaultdict[str, list[Row[Any]]]:
+    grouped: defaultdict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows:
-        grouped[row[0]].append(row)
+        grouped[row.record_id].append(row)
     return grouped
 
 
-def _ticket(row: Row) -> SecurityTicket:
-    tid, rid, severity, status, indicators = row
-    return SecurityTicket(
-        id=tid, record_id=rid, severity=severity, status=status,
-        indicators=orjson.loads(indicators),
-    )
-
-
-def _evidence(row: Sequence[Any]) -> Evidence:
-    _, event_id, sha, kind, verdict, severity, occurred, detected, attached, raw = row
-    event = orjson.loads(raw)
+def _evidence(row: Row[Any]) -> Evidence:
+    event = orjson.loads(row.raw)
     return Evidence(
-        event_id=event_id, sha256=sha, change_kind=kind, verdict=verdict, severity=severity,
-        old_value=event.get("old_value"), new_value=event.get("new_value"),
-        approval=event.get("approval"), context=event.get("context") or {},
-        occurred_at=occurred, detected_at=detected, attached_at=attached, raw=event,
+        event_id=row.event_id, sha256=row.sha256, change_kind=row.change_kind,
+        verdict=row.verdict, severity=row.severity, old_value=event.get("old_value"),
+        new_value=event.get("new_value"), approval=event.get("approval"),
+        context=event.get("context") or {}, occurred_at=row.occurred_at,
+        detected_at=row.detected_at, attached_at=row.attached_at, raw=event,
     )
 
-
-def _record(
-    row: Row, ticket: SecurityTicket | None, evidence: list[Row], signatures: list[Row]
-) -> MasterRecord:
-    fields = dict(zip(_NAMES, row, strict=True))
-    details = orjson.loads(fields.pop("details"))
-    fields["rules_fired"] = orjson.loads(fields["rules_fired"])
-    return MasterRecord.model_validate({
-        **fields, **details,
-        "evidence": [_evidence(e) for e in evidence],
-        "signatures": [
-            Signature(printed_name=s[1], role=s[2], meaning=s[3], signed_at=s[4])
-            for s in signatures
-        ],
-        "ticket": ticket,
-    })

@@ -72,8 +72,20 @@ class SystemInScope(_Model):
     validated: bool = False
 
 
+class ImpactContribution(_Model):
+    """One function's part of the joint impact assessment (quality, security, production, …)."""
+
+    function: str = Field(min_length=1)
+    author: str = Field(min_length=1)
+    assessment: str = ""
+    risk: str = ""
+    signed_off: bool = False
+    updated_at: datetime | None = None
+
+
 class ImpactAssessment(_Model):
-    """The joint quality + security impact assessment."""
+    """The joint quality + security impact assessment: a summary and one contribution per
+    function."""
 
     product_impact: str = ""
     data_integrity: str = ""
@@ -81,6 +93,7 @@ class ImpactAssessment(_Model):
     regulatory_notification_required: bool | None = None
     regulatory_rationale: str = ""
     containment_risk: str = ""
+    contributions: list[ImpactContribution] = Field(default_factory=list)
 
 
 class AffectedLot(_Model):
@@ -95,12 +108,41 @@ class AffectedLot(_Model):
 class LotHold(_Model):
     lot_id: str
     held_at: datetime
+    held_by: str | None = None
     released_at: datetime | None = None
     released_by: str | None = None
 
 
+class DecisionKind(StrEnum):
+    RELEASE_FREEZE = "release_freeze"
+    SECURITY_ACTION = "security_action"
+    TRADE_OFF = "trade_off"
+    EVIDENCE_PRESERVATION = "evidence_preservation"
+    OTHER = "other"
+
+
+class DecisionStatus(StrEnum):
+    PROPOSED = "proposed"
+    IN_EFFECT = "in_effect"
+    LIFTED = "lifted"
+    REJECTED = "rejected"
+
+
+class ContainmentDecision(_Model):
+    """One containment decision beside the lot holds: a release freeze, a security action
+    (isolate the engineering workstation, rotate a password), a trade-off accepted."""
+
+    kind: DecisionKind
+    status: DecisionStatus = DecisionStatus.PROPOSED
+    owner: str = ""
+    note: str = ""
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+
+
 class Containment(_Model):
     lot_holds: list[LotHold] = Field(default_factory=list)
+    decisions: list[ContainmentDecision] = Field(default_factory=list)
     release_freeze: bool = False
     evidence_preserved: bool = False
     notes: str = ""
@@ -195,6 +237,7 @@ class MasterRecord(_Model):
     criteria_version: str
     correlation_key: str
     cancel_reason: str = ""
+    version: int = 1
     log: NcLog = Field(default_factory=NcLog)
     impact: ImpactAssessment = Field(default_factory=ImpactAssessment)
     affected_lots: list[AffectedLot] = Field(default_factory=list)
@@ -205,6 +248,19 @@ class MasterRecord(_Model):
     signatures: list[Signature] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     ticket: SecurityTicket | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHeader:
+    """The facts of a record fixed at creation: what a trail relay adds to its messages."""
+
+    id: str
+    security_ticket: str
+    classification: str
+    controller: str
+    tag: str
+    site: str
+    line: str
 
 
 @dataclass(frozen=True, slots=True)

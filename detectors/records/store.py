@@ -7,59 +7,52 @@ Example::
     >>> outcomes = store.record_events([(event, classification)], now=now)
     >>> store.get_record(outcomes[0].record_id).security_ticket
     'SEC-2026-000001'
+    >>> store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"),
+    ...               actor=Actor("jdoe", {"quality"}), now=now)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
-from pydantic import ValidationError
+from sqlalchemy import select
 
 from detectors.records import kpis as kpi_math
-from detectors.records._exceptions import (
-    InvalidUpdate,
-    ReasonRequired,
-    RecordNotFound,
-    RecordsError,
-    StoreUnavailable,
+from detectors.records import migrate as migrations
+from detectors.records._exceptions import InvalidUpdate, RecordsError
+from detectors.records.commands import (
+    EDITABLE,
+    TICKET_STATUSES,
+    Actor,
+    Command,
+    SetTicketStatus,
+    Transition,
+    UpdateSection,
 )
-from detectors.records.db import Database, connect, migrate, schema_version
+from detectors.records.db import Database, connect
 from detectors.records.ingest import Item, record_batch
-from detectors.records.lifecycle import SIGNED, check_transition
 from detectors.records.load import load_records
 from detectors.records.lots import affected_lots
 from detectors.records.models import (
-    OPEN_STATES,
     AffectedLot,
     Kpis,
     LotHold,
     MasterRecord,
+    RecordHeader,
     RecordOutcome,
     Signature,
     State,
     TrailEntry,
     VerifyResult,
 )
-from detectors.records.trail import (
-    COLUMNS,
-    INSERT_SQL,
-    TrailWriter,
-    canonical_json,
-    iso,
-    to_entry,
-    verify_entries,
-)
+from detectors.records.permissions import LOCAL_TOOL_ROLES
+from detectors.records.tables import audit_trail, records
+from detectors.records.trail import canonical_json, read_entries, verify_entries
+from detectors.records.workflow import execute, load_record
 
-#: Sections of a record that people edit with `update_field` (also as ``section.key``).
-EDITABLE = (
-    "description", "log", "impact", "affected_lots", "containment", "rca", "capa_actions",
-    "effectiveness_check",
-)
-_DETAILS = EDITABLE[1:]
-TICKET_STATUSES = ("open", "in_progress", "resolved", "closed", "cancelled")
+__all__ = ["EDITABLE", "TICKET_STATUSES", "RecordStore", "open_store"]
 
 
 class RecordStore:
@@ -72,18 +65,18 @@ class RecordStore:
     def dialect(self) -> str:
         return self._db.dialect.value
 
+    @property
+    def database(self) -> Database:
+        """The connection (for the trail relay's cursor and for tests)."""
+        return self._db
+
     def migrate(self) -> list[int]:
-        """Bring the schema up to date (idempotent); returns the versions applied now."""
-        return migrate(self._db, iso(datetime.now(UTC)))
+        """Bring the schema up to date (idempotent); returns the revisions applied now."""
+        return migrations.migrate(self._db)
 
     def schema_version(self) -> int:
-        """The applied schema version; 0 for a database the store has never migrated."""
-        try:
-            return schema_version(self._db)
-        except Exception as exc:  # the table is missing: sqlite3 and psycopg differ in class
-            if "schema_version" in str(exc):
-                return 0
-            raise StoreUnavailable(f"cannot read the records schema version: {exc}") from exc
+        """The applied schema revision; 0 for a database the store has never migrated."""
+        return migrations.schema_version(self._db)
 
     def record_events(
         self, items: Sequence[Item], *, now: datetime, correlation_window_s: float = 900.0,
@@ -106,18 +99,12 @@ class RecordStore:
             return record_batch(self._db, items, now, correlation_window_s, raw)
 
     def list_records(self) -> list[MasterRecord]:
-        with self._db.read():
-            return load_records(self._db)
+        with self._db.read() as conn:
+            return load_records(conn)
 
     def get_record(self, record_id: str) -> MasterRecord:
-        with self._db.read():
-            return self._get(record_id)
-
-    def _get(self, record_id: str) -> MasterRecord:
-        found = load_records(self._db, record_id)
-        if not found:
-            raise RecordNotFound(record_id)
-        return found[0]
+        with self._db.read() as conn:
+            return load_record(conn, record_id)
 
     def lot_holds(self, record_id: str) -> list[LotHold]:
         """The record's lot holds (with releases), for a containment publisher to send to MES."""
@@ -134,134 +121,69 @@ class RecordStore:
         return affected_lots(record.evidence, record.controller, contained)
 
     def trail_since(self, after_seq: int, limit: int = 1000) -> list[TrailEntry]:
-        """Trail entries after ``after_seq``, oldest first: how a publisher (containment holds
-        to ``otwatch.containment``, QMS sync) follows changes without missing any."""
-        with self._db.read():
-            rows = self._db.query(
-                f"SELECT {COLUMNS} FROM audit_trail WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            )
-        return [to_entry(r) for r in rows]
+        """Trail entries after ``after_seq``, oldest first: how a relay (containment holds
+        to ``otwatch.containment``, the ticket outbox) follows changes without missing any."""
+        with self._db.read() as conn:
+            return read_entries(conn, audit_trail.c.seq > after_seq, limit=limit)
+
+    def record_headers(self, record_ids: Iterable[str]) -> dict[str, RecordHeader]:
+        """The creation facts (ticket, controller, …) of the given records, by id."""
+        wanted = sorted(set(record_ids))
+        if not wanted:
+            return {}
+        r = records
+        query = select(r.c.id, r.c.security_ticket, r.c.classification, r.c.controller,
+                       r.c.tag, r.c.site, r.c.line).where(r.c.id.in_(wanted))
+        with self._db.read() as conn:
+            return {row.id: RecordHeader(**row._mapping) for row in conn.execute(query)}
 
     def trail(self, record_id: str | None = None) -> list[TrailEntry]:
-        where, params = ("WHERE record_id = ?", (record_id,)) if record_id else ("", ())
-        with self._db.read():
-            rows = self._db.query(
-                f"SELECT {COLUMNS} FROM audit_trail {where} ORDER BY seq", params
-            )
-        return [to_entry(r) for r in rows]
+        where = () if record_id is None else (audit_trail.c.record_id == record_id,)
+        with self._db.read() as conn:
+            return read_entries(conn, *where)
 
     def verify_trail(self) -> VerifyResult:
         """Recompute the hash chain; names the first entry that was edited, moved or removed."""
-        with self._db.read():
-            rows = self._db.query(f"SELECT {COLUMNS} FROM audit_trail ORDER BY seq")
-        return verify_entries(rows)
+        return verify_entries(self.trail())
 
     def kpis(self, now: datetime) -> Kpis:
         """KPIs from the audit trail only (see `detectors.records.kpis`)."""
         return kpi_math.compute(self.trail(), now)
 
-    def update_field(
-        self, record_id: str, field: str, value: Any, *, actor: str, reason: str, now: datetime
-    ) -> MasterRecord:
-        """Change one section (or ``section.key``) of a record, with its trail entry."""
-        _require(actor, reason)
-        with self._db.write():
+    def execute(self, command: Command, *, actor: Actor, now: datetime) -> MasterRecord:
+        """Run one workflow command in one transaction (see `detectors.records.workflow`)."""
+        with self._db.write() as conn:
             self._db.lock_trail_head()
-            record = self._get(record_id)
-            if record.state not in OPEN_STATES:
-                raise InvalidUpdate(
-                    f"record {record_id} is {record.state.value}; a final record is not edited"
-                )
-            if field == "ticket.status":
-                old, new = self._set_ticket_status(record, value)
-            else:
-                old, new, updated = _apply(record, field, value)
-                if old != new:
-                    self._save_details(updated)
-            if old == new:
-                return record
-            self._append(record_id, actor, now, field, old, new, reason)
-        return self.get_record(record_id)
+            return execute(conn, command, actor=actor, now=now)
+
+    def update_field(
+        self, record_id: str, field: str, value: Any, *, actor: str, reason: str, now: datetime,
+        roles: Iterable[str] | None = None, expected_version: int | None = None,
+    ) -> MasterRecord:
+        """Change one section (or ``section.key``) of a record, with its trail entry.
+
+        ``roles`` are the actor's; left out, the caller is a local tool holding the database's
+        own credentials (`permissions.LOCAL_TOOL_ROLES`).
+        """
+        who = Actor(actor, LOCAL_TOOL_ROLES if roles is None else roles)
+        command: Command
+        if field == "ticket.status":
+            command = SetTicketStatus(record_id=record_id, reason=reason, status=value,
+                                      expected_version=expected_version)
+        else:
+            command = UpdateSection(record_id=record_id, reason=reason, field=field, value=value,
+                                    expected_version=expected_version)
+        return self.execute(command, actor=who, now=now)
 
     def transition(
         self, record_id: str, to_state: str | State, *, actor: str, roles: Iterable[str],
         reason: str, now: datetime, signatures: Sequence[Signature] = (),
+        expected_version: int | None = None,
     ) -> MasterRecord:
         """Move a record along its lifecycle; a refusal names what is missing (`lifecycle`)."""
-        target = _state(to_state)
-        _require(actor, reason)
-        with self._db.write():
-            self._db.lock_trail_head()
-            record = self._get(record_id)
-            check_transition(record, target, roles=roles, reason=reason, signatures=signatures)
-            self._db.execute(
-                "UPDATE records SET state = ?, cancel_reason = ? WHERE id = ?",
-                (target.value, reason if target is State.CANCELLED else "", record_id),
-            )
-            writer = self._writer()
-            at = iso(now)
-            writer.append(
-                record_id, actor, at, "state", canonical_json(record.state.value),
-                canonical_json(target.value), reason,
-            )
-            self._sign(record, target, signatures, writer, actor, at)
-            if target not in OPEN_STATES:
-                old, new = self._set_ticket_status(record, target.value)
-                writer.append(record_id, actor, at, "ticket.status", old, new,
-                              f"record {target.value}: {reason}")
-            self._db.executemany(INSERT_SQL, writer.rows)
-        return self.get_record(record_id)
-
-    def _sign(
-        self, record: MasterRecord, target: State, signatures: Sequence[Signature],
-        writer: TrailWriter, actor: str, at: str,
-    ) -> None:
-        if (record.state, target) not in SIGNED:
-            return
-        start = len(record.signatures)
-        rows = []
-        for offset, sig in enumerate(signatures):
-            rows.append(
-                (record.id, start + offset, sig.printed_name, sig.role.value, sig.meaning, at)
-            )
-            body = {**sig.model_dump(mode="json"), "signed_at": at, "transition": target.value}
-            new = canonical_json(body)
-            writer.append(record.id, actor, at, "signature", None, new, sig.meaning)
-        self._db.executemany(
-            "INSERT INTO signatures (record_id, position, printed_name, role, meaning, signed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-
-    def _set_ticket_status(self, record: MasterRecord, status: Any) -> tuple[str, str]:
-        if status not in TICKET_STATUSES:
-            raise InvalidUpdate(
-                f"field 'ticket.status': {status!r} is not one of {', '.join(TICKET_STATUSES)}"
-            )
-        old = record.ticket.status if record.ticket else "open"
-        self._db.execute("UPDATE tickets SET status = ? WHERE id = ?",
-                         (status, record.security_ticket))
-        return canonical_json(old), canonical_json(status)
-
-    def _save_details(self, record: MasterRecord) -> None:
-        details = record.model_dump(mode="json", include=set(_DETAILS))
-        self._db.execute(
-            "UPDATE records SET details = ?, description = ? WHERE id = ?",
-            (canonical_json(details), record.description, record.id),
-        )
-
-    def _writer(self) -> TrailWriter:
-        last = self._db.query("SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1")
-        return TrailWriter.starting_at(last[0] if last else None)
-
-    def _append(
-        self, record_id: str, actor: str, now: datetime, field: str, old: str, new: str,
-        reason: str,
-    ) -> None:
-        writer = self._writer()
-        writer.append(record_id, actor, iso(now), field, old, new, reason)
-        self._db.executemany(INSERT_SQL, writer.rows)
+        command = Transition(record_id=record_id, reason=reason, to=_state(to_state),
+                             signatures=tuple(signatures), expected_version=expected_version)
+        return self.execute(command, actor=Actor(actor, roles), now=now)
 
     def close(self) -> None:
         self._db.close()
@@ -278,54 +200,9 @@ def open_store(target: str, *, schema: str | None = None) -> RecordStore:
     return RecordStore(connect(target, schema=schema))
 
 
-def _require(actor: str, reason: str) -> None:
-    if not actor.strip():
-        raise ReasonRequired("every change needs an actor (the person's user name)")
-    if not reason.strip():
-        raise ReasonRequired("every change after creation needs a reason; pass reason='…'")
-
-
 def _state(value: str | State) -> State:
     try:
         return State(value)
     except ValueError:
         names = ", ".join(s.value for s in State)
         raise InvalidUpdate(f"unknown state {value!r}; the states are: {names}") from None
-
-
-def _apply(record: MasterRecord, field: str, value: Any) -> tuple[str, str, MasterRecord]:
-    """Validate the change against the model; returns old and new as canonical JSON."""
-    section, _, key = field.partition(".")
-    if section not in EDITABLE or (key and section in ("description", "affected_lots",
-                                                       "capa_actions", "effectiveness_check")):
-        raise InvalidUpdate(
-            f"field {field!r} cannot be updated; use one of {', '.join(EDITABLE)} "
-            "(or log.<key>, impact.<key>, containment.<key>, rca.<key>, ticket.status); "
-            "state changes go through transition"
-        )
-    data = record.model_dump(mode="json")
-    target = data[section] if key else data
-    name = key or section
-    if key and name not in target:
-        raise InvalidUpdate(f"field {field!r}: {section} has no key {key!r}; keys: "
-                            f"{', '.join(target)}")
-    old = canonical_json(target[name])
-    target[name] = _jsonable(value)
-    try:
-        updated = MasterRecord.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidUpdate(f"field {field!r}: invalid value: {exc}") from exc
-    new_data = updated.model_dump(mode="json")
-    new = canonical_json(new_data[section][key] if key else new_data[section])
-    return old, new, updated
-
-
-def _jsonable(value: Any) -> Any:
-    """Models and dates in, plain JSON values out, so validation sees one shape."""
-    return orjson.loads(orjson.dumps(value, default=_dump_model))
-
-
-def _dump_model(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(f"cannot store a {type(value).__name__}")

@@ -2,7 +2,8 @@
 
 Each entry's hash is SHA-256 over the canonical JSON (sorted keys, no whitespace) of the
 entry's fields and the previous entry's hash, so editing, reordering or removing any row
-breaks the chain from that row on. The functions here are pure; the store writes the rows.
+breaks the chain from that row on. The hashing functions are pure; `append_rows`,
+`head_of` and `read_entries` are the only places that touch the ``audit_trail`` table.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from sqlalchemy import ColumnElement, Connection, select
 
+from detectors.records.db import Bulk
 from detectors.records.models import TrailEntry, VerifyResult
+from detectors.records.tables import audit_trail
 
 GENESIS = "0" * 64
 CLASSIFIER = "otwatch-classifier"
-
-INSERT_SQL = (
-    "INSERT INTO audit_trail (seq, record_id, actor, at, field, old, new, reason, prev_hash, hash)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-COLUMNS = "seq, record_id, actor, at, field, old, new, reason, prev_hash, hash"
+#: The trail's columns in row order (`TrailWriter.rows` tuples follow it).
+COLUMNS = ("seq", "record_id", "actor", "at", "field", "old", "new", "reason", "prev_hash",
+           "hash")
+_INSERT = Bulk(audit_trail.insert())
 
 
 def canonical_json(value: Any) -> str:
@@ -71,9 +73,15 @@ class TrailWriter:
 
     @classmethod
     def starting_at(cls, last: Sequence[Any] | None) -> TrailWriter:
+        """A writer after ``last`` = (seq, hash) of the head entry, or at the genesis."""
         if last is None:
             return cls(0, GENESIS, [])
         return cls(int(last[0]), str(last[1]), [])
+
+    @classmethod
+    def at_head(cls, conn: Connection) -> TrailWriter:
+        """A writer after the database's head entry (call inside the write transaction)."""
+        return cls.starting_at(head_of(conn))
 
     def append(
         self, record_id: str, actor: str, at: str, field: str,
@@ -86,13 +94,34 @@ class TrailWriter:
         self.head = digest
 
 
-def verify_entries(rows: Iterable[Sequence[Any]]) -> VerifyResult:
+def head_of(conn: Connection) -> tuple[int, str] | None:
+    """(seq, hash) of the newest trail entry, or None for an empty trail."""
+    row = conn.execute(
+        select(audit_trail.c.seq, audit_trail.c.hash).order_by(audit_trail.c.seq.desc()).limit(1)
+    ).first()
+    return None if row is None else (int(row.seq), str(row.hash))
+
+
+def append_rows(conn: Connection, writer: TrailWriter) -> None:
+    """Insert the writer's rows (one executemany), in the write transaction that made them."""
+    _INSERT.run(conn, [dict(zip(COLUMNS, row, strict=True)) for row in writer.rows])
+
+
+def read_entries(
+    conn: Connection, *where: ColumnElement[bool], limit: int | None = None
+) -> list[TrailEntry]:
+    """Trail entries matching ``where``, oldest first."""
+    query = select(audit_trail).where(*where).order_by(audit_trail.c.seq).limit(limit)
+    return [TrailEntry.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+
+
+def verify_entries(rows: Iterable[TrailEntry | Sequence[Any]]) -> VerifyResult:
     """Walk the chain in seq order; name the first entry whose link or hash does not hold."""
     prev = GENESIS
     expected_seq = 1
     count = 0
     for row in rows:
-        entry = to_entry(row)
+        entry = row if isinstance(row, TrailEntry) else to_entry(row)
         count += 1
         problem = _problem(entry, prev, expected_seq)
         if problem:
@@ -120,6 +149,7 @@ def _problem(entry: TrailEntry, prev: str, expected_seq: int) -> str:
 
 
 def to_entry(row: Sequence[Any]) -> TrailEntry:
+    """A `TrailEntry` from a `TrailWriter` row tuple (in `COLUMNS` order)."""
     seq, record_id, actor, at, field, old, new, reason, prev_hash, digest = row
     return TrailEntry(
         seq=int(seq), record_id=record_id, actor=actor, at=at, field=field, old=old, new=new,

@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from aiohttp import web
 
+from agent.runtime.logs import setup_logging
+from agent.runtime.signals import stop_on_signals
+from detectors.records.target import redact
 from detectors.web.app import create_app
 
 log = logging.getLogger("detectors.web")
@@ -38,28 +40,17 @@ async def serve(db: str, host: str, port: int, schema: str | None = None) -> Non
     try:
         await web.TCPSite(runner, host, port).start()
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        log.info("records UI on http://%s:%d/ (database %s)", host, port, _redact(db))
-        await stop.wait()
-        log.info("stopping")
+        with stop_on_signals(stop.set):
+            log.info("records UI on http://%s:%d/ (database %s)", host, port, redact(db))
+            await stop.wait()
+            log.info("stopping")
     finally:
         await runner.cleanup()
 
 
-def _redact(db: str) -> str:
-    head, sep, tail = db.partition("@")
-    if not sep or "://" not in head:
-        return db
-    scheme, _, user = head.partition("://")
-    return f"{scheme}://{user.split(':')[0]}:***@{tail}"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level)
     try:
         asyncio.run(serve(args.db, args.host, args.port, args.schema))
     except OSError as exc:

@@ -9,34 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
 
-import psycopg
-
-from detectors.records import RecordStore, StoreUnavailable, open_store
+from detectors.records import NotMigrated, RecordStore, StoreUnavailable, open_store
+from detectors.records.target import sqlite_path
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-_PG_PREFIXES = ("postgresql://", "postgres://")
-
 
 class StoreNotReady(Exception):
     """The records database is not there yet (no file, or no tables); nothing to show."""
-
-
-def sqlite_path(target: str) -> Path | None:
-    """The file behind a SQLite target, or None for a PostgreSQL DSN."""
-    if target.startswith(_PG_PREFIXES):
-        return None
-    if target.startswith("sqlite:///"):
-        return Path(target.removeprefix("sqlite://"))
-    return Path(target)
 
 
 class RecordsGate:
@@ -57,18 +43,13 @@ class RecordsGate:
         store = self._open()
         try:
             return call(store)
-        except (sqlite3.OperationalError, psycopg.errors.UndefinedTable) as exc:
-            if "no such table" in str(exc) or isinstance(exc, psycopg.errors.UndefinedTable):
-                raise StoreNotReady(
-                    "the records database has no tables yet; the classifier creates them"
-                ) from exc
-            raise
-        except (psycopg.OperationalError, StoreUnavailable) as exc:
+        except NotMigrated as exc:
+            raise StoreNotReady(
+                "the records database has no tables yet (or an older schema); the classifier "
+                "creates and migrates them"
+            ) from exc
+        except StoreUnavailable:
             self._drop()  # reconnect on the next request
-            if "no such table" in str(exc) or "does not exist" in str(exc):
-                raise StoreNotReady(
-                    "the records database has no tables yet; the classifier creates them"
-                ) from exc
             raise
 
     def _open(self) -> RecordStore:

@@ -5,7 +5,8 @@ JSON API (errors are ``{"error": "..."}`` with a fitting status; a bad request c
     GET  /api/records                   newest first; [] while the database does not exist yet
     GET  /api/records/{id}              the full record with evidence and ticket (404 if unknown)
     GET  /api/records/{id}/trail        the record's audit trail entries
-    POST /api/records/{id}/transition   {"to", "actor", "roles", "reason", "signatures"?}
+    POST /api/records/{id}/transition   {"to", "actor", "roles", "reason", "signatures"?,
+                                         "expected_version"?}  (stale version: 409)
     GET  /api/verify                    audit-trail hash-chain verification
     GET  /api/kpis                      KPIs from the audit trail
     GET  /healthz
@@ -25,8 +26,11 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detectors.records import (
+    HEAD_REVISION,
+    ConcurrentUpdate,
     InvalidUpdate,
     MasterRecord,
+    PermissionDenied,
     ReasonRequired,
     RecordNotFound,
     RecordStore,
@@ -65,6 +69,7 @@ class TransitionBody(BaseModel):
     roles: list[str]
     reason: str = Field(min_length=1)
     signatures: list[Signature] = Field(default_factory=list)
+    expected_version: int | None = Field(default=None, ge=1)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
@@ -90,8 +95,10 @@ def newest_first(records: list[MasterRecord]) -> list[MasterRecord]:
 def _status_of(exc: Exception) -> int:
     if isinstance(exc, RecordNotFound):
         return 404
-    if isinstance(exc, TransitionRefused):
+    if isinstance(exc, TransitionRefused | ConcurrentUpdate):
         return 409
+    if isinstance(exc, PermissionDenied):
+        return 403
     if isinstance(exc, BadRequest | InvalidUpdate | ReasonRequired):
         return 400
     if isinstance(exc, StoreNotReady | StoreUnavailable):
@@ -103,6 +110,8 @@ def _error_body(exc: Exception) -> dict[str, Any]:
     body: dict[str, Any] = {"error": str(exc)}
     if isinstance(exc, TransitionRefused):
         body.update(current=exc.current, requested=exc.requested, missing=exc.missing)
+    if isinstance(exc, ConcurrentUpdate):
+        body.update(expected_version=exc.expected, current_version=exc.current)
     return body
 
 
@@ -189,7 +198,7 @@ async def api_transition(request: web.Request) -> web.Response:
     def call(store: RecordStore) -> MasterRecord:
         return store.transition(
             record_id, body.to, actor=body.actor, roles=body.roles, reason=body.reason,
-            now=now, signatures=body.signatures,
+            now=now, signatures=body.signatures, expected_version=body.expected_version,
         )
 
     record: MasterRecord = await _store(request, call)
@@ -209,9 +218,13 @@ async def api_kpis(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     try:
-        await _store(request, lambda s: s.schema_version())
+        version: int = await _store(request, lambda s: s.schema_version())
     except StoreNotReady as exc:
         return json_response({"ok": True, "store": "not ready", "note": str(exc)})
+    if version < HEAD_REVISION:
+        note = (f"the records database is at schema version {version} of {HEAD_REVISION}; "
+                "the classifier migrates it")
+        return json_response({"ok": True, "store": "not ready", "note": note})
     return json_response({"ok": True, "store": "ready"})
 
 

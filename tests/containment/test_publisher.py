@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent.kafka_settings import KafkaSettings
+from agent.kafka.settings import KafkaSettings
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.containment import ContainmentPublisher, TrailCursor
 from detectors.records import LotHold, RecordStore, StoreUnavailable, open_store

@@ -1,6 +1,6 @@
-"""The records migrations: the same versions on both dialects, and an existing database
-(schema 1, with or without the table the containment publisher used to create itself)
-migrates forward keeping what it holds."""
+"""The records migrations: a linear chain of numbered Alembic revisions; databases made by the
+releases before Alembic (schema_version 1 or 2) are adopted and upgraded keeping what they hold,
+byte for byte where the trail needs it; processes started together all open a new file."""
 
 from __future__ import annotations
 
@@ -11,12 +11,22 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
-from detectors.containment import CURSOR_SCHEMA_VERSION, TrailCursor
-from detectors.records import db as records_db
-from detectors.records import open_store
-from detectors.records.db import Dialect, migrations
+from detectors.containment import CURSOR_SCHEMA_VERSION
+from detectors.records import (
+    HEAD_REVISION,
+    LotHold,
+    RecordStore,
+    State,
+    StoreUnavailable,
+    TrailCursor,
+    open_store,
+)
+from detectors.records.migrate import SCRIPT_DIR
 from tests.records.conftest import T0, classified, event
+from tests.records.legacy_schema.build import copy_as_legacy, create_legacy, engine
+from tests.records.lifecycle_steps import at, drive
 
 NOW = T0 + timedelta(minutes=1)
 # The table exactly as `TrailCursor` created it before schema 2.
@@ -24,44 +34,97 @@ AD_HOC_CURSOR = ("CREATE TABLE IF NOT EXISTS containment_cursor (topic TEXT PRIM
                  "seq BIGINT NOT NULL, updated_at TEXT NOT NULL)")
 
 
-def test_both_dialects_have_the_same_migrations() -> None:
-    def names(dialect: Dialect) -> list[tuple[int, str]]:
-        return [(v, name.split(".")[0]) for v, name, _ in migrations(dialect)]
+def test_revisions_are_one_numbered_chain() -> None:
+    script = ScriptDirectory(str(SCRIPT_DIR))
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert chain == [f"{n:04d}" for n in range(1, HEAD_REVISION + 1)]
+    assert CURSOR_SCHEMA_VERSION == HEAD_REVISION
 
-    assert names(Dialect.SQLITE) == names(Dialect.POSTGRESQL)
-    assert [v for v, _ in names(Dialect.SQLITE)] == list(range(1, CURSOR_SCHEMA_VERSION + 1))
+
+def populate(store: RecordStore) -> None:
+    """Records in every shape the old store could write: edited sections, lot holds held and
+    released, CAPA, signatures, a closed and a cancelled record, one never edited."""
+    outs = store.record_events(
+        [(event(1, approval=True), classified(key="a")), (event(2, minutes=1), classified(key="a")),
+         (event(3, controller="press-02"), classified(key="b")),
+         (event(4, controller="press-03"), classified(key="c"))],
+        now=T0,
+    )
+    closed, held = outs[0].record_id or "", outs[2].record_id or ""
+    drive(store, closed, State.CLOSED)
+    store.update_field(held, "log.root_cause", "shared password", actor="qa", reason="RCA",
+                       now=at(1))
+    store.update_field(held, "containment", {
+        "lot_holds": [LotHold(lot_id="LOT-7", held_at=at(1)),
+                      LotHold(lot_id="LOT-8", held_at=at(1), released_at=at(2),
+                              released_by="qa-lead")],
+        "release_freeze": True, "notes": "frozen"}, actor="qa", reason="hold", now=at(2))
+    store.update_field(held, "rca", {"five_whys": ["why"], "fishbone": {"people": ["x"]}},
+                       actor="qa", reason="RCA", now=at(2))
+    store.update_field(held, "affected_lots", [{"lot_id": "LOT-7", "controller": "press-02"}],
+                       actor="qa", reason="lots", now=at(2))
+    store.transition(held, "cancelled", actor="qa", roles={"quality"}, reason="duplicate",
+                     now=at(3))
 
 
-def migrate_to_schema_1(target: str, schema: str | None, monkeypatch: pytest.MonkeyPatch,
-                        *, ad_hoc_cursor: bool) -> None:
-    """A database as the release before schema 2 left it: one record, maybe a cursor row."""
-    everything = records_db.migrations
-    with monkeypatch.context() as patch:
-        patch.setattr(records_db, "migrations", lambda d: everything(d)[:1])
-        with open_store(target, schema=schema) as store:
-            assert store.migrate() == [1]
-            store.record_events([(event(1), classified())], now=NOW)
-    if ad_hoc_cursor:
-        db = records_db.connect(target, schema=schema)
-        try:
-            with db.write():
-                db.execute(AD_HOC_CURSOR)
-                db.execute("INSERT INTO containment_cursor (topic, seq, updated_at) "
-                           "VALUES (?, ?, ?)", ("otwatch.containment", 12, NOW.isoformat()))
-        finally:
-            db.close()
+def legacy_copy(tmp_path: Path, target: str, schema: str | None, versions: int = 2) -> RecordStore:
+    """A legacy database at ``target`` holding what a populated current store holds; returns
+    the (open) source store to compare against."""
+    source = open_store(str(tmp_path / "source.db"))
+    source.migrate()
+    populate(source)
+    create_legacy(target, schema, versions)
+    copy_as_legacy(source, target, schema)
+    return source
+
+
+def same_records(upgraded: RecordStore, source: RecordStore) -> bool:
+    """Every record equal, field for field; ``version`` is new (1 after the upgrade)."""
+    got = upgraded.list_records()
+    assert {r.version for r in got} == {1}
+    return [r.model_dump(exclude={"version"}) for r in got] == [
+        r.model_dump(exclude={"version"}) for r in source.list_records()]
+
+
+def test_a_legacy_database_upgrades_and_every_record_reads_back_the_same(
+    store_target: tuple[str, str | None], tmp_path: Path,
+) -> None:
+    target, schema = store_target
+    with legacy_copy(tmp_path, target, schema) as source, \
+            open_store(target, schema=schema) as upgraded:
+        assert upgraded.schema_version() == 1  # the old schema 2 is revision 1
+        assert upgraded.migrate() == list(range(2, HEAD_REVISION + 1))
+        assert upgraded.schema_version() == HEAD_REVISION
+        assert same_records(upgraded, source)
+        assert upgraded.trail() == source.trail()
+        result = upgraded.verify_trail()
+        assert result.ok and result.entries == len(source.trail())
+        held = upgraded.list_records()[1]
+        assert [h.lot_id for h in held.containment.lot_holds] == ["LOT-7", "LOT-8"]
+        assert held.containment.release_freeze and held.log.root_cause == "shared password"
+        assert upgraded.migrate() == []
 
 
 @pytest.mark.parametrize("ad_hoc_cursor", [False, True], ids=["no-cursor", "ad-hoc-cursor"])
 def test_a_schema_1_database_migrates_forward_and_keeps_its_rows(
-    store_target: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch, ad_hoc_cursor: bool,
+    store_target: tuple[str, str | None], tmp_path: Path, ad_hoc_cursor: bool,
 ) -> None:
     target, schema = store_target
-    migrate_to_schema_1(target, schema, monkeypatch, ad_hoc_cursor=ad_hoc_cursor)
+    with legacy_copy(tmp_path, target, schema, versions=1) as source:
+        expected = [r.model_dump(exclude={"version"}) for r in source.list_records()]
+    if ad_hoc_cursor:  # the containment publisher of that time made its own table
+        eng = engine(target, schema)
+        with eng.begin() as conn:
+            conn.exec_driver_sql(AD_HOC_CURSOR)
+            conn.exec_driver_sql("INSERT INTO containment_cursor (topic, seq, updated_at) "
+                                 f"VALUES ('otwatch.containment', 12, '{NOW.isoformat()}')")
+        eng.dispose()
     with open_store(target, schema=schema) as store:
-        assert store.migrate() == [2]
+        assert store.schema_version() == 0
+        assert store.migrate() == list(range(1, HEAD_REVISION + 1))
         assert store.schema_version() == CURSOR_SCHEMA_VERSION
-        assert [r.controller for r in store.list_records()] == ["press-01"]
+        assert [r.model_dump(exclude={"version"}) for r in store.list_records()] == expected
+        assert store.verify_trail().ok
     cursor = TrailCursor.open(target, "otwatch.containment", schema=schema)
     try:
         assert cursor.load() == (12 if ad_hoc_cursor else 0)
@@ -71,15 +134,24 @@ def test_a_schema_1_database_migrates_forward_and_keeps_its_rows(
         cursor.close()
 
 
-def test_the_cursor_refuses_a_database_before_schema_2(
-    store_target: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("versions", [1, 2])
+def test_the_cursor_refuses_a_database_not_at_the_current_schema(
+    store_target: tuple[str, str | None], versions: int,
 ) -> None:
-    from detectors.records import StoreUnavailable
-
     target, schema = store_target
-    migrate_to_schema_1(target, schema, monkeypatch, ad_hoc_cursor=False)
-    with pytest.raises(StoreUnavailable, match="schema version 1; the containment cursor needs 2"):
+    create_legacy(target, schema, versions)
+    with pytest.raises(StoreUnavailable,
+                       match=f"schema version {versions - 1}; the trail relay needs "
+                             f"{HEAD_REVISION}"):
         TrailCursor.open(target, "otwatch.containment", schema=schema)
+
+
+def test_an_unmigrated_database_reads_as_not_migrated(tmp_path: Path) -> None:
+    from detectors.records import NotMigrated
+
+    create_legacy(str(tmp_path / "old.db"), None)
+    with open_store(str(tmp_path / "old.db")) as old, pytest.raises(NotMigrated, match="migrate"):
+        old.list_records()
 
 
 OPEN_AND_MIGRATE = """

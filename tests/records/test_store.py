@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from detectors.classification import ClassKind, Severity
-from detectors.records import RecordNotFound, RecordStore, open_store
+from detectors.records import HEAD_REVISION, RecordNotFound, RecordStore, open_store
 from tests.records.conftest import T0, classified, event
 
 NOW = T0 + timedelta(minutes=1)
@@ -111,9 +111,9 @@ def test_get_missing_record_raises(store: RecordStore) -> None:
 def test_migrate_is_idempotent_and_versioned(store_target: tuple[str, str | None]) -> None:
     target, schema = store_target
     with open_store(target, schema=schema) as first:
-        assert first.migrate() == [1, 2]
+        assert first.migrate() == list(range(1, HEAD_REVISION + 1))
         assert first.migrate() == []
-        assert first.schema_version() == 2
+        assert first.schema_version() == HEAD_REVISION
 
 
 def test_sqlite_url_form(tmp_path: object) -> None:
@@ -151,3 +151,16 @@ def test_raw_message_bytes_are_kept_and_hashed(store: RecordStore) -> None:
     assert ev.sha256 == hashlib.sha256(wire).hexdigest()
     with pytest.raises(RecordsError, match="raw has 0 entries for 1 items"):
         store.record_events([(event(2), classified())], now=NOW, raw=[])
+
+
+def test_a_percent_sign_in_sql_is_safe_on_both_dialects(store: RecordStore) -> None:
+    """The old layer turned every ``?`` into ``%s`` by string replace, so a ``%`` in SQL (a LIKE
+    pattern) broke on PostgreSQL; bound parameters through SQLAlchemy have no such trap."""
+    from sqlalchemy import text
+
+    store.record_events([(event(1), classified()), (event(2, tag="Speed"), classified(key="k2"))],
+                        now=NOW)
+    query = text("SELECT id FROM records WHERE tag LIKE '%Temp' AND controller = :controller")
+    with store.database.read() as conn:
+        found = conn.execute(query, {"controller": "press-01"}).scalars().all()
+    assert found == ["NC-2026-000001"]

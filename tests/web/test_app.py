@@ -103,6 +103,21 @@ async def test_forbidden_transition_is_409_with_the_reason(client: Client) -> No
     assert (await (await client.get(f"/api/records/{NC1}")).json())["state"] == "detected"
 
 
+async def test_a_stale_version_is_409_and_names_both_versions(client: Client) -> None:
+    read = await (await client.get(f"/api/records/{NC1}")).json()
+    assert read["version"] == 1
+    resp = await client.post(f"/api/records/{NC1}/transition",
+                             json={**TRIAGE, "expected_version": read["version"]})
+    assert resp.status == 200 and (await resp.json())["version"] == 2
+    stale = {**TRIAGE, "to": "containment", "expected_version": read["version"]}
+    resp = await client.post(f"/api/records/{NC1}/transition", json=stale)
+    assert resp.status == 409
+    error = await resp.json()
+    assert (error["expected_version"], error["current_version"]) == (1, 2)
+    assert NC1 in error["error"] and "reload" in error["error"]
+    assert (await (await client.get(f"/api/records/{NC1}")).json())["state"] == "triage"
+
+
 async def test_allowed_transition_is_recorded_in_the_trail(client: Client) -> None:
     resp = await client.post(f"/api/records/{NC1}/transition", json=TRIAGE)
     assert resp.status == 200 and (await resp.json())["state"] == "triage"

@@ -1,0 +1,163 @@
+"""The workflow as typed commands: every change to a master record is one command object.
+
+`detectors.records.workflow.execute` (through `RecordStore.execute`) runs one command in ONE
+write transaction, always in this order:
+
+1. load the record (under the trail-head lock, so the version read is the current one);
+2. refuse a stale ``expected_version`` (`ConcurrentUpdate`);
+3. check the actor's roles against the permission table (`detectors.records.permissions`);
+   a transition lists a missing role among its guards instead, with everything else missing;
+4. check the guards (`detectors.records.lifecycle.missing_for` for transitions; a final record
+   takes no edits; a command's own checks, e.g. a lot already on hold);
+5. write the change, add one to the record's ``version``, and append the trail entries.
+
+A command that changes nothing writes nothing (no trail entry, no new version).
+
+Trail fields stay those of the section a command touches, with the whole section as old and
+new value (``containment.lot_holds``, ``capa_actions``, ``ticket.status``, …): the KPIs and the
+containment publisher read those entries, and the chain stays one format.
+
+Example::
+
+    >>> qa = Actor("jdoe", {"quality"})
+    >>> store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="made under the change",
+    ...                         expected_version=record.version), actor=qa, now=now)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from detectors.records.models import (
+    CapaAction,
+    ContainmentDecision,
+    DecisionStatus,
+    Signature,
+    State,
+)
+from detectors.records.permissions import Permission
+
+#: Sections of a record that `UpdateSection` changes (also as ``section.key``).
+EDITABLE = (
+    "description", "log", "impact", "affected_lots", "containment", "rca", "capa_actions",
+    "effectiveness_check",
+)
+TICKET_STATUSES = ("open", "in_progress", "resolved", "closed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who runs a command: a user name and the roles they hold."""
+
+    name: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    def __init__(self, name: str, roles: Iterable[str] = ()) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "roles", frozenset(roles))
+
+
+# --- the commands ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """What every command carries: the record, why, and optionally the version it was built
+    on (a stale one is refused with `ConcurrentUpdate`)."""
+
+    record_id: str
+    reason: str
+    expected_version: int | None = None
+    permission: ClassVar[Permission]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transition(Command):
+    """Move the record to ``to``; signed steps carry their electronic signatures."""
+
+    to: State
+    signatures: Sequence[Signature] = ()
+    permission: ClassVar[Permission] = Permission.TRANSITION
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateSection(Command):
+    """Replace one section, or one key of it (``log.root_cause``), with a validated value."""
+
+    field: str
+    value: Any
+    permission: ClassVar[Permission] = Permission.EDIT_SECTIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaceHold(Command):
+    """Hold a lot (the MES stops it); ``held_at`` defaults to the command's time."""
+
+    lot_id: str
+    held_at: datetime | None = None
+    permission: ClassVar[Permission] = Permission.HOLD_LOTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseHold(Command):
+    """Release every open hold of a lot."""
+
+    lot_id: str
+    permission: ClassVar[Permission] = Permission.HOLD_LOTS
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordDecision(Command):
+    """Add a containment decision (release freeze, security action, trade-off, …)."""
+
+    decision: ContainmentDecision
+    permission: ClassVar[Permission] = Permission.DECIDE_CONTAINMENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateDecision(Command):
+    """Change the status (and the note, if given) of decision number ``index`` (from 0)."""
+
+    index: int
+    status: DecisionStatus
+    note: str | None = None
+    permission: ClassVar[Permission] = Permission.DECIDE_CONTAINMENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContributeImpact(Command):
+    """Add or replace one function's impact contribution; the actor is its author."""
+
+    function: str
+    assessment: str = ""
+    risk: str = ""
+    signed_off: bool = False
+    permission: ClassVar[Permission] = Permission.CONTRIBUTE_IMPACT
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddCapaAction(Command):
+    """Add a CAPA action to the plan (its id must be new on the record)."""
+
+    action: CapaAction
+    permission: ClassVar[Permission] = Permission.MANAGE_CAPA
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateCapaAction(Command):
+    """Change fields of one CAPA action, e.g. ``{"status": "done"}`` or a new due date."""
+
+    action_id: str
+    changes: Mapping[str, Any]
+    permission: ClassVar[Permission] = Permission.MANAGE_CAPA
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetTicketStatus(Command):
+    """Set the linked security ticket's status (one of `TICKET_STATUSES`)."""
+
+    status: str
+    permission: ClassVar[Permission] = Permission.SET_TICKET_STATUS

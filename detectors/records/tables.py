@@ -1,0 +1,205 @@
+"""The records schema as SQLAlchemy Core tables: one `MetaData` for SQLite and PostgreSQL.
+
+This is the schema at the newest migration; the migrations in ``migrations/versions`` build it
+step by step, and a test (``alembic check``) fails when the two drift apart. Edit a table here
+only together with a new revision.
+
+Conventions:
+
+- Times and dates are ISO 8601 text (UTC for times), so that audit-trail hashes recompute byte
+  for byte on both dialects and text order is time order.
+- JSON values are canonical JSON text (`detectors.records.trail.canonical_json`).
+- Sections of a record that the worklist queries (lot holds, CAPA actions, containment
+  decisions, impact contributions) are tables; the rest of a section (the 27001 log, the impact
+  summary, the affected lots, containment flags, root cause, effectiveness check) is one JSON
+  column per section, read and written only with its record.
+- ``audit_trail`` is append-only: triggers (created by the migrations, not by this module)
+  refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: BIGINT on PostgreSQL; INTEGER on SQLite, where ``INTEGER PRIMARY KEY`` is the rowid itself.
+BIG = BigInteger().with_variant(Integer(), "sqlite")
+
+counters = Table(
+    "counters", metadata,
+    Column("kind", Text, primary_key=True),
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("value", BIG, nullable=False),
+)
+
+processed_events = Table(
+    "processed_events", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("record_id", Text),
+    Column("processed_at", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+records = Table(
+    "records", metadata,
+    Column("id", Text, primary_key=True),
+    Column("classification", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("security_ticket", Text, nullable=False, unique=True),
+    Column("controller", Text, nullable=False),
+    Column("tag", Text, nullable=False),
+    Column("site", Text, nullable=False),
+    Column("line", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("detected_at", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("last_event_at", Text, nullable=False),
+    Column("rules_fired", Text, nullable=False),
+    Column("criteria_version", Text, nullable=False),
+    Column("correlation_key", Text, nullable=False),
+    Column("cancel_reason", Text, nullable=False, server_default=""),
+    # Optimistic concurrency: every command that changes the record adds one.
+    Column("version", Integer, nullable=False, server_default="1"),
+    # One JSON column per section that is only ever read with its record.
+    Column("log", Text, nullable=False, server_default="{}"),
+    Column("impact", Text, nullable=False, server_default="{}"),
+    Column("affected_lots", Text, nullable=False, server_default="[]"),
+    Column("containment", Text, nullable=False, server_default="{}"),
+    Column("rca", Text, nullable=False, server_default="{}"),
+    Column("effectiveness_check", Text),
+    Index("records_open_by_key", "correlation_key", "state"),
+    Index("records_by_state", "state", "last_event_at"),
+)
+
+tickets = Table(
+    "tickets", metadata,
+    Column("id", Text, primary_key=True),
+    Column("record_id", Text, ForeignKey("records.id"), nullable=False, unique=True),
+    Column("severity", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("indicators", Text, nullable=False),
+)
+
+# No unique index on event_id: processed_events (same transaction) already makes it unique,
+# and a second index would cost a third of the insert time.
+evidence = Table(
+    "evidence", metadata,
+    Column("event_id", Text, nullable=False),
+    Column("record_id", Text, ForeignKey("records.id"), nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("change_kind", Text, nullable=False),
+    Column("verdict", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("occurred_at", Text, nullable=False),
+    Column("detected_at", Text, nullable=False),
+    Column("attached_at", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Index("evidence_by_record", "record_id"),
+)
+
+signatures = Table(
+    "signatures", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("printed_name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("meaning", Text, nullable=False),
+    Column("signed_at", Text, nullable=False),
+)
+
+audit_trail = Table(
+    "audit_trail", metadata,
+    Column("seq", BIG, primary_key=True, autoincrement=False),
+    Column("record_id", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", Text, nullable=False),
+    Column("field", Text, nullable=False),
+    Column("old", Text),
+    Column("new", Text),
+    Column("reason", Text, nullable=False),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Index("audit_trail_by_record", "record_id"),
+)
+
+#: One row; PostgreSQL writers lock it so the trail chain has one head (kept on SQLite too).
+write_lock = Table(
+    "write_lock", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+)
+
+#: How far each trail relay (containment publisher, later the ticket outbox) has got:
+#: the last audit-trail seq it delivered, per relay name.
+relay_cursor = Table(
+    "relay_cursor", metadata,
+    Column("name", Text, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+lot_holds = Table(
+    "lot_holds", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("lot_id", Text, nullable=False),
+    Column("held_at", Text, nullable=False),
+    Column("held_by", Text),
+    Column("released_at", Text),
+    Column("released_by", Text),
+    # "Lots on hold": the holds not released yet, by lot.
+    Index("lot_holds_by_lot", "lot_id", "released_at"),
+)
+
+capa_actions = Table(
+    "capa_actions", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("action_id", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("domain", Text, nullable=False),
+    Column("original_due", Text, nullable=False),
+    Column("current_due", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("effectiveness_check", Text),
+    # "My overdue actions": by owner and status, ordered by due date.
+    Index("capa_actions_by_owner", "owner", "status", "current_due"),
+    Index("capa_actions_by_due", "status", "current_due"),
+)
+
+containment_decisions = Table(
+    "containment_decisions", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("decided_at", Text),
+    Column("decided_by", Text),
+    Index("containment_decisions_by_kind", "kind", "status"),
+)
+
+impact_contributions = Table(
+    "impact_contributions", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("function", Text, primary_key=True),
+    Column("author", Text, nullable=False),
+    Column("assessment", Text, nullable=False),
+    Column("risk", Text, nullable=False),
+    Column("signed_off", Boolean, nullable=False),
+    Column("updated_at", Text),
+    Index("impact_contributions_open", "signed_off"),
+)

@@ -1,0 +1,375 @@
+"""Running one workflow command (`detectors.records.commands`): load, version, permission,
+guards, write, trail, all in the caller's write transaction. See `execute`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import Connection, insert, update
+
+from detectors.records._exceptions import (
+    ConcurrentUpdate,
+    InvalidUpdate,
+    ReasonRequired,
+    RecordNotFound,
+)
+from detectors.records.commands import (
+    EDITABLE,
+    TICKET_STATUSES,
+    Actor,
+    AddCapaAction,
+    Command,
+    ContributeImpact,
+    PlaceHold,
+    RecordDecision,
+    ReleaseHold,
+    SetTicketStatus,
+    Transition,
+    UpdateCapaAction,
+    UpdateDecision,
+    UpdateSection,
+)
+from detectors.records.lifecycle import SIGNED, check_transition
+from detectors.records.load import load_records
+from detectors.records.models import (
+    OPEN_STATES,
+    CapaAction,
+    ImpactContribution,
+    LotHold,
+    MasterRecord,
+    Signature,
+    State,
+)
+from detectors.records.permissions import require
+from detectors.records.sections import (
+    action_row,
+    contribution_row,
+    decision_row,
+    hold_row,
+    save_section,
+)
+from detectors.records.tables import (
+    capa_actions,
+    containment_decisions,
+    impact_contributions,
+    lot_holds,
+    records,
+    signatures,
+    tickets,
+)
+from detectors.records.trail import TrailWriter, append_rows, canonical_json, iso
+
+_WHOLE_ONLY = ("description", "affected_lots", "capa_actions", "effectiveness_check")
+
+
+# --- running one ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One trail entry to append: the field, its old and new canonical JSON, and why."""
+
+    field: str
+    old: str | None
+    new: str | None
+    reason: str
+
+
+@dataclass
+class _Run:
+    conn: Connection
+    record: MasterRecord
+    actor: Actor
+    at: str
+    now: datetime
+
+
+def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime) -> MasterRecord:
+    """Run ``command`` inside the caller's write transaction (trail head already locked);
+    returns the record as it is afterwards."""
+    _require(actor.name, command.reason)
+    record = load_record(conn, command.record_id)
+    if command.expected_version is not None and command.expected_version != record.version:
+        raise ConcurrentUpdate(record.id, command.expected_version, record.version)
+    if not isinstance(command, Transition):
+        require(actor.name, actor.roles, command.permission)
+        if record.state not in OPEN_STATES:
+            raise InvalidUpdate(
+                f"record {record.id} is {record.state.value}; a final record is not edited"
+            )
+    run = _Run(conn, record, actor, iso(now), now)
+    changes = _HANDLERS[type(command)](run, command)
+    if not changes:
+        return record
+    conn.execute(
+        update(records).where(records.c.id == record.id, records.c.version == record.version)
+        .values(version=record.version + 1)
+    )
+    writer = TrailWriter.at_head(conn)
+    for change in changes:
+        writer.append(record.id, actor.name, run.at, change.field, change.old, change.new,
+                      change.reason)
+    append_rows(conn, writer)
+    return load_record(conn, record.id)
+
+
+def load_record(conn: Connection, record_id: str) -> MasterRecord:
+    found = load_records(conn, record_id)
+    if not found:
+        raise RecordNotFound(record_id)
+    return found[0]
+
+
+def _require(actor: str, reason: str) -> None:
+    if not actor.strip():
+        raise ReasonRequired("every change needs an actor (the person's user name)")
+    if not reason.strip():
+        raise ReasonRequired("every change after creation needs a reason; pass reason='…'")
+
+
+# --- the handlers: guards, writes, trail changes ------------------------------------------------
+
+
+def _transition(run: _Run, cmd: Transition) -> list[Change]:
+    record, conn, target = run.record, run.conn, cmd.to
+    check_transition(record, target, roles=run.actor.roles, reason=cmd.reason,
+                     signatures=cmd.signatures)
+    conn.execute(update(records).where(records.c.id == record.id).values(
+        state=target.value, cancel_reason=cmd.reason if target is State.CANCELLED else ""))
+    changes = [Change("state", canonical_json(record.state.value), canonical_json(target.value),
+                      cmd.reason)]
+    if (record.state, target) in SIGNED:
+        changes += _sign(run, target, cmd.signatures)
+    if target not in OPEN_STATES:
+        old, new = _set_ticket_status(run, target.value)
+        changes.append(Change("ticket.status", old, new, f"record {target.value}: {cmd.reason}"))
+    return changes
+
+
+def _sign(run: _Run, target: State, signed: Sequence[Signature]) -> list[Change]:
+    start = len(run.record.signatures)
+    rows, changes = [], []
+    for offset, sig in enumerate(signed):
+        rows.append({"record_id": run.record.id, "position": start + offset,
+                     "printed_name": sig.printed_name, "role": sig.role.value,
+                     "meaning": sig.meaning, "signed_at": run.at})
+        body = {**sig.model_dump(mode="json"), "signed_at": run.at, "transition": target.value}
+        changes.append(Change("signature", None, canonical_json(body), sig.meaning))
+    if rows:
+        run.conn.execute(insert(signatures), rows)
+    return changes
+
+
+def _set_ticket_status(run: _Run, status: Any) -> tuple[str, str]:
+    if status not in TICKET_STATUSES:
+        raise InvalidUpdate(
+            f"field 'ticket.status': {status!r} is not one of {', '.join(TICKET_STATUSES)}"
+        )
+    old = run.record.ticket.status if run.record.ticket else "open"
+    run.conn.execute(update(tickets).where(tickets.c.id == run.record.security_ticket)
+                     .values(status=status))
+    return canonical_json(old), canonical_json(status)
+
+
+def _ticket_status(run: _Run, cmd: SetTicketStatus) -> list[Change]:
+    old, new = _set_ticket_status(run, cmd.status)
+    return [] if old == new else [Change("ticket.status", old, new, cmd.reason)]
+
+
+def _update_section(run: _Run, cmd: UpdateSection) -> list[Change]:
+    if cmd.field == "ticket.status":
+        return _ticket_status(run, SetTicketStatus(record_id=cmd.record_id, reason=cmd.reason,
+                                                   status=cmd.value))
+    old, new, updated = apply_update(run.record, cmd.field, cmd.value)
+    if old == new:
+        return []
+    save_section(run.conn, updated, cmd.field.partition(".")[0])
+    return [Change(cmd.field, old, new, cmd.reason)]
+
+
+def _dumped(items: Sequence[Any]) -> list[Any]:
+    return [item.model_dump(mode="json") for item in items]
+
+
+def _place_hold(run: _Run, cmd: PlaceHold) -> list[Change]:
+    holds = run.record.containment.lot_holds
+    if any(h.lot_id == cmd.lot_id and h.released_at is None for h in holds):
+        raise InvalidUpdate(f"lot {cmd.lot_id!r} is already on hold on record {run.record.id}")
+    hold = LotHold(lot_id=cmd.lot_id, held_at=cmd.held_at or run.now, held_by=run.actor.name)
+    row = hold.model_dump(mode="json")
+    run.conn.execute(insert(lot_holds), [hold_row(run.record.id, len(holds), row)])
+    old = _dumped(holds)
+    return [Change("containment.lot_holds", canonical_json(old), canonical_json([*old, row]),
+                   cmd.reason)]
+
+
+def _release_hold(run: _Run, cmd: ReleaseHold) -> list[Change]:
+    holds = run.record.containment.lot_holds
+    if not any(h.lot_id == cmd.lot_id and h.released_at is None for h in holds):
+        held = sorted({h.lot_id for h in holds if h.released_at is None})
+        raise InvalidUpdate(f"lot {cmd.lot_id!r} is not on hold on record {run.record.id} "
+                            f"(on hold: {', '.join(held) or 'none'})")
+    old = _dumped(holds)
+    new = _dumped([
+        h.model_copy(update={"released_at": run.now, "released_by": run.actor.name})
+        if h.lot_id == cmd.lot_id and h.released_at is None else h
+        for h in holds
+    ])
+    t = lot_holds
+    for position, (before, after) in enumerate(zip(old, new, strict=True)):
+        if before != after:
+            run.conn.execute(update(t).where(t.c.record_id == run.record.id,
+                                             t.c.position == position)
+                             .values(released_at=after["released_at"],
+                                     released_by=after["released_by"]))
+    return [Change("containment.lot_holds", canonical_json(old), canonical_json(new),
+                   cmd.reason)]
+
+
+def _record_decision(run: _Run, cmd: RecordDecision) -> list[Change]:
+    decisions = run.record.containment.decisions
+    decision = cmd.decision.model_copy(update={
+        "decided_at": cmd.decision.decided_at or run.now,
+        "decided_by": cmd.decision.decided_by or run.actor.name,
+    })
+    row = decision.model_dump(mode="json")
+    run.conn.execute(insert(containment_decisions),
+                     [decision_row(run.record.id, len(decisions), row)])
+    old = _dumped(decisions)
+    return [Change("containment.decisions", canonical_json(old), canonical_json([*old, row]),
+                   cmd.reason)]
+
+
+def _update_decision(run: _Run, cmd: UpdateDecision) -> list[Change]:
+    decisions = run.record.containment.decisions
+    if not 0 <= cmd.index < len(decisions):
+        raise InvalidUpdate(f"record {run.record.id} has no containment decision {cmd.index} "
+                            f"(it has {len(decisions)}, numbered from 0)")
+    old = _dumped(decisions)
+    changed = {"status": cmd.status, **({} if cmd.note is None else {"note": cmd.note})}
+    after = decisions[cmd.index].model_copy(update=changed).model_dump(mode="json")
+    if after == old[cmd.index]:
+        return []
+    t = containment_decisions
+    run.conn.execute(update(t).where(t.c.record_id == run.record.id, t.c.position == cmd.index)
+                     .values(status=after["status"], note=after["note"]))
+    new = [*old[: cmd.index], after, *old[cmd.index + 1 :]]
+    return [Change("containment.decisions", canonical_json(old), canonical_json(new),
+                   cmd.reason)]
+
+
+def _contribute_impact(run: _Run, cmd: ContributeImpact) -> list[Change]:
+    contributions = run.record.impact.contributions
+    try:
+        mine = ImpactContribution(function=cmd.function, author=run.actor.name,
+                                  assessment=cmd.assessment, risk=cmd.risk,
+                                  signed_off=cmd.signed_off, updated_at=run.now)
+    except ValidationError as exc:
+        raise InvalidUpdate(f"impact contribution: invalid value: {exc}") from exc
+    row = mine.model_dump(mode="json")
+    old = _dumped(contributions)
+    kept = [c for c in old if c["function"] != cmd.function]
+    new = sorted([*kept, row], key=lambda c: str(c["function"]))
+    t = impact_contributions
+    run.conn.execute(t.delete().where(t.c.record_id == run.record.id,
+                                      t.c.function == cmd.function))
+    run.conn.execute(insert(t), [contribution_row(run.record.id, row)])
+    return [Change("impact.contributions", canonical_json(old), canonical_json(new),
+                   cmd.reason)]
+
+
+def _add_capa(run: _Run, cmd: AddCapaAction) -> list[Change]:
+    actions = run.record.capa_actions
+    if any(a.id == cmd.action.id for a in actions):
+        raise InvalidUpdate(f"record {run.record.id} already has CAPA action {cmd.action.id!r}; "
+                            "change it with UpdateCapaAction")
+    row = cmd.action.model_dump(mode="json")
+    run.conn.execute(insert(capa_actions), [action_row(run.record.id, len(actions), row)])
+    old = _dumped(actions)
+    return [Change("capa_actions", canonical_json(old), canonical_json([*old, row]), cmd.reason)]
+
+
+def _update_capa(run: _Run, cmd: UpdateCapaAction) -> list[Change]:
+    actions = run.record.capa_actions
+    position = next((n for n, a in enumerate(actions) if a.id == cmd.action_id), None)
+    if position is None:
+        known = ", ".join(a.id for a in actions) or "none"
+        raise InvalidUpdate(f"record {run.record.id} has no CAPA action {cmd.action_id!r} "
+                            f"(actions: {known})")
+    if "id" in cmd.changes:
+        raise InvalidUpdate("a CAPA action keeps its id; add a new action instead")
+    old = _dumped(actions)
+    try:
+        after = CapaAction.model_validate({**old[position], **_jsonable(dict(cmd.changes))})
+    except ValidationError as exc:
+        raise InvalidUpdate(f"CAPA action {cmd.action_id!r}: invalid value: {exc}") from exc
+    row = after.model_dump(mode="json")
+    if row == old[position]:
+        return []
+    values = action_row(run.record.id, position, row)
+    t = capa_actions
+    run.conn.execute(update(t).where(t.c.record_id == run.record.id, t.c.position == position)
+                     .values({k: v for k, v in values.items()
+                              if k not in ("record_id", "position")}))
+    new = [*old[:position], row, *old[position + 1 :]]
+    return [Change("capa_actions", canonical_json(old), canonical_json(new), cmd.reason)]
+
+
+_HANDLERS: dict[type[Command], Callable[[_Run, Any], list[Change]]] = {
+    Transition: _transition,
+    UpdateSection: _update_section,
+    PlaceHold: _place_hold,
+    ReleaseHold: _release_hold,
+    RecordDecision: _record_decision,
+    UpdateDecision: _update_decision,
+    ContributeImpact: _contribute_impact,
+    AddCapaAction: _add_capa,
+    UpdateCapaAction: _update_capa,
+    SetTicketStatus: _ticket_status,
+}
+
+
+# --- validating a section update against the model (pure) --------------------------------------
+
+
+def apply_update(record: MasterRecord, field: str, value: Any) -> tuple[str, str, MasterRecord]:
+    """Validate the change against the model; returns old and new as canonical JSON and the
+    updated record (nothing is written)."""
+    section, _, key = field.partition(".")
+    if section not in EDITABLE or (key and section in _WHOLE_ONLY):
+        raise InvalidUpdate(
+            f"field {field!r} cannot be updated; use one of {', '.join(EDITABLE)} "
+            "(or log.<key>, impact.<key>, containment.<key>, rca.<key>, ticket.status); "
+            "state changes go through transition"
+        )
+    data = record.model_dump(mode="json")
+    target = data[section] if key else data
+    name = key or section
+    if key and name not in target:
+        raise InvalidUpdate(f"field {field!r}: {section} has no key {key!r}; keys: "
+                            f"{', '.join(target)}")
+    old = canonical_json(target[name])
+    target[name] = _jsonable(value)
+    try:
+        updated = MasterRecord.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidUpdate(f"field {field!r}: invalid value: {exc}") from exc
+    new_data = updated.model_dump(mode="json")
+    new = canonical_json(new_data[section][key] if key else new_data[section])
+    return old, new, updated
+
+
+def _jsonable(value: Any) -> Any:
+    """Models and dates in, plain JSON values out, so validation sees one shape."""
+    return orjson.loads(orjson.dumps(value, default=_dump_model))
+
+
+def _dump_model(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"cannot store a {type(value).__name__}")
