@@ -15,12 +15,14 @@ from prometheus_client import start_http_server
 from agent.cli import quiet_libraries
 from detectors.config import ClassifierConfig, load_classifier_config
 from detectors.criteria import load_criteria
+from detectors.criteria_table import add_criteria_parser, run_criteria_command
 from detectors.errors import OtwatchDetectorError
 
 EPILOG = """examples:
   otwatch-classifier check --config config/classifier.yaml
   otwatch-classifier run --config config/classifier.yaml
   otwatch-classifier run --config config/classifier.yaml --records-db postgresql://user@db/otwatch
+  otwatch-classifier criteria explain --criteria config/criteria.yaml
 """
 
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, help="classifier config file (YAML)")
         p.add_argument("--records-db", help="override classifier.records_db (path or DSN)")
         p.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
+    add_criteria_parser(sub)
     return parser
 
 
@@ -58,6 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_libraries()
+    if args.command == "criteria":
+        return run_criteria_command(args)
     try:
         config = _apply_overrides(load_classifier_config(args.config), args)
         criteria = load_criteria(Path(config.classifier.criteria))
