@@ -220,6 +220,8 @@ class ControllerWatcher:
             new_value=change.new_value,
             occurred_at=change.occurred_at,
             refresh=False,
+            tag_kind=change.tag.kind,
+            old_value=change.old_value,
         )
         metrics.CHANGES.labels(result.verdict.value, change.change_kind.value).inc()
         return self._event(
