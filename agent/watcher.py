@@ -4,7 +4,8 @@ The watcher keeps the controller's baseline and connection state. For each scan 
 the changes (`agent.detect`), asks change control for a verdict (`agent.approvals`), and
 hands the finished events to the sink, which makes them durable in the spool before the
 baseline moves on. After a (re)connect it also reports what it could not see: the
-monitoring gap, values changed while unwatched, and a restarted server.
+monitoring gap, values changed while unwatched, a restarted server, and each watched tag whose
+node the session could not resolve (a monitoring gap on that tag, reported once per spell).
 """
 
 from __future__ import annotations
@@ -93,10 +94,14 @@ class ControllerWatcher:
         self._fresh = True
         self._session: str | None = None
         self._min_gap = timedelta(seconds=config.monitoring_gap_min_s)
+        #: Tags the current session cannot watch (with why), and those already reported.
+        self._unresolved: dict[str, str] = {}
+        self._unresolved_reported: set[str] = set()
 
     async def on_event(self, event: SourceEvent) -> None:
         if isinstance(event, Connected):
             self._fresh, self._session = True, event.session
+            self._unresolved = event.unresolved
         elif isinstance(event, Disconnected):
             self.up = False
             self._fresh = True
@@ -210,7 +215,33 @@ class ControllerWatcher:
         old, new = self.baseline.session, self._session
         if self.config.protocol == "opcua" and old and new and old != new:
             events.append(self._restart_event(old, new, now))
+        start = gap_start or self.baseline.last_seen or now
+        events += self._unresolved_events(start, now)
         return events
+
+    def _unresolved_events(self, start: datetime, now: datetime) -> list[SuspectChange]:
+        """A monitoring gap per watched tag that newly does not resolve (once per spell)."""
+        events = []
+        newly = [n for n in self._unresolved if n not in self._unresolved_reported]
+        for tag in (t for t in self.config.tags if t.name in newly and t.kind is not None):
+            events.append(self._unresolved_event(tag, self._unresolved[tag.name], start, now))
+        self._unresolved_reported = set(self._unresolved)
+        return events
+
+    def _unresolved_event(
+        self, tag: TagBase, reason: str, start: datetime, now: datetime
+    ) -> SuspectChange:
+        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.MONITORING_GAP.value).inc()
+        ref = _tag_ref(tag)
+        if any(tag.name in r.members and r.critical_to_quality for r in self.config.recipes):
+            ref = ref.model_copy(update={"critical_to_quality": True})  # as its recipe
+        return self._event(
+            tag=ref, old=None, new=None, occurred_at=start, detected_at=now,
+            kind=ChangeKind.MONITORING_GAP, verdict=Verdict.UNAPPROVED,
+            reason=f"tag {tag.name} of {self.config.id} is not watched: {reason}; changes to it "
+            "go unseen until its node resolves again",
+            gap=MonitoringGap(start=start, end=now),
+        )
 
     def _change_event(self, change: Change, at: datetime, actors: dict[str, str]) -> SuspectChange:
         result = self.approvals.decide(
@@ -220,6 +251,8 @@ class ControllerWatcher:
             new_value=change.new_value,
             occurred_at=change.occurred_at,
             refresh=False,
+            tag_kind=change.tag.kind,
+            old_value=change.old_value,
         )
         metrics.CHANGES.labels(result.verdict.value, change.change_kind.value).inc()
         return self._event(

@@ -14,12 +14,14 @@ from agent.runtime.logs import setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from detectors.config import ClassifierConfig, load_classifier_config
 from detectors.criteria import load_criteria
+from detectors.criteria_table import add_criteria_parser, run_criteria_command
 from detectors.errors import OtwatchDetectorError
 
 EPILOG = """examples:
   otwatch-classifier check --config config/classifier.yaml
   otwatch-classifier run --config config/classifier.yaml
   otwatch-classifier run --config config/classifier.yaml --records-db postgresql://user@db/otwatch
+  otwatch-classifier criteria explain --criteria config/criteria.yaml
 """
 
 
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, help="classifier config file (YAML)")
         p.add_argument("--records-db", help="override classifier.records_db (path or DSN)")
         p.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
+    add_criteria_parser(sub)
     return parser
 
 
@@ -55,6 +58,8 @@ def _apply_overrides(config: ClassifierConfig, args: argparse.Namespace) -> Clas
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
+    if args.command == "criteria":
+        return run_criteria_command(args)
     try:
         config = _apply_overrides(load_classifier_config(args.config), args)
         criteria = load_criteria(Path(config.classifier.criteria))

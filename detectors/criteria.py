@@ -2,8 +2,11 @@
 
 A rule fires when every condition it states holds for the event. What the fired rules
 contribute decides the classification: quality and security → ``joint``; only one of
-them → ``quality_only`` / ``security_only``; no rule → ``none``. The criteria file is
-versioned, and the version is recorded on every master record.
+them → ``quality_only`` / ``security_only``; no rule → ``none``. A ``no_record`` decision states
+on purpose that some events open nothing, and why. The criteria must decide every combination
+of the decision space (`detectors.decision_space`) one way or the other: `load_criteria` refuses
+a file that leaves one open. The file is versioned, and the version is recorded on every master
+record.
 
 Example::
 
@@ -33,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from agent.contract import ChangeKind, SuspectChange, TagKind, Verdict
 from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind, incident_key
+from detectors.decision_space import Point, Test, check_decided, compile_conditions, holds, points
 from detectors.errors import CriteriaError
 
 Domain = Literal["quality", "security"]
@@ -45,7 +49,10 @@ class _Strict(BaseModel):
 
 
 class Conditions(_Strict):
-    """Every condition given must hold; an omitted condition does not restrict."""
+    """Every condition given must hold; an omitted condition does not restrict.
+
+    The keys are the dimensions of the decision space (`detectors.decision_space.Point`).
+    """
 
     verdict: list[Verdict] | None = None
     change_kind: list[ChangeKind] | None = None
@@ -56,8 +63,9 @@ class Conditions(_Strict):
     unknown_actor: bool | None = None
     #: The event is part of a burst across controllers (see `criteria.burst`).
     burst: bool | None = None
-    #: The event is a finding the classifier made itself: a seq gap or a silent agent.
-    integrity: list[IntegrityKind] | None = None
+    #: The event is a finding the classifier made itself (a seq gap or a silent agent), or
+    #: ``none``: an event from an agent.
+    integrity: list[IntegrityKind | Literal["none"]] | None = None
 
 
 class Rule(_Strict):
@@ -70,6 +78,14 @@ class Rule(_Strict):
     security_impact: str = ""
     #: MITRE ATT&CK for ICS technique, e.g. T0836 (Modify Parameter).
     attack_technique: str | None = Field(default=None, pattern=r"^T\d{4}(\.\d{3})?$")
+
+
+class NoRecord(_Strict):
+    """A deliberate decision that the events it covers open no record; the description says why."""
+
+    id: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    when: Conditions
 
 
 class SiteCalendar(_Strict):
@@ -105,10 +121,16 @@ class Criteria(_Strict):
     #: Actors treated as known (OPC UA ClientUserId); others count as unknown actors.
     known_actors: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
+    #: Combinations that open no record on purpose (every other one must fire a rule).
+    no_record: list[NoRecord] = Field(default_factory=list)
 
 
 def load_criteria(path: Path) -> Criteria:
-    """Read and validate a criteria file; errors name the file, the key and the fix."""
+    """Read and validate a criteria file; errors name the file, the key and the fix.
+
+    The criteria must decide every combination of the decision space: a rule fires, or a
+    ``no_record`` decision covers it (never both).
+    """
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -121,25 +143,13 @@ def load_criteria(path: Path) -> Criteria:
             for e in exc.errors(include_url=False)
         ]
         raise CriteriaError("\n".join(lines)) from None
-    ids = [r.id for r in criteria.rules]
+    ids = [r.id for r in criteria.rules] + [n.id for n in criteria.no_record]
     if len(ids) != len(set(ids)):
-        raise CriteriaError(f"{path}: rules: duplicate rule id; fix: give every rule its own id")
+        raise CriteriaError(
+            f"{path}: rules, no_record: duplicate id; fix: give every rule and decision its own id"
+        )
+    check_decided(criteria, str(path))
     return criteria
-
-
-Check = Callable[[SuspectChange, EventContext], bool]
-
-
-@dataclass(frozen=True)
-class _CompiledRule:
-    rule: Rule
-    checks: tuple[Check, ...]
-
-    def fires(self, event: SuspectChange, context: EventContext) -> bool:
-        for check in self.checks:  # a plain loop: all() over a generator costs twice as much
-            if not check(event, context):
-                return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -152,57 +162,61 @@ class _Verdict:
     quality_impact: str
     security_impact: str
     attack_techniques: tuple[str, ...]
+    #: The first fired rule's description, which the record's description ends with.
+    explanation: str
 
 
 @dataclass
 class _Plan:
-    """The criteria compiled once: per verdict, the rules that can fire, as closures.
+    """The criteria compiled once into a table: decision-space point -> what it decides.
 
-    ``classify`` runs for every event; re-reading each rule's optional conditions (and building
-    a ZoneInfo for the off-hours check) per event was a fifth of the classifier's time.
+    ``classify`` runs for every event: it only builds the event's point and looks it up. The
+    table holds every point of the space; a point outside it (an event the pipeline does not
+    make) is decided by walking the rules once and then kept too.
     """
 
-    by_verdict: dict[Verdict, tuple[_CompiledRule, ...]]
-    decided: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
+    rules: tuple[tuple[Rule, tuple[Test, ...]], ...]
+    off_hours: Callable[[datetime], bool] | None
+    known_actors: frozenset[str] | None
+    table: dict[tuple[object, ...], _Verdict] = field(default_factory=dict)
+    by_rules: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
+
+    def point_of(self, event: SuspectChange, context: EventContext) -> tuple[object, ...]:
+        """The event's point; a dimension no rule looks at is not computed (a fixed value)."""
+        off_hours = self.off_hours(event.occurred_at) if self.off_hours is not None else False
+        known = self.known_actors
+        unknown = known is None or event.actor is None or event.actor not in known
+        return (
+            event.verdict, event.change_kind, event.tag.kind, event.tag.critical_to_quality,
+            event.controller.validated, off_hours, unknown, context.in_burst, context.integrity,
+        )
+
+    def decide(self, point: tuple[object, ...]) -> _Verdict:
+        fired = tuple(rule for rule, tests in self.rules if holds(tests, point))
+        ids = tuple(r.id for r in fired)
+        decided = self.by_rules.get(ids)
+        if decided is None:  # few distinct rule sets fire: decide each once
+            decided = self.by_rules[ids] = _decide(fired)
+        self.table[point] = decided
+        return decided
 
 
-def _compile(cond: Conditions, criteria: Criteria) -> tuple[Check, ...]:
-    """One closure per stated condition (the verdict is settled by `_Plan.by_verdict`)."""
-    checks: list[Check] = []
-    if cond.burst is not None:
-        want_burst = cond.burst
-        checks.append(lambda _ev, ctx: ctx.in_burst is want_burst)
-    if cond.integrity is not None:
-        integrity = frozenset(cond.integrity)
-        checks.append(lambda _ev, ctx: ctx.integrity in integrity)
-    if cond.change_kind is not None:
-        change_kinds = frozenset(cond.change_kind)
-        checks.append(lambda ev, _ctx: ev.change_kind in change_kinds)
-    if cond.tag_kind is not None:
-        tag_kinds = frozenset(cond.tag_kind)
-        checks.append(lambda ev, _ctx: ev.tag.kind in tag_kinds)
-    if cond.critical_to_quality is not None:
-        want_ctq = cond.critical_to_quality
-        checks.append(lambda ev, _ctx: ev.tag.critical_to_quality is want_ctq)
-    if cond.controller_validated is not None:
-        want_validated = cond.controller_validated
-        checks.append(lambda ev, _ctx: ev.controller.validated is want_validated)
-    if cond.off_hours is not None:
-        calendar, want_off = criteria.calendar, cond.off_hours
-        checks.append(lambda ev, _ctx: calendar.is_off_hours(ev.occurred_at) is want_off)
-    if cond.unknown_actor is not None:
-        known, want_unknown = frozenset(criteria.known_actors), cond.unknown_actor
-        checks.append(lambda ev, _ctx: (ev.actor is None or ev.actor not in known) is want_unknown)
-    return tuple(checks)
+def _uses(criteria: Criteria, key: str) -> bool:
+    whens = [r.when for r in criteria.rules] + [n.when for n in criteria.no_record]
+    return any(getattr(w, key) is not None for w in whens)
 
 
 def _build_plan(criteria: Criteria) -> _Plan:
-    compiled = [_CompiledRule(r, _compile(r.when, criteria)) for r in criteria.rules]
-    return _Plan({
-        verdict: tuple(c for c in compiled
-                       if c.rule.when.verdict is None or verdict in c.rule.when.verdict)
-        for verdict in Verdict
-    })
+    plan = _Plan(
+        rules=tuple((r, compile_conditions(r.when)) for r in criteria.rules),
+        off_hours=criteria.calendar.is_off_hours if _uses(criteria, "off_hours") else None,
+        known_actors=(
+            frozenset(criteria.known_actors) if _uses(criteria, "unknown_actor") else None
+        ),
+    )
+    for point in points():
+        plan.decide(point)
+    return plan
 
 
 #: Plans by criteria object (kept alive here, so an id is never reused while cached).
@@ -220,7 +234,7 @@ def _plan(criteria: Criteria) -> _Plan:
     return plan
 
 
-def _decide(fired: list[Rule]) -> _Verdict:
+def _decide(fired: tuple[Rule, ...]) -> _Verdict:
     domains = {d for r in fired for d in r.contributes}
     if {"quality", "security"} <= domains:
         kind = ClassKind.JOINT
@@ -239,6 +253,7 @@ def _decide(fired: list[Rule]) -> _Verdict:
         quality_impact="; ".join(r.quality_impact for r in fired if r.quality_impact),
         security_impact="; ".join(r.security_impact for r in fired if r.security_impact),
         attack_techniques=tuple(sorted({r.attack_technique for r in fired if r.attack_technique})),
+        explanation=fired[0].description if fired else "",
     )
 
 
@@ -247,11 +262,10 @@ def classify(
 ) -> Classification:
     """Apply every rule to one event (in its context) and combine what the fired rules add."""
     plan = _plan(criteria)
-    fired = [c.rule for c in plan.by_verdict[event.verdict] if c.fires(event, context)]
-    ids = tuple(r.id for r in fired)
-    decided = plan.decided.get(ids)
-    if decided is None:  # few distinct rule sets fire: decide each once
-        decided = plan.decided[ids] = _decide(fired)
+    point = plan.point_of(event, context)
+    decided = plan.table.get(point)
+    if decided is None:
+        decided = plan.decide(point)
     # Every value below comes from validated criteria and a validated event, so the model is
     # built without validating it again (a third of the cost of classifying).
     return Classification.model_construct(
@@ -261,19 +275,29 @@ def classify(
         criteria_version=criteria.version,
         quality_impact=decided.quality_impact,
         security_impact=decided.security_impact,
-        description=_describe(event, fired),
+        description=_describe(event, decided.explanation),
         correlation_key=context.correlation_key or incident_key(event),
         attack_techniques=decided.attack_techniques,
     )
 
 
-def _describe(event: SuspectChange, fired: list[Rule]) -> str:
+def _describe(event: SuspectChange, explanation: str) -> str:
     unit = f" {event.tag.unit}" if event.tag.unit else ""
     what = (
         f"{event.change_kind.value.replace('_', ' ')} on {event.controller.id}/{event.tag.name}: "
         f"{event.old_value!r} -> {event.new_value!r}{unit} ({event.verdict.value}"
         f"{': ' + event.verdict_reason if event.verdict_reason else ''})"
     )
-    if not fired:
-        return what
-    return f"{what}. {fired[0].description}"
+    return f"{what}. {explanation}" if explanation else what
+
+
+__all__ = [
+    "Conditions",
+    "Criteria",
+    "NoRecord",
+    "Point",
+    "Rule",
+    "SiteCalendar",
+    "classify",
+    "load_criteria",
+]

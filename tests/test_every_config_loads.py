@@ -47,4 +47,5 @@ def test_agent_approvals_command_reads_the_config(capsys: pytest.CaptureFixture[
     from agent.cli import main
 
     assert main(["approvals", "validate", "--config", str(CONFIG / "agent.yaml")]) == 0
-    assert "OK: 3 approvals" in capsys.readouterr().out
+    count = len(load_approvals_file(CONFIG / "approvals.yaml"))
+    assert f"OK: {count} approvals in 1 file(s)" in capsys.readouterr().out

@@ -3,8 +3,12 @@
 Public surface (everything else is private to the package)::
 
     ApprovedChange, MatchPolicy, MatchResult      pydantic models (model.py)
+    ExactValue, ValueRange, ProgramChecksum,      what an approval expects, per kind of
+    RecipeRef (a switch), RecipeEdit              change (model.py)
     load_approvals_file(path)                     YAML/JSON file -> records (loading.py)
     match_change(...)                             the pure verdict function (matching.py)
+    kind_of_change(...)                           a detected change in the approvals' words
+    recipe_parameters_hash(parameters)            the recipe hash the agent reports (hashing.py)
     ApprovalBook                                  files + topic + single-use state (book.py)
     ApprovalTopicSource                           the ``otwatch.approvals`` consumer (topic.py)
 
@@ -19,20 +23,28 @@ from agent.approvals.errors import (
     ApprovalsStateError,
     SigningError,
 )
+from agent.approvals.hashing import recipe_parameters_hash
 from agent.approvals.loading import load_approvals_file
-from agent.approvals.matching import match_change, recipe_parameters_hash
+from agent.approvals.matching import match_change
 from agent.approvals.model import (
+    APPROVAL_KINDS,
+    ApprovalKind,
     ApprovedChange,
     ExactValue,
     MatchPolicy,
     MatchResult,
+    ProgramChecksum,
+    RecipeEdit,
     RecipeRef,
     ValueRange,
 )
 from agent.approvals.topic import ApprovalTopicSource
+from agent.approvals.values import kind_of_change
 
 __all__ = [
+    "APPROVAL_KINDS",
     "ApprovalBook",
+    "ApprovalKind",
     "ApprovalTopicSource",
     "ApprovalsError",
     "ApprovalsFileError",
@@ -41,9 +53,12 @@ __all__ = [
     "ExactValue",
     "MatchPolicy",
     "MatchResult",
+    "ProgramChecksum",
+    "RecipeEdit",
     "RecipeRef",
     "SigningError",
     "ValueRange",
+    "kind_of_change",
     "load_approvals_file",
     "match_change",
     "recipe_parameters_hash",

@@ -30,7 +30,7 @@ from agent.approvals.loading import describe_errors, load_approvals_file
 from agent.approvals.matching import match_change
 from agent.approvals.model import ApprovedChange, MatchPolicy, MatchResult
 from agent.approvals.state import load_used, save_used
-from agent.contract import ChangeKind, TagValue
+from agent.contract import ChangeKind, TagKind, TagValue
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,13 @@ class ApprovalBook:
         new_value: TagValue,
         occurred_at: datetime,
         refresh: bool = True,
+        tag_kind: TagKind | None = None,
+        old_value: TagValue = None,
     ) -> MatchResult:
         """The verdict on one change; a single-use approval it uses is recorded and persisted.
 
         ``refresh=False``: the caller has just called `refresh` for a batch of changes.
+        ``tag_kind`` and ``old_value``: see `match_change`.
         """
         if refresh:
             self.refresh()
@@ -130,6 +133,8 @@ class ApprovalBook:
             approvals=records,
             used=self._used.keys(),
             policy=self._policy,
+            tag_kind=tag_kind,
+            old_value=old_value,
         )
         if result.consumed:
             self._consume(result.consumed, occurred_at)

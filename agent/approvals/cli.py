@@ -1,4 +1,4 @@
-"""``otwatch-agent approvals {list,validate,keygen,sign,verify}``: approvals files by hand.
+"""``otwatch-agent approvals {list,validate,hash,keygen,sign,verify}``: approvals files by hand.
 
 Wired into ``otwatch-agent`` by ``add_approvals_parser(subparsers)``;
 ``run_approvals_command(args)`` returns the exit code (0 fine, 1 a problem found, 2 bad
@@ -11,7 +11,13 @@ Examples::
     otwatch-agent approvals sign --file approvals.yaml --private-key signer.key
     otwatch-agent approvals verify --file approvals.yaml --trusted-key-file signer.pub
     otwatch-agent approvals validate --file approvals.yaml --require-signed --trusted-key <b64>
+    otwatch-agent approvals validate --config agent.yaml new-approvals.yaml
+    otwatch-agent approvals hash --param recipe_temperature=210.0 --param recipe_dwell_time=30
     otwatch-agent approvals list --file approvals.yaml
+
+``validate --config`` also refuses approvals that can never match a change the agent reports
+(unknown controller or tag, a recipe member, a kind of change the tag cannot make), see
+`agent.approvals.targets`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from agent.approvals.errors import ApprovalsError, SigningError
+from agent.approvals.errors import ApprovalsError, ApprovalsFileError, SigningError
+from agent.approvals.hashing import recipe_parameters_hash
 from agent.approvals.loading import load_approvals_file
 from agent.approvals.matching import window_mismatch
 from agent.approvals.model import EN_DASH, ApprovedChange, decode_public_key
@@ -55,6 +62,13 @@ def add_approvals_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
     validate.add_argument("--require-signed", action="store_true",
                           help="an unsigned or forged record is an error")
 
+    hashing = commands.add_parser(
+        "hash", help="a recipe's parameters hash, for an approval's parameters_hash")
+    hashing.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                         help="one recipe parameter and its value (repeatable)")
+    hashing.add_argument("--file", type=Path,
+                         help="YAML/JSON: {NAME: VALUE, ...} or {parameters: {NAME: VALUE}}")
+
     keygen = commands.add_parser("keygen", help="make an Ed25519 signing key pair")
     keygen.add_argument("--private-key", type=Path, required=True, help="file to write (0600)")
     keygen.add_argument("--public-key", type=Path, help="file to write the public key to")
@@ -71,10 +85,13 @@ def add_approvals_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
 
 
 def _add_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", type=Path, nargs="*", metavar="FILE",
+                        help="approvals file, YAML or JSON")
     parser.add_argument("--file", type=Path, action="append", default=[],
                         help="approvals file, YAML or JSON (repeatable)")
     parser.add_argument("--config", type=Path,
-                        help="agent config: take its approvals files, trusted keys and policy")
+                        help="agent config: take its approvals files, trusted keys and policy "
+                        "(validate: also check each approval against its controllers and tags)")
 
 
 def _add_trusted(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +106,7 @@ def run_approvals_command(args: argparse.Namespace, out: TextIO | None = None) -
     stdout = out or sys.stdout
     commands: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
         "list": _list, "validate": _validate, "keygen": _keygen, "sign": _sign, "verify": _verify,
+        "hash": _hash,
     }
     try:
         return commands[args.approvals_command](args, stdout)
@@ -110,7 +128,11 @@ def _load_all(files: Sequence[Path]) -> tuple[list[tuple[Path, ApprovedChange]],
 
 
 def _need_files(args: argparse.Namespace) -> list[Path]:
-    files: list[Path] = list(getattr(args, "file", []) or [])
+    given = [*(getattr(args, "files", None) or []), *(getattr(args, "file", None) or [])]
+    files: list[Path] = []
+    for path in given:  # a file named and also in --config's list is read once
+        if all(path.resolve() != seen.resolve() for seen in files):
+            files.append(path)
     if not files:
         raise ApprovalsError(
             "no approvals file given (fix: pass --file FILE or --config AGENT.yaml)"
@@ -141,7 +163,7 @@ def describe_record(rec: ApprovedChange) -> str:
     """One line a person reads: id, where, what, when, who, status."""
     start = rec.valid_from.strftime("%Y-%m-%d %H:%M")
     end = rec.valid_until.strftime("%Y-%m-%d %H:%M")
-    expected = rec.expected.describe()
+    expected = f"{rec.approves or 'value'}: {rec.expected.describe()}"
     use = "single-use" if rec.single_use else "reusable"
     signed = "signed" if rec.signature else "unsigned"
     return (
@@ -192,6 +214,8 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
     if require and not trusted:
         raise SigningError("--require-signed needs --trusted-key or --trusted-key-file")
     problems = errors + validation_problems(records, trusted, require)
+    if getattr(args, "config", None):
+        problems += _against_config(args.config, records)
     now = datetime.now(UTC)
     for _path, rec in records:
         if rec.status == "active" and rec.valid_until < now:
@@ -202,6 +226,51 @@ def _validate(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     print(f"OK: {len(records)} approvals in {len(files)} file(s)", file=out)
     return 0
+
+
+def _against_config(config_path: Path, records: Sequence[tuple[Path, ApprovedChange]]) -> list[str]:
+    """Approvals that can never match a change the agent of ``config_path`` reports."""
+    from agent.approvals.targets import target_problems
+    from agent.config import load_agent_config
+
+    config = load_agent_config(config_path)
+    problems: list[str] = []
+    for path in dict.fromkeys(p for p, _ in records):
+        problems += target_problems(path, [r for p, r in records if p == path], config,
+                                    config_path)
+    return problems
+
+
+def _hash(args: argparse.Namespace, out: TextIO) -> int:
+    parameters: dict[str, Any] = _parameters_file(args.file) if args.file else {}
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ApprovalsError(f"--param {item!r}: fix: write NAME=VALUE, e.g. "
+                                 "--param recipe_temperature=210.0")
+        parameters[name.strip()] = yaml.safe_load(text) if text.strip() else ""
+    if not parameters:
+        raise ApprovalsError("no parameters given (fix: --param NAME=VALUE ... or --file FILE)")
+    print(recipe_parameters_hash(parameters), file=out)
+    return 0
+
+
+def _parameters_file(path: Path) -> dict[str, Any]:
+    """A recipe's parameters from a YAML/JSON file: the mapping itself, or its ``parameters``."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ApprovalsFileError(f"{path}: cannot read the parameters: {exc} (fix: a YAML or "
+                                 "JSON mapping of parameter names to values)") from exc
+    if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+        data = data["parameters"]
+    if not isinstance(data, dict) or not data:
+        raise ApprovalsFileError(f"{path}: (top level): expected a mapping of parameter names "
+                                 "to values (fix: e.g. recipe_temperature: 210.0)")
+    if any(isinstance(v, dict | list) for v in data.values()):
+        raise ApprovalsFileError(f"{path}: a parameter value is a mapping or a list (fix: one "
+                                 "plain value per parameter, as the controller reports it)")
+    return {str(k): v for k, v in data.items()}
 
 
 def _keygen(args: argparse.Namespace, out: TextIO) -> int:

@@ -24,8 +24,9 @@ _HINTS = {
     "timezone_aware": (
         "write UTC with a Z, e.g. 2026-11-23T20:00:00Z, or an explicit offset like +01:00"
     ),
-    "expected_form": "use {exact: 185.0}, {min: 180.0, max: 185.0} or "
-    "{recipe_id: R-100, recipe_version: 3}",
+    "expected_form": "use {exact: 185.0}, {min: 180.0, max: 185.0}, {checksum: 9f2c4e1a}, "
+    "{recipe_id: R-100, recipe_version: 3} (a switch) or {parameters: {temperature: 210.0}} "
+    "(an edit)",
 }
 
 

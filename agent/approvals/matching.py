@@ -1,20 +1,24 @@
 """Matching one detected change against the approved change records: a pure function.
 
-Every change gets exactly one verdict. Candidates are the records for the same controller and tag.
-A candidate authorizes when it is active, not used up (single use), trusted (signed by a trusted
-key, if the policy requires signatures), its window (widened by the clock skew) contains the
-change, and its expected value matches. Otherwise the closest candidate explains the verdict:
+Every change gets exactly one verdict. Candidates are the records for the same controller, tag
+and kind of change (a recipe switch approval is no candidate for a later edit of that recipe; see
+`agent.approvals.values`). A candidate authorizes when it is active, not used up (single use),
+trusted (signed by a trusted key, if the policy requires signatures), its window (widened by the
+clock skew) contains the change, and its expected value matches. Otherwise the closest candidate
+explains the verdict:
 
 * trusted, window right, value wrong            -> ``value_mismatch``
 * trusted, value right, window wrong            -> ``outside_window``
 * unsigned or forged (``require_signed``)       -> ``approval_invalid`` (a security signal)
 * revoked, used up, or neither window nor value -> ``unapproved``
-* no candidate at all                           -> ``unapproved``
+* no candidate at all                           -> ``unapproved`` (naming an approval of another
+                                                   kind for that tag, if there is one)
 
 Example::
 
     >>> r = match_change(controller="press-01", tag="temperature_sp",
     ...                  change_kind=ChangeKind.SETPOINT_CHANGE, new_value=185.0,
+    ...                  tag_kind=TagKind.SETPOINT, old_value=180.0,
     ...                  occurred_at=now, approvals=records, used=set(), policy=MatchPolicy())
     >>> r.verdict
     <Verdict.AUTHORIZED: 'authorized'>
@@ -22,119 +26,37 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from agent.approvals.hashing import recipe_parameters_hash
 from agent.approvals.model import (
     EN_DASH,
+    ApprovalKind,
     ApprovedChange,
-    ExactValue,
     MatchPolicy,
     MatchResult,
-    RecipeRef,
-    ValueRange,
-    format_number,
 )
-from agent.approvals.signing import SignatureCheck, canonical_json, check_signature
-from agent.contract import ChangeKind, TagValue, Verdict
+from agent.approvals.signing import SignatureCheck, check_signature
+from agent.approvals.values import (
+    KIND_WORDS,
+    covers,
+    kind_of_change,
+    numbers_equal,
+    show_value,
+    value_mismatch,
+)
+from agent.contract import ChangeKind, TagKind, TagValue, Verdict
 
-#: Relative tolerance for numbers: float32 registers carry ~7 significant digits.
-REL_TOL = 1e-6
-RECIPE_KINDS = frozenset({ChangeKind.RECIPE_SWITCH, ChangeKind.RECIPE_EDIT})
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def numbers_equal(a: float, b: float) -> bool:
-    """Equal within float32 precision: 185.00000762939453 equals 185.0."""
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-9)
-
-
-def _normalise(value: Any) -> Any:
-    """Floats rounded to float32 precision so a value read from a register hashes as written."""
-    if isinstance(value, float):
-        return float(f"{value:.7g}")
-    if isinstance(value, Mapping):
-        return {str(k): _normalise(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_normalise(v) for v in value]
-    return value
-
-
-def recipe_parameters_hash(parameters: Mapping[str, Any]) -> str:
-    """SHA-256 hex of the canonical JSON of a recipe's parameters (floats at float32 precision)."""
-    return hashlib.sha256(canonical_json(_normalise(parameters))).hexdigest()
-
-
-def show_value(value: TagValue) -> str:
-    """A tag value in the words of an event reason."""
-    if _is_number(value):
-        return format_number(value)  # type: ignore[arg-type]
-    if isinstance(value, Mapping):
-        return f"recipe {value.get('id')} version {value.get('version')}"
-    return repr(value)
-
-
-def _exact_mismatch(expected: ExactValue, value: TagValue) -> str | None:
-    if _is_number(expected.exact) and _is_number(value):
-        if numbers_equal(float(expected.exact), float(value)):  # type: ignore[arg-type]
-            return None
-    elif type(expected.exact) is type(value) and expected.exact == value:
-        return None
-    unit = f" {expected.unit}" if expected.unit and _is_number(value) else ""
-    return f"approved {expected.describe()}, got {show_value(value)}{unit}"
-
-
-def _in_range(expected: ValueRange, value: float) -> bool:
-    low_ok = expected.min is None or value >= expected.min or numbers_equal(value, expected.min)
-    high_ok = expected.max is None or value <= expected.max or numbers_equal(value, expected.max)
-    return low_ok and high_ok
-
-
-def _range_mismatch(expected: ValueRange, value: TagValue) -> str | None:
-    if _is_number(value) and _in_range(expected, float(value)):  # type: ignore[arg-type]
-        return None
-    unit = f" {expected.unit}" if expected.unit and _is_number(value) else ""
-    return f"approved {expected.describe()}, got {show_value(value)}{unit}"
-
-
-def _recipe_mismatch(expected: RecipeRef, kind: ChangeKind, value: TagValue) -> str | None:
-    if kind not in RECIPE_KINDS or not isinstance(value, Mapping):
-        return f"approved {expected.describe()}, got a {kind.value} to {show_value(value)}"
-    got_id, got_version = value.get("id"), value.get("version")
-    wrong_version = expected.recipe_version is not None and str(got_version) != str(
-        expected.recipe_version
-    )
-    if str(got_id) != expected.recipe_id or wrong_version:
-        return f"approved {expected.describe()}, got recipe {got_id} version {got_version}"
-    if expected.parameters_hash:
-        got_hash = recipe_parameters_hash(value.get("parameters") or {})
-        if got_hash != expected.parameters_hash.lower():
-            return (
-                f"approved {expected.describe()}, got recipe {got_id} version {got_version} "
-                f"with parameters hash {got_hash[:12]}"
-            )
-    return None
-
-
-def value_mismatch(record: ApprovedChange, kind: ChangeKind, value: TagValue) -> str | None:
-    """None when the new value is what the record approved, else why not, in plain words."""
-    expected = record.expected
-    if isinstance(expected, RecipeRef):
-        return _recipe_mismatch(expected, kind, value)
-    if kind in RECIPE_KINDS and isinstance(value, Mapping):
-        # A whole recipe is approved by id and version, never by one number; a recipe that
-        # is a single number (a recipe-select register) is approved like any other value.
-        return f"approved {expected.describe()}, got a {kind.value} to {show_value(value)}"
-    if isinstance(expected, ExactValue):
-        return _exact_mismatch(expected, value)
-    return _range_mismatch(expected, value)
+__all__ = [
+    "match_change",
+    "numbers_equal",
+    "recipe_parameters_hash",
+    "show_value",
+    "value_mismatch",
+    "window_mismatch",
+]
 
 
 def _clock(at: datetime, day: bool) -> str:
@@ -192,7 +114,7 @@ def _untrusted(record: ApprovedChange, policy: MatchPolicy) -> str | None:
 
 
 def _assess(
-    record: ApprovedChange, kind: ChangeKind, value: TagValue, at: datetime,
+    record: ApprovedChange, old: TagValue, value: TagValue, at: datetime,
     used: Collection[str], policy: MatchPolicy,
 ) -> _Assessment:
     return _Assessment(
@@ -201,8 +123,22 @@ def _assess(
         used=record.single_use and record.id in used,
         untrusted=_untrusted(record, policy),
         window=window_mismatch(record, at, policy.clock_skew_s),
-        value=value_mismatch(record, kind, value),
+        value=value_mismatch(record, old, value),
     )
+
+
+def _other_kind(
+    records: Sequence[ApprovedChange], kind: ApprovalKind | None, controller: str, tag: str
+) -> MatchResult:
+    """No record approves this kind of change; name one that approves another kind."""
+    rec = next((r for r in records if r.status == "active"), records[0])
+    what = KIND_WORDS[kind] if kind is not None else "this change"
+    approves = KIND_WORDS[rec.approves] if rec.approves is not None else "a value change"
+    reason = (
+        f"no approved change record for {controller}/{tag} covers {what}: approval {rec.id} "
+        f"approves {approves} ({rec.expected.describe()})"
+    )
+    return MatchResult(verdict=Verdict.UNAPPROVED, approval=rec.considered(reason), reason=reason)
 
 
 def _explain(best: _Assessment) -> tuple[Verdict, str]:
@@ -231,20 +167,28 @@ def match_change(
     approvals: Sequence[ApprovedChange],
     used: Collection[str],
     policy: MatchPolicy,
+    tag_kind: TagKind | None = None,
+    old_value: TagValue = None,
 ) -> MatchResult:
     """The one verdict on one change against the approved change records (see module doc).
 
     ``occurred_at`` is compared and reported in UTC; a naive time is taken to be UTC already.
+    ``tag_kind`` and ``old_value`` tell what a change made while unwatched was, and which
+    parameters a recipe edit changed.
     """
     if occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
     occurred_at = occurred_at.astimezone(UTC)
+    targeted = [rec for rec in approvals if rec.controller == controller and rec.tag == tag]
+    kind = kind_of_change(change_kind, tag_kind, old_value, new_value)
     found = [
-        _assess(rec, change_kind, new_value, occurred_at, used, policy)
-        for rec in approvals
-        if rec.controller == controller and rec.tag == tag
+        _assess(rec, old_value, new_value, occurred_at, used, policy)
+        for rec in targeted
+        if covers(rec, kind, new_value)
     ]
     if not found:
+        if targeted:
+            return _other_kind(targeted, kind, controller, tag)
         return MatchResult(
             verdict=Verdict.UNAPPROVED,
             reason=f"no approved change record for {controller}/{tag}",

@@ -1,13 +1,28 @@
 """The approved change record, the matching policy and the match result, as pydantic models.
 
-An approved change record says: on this controller, this tag may be changed to this value
-(exact, a range, or a recipe id and version) within this UTC window, approved by this person.
+An approved change record says: on this controller, this tag may see this kind of change, to
+this value, within this UTC window, approved by this person. The kind (``change``) and what
+``expected`` holds go together:
+
+    change          expected
+    setpoint        {exact: 185.0} or {min: 180.0, max: 185.0}   (unit optional)
+    mode            {exact: AUTO}
+    program         {checksum: 4b1d9e07c3a25f88}   (or {exact: ...})
+    recipe_switch   {recipe_id: R-100, recipe_version: 3, parameters_hash: ...}  (id: text or
+                    number; version and hash optional)
+    recipe_edit     {recipe_id: R-100, recipe_version: 4, parameters: {temperature: 210.0,
+                     dwell_time: {min: 25, max: 35}}}   (id and version optional)
+
+A switch approval never covers a later edit. Files written before ``change`` existed keep their
+meaning: a recipe form is a switch, ``checksum`` a program change, ``parameters`` an edit, a
+range a setpoint, and an exact value approves the tag's own kind of change (setpoint, mode,
+program, or the switch of a recipe-select register).
 
 Example::
 
     >>> rec = ApprovedChange.model_validate({
     ...     "id": "CR-1", "controller": "press-01", "tag": "temperature_sp",
-    ...     "expected": {"exact": 185.0},
+    ...     "change": "setpoint", "expected": {"exact": 185.0},
     ...     "valid_from": "2026-11-23T08:00:00Z", "valid_until": "2026-11-23T20:00:00Z",
     ...     "approved_by": "j.doe"})
     >>> rec.expected.describe()
@@ -92,13 +107,18 @@ class ValueRange(_Strict):
         return f"at most {format_number(self.max or 0.0)}{unit}"
 
 
-class RecipeRef(_Strict):
-    """The recipe tag must become this recipe id and version (and parameters, if hashed)."""
+#: A recipe id or version as a controller reports it: text (``R-100``) or a number (``12``).
+RecipeKey = int | str
 
-    recipe_id: str
+
+class RecipeRef(_Strict):
+    """A switch: the recipe becomes this recipe id and version (and parameters, if hashed)."""
+
+    recipe_id: RecipeKey
     #: None: any version (for controllers whose recipes have no version tag).
-    recipe_version: int | str | None = None
-    parameters_hash: str | None = None
+    recipe_version: RecipeKey | None = None
+    #: SHA-256 of the recipe's parameters (`otwatch-agent approvals hash`); None: any.
+    parameters_hash: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
     def describe(self) -> str:
         text = f"recipe {self.recipe_id}"
@@ -107,6 +127,41 @@ class RecipeRef(_Strict):
         if self.parameters_hash:
             text += f" with parameters hash {self.parameters_hash[:12]}"
         return text
+
+
+#: What an edit approves for one recipe parameter: a value, ``{exact: V}`` or ``{min, max}``.
+ParameterValue = ExactScalar | ExactValue | ValueRange
+
+
+def describe_parameter(value: ParameterValue) -> str:
+    if isinstance(value, ExactValue | ValueRange):
+        return value.describe()
+    return ExactValue(exact=value).describe()
+
+
+class RecipeEdit(_Strict):
+    """An edit: the named recipe parameters change to these values or ranges, and no other."""
+
+    #: The recipe being edited (None: whichever is active).
+    recipe_id: RecipeKey | None = None
+    #: The version the edit makes (None: any).
+    recipe_version: RecipeKey | None = None
+    parameters: dict[str, ParameterValue] = Field(min_length=1)
+
+    def describe(self) -> str:
+        which = f"recipe {self.recipe_id}" if self.recipe_id is not None else "the recipe"
+        named = ", ".join(f"{k} {describe_parameter(v)}" for k, v in self.parameters.items())
+        version = f" to version {self.recipe_version}" if self.recipe_version is not None else ""
+        return f"an edit of {which}{version}: {named}"
+
+
+class ProgramChecksum(_Strict):
+    """A program change: the program tag (a checksum or version) becomes this value."""
+
+    checksum: str = Field(min_length=1)
+
+    def describe(self) -> str:
+        return f"program checksum {self.checksum}"
 
 
 def _is_number(value: object) -> bool:
@@ -121,7 +176,11 @@ def _expected_kind(value: Any) -> str | None:
         return None
     if "exact" in value:
         return "ExactValue"
-    if "recipe_id" in value or "recipe_version" in value:
+    if "checksum" in value:
+        return "ProgramChecksum"
+    if "parameters" in value:
+        return "RecipeEdit"
+    if {"recipe_id", "recipe_version", "parameters_hash"} & value.keys():
         return "RecipeRef"
     if "min" in value or "max" in value:
         return "ValueRange"
@@ -131,18 +190,50 @@ def _expected_kind(value: Any) -> str | None:
 Expected = Annotated[
     Annotated[ExactValue, Tag("ExactValue")]
     | Annotated[ValueRange, Tag("ValueRange")]
-    | Annotated[RecipeRef, Tag("RecipeRef")],
+    | Annotated[RecipeRef, Tag("RecipeRef")]
+    | Annotated[RecipeEdit, Tag("RecipeEdit")]
+    | Annotated[ProgramChecksum, Tag("ProgramChecksum")],
     Discriminator(
         _expected_kind,
         custom_error_type="expected_form",
         custom_error_message=(
-            "expected must be {exact: V}, {min: A, max: B} or {recipe_id: R, recipe_version: N}"
+            "expected must be {exact: V}, {min: A, max: B}, {checksum: C}, "
+            "{recipe_id: R, recipe_version: N} or {parameters: {NAME: V}}"
         ),
     ),
 ]
 
 #: Discriminator tags that pydantic puts into error locations; not keys a user wrote.
-EXPECTED_TAGS = frozenset({"ExactValue", "ValueRange", "RecipeRef"})
+EXPECTED_TAGS = frozenset(
+    {"ExactValue", "ValueRange", "RecipeRef", "RecipeEdit", "ProgramChecksum"}
+)
+
+#: The kinds of change an approval can name (``change:``).
+ApprovalKind = Literal["setpoint", "mode", "program", "recipe_switch", "recipe_edit"]
+APPROVAL_KINDS: tuple[ApprovalKind, ...] = (
+    "setpoint", "mode", "program", "recipe_switch", "recipe_edit",
+)
+#: The forms of ``expected`` each kind takes.
+_FORMS: dict[ApprovalKind, tuple[type[BaseModel], ...]] = {
+    "setpoint": (ExactValue, ValueRange),
+    "mode": (ExactValue,),
+    "program": (ProgramChecksum, ExactValue),
+    "recipe_switch": (RecipeRef, ExactValue),
+    "recipe_edit": (RecipeEdit,),
+}
+_FORM_WORDS = {
+    "setpoint": "{exact: V} or {min: A, max: B}",
+    "mode": "{exact: V}",
+    "program": "{checksum: C}",
+    "recipe_switch": "{recipe_id: R, recipe_version: N} (parameters_hash optional)",
+    "recipe_edit": "{parameters: {NAME: V or {min: A, max: B}}} (recipe_id, recipe_version "
+                   "optional)",
+}
+#: What a form means when ``change`` is not given (files from before it existed).
+_IMPLIED: dict[type[BaseModel], ApprovalKind] = {
+    ValueRange: "setpoint", ProgramChecksum: "program", RecipeRef: "recipe_switch",
+    RecipeEdit: "recipe_edit",
+}
 
 
 class ApprovedChange(_Strict):
@@ -151,6 +242,8 @@ class ApprovedChange(_Strict):
     id: str = Field(min_length=1)
     controller: str = Field(min_length=1)
     tag: str = Field(min_length=1)
+    #: The kind of change approved; None (older files): implied by ``expected`` (see above).
+    change: ApprovalKind | None = None
     expected: Expected
     valid_from: AwareDatetime
     valid_until: AwareDatetime
@@ -174,6 +267,23 @@ class ApprovedChange(_Strict):
         if start is not None and value <= start:
             raise ValueError(f"valid_until {value:%Y-%m-%dT%H:%M:%SZ} is not after valid_from")
         return value
+
+    @model_validator(mode="after")
+    def _expected_fits_change(self) -> ApprovedChange:
+        if self.change is not None and not isinstance(self.expected, _FORMS[self.change]):
+            raise ValueError(
+                f"change: {self.change} takes expected {_FORM_WORDS[self.change]}, not "
+                f"{self.expected.describe()}"
+            )
+        return self
+
+    @property
+    def approves(self) -> ApprovalKind | None:
+        """The kind of change this record approves; None: the tag's own kind (an exact value
+        in a file written before ``change`` existed)."""
+        if self.change is not None:
+            return self.change
+        return _IMPLIED.get(type(self.expected))
 
     def considered(self, why_not_matched: str | None) -> ApprovalConsidered:
         """This record as the event reports it, with why it did not match."""

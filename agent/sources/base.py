@@ -32,6 +32,9 @@ class Connected:
     at: datetime
     #: Changes when the controller's session or server restarted (possible program download).
     session: str = ""
+    #: Tags this session cannot watch (their node does not resolve), with why: each is a
+    #: monitoring gap on that tag until a later session resolves it.
+    unresolved: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

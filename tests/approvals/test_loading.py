@@ -17,8 +17,9 @@ from agent.approvals import (
     MatchPolicy,
     load_approvals_file,
 )
+from agent.approvals.signing import signed_bytes
 from agent.contract import ChangeKind, Verdict
-from tests.approvals.factory import record_yaml
+from tests.approvals.factory import record, record_yaml
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 SAMPLES = sorted(CONFIG.glob("approvals*.yaml"))
@@ -106,6 +107,21 @@ BAD_FILES: dict[str, tuple[Any, str, str]] = {
     "duplicate id": (
         {"approvals": [GOOD, GOOD]}, "approvals[1].id", "own id",
     ),
+    "change that does not fit expected": (
+        {"approvals": [GOOD | {"change": "recipe_edit"}]}, "approvals[0]",
+        "change: recipe_edit takes expected {parameters:",
+    ),
+    "unknown change": (
+        {"approvals": [GOOD | {"change": "download"}]}, "approvals[0].change", "'recipe_edit'",
+    ),
+    "edit naming no parameter": (
+        {"approvals": [GOOD | {"change": "recipe_edit", "expected": {"parameters": {}}}]},
+        "approvals[0].expected.parameters", "at least 1",
+    ),
+    "parameters hash that is not one": (
+        {"approvals": [GOOD | {"expected": {"recipe_id": 1, "parameters_hash": "abc"}}]},
+        "approvals[0].expected.parameters_hash", "pattern",
+    ),
     "list at the top": ([GOOD], "(top level)", "approvals:"),
     "empty file": (None, "(top level)", "approvals:"),
     "approvals not a list": ({"approvals": GOOD}, "approvals", "valid list"),
@@ -143,3 +159,48 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(ApprovalsFileError, match="cannot read the file") as err:
         load_approvals_file(tmp_path / "nope.yaml")
     assert "nope.yaml" in str(err.value)
+
+
+RECIPE_FILE = """\
+approvals:
+  - id: CR-12
+    controller: press-01
+    tag: active_recipe
+    change: recipe_switch
+    expected: {recipe_id: 12, recipe_version: 3}
+    valid_from: 2026-11-23T08:00:00Z
+    valid_until: 2026-11-23T20:00:00Z
+    approved_by: a.novak
+  - id: CR-13
+    controller: press-01
+    tag: active_recipe
+    expected: {recipe_id: "13"}
+    valid_from: 2026-11-23T08:00:00Z
+    valid_until: 2026-11-23T20:00:00Z
+    approved_by: a.novak
+"""
+
+
+def test_a_numeric_recipe_id_loads_and_matches_what_the_agent_reads(tmp_path: Path) -> None:
+    """`recipe_id: 12` used to fail with "Input should be a valid string"."""
+    path = tmp_path / "approvals.yaml"
+    path.write_text(RECIPE_FILE, encoding="utf-8")
+    twelve, thirteen = load_approvals_file(path)
+    assert twelve.expected.recipe_id == 12  # type: ignore[union-attr]
+    assert (twelve.approves, thirteen.approves) == ("recipe_switch", "recipe_switch")
+    book = ApprovalBook([path], policy=MatchPolicy())
+    at = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    for value in ({"id": 12, "version": 3, "parameters": {}}, {"id": "12", "version": "3"}):
+        got = book.decide(controller="press-01", tag="active_recipe", new_value=value,
+                          change_kind=ChangeKind.RECIPE_SWITCH, occurred_at=at)
+        assert got.verdict is Verdict.AUTHORIZED and got.approval is not None
+        assert got.approval.id == "CR-12"
+
+
+def test_a_record_from_before_change_existed_signs_the_same_bytes() -> None:
+    """Old signed files keep verifying: a record without `change` signs as it always did."""
+    legacy = record(expected={"recipe_id": "R-100", "recipe_version": 3})
+    assert legacy.change is None and legacy.approves == "recipe_switch"
+    assert b'"change"' not in signed_bytes(legacy)
+    assert b'"change":"recipe_switch"' in signed_bytes(record(
+        change="recipe_switch", expected={"recipe_id": "R-100", "recipe_version": 3}))

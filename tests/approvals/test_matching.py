@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from agent.approvals import ApprovedChange, MatchPolicy, match_change, recipe_parameters_hash
 from agent.approvals.signing import sign_approval
-from agent.contract import ChangeKind, TagValue, Verdict
+from agent.contract import ChangeKind, TagKind, TagValue, Verdict
 from tests.approvals.factory import (
     KEY_PRIVATE,
     KEY_PUBLIC,
@@ -57,6 +57,8 @@ class Case:
     reason: str | None = None  # the exact words, when the row is about the words
     approval: str | None = "CR-1"
     consumed: str | None = None
+    old: TagValue = None
+    tag_kind: TagKind | None = None
 
 
 CASES: dict[str, Case] = {
@@ -226,41 +228,15 @@ CASES: dict[str, Case] = {
     "signed, right value, wrong time": Case(
         lambda: [signed()], Verdict.OUTSIDE_WINDOW, when=at(21), policy=SIGNED,
     ),
-    # recipes
-    "recipe switch": Case(
-        lambda: [record(expected={"recipe_id": "R-100", "recipe_version": 3})],
-        Verdict.AUTHORIZED, RECIPE, kind=ChangeKind.RECIPE_SWITCH,
-    ),
-    "recipe edit, version as text": Case(
-        lambda: [record(expected={"recipe_id": "R-100", "recipe_version": "3"})],
-        Verdict.AUTHORIZED, RECIPE, kind=ChangeKind.RECIPE_EDIT,
-    ),
-    "recipe wrong version": Case(
-        lambda: [record(expected={"recipe_id": "R-100", "recipe_version": 3})],
-        Verdict.VALUE_MISMATCH, {**RECIPE, "version": 4}, kind=ChangeKind.RECIPE_EDIT,
-        reason="approved recipe R-100 version 3, got recipe R-100 version 4",
-    ),
-    "recipe parameters hash": Case(
-        lambda: [record(expected={"recipe_id": "R-100", "recipe_version": 3,
-                                  "parameters_hash": RECIPE_HASH})],
-        Verdict.AUTHORIZED,
-        {**RECIPE, "parameters": {"temperature": 200.00000762939453, "dwell": 30}},
-        kind=ChangeKind.RECIPE_EDIT,
-    ),
-    "recipe parameters edited": Case(
-        lambda: [record(expected={"recipe_id": "R-100", "recipe_version": 3,
-                                  "parameters_hash": RECIPE_HASH})],
-        Verdict.VALUE_MISMATCH,
-        {**RECIPE, "parameters": {"temperature": 210.0, "dwell": 30}},
-        kind=ChangeKind.RECIPE_EDIT,
-    ),
+    # what an approval approves: the kind of change, then its value (see KINDS below)
     "recipe approval, setpoint change": Case(
         lambda: [record(expected={"recipe_id": "R-100", "recipe_version": 3})],
-        Verdict.VALUE_MISMATCH, 185.0,
-        reason="approved recipe R-100 version 3, got a setpoint_change to 185.0",
+        Verdict.UNAPPROVED, 185.0,
+        reason="no approved change record for press-01/temperature_sp covers a setpoint "
+        "change: approval CR-1 approves a recipe switch (recipe R-100 version 3)",
     ),
     "setpoint approval, recipe switch": Case(
-        lambda: [record()], Verdict.VALUE_MISMATCH, RECIPE, kind=ChangeKind.RECIPE_SWITCH,
+        lambda: [record()], Verdict.UNAPPROVED, RECIPE, kind=ChangeKind.RECIPE_SWITCH,
     ),
     "recipe-select register: exact number approved": Case(
         lambda: [record(expected={"exact": 2})], Verdict.AUTHORIZED, 2,
@@ -271,6 +247,162 @@ CASES: dict[str, Case] = {
         kind=ChangeKind.RECIPE_SWITCH, reason="approved exactly 2, got 3",
     ),
 }
+
+SWITCH = {"change": "recipe_switch", "expected": {"recipe_id": "R-100", "recipe_version": 3}}
+EDITED = {**RECIPE, "parameters": {"temperature": 210.0, "dwell": 30}}
+
+
+def edit(parameters: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"change": "recipe_edit", "expected": {"parameters": parameters, **more}}
+
+
+def one(**changes: Any) -> Callable[[], list[ApprovedChange]]:
+    return lambda: [record(**changes)]
+
+
+#: Approval kinds: switch vs edit vs program vs mode vs setpoint, recipe ids as numbers and text.
+KINDS: dict[str, Case] = {
+    "switch": Case(one(**SWITCH), Verdict.AUTHORIZED, RECIPE, kind=ChangeKind.RECIPE_SWITCH),
+    "switch, version as text": Case(
+        one(change="recipe_switch", expected={"recipe_id": "R-100", "recipe_version": "3"}),
+        Verdict.AUTHORIZED, RECIPE, kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch, wrong version": Case(
+        one(**SWITCH), Verdict.VALUE_MISMATCH, {**RECIPE, "version": 4},
+        kind=ChangeKind.RECIPE_SWITCH,
+        reason="approved recipe R-100 version 3, got recipe R-100 version 4",
+    ),
+    "a switch approval never covers a later edit": Case(
+        one(**SWITCH), Verdict.UNAPPROVED, EDITED, kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+        reason="no approved change record for press-01/temperature_sp covers a recipe edit: "
+        "approval CR-1 approves a recipe switch (recipe R-100 version 3)",
+    ),
+    "a switch approval from an old file (no change key) is a switch": Case(
+        one(expected={"recipe_id": "R-100", "recipe_version": 3}), Verdict.UNAPPROVED, EDITED,
+        kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+    ),
+    "switch, number in the file, number read": Case(
+        one(change="recipe_switch", expected={"recipe_id": 12}), Verdict.AUTHORIZED,
+        {**RECIPE, "id": 12}, kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch, number in the file, text read": Case(
+        one(change="recipe_switch", expected={"recipe_id": 12}), Verdict.AUTHORIZED,
+        {**RECIPE, "id": "12"}, kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch, text in the file, number read": Case(
+        one(change="recipe_switch", expected={"recipe_id": "12", "recipe_version": 2}),
+        Verdict.AUTHORIZED, {**RECIPE, "id": 12, "version": 2.0}, kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch, another number": Case(
+        one(change="recipe_switch", expected={"recipe_id": 12}), Verdict.VALUE_MISMATCH,
+        {**RECIPE, "id": 13}, kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch of a recipe-select register, by id": Case(
+        one(change="recipe_switch", expected={"recipe_id": 2}), Verdict.AUTHORIZED, 2,
+        kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch of a recipe-select register, another id": Case(
+        one(change="recipe_switch", expected={"recipe_id": "2"}), Verdict.VALUE_MISMATCH, 3,
+        kind=ChangeKind.RECIPE_SWITCH, reason="approved recipe 2, got recipe 3",
+    ),
+    "switch with the parameters hash": Case(
+        one(change="recipe_switch", expected={"recipe_id": "R-100", "recipe_version": 3,
+                                              "parameters_hash": RECIPE_HASH}),
+        Verdict.AUTHORIZED,
+        {**RECIPE, "parameters": {"temperature": 200.00000762939453, "dwell": 30.0}},
+        kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "switch with the parameters hash, other parameters": Case(
+        one(change="recipe_switch", expected={"recipe_id": "R-100", "recipe_version": 3,
+                                              "parameters_hash": RECIPE_HASH}),
+        Verdict.VALUE_MISMATCH, EDITED, kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "edit of a named parameter to its value": Case(
+        one(**edit({"temperature": 210.0})), Verdict.AUTHORIZED, EDITED,
+        kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+    ),
+    "edit within a range, id and version named": Case(
+        one(**edit({"temperature": {"min": 205, "max": 215}}, recipe_id="R-100",
+                   recipe_version="3")),
+        Verdict.AUTHORIZED, EDITED, kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+    ),
+    "edit outside the approved range": Case(
+        one(**edit({"temperature": {"min": 195, "max": 205}})), Verdict.VALUE_MISMATCH, EDITED,
+        kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+        reason="approved temperature 195.0–205.0, got 210.0",  # noqa: RUF001
+    ),
+    "edit of a parameter the approval does not name": Case(
+        one(**edit({"temperature": 210.0})), Verdict.VALUE_MISMATCH,
+        {**RECIPE, "parameters": {"temperature": 210.0, "dwell": 35}},
+        kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+        reason="approved an edit of temperature only, but dwell 30 -> 35",
+    ),
+    "edit of another recipe than the one approved": Case(
+        one(**edit({"temperature": 210.0}, recipe_id="R-200")), Verdict.VALUE_MISMATCH, EDITED,
+        kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+        reason="approved an edit of recipe R-200, got recipe R-100",
+    ),
+    "edit to another version than approved": Case(
+        one(**edit({"temperature": 210.0}, recipe_version=4)), Verdict.VALUE_MISMATCH, EDITED,
+        kind=ChangeKind.RECIPE_EDIT, old=RECIPE,
+    ),
+    "an edit approval does not cover a switch": Case(
+        one(**edit({"temperature": 210.0})), Verdict.UNAPPROVED, {**EDITED, "id": "R-200"},
+        kind=ChangeKind.RECIPE_SWITCH, old=RECIPE,
+    ),
+    "program checksum (hex case does not matter)": Case(
+        one(change="program", expected={"checksum": "4B1D9E07C3A25F88"}), Verdict.AUTHORIZED,
+        "4b1d9e07c3a25f88", kind=ChangeKind.PROGRAM_CHANGE,
+    ),
+    "program, another checksum": Case(
+        one(change="program", expected={"checksum": "4b1d9e07c3a25f88"}),
+        Verdict.VALUE_MISMATCH, "e3a0c55d19b7f402", kind=ChangeKind.PROGRAM_CHANGE,
+        reason="approved program checksum 4b1d9e07c3a25f88, got 'e3a0c55d19b7f402'",
+    ),
+    "a program approval does not cover a setpoint change": Case(
+        one(change="program", expected={"checksum": "185"}), Verdict.UNAPPROVED, 185.0,
+    ),
+    "an exact value from an old file covers a program change": Case(
+        one(expected={"exact": "4b1d9e07c3a25f88"}), Verdict.AUTHORIZED, "4b1d9e07c3a25f88",
+        kind=ChangeKind.PROGRAM_CHANGE,
+    ),
+    "mode": Case(
+        one(change="mode", expected={"exact": "MAINTENANCE"}), Verdict.AUTHORIZED,
+        "MAINTENANCE", kind=ChangeKind.MODE_CHANGE,
+    ),
+    "a mode approval does not cover a setpoint change": Case(
+        one(change="mode", expected={"exact": 185.0}), Verdict.UNAPPROVED, 185.0,
+    ),
+    "a setpoint approval does not cover a mode change": Case(
+        one(change="setpoint", expected={"exact": "AUTO"}), Verdict.UNAPPROVED, "AUTO",
+        kind=ChangeKind.MODE_CHANGE,
+    ),
+    "an exact value from an old file never approves a whole recipe": Case(
+        one(expected={"exact": 2}), Verdict.UNAPPROVED, {**RECIPE, "id": 2},
+        kind=ChangeKind.RECIPE_SWITCH,
+    ),
+    "changed while unwatched, setpoint": Case(
+        one(change="setpoint", expected={"exact": 185.0}), Verdict.AUTHORIZED,
+        kind=ChangeKind.CHANGED_WHILE_UNWATCHED, tag_kind=TagKind.SETPOINT,
+    ),
+    "changed while unwatched, program": Case(
+        one(change="program", expected={"checksum": "c0ffee"}), Verdict.AUTHORIZED, "c0ffee",
+        kind=ChangeKind.CHANGED_WHILE_UNWATCHED, tag_kind=TagKind.PROGRAM,
+    ),
+    "changed while unwatched, recipe with a new id is a switch": Case(
+        one(**SWITCH), Verdict.AUTHORIZED, RECIPE, kind=ChangeKind.CHANGED_WHILE_UNWATCHED,
+        tag_kind=TagKind.RECIPE, old={**RECIPE, "id": "R-050"},
+    ),
+    "changed while unwatched, recipe with the same id is an edit": Case(
+        one(**SWITCH), Verdict.UNAPPROVED, EDITED, kind=ChangeKind.CHANGED_WHILE_UNWATCHED,
+        tag_kind=TagKind.RECIPE, old=RECIPE,
+    ),
+    "changed while unwatched, an approved edit": Case(
+        one(**edit({"temperature": 210.0})), Verdict.AUTHORIZED, EDITED,
+        kind=ChangeKind.CHANGED_WHILE_UNWATCHED, tag_kind=TagKind.RECIPE, old=RECIPE,
+    ),
+}
+CASES.update(KINDS)
 
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
@@ -284,6 +416,8 @@ def test_verdict(case: Case) -> None:
         approvals=case.records(),
         used=case.used,
         policy=case.policy,
+        tag_kind=case.tag_kind,
+        old_value=case.old,
     )
     assert result.verdict is case.verdict, result.reason
     assert result.consumed == case.consumed

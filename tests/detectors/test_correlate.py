@@ -15,9 +15,12 @@ CRITERIA = load_criteria(Path(__file__).parents[2] / "config" / "criteria.yaml")
 SETTINGS = BurstSettings(min_controllers=3, window_s=10)
 
 
-def change(controller: str, at_s: float, **overrides: object) -> SuspectChange:
+def change(
+    controller: str, at_s: float, validated: bool = True, **overrides: object
+) -> SuspectChange:
     at = WORKDAY + timedelta(seconds=at_s)
-    return make_event(controller={"id": controller}, detected_at=at, occurred_at=at, **overrides)
+    return make_event(controller={"id": controller, "validated": validated}, detected_at=at,
+                      occurred_at=at, **overrides)
 
 
 def test_three_controllers_within_the_window_share_the_first_events_key() -> None:
@@ -74,7 +77,8 @@ def test_dropped_tokens_are_forgotten() -> None:
 
 def test_burst_rule_makes_a_non_ctq_change_a_finding_on_the_burst_key() -> None:
     bursts: BurstCorrelator[int] = BurstCorrelator(SETTINGS)
-    known = {"tag": {"critical_to_quality": False}, "actor": "j.doe"}
+    # Routine on its own (criteria N-2): not critical, not validated, a known actor.
+    known = {"tag": {"critical_to_quality": False}, "actor": "j.doe", "validated": False}
     bursts.offer(change("press-01", 0, **known), 1, now=WORKDAY)
     bursts.offer(change("press-02", 0.1, **known), 2, now=WORKDAY)
     released = bursts.offer(change("oven-01", 0.2, **known), 3, now=WORKDAY)

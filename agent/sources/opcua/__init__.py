@@ -5,7 +5,8 @@
                   the reads as ``otwatch-agent check`` prints them (pure)
     decode.py     variants -> tag values (`plain_value`), audit events -> AuditedWrite
     security.py   secure channel and user identity: certificates, trust list, password
-    session.py    one session, the transport: connect, resolve ``nsu=`` nodes, chunked reads
+    session.py    one session, the transport: connect, resolve the nodes, chunked reads
+    resolve.py    every tag's node per session: ``nsu=`` node ids and browse paths
     subscribe.py  one subscription per session: monitored items in, partial Readings out
     audit.py      ActorMatcher: audit write events paired with data changes (pure)
     source.py     OpcuaSource: the session loop, with reconnect and capped backoff;
@@ -25,7 +26,7 @@ from agent.sources.opcua.plan import chunk_size, describe_plan
 
 if TYPE_CHECKING:
     from agent.sources.opcua.decode import plain_value
-    from agent.sources.opcua.session import resolve_node_id
+    from agent.sources.opcua.resolve import resolve_node_id
     from agent.sources.opcua.source import (
         OpcuaPollingSource,
         OpcuaSource,
@@ -51,7 +52,7 @@ _LAZY = {
     "OpcuaSource": "agent.sources.opcua.source",
     "OpcuaSubscriptionSource": "agent.sources.opcua.source",
     "plain_value": "agent.sources.opcua.decode",
-    "resolve_node_id": "agent.sources.opcua.session",
+    "resolve_node_id": "agent.sources.opcua.resolve",
 }
 
 

@@ -17,6 +17,21 @@ Example (one controller of ``config/agent.yaml``)::
       auth:
         username: otwatch
         password_env: OTWATCH_OVEN_PASSWORD    # or password_file: /etc/otwatch/oven-password
+      namespaces:                    # aliases for browse path elements in other namespaces
+        di: http://opcfoundation.org/UA/DI/
+      tags:
+        - {name: temperature_sp, kind: setpoint, node: "nsu=urn:vendor:oven;s=Zone1.TempSP"}
+        - name: hold_pressure        # by browse path: what an engineer reads in their client
+          kind: setpoint
+          browse_path: /Objects/PressLine/Setpoints/HoldPressure
+          namespace_uri: urn:vendor:press   # the namespace of elements without an alias
+
+A tag names its node by ``node`` (``nsu=<uri>;s=<id>``, resolved to the session's namespace
+index on every connect) or by ``browse_path`` (resolved on every connect with
+TranslateBrowsePathsToNodeIds, from the Objects folder): vendor tools renumber numeric node ids
+and namespace indexes on a program download; a browse path with namespace URIs survives that.
+An element of a path is a browse name, in the tag's ``namespace_uri``, or ``alias:Name`` (an
+alias from the controller's ``namespaces``), or ``0:Name`` (the standard OPC UA namespace).
 
 Relative file paths are resolved against ``base_dir`` from the validation context (the
 config file's directory, see `agent.config.load_agent_config`), else the working directory.
@@ -24,6 +39,7 @@ config file's directory, see `agent.config.load_agent_config`), else the working
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,17 +47,91 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from agent.config_base import ControllerBase, TagBase, _Strict
 
+#: Where every browse path starts (the standard Objects folder, ns=0;i=85).
+PATH_ROOT = "Objects"
+#: The prefix of an element in the standard OPC UA namespace (index 0 on every server).
+STANDARD_PREFIX = "0"
+
+
+@dataclass(frozen=True, slots=True)
+class PathElement:
+    """One browse name of a path: its namespace URI (None: the standard namespace) and name."""
+
+    namespace_uri: str | None
+    name: str
+
+
+def path_elements(path: str) -> list[str]:
+    """``/Objects/A/B`` -> ``["A", "B"]``; a ValueError naming the fix otherwise."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "" or parts[1] != PATH_ROOT:
+        raise ValueError(
+            f"browse_path {path!r} must start at the Objects folder and name a node under it; "
+            "fix: write it as /Objects/<Folder>/.../<Variable>"
+        )
+    elements = parts[2:]
+    if any(not e.strip() for e in elements):
+        raise ValueError(f"browse_path {path!r} has an empty element; fix: remove the extra '/'")
+    return elements
+
+
+def parse_browse_path(
+    path: str, namespace_uri: str | None, aliases: dict[str, str]
+) -> list[PathElement]:
+    """The elements of a browse path with their namespace URIs (pure: no server)."""
+    out = []
+    for element in path_elements(path):
+        prefix, sep, name = element.partition(":")
+        if not sep:
+            if namespace_uri is None:
+                raise ValueError(
+                    f"browse_path element {element!r} has no namespace; fix: add namespace_uri "
+                    "to the tag (its PLC's namespace URI), or write alias:Name with an alias "
+                    "from the controller's namespaces (0:Name for the standard namespace)"
+                )
+            out.append(PathElement(namespace_uri, element))
+        elif prefix == STANDARD_PREFIX:
+            out.append(PathElement(None, name))
+        elif prefix in aliases:
+            out.append(PathElement(aliases[prefix], name))
+        else:
+            raise ValueError(
+                f"browse_path element {element!r}: {prefix!r} is not an alias of the "
+                f"controller's namespaces ({', '.join(aliases) or 'none'}); fix: add it under "
+                "namespaces: or correct the prefix"
+            )
+    return out
+
 
 class OpcuaTag(TagBase):
     #: `nsu=<namespace uri>;s=<id>` (resolved on every connect) or `ns=<index>;...`.
-    node: str = Field(min_length=3)
+    node: str | None = Field(default=None, min_length=3)
+    #: Or the node's browse path from the Objects folder, resolved on every connect.
+    browse_path: str | None = Field(default=None, min_length=3)
+    #: The namespace of the browse path's elements that name no alias.
+    namespace_uri: str | None = Field(default=None, min_length=1)
     #: Overrides the controller's sampling interval for this tag (subscribe mode).
     sampling_interval_ms: float | None = Field(default=None, ge=0.0)
 
+    @model_validator(mode="after")
+    def _one_address(self) -> OpcuaTag:
+        if (self.node is None) == (self.browse_path is None):
+            raise ValueError(
+                "a tag needs exactly one of node (nsu=<uri>;s=<id>) or browse_path "
+                "(/Objects/...); fix: keep one of them"
+            )
+        if self.namespace_uri is not None and self.browse_path is None:
+            raise ValueError("namespace_uri is for browse_path; fix: remove it, or use "
+                             "node: nsu=<uri>;s=<id>")
+        if self.browse_path is not None:
+            path_elements(self.browse_path)
+        return self
+
     @property
     def event_address(self) -> str:
-        """The node as configured (``nsu=...;s=...``): stable across namespace renumbering."""
-        return self.node
+        """The node as configured (``nsu=...;s=...`` or the browse path): stable across
+        namespace renumbering."""
+        return self.node or str(self.browse_path)
 
 
 def _resolve(path: Path, info: ValidationInfo) -> Path:
@@ -151,7 +241,25 @@ class OpcuaControllerConfig(ControllerBase):
     max_items_per_call: int = Field(default=1000, ge=1)
     security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
     auth: OpcuaAuth = Field(default_factory=OpcuaAuth)
+    #: Aliases of namespace URIs for browse path elements (``alias:Name``).
+    namespaces: dict[str, str] = Field(default_factory=dict)
     tags: list[OpcuaTag] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _paths_parse(self) -> OpcuaControllerConfig:
+        for i, tag in enumerate(self.tags):
+            if tag.browse_path is not None:
+                try:
+                    parse_browse_path(tag.browse_path, tag.namespace_uri, self.namespaces)
+                except ValueError as exc:
+                    raise ValueError(f"tags[{i}] ({tag.name}): {exc}") from None
+        return self
+
+    def browse_path_of(self, tag: OpcuaTag) -> list[PathElement]:
+        """The tag's browse path elements (a tag with a node id has none)."""
+        if tag.browse_path is None:
+            return []
+        return parse_browse_path(tag.browse_path, tag.namespace_uri, self.namespaces)
 
     @property
     def look_interval_s(self) -> float:

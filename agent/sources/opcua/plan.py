@@ -24,4 +24,8 @@ def describe_plan(config: OpcuaControllerConfig) -> list[str]:
     own limits are not known before a session, so the configured cap counts)."""
     chunks = -(-len(config.tags) // config.max_nodes_per_read)
     how = "subscribed" if config.mode == "subscribe" else f"polled every {config.poll_interval_s} s"
-    return [f"{len(config.tags)} nodes, {how}; reads in {chunks} request(s)"]
+    lines = [f"{len(config.tags)} nodes, {how}; reads in {chunks} request(s)"]
+    paths = sum(1 for t in config.tags if t.browse_path is not None)
+    if paths:
+        lines.append(f"{paths} node(s) by browse path, resolved on every connect")
+    return lines

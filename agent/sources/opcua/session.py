@@ -2,7 +2,9 @@
 
 Shared by the polling and the subscribing source. A PLC program download often restarts the
 OPC UA server and can renumber its namespaces, so nodes are configured as
-``nsu=<namespace uri>;s=<id>`` and resolved to indexes on every new session. The session's
+``nsu=<namespace uri>;s=<id>`` or by browse path, and resolved on every new session
+(`agent.sources.opcua.resolve`); a tag that does not resolve is left out of the session and
+named in ``unresolved``. The session's
 identity is the server's start time (``ServerStatus.StartTime``): it changes when the server
 restarted. Reads are chunked to the smaller of ``max_nodes_per_read`` and the server's own
 ``OperationLimits.MaxNodesPerRead``; monitored items are created in chunks of the smaller of
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from asyncua import ua
 from asyncua.client.client import Client
@@ -25,12 +27,23 @@ from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
 from agent import metrics
-from agent.errors import ControllerUnreachable, TagConfigError
+from agent.errors import ControllerUnreachable
 from agent.sources.base import Reading, utcnow
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
 from agent.sources.opcua.decode import plain_value
 from agent.sources.opcua.plan import chunk_size
+from agent.sources.opcua.resolve import resolve_node_id, resolve_tags
 from agent.sources.opcua.security import apply_security, apply_user
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "OpcuaSession",
+    "close_quietly",
+    "describe",
+    "open_session",
+    "read_all",
+    "resolve_node_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,11 @@ _MAX_NODES_PER_READ = ua.NodeId(
 _MAX_ITEMS_PER_CALL = ua.NodeId(
     ua.Int32(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall)
 )
+_MAX_PATHS_PER_CALL = ua.NodeId(ua.Int32(
+    ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerTranslateBrowsePathsToNodeIds
+))
+#: Browse paths translated in one request when the server names no limit of its own.
+PATHS_PER_CALL = 1000
 
 #: What a lost or refused connection raises inside asyncua and asyncio.
 CONNECTION_ERRORS = (OSError, TimeoutError, UaError, ControllerUnreachable)
@@ -65,23 +83,8 @@ class OpcuaSession:
     identity: str
     max_per_read: int
     max_items_per_call: int
-
-
-def resolve_node_id(address: str, namespaces: list[str], controller: str, tag: str) -> ua.NodeId:
-    """`nsu=<uri>;s=X` or `ns=<i>;s=X` to a NodeId for this session's namespace array."""
-    if not address.startswith("nsu="):
-        return ua.NodeId.from_string(address)
-    uri, _, rest = address[4:].partition(";")
-    try:
-        index = namespaces.index(uri)
-    except ValueError:
-        raise TagConfigError(
-            f"namespace {uri!r} of tag {tag} is not on the server (it has {len(namespaces)} "
-            "namespaces); fix the node address or the server",
-            controller=controller,
-            tag=tag,
-        ) from None
-    return ua.NodeId.from_string(f"ns={index};{rest}")
+    #: Tags whose node does not resolve in this session, with why (left out of ``nodes``).
+    unresolved: dict[str, str] = field(default_factory=dict)
 
 
 def describe(exc: BaseException) -> str:
@@ -116,26 +119,26 @@ async def _establish(client: Client, config: OpcuaControllerConfig) -> OpcuaSess
     apply_user(client, config.auth, config.id)
     await client.connect()
     namespaces = await client.get_namespace_array()
-    nodes = [
-        (tag, client.get_node(resolve_node_id(tag.node, namespaces, config.id, tag.name)))
-        for tag in config.tags
-    ]
-    started, per_read, per_call = await _server_facts(client)
+    started, per_read, per_call, per_translate = await _server_facts(client)
+    nodes, unresolved = await resolve_tags(
+        client, config, namespaces, chunk_size(PATHS_PER_CALL, per_translate))
     return OpcuaSession(
         client=client,
         nodes=nodes,
         identity=f"server-start:{started}",
         max_per_read=chunk_size(config.max_nodes_per_read, per_read),
         max_items_per_call=chunk_size(config.max_items_per_call, per_call),
+        unresolved=unresolved,
     )
 
 
-async def _server_facts(client: Client) -> tuple[object, int, int]:
-    """Start time, MaxNodesPerRead and MaxMonitoredItemsPerCall (0: not given, no limit)."""
-    ids = [_SERVER_START_TIME, _MAX_NODES_PER_READ, _MAX_ITEMS_PER_CALL]
+async def _server_facts(client: Client) -> tuple[object, int, int, int]:
+    """Start time, MaxNodesPerRead, MaxMonitoredItemsPerCall and
+    MaxNodesPerTranslateBrowsePathsToNodeIds (0: not given, no limit)."""
+    ids = [_SERVER_START_TIME, _MAX_NODES_PER_READ, _MAX_ITEMS_PER_CALL, _MAX_PATHS_PER_CALL]
     results = await client.read_attributes([client.get_node(i) for i in ids])
     values = [dv.Value.Value if dv.Value is not None and _good(dv) else None for dv in results]
-    return values[0], _limit(values[1]), _limit(values[2])
+    return values[0], _limit(values[1]), _limit(values[2]), _limit(values[3])
 
 
 def _limit(value: object) -> int:

@@ -1,8 +1,9 @@
 """OPC UA sources: subscribing (the default) and polling, two implementations of one contract.
 
 Both share the session code (`agent.sources.opcua.session`): connect securely where
-configured, resolve ``nsu=`` node addresses on every new session, and report the server's
-start time with `Connected`, so the agent can tell a server restart from a network blip.
+configured, resolve ``nsu=`` node addresses and browse paths on every new session, and report
+the server's start time with `Connected`, so the agent can tell a server restart from a network
+blip, and the tags that did not resolve (each logged once until it resolves again).
 On every new session the subscribing source subscribes, reads every tag once (a complete
 `Readings`, compared with the baseline), then reports data changes as partial `Readings`
 with the source timestamp and, where audit events name one, the acting user. The polling
@@ -64,6 +65,8 @@ class OpcuaSource:
         self._outage = OutageLog(
             log, f"{where} unreachable (retrying quietly)", f"{where} reachable again"
         )
+        #: Tags that did not resolve in the last session (logged once per spell).
+        self._unresolved: set[str] = set()
         metrics.TAGS_MONITORED.labels(config.id).set(len(config.tags))
 
     async def run(self, emit: Emit) -> None:
@@ -75,7 +78,9 @@ class OpcuaSource:
                 session = await open_session(self.config)
                 self._outage.success()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
-                await emit(Connected(utcnow(), session=session.identity))
+                self._log_unresolved(session.unresolved)
+                await emit(Connected(utcnow(), session=session.identity,
+                                     unresolved=dict(session.unresolved)))
                 backoff.reset()
                 await self.watch(session, emit)
             except CONNECTION_ERRORS as exc:
@@ -88,6 +93,16 @@ class OpcuaSource:
                 if session is not None:
                     await close_quietly(session.client)
             await asyncio.sleep(backoff.next())
+
+    def _log_unresolved(self, unresolved: dict[str, str]) -> None:
+        """Log once per spell: a tag that stops resolving at ERROR, while it stays so at DEBUG,
+        once it resolves again at WARNING."""
+        for tag, reason in unresolved.items():
+            level = logging.DEBUG if tag in self._unresolved else logging.ERROR
+            log.log(level, "%s: tag %s is not watched: %s", self.controller_id, tag, reason)
+        for tag in self._unresolved - unresolved.keys():
+            log.warning("%s: tag %s resolves again and is watched", self.controller_id, tag)
+        self._unresolved = set(unresolved)
 
     async def watch(self, session: OpcuaSession, emit: Emit) -> None:
         """Report what the session sees until it is lost (raise a connection error then)."""
