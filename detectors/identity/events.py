@@ -42,7 +42,8 @@ def record_event(
 ) -> None:
     """Log one event (row and log line); user-supplied text is escaped first."""
     row = {"at": iso(at), "event": event, "username": loggable(username),
-           "source": loggable(source, 100), "actor": loggable(actor), "detail": loggable(detail, 500)}
+           "source": loggable(source, 100), "actor": loggable(actor),
+           "detail": loggable(detail, 500)}
     conn.execute(insert(security_log).values(row))
     level = logging.WARNING if event in REFUSALS else logging.INFO
     by = f" by {row['actor']}" if row["actor"] and row["actor"] != row["username"] else ""

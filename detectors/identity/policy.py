@@ -49,13 +49,15 @@ class IdentityCheck:
 
 def identify(
     conn: Connection, *, authorization: str | None, cookie: str | None, source: str,
-    now: datetime, settings: IdentitySettings,
+    now: datetime, settings: IdentitySettings, activity: bool = True,
 ) -> IdentityCheck:
-    """Who the request is from: a bearer token first (when sent), else the session cookie."""
+    """Who the request is from: a bearer token first (when sent), else the session cookie.
+    ``activity`` False (a page refreshing itself) does not count as the user's activity,
+    so it does not hold the idle timeout off."""
     if authorization:
         return _bearer(conn, authorization, source, now)
     if cookie:
-        return _session(conn, cookie, source, now, settings)
+        return _session(conn, cookie, source, now, settings, activity)
     return IdentityCheck(None)
 
 
@@ -77,7 +79,7 @@ def _bearer(conn: Connection, authorization: str, source: str, now: datetime) ->
 
 
 def _session(conn: Connection, cookie: str, source: str, now: datetime,
-             settings: IdentitySettings) -> IdentityCheck:
+             settings: IdentitySettings, activity: bool) -> IdentityCheck:
     found = check_session(conn, cookie, now=now, idle_s=settings.idle_timeout_s,
                           max_s=settings.session_max_s)
     session = found.session
@@ -88,7 +90,7 @@ def _session(conn: Connection, cookie: str, source: str, now: datetime,
             end_session(c, session.digest, why=found.ended, source=source, now=now)
         return IdentityCheck(None, f"your session ended ({found.ended}); sign in again", end)
     touch = None
-    if found.touch:
+    if found.touch and activity:
         def touch(c: Connection) -> None:
             touch_session(c, session.digest, now)
     identity = Identity(session.user, SESSION, session.csrf_token, session.digest)

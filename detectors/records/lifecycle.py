@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from detectors.records._exceptions import TransitionRefused
 from detectors.records.models import (
     OPEN_STATES,
-    ActionStatus,
     SIGNING_ROLES,
+    ActionStatus,
     MasterRecord,
     Role,
     Signature,

@@ -5,14 +5,14 @@ records service (`detectors.web.routes`); `GRANTS` says which roles hold it. Not
 roles it was not given: there is no "local tool" that holds every role, and the roles checked
 are the ones the users table holds when the command runs (`detectors.records.workflow`).
 
-| role     | may                                                                          |
-| -------- | ---------------------------------------------------------------------------- |
-| viewer   | read records, their trail, KPIs and the trail verification                   |
-| operator | read; report (contribute their function's impact assessment) and comment    |
-| quality  | read, report, comment; work the record (lifecycle, sections, lot holds, CAPA, containment decisions) |
-| security | the same, with the security ticket's status instead of lot holds            |
-| approver | read, comment; sign plan approval and closure (as quality or security, a role the signer also holds) |
-| admin    | manage users, roles and API tokens (reads no records)                        |
+- viewer: read records, their trail, KPIs and the trail verification;
+- operator: read; report (contribute their function's impact assessment) and comment;
+- quality: read, report, comment; work the record (lifecycle, sections, lot holds, CAPA,
+  containment decisions);
+- security: the same, with the security ticket's status instead of lot holds;
+- approver: read, comment; sign plan approval and closure (as quality or security, a role
+  the signer must also hold);
+- admin: manage users, roles and API tokens (reads no records).
 
 Example::
 

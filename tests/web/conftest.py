@@ -1,8 +1,11 @@
-"""Web fixtures: a real SQLite records store in tmp_path, served by the app on 127.0.0.1."""
+"""Web fixtures: a real SQLite records store in tmp_path with the test people enrolled (and an
+API token each), served by the app on 127.0.0.1 with a clock the test moves."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,10 +15,27 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
+from detectors.identity import IdentitySettings, create_token
 from detectors.records import open_store
 from detectors.web import create_app
+from tests.records.people import CHEAP, PASSWORD, PEOPLE, enrol
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+SETTINGS = IdentitySettings(argon2=CHEAP, lockout_after=3, lockout_s=600, idle_timeout_s=900)
+Client = TestClient[Any, Any]
+
+
+@dataclass
+class Clock:
+    """The service's clock: starts an hour after the records were made; tests move it."""
+
+    now: datetime = field(default_factory=lambda: T0 + timedelta(hours=1))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 def suspect(n: int, *, tag: str = "ZoneTemp", minutes: float = 0) -> SuspectChange:
@@ -45,10 +65,12 @@ def classified(key: str, description: str = "CTQ setpoint changed without approv
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
-    """Two records: NC-2026-000001 (older, with a <script> description) and NC-2026-000002."""
+    """Two records: NC-2026-000001 (older, with a <script> description) and NC-2026-000002;
+    the people of `tests.records.people`."""
     path = tmp_path / "records.db"
     with open_store(str(path)) as store:
         store.migrate()
+        enrol(store, T0)
         store.record_events(
             [
                 (suspect(1), classified("k1", "<script>alert(1)</script> changed")),
@@ -59,14 +81,56 @@ def db_path(tmp_path: Path) -> Path:
     return path
 
 
-async def serve(target: str) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(target), host="127.0.0.1"))
+@pytest.fixture
+def tokens(db_path: Path) -> dict[str, str]:
+    """An API token per person (30 days from T0)."""
+    made = {}
+    with open_store(str(db_path)) as store, store.database.write() as conn:
+        for user_id in PEOPLE:
+            _, made[user_id] = create_token(conn, user_id, "tests", now=T0, days=30, by="test")
+    return made
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+async def serve(target: str, *, clock: Clock | None = None,
+                settings: IdentitySettings = SETTINGS) -> Client:
+    app = create_app(target, settings=settings, clock=clock or Clock())
+    client: Client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client
 
 
 @pytest.fixture
-async def client(db_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    running = await serve(str(db_path))
+async def client(db_path: Path, clock: Clock) -> AsyncIterator[Client]:
+    running = await serve(str(db_path), clock=clock)
     yield running
     await running.close()
+
+
+_FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def sign_in(client: Client, user_id: str, password: str = PASSWORD) -> str:
+    """Sign in through the form, as a browser does; returns the session's CSRF token."""
+    resp = await sign_in_attempt(client, user_id, password)
+    assert resp.status == 303, await resp.text()
+    me = await (await client.get("/api/me")).json()
+    assert me["user_id"] == user_id
+    return str(me["csrf_token"])
+
+
+async def sign_in_attempt(client: Client, user_id: str, password: str) -> Any:
+    page = await (await client.get("/login")).text()
+    match = _FORM_TOKEN.search(page)
+    assert match is not None
+    return await client.post("/login", data={"csrf_token": match.group(1), "username": user_id,
+                                             "password": password, "next": "/"},
+                             allow_redirects=False)
