@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,10 @@ class LdapDirectory:
         tls = None
         if settings.ca_file is not None:
             tls = Tls(ca_certs_file=str(settings.ca_file), validate=ssl.CERT_REQUIRED)
+        # ldap3 packs its socket timeouts as whole seconds.
+        self._timeout = max(1, math.ceil(settings.timeout_s))
         self._server = Server(settings.url, use_ssl=settings.url.startswith("ldaps://"),
-                              tls=tls, get_info=NONE, connect_timeout=settings.timeout_s)
+                              tls=tls, get_info=NONE, connect_timeout=self._timeout)
 
     def authenticate(self, user_id: str, password: str) -> DirectoryUser | None:
         """The directory user for these credentials, or None when the directory says no.
@@ -75,7 +78,7 @@ class LdapDirectory:
 
     def _connection(self, user: str | None, password: str | None) -> Connection:
         conn = Connection(self._server, user=user, password=password, read_only=True,
-                          receive_timeout=self.settings.timeout_s, raise_exceptions=False)
+                          receive_timeout=self._timeout, raise_exceptions=False)
         conn.open()
         if self.settings.start_tls and not conn.start_tls():
             raise DirectoryUnavailable(f"StartTLS with {self.settings.url} failed: "
