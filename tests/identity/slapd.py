@@ -97,7 +97,7 @@ class Slapd:
                                capture_output=True, text=True, timeout=30)
         if added.returncode != 0:
             raise RuntimeError(f"slapadd failed: {added.stderr.strip()}")
-        log = open(self.workdir / "slapd.log", "wb")  # noqa: SIM115  (closed in __exit__)
+        log = open(self.workdir / "slapd.log", "wb")
         self._log = log
         self.proc = subprocess.Popen(
             [slapd, "-d", "0", "-f", str(conf), "-h", f"{self.url}/"],
