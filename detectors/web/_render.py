@@ -70,10 +70,10 @@ def page(title: str, body: str, *, refresh: str | None = None,
 def _who(viewer: Viewer | None) -> str:
     if viewer is None:
         return ""
-    return (f'<p class="who">{e(viewer.printed_name)} ({e(viewer.user_id)}; '
+    return (f'<div class="who">{e(viewer.printed_name)} ({e(viewer.user_id)}; '
             f'{e(", ".join(viewer.roles))}) <form method="post" action="/logout">'
             f'<input type="hidden" name="csrf_token" value="{e(viewer.csrf_token)}">'
-            '<button type="submit">Sign out</button></form></p>')
+            '<button type="submit">Sign out</button></form></div>')
 
 
 def badge(classification: str) -> str:

@@ -4,14 +4,16 @@ API token each), served by the app on 127.0.0.1 with a clock the test moves."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, Playwright, async_playwright
 
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
@@ -134,3 +136,47 @@ async def sign_in_attempt(client: Client, user_id: str, password: str) -> Any:
     return await client.post("/login", data={"csrf_token": match.group(1), "username": user_id,
                                              "password": password, "next": "/"},
                              allow_redirects=False)
+
+
+#: Debian's chromium, quiet on the network (no component updates, sync, translation, ...).
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--no-first-run", "--disable-domain-reliability",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    """pytest-playwright-asyncio's launch options: Debian's chromium, never a downloaded
+    browser (``playwright install`` is not used)."""
+    import shutil
+
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it as root: "
+                    "`make system-tools`)")
+    return {"executable_path": executable, "args": CHROMIUM_ARGS, "headless": True}
+
+
+# pytest-playwright-asyncio's session fixtures leave their loop scope to the default, which is
+# "function" in this suite; the browser lives on the session loop with the browser tests.
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def playwright() -> AsyncIterator[Playwright]:
+    async with async_playwright() as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser(launch_browser: Callable[[], Awaitable[Browser]]) -> AsyncIterator[Browser]:
+    launched = await launch_browser()
+    yield launched
+    await launched.close()
+
+
+@pytest.fixture(scope="session")
+def base_url() -> str | None:
+    """The plugin's own fallback is a method fixture that pytest 9 warns about; the browser
+    tests pass whole URLs."""
+    return None
