@@ -34,7 +34,7 @@ def service(db_path: Path, tmp_path: Path) -> Iterator[str]:
     config = tmp_path / "records-ui.yaml"
     config.write_text(CONFIG)
     port = free_port()
-    log = open(tmp_path / "service.log", "wb")  # noqa: SIM115  (closed below)
+    log = open(tmp_path / "service.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "detectors.web", "--config", str(config),
                              "--db", str(db_path), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
