@@ -4,7 +4,14 @@ API token each), served by the app on 127.0.0.1 with a clock the test moves."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -180,3 +187,49 @@ def base_url() -> str | None:
     """The plugin's own fallback is a method fixture that pytest 9 warns about; the browser
     tests pass whole URLs."""
     return None
+
+
+ROOT = Path(__file__).parents[2]
+CHEAP_SERVICE = """service:
+  host: 127.0.0.1
+identity:
+  argon2: {time_cost: 1, memory_cost: 8, parallelism: 1}
+"""
+
+
+@contextmanager
+def running_service(db_path: Path, workdir: Path, config_text: str,
+                    tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """``python -m detectors.web`` on a free loopback port, as its own process, stopped by
+    PID; yields its base URL once /healthz answers."""
+    from simulators.broker import free_port
+
+    config = workdir / "records-ui.yaml"
+    config.write_text(config_text)
+    port = free_port()
+    scheme = "https" if tls else "http"
+    log = open(workdir / "service.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "detectors.web", "--config", str(config),
+                             "--db", str(db_path), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    base = f"{scheme}://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1, context=tls) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not start; see {log.name}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()

@@ -4,61 +4,25 @@ started and stopped by PID here; screenshots go to ``test-artefacts/`` (git-igno
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, expect
 
-from simulators.broker import free_port
 from tests.records.people import PASSWORD
+from tests.web.conftest import CHEAP_SERVICE, running_service
 
 ROOT = Path(__file__).parents[2]
 ARTEFACTS = ROOT / "test-artefacts"
-CONFIG = """service:
-  host: 127.0.0.1
-identity:
-  argon2: {time_cost: 1, memory_cost: 8, parallelism: 1}
-"""
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
 
 @pytest.fixture
 def service(db_path: Path, tmp_path: Path) -> Iterator[str]:
     """The records service on a free loopback port, as its own process."""
-    config = tmp_path / "records-ui.yaml"
-    config.write_text(CONFIG)
-    port = free_port()
-    log = open(tmp_path / "service.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "detectors.web", "--config", str(config),
-                             "--db", str(db_path), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the service did not start; see {log.name}") from None
-                time.sleep(0.1)
+    with running_service(db_path, tmp_path, CHEAP_SERVICE) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 async def sign_in(page: Page, user_id: str) -> None:
