@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import ssl
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -47,10 +46,10 @@ async def test_https_with_secure_cookies_and_hsts(db_path: Path, tmp_path: Path)
               "identity:\n  argon2: {time_cost: 1, memory_cost: 8, parallelism: 1}\n")
     with running_service(db_path, tmp_path, config, tls=trust) as base:
         assert base.startswith("https://127.0.0.1:")
-        with pytest.raises(OSError):
-            urllib.request.urlopen(base.replace("https", "http") + "/healthz", timeout=3)
         jar = aiohttp.CookieJar(unsafe=True)
         async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            with pytest.raises(aiohttp.ClientError):  # no plain HTTP on the TLS port
+                await http.get(base.replace("https", "http") + "/healthz")
             page = await http.get(f"{base}/login", ssl=trust)
             assert page.headers["Strict-Transport-Security"].startswith("max-age=")
             assert page.cookies["otwatch_signin"]["secure"]
