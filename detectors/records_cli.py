@@ -297,11 +297,16 @@ def _show(store: RecordStore, args: argparse.Namespace) -> int:
 
 def _verify(store: RecordStore, args: argparse.Namespace) -> int:
     result = store.verify_trail()
-    if result.ok:
-        print(f"audit trail intact: {result.entries} entries verified")
-        return 0
-    print(f"audit trail BROKEN at entry {result.first_broken_seq}: {result.problem}")
-    return 1
+    if not result.ok:
+        print(f"audit trail BROKEN at entry {result.first_broken_seq}: {result.problem}")
+        return 1
+    unbound = store.verify_signatures()
+    for problem in unbound:
+        print(f"signature NOT BOUND: {problem}")
+    if unbound:
+        return 1
+    print(f"audit trail intact: {result.entries} entries verified; signatures bound")
+    return 0
 
 
 def _kpis(store: RecordStore, args: argparse.Namespace) -> int:

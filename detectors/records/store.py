@@ -47,6 +47,7 @@ from detectors.records.models import (
     TrailEntry,
     VerifyResult,
 )
+from detectors.records.signing import signature_problems
 from detectors.records.tables import audit_trail, records
 from detectors.records.trail import canonical_json, read_entries, verify_entries
 from detectors.records.workflow import execute, load_record
@@ -144,6 +145,14 @@ class RecordStore:
     def verify_trail(self) -> VerifyResult:
         """Recompute the hash chain; names the first entry that was edited, moved or removed."""
         return verify_entries(self.trail())
+
+    def verify_signatures(self) -> list[str]:
+        """Each signature row against the trail entry that binds it (`signing`); empty: all
+        bound. Run after `verify_trail`: it trusts the entries the chain vouches for."""
+        with self._db.read() as conn:
+            found = load_records(conn)
+            trail = read_entries(conn, audit_trail.c.field == "signature")
+        return signature_problems({r.id: r.signatures for r in found}, trail)
 
     def kpis(self, now: datetime) -> Kpis:
         """KPIs from the audit trail only (see `detectors.records.kpis`)."""
