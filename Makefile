@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench clean help tls-terminator
+.PHONY: demo test lint bench clean help system-tools tls-terminator
 
 help:
 	@echo "make demo   run the whole pipeline on the simulated plant (DEMO_SECONDS=N, DEMO_SCENARIO=NAME)"
@@ -30,15 +30,31 @@ $(VENV)/.dev-installed: pyproject.toml | $(PY)
 demo: $(VENV)/.demo-installed
 	$(PY) -m simulators.demo
 
-# The TLS tests put the broker behind Debian's stunnel4; install it when we can (root, apt).
-tls-terminator:
-	@command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1 || \
-	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stunnel4 >/dev/null 2>&1)) ; } || \
-	  echo "note: stunnel4 is not installed; the TLS tests will be skipped"
+# Debian packages the tests drive (FIELD-NOTES): chromium (the browser test, through Playwright;
+# never `playwright install`), slapd + ldap-utils (directory sign-in), stunnel4 (the broker's
+# TLS), prometheus, rsyslog, socat and the fonts/libraries of PDF rendering. Installed in one
+# apt-get line when we are root; elsewhere the tests that need one skip and say why.
+SYSTEM_PACKAGES := chromium prometheus slapd ldap-utils rsyslog rsyslog-gnutls socat \
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core stunnel4
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	-o DPkg::Lock::Timeout=300
 
-test: $(VENV)/.dev-installed tls-terminator
+system-tools:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(APT_INSTALL) $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -qq -o DPkg::Lock::Timeout=300 >/dev/null 2>&1 && \
+	    $(APT_INSTALL) $(SYSTEM_PACKAGES) >/dev/null 2>&1; } || \
+	  echo "note: apt-get could not install$$missing; the tests that need them will skip"; \
+	else echo "note: not root (or no apt-get): missing$$missing; the tests that need them skip"; fi
+
+# Kept for habit: the broker TLS tests' stunnel4 now comes with system-tools.
+tls-terminator: system-tools
+
+test: $(VENV)/.dev-installed system-tools
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.dev-installed

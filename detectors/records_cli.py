@@ -1,15 +1,26 @@
-"""`otwatch-records`: list, show, verify, transition, update, KPIs and export of master records.
+"""`otwatch-records`: master records (list, show, verify, KPIs, export; transition, sign,
+comment, update), the people who work them (``users``) and their API tokens (``tokens``).
 
 The database is ``--db``, else ``$OTWATCH_RECORDS_DB``, else ``.demo/records.db`` (the demo's,
 relative to the current directory). A SQLite file that does not exist is an error (exit 2);
-this tool never creates one. Exit codes: 0 ok, 1 refused or broken (e.g. ``verify`` found an
-edited entry), 2 usage or database problems.
+this tool never creates one. ``--config`` (or ``$OTWATCH_RECORDS_CONFIG``) is the records
+service's config, for its identity settings (password cost, lockout, LDAP).
+
+Reads (list, show, verify, kpis, export) are open to whoever can open the database: its file
+permissions or its DSN's password are the access control there, and a sign-in would add
+nothing a plain SQL client does not bypass. Every write signs in first (an API token, or a
+user name and password) and acts as that user; there is no ``--actor``.
+
+Exit codes: 0 ok, 1 refused or broken (wrong password, no permission, a refused transition,
+``verify`` found an edited entry), 2 usage or database problems, and a signature that cannot
+be given (none needed here, a role not held, one person twice).
 
 Example::
 
     otwatch-records list
     otwatch-records show NC-2026-000001 --json
-    otwatch-records transition NC-2026-000001 triage --actor jdoe --role quality --reason "triaged"
+    otwatch-records --user qa.lee transition NC-2026-000001 triage --reason "triaged"
+    otwatch-records --user qa.lee sign NC-2026-000001 --as quality --meaning "plan approved"
     otwatch-records verify
 """
 
@@ -25,20 +36,41 @@ from typing import Any
 
 import orjson
 
+from detectors.identity import IdentityError, IdentitySettings, SignInRefused
+from detectors.identity.cli import (
+    add_people_commands,
+    add_sign_in_arguments,
+    run_people,
+    sign_in,
+    signature_proof,
+)
 from detectors.records import (
+    AddComment,
+    Command,
     MasterRecord,
+    PermissionDenied,
     RecordsError,
     RecordStore,
-    Signature,
+    Role,
+    Sign,
+    SignatureRefused,
+    SignatureRequest,
     State,
     StoreUnavailable,
+    Transition,
+    UnknownActor,
+    UpdateSection,
     open_store,
 )
 from detectors.records.export import FORMATS, render
 from detectors.records.target import sqlite_path
+from detectors.web.config import load_service_config
 
 DEFAULT_DB = ".demo/records.db"
 ENV_DB = "OTWATCH_RECORDS_DB"
+ENV_CONFIG = "OTWATCH_RECORDS_CONFIG"
+WRITES = ("transition", "sign", "comment", "update")
+SIGN_AS = [Role.QUALITY.value, Role.SECURITY.value]
 
 
 class CliError(Exception):
@@ -54,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--db", help="records database (SQLite path or PostgreSQL DSN)")
     parser.add_argument("--schema", help="PostgreSQL schema (default: the DSN's search_path)")
+    parser.add_argument("--config", help=f"records service config for the identity settings "
+                        f"(else ${ENV_CONFIG}; else the defaults)")
+    add_sign_in_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("list", help="all records as an aligned table (or --json)")
     p.add_argument("--json", action="store_true", help="a JSON array of the records")
@@ -63,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("verify", help="check the audit trail's hash chain (exit 1 if broken)")
     sub.add_parser("migrate", help="create or upgrade the schema")
     _add_transition(sub)
+    _add_sign(sub)
+    p = sub.add_parser("comment", help="comment on a record (kept in its audit trail)")
+    p.add_argument("id")
+    p.add_argument("text")
     _add_update(sub)
+    add_people_commands(sub)
     p = sub.add_parser("kpis", help="KPIs computed from the audit trail")
     p.add_argument("--json", action="store_true", help="the KPIs as JSON")
     p = sub.add_parser("export", help="one record with its trail, for auditors")
@@ -77,12 +117,20 @@ def _add_transition(sub: Any) -> None:
     p = sub.add_parser("transition", help="move a record along its lifecycle")
     p.add_argument("id")
     p.add_argument("state", choices=[s.value for s in State])
-    p.add_argument("--actor", required=True, help="your user name")
-    p.add_argument("--role", action="append", default=[], choices=["quality", "security"],
-                   help="a role you hold (repeat for both)")
     p.add_argument("--reason", required=True, help="why (kept in the audit trail)")
-    p.add_argument("--sign", action="append", default=[], metavar="NAME|ROLE|MEANING",
-                   help="an electronic signature, e.g. 'Jane Doe|quality|plan approved'")
+    p.add_argument("--sign", choices=SIGN_AS, metavar="ROLE",
+                   help="sign this step yourself as quality or security (plan approval, "
+                        "closure); your password is asked")
+    p.add_argument("--meaning", help="what your signature means (with --sign)")
+
+
+def _add_sign(sub: Any) -> None:
+    p = sub.add_parser("sign", help="sign the step out of the record's state (plan approval, "
+                       "closure) as quality or security; your password is asked")
+    p.add_argument("id")
+    p.add_argument("--as", dest="role", required=True, choices=SIGN_AS)
+    p.add_argument("--meaning", required=True, help="e.g. 'action plan approved'")
+    p.add_argument("--reason", help="kept in the trail (default: the meaning)")
 
 
 def _add_update(sub: Any) -> None:
@@ -90,7 +138,6 @@ def _add_update(sub: Any) -> None:
     p.add_argument("id")
     p.add_argument("field", help="e.g. log.root_cause, containment, capa_actions")
     p.add_argument("value", help='JSON value, e.g. \'"operator error"\'')
-    p.add_argument("--actor", required=True)
     p.add_argument("--reason", required=True)
 
 
@@ -112,30 +159,98 @@ def open_existing(target: str, schema: str | None) -> RecordStore:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    target = resolve_db(args.db, dict(os.environ))
+    env = dict(os.environ)
+    target = resolve_db(args.db, env)
     try:
         with open_existing(target, args.schema) as store:
-            return _run(store, args)
-    except (CliError, StoreUnavailable) as exc:
+            return _run(store, args, env)
+    except (CliError, StoreUnavailable, SignatureRefused) as exc:
+        print(f"otwatch-records: {exc}", file=sys.stderr)
+        return 2
+    except (SignInRefused, PermissionDenied, UnknownActor) as exc:
+        print(f"otwatch-records: refused: {exc}", file=sys.stderr)
+        return 1
+    except IdentityError as exc:
         print(f"otwatch-records: {exc}", file=sys.stderr)
         return 2
     except RecordsError as exc:
         print(f"otwatch-records: {exc}", file=sys.stderr)
         return 1
+    except (EOFError, KeyboardInterrupt):
+        print("otwatch-records: no answer; nothing changed", file=sys.stderr)
+        return 2
 
 
-def _run(store: RecordStore, args: argparse.Namespace) -> int:
+def identity_settings(args: argparse.Namespace, env: dict[str, str]) -> IdentitySettings:
+    path = args.config or env.get(ENV_CONFIG)
+    return load_service_config(path).identity if path else IdentitySettings()
+
+
+def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "migrate":
         applied = store.migrate()
         print(f"applied: {applied or 'nothing'}; schema version {store.schema_version()}")
         return 0
     if store.schema_version() == 0:
         raise CliError("the database has no records schema; run `otwatch-records migrate`")
+    if args.command in ("users", "tokens"):
+        return run_people(store.database, identity_settings(args, env), args, env)
+    if args.command in WRITES:
+        return _write(store, args, env)
     handler = {
-        "list": _list, "show": _show, "verify": _verify, "transition": _transition,
-        "update": _update, "kpis": _kpis, "export": _export,
+        "list": _list, "show": _show, "verify": _verify, "kpis": _kpis, "export": _export,
     }[args.command]
     return handler(store, args)
+
+
+def _write(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Sign in, build the command, run it as the signed-in user."""
+    settings = identity_settings(args, env)
+    role = args.role if args.command == "sign" else getattr(args, "sign", None)
+    command = _command(args)  # a bad value is reported before anyone is asked a password
+    signed = sign_in(store.database, settings, args, env)
+    if role is not None:
+        meaning = (args.meaning or "").strip()
+        request = SignatureRequest(Role(role), meaning,
+                                   signature_proof(store.database, settings, signed))
+        command = (Sign(record_id=args.id, reason=args.reason or meaning, signature=request)
+                   if args.command == "sign" else
+                   Transition(record_id=args.id, reason=args.reason, to=State(args.state),
+                              signature=request))
+    assert command is not None
+    record = store.execute(command, actor=signed.user.actor(), now=datetime.now(UTC))
+    print(f"{record.id}: {_done(args)} by {signed.user.user_id}; now {record.state.value}, "
+          f"version {record.version}")
+    return 0
+
+
+def _command(args: argparse.Namespace) -> Command | None:
+    """The command without its signature (a signing command gets it once the password is
+    checked); bad arguments fail here, before anyone is asked a password."""
+    if args.command in ("sign", "transition") and (args.role if args.command == "sign"
+                                                   else args.sign):
+        if not (args.meaning or "").strip():
+            raise CliError("a signature needs --meaning (what it means, e.g. 'plan approved')")
+    if args.command == "sign":
+        return None  # made in _write, with the signature, once the password is checked
+    if args.command == "transition":
+        if args.meaning and not args.sign:
+            raise CliError("--meaning goes with --sign ROLE")
+        return Transition(record_id=args.id, reason=args.reason, to=State(args.state))
+    if args.command == "comment":
+        return AddComment(record_id=args.id, reason=args.text)
+    try:
+        value = orjson.loads(args.value)
+    except orjson.JSONDecodeError as exc:
+        raise CliError(f"value {args.value!r} is not JSON ({exc}); quote text as "
+                       "'\"…\"'") from exc
+    return UpdateSection(record_id=args.id, reason=args.reason, field=args.field, value=value)
+
+
+def _done(args: argparse.Namespace) -> str:
+    return {"transition": f"moved to {getattr(args, 'state', '')}", "sign": "signed",
+            "comment": "commented", "update": f"{getattr(args, 'field', '')} updated"}[
+        args.command]
 
 
 def _list(store: RecordStore, args: argparse.Namespace) -> int:
@@ -182,43 +297,15 @@ def _show(store: RecordStore, args: argparse.Namespace) -> int:
 
 def _verify(store: RecordStore, args: argparse.Namespace) -> int:
     result = store.verify_trail()
-    if result.ok:
-        print(f"audit trail intact: {result.entries} entries verified")
-        return 0
-    print(f"audit trail BROKEN at entry {result.first_broken_seq}: {result.problem}")
-    return 1
-
-
-def parse_signature(text: str) -> Signature:
-    """``NAME|ROLE|MEANING`` → `Signature` (time is set when the store records it)."""
-    parts = [p.strip() for p in text.split("|")]
-    if len(parts) != 3:
-        raise CliError(f"--sign {text!r}: expected 'PRINTED NAME|ROLE|MEANING'")
-    try:
-        return Signature.model_validate(
-            {"printed_name": parts[0], "role": parts[1], "meaning": parts[2]})
-    except ValueError as exc:
-        raise CliError(f"--sign {text!r}: {exc}") from exc
-
-
-def _transition(store: RecordStore, args: argparse.Namespace) -> int:
-    signatures = [parse_signature(s) for s in args.sign]
-    record = store.transition(
-        args.id, args.state, actor=args.actor, roles=set(args.role), reason=args.reason,
-        now=datetime.now(UTC), signatures=signatures,
-    )
-    print(f"{record.id}: now {record.state.value}")
-    return 0
-
-
-def _update(store: RecordStore, args: argparse.Namespace) -> int:
-    try:
-        value = orjson.loads(args.value)
-    except orjson.JSONDecodeError as exc:
-        raise CliError(f"value {args.value!r} is not JSON ({exc}); quote text as '\"…\"'") from exc
-    store.update_field(args.id, args.field, value, actor=args.actor, reason=args.reason,
-                       now=datetime.now(UTC))
-    print(f"{args.id}: {args.field} updated")
+    if not result.ok:
+        print(f"audit trail BROKEN at entry {result.first_broken_seq}: {result.problem}")
+        return 1
+    unbound = store.verify_signatures()
+    for problem in unbound:
+        print(f"signature NOT BOUND: {problem}")
+    if unbound:
+        return 1
+    print(f"audit trail intact: {result.entries} entries verified; signatures bound")
     return 0
 
 

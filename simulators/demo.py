@@ -6,6 +6,9 @@ every process (by PID) on Ctrl-C, or after ``DEMO_SECONDS`` when that is set.
 
 Everything lives in ``.demo/`` (git-ignored), wiped at the start of each run, so that
 ``otwatch-records list`` in the repository root shows the demo's records afterwards.
+
+Once the classifier has created the records database, the demo adds one user per role
+(`DEMO_USERS`) with a fresh random password each, and prints them with how to sign in.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +134,54 @@ def print_new_records(db: Path, seen: set[str]) -> None:
         )
 
 
+#: One demo user per role: (user id, printed name, roles). Both approvers also hold the role
+#: they sign as, so that plan approval and closure can be signed by two people.
+DEMO_USERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("vera", "Vera Viewer", ("viewer",)),
+    ("omar", "Omar Operator", ("operator",)),
+    ("quinn", "Quinn Quality", ("quality", "approver")),
+    ("sam", "Sam Security", ("security", "approver")),
+    ("tara", "Tara Technician", ("quality",)),
+    ("ada", "Ada Admin", ("admin",)),
+)
+
+
+def enrol_demo_users(db: Path, timeout: float = 60.0) -> dict[str, str]:
+    """Wait for the classifier's migration, then add `DEMO_USERS` (each with a new random
+    password) unless the database has users already; returns user id → password."""
+    from detectors.identity import Argon2Settings, Passwords, add_user, count_users
+    from detectors.records import HEAD_REVISION, open_store
+
+    passwords = Passwords(Argon2Settings())
+    deadline = time.monotonic() + timeout
+    with open_store(str(db)) as store:
+        while store.schema_version() < HEAD_REVISION:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{db} was not migrated within {timeout:.0f} s")
+            time.sleep(0.2)
+        made = {user_id: secrets.token_urlsafe(12) for user_id, _, _ in DEMO_USERS}
+        hashes = {user_id: passwords.hash(pw) for user_id, pw in made.items()}
+        with store.database.write() as conn:
+            if count_users(conn):
+                return {}
+            for user_id, name, roles in DEMO_USERS:
+                add_user(conn, user_id, name, roles, password_hash=hashes[user_id],
+                         by="demo", now=datetime.now(UTC))
+    return made
+
+
+def print_sign_in(made: dict[str, str], ui_port: int | None, db: Path) -> None:
+    """The demo users, their passwords and how to sign in (browser, CLI, API token)."""
+    roles = {user_id: ", ".join(r) for user_id, _, r in DEMO_USERS}
+    print("  demo users (passwords are new each run):")
+    for user_id, password in made.items():
+        print(f"    {user_id:6} {password:18} {roles[user_id]}")
+    if ui_port is not None:
+        print(f"  sign in at          http://127.0.0.1:{ui_port}/login")
+    print(f"  or on the command line, e.g.: otwatch-records --db {db} --user quinn "
+          "transition NC-2026-000001 triage --reason 'seen'   (asks the password)")
+
+
 def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = True) -> int | None:
     """Start every process; return the records UI port (None without the UI)."""
     pipeline.broker.start()
@@ -216,7 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     seen: set[str] = set()
     try:
-        start(pipeline, scenario, args.workdir)
+        ui_port = start(pipeline, scenario, args.workdir)
+        print_sign_in(enrol_demo_users(args.workdir / "records.db"), ui_port,
+                      args.workdir / "records.db")
         print("  playing the scenario; master records appear below as the classifier opens them")
         while deadline is None or time.monotonic() < deadline:
             pipeline.check_alive()

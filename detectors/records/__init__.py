@@ -9,13 +9,17 @@ Public surface (everything else is private)::
     store.record_events([(event, classification)], now=now)          # the classifier's path
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="made under the change",
                             expected_version=record.version),
-                  actor=Actor("jdoe", {"quality"}), now=now)        # one workflow command
+                  actor=actor, now=now)     # one workflow command; the actor from identity
 
-- Every change to a record is a command (`Transition`, `UpdateSection`, `PlaceHold`,
-  `ReleaseHold`, `RecordDecision`, `UpdateDecision`, `ContributeImpact`, `AddCapaAction`,
-  `UpdateCapaAction`, `SetTicketStatus`) run by `RecordStore.execute` in one transaction:
-  load, version check, permission (`Permission`, `GRANTS`), guards (`missing_for`), write,
-  trail. `RecordStore.update_field` and `RecordStore.transition` are thin wrappers.
+- Every change to a record is a command (`Transition`, `Sign`, `AddComment`, `UpdateSection`,
+  `PlaceHold`, `ReleaseHold`, `RecordDecision`, `UpdateDecision`, `ContributeImpact`,
+  `AddCapaAction`, `UpdateCapaAction`, `SetTicketStatus`) run by `RecordStore.execute` in one
+  transaction: actor (an enabled user, with the roles the users table holds), load, version
+  check, permission (`Permission`, `GRANTS`), guards (`missing_for`, `signature_refusal`),
+  write, trail. `RecordStore.update_field` and `RecordStore.transition` are thin wrappers.
+- The `Actor` comes from `detectors.identity` (a session, an API token, a password the CLI
+  asked for); a `Sign` carries the `Reauthentication` identity made when the signer entered
+  their password again.
 - The data layer is SQLAlchemy Core (`detectors.records.tables`, one `MetaData` for SQLite
   and PostgreSQL) with Alembic migrations shipped in ``detectors/records/migrations``.
 - `DatabaseTarget` parses every database target (SQLite path, ``sqlite:///``, PostgreSQL DSN,
@@ -34,18 +38,24 @@ from detectors.records._exceptions import (
     ReasonRequired,
     RecordNotFound,
     RecordsError,
+    SignatureRefused,
     StoreUnavailable,
     TransitionRefused,
+    UnknownActor,
 )
 from detectors.records.commands import (
     Actor,
     AddCapaAction,
+    AddComment,
     Command,
     ContributeImpact,
     PlaceHold,
+    Reauthentication,
     RecordDecision,
     ReleaseHold,
     SetTicketStatus,
+    Sign,
+    SignatureRequest,
     Transition,
     UpdateCapaAction,
     UpdateDecision,
@@ -55,6 +65,7 @@ from detectors.records.lifecycle import allowed_targets, check_transition, missi
 from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.models import (
     OPEN_STATES,
+    SIGNING_ROLES,
     ActionStatus,
     AffectedLot,
     CapaAction,
@@ -93,9 +104,11 @@ __all__ = [
     "GRANTS",
     "HEAD_REVISION",
     "OPEN_STATES",
+    "SIGNING_ROLES",
     "ActionStatus",
     "Actor",
     "AddCapaAction",
+    "AddComment",
     "AffectedLot",
     "CapaAction",
     "Command",
@@ -123,6 +136,7 @@ __all__ = [
     "PermissionDenied",
     "PlaceHold",
     "ReasonRequired",
+    "Reauthentication",
     "RecordDecision",
     "RecordHeader",
     "RecordNotFound",
@@ -134,7 +148,10 @@ __all__ = [
     "RootCauseAnalysis",
     "SecurityTicket",
     "SetTicketStatus",
+    "Sign",
     "Signature",
+    "SignatureRefused",
+    "SignatureRequest",
     "State",
     "StoreUnavailable",
     "SystemInScope",
@@ -143,6 +160,7 @@ __all__ = [
     "TrailRelay",
     "Transition",
     "TransitionRefused",
+    "UnknownActor",
     "UpdateCapaAction",
     "UpdateDecision",
     "UpdateSection",

@@ -8,6 +8,9 @@
     ├── TransitionRefused         the lifecycle forbids the requested state change
     ├── ReasonRequired            a change after creation came without a reason (or actor)
     ├── PermissionDenied          the actor's roles do not grant what the command needs
+    ├── UnknownActor              the actor is not an enabled user of the users table
+    ├── SignatureRefused          a signature offered where none is needed, or one that
+    │                             does not hold (wrong role, same person twice, stale re-auth)
     └── ConcurrentUpdate          the record changed since the caller read it (stale version)
 
 ``retryable`` says whether trying the same call again later may succeed.
@@ -75,6 +78,20 @@ class PermissionDenied(RecordsError):
             f"{actor!r} may not {permission}: that needs the "
             + " or the ".join(granted_by) + " role"
         )
+
+
+class UnknownActor(RecordsError):
+    """Every change is made by an enabled user of the users table; this actor is not one."""
+
+    def __init__(self, actor: str, why: str) -> None:
+        self.actor = actor
+        super().__init__(f"{actor!r} may not change records: {why}")
+
+
+class SignatureRefused(RecordsError):
+    """An electronic signature that cannot be taken: none is needed at this step, the signer
+    does not hold the role signed as, one person signs twice, or the password was not
+    re-entered. Never dropped silently: the whole command is refused."""
 
 
 class ConcurrentUpdate(RecordsError):

@@ -3,12 +3,14 @@
 `detectors.records.workflow.execute` (through `RecordStore.execute`) runs one command in ONE
 write transaction, always in this order:
 
+0. check the actor against the users table (an enabled user; act with the roles held there);
 1. load the record (under the trail-head lock, so the version read is the current one);
 2. refuse a stale ``expected_version`` (`ConcurrentUpdate`);
 3. check the actor's roles against the permission table (`detectors.records.permissions`);
    a transition lists a missing role among its guards instead, with everything else missing;
-4. check the guards (`detectors.records.lifecycle.missing_for` for transitions; a final record
-   takes no edits; a command's own checks, e.g. a lot already on hold);
+4. check the guards (`detectors.records.lifecycle.missing_for` for transitions,
+   `signature_refusal` for a signature; a final record takes no edits; a command's own
+   checks, e.g. a lot already on hold);
 5. write the change, add one to the record's ``version``, and append the trail entries.
 
 A command that changes nothing writes nothing (no trail entry, no new version).
@@ -19,23 +21,23 @@ containment publisher read those entries, and the chain stays one format.
 
 Example::
 
-    >>> qa = Actor("jdoe", {"quality"})
+    >>> qa = Actor("jdoe", {"quality"}, "Jane Doe")   # from detectors.identity
     >>> store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="made under the change",
     ...                         expected_version=record.version), actor=qa, now=now)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from detectors.records.models import (
     CapaAction,
     ContainmentDecision,
     DecisionStatus,
-    Signature,
+    Role,
     State,
 )
 from detectors.records.permissions import Permission
@@ -50,14 +52,46 @@ TICKET_STATUSES = ("open", "in_progress", "resolved", "closed", "cancelled")
 
 @dataclass(frozen=True)
 class Actor:
-    """Who runs a command: a user name and the roles they hold."""
+    """Who runs a command: an authenticated user's id, roles and printed name.
 
-    name: str
+    The actor comes from the identity layer (a browser session, an API token, the password
+    the CLI asked for), never from a request body. The workflow checks it again against the
+    users table in the command's own transaction, and acts with the roles held there.
+    """
+
+    user_id: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    printed_name: str = ""
 
-    def __init__(self, name: str, roles: Iterable[str] = ()) -> None:
-        object.__setattr__(self, "name", name)
+    def __init__(self, user_id: str, roles: Iterable[str] = (), printed_name: str = "") -> None:
+        object.__setattr__(self, "user_id", user_id)
         object.__setattr__(self, "roles", frozenset(roles))
+        object.__setattr__(self, "printed_name", printed_name or user_id)
+
+
+@dataclass(frozen=True)
+class Reauthentication:
+    """That the signer entered their password again (or bound to the directory) just now,
+    as 21 CFR 11.200(a)(1) asks of every signing; made by `detectors.identity` after the
+    check, and taken by the workflow only within `REAUTH_WINDOW` of the command."""
+
+    user_id: str
+    printed_name: str
+    method: str
+    at: datetime
+
+
+#: How long a re-entered password stays good for a signature (one signing, not a session).
+REAUTH_WINDOW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class SignatureRequest:
+    """A signature the actor gives: the role signed as, its meaning, and the re-entry."""
+
+    role: Role
+    meaning: str
+    reauthenticated: Reauthentication
 
 
 # --- the commands ----------------------------------------------------------------------------
@@ -76,11 +110,28 @@ class Command:
 
 @dataclass(frozen=True, kw_only=True)
 class Transition(Command):
-    """Move the record to ``to``; signed steps carry their electronic signatures."""
+    """Move the record to ``to``. A signed step (plan approval, closure) needs the signatures
+    given for it (`Sign`); ``signature`` adds the actor's own in the same transaction."""
 
     to: State
-    signatures: Sequence[Signature] = ()
+    signature: SignatureRequest | None = None
     permission: ClassVar[Permission] = Permission.TRANSITION
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sign(Command):
+    """Sign the step that leaves the record's current state (plan approval or closure) as
+    one role; refused where no signature is needed (`SignatureRefused`)."""
+
+    signature: SignatureRequest
+    permission: ClassVar[Permission] = Permission.SIGN
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddComment(Command):
+    """A comment on the record, kept in its audit trail (the reason is the comment)."""
+
+    permission: ClassVar[Permission] = Permission.COMMENT
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,9 +4,12 @@
              → effectiveness_check → closed        (effectiveness_check → implementation on rework)
     any open state → cancelled (with a reason)
 
-Approving the action plan (action_plan → implementation) and closing need electronic signatures
-from both a quality and a security role. Closing also needs an effectiveness check marked
-effective against the record's success criteria, and every CAPA action done.
+Approving the action plan (action_plan → implementation) and closing need two electronic
+signatures given for that step since the record last entered its state: one as quality and one
+as security, from two different people, each an approver holding the role signed as
+(`signature_refusal` checks one signature as it is given). A signature offered anywhere else is
+refused, never dropped. Closing also needs an effectiveness check marked effective against the
+record's success criteria, and every CAPA action done.
 
 Example::
 
@@ -17,10 +20,12 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from detectors.records._exceptions import TransitionRefused
 from detectors.records.models import (
     OPEN_STATES,
+    SIGNING_ROLES,
     ActionStatus,
     MasterRecord,
     Role,
@@ -44,6 +49,51 @@ SIGNED: dict[tuple[State, State], str] = {
     (State.ACTION_PLAN, State.IMPLEMENTATION): "action plan approved",
     (State.EFFECTIVENESS_CHECK, State.CLOSED): "record closed",
 }
+
+
+def step_name(step: tuple[State, State]) -> str:
+    """``action_plan->implementation``: how a signature names the step it approves."""
+    return f"{step[0].value}->{step[1].value}"
+
+
+def signed_step_from(state: State) -> tuple[State, State] | None:
+    """The signed step that leaves ``state``, if any."""
+    return next((step for step in SIGNED if step[0] is state), None)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who offers a signature, as the users table holds them when the command runs."""
+
+    user_id: str
+    roles: frozenset[str]
+
+
+def signature_refusal(
+    record: MasterRecord, signer: Signer, role: Role, meaning: str,
+    given: Sequence[Signature],
+) -> str:
+    """Why ``signer`` cannot sign ``record`` now as ``role``, in words; "" when they can.
+    ``given`` are the signatures already given for the step that leaves the current state."""
+    step = signed_step_from(record.state)
+    if step is None:
+        steps = "; ".join(f"{meaning!r} in {a.value}" for (a, _), meaning in SIGNED.items())
+        return (f"record {record.id} is in {record.state.value!r}, where no signature is "
+                f"needed (signatures are given for: {steps}); nothing was signed")
+    if role not in SIGNING_ROLES:
+        return f"a signature is given as {' or '.join(SIGNING_ROLES)}, not as {role.value}"
+    if role.value not in signer.roles:
+        return f"{signer.user_id!r} does not hold the {role.value} role, so cannot sign as it"
+    if not meaning.strip():
+        return "a signature needs its meaning (e.g. 'action plan approved')"
+    for sig in given:
+        if sig.user_id == signer.user_id:
+            return (f"{signer.user_id!r} already signed {step_name(step)} as {sig.role.value}; "
+                    "the other signature must come from another person")
+        if sig.role is role:
+            return (f"the {role.value} signature for {step_name(step)} is already given by "
+                    f"{sig.user_id!r}")
+    return ""
 
 
 def allowed_targets(current: State) -> frozenset[State]:
@@ -89,11 +139,15 @@ def check_transition(
 
 def _missing_signatures(signatures: Sequence[Signature]) -> list[str]:
     signed = {s.role for s in signatures}
-    return [
-        f"an electronic signature by the {role.value} role (printed name, meaning)"
-        for role in (Role.QUALITY, Role.SECURITY)
+    missing = [
+        f"an electronic signature as {role.value} (an approver holding the {role.value} role "
+        "signs with their password)"
+        for role in SIGNING_ROLES
         if role not in signed
     ]
+    if not missing and len({s.user_id for s in signatures}) < len(SIGNING_ROLES):
+        missing.append("signatures from two different people (one person signed as both)")
+    return missing
 
 
 def _missing_plan(record: MasterRecord) -> list[str]:

@@ -70,8 +70,9 @@ class _Parts:
         data["capa_actions"] = [capa_action(a) for a in self.actions[rid]]
         data["evidence"] = [_evidence(e) for e in self.evidence[rid]]
         data["signatures"] = [
-            Signature(printed_name=s.printed_name, role=s.role, meaning=s.meaning,
-                      signed_at=s.signed_at)
+            Signature(printed_name=s.printed_name, user_id=s.user_id, role=s.role,
+                      meaning=s.meaning, signed_at=s.signed_at, step=s.step,
+                      trail_seq=s.trail_seq)
             for s in self.signatures[rid]
         ]
         ticket = self.tickets.get(rid)

@@ -38,8 +38,18 @@ OPEN_STATES = frozenset(State) - {State.CLOSED, State.CANCELLED}
 
 
 class Role(StrEnum):
+    """The roles a user holds (`detectors.records.permissions.GRANTS` says what each may do)."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
     QUALITY = "quality"
     SECURITY = "security"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+#: The roles a signature is given as: a joint decision needs one of each, from two people.
+SIGNING_ROLES = (Role.QUALITY, Role.SECURITY)
 
 
 class Domain(StrEnum):
@@ -185,12 +195,17 @@ class CapaAction(_Model):
 
 
 class Signature(_Model):
-    """An electronic signature: who (printed name, role), when, and what it means."""
+    """An electronic signature (21 CFR 11.50): the signer's printed name and user id, the
+    role signed as, when, and what it means; ``step`` is the lifecycle step it approves
+    (``action_plan->implementation``) and ``trail_seq`` the audit-trail entry that binds it."""
 
     printed_name: str = Field(min_length=1)
+    user_id: str = ""
     role: Role
     meaning: str = Field(min_length=1)
     signed_at: datetime | None = None
+    step: str = ""
+    trail_seq: int | None = None
 
 
 class Evidence(_Model):

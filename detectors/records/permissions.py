@@ -1,8 +1,18 @@
-"""Who may do what to a master record: one enumerated table, checked in one place.
+"""Who may do what: one enumerated table, checked in one place.
 
-Each command names the one `Permission` it needs; `GRANTS` says which roles hold it. Today
-there are two roles (quality and security) and both may do everything; the identity issue adds
-viewer, operator, approver and admin, each as one more line in `GRANTS`.
+Each workflow command names the one `Permission` it needs, and so does each route of the
+records service (`detectors.web.routes`); `GRANTS` says which roles hold it. Nothing acts with
+roles it was not given: there is no "local tool" that holds every role, and the roles checked
+are the ones the users table holds when the command runs (`detectors.records.workflow`).
+
+- viewer: read records, their trail, KPIs and the trail verification;
+- operator: read; report (contribute their function's impact assessment) and comment;
+- quality: read, report, comment; work the record (lifecycle, sections, lot holds, CAPA,
+  containment decisions);
+- security: the same, with the security ticket's status instead of lot holds;
+- approver: read, comment; sign plan approval and closure (as quality or security, a role
+  the signer must also hold);
+- admin: manage users, roles and API tokens (reads no records).
 
 Example::
 
@@ -23,26 +33,34 @@ from detectors.records.models import Role
 
 
 class Permission(StrEnum):
-    """What a command does to a record; the value reads in an error ("may not …")."""
+    """What a command or a request does; the value reads in an error ("may not …")."""
 
+    VIEW_RECORDS = "read records, their audit trail and KPIs"
+    COMMENT = "comment on a record"
+    CONTRIBUTE_IMPACT = "contribute to the impact assessment"
     TRANSITION = "move a record along its lifecycle"
     EDIT_SECTIONS = "edit a record's sections"
     HOLD_LOTS = "hold or release lots"
     DECIDE_CONTAINMENT = "record containment decisions"
-    CONTRIBUTE_IMPACT = "contribute to the impact assessment"
     MANAGE_CAPA = "add or change CAPA actions"
     SET_TICKET_STATUS = "change the security ticket's status"
+    SIGN = "sign plan approvals and closures"
+    MANAGE_USERS = "manage users, roles and API tokens"
 
+
+_P = Permission
+_READ_AND_REPORT = frozenset({_P.VIEW_RECORDS, _P.COMMENT, _P.CONTRIBUTE_IMPACT})
+_WORK = frozenset({_P.TRANSITION, _P.EDIT_SECTIONS, _P.DECIDE_CONTAINMENT, _P.MANAGE_CAPA})
 
 #: The permission table: role → what it may do.
 GRANTS: dict[str, frozenset[Permission]] = {
-    Role.QUALITY.value: frozenset(Permission),
-    Role.SECURITY.value: frozenset(Permission),
+    Role.VIEWER.value: frozenset({_P.VIEW_RECORDS}),
+    Role.OPERATOR.value: _READ_AND_REPORT,
+    Role.QUALITY.value: _READ_AND_REPORT | _WORK | {_P.HOLD_LOTS},
+    Role.SECURITY.value: _READ_AND_REPORT | _WORK | {_P.SET_TICKET_STATUS},
+    Role.APPROVER.value: frozenset({_P.VIEW_RECORDS, _P.COMMENT, _P.SIGN}),
+    Role.ADMIN.value: frozenset({_P.MANAGE_USERS}),
 }
-
-#: The roles of a local tool run with the database's own credentials (``otwatch-records``
-#: without ``--role``): whoever can open the database can already write to it.
-LOCAL_TOOL_ROLES = frozenset(GRANTS)
 
 
 def allows(roles: Iterable[str], permission: Permission) -> bool:

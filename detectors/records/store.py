@@ -8,7 +8,7 @@ Example::
     >>> store.get_record(outcomes[0].record_id).security_ticket
     'SEC-2026-000001'
     >>> store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"),
-    ...               actor=Actor("jdoe", {"quality"}), now=now)
+    ...               actor=signed_in_user, now=now)   # an Actor from detectors.identity
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from detectors.records.commands import (
     Actor,
     Command,
     SetTicketStatus,
+    SignatureRequest,
     Transition,
     UpdateSection,
 )
@@ -42,12 +43,11 @@ from detectors.records.models import (
     MasterRecord,
     RecordHeader,
     RecordOutcome,
-    Signature,
     State,
     TrailEntry,
     VerifyResult,
 )
-from detectors.records.permissions import LOCAL_TOOL_ROLES
+from detectors.records.signing import signature_problems
 from detectors.records.tables import audit_trail, records
 from detectors.records.trail import canonical_json, read_entries, verify_entries
 from detectors.records.workflow import execute, load_record
@@ -146,6 +146,14 @@ class RecordStore:
         """Recompute the hash chain; names the first entry that was edited, moved or removed."""
         return verify_entries(self.trail())
 
+    def verify_signatures(self) -> list[str]:
+        """Each signature row against the trail entry that binds it (`signing`); empty: all
+        bound. Run after `verify_trail`: it trusts the entries the chain vouches for."""
+        with self._db.read() as conn:
+            found = load_records(conn)
+            trail = read_entries(conn, audit_trail.c.field == "signature")
+        return signature_problems({r.id: r.signatures for r in found}, trail)
+
     def kpis(self, now: datetime) -> Kpis:
         """KPIs from the audit trail only (see `detectors.records.kpis`)."""
         return kpi_math.compute(self.trail(), now)
@@ -157,15 +165,10 @@ class RecordStore:
             return execute(conn, command, actor=actor, now=now)
 
     def update_field(
-        self, record_id: str, field: str, value: Any, *, actor: str, reason: str, now: datetime,
-        roles: Iterable[str] | None = None, expected_version: int | None = None,
+        self, record_id: str, field: str, value: Any, *, actor: Actor, reason: str,
+        now: datetime, expected_version: int | None = None,
     ) -> MasterRecord:
-        """Change one section (or ``section.key``) of a record, with its trail entry.
-
-        ``roles`` are the actor's; left out, the caller is a local tool holding the database's
-        own credentials (`permissions.LOCAL_TOOL_ROLES`).
-        """
-        who = Actor(actor, LOCAL_TOOL_ROLES if roles is None else roles)
+        """Change one section (or ``section.key``) of a record, with its trail entry."""
         command: Command
         if field == "ticket.status":
             command = SetTicketStatus(record_id=record_id, reason=reason, status=value,
@@ -173,17 +176,17 @@ class RecordStore:
         else:
             command = UpdateSection(record_id=record_id, reason=reason, field=field, value=value,
                                     expected_version=expected_version)
-        return self.execute(command, actor=who, now=now)
+        return self.execute(command, actor=actor, now=now)
 
     def transition(
-        self, record_id: str, to_state: str | State, *, actor: str, roles: Iterable[str],
-        reason: str, now: datetime, signatures: Sequence[Signature] = (),
+        self, record_id: str, to_state: str | State, *, actor: Actor, reason: str,
+        now: datetime, signature: SignatureRequest | None = None,
         expected_version: int | None = None,
     ) -> MasterRecord:
         """Move a record along its lifecycle; a refusal names what is missing (`lifecycle`)."""
         command = Transition(record_id=record_id, reason=reason, to=_state(to_state),
-                             signatures=tuple(signatures), expected_version=expected_version)
-        return self.execute(command, actor=Actor(actor, roles), now=now)
+                             signature=signature, expected_version=expected_version)
+        return self.execute(command, actor=actor, now=now)
 
     def close(self) -> None:
         self._db.close()

@@ -13,6 +13,10 @@ Conventions:
   decisions, impact contributions) are tables; the rest of a section (the 27001 log, the impact
   summary, the affected lots, containment flags, root cause, effectiveness check) is one JSON
   column per section, read and written only with its record.
+- Identity (users, API tokens, browser sessions, lockouts, the security log) lives here too,
+  so that a write and the user it is made by are checked in one transaction
+  (`detectors.identity`). Secrets are never stored: passwords as argon2id hashes, tokens and
+  session ids as SHA-256 hashes.
 - ``audit_trail`` is append-only: triggers (created by the migrations, not by this module)
   refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
 """
@@ -117,6 +121,11 @@ signatures = Table(
     Column("role", Text, nullable=False),
     Column("meaning", Text, nullable=False),
     Column("signed_at", Text, nullable=False),
+    # The signer's user id, the step signed (``action_plan->implementation``) and the trail
+    # entry that binds the signature (its content is hashed into the chain there).
+    Column("user_id", Text, nullable=False, server_default=""),
+    Column("step", Text, nullable=False, server_default=""),
+    Column("trail_seq", BIG),
 )
 
 audit_trail = Table(
@@ -202,4 +211,73 @@ impact_contributions = Table(
     Column("signed_off", Boolean, nullable=False),
     Column("updated_at", Text),
     Index("impact_contributions_open", "signed_off"),
+)
+
+
+# --- identity (revision 0004) ------------------------------------------------------------------
+
+#: People who act on records. ``user_id`` is the sign-in name (lower case, never reused: a user
+#: who leaves is disabled, not deleted); ``roles`` a canonical JSON list; ``source`` says where
+#: the password is checked ("local": ``password_hash``, argon2id; "ldap": the directory).
+users = Table(
+    "users", metadata,
+    Column("user_id", Text, primary_key=True),
+    Column("printed_name", Text, nullable=False),
+    Column("roles", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("password_hash", Text),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)
+
+#: API tokens for programs: ``otw_<token_id>_<secret>``; only the secret's SHA-256 is kept.
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("token_id", Text, primary_key=True),
+    Column("user_id", Text, ForeignKey("users.user_id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_sha256", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
+    Column("revoked_at", Text),
+    Column("last_used_at", Text),
+    Index("api_tokens_by_user", "user_id"),
+)
+
+#: Browser sessions, server side: the cookie holds a random id, this table its SHA-256.
+sessions = Table(
+    "sessions", metadata,
+    Column("session_sha256", Text, primary_key=True),
+    Column("user_id", Text, ForeignKey("users.user_id"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("last_seen_at", Text, nullable=False),
+    Column("ended_at", Text),
+    Column("ended_why", Text),
+    Index("sessions_by_user", "user_id"),
+)
+
+#: Failed sign-ins in a row, per name typed (known or not), and the lock they led to.
+lockouts = Table(
+    "lockouts", metadata,
+    Column("username", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", Text, nullable=False),
+    Column("locked_until", Text),
+)
+
+#: Every sign-in, failure, lockout, sign-out and change to users or tokens, with the user
+#: (control characters stripped) and the source address.
+security_log = Table(
+    "security_log", metadata,
+    Column("seq", BIG, primary_key=True, autoincrement=True),
+    Column("at", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("username", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("security_log_by_user", "username", "at"),
 )

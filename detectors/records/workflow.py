@@ -1,40 +1,53 @@
-"""Running one workflow command (`detectors.records.commands`): load, version, permission,
-guards, write, trail, all in the caller's write transaction. See `execute`."""
+"""Running one workflow command (`detectors.records.commands`): actor, load, version,
+permission, guards, write, trail, all in the caller's write transaction. See `execute`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from detectors.records._exceptions import (
     ConcurrentUpdate,
     InvalidUpdate,
     ReasonRequired,
     RecordNotFound,
+    SignatureRefused,
+    UnknownActor,
 )
 from detectors.records.commands import (
     EDITABLE,
+    REAUTH_WINDOW,
     TICKET_STATUSES,
     Actor,
     AddCapaAction,
+    AddComment,
     Command,
     ContributeImpact,
     PlaceHold,
     RecordDecision,
     ReleaseHold,
     SetTicketStatus,
+    Sign,
+    SignatureRequest,
     Transition,
     UpdateCapaAction,
     UpdateDecision,
     UpdateSection,
 )
-from detectors.records.lifecycle import SIGNED, check_transition
+from detectors.records.lifecycle import (
+    SIGNED,
+    Signer,
+    check_transition,
+    signature_refusal,
+    signed_step_from,
+    step_name,
+)
 from detectors.records.load import load_records
 from detectors.records.models import (
     OPEN_STATES,
@@ -45,7 +58,7 @@ from detectors.records.models import (
     Signature,
     State,
 )
-from detectors.records.permissions import require
+from detectors.records.permissions import Permission, require
 from detectors.records.sections import (
     action_row,
     contribution_row,
@@ -54,6 +67,7 @@ from detectors.records.sections import (
     save_section,
 )
 from detectors.records.tables import (
+    audit_trail,
     capa_actions,
     containment_decisions,
     impact_contributions,
@@ -61,6 +75,7 @@ from detectors.records.tables import (
     records,
     signatures,
     tickets,
+    users,
 )
 from detectors.records.trail import TrailWriter, append_rows, canonical_json, iso
 
@@ -72,12 +87,15 @@ _WHOLE_ONLY = ("description", "affected_lots", "capa_actions", "effectiveness_ch
 
 @dataclass(frozen=True)
 class Change:
-    """One trail entry to append: the field, its old and new canonical JSON, and why."""
+    """One trail entry to append: the field, its old and new canonical JSON, and why;
+    ``bind``, if given, is called with the entry's seq once it has one (a signature row
+    names the entry that binds it)."""
 
     field: str
     old: str | None
     new: str | None
     reason: str
+    bind: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -91,13 +109,15 @@ class _Run:
 
 def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime) -> MasterRecord:
     """Run ``command`` inside the caller's write transaction (trail head already locked);
-    returns the record as it is afterwards."""
-    _require(actor.name, command.reason)
+    returns the record as it is afterwards. The actor must be an enabled user; the roles
+    checked are the ones the users table holds now, whatever the caller passed."""
+    _require(actor.user_id, command.reason)
+    actor = current_user(conn, actor)
     record = load_record(conn, command.record_id)
     if command.expected_version is not None and command.expected_version != record.version:
         raise ConcurrentUpdate(record.id, command.expected_version, record.version)
     if not isinstance(command, Transition):
-        require(actor.name, actor.roles, command.permission)
+        require(actor.user_id, actor.roles, command.permission)
         if record.state not in OPEN_STATES:
             raise InvalidUpdate(
                 f"record {record.id} is {record.state.value}; a final record is not edited"
@@ -112,10 +132,25 @@ def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime) 
     )
     writer = TrailWriter.at_head(conn)
     for change in changes:
-        writer.append(record.id, actor.name, run.at, change.field, change.old, change.new,
+        writer.append(record.id, actor.user_id, run.at, change.field, change.old, change.new,
                       change.reason)
     append_rows(conn, writer)
+    first = writer.seq - len(changes) + 1
+    for seq, change in enumerate(changes, start=first):
+        if change.bind is not None:
+            change.bind(seq)
     return load_record(conn, record.id)
+
+
+def current_user(conn: Connection, actor: Actor) -> Actor:
+    """The actor as the users table holds them now: enabled, with today's roles."""
+    row = conn.execute(select(users.c.printed_name, users.c.roles, users.c.disabled)
+                       .where(users.c.user_id == actor.user_id)).first()
+    if row is None:
+        raise UnknownActor(actor.user_id, "there is no such user (otwatch-records users add)")
+    if row.disabled:
+        raise UnknownActor(actor.user_id, "the account is disabled")
+    return Actor(actor.user_id, orjson.loads(row.roles), row.printed_name)
 
 
 def load_record(conn: Connection, record_id: str) -> MasterRecord:
@@ -127,7 +162,7 @@ def load_record(conn: Connection, record_id: str) -> MasterRecord:
 
 def _require(actor: str, reason: str) -> None:
     if not actor.strip():
-        raise ReasonRequired("every change needs an actor (the person's user name)")
+        raise ReasonRequired("every change needs an actor (the signed-in user)")
     if not reason.strip():
         raise ReasonRequired("every change after creation needs a reason; pass reason='…'")
 
@@ -137,32 +172,84 @@ def _require(actor: str, reason: str) -> None:
 
 def _transition(run: _Run, cmd: Transition) -> list[Change]:
     record, conn, target = run.record, run.conn, cmd.to
+    given = given_signatures(conn, record)
+    changes: list[Change] = []
+    if cmd.signature is not None:
+        if (record.state, target) not in SIGNED:
+            raise SignatureRefused(
+                f"moving record {record.id} from {record.state.value!r} to {target.value!r} "
+                "needs no signature; nothing was signed or changed (leave the signature out)")
+        signed, change = _signature(run, cmd.signature, cmd.reason, given)
+        given, changes = [*given, signed], [change]
     check_transition(record, target, roles=run.actor.roles, reason=cmd.reason,
-                     signatures=cmd.signatures)
+                     signatures=given)
     conn.execute(update(records).where(records.c.id == record.id).values(
         state=target.value, cancel_reason=cmd.reason if target is State.CANCELLED else ""))
-    changes = [Change("state", canonical_json(record.state.value), canonical_json(target.value),
-                      cmd.reason)]
-    if (record.state, target) in SIGNED:
-        changes += _sign(run, target, cmd.signatures)
+    changes.append(Change("state", canonical_json(record.state.value),
+                          canonical_json(target.value), cmd.reason))
     if target not in OPEN_STATES:
         old, new = _set_ticket_status(run, target.value)
         changes.append(Change("ticket.status", old, new, f"record {target.value}: {cmd.reason}"))
     return changes
 
 
-def _sign(run: _Run, target: State, signed: Sequence[Signature]) -> list[Change]:
-    start = len(run.record.signatures)
-    rows, changes = [], []
-    for offset, sig in enumerate(signed):
-        rows.append({"record_id": run.record.id, "position": start + offset,
-                     "printed_name": sig.printed_name, "role": sig.role.value,
-                     "meaning": sig.meaning, "signed_at": run.at})
-        body = {**sig.model_dump(mode="json"), "signed_at": run.at, "transition": target.value}
-        changes.append(Change("signature", None, canonical_json(body), sig.meaning))
-    if rows:
-        run.conn.execute(insert(signatures), rows)
-    return changes
+def given_signatures(conn: Connection, record: MasterRecord) -> list[Signature]:
+    """The signatures given for the step that leaves the record's current state, since the
+    record last entered it (a rework loop asks for new ones)."""
+    step = signed_step_from(record.state)
+    if step is None:
+        return []
+    t = audit_trail
+    entered = conn.execute(select(func.max(t.c.seq)).where(
+        t.c.record_id == record.id, t.c.field == "state")).scalar() or 0
+    return [s for s in record.signatures
+            if s.step == step_name(step) and (s.trail_seq or 0) > entered]
+
+
+def _sign(run: _Run, cmd: Sign) -> list[Change]:
+    _, change = _signature(run, cmd.signature, cmd.reason, given_signatures(run.conn, run.record))
+    return [change]
+
+
+def _signature(
+    run: _Run, request: SignatureRequest, reason: str, given: Sequence[Signature]
+) -> tuple[Signature, Change]:
+    """Check one signature as it is given (21 CFR 11.50, 11.200) and make its trail entry;
+    the ``signatures`` row is written once the entry has its seq."""
+    actor, record = run.actor, run.record
+    require(actor.user_id, actor.roles, Permission.SIGN)
+    proof = request.reauthenticated
+    if proof.user_id != actor.user_id:
+        raise SignatureRefused(f"the password was re-entered by {proof.user_id!r}, not by "
+                               f"the signer {actor.user_id!r}")
+    if not timedelta(seconds=-5) <= run.now - proof.at <= REAUTH_WINDOW:
+        raise SignatureRefused("enter your password again to sign: the last entry is older "
+                               f"than {int(REAUTH_WINDOW.total_seconds() // 60)} minutes")
+    why = signature_refusal(record, Signer(actor.user_id, actor.roles), request.role,
+                            request.meaning, given)
+    if why:
+        raise SignatureRefused(why)
+    step = signed_step_from(record.state)
+    assert step is not None  # signature_refusal said so
+    signed = Signature(printed_name=actor.printed_name, user_id=actor.user_id,
+                       role=request.role, meaning=request.meaning.strip(), signed_at=run.now,
+                       step=step_name(step))
+    body = {"record_id": record.id, **signed.model_dump(mode="json", exclude={"trail_seq"}),
+            "signed_at": run.at, "reauthenticated_by": proof.method}
+    position = len(record.signatures)
+
+    def write_row(seq: int) -> None:
+        run.conn.execute(insert(signatures), [{
+            "record_id": record.id, "position": position, "printed_name": signed.printed_name,
+            "role": signed.role.value, "meaning": signed.meaning, "signed_at": run.at,
+            "user_id": signed.user_id, "step": signed.step, "trail_seq": seq}])
+
+    change = Change("signature", None, canonical_json(body), reason, bind=write_row)
+    return signed, change
+
+
+def _comment(run: _Run, cmd: AddComment) -> list[Change]:
+    return [Change("comment", None, canonical_json(cmd.reason.strip()), cmd.reason)]
 
 
 def _set_ticket_status(run: _Run, status: Any) -> tuple[str, str]:
@@ -200,7 +287,7 @@ def _place_hold(run: _Run, cmd: PlaceHold) -> list[Change]:
     holds = run.record.containment.lot_holds
     if any(h.lot_id == cmd.lot_id and h.released_at is None for h in holds):
         raise InvalidUpdate(f"lot {cmd.lot_id!r} is already on hold on record {run.record.id}")
-    hold = LotHold(lot_id=cmd.lot_id, held_at=cmd.held_at or run.now, held_by=run.actor.name)
+    hold = LotHold(lot_id=cmd.lot_id, held_at=cmd.held_at or run.now, held_by=run.actor.user_id)
     row = hold.model_dump(mode="json")
     run.conn.execute(insert(lot_holds), [hold_row(run.record.id, len(holds), row)])
     old = _dumped(holds)
@@ -216,7 +303,7 @@ def _release_hold(run: _Run, cmd: ReleaseHold) -> list[Change]:
                             f"(on hold: {', '.join(held) or 'none'})")
     old = _dumped(holds)
     new = _dumped([
-        h.model_copy(update={"released_at": run.now, "released_by": run.actor.name})
+        h.model_copy(update={"released_at": run.now, "released_by": run.actor.user_id})
         if h.lot_id == cmd.lot_id and h.released_at is None else h
         for h in holds
     ])
@@ -235,7 +322,7 @@ def _record_decision(run: _Run, cmd: RecordDecision) -> list[Change]:
     decisions = run.record.containment.decisions
     decision = cmd.decision.model_copy(update={
         "decided_at": cmd.decision.decided_at or run.now,
-        "decided_by": cmd.decision.decided_by or run.actor.name,
+        "decided_by": cmd.decision.decided_by or run.actor.user_id,
     })
     row = decision.model_dump(mode="json")
     run.conn.execute(insert(containment_decisions),
@@ -266,7 +353,7 @@ def _update_decision(run: _Run, cmd: UpdateDecision) -> list[Change]:
 def _contribute_impact(run: _Run, cmd: ContributeImpact) -> list[Change]:
     contributions = run.record.impact.contributions
     try:
-        mine = ImpactContribution(function=cmd.function, author=run.actor.name,
+        mine = ImpactContribution(function=cmd.function, author=run.actor.user_id,
                                   assessment=cmd.assessment, risk=cmd.risk,
                                   signed_off=cmd.signed_off, updated_at=run.now)
     except ValidationError as exc:
@@ -331,6 +418,8 @@ _HANDLERS: dict[type[Command], Callable[[_Run, Any], list[Change]]] = {
     AddCapaAction: _add_capa,
     UpdateCapaAction: _update_capa,
     SetTicketStatus: _ticket_status,
+    Sign: _sign,
+    AddComment: _comment,
 }
 
 

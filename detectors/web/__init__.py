@@ -1,19 +1,36 @@
 """The records API and web UI for quality and security (aiohttp, server-rendered HTML).
 
-    python -m detectors.web --db .demo/records.db --port 8080
+    python -m detectors.web --config config/records-ui.yaml --db .demo/records.db
 
 Public surface::
 
-    from detectors.web import create_app
-    app = create_app("records.db")     # or a PostgreSQL DSN, optional schema=
+    from detectors.web import create_app, ROUTES
+    app = create_app("records.db", settings=IdentitySettings())   # or a PostgreSQL DSN
 
-Errors inside the service: `StoreNotReady` (the database does not exist yet; the list is empty)
-and `BadRequest` (a malformed body; answered 400, nothing changed). Records-store errors map to
-404 (unknown record), 409 (transition refused), 400 (invalid update, missing reason) and 503
-(database unavailable).
+`ROUTES` (`detectors.web.routes`) is every endpoint with who may call it; the security
+policy (`detectors.web._security`) decides who a request is from once (API token or session
+cookie, never the body), checks the route's permission, CSRF and body type, and adds the
+security headers to every response. Errors: 401 (sign in), 403 (not allowed, no CSRF token),
+415 (body type), 400 (bad body, `BadRequest`), 404, 409, 503 (`StoreNotReady`).
 """
 
+from detectors.web._access import PUBLIC, SIGNED_IN, Route
+from detectors.web._api import BadRequest, TransitionBody
 from detectors.web._gate import RecordsGate, StoreNotReady
-from detectors.web.app import BadRequest, TransitionBody, create_app
+from detectors.web.app import create_app
+from detectors.web.config import RecordsServiceConfig, load_service_config
+from detectors.web.routes import ROUTES
 
-__all__ = ["BadRequest", "RecordsGate", "StoreNotReady", "TransitionBody", "create_app"]
+__all__ = [
+    "PUBLIC",
+    "ROUTES",
+    "SIGNED_IN",
+    "BadRequest",
+    "RecordsGate",
+    "RecordsServiceConfig",
+    "Route",
+    "StoreNotReady",
+    "TransitionBody",
+    "create_app",
+    "load_service_config",
+]

@@ -1,6 +1,9 @@
-"""``python -m detectors.web --db PATH_OR_DSN [--host 127.0.0.1] [--port 8080]``.
+"""``python -m detectors.web [--config FILE] [--db PATH_OR_DSN] [--host 127.0.0.1] [--port 8080]``.
 
-Serves the records API and web UI until SIGTERM or SIGINT, then stops cleanly.
+Serves the records API and web UI until SIGTERM or SIGINT, then stops cleanly. The config file
+(`detectors.web.config`, sample ``config/records-ui.yaml``) holds the database, the address,
+TLS and the identity settings; ``--db``, ``--host`` and ``--port`` override it. The service
+binds to the loopback address unless told otherwise.
 """
 
 from __future__ import annotations
@@ -8,14 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import ssl
 import sys
 
 from aiohttp import web
 
 from agent.runtime.logs import setup_logging
 from agent.runtime.signals import stop_on_signals
+from detectors.identity import IdentityConfigError, IdentitySettings
 from detectors.records.target import redact
 from detectors.web.app import create_app
+from detectors.web.config import RecordsServiceConfig, load_service_config
 
 log = logging.getLogger("detectors.web")
 
@@ -24,24 +30,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m detectors.web", description="otwatch records API and web UI"
     )
-    parser.add_argument("--db", required=True,
-                        help="records database: SQLite path, sqlite:///abs/path or PostgreSQL DSN")
+    parser.add_argument("--config", help="service config (YAML): database, address, TLS, "
+                        "identity; see config/records-ui.yaml")
+    parser.add_argument("--db", help="records database: SQLite path, sqlite:///abs/path or "
+                        "PostgreSQL DSN (overrides service.db)")
     parser.add_argument("--schema", default=None, help="PostgreSQL schema (PostgreSQL only)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    parser.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port to bind (default 8080)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     return parser.parse_args(argv)
 
 
-async def serve(db: str, host: str, port: int, schema: str | None = None) -> None:
+def settle_config(args: argparse.Namespace) -> RecordsServiceConfig:
+    """The config file (or the defaults) with the command line's overrides."""
+    config = load_service_config(args.config) if args.config else RecordsServiceConfig()
+    service = config.service.model_copy(update={
+        key: value for key, value in (("db", args.db), ("host", args.host), ("port", args.port),
+                                      ("schema_name", args.schema)) if value is not None})
+    if not service.db:
+        raise IdentityConfigError("no records database: pass --db PATH_OR_DSN or set service.db "
+                                  "in the config")
+    return config.model_copy(update={"service": service})
+
+
+async def serve(db: str, host: str, port: int, schema: str | None = None, *,
+                settings: IdentitySettings | None = None,
+                tls: ssl.SSLContext | None = None) -> None:
     """Run until SIGTERM/SIGINT; the store is closed by the app's cleanup."""
-    runner = web.AppRunner(create_app(db, schema=schema), access_log=None)
+    app = create_app(db, schema=schema, settings=settings, tls=tls is not None)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, ssl_context=tls).start()
         stop = asyncio.Event()
         with stop_on_signals(stop.set):
-            log.info("records UI on http://%s:%d/ (database %s)", host, port, redact(db))
+            scheme = "https" if tls else "http"
+            log.info("records UI on %s://%s:%d/ (database %s)", scheme, host, port, redact(db))
             await stop.wait()
             log.info("stopping")
     finally:
@@ -52,10 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.log_level)
     try:
-        asyncio.run(serve(args.db, args.host, args.port, args.schema))
+        config = settle_config(args)
+        service = config.service
+        tls = service.tls.context() if service.tls else None
+    except IdentityConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    assert service.db is not None
+    try:
+        asyncio.run(serve(service.db, service.host, service.port, service.schema_name,
+                          settings=config.identity, tls=tls))
     except OSError as exc:
-        log.error("cannot serve on %s:%d: %s; pick a free port with --port", args.host,
-                  args.port, exc)
+        log.error("cannot serve on %s:%d: %s; pick a free port with --port", service.host,
+                  service.port, exc)
         return 2
     return 0
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from sqlalchemy import Connection
+
 from detectors.records import NotMigrated, RecordStore, StoreUnavailable, open_store
 from detectors.records.target import sqlite_path
 
@@ -38,6 +40,20 @@ class RecordsGate:
         """Run ``call(store)`` on the store's thread and return its result."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, call)
+
+    async def read(self, call: Callable[[Connection], T]) -> T:
+        """Run ``call(conn)`` in one read transaction on the store's thread."""
+        def inside(store: RecordStore) -> T:
+            with store.database.read() as conn:
+                return call(conn)
+        return await self.run(inside)
+
+    async def write(self, call: Callable[[Connection], T]) -> T:
+        """Run ``call(conn)`` in one write transaction on the store's thread."""
+        def inside(store: RecordStore) -> T:
+            with store.database.write() as conn:
+                return call(conn)
+        return await self.run(inside)
 
     def _call(self, call: Callable[[RecordStore], T]) -> T:
         store = self._open()

@@ -1,35 +1,21 @@
 """Server-rendered HTML for quality and security: the records list and one record's page.
 
-No JavaScript and no external assets (plants run closed networks). Every value from the
-database goes through `e` (``html.escape``) before it reaches the page.
+No JavaScript, no inline style and no external assets (plants run closed networks, and the
+Content-Security-Policy allows only the app's own stylesheet). Every value from the database
+goes through `e` (``html.escape``) before it reaches the page.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from detectors.records import Evidence, MasterRecord, TrailEntry, VerifyResult
-
-_CSS = """
-body{font:15px/1.45 system-ui,sans-serif;margin:1.5em;color:#111;background:#fff}
-h1{font-size:1.4em;margin:.2em 0}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;width:100%;margin:.5em 0}
-th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top}
-th{background:#f2f2f2}tr:nth-child(even) td{background:#fafafa}
-code{font:13px ui-monospace,monospace;word-break:break-all}
-.badge{display:inline-block;padding:0 .5em;border-radius:.6em;font-size:.85em;border:1px solid}
-.joint{background:#fde2e2;border-color:#c00}.quality_only{background:#fff3cd;border-color:#b80}
-.security_only{background:#e0e8ff;border-color:#03c}
-.sev-critical,.sev-high{font-weight:bold;color:#a00}
-.note{padding:.5em;background:#fff8e0;border:1px solid #e0c060}.bad{color:#a00;font-weight:bold}
-dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weight:bold}dd{margin:0}
-@media print{a{color:#000;text-decoration:none}.noprint{display:none}}
-"""
 
 _BADGES = {"joint": "joint", "quality_only": "quality only", "security_only": "security only"}
 
@@ -59,12 +45,35 @@ def value(data: Any) -> str:
             f"<code>{e(text)}</code></details>")
 
 
-def page(title: str, body: str, *, refresh_s: int | None = None) -> str:
-    meta = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+@dataclass(frozen=True)
+class Viewer:
+    """Who the page is for: shown in its corner, with a sign-out form carrying the CSRF
+    token of their session."""
+
+    user_id: str
+    printed_name: str
+    roles: tuple[str, ...]
+    csrf_token: str
+
+
+def page(title: str, body: str, *, refresh: str | None = None,
+         viewer: Viewer | None = None) -> str:
+    """A whole page; ``refresh`` is ``"SECONDS;url=PATH"`` for a meta refresh."""
+    meta = f'<meta http-equiv="refresh" content="{e(refresh)}">' if refresh else ""
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">{meta}'
-        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>"
+        f'<title>{e(title)}</title><link rel="stylesheet" href="/static/otwatch.css">'
+        f"</head><body>{_who(viewer)}{body}</body></html>"
     )
+
+
+def _who(viewer: Viewer | None) -> str:
+    if viewer is None:
+        return ""
+    return (f'<div class="who">{e(viewer.printed_name)} ({e(viewer.user_id)}; '
+            f'{e(", ".join(viewer.roles))}) <form method="post" action="/logout">'
+            f'<input type="hidden" name="csrf_token" value="{e(viewer.csrf_token)}">'
+            '<button type="submit">Sign out</button></form></div>')
 
 
 def badge(classification: str) -> str:
@@ -79,7 +88,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def list_page(records: Sequence[MasterRecord], note: str, verify: VerifyResult | None) -> str:
+def list_page(records: Sequence[MasterRecord], note: str, verify: VerifyResult | None,
+              viewer: Viewer | None = None) -> str:
     rows = [
         (
             f'<a href="/records/{e(r.id)}">{e(r.id)}</a>', badge(r.classification),
@@ -95,7 +105,8 @@ def list_page(records: Sequence[MasterRecord], note: str, verify: VerifyResult |
     headers = ("Record", "Classification", "Severity", "State", "Security ticket",
                "Controller / tag", "Detected at")
     parts.append(table(headers, rows))
-    return page("otwatch records", "".join(parts), refresh_s=5)
+    # ?auto=1: a refresh is not the user's activity (the idle timeout still runs).
+    return page("otwatch records", "".join(parts), refresh="5;url=/?auto=1", viewer=viewer)
 
 
 def _verify_line(verify: VerifyResult | None) -> str:
@@ -107,7 +118,8 @@ def _verify_line(verify: VerifyResult | None) -> str:
             f"{e(verify.problem)}</span>")
 
 
-def record_page(record: MasterRecord, trail: Sequence[TrailEntry]) -> str:
+def record_page(record: MasterRecord, trail: Sequence[TrailEntry],
+                viewer: Viewer | None = None) -> str:
     parts = [
         '<p class="noprint"><a href="/">← all records</a></p>',
         f"<h1>{e(record.id)} {badge(record.classification)}</h1>",
@@ -118,7 +130,7 @@ def record_page(record: MasterRecord, trail: Sequence[TrailEntry]) -> str:
         "<h2>CAPA actions</h2>", _capa(record),
         f"<h2>Audit trail ({len(trail)} entries)</h2>", _trail(trail),
     ]
-    return page(f"{record.id} otwatch", "".join(parts))
+    return page(f"{record.id} otwatch", "".join(parts), viewer=viewer)
 
 
 def _dl(pairs: Sequence[tuple[str, str]]) -> str:
@@ -137,8 +149,9 @@ def _summary(r: MasterRecord) -> str:
         ("Owner", e(r.log.owner)), ("Root cause", e(r.log.root_cause)),
         ("Success criteria", e(r.log.success_criteria)),
         ("Cancel reason", e(r.cancel_reason)),
-        ("Signatures", e("; ".join(f"{s.printed_name} ({s.role}): {s.meaning}"
-                                   for s in r.signatures))),
+        ("Signatures", e("; ".join(
+            f"{s.printed_name} ({s.user_id or 'no user id'}) as {s.role.value}: {s.meaning}"
+            f"{f' [{s.step}]' if s.step else ''}, {when(s.signed_at)}" for s in r.signatures))),
     ])
 
 
@@ -189,7 +202,43 @@ def _trail(trail: Sequence[TrailEntry]) -> str:
     return table(("Seq", "At", "Actor", "Field", "Old", "New", "Reason", "Hash"), rows)
 
 
-def error_page(status: int, message: str) -> str:
+def error_page(status: int, message: str, viewer: Viewer | None = None) -> str:
     body = (f'<p class="noprint"><a href="/">← all records</a></p>'
             f"<h1>{status}</h1><p>{e(message)}</p>")
-    return page(f"{status} otwatch", body)
+    return page(f"{status} otwatch", body, viewer=viewer)
+
+
+def sign_in_page(*, csrf_token: str, next_path: str, message: str = "", note: str = "",
+                 username: str = "") -> str:
+    """The sign-in form (a plain form post; the password never goes into a URL)."""
+    parts = ["<h1>Sign in to otwatch</h1>"]
+    if note:
+        parts.append(f'<p class="note">{e(note)}</p>')
+    if message:
+        parts.append(f'<p class="bad" role="alert">{e(message)}</p>')
+    parts.append(
+        '<form class="signin" method="post" action="/login">'
+        f'<input type="hidden" name="csrf_token" value="{e(csrf_token)}">'
+        f'<input type="hidden" name="next" value="{e(next_path)}">'
+        '<label for="username">User name</label>'
+        f'<input id="username" name="username" autocomplete="username" required '
+        f'value="{e(username)}">'
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password" '
+        'autocomplete="current-password" required>'
+        '<button type="submit">Sign in</button></form>')
+    return page("Sign in otwatch", "".join(parts))
+
+
+def users_page(users: Sequence[Any], events: Sequence[Any], viewer: Viewer) -> str:
+    """The admin's page: who may sign in with which roles, and the latest security events."""
+    user_rows = [(e(u.user_id), e(u.printed_name), e(", ".join(sorted(u.roles))), e(u.source),
+                  "disabled" if u.disabled else "active") for u in users]
+    event_rows = [(e(v.at), e(v.event), e(v.username), e(v.source), e(v.actor), e(v.detail))
+                  for v in events]
+    body = ("<h1>Users</h1><p>Managed with <code>otwatch-records users</code> and "
+            "<code>otwatch-records tokens</code>.</p>"
+            + table(("User id", "Printed name", "Roles", "Source", "State"), user_rows)
+            + "<h2>Security log (newest first)</h2>"
+            + table(("At", "Event", "User", "From", "By", "Detail"), event_rows))
+    return page("Users otwatch", body, viewer=viewer)

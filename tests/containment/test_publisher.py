@@ -19,6 +19,7 @@ from detectors.containment import ContainmentPublisher, TrailCursor
 from detectors.records import LotHold, RecordStore, StoreUnavailable, open_store
 from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.kafka_read import Received, read_topics
+from tests.records.people import QA, enrol
 from tests.support.events import WORKDAY, make_event
 
 TOPIC = "otwatch.containment"
@@ -34,6 +35,7 @@ def db(tmp_path: Path) -> str:
 def store(db: str) -> Iterator[RecordStore]:
     opened = open_store(db)
     opened.migrate()
+    enrol(opened, WORKDAY)
     yield opened
     opened.close()
 
@@ -47,13 +49,13 @@ def open_record(store: RecordStore) -> str:
     (outcome,) = store.record_events([(event, cls)], now=WORKDAY)
     assert outcome.record_id is not None
     for state in ("triage", "containment"):
-        store.transition(outcome.record_id, state, actor="jdoe", roles=["quality"],
-                         reason=f"to {state}", now=WORKDAY)
+        store.transition(outcome.record_id, state, actor=QA, reason=f"to {state}",
+                         now=WORKDAY)
     return outcome.record_id
 
 
 def set_holds(store: RecordStore, record_id: str, holds: list[LotHold], minutes: int) -> None:
-    store.update_field(record_id, "containment.lot_holds", holds, actor="jdoe",
+    store.update_field(record_id, "containment.lot_holds", holds, actor=QA,
                        reason="lots made under the unapproved setpoint",
                        now=WORKDAY + timedelta(minutes=minutes))
 
@@ -99,7 +101,7 @@ async def test_hold_release_and_restart(
             "schema": "otwatch.containment/1", "message_id": f"{seq}/LOT-7/hold",
             "trail_seq": seq, "record_id": record_id, "ticket_id": record.security_ticket,
             "controller": "oven-01", "lot": "LOT-7", "action": "hold",
-            "reason": "lots made under the unapproved setpoint", "actor": "jdoe",
+            "reason": "lots made under the unapproved setpoint", "actor": "qa.lee",
             "released_by": None, "time": "2026-11-23T10:01:00.000000+00:00",
             "recorded_at": "2026-11-23T10:02:00.000000+00:00",
         }

@@ -20,6 +20,8 @@ from detectors.containment import TrailCursor
 from detectors.records import open_store
 from simulators.broker import EmbeddedBroker
 from tests.containment.test_publisher import TOPIC, actions, hold, open_record, read, set_holds
+from tests.records.people import enrol
+from tests.support.events import WORKDAY
 
 pytestmark = pytest.mark.e2e
 
@@ -66,6 +68,7 @@ async def test_the_publisher_waits_for_the_migration_then_publishes(
         store = open_store(db)  # now the classifier migrates it and a record gets a lot hold
         try:
             store.migrate()
+            enrol(store, WORKDAY)  # the people who work records
             record_id = open_record(store)
             set_holds(store, record_id, [hold("LOT-7")], minutes=2)
             assert actions(await read(broker, 1)) == [("LOT-7", "hold")]

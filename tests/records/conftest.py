@@ -13,6 +13,7 @@ import pytest
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.records import RecordStore, open_store
+from tests.records.people import enrol
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -41,6 +42,7 @@ def store(store_target: tuple[str, str | None]) -> Iterator[RecordStore]:
     target, schema = store_target
     opened = open_store(target, schema=schema)
     opened.migrate()
+    enrol(opened, T0)
     yield opened
     opened.close()
 

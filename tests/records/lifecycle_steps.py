@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from detectors.records import RecordStore, Signature, State
+from detectors.records import RecordStore, State
 from tests.records.conftest import T0
-
-QA = {"quality"}
-SEC = {"security"}
-SIGNED = [
-    Signature(printed_name="Quinn Quality", role="quality", meaning="approved"),
-    Signature(printed_name="Sam Security", role="security", meaning="approved"),
-]
+from tests.records.people import QA, SOC, sign
 
 ACTION = {
     "id": "A1", "description": "restrict engineering workstation access", "owner": "sec-lead",
@@ -26,19 +20,25 @@ def at(hours: float) -> datetime:
 
 def prepare_plan(store: RecordStore, rid: str, now: datetime) -> None:
     store.update_field(rid, "log.success_criteria", "no unapproved setpoint change for 30 days",
-                       actor="qa", reason="criteria agreed", now=now)
-    store.update_field(rid, "capa_actions", [ACTION], actor="qa", reason="plan drafted", now=now)
+                       actor=QA, reason="criteria agreed", now=now)
+    store.update_field(rid, "capa_actions", [ACTION], actor=QA, reason="plan drafted", now=now)
 
 
 def finish_actions(store: RecordStore, rid: str, now: datetime) -> None:
     done = {**ACTION, "status": "done"}
-    store.update_field(rid, "capa_actions", [done], actor="sec", reason="action done", now=now)
+    store.update_field(rid, "capa_actions", [done], actor=SOC, reason="action done", now=now)
     store.update_field(
         rid, "effectiveness_check",
         {"performed_by": "qa", "performed_at": now.isoformat(), "effective": True,
          "against_criteria": "no unapproved setpoint change for 30 days"},
-        actor="qa", reason="30 days clean", now=now,
+        actor=QA, reason="30 days clean", now=now,
     )
+
+
+def sign_both(store: RecordStore, rid: str, now: datetime) -> None:
+    """The two signatures of a signed step: quality by qa.lee, security by soc.kim."""
+    sign(store, rid, "qa.lee", "quality", now)
+    sign(store, rid, "soc.kim", "security", now)
 
 
 def drive(store: RecordStore, rid: str, to: State, start_hours: float = 1.0) -> None:
@@ -52,8 +52,7 @@ def drive(store: RecordStore, rid: str, to: State, start_hours: float = 1.0) -> 
             prepare_plan(store, rid, now)
         if state is State.CLOSED:
             finish_actions(store, rid, now)
-        signed = SIGNED if state in (State.IMPLEMENTATION, State.CLOSED) else []
-        store.transition(rid, state, actor="qa", roles=QA, reason=f"to {state.value}", now=now,
-                         signatures=signed)
+        if state in (State.IMPLEMENTATION, State.CLOSED):
+            sign_both(store, rid, now)
+        store.transition(rid, state, actor=QA, reason=f"to {state.value}", now=now)
         hours += 1
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,19 +13,29 @@ import pytest
 from detectors.records import RecordStore, State
 from detectors.records_cli import main
 from tests.records.conftest import T0, classified, event
-from tests.records.lifecycle_steps import at, drive
+from tests.records.lifecycle_steps import at, drive, prepare_plan
+from tests.records.people import PASSWORD
 
 Cap = pytest.CaptureFixture[str]
 
 
+CHEAP_CONFIG = "identity:\n  argon2: {time_cost: 1, memory_cost: 8, parallelism: 1}\n"
+
+
 @pytest.fixture
-def argv_db(store: RecordStore, store_target: tuple[str, str | None]) -> list[str]:
-    """``--db`` (and ``--schema``) for the store, holding two records."""
+def argv_db(store: RecordStore, store_target: tuple[str, str | None], tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``--db`` (and ``--schema``) for the store, holding two records, and ``--config`` with
+    a cheap password hash; every password prompt answers the test people's password."""
     store.record_events([(event(1, approval=True), classified(key="a")),
                          (event(2, controller="press-02", tag="Speed"), classified(key="b"))],
                         now=T0)
     target, schema = store_target
-    return ["--db", target, *(["--schema", schema] if schema else [])]
+    config = tmp_path / "records-ui.yaml"
+    config.write_text(CHEAP_CONFIG)
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": PASSWORD)
+    monkeypatch.delenv("OTWATCH_TOKEN", raising=False)
+    return ["--db", target, *(["--schema", schema] if schema else []), "--config", str(config)]
 
 
 def test_list_table_and_json(argv_db: list[str], capsys: Cap) -> None:
@@ -51,39 +62,99 @@ def test_show(argv_db: list[str], capsys: Cap) -> None:
     assert "NC-2026-000077" in capsys.readouterr().err
 
 
-def test_transition_update_and_verify(argv_db: list[str], capsys: Cap) -> None:
+def test_transition_update_and_verify(argv_db: list[str], capsys: Cap,
+                                      store: RecordStore) -> None:
     rid = "NC-2026-000001"
-    assert main([*argv_db, "transition", rid, "triage", "--actor", "jdoe", "--role", "quality",
-                 "--reason", "triaged"]) == 0
-    assert main([*argv_db, "transition", rid, "closed", "--actor", "jdoe", "--role", "quality",
-                 "--reason", "done"]) == 1
+    qa = [*argv_db, "--user", "qa.lee"]
+    assert main([*qa, "transition", rid, "triage", "--reason", "triaged"]) == 0
+    assert "triage by qa.lee" in capsys.readouterr().out
+    assert main([*qa, "transition", rid, "closed", "--reason", "done"]) == 1
     assert "'triage'" in capsys.readouterr().err
-    assert main([*argv_db, "update", rid, "log.owner", '"jdoe"', "--actor", "jdoe",
-                 "--reason", "owner named"]) == 0
-    assert main([*argv_db, "update", rid, "log.owner", "jdoe", "--actor", "jdoe",
-                 "--reason", "x"]) == 2
-    assert main([*argv_db, "transition", rid, "containment", "--actor", "j", "--role", "quality",
-                 "--reason", "r", "--sign", "only-a-name"]) == 2
+    assert main([*qa, "update", rid, "log.owner", '"jdoe"', "--reason", "owner named"]) == 0
+    assert main([*qa, "update", rid, "log.owner", "jdoe", "--reason", "x"]) == 2
+    assert [e.actor for e in store.trail(rid)][-2:] == ["qa.lee", "qa.lee"]
     assert main([*argv_db, "verify"]) == 0
     assert "intact" in capsys.readouterr().out
 
 
-def test_signed_transition_from_cli(store: RecordStore, argv_db: list[str]) -> None:
+def test_there_is_no_actor_option_and_a_write_signs_in(
+    argv_db: list[str], capsys: Cap, monkeypatch: pytest.MonkeyPatch, store: RecordStore,
+) -> None:
+    rid = "NC-2026-000001"
+    with pytest.raises(SystemExit):
+        main([*argv_db, "transition", rid, "triage", "--actor", "jdoe", "--reason", "r"])
+    assert "--actor" in capsys.readouterr().err
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "wrong")
+    assert main([*argv_db, "--user", "qa.lee", "transition", rid, "triage",
+                 "--reason", "r"]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert main([*argv_db, "--user", "op.smith", "comment", rid, "LOT-7 ran hot"]) == 1
+    assert store.get_record(rid).state is State.DETECTED
+
+
+def test_a_signature_where_none_is_needed_exits_2_and_stores_nothing(
+    argv_db: list[str], capsys: Cap, store: RecordStore,
+) -> None:
+    rid = "NC-2026-000001"
+    before = store.trail(rid)
+    assert main([*argv_db, "--user", "qa.lee", "transition", rid, "triage", "--reason", "r",
+                 "--sign", "quality", "--meaning", "ok"]) == 2
+    assert "needs no signature" in capsys.readouterr().err
+    assert main([*argv_db, "--user", "qa.lee", "sign", rid, "--as", "quality",
+                 "--meaning", "ok"]) == 2
+    assert "no signature is needed" in capsys.readouterr().err
+    assert main([*argv_db, "--user", "qa.lee", "transition", rid, "triage", "--reason", "r",
+                 "--sign", "quality"]) == 2
+    assert store.trail(rid) == before and store.get_record(rid).signatures == []
+
+
+def test_signed_transition_from_cli(store: RecordStore, argv_db: list[str], capsys: Cap) -> None:
     rid = "NC-2026-000001"
     drive(store, rid, State.ACTION_PLAN)
-    store.update_field(rid, "log.success_criteria", "30 days clean", actor="q", reason="r",
-                       now=at(9))
-    store.update_field(rid, "capa_actions", [{
-        "id": "A1", "description": "d", "owner": "o", "domain": "both",
-        "original_due": "2026-04-01", "current_due": "2026-04-01"}],
-        actor="q", reason="r", now=at(9))
-    assert main([*argv_db, "transition", rid, "implementation", "--actor", "jdoe", "--role",
-                 "quality", "--reason", "plan approved",
-                 "--sign", "Jane Doe|quality|plan approved",
-                 "--sign", "Sam Roe|security|plan approved"]) == 0
+    prepare_plan(store, rid, at(9))
+    assert main([*argv_db, "--user", "qa.lee", "sign", rid, "--as", "quality",
+                 "--meaning", "plan approved"]) == 0
+    assert main([*argv_db, "--user", "qa.lee", "sign", rid, "--as", "security",
+                 "--meaning", "plan approved"]) == 2
+    assert "does not hold the security role" in capsys.readouterr().err
+    assert main([*argv_db, "--user", "soc.kim", "transition", rid, "implementation",
+                 "--reason", "plan approved", "--sign", "security",
+                 "--meaning", "plan approved"]) == 0
     record = store.get_record(rid)
     assert record.state is State.IMPLEMENTATION
-    assert [s.printed_name for s in record.signatures] == ["Jane Doe", "Sam Roe"]
+    assert [(s.printed_name, s.user_id, s.role.value) for s in record.signatures] == [
+        ("Quinn Lee", "qa.lee", "quality"), ("Sam Kim", "soc.kim", "security")]
+
+
+def test_a_token_signs_the_cli_in_and_a_signature_still_asks_the_password(
+    store: RecordStore, argv_db: list[str], tmp_path: Path, capsys: Cap,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from detectors.identity import create_token
+
+    rid = "NC-2026-000001"
+    with store.database.write() as conn:
+        _, token = create_token(conn, "qa.lee", "cli", now=datetime.now(UTC), days=1, by="t")
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    asked: list[str] = []
+
+    def getpass(prompt: str = "") -> str:
+        asked.append(prompt)
+        return PASSWORD
+
+    monkeypatch.setattr("getpass.getpass", getpass)
+    assert main([*argv_db, "--token-file", str(path), "comment", rid, "seen"]) == 0
+    assert asked == []
+    monkeypatch.setenv("OTWATCH_TOKEN", token)
+    assert main([*argv_db, "comment", rid, "seen again"]) == 0
+    drive(store, rid, State.ACTION_PLAN)
+    assert main([*argv_db, "sign", rid, "--as", "quality", "--meaning", "plan ok"]) == 0
+    assert asked == ["Password for qa.lee (to sign): "]
+    assert [e.actor for e in store.trail(rid) if e.field == "comment"] == ["qa.lee", "qa.lee"]
+    monkeypatch.setenv("OTWATCH_TOKEN", token[:-3] + "xyz")
+    assert main([*argv_db, "comment", rid, "x"]) == 1
+    assert "API token refused: unknown token" in capsys.readouterr().err
 
 
 def test_kpis(argv_db: list[str], capsys: Cap) -> None:
@@ -142,5 +213,6 @@ def test_help_lists_commands(capsys: Cap) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("list", "show", "verify", "transition", "kpis", "export"):
+    for command in ("list", "show", "verify", "transition", "sign", "comment", "users",
+                    "tokens", "kpis", "export"):
         assert command in out

@@ -11,6 +11,7 @@ from detectors.records import (
     GRANTS,
     Actor,
     AddCapaAction,
+    AddComment,
     CapaAction,
     ConcurrentUpdate,
     ContainmentDecision,
@@ -30,6 +31,7 @@ from detectors.records import (
     State,
     Transition,
     TransitionRefused,
+    UnknownActor,
     UpdateCapaAction,
     UpdateDecision,
     UpdateSection,
@@ -38,10 +40,7 @@ from detectors.records.kpis import compute
 from detectors.records.tables import capa_actions, lot_holds
 from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import ACTION, at
-
-QA = Actor("qa.lee", {"quality"})
-SOC = Actor("soc.kim", {"security"})
-OPERATOR = Actor("op.smith", {"operator"})
+from tests.records.people import OPERATOR, QA, SOC, VIEWER
 
 
 @pytest.fixture
@@ -50,9 +49,12 @@ def rid(store: RecordStore) -> str:
     return out.record_id or ""
 
 
-def test_every_role_in_the_table_is_a_known_one_and_both_may_do_everything_today() -> None:
-    assert set(GRANTS) == {"quality", "security"}
-    assert all(granted == frozenset(Permission) for granted in GRANTS.values())
+def test_the_table_has_the_six_roles_and_every_permission_is_granted() -> None:
+    assert set(GRANTS) == {"viewer", "operator", "quality", "security", "approver", "admin"}
+    assert set().union(*GRANTS.values()) == set(Permission)
+    assert GRANTS["viewer"] == {Permission.VIEW_RECORDS}
+    assert GRANTS["admin"] == {Permission.MANAGE_USERS}
+    assert Permission.SIGN in GRANTS["approver"] and Permission.SIGN not in GRANTS["quality"]
 
 
 def test_hold_and_release_a_lot_with_version_and_trail(store: RecordStore, rid: str) -> None:
@@ -113,7 +115,7 @@ def test_a_stale_version_is_refused_naming_record_and_versions(
     store: RecordStore, rid: str,
 ) -> None:
     read = store.get_record(rid)
-    store.update_field(rid, "log.owner", "qa.lee", actor="qa.lee", reason="owner", now=at(1))
+    store.update_field(rid, "log.owner", "qa.lee", actor=QA, reason="owner", now=at(1))
     trail = store.trail()
     with pytest.raises(ConcurrentUpdate) as info:
         store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold",
@@ -122,14 +124,14 @@ def test_a_stale_version_is_refused_naming_record_and_versions(
         rid, read.version, read.version + 1)
     assert f"expected version {read.version}" in str(info.value) and rid in str(info.value)
     with pytest.raises(ConcurrentUpdate):
-        store.transition(rid, "triage", actor="qa", roles={"quality"}, reason="r", now=at(2),
+        store.transition(rid, "triage", actor=QA, reason="r", now=at(2),
                          expected_version=read.version)
     assert store.trail() == trail
 
 
 def test_a_change_that_changes_nothing_keeps_the_version(store: RecordStore, rid: str) -> None:
-    first = store.update_field(rid, "log.owner", "x", actor="qa", reason="r", now=at(1))
-    again = store.update_field(rid, "log.owner", "x", actor="qa", reason="r", now=at(2),
+    first = store.update_field(rid, "log.owner", "x", actor=QA, reason="r", now=at(1))
+    again = store.update_field(rid, "log.owner", "x", actor=QA, reason="r", now=at(2),
                                expected_version=first.version)
     assert again.version == first.version
 
@@ -137,12 +139,11 @@ def test_a_change_that_changes_nothing_keeps_the_version(store: RecordStore, rid
 def test_permission_comes_from_the_table(store: RecordStore, rid: str) -> None:
     trail = store.trail()
     with pytest.raises(PermissionDenied, match=r"'op\.smith' may not hold or release lots: "
-                                               r"that needs the quality or the security role"):
+                                               r"that needs the quality role"):
         store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="x"), actor=OPERATOR,
                       now=at(1))
     with pytest.raises(PermissionDenied, match="edit a record's sections"):
-        store.update_field(rid, "log.owner", "x", actor="op", reason="r", now=at(1),
-                           roles={"operator"})
+        store.update_field(rid, "log.owner", "x", actor=OPERATOR, reason="r", now=at(1))
     with pytest.raises(TransitionRefused, match="quality or the security role"):
         store.execute(Transition(record_id=rid, to=State.TRIAGE, reason="x"), actor=OPERATOR,
                       now=at(1))
@@ -217,6 +218,43 @@ def test_ticket_status_and_section_commands_match_the_wrappers(
 
 
 def test_final_records_take_no_command(store: RecordStore, rid: str) -> None:
-    store.transition(rid, "cancelled", actor="qa", roles={"quality"}, reason="dup", now=at(1))
+    store.transition(rid, "cancelled", actor=QA, reason="dup", now=at(1))
     with pytest.raises(InvalidUpdate, match="cancelled"):
         store.execute(PlaceHold(record_id=rid, lot_id="L", reason="x"), actor=QA, now=at(2))
+
+
+def test_roles_are_the_users_tables_not_the_callers(store: RecordStore, rid: str) -> None:
+    """An Actor that claims roles its user does not hold acts with the held ones only."""
+    trail = store.trail()
+    claims_quality = Actor("op.smith", {"quality", "security", "admin"})
+    with pytest.raises(PermissionDenied, match="hold or release lots"):
+        store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="x"),
+                      actor=claims_quality, now=at(1))
+    with pytest.raises(UnknownActor, match="no such user"):
+        store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="x"),
+                      actor=Actor("mallory", {"quality"}), now=at(1))
+    assert store.trail() == trail
+
+
+def test_a_disabled_user_acts_no_more(store: RecordStore, rid: str) -> None:
+    from detectors.identity import set_disabled
+
+    with store.database.write() as conn:
+        set_disabled(conn, "qa.lee", True, by="admin.ada", now=at(1))
+    with pytest.raises(UnknownActor, match="disabled"):
+        store.update_field(rid, "log.owner", "x", actor=QA, reason="r", now=at(2))
+
+
+def test_an_operator_comments_and_reports_a_viewer_only_reads(
+    store: RecordStore, rid: str,
+) -> None:
+    store.execute(AddComment(record_id=rid, reason="line A ran LOT-7 at 215 degC"),
+                  actor=OPERATOR, now=at(1))
+    store.execute(ContributeImpact(record_id=rid, function="production",
+                                   assessment="LOT-7 ran 20 min", reason="production view"),
+                  actor=OPERATOR, now=at(1))
+    entry = store.trail(rid)[-2]
+    assert (entry.field, entry.actor, entry.new) == (
+        "comment", "op.smith", '"line A ran LOT-7 at 215 degC"')
+    with pytest.raises(PermissionDenied, match="comment on a record"):
+        store.execute(AddComment(record_id=rid, reason="hello"), actor=VIEWER, now=at(2))

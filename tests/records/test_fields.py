@@ -9,6 +9,7 @@ import pytest
 from detectors.records import FishboneCategory, InvalidUpdate, ReasonRequired, RecordStore, State
 from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import ACTION, at, drive
+from tests.records.people import QA, SOC
 
 
 @pytest.fixture
@@ -18,24 +19,24 @@ def rid(store: RecordStore) -> str:
 
 
 def test_sections_update_with_old_new_actor_reason(store: RecordStore, rid: str) -> None:
-    store.update_field(rid, "log.root_cause", "shared engineering password", actor="qa",
+    store.update_field(rid, "log.root_cause", "shared engineering password", actor=QA,
                        reason="RCA concluded", now=at(1))
     store.update_field(rid, "impact", {
         "product_impact": "lots LOT-7 out of spec risk", "data_integrity": "batch record intact",
         "systems": [{"name": "press-01 PLC", "validated": True}],
         "regulatory_notification_required": False, "regulatory_rationale": "no release",
-        "containment_risk": "low"}, actor="qa", reason="assessed", now=at(1))
+        "containment_risk": "low"}, actor=QA, reason="assessed", now=at(1))
     store.update_field(rid, "affected_lots", [
         {"lot_id": "LOT-7", "controller": "press-01", "started_at": at(0).isoformat()}],
-        actor="qa", reason="MES lot genealogy", now=at(1))
+        actor=QA, reason="MES lot genealogy", now=at(1))
     store.update_field(rid, "containment", {
         "lot_holds": [{"lot_id": "LOT-7", "held_at": at(1).isoformat()}],
-        "release_freeze": True, "evidence_preserved": True}, actor="qa", reason="hold", now=at(1))
+        "release_freeze": True, "evidence_preserved": True}, actor=QA, reason="hold", now=at(1))
     store.update_field(rid, "rca", {
         "five_whys": ["setpoint changed", "engineer logged in", "password shared"],
         "fishbone": {"security_controls": ["no MFA on EWS"], "people": ["training"]}},
-        actor="qa", reason="RCA", now=at(2))
-    store.update_field(rid, "capa_actions", [ACTION], actor="qa", reason="plan", now=at(2))
+        actor=QA, reason="RCA", now=at(2))
+    store.update_field(rid, "capa_actions", [ACTION], actor=QA, reason="plan", now=at(2))
     record = store.get_record(rid)
     assert record.log.root_cause == "shared engineering password"
     assert record.impact.systems[0].validated
@@ -45,37 +46,37 @@ def test_sections_update_with_old_new_actor_reason(store: RecordStore, rid: str)
     assert record.capa_actions[0].original_due.isoformat() == "2026-03-20"
     entry = next(e for e in store.trail(rid) if e.field == "log.root_cause")
     assert (entry.actor, entry.reason, entry.old, entry.new) == (
-        "qa", "RCA concluded", '""', '"shared engineering password"')
+        "qa.lee", "RCA concluded", '""', '"shared engineering password"')
     assert store.verify_trail().ok
 
 
 def test_bad_updates_are_refused_and_change_nothing(store: RecordStore, rid: str) -> None:
     before = store.trail()
     with pytest.raises(InvalidUpdate, match=r"'state'.*transition"):
-        store.update_field(rid, "state", "closed", actor="qa", reason="x", now=at(1))
+        store.update_field(rid, "state", "closed", actor=QA, reason="x", now=at(1))
     with pytest.raises(InvalidUpdate, match="no key 'nope'"):
-        store.update_field(rid, "log.nope", "x", actor="qa", reason="x", now=at(1))
+        store.update_field(rid, "log.nope", "x", actor=QA, reason="x", now=at(1))
     with pytest.raises(InvalidUpdate, match="capa_actions"):
-        store.update_field(rid, "capa_actions", [{"id": "A1"}], actor="qa", reason="x", now=at(1))
+        store.update_field(rid, "capa_actions", [{"id": "A1"}], actor=QA, reason="x", now=at(1))
     with pytest.raises(InvalidUpdate, match="fishbone"):
-        store.update_field(rid, "rca.fishbone", {"luck": ["x"]}, actor="qa", reason="x", now=at(1))
+        store.update_field(rid, "rca.fishbone", {"luck": ["x"]}, actor=QA, reason="x", now=at(1))
     with pytest.raises(ReasonRequired):
-        store.update_field(rid, "log.owner", "qa", actor="qa", reason="", now=at(1))
+        store.update_field(rid, "log.owner", "qa", actor=QA, reason="", now=at(1))
     assert store.trail() == before
 
 
 def test_unchanged_value_writes_no_entry(store: RecordStore, rid: str) -> None:
-    store.update_field(rid, "log.owner", "qa-lead", actor="qa", reason="owner", now=at(1))
+    store.update_field(rid, "log.owner", "qa-lead", actor=QA, reason="owner", now=at(1))
     count = len(store.trail())
-    store.update_field(rid, "log.owner", "qa-lead", actor="qa", reason="owner", now=at(2))
+    store.update_field(rid, "log.owner", "qa-lead", actor=QA, reason="owner", now=at(2))
     assert len(store.trail()) == count
 
 
 def test_final_records_are_not_edited(store: RecordStore, rid: str) -> None:
     drive(store, rid, State.TRIAGE)
-    store.transition(rid, "cancelled", actor="qa", roles={"quality"}, reason="dup", now=at(3))
+    store.transition(rid, "cancelled", actor=QA, reason="dup", now=at(3))
     with pytest.raises(InvalidUpdate, match="cancelled"):
-        store.update_field(rid, "log.owner", "x", actor="qa", reason="x", now=at(4))
+        store.update_field(rid, "log.owner", "x", actor=QA, reason="x", now=at(4))
 
 
 def test_evidence_keeps_raw_event_and_context(store: RecordStore, rid: str) -> None:
@@ -92,20 +93,20 @@ def test_publisher_follows_trail_and_lot_suggestions(store: RecordStore, rid: st
     head = store.trail()[-1].seq
     store.update_field(rid, "containment", {
         "lot_holds": [{"lot_id": "LOT-7", "held_at": at(1).isoformat()}]},
-        actor="qa", reason="hold", now=at(1))
+        actor=QA, reason="hold", now=at(1))
     (entry,) = store.trail_since(head)
     assert entry.field == "containment" and "LOT-7" in (entry.new or "")
     assert store.trail_since(entry.seq) == []
 
 
 def test_ticket_status_is_tracked_and_follows_closure(store: RecordStore, rid: str) -> None:
-    store.update_field(rid, "ticket.status", "in_progress", actor="soc", reason="analyst on it",
+    store.update_field(rid, "ticket.status", "in_progress", actor=SOC, reason="analyst on it",
                        now=at(1))
     record = store.get_record(rid)
     assert record.ticket is not None and record.ticket.status == "in_progress"
     with pytest.raises(InvalidUpdate, match=r"ticket\.status"):
-        store.update_field(rid, "ticket.status", "done?", actor="soc", reason="x", now=at(1))
-    store.transition(rid, "cancelled", actor="qa", roles={"security"}, reason="test asset",
+        store.update_field(rid, "ticket.status", "done?", actor=SOC, reason="x", now=at(1))
+    store.transition(rid, "cancelled", actor=QA, reason="test asset",
                      now=at(2))
     record = store.get_record(rid)
     assert record.ticket is not None and record.ticket.status == "cancelled"

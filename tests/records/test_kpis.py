@@ -10,6 +10,7 @@ from detectors.records import RecordStore, State
 from detectors.records.kpis import compute
 from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive
+from tests.records.people import QA
 
 
 def _action(aid: str, due: str, current: str | None = None, status: str = "open") -> dict[str, str]:
@@ -32,11 +33,11 @@ def build_history(store: RecordStore) -> None:
     rid_b = b.record_id or ""
     store.update_field(rid_b, "capa_actions",
                        [_action("B1", "2026-03-01"), _action("B2", "2026-03-05"),
-                        _action("B3", "2026-04-01")], actor="qa", reason="plan", now=at(3))
+                        _action("B3", "2026-04-01")], actor=QA, reason="plan", now=at(3))
     store.update_field(rid_b, "capa_actions",
                        [_action("B1", "2026-03-01", "2026-04-01", "done"),
                         _action("B2", "2026-03-05"), _action("B3", "2026-04-01")],
-                       actor="qa", reason="B1 done", now=at(30))
+                       actor=QA, reason="B1 done", now=at(30))
     (c,) = store.record_events([(event(3, minutes=8 * 60), classified(key="a2"))],
                                now=at(8) + timedelta(seconds=30))
     assert c.created
@@ -62,7 +63,7 @@ def test_kpis_ignore_editable_fields(store: RecordStore) -> None:
     store.update_field(rid_b, "capa_actions",
                        [_action("B1", "2026-03-31", "2026-04-01", "done"),
                         _action("B2", "2026-03-31"), _action("B3", "2026-04-01")],
-                       actor="qa", reason="tidy", now=at(40))
+                       actor=QA, reason="tidy", now=at(40))
     kpis = store.kpis(T0.replace(day=10))
     assert (kpis.actions_due, kpis.actions_done_by_original_due) == (3, 1)
 

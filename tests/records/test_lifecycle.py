@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from detectors.records import (
     OPEN_STATES,
     MasterRecord,
+    ReasonRequired,
     RecordStore,
     Signature,
     State,
@@ -18,10 +17,16 @@ from detectors.records import (
 )
 from detectors.records.lifecycle import SIGNED as SIGNED_STEPS
 from tests.records.conftest import T0, classified, event
-from tests.records.lifecycle_steps import QA, SEC, SIGNED, at, drive, finish_actions, prepare_plan
+from tests.records.lifecycle_steps import at, drive, finish_actions, prepare_plan, sign_both
+from tests.records.people import OPERATOR, QA, SOC, sign
 
 FORWARD = [State.DETECTED, State.TRIAGE, State.CONTAINMENT, State.INVESTIGATION,
            State.ACTION_PLAN, State.IMPLEMENTATION, State.EFFECTIVENESS_CHECK, State.CLOSED]
+ROLES = {"quality"}
+SIGNED = [
+    Signature(printed_name="Quinn Lee", user_id="qa.lee", role="quality", meaning="approved"),
+    Signature(printed_name="Sam Kim", user_id="soc.kim", role="security", meaning="approved"),
+]
 
 
 def new_record(store: RecordStore) -> str:
@@ -35,8 +40,12 @@ def test_whole_lifecycle_to_closed(store: RecordStore) -> None:
     drive(store, rid, State.CLOSED)
     record = store.get_record(rid)
     assert record.state is State.CLOSED
-    assert [(s.role.value, s.meaning) for s in record.signatures] == [
-        ("quality", "approved"), ("security", "approved")] * 2
+    assert [(s.user_id, s.role.value, s.meaning, s.step) for s in record.signatures] == [
+        ("qa.lee", "quality", "approved", "action_plan->implementation"),
+        ("soc.kim", "security", "approved", "action_plan->implementation"),
+        ("qa.lee", "quality", "approved", "effectiveness_check->closed"),
+        ("soc.kim", "security", "approved", "effectiveness_check->closed")]
+    assert [s.printed_name for s in record.signatures[:2]] == ["Quinn Lee", "Sam Kim"]
     assert all(s.signed_at is not None for s in record.signatures)
     states = [e.new for e in store.trail(rid) if e.field == "state"]
     assert states == [f'"{s.value}"' for s in FORWARD[1:]]
@@ -47,25 +56,27 @@ def test_cancel_from_an_open_state_needs_a_reason(store: RecordStore) -> None:
     rid = new_record(store)
     drive(store, rid, State.INVESTIGATION)
     record = store.get_record(rid)
-    assert "a reason" in missing_for(record, State.CANCELLED, roles=QA, reason=" ", signatures=[])
-    record = store.transition(rid, "cancelled", actor="qa", roles=SEC,
+    assert "a reason" in missing_for(record, State.CANCELLED, roles=ROLES, reason=" ",
+                                     signatures=[])
+    record = store.transition(rid, "cancelled", actor=SOC,
                               reason="duplicate of NC-2026-000009", now=at(9))
     assert record.state is State.CANCELLED and record.cancel_reason.startswith("duplicate")
 
 
 @pytest.mark.parametrize("state", sorted(OPEN_STATES))
 def test_cancel_is_allowed_from_every_open_state(state: State) -> None:
-    assert missing_for(_record(state), State.CANCELLED, roles=QA, reason="r", signatures=[]) == []
+    assert missing_for(_record(state), State.CANCELLED, roles=ROLES, reason="r",
+                       signatures=[]) == []
 
 
 def test_store_requires_reason_and_actor(store: RecordStore) -> None:
-    from detectors.records import ReasonRequired
+    from detectors.records import Actor
 
     rid = new_record(store)
     with pytest.raises(ReasonRequired, match="reason"):
-        store.transition(rid, "triage", actor="qa", roles=QA, reason="", now=at(1))
+        store.transition(rid, "triage", actor=QA, reason="", now=at(1))
     with pytest.raises(ReasonRequired, match="actor"):
-        store.transition(rid, "triage", actor="", roles=QA, reason="x", now=at(1))
+        store.transition(rid, "triage", actor=Actor(" "), reason="x", now=at(1))
 
 
 def _record(state: State, **extra: object) -> MasterRecord:
@@ -84,7 +95,7 @@ def _record(state: State, **extra: object) -> MasterRecord:
 def test_only_lifecycle_steps_are_allowed(current: State, target: State) -> None:
     """Every (current, target) pair outside the graph is refused, naming both states."""
     allowed = allowed_targets(current)
-    missing = missing_for(_record(current), target, roles=QA, reason="r", signatures=SIGNED)
+    missing = missing_for(_record(current), target, roles=ROLES, reason="r", signatures=SIGNED)
     step_error = [m for m in missing if m.startswith("not a lifecycle step")]
     assert bool(step_error) == (target not in allowed)
     if current in (State.CLOSED, State.CANCELLED):
@@ -94,60 +105,59 @@ def test_only_lifecycle_steps_are_allowed(current: State, target: State) -> None
 def test_forbidden_transition_error_names_states_and_what_is_missing(store: RecordStore) -> None:
     rid = new_record(store)
     with pytest.raises(TransitionRefused) as info:
-        store.transition(rid, "closed", actor="qa", roles=QA, reason="done", now=at(1))
+        store.transition(rid, "closed", actor=QA, reason="done", now=at(1))
     message = str(info.value)
     assert "'detected'" in message and "'closed'" in message and "not a lifecycle step" in message
     assert info.value.current == "detected" and info.value.requested == "closed"
     assert store.get_record(rid).state is State.DETECTED
 
 
-def test_plan_approval_needs_both_role_signatures_criteria_and_actions(
+def test_plan_approval_needs_both_signatures_criteria_and_actions(store: RecordStore) -> None:
+    rid = new_record(store)
+    drive(store, rid, State.ACTION_PLAN)
+    sign(store, rid, "qa.lee", "quality", at(9))
+    with pytest.raises(TransitionRefused) as info:
+        store.transition(rid, "implementation", actor=QA, reason="approve", now=at(9))
+    text = str(info.value)
+    assert "signature as security" in text and "signature as quality" not in text
+    assert "CAPA action" in text and "success criteria" in text
+    prepare_plan(store, rid, at(9))
+    sign(store, rid, "soc.kim", "security", at(9))
+    store.transition(rid, "implementation", actor=QA, reason="approve", now=at(9))
+
+
+def test_closing_needs_effective_check_every_action_done_and_new_signatures(
     store: RecordStore,
 ) -> None:
     rid = new_record(store)
-    drive(store, rid, State.ACTION_PLAN)
-    with pytest.raises(TransitionRefused) as info:
-        store.transition(rid, "implementation", actor="qa", roles=QA, reason="approve",
-                         now=at(9), signatures=SIGNED[:1])
-    text = str(info.value)
-    assert "security role" in text and "quality role" not in text
-    assert "CAPA action" in text and "success criteria" in text
-    prepare_plan(store, rid, at(9))
-    store.transition(rid, "implementation", actor="qa", roles=QA, reason="approve", now=at(9),
-                     signatures=SIGNED)
-
-
-def test_closing_needs_effective_check_and_every_action_done(store: RecordStore) -> None:
-    rid = new_record(store)
     drive(store, rid, State.EFFECTIVENESS_CHECK)
+    sign_both(store, rid, at(9))
     with pytest.raises(TransitionRefused) as info:
-        store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(9),
-                         signatures=SIGNED)
+        store.transition(rid, "closed", actor=QA, reason="close", now=at(9))
     assert "effectiveness check" in str(info.value) and "not done: A1" in str(info.value)
     store.update_field(
         rid, "effectiveness_check",
         {"performed_by": "qa", "performed_at": at(9).isoformat(), "effective": False,
-         "against_criteria": "30 days"}, actor="qa", reason="check failed", now=at(9))
+         "against_criteria": "30 days"}, actor=QA, reason="check failed", now=at(9))
     with pytest.raises(TransitionRefused, match="marked effective"):
-        store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(9),
-                         signatures=SIGNED)
-    # rework goes back to implementation, then forward again
-    store.transition(rid, "implementation", actor="qa", roles=QA, reason="rework", now=at(10))
-    store.transition(rid, "effectiveness_check", actor="qa", roles=QA, reason="again", now=at(11))
+        store.transition(rid, "closed", actor=QA, reason="close", now=at(9))
+    # rework goes back to implementation, then forward again: the signatures given before
+    # the rework do not carry over
+    store.transition(rid, "implementation", actor=QA, reason="rework", now=at(10))
+    store.transition(rid, "effectiveness_check", actor=QA, reason="again", now=at(11))
     finish_actions(store, rid, at(12))
-    with pytest.raises(TransitionRefused, match="quality role"):
-        store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(12),
-                         signatures=SIGNED[1:])
-    store.transition(rid, "closed", actor="qa", roles=QA, reason="close", now=at(12),
-                     signatures=SIGNED)
+    with pytest.raises(TransitionRefused, match="signature as quality"):
+        store.transition(rid, "closed", actor=QA, reason="close", now=at(12))
+    sign_both(store, rid, at(12))
+    store.transition(rid, "closed", actor=QA, reason="close", now=at(12))
     with pytest.raises(TransitionRefused, match="final"):
-        store.transition(rid, "cancelled", actor="qa", roles=QA, reason="x", now=at(13))
+        store.transition(rid, "cancelled", actor=QA, reason="x", now=at(13))
 
 
 def test_actor_needs_a_quality_or_security_role(store: RecordStore) -> None:
     rid = new_record(store)
     with pytest.raises(TransitionRefused, match="quality or the security role"):
-        store.transition(rid, "triage", actor="op", roles={"operator"}, reason="x", now=at(1))
+        store.transition(rid, "triage", actor=OPERATOR, reason="x", now=at(1))
 
 
 def test_signed_steps_are_the_plan_approval_and_closure() -> None:
@@ -159,4 +169,3 @@ def test_signature_needs_printed_name_and_meaning() -> None:
     with pytest.raises(ValueError, match="printed_name"):
         Signature.model_validate({"printed_name": "", "role": "quality", "meaning": "ok"})
     assert isinstance(Signature(printed_name="A", role="quality", meaning="m"), Signature)
-    assert isinstance(T0, datetime)

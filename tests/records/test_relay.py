@@ -19,6 +19,7 @@ from detectors.records import (
 )
 from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at
+from tests.records.people import QA
 
 
 class SinkDown(Exception):
@@ -65,7 +66,7 @@ async def test_relays_what_translate_makes_and_saves_the_cursor(
 ) -> None:
     (out,) = store.record_events([(event(1), classified())], now=T0)
     rid = out.record_id or ""
-    store.transition(rid, "triage", actor="qa", roles={"quality"}, reason="r", now=at(1))
+    store.transition(rid, "triage", actor=QA, reason="r", now=at(1))
     sink = MemorySink(fail_first=1)
     relay = TrailRelay(store, cursor, state_changes, sink, name="tickets", batch=2)
     with pytest.raises(SinkDown):
@@ -84,7 +85,7 @@ async def test_the_running_relay_retries_after_a_failure_and_stops_cleanly(
     store: RecordStore, cursor: TrailCursor,
 ) -> None:
     (out,) = store.record_events([(event(1), classified())], now=T0)
-    store.transition(out.record_id or "", "triage", actor="qa", roles={"quality"}, reason="r",
+    store.transition(out.record_id or "", "triage", actor=QA, reason="r",
                      now=at(1))
     sink = MemorySink(fail_first=2)
     relay = TrailRelay(store, cursor, state_changes, sink, name="tickets", interval_s=0.05)

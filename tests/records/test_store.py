@@ -10,6 +10,7 @@ import pytest
 from detectors.classification import ClassKind, Severity
 from detectors.records import HEAD_REVISION, RecordNotFound, RecordStore, open_store
 from tests.records.conftest import T0, classified, event
+from tests.records.people import QA
 
 NOW = T0 + timedelta(minutes=1)
 
@@ -89,7 +90,7 @@ def test_none_kind_is_only_marked_processed(store: RecordStore) -> None:
 
 def test_closed_record_is_not_reopened_by_new_events(store: RecordStore) -> None:
     (out,) = store.record_events([(event(1), classified())], now=NOW)
-    store.transition(out.record_id or "", "cancelled", actor="qa", roles={"quality"},
+    store.transition(out.record_id or "", "cancelled", actor=QA,
                      reason="false positive: commissioning", now=NOW)
     (nxt,) = store.record_events([(event(2, minutes=1), classified())], now=NOW)
     assert nxt.created and nxt.record_id != out.record_id

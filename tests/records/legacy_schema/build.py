@@ -93,14 +93,20 @@ def legacy_details(record: MasterRecord, edited: bool) -> str:
     return canonical_json(data)
 
 
+LEGACY_SIGNATURE_COLUMNS = ("record_id", "position", "printed_name", "role", "meaning",
+                            "signed_at")
+
+
 def copy_as_legacy(source: RecordStore, target: str, schema: str | None) -> None:
     """Write every row of ``source`` into the legacy database at ``target``."""
     edited = {e.record_id for e in source.trail() if e.field not in ("record", "evidence",
                                                                       "severity")}
     with source.database.read() as src:
         rows = {t.name: [dict(r._mapping) for r in src.execute(sa.select(t))]
-                for t in (counters, processed_events, tickets, evidence, signatures,
-                          audit_trail)}
+                for t in (counters, processed_events, tickets, evidence, audit_trail)}
+        # The signer's user id, step and trail entry came with revision 0004.
+        rows["signatures"] = [dict(r._mapping) for r in src.execute(sa.select(
+            *(signatures.c[name] for name in LEGACY_SIGNATURE_COLUMNS)))]
         plain = {r.id: dict(r._mapping) for r in src.execute(
             sa.select(*(records.c[name] for name in RECORD_COLUMNS)))}
     records_rows: list[dict[str, Any]] = [

@@ -1,0 +1,31 @@
+"""The keys under which the records service keeps its parts (one module, so that every
+other module of the service reads the same ones)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+from detectors.identity import Authenticator, Identity, IdentitySettings
+from detectors.web._gate import RecordsGate
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """What the handlers share: the store's thread, sign-in, settings, clock, TLS."""
+
+    gate: RecordsGate
+    authenticator: Authenticator
+    settings: IdentitySettings
+    clock: Callable[[], datetime]
+    tls: bool
+
+
+PARTS = web.AppKey("parts", ServiceParts)
+#: Who the request is from (None: nobody signed in), decided once by the security policy.
+IDENTITY: web.RequestKey[Identity | None] = web.RequestKey("identity")
+#: Why a credential the request offered was refused ("" if none was refused).
+REFUSED = web.RequestKey("refused", str)

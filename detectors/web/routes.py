@@ -1,0 +1,41 @@
+"""Every endpoint of the records service, with who may call it: ONE table.
+
+`create_app` registers exactly these routes, and the security policy checks each request
+against its row (`detectors.web._security`); a test calls every row with every role and with
+no credentials, and fails when a route has no row in its own table.
+
+| access           | means                                                              |
+| ---------------- | ------------------------------------------------------------------ |
+| ``PUBLIC``       | anyone (sign-in page, health, the stylesheet)                      |
+| ``SIGNED_IN``    | any signed-in user (sign-out, who am I)                            |
+| a `Permission`   | a signed-in user holding a role that grants it (`GRANTS`)          |
+
+State-changing routes name the body they take (JSON or a form); a session-cookie request to
+one must carry the session's CSRF token; an API-token request needs none.
+"""
+
+from __future__ import annotations
+
+from detectors.records.permissions import Permission as P
+from detectors.web import _api, _pages, _signin
+from detectors.web._access import FORM, JSON, PUBLIC, SIGNED_IN, Route
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/login", _signin.login_page, PUBLIC),
+    Route("POST", "/login", _signin.login_submit, PUBLIC, FORM),
+    Route("POST", "/logout", _signin.logout, SIGNED_IN, FORM),
+    Route("GET", "/static/otwatch.css", _pages.stylesheet, PUBLIC),
+    Route("GET", "/healthz", _api.healthz, PUBLIC),
+    Route("GET", "/", _pages.records_list, P.VIEW_RECORDS),
+    Route("GET", "/records/{id}", _pages.record, P.VIEW_RECORDS),
+    Route("GET", "/admin/users", _pages.users, P.MANAGE_USERS),
+    Route("GET", "/api/me", _api.me, SIGNED_IN),
+    Route("GET", "/api/records", _api.records, P.VIEW_RECORDS),
+    Route("GET", "/api/records/{id}", _api.record, P.VIEW_RECORDS),
+    Route("GET", "/api/records/{id}/trail", _api.trail, P.VIEW_RECORDS),
+    Route("POST", "/api/records/{id}/transition", _api.transition, P.TRANSITION, JSON),
+    Route("POST", "/api/records/{id}/signatures", _api.sign, P.SIGN, JSON),
+    Route("POST", "/api/records/{id}/comments", _api.comment, P.COMMENT, JSON),
+    Route("GET", "/api/verify", _api.verify, P.VIEW_RECORDS),
+    Route("GET", "/api/kpis", _api.kpis, P.VIEW_RECORDS),
+)

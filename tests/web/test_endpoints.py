@@ -1,0 +1,143 @@
+"""Every endpoint, tried with every role and with no credentials.
+
+`EXPECTED` is this test's own table of who may call what (kept apart from the app's
+`detectors.web.routes` on purpose: a change to either shows here). A route the app serves
+that has no row here fails the test, so a new endpoint cannot go in without deciding who
+may call it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from detectors.identity import Passwords, add_user
+from detectors.records import open_store
+from tests.records.people import CHEAP, PASSWORD
+from tests.web.conftest import T0, Client
+
+ALL = frozenset({"viewer", "operator", "quality", "security", "approver", "admin"})
+READERS = ALL - {"admin"}
+PUBLIC = "public"
+
+#: (method, path) → the roles that may call it, or PUBLIC.
+EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("GET", "/static/otwatch.css"): PUBLIC,
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/"): READERS,
+    ("GET", "/records/{id}"): READERS,
+    ("GET", "/admin/users"): frozenset({"admin"}),
+    ("GET", "/api/me"): ALL,
+    ("GET", "/api/records"): READERS,
+    ("GET", "/api/records/{id}"): READERS,
+    ("GET", "/api/records/{id}/trail"): READERS,
+    ("GET", "/api/verify"): READERS,
+    ("GET", "/api/kpis"): READERS,
+    ("POST", "/api/records/{id}/transition"): frozenset({"quality", "security"}),
+    ("POST", "/api/records/{id}/signatures"): frozenset({"approver"}),
+    ("POST", "/api/records/{id}/comments"): frozenset({"operator", "quality", "security",
+                                                       "approver"}),
+    ("POST", "/logout"): ALL,
+}
+BODIES: dict[str, dict[str, Any]] = {
+    "/api/records/{id}/transition": {"to": "cancelled", "reason": "endpoint test"},
+    "/api/records/{id}/signatures": {"as": "quality", "meaning": "m", "password": PASSWORD},
+    "/api/records/{id}/comments": {"text": "endpoint test"},
+}
+
+
+def served(client: Client) -> set[tuple[str, str]]:
+    return {(route.method, route.resource.canonical)
+            for route in client.app.router.routes() if route.resource is not None}
+
+
+def test_every_served_route_has_a_row(client: Client) -> None:
+    missing = served(client) - set(EXPECTED)
+    assert not missing, f"routes with no row in EXPECTED (decide who may call them): {missing}"
+    assert set(EXPECTED) - served(client) == set(), "rows for routes the app no longer serves"
+
+
+@pytest.fixture
+def one_role_each(db_path: Path) -> dict[str, str]:
+    """A user per role holding that role only: role → user id."""
+    users = {role: f"only.{role}" for role in ALL}
+    hashed = Passwords(CHEAP).hash(PASSWORD)
+    with open_store(str(db_path)) as store, store.database.write() as conn:
+        for role, user_id in users.items():
+            add_user(conn, user_id, f"Only {role.title()}", [role], password_hash=hashed,
+                     by="test", now=T0)
+    return users
+
+
+async def _session(client: Client, user_id: str | None) -> tuple[aiohttp.ClientSession, str]:
+    """A browser of its own (cookie jar), signed in as ``user_id``; and its CSRF token."""
+    browser = aiohttp.ClientSession(str(client.make_url("")),
+                                    cookie_jar=aiohttp.CookieJar(unsafe=True))
+    if user_id is None:
+        return browser, ""
+    page = await (await browser.get("/login")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    await browser.post("/login", data={"csrf_token": token.group(1), "username": user_id,
+                                       "password": PASSWORD}, allow_redirects=False)
+    me = await (await browser.get("/api/me")).json()
+    return browser, str(me["csrf_token"])
+
+
+async def _call(browser: aiohttp.ClientSession, csrf: str, method: str, path: str) -> int:
+    url = path.replace("{id}", "NC-2026-000001")
+    if method == "GET":
+        async with browser.get(url, allow_redirects=False) as resp:
+            return resp.status
+    if path == "/login":  # its own double-submit token: the form's, not the session's
+        page = await (await browser.get("/login")).text()
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        csrf = token.group(1)
+    if path in BODIES:
+        async with browser.post(url, json=BODIES[path], allow_redirects=False,
+                                headers={"X-CSRF-Token": csrf}) as resp:
+            return resp.status
+    async with browser.post(url, data={"csrf_token": csrf}, allow_redirects=False) as resp:
+        return resp.status
+
+
+@pytest.fixture
+async def browsers(
+    client: Client, one_role_each: dict[str, str],
+) -> AsyncIterator[dict[str | None, tuple[aiohttp.ClientSession, str]]]:
+    made: dict[str | None, tuple[aiohttp.ClientSession, str]] = {}
+    for role in [None, *sorted(ALL)]:
+        made[role] = await _session(client, None if role is None else one_role_each[role])
+    yield made
+    for browser, _ in made.values():
+        await browser.close()
+
+
+async def test_every_endpoint_with_every_role_and_with_none(
+    browsers: dict[str | None, tuple[aiohttp.ClientSession, str]],
+) -> None:
+    wrong: list[str] = []
+    rows = sorted(EXPECTED.items(), key=lambda item: item[0] == ("POST", "/logout"))
+    for (method, path), allowed in rows:
+        for role, (browser, csrf) in browsers.items():
+            status = await _call(browser, csrf, method, path)
+            if allowed == PUBLIC:  # a refused sign-in (401) is the form's answer, not access
+                if status == 403 or (method == "GET" and status in (401, 303)):
+                    wrong.append(f"{method} {path} as {role}: {status}, expected public")
+            elif role is not None and role in allowed:
+                if status in (401, 403) or (status == 303 and method == "GET"):
+                    wrong.append(f"{method} {path} as {role}: {status}, expected allowed")
+            elif role is None:
+                expected = 401 if path.startswith("/api/") else 303
+                if status != expected:
+                    wrong.append(f"{method} {path} anonymous: {status}, expected {expected}")
+            elif status != 403:
+                wrong.append(f"{method} {path} as {role}: {status}, expected 403")
+    assert not wrong, "\n".join(wrong)
