@@ -8,6 +8,7 @@ connection serves every process. Without ``kafka.client_id`` the classifier name
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,8 @@ from detectors.errors import ClassifierConfigError
 
 #: How the classifier names itself to the broker unless ``kafka.client_id`` says otherwise.
 CLIENT_ID = "otwatch-classifier"
+#: What Kafka accepts as a topic name.
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class _Strict(BaseModel):
@@ -36,6 +39,23 @@ class ClassifierSection(_Strict):
     #: Optional JSON file with the process's assigned partitions and counters (for operators
     #: and tests); rewritten on every assignment change and every ``integrity.check_interval_s``.
     status_file: Path | None = None
+    #: A message larger than this is not parsed: it goes to the dead-letter topic with its size,
+    #: its SHA-256 and its first bytes. The agent keeps its events far below (large values are
+    #: truncated with their hash); Kafka's own default limit is 1 MiB.
+    max_message_bytes: int = Field(default=1_048_576, ge=4_096, le=64 * 2**20)
+
+    def fetch_kwargs(self) -> dict[str, int]:
+        """Consumer fetch sizes that go with ``max_message_bytes``.
+
+        Per partition, a fetch asks for at most one message's worth; a larger message still
+        arrives whole (Kafka returns a first batch over the limit rather than stall, and the
+        embedded Tansu broker returned 120 MB messages whatever was asked), and is then refused
+        by size. Across partitions, one fetch is bounded at 16 MiB or one message.
+        """
+        return {
+            "max_partition_fetch_bytes": self.max_message_bytes,
+            "fetch_max_bytes": max(self.max_message_bytes, 16 * 2**20),
+        }
 
 
 class IntegritySection(_Strict):
@@ -69,6 +89,18 @@ class ClassifierConfig(_Strict):
     @classmethod
     def _named(cls, kafka: KafkaSettings) -> KafkaSettings:
         return kafka.named(CLIENT_ID)
+
+    @field_validator("topics")
+    @classmethod
+    def _legal_topics(cls, topics: TopicNames) -> TopicNames:
+        """A name Kafka does not allow is never created: sends to it would wait for ever."""
+        for key, name in topics.model_dump().items():
+            if not _TOPIC_NAME.fullmatch(name):
+                raise ValueError(
+                    f"topics.{key}: {name!r} is not a Kafka topic name (letters, digits, '.', "
+                    "'_' and '-', at most 249 characters)"
+                )
+        return topics
 
 
 def load_classifier_config(path: Path | str) -> ClassifierConfig:

@@ -58,7 +58,8 @@ class IntegrityReader:
         watch = await start_with_retry(
             lambda: AIOKafkaConsumer(
                 group_id=None, enable_auto_commit=False,
-                auto_offset_reset=config.integrity.start_from, **config.kafka.consumer_kwargs(),
+                auto_offset_reset=config.integrity.start_from,
+                **config.classifier.fetch_kwargs(), **config.kafka.consumer_kwargs(),
             ),
             config.kafka, "agent watch", stop,
         )
@@ -87,12 +88,13 @@ class IntegrityReader:
             await self._record_findings(now, reader_caught_up)
 
     def _saw(self, heartbeats: bool, messages: list[Any], now: datetime) -> None:
+        limit = self.config.classifier.max_message_bytes
         for msg in messages:
             try:
                 if heartbeats:
-                    self.agents.saw_heartbeat(parse_heartbeat(msg.value))
+                    self.agents.saw_heartbeat(parse_heartbeat(msg.value, max_bytes=limit))
                 else:
-                    self.agents.saw_event(parse_event(msg.value), now=now)
+                    self.agents.saw_event(parse_event(msg.value, max_bytes=limit), now=now)
             except BadMessage as exc:  # the group consumer dead-letters bad events, once
                 log.debug("agent watch skips %s/%d@%d: %s", msg.topic, msg.partition,
                           msg.offset, exc)

@@ -3,29 +3,46 @@
 In: ``otwatch.change/1`` events (`parse_event`) and ``otwatch.heartbeat/1`` heartbeats
 (`parse_heartbeat`), the `agent.contract` models. Anything else raises `BadMessage` with a reason
 a person can act on, and the group consumer sends the message to the dead-letter topic with
-that reason (`DeadLetters`, body `dead_letter`, schema ``otwatch.dead-letter/1``): a malformed
+that reason (`DeadLetters`, body `dead_letter`, schema ``otwatch.dead-letter/2``): a malformed
 message never crashes the classifier, and is counted (``otwatch_classifier_dead_letters_total``).
+A message over ``classifier.max_message_bytes`` is not parsed at all (`too_large`).
+
+The dead-letter path cannot fail in its turn: a dead letter carries the value's size, SHA-256
+and at most its first `DEAD_LETTER_HEAD_BYTES` (never the whole value: a dead letter that copied
+a 1.5 MB message was refused by the broker, and the classifier crashed on it at every start),
+and one that still cannot be delivered is counted and given up.
 What the classifier sends out (alerts, record events) is `detectors.alerts`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 
 from agent.contract import HEARTBEAT_SCHEMA, SCHEMA, Heartbeat, SuspectChange
+from agent.runtime.backoff import Backoff
+from agent.runtime.outage import OutageLog
 from detectors import health
 from detectors.errors import BadMessage
 
 log = logging.getLogger(__name__)
 
-DLQ_SCHEMA = "otwatch.dead-letter/1"
+DLQ_SCHEMA = "otwatch.dead-letter/2"
+#: The most of a refused value a dead letter carries (as text); its size and SHA-256 name it.
+DEAD_LETTER_HEAD_BYTES = 4096
+#: Bounds on the other texts of a dead letter: a dead letter is small whatever was refused.
+MAX_KEY_BYTES = 1024
+MAX_REASON_CHARS = 1000
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,13 +66,17 @@ def _parse(value: bytes | None, schema: str, model: type[M]) -> M:
         raise BadMessage(f"invalid {schema} message: {where}: {first['msg']}") from None
 
 
-def parse_event(value: bytes | None) -> SuspectChange:
+def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> SuspectChange:
     """One Kafka message value to an event, or `BadMessage` with a reason a person can act on.
+
+    A value over ``max_bytes`` is refused unread (`too_large`).
 
     ``model_validate_json`` on the bytes costs half of ``orjson.loads`` plus ``model_validate``;
     it decides alone only for a plain message that names its schema. Everything else goes the
     careful way, which names the problem for the dead-letter topic.
     """
+    if max_bytes is not None:
+        too_large(value, max_bytes)
     if value is not None and _plain(value):
         try:
             event = SuspectChange.model_validate_json(value)
@@ -83,51 +104,154 @@ def _small_ints(event: SuspectChange) -> bool:
     )
 
 
-def parse_heartbeat(value: bytes | None) -> Heartbeat:
+def parse_heartbeat(value: bytes | None, *, max_bytes: int | None = None) -> Heartbeat:
+    """One heartbeat message value, or `BadMessage` (also over ``max_bytes``)."""
+    if max_bytes is not None:
+        too_large(value, max_bytes)
     beat = _parse(value, HEARTBEAT_SCHEMA, Heartbeat)
     if beat.sent_at is None:
         raise BadMessage(f"invalid {HEARTBEAT_SCHEMA} message: sent_at: missing")
     return beat
 
 
+def too_large(value: bytes | None, limit: int) -> None:
+    """`BadMessage` for a value over ``limit`` bytes: it is dead-lettered without being read."""
+    if value is not None and len(value) > limit:
+        raise BadMessage(
+            f"too large: {len(value)} bytes, over classifier.max_message_bytes ({limit}); "
+            "not parsed"
+        )
+
+
+def _text(raw: bytes, limit: int) -> str:
+    """At most the first ``limit`` bytes as text: undecodable bytes replaced, and a character
+    the cut splits left out (the incremental decoder keeps an incomplete tail to itself)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(raw[:limit], final=len(raw) <= limit)
+
+
 def dead_letter(
     *, reason: str, topic: str, partition: int, offset: int, key: bytes | None,
-    value: bytes | None, at: datetime,
+    value: bytes | None, at: datetime, head_bytes: int = DEAD_LETTER_HEAD_BYTES,
 ) -> dict[str, Any]:
-    """The dead-letter message: the reason, where the message was, and its key and value as
-    text (undecodable bytes replaced), so a person can read it and send it again."""
+    """The dead-letter message: the reason, where the message was, its key, and what identifies
+    its value (size and SHA-256) with at most its first ``head_bytes`` bytes as text: never the
+    whole value, so a dead letter stays small whatever was refused. The message itself stays
+    in its topic (until the topic's retention), found by topic, partition and offset."""
     return {
         "schema": DLQ_SCHEMA,
-        "reason": reason,
+        "reason": reason[:MAX_REASON_CHARS],
         "topic": topic,
         "partition": partition,
         "offset": offset,
-        "key": key.decode("utf-8", "replace") if key else None,
-        "value": value.decode("utf-8", "replace") if value is not None else None,
+        "key": _text(key, MAX_KEY_BYTES) if key is not None else None,
+        "key_bytes": len(key) if key is not None else None,
+        "value_bytes": len(value) if value is not None else None,
+        "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else None,
+        "value_head": _text(value, head_bytes) if value is not None else None,
+        "value_truncated": value is not None and len(value) > head_bytes,
         "at": at.isoformat(),
     }
 
 
+#: Dead letters whose sends fail for a reason that may pass (broker away, leader moving, the
+#: topic's metadata not there yet) are sent again for this long, then given up: a dead letter
+#: never holds the classifier's reading back for longer (a missing DLQ topic on a cluster that
+#: creates none would otherwise hold it for ever).
+DEAD_LETTER_PATIENCE_S = 120.0
+
+
 class DeadLetters:
-    """Sends the messages the classifier cannot read to the dead-letter topic, with the reason."""
+    """Sends the messages the classifier cannot read to the dead-letter topic, with the reason.
+
+    Cannot fail: a dead letter is small (`dead_letter`), a send that fails for a reason that may
+    pass is retried with capped backoff for at most `DEAD_LETTER_PATIENCE_S`, and one the broker
+    refuses for good (or still cannot take after that) is given up: counted
+    (``otwatch_classifier_dead_letters_dropped_total``), logged once per run of drops, and the
+    classifier reads on.
+    """
 
     def __init__(
         self, producer: AIOKafkaProducer, topic: str, status: health.Status,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], *, head_bytes: int = DEAD_LETTER_HEAD_BYTES,
+        patience_s: float = DEAD_LETTER_PATIENCE_S, backoff: Backoff | None = None,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._status = status
         self._clock = clock
+        self._head_bytes = head_bytes
+        self._patience_s = patience_s
+        self._backoff = backoff or Backoff(first_s=0.5, cap_s=10.0)
+        self._drops = OutageLog(
+            log, f"dead letters to {topic} are being dropped (counted in "
+            "otwatch_classifier_dead_letters_dropped_total)", f"dead letters to {topic} sent again",
+        )
 
-    async def send(self, msg: Any, reason: str) -> None:
-        """Count, log and send one message (a consumer record) with why it was refused; waits
-        for the broker's acknowledgement, so its offset may be committed after."""
+    async def send(self, refused: Sequence[tuple[Any, str]]) -> None:
+        """Send one dead letter per (consumer record, reason); returns once each is acknowledged
+        or given up, so the offsets after them may be committed. Never raises a Kafka error."""
+        if not refused:
+            return
+        pending: list[tuple[bytes | None, bytes]] = [self._letter(msg, why) for msg, why in refused]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._patience_s
+        self._backoff.reset()
+        while pending:
+            failures = await self._send_all(pending)
+            retry = [(letter, exc) for letter, exc in failures if _may_pass(exc)]
+            for _, exc in failures:
+                if not _may_pass(exc) or loop.time() >= deadline:
+                    self._drop(exc)
+            if loop.time() >= deadline or not retry:
+                break
+            log.debug("dead letters not acknowledged yet (%s); sending again", retry[0][1])
+            await asyncio.sleep(min(self._backoff.next(), max(0.0, deadline - loop.time())))
+            pending = [letter for letter, _ in retry]
+
+    def _letter(self, msg: Any, reason: str) -> tuple[bytes | None, bytes]:
         health.DEAD.labels(health.dead_letter_reason(reason)).inc()
         self._status.dead_letters += 1
-        log.warning("dead letter %s/%d@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+        log.warning("dead letter %s/%d@%d: %s", msg.topic, msg.partition, msg.offset,
+                    reason[:MAX_REASON_CHARS])
         body = dead_letter(
             reason=reason, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-            key=msg.key, value=msg.value, at=self._clock(),
+            key=msg.key, value=msg.value, at=self._clock(), head_bytes=self._head_bytes,
         )
-        await self._producer.send_and_wait(self._topic, orjson.dumps(body), key=msg.key)
+        key = msg.key[:MAX_KEY_BYTES] if msg.key is not None else None
+        return key, orjson.dumps(body)
+
+    async def _send_all(
+        self, letters: list[tuple[bytes | None, bytes]]
+    ) -> list[tuple[tuple[bytes | None, bytes], BaseException]]:
+        """Send every letter (pipelined); the ones that failed, with why."""
+        sent: list[tuple[tuple[bytes | None, bytes], asyncio.Future[Any]]] = []
+        failed: list[tuple[tuple[bytes | None, bytes], BaseException]] = []
+        for letter in letters:
+            key, value = letter
+            try:
+                sent.append((letter, await self._producer.send(self._topic, value, key=key)))
+            except Exception as exc:  # whatever the client raises: this path must not fail
+                failed.append((letter, exc))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (letter, _), result in zip(sent, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                failed.append((letter, result))
+            else:
+                self._drops.success()
+        return failed
+
+    def _drop(self, exc: BaseException) -> None:
+        health.DEAD_DROPPED.inc()
+        self._status.dead_letters_dropped += 1
+        self._drops.failure(f"{type(exc).__name__}: {exc}")
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """Whether sending the same dead letter again later may succeed (the broker or the topic's
+    leader away, a timeout) rather than being refused for good (too large, not allowed, ...)."""
+    if isinstance(exc, KafkaTimeoutError):
+        return True  # (aiokafka marks it not retriable; here it means "not reachable yet")
+    return isinstance(exc, KafkaError) and bool(exc.retriable)

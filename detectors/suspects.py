@@ -89,6 +89,7 @@ class SuspectConsumer:
                 auto_offset_reset="earliest",
                 session_timeout_ms=config.classifier.session_timeout_ms,
                 heartbeat_interval_ms=config.classifier.session_timeout_ms // 3,
+                **config.classifier.fetch_kwargs(),
                 **config.kafka.consumer_kwargs(),
             ),
             config.kafka, "consumer", stop,
@@ -117,16 +118,20 @@ class SuspectConsumer:
         """
         now = self.clock()
         placed: list[Placed] = []
+        refused: list[tuple[Any, str]] = []
+        limit = self.config.classifier.max_message_bytes
         for tp, messages in batches.items():
             for msg in messages:
                 try:
-                    event = parse_event(msg.value)
+                    event = parse_event(msg.value, max_bytes=limit)
                 except BadMessage as exc:
-                    await self.dead_letters.send(msg, str(exc))
+                    refused.append((msg, str(exc)))
                     continue
                 placed += self.bursts.offer(event, (tp, msg.offset, msg.value), now=now)
             if messages:
                 self.ledger.consumed(tp, messages[-1].offset)
+        # Acknowledged or given up before this batch's offsets can be planned for a commit.
+        await self.dead_letters.send(refused)
         placed += self.bursts.due(now=now)
         acked = await self.recorder.record(placed, now)
         held = self.bursts.held_tokens()

@@ -60,7 +60,7 @@ async def test_garbage_goes_to_the_dlq_and_the_valid_event_still_makes_its_recor
         )
     assert dead[0]["reason"].startswith("not JSON")
     assert dead[1]["reason"].startswith("unknown schema 'otwatch.change/9'")
-    assert dead[0]["value"] == "{not json" and dead[0]["topic"] == SUSPECT
+    assert dead[0]["value_head"] == "{not json" and dead[0]["topic"] == SUSPECT
     assert (record.classification, record.controller) == ("joint", "oven-01")
     (alert,) = alerts
     assert alert["alert_id"] == valid.event_id and alert["master_record"] == record.id
