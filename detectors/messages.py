@@ -1,11 +1,12 @@
 """The classifier's messages in: parse what it reads, dead-letter what it cannot.
 
-In: ``otwatch.change/1`` events (`parse_event`) and ``otwatch.heartbeat/1`` heartbeats
-(`parse_heartbeat`), the `agent.contract` models. Anything else raises `BadMessage` with a reason
-a person can act on, and the group consumer sends the message to the dead-letter topic with
-that reason (`DeadLetters`, body `dead_letter`, schema ``otwatch.dead-letter/2``): a malformed
-message never crashes the classifier, and is counted (``otwatch_classifier_dead_letters_total``).
-A message over ``classifier.max_message_bytes`` is not parsed at all (`too_large`).
+In: ``otwatch.change/1`` and ``/2`` events (`parse_event`) and ``otwatch.heartbeat/1`` and
+``/2`` heartbeats (`parse_heartbeat`), the `agent.contract` models. Anything else raises
+`BadMessage` with a reason a person can act on, and the group consumer sends the message to
+the dead-letter topic with that reason (`DeadLetters`, body `dead_letter`, schema
+``otwatch.dead-letter/2``): a malformed message never crashes the classifier, and is counted
+(``otwatch_classifier_dead_letters_total``). A message over ``classifier.max_message_bytes`` is
+not parsed at all (`too_large`).
 
 The dead-letter path cannot fail in its turn: a dead letter carries the value's size, SHA-256
 and at most its first `DEAD_LETTER_HEAD_BYTES` (never the whole value: a dead letter that copied
@@ -29,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 
-from agent.contract import HEARTBEAT_SCHEMA, SCHEMA, Heartbeat, SuspectChange
+from agent.contract import CHANGE_SCHEMAS, HEARTBEAT_SCHEMAS, Heartbeat, SuspectChange
 from agent.runtime.backoff import Backoff
 from agent.runtime.outage import OutageLog
 from detectors import health
@@ -47,7 +48,8 @@ MAX_REASON_CHARS = 1000
 M = TypeVar("M", bound=BaseModel)
 
 
-def _parse(value: bytes | None, schema: str, model: type[M]) -> M:
+def _parse(value: bytes | None, schemas: tuple[str, ...], model: type[M]) -> M:
+    schema = " or ".join(schemas)
     if value is None:
         raise BadMessage(f"empty message (tombstone) where {schema} was expected")
     try:
@@ -56,14 +58,14 @@ def _parse(value: bytes | None, schema: str, model: type[M]) -> M:
         raise BadMessage(f"not JSON: {exc}") from None
     if not isinstance(head, dict):
         raise BadMessage("not a JSON object")
-    if head.get("schema") != schema:
+    if head.get("schema") not in schemas:
         raise BadMessage(f"unknown schema {head.get('schema')!r}; this classifier reads {schema}")
     try:
         return model.model_validate(head)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadMessage(f"invalid {schema} message: {where}: {first['msg']}") from None
+        raise BadMessage(f"invalid {head['schema']} message: {where}: {first['msg']}") from None
 
 
 def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> SuspectChange:
@@ -85,7 +87,7 @@ def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> Suspect
         else:
             if "schema_" in event.model_fields_set and _small_ints(event):
                 return event  # (the model defaults a missing schema: the check above refuses it)
-    return _parse(value, SCHEMA, SuspectChange)
+    return _parse(value, CHANGE_SCHEMAS, SuspectChange)
 
 
 def _plain(value: bytes) -> bool:
@@ -108,9 +110,9 @@ def parse_heartbeat(value: bytes | None, *, max_bytes: int | None = None) -> Hea
     """One heartbeat message value, or `BadMessage` (also over ``max_bytes``)."""
     if max_bytes is not None:
         too_large(value, max_bytes)
-    beat = _parse(value, HEARTBEAT_SCHEMA, Heartbeat)
+    beat = _parse(value, HEARTBEAT_SCHEMAS, Heartbeat)
     if beat.sent_at is None:
-        raise BadMessage(f"invalid {HEARTBEAT_SCHEMA} message: sent_at: missing")
+        raise BadMessage(f"invalid {beat.schema_} message: sent_at: missing")
     return beat
 
 
