@@ -9,6 +9,7 @@ connection serves every process. Without ``kafka.client_id`` the classifier name
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -136,3 +137,45 @@ def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
         update={"criteria": criteria.resolve(), "records_db": db, "status_file": status}
     )
     return config.model_copy(update={"classifier": resolved})
+
+
+def check_records_db(target: str) -> None:
+    """A SQLite ``classifier.records_db`` whose folder is missing or not writable is refused
+    here, by ``check`` and before ``run`` starts, rather than failing at the first open.
+    (A PostgreSQL DSN is checked by connecting: ``run`` waits for the database.)"""
+    if "://" in target and not target.startswith("sqlite:///"):
+        return
+    path = Path(target.removeprefix("sqlite://") if target.startswith("sqlite:///") else target)
+    folder = path.parent
+    fix = "or point classifier.records_db (or --records-db) at a writable folder"
+    if path.is_dir():
+        raise ClassifierConfigError(
+            f"classifier.records_db: {path} is a folder; fix: name a file in it, e.g. "
+            f"{path / 'records.db'}"
+        )
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ClassifierConfigError(
+            f"classifier.records_db: the folder {folder} {what}; fix: create it "
+            f"(mkdir -p {folder}) {fix}"
+        )
+    problem = _unwritable(path)
+    if problem is not None:
+        raise ClassifierConfigError(
+            f"classifier.records_db: cannot write {path} ({problem}); fix: give the service's "
+            f"user write access to {folder} {fix}"
+        )
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the database file (and SQLite's journal beside it) cannot be written, if so: tried
+    for real, as permission bits do not tell for root or on a read-only mount."""
+    try:
+        if path.exists():
+            with path.open("r+b"):
+                pass
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

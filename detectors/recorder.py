@@ -31,6 +31,7 @@ from detectors.classification import Classification
 from detectors.correlate import EventContext
 from detectors.criteria import Criteria, classify
 from detectors.records import RecordOutcome, RecordStore
+from detectors.store_retry import RetryingStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Recorder:
         producer: AIOKafkaProducer,
         topics: TopicNames,
         criteria: Criteria,
-        store: RecordStore,
+        store: RetryingStore,
         status: health.Status,
         clock: Callable[[], datetime],
         *,
@@ -71,9 +72,12 @@ class Recorder:
             return asyncio.gather()  # already done: nothing to wait for
         items = [(ev, classify(ev, self._criteria, ctx)) for ev, ctx, _ in placed]
         _count_classified(items)
-        outcomes = self._store.record_events(
-            items, now=now, correlation_window_s=self._criteria.correlation.window_s,
-            raw=_message_values(placed),
+        raw, window_s = _message_values(placed), self._criteria.correlation.window_s
+        # While the database is away this waits (and retries): nothing is committed meanwhile.
+        outcomes = await self._store.call(
+            lambda store: store.record_events(
+                items, now=now, correlation_window_s=window_s, raw=raw
+            )
         )
         if self._after_record is not None:
             self._after_record()
@@ -95,7 +99,7 @@ class Recorder:
         """Send each recorded event's record event and alert; returns the wait for the acks."""
         topics, at = self._topics, self._clock().isoformat()
         outbox = Outbox(self._producer, self._partitions)
-        openers = self._openers([o for o in outcomes if o.duplicate and o.record_id])
+        openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
             if outcome.record_id is None:
                 continue
@@ -109,14 +113,22 @@ class Recorder:
             outbox.add(topics.alerts, event.kafka_key(), alerts.alert_json(event, cls, outcome))
         return await outbox.send()
 
-    def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
+    async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
         """For redelivered events: which event opened each record (to resend ``opened``)."""
-        found: dict[str, str] = {}
-        for record_id in {o.record_id for o in duplicates if o.record_id is not None}:
-            evidence = self._store.get_record(record_id).evidence
-            if evidence:
-                found[record_id] = min(evidence, key=lambda e: e.attached_at).event_id
-        return found
+        ids = {o.record_id for o in duplicates if o.record_id is not None}
+        if not ids:
+            return {}
+        return await self._store.call(lambda store: _first_evidence(store, ids))
+
+
+def _first_evidence(store: RecordStore, record_ids: set[str]) -> dict[str, str]:
+    """Record id → the event id of its first evidence (the event that opened it)."""
+    found: dict[str, str] = {}
+    for record_id in record_ids:
+        evidence = store.get_record(record_id).evidence
+        if evidence:
+            found[record_id] = min(evidence, key=lambda e: e.attached_at).event_id
+    return found
 
 
 def _message_values(placed: Sequence[Placed]) -> list[bytes] | None:

@@ -18,7 +18,7 @@ This module only wires the parts together; each lives in its own module:
 
 Example::
 
-    >>> classifier = Classifier(config, criteria, store)
+    >>> classifier = Classifier(config, criteria, RetryingStore(config.classifier.records_db))
     >>> await classifier.run()          # until classifier.stop()
 """
 
@@ -43,7 +43,7 @@ from detectors.criteria import Criteria
 from detectors.integrity_reader import IntegrityReader
 from detectors.messages import DeadLetters
 from detectors.recorder import Recorder
-from detectors.records import RecordStore
+from detectors.store_retry import RetryingStore
 from detectors.suspects import SuspectConsumer
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class Classifier:
     """
 
     def __init__(
-        self, config: ClassifierConfig, criteria: Criteria, store: RecordStore,
+        self, config: ClassifierConfig, criteria: Criteria, store: RetryingStore,
         *, clock: Callable[[], datetime] = _utcnow, after_record: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
@@ -80,12 +80,16 @@ class Classifier:
         return self.status.processed
 
     def stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: finishing the batch in hand, then closing")
         self._stop.set()
 
     async def run(self) -> None:
         """Start the producer and both readers; run until `stop()` or until a reader fails."""
-        tune_for_throughput()
         demote_kafka_client_logs()
+        if not await self.store.open(self._stop):
+            return
+        tune_for_throughput()
         kafka, topics = self.config.kafka, self.config.topics
         producer = await start_with_retry(
             lambda: AIOKafkaProducer(**kafka.producer_kwargs()), kafka, "producer", self._stop

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -194,12 +195,36 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
     return ui_port
 
 
+def run_seconds(text: str) -> float:
+    """How long the demo runs: ``DEMO_SECONDS`` or ``--seconds`` as given (0 or empty: until
+    Ctrl-C). `ValueError` saying what is wrong with anything else."""
+    if not text.strip():
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("not a number of seconds (0 or more)")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otwatch-demo", description=__doc__)
     parser.add_argument("--scenario", default=os.environ.get("DEMO_SCENARIO") or "demo")
-    parser.add_argument("--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS") or 0))
+    parser.add_argument("--seconds", help="stop after this many seconds (default: "
+                        "DEMO_SECONDS, else run until Ctrl-C)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     args = parser.parse_args(argv)
+    named, raw = (("--seconds", args.seconds) if args.seconds is not None
+                  else ("DEMO_SECONDS", os.environ.get("DEMO_SECONDS", "")))
+    try:
+        args.seconds = run_seconds(raw)
+    except ValueError as exc:
+        print(f"demo: {named}={raw!r}: {exc}; fix: a number of seconds such as 60 "
+              "(DEMO_SECONDS=60 make demo), or leave it unset to run until Ctrl-C",
+              file=sys.stderr)
+        return 2
     scenario = CONFIG / "scenarios" / f"{args.scenario}.yaml"
     if not scenario.exists():
         names = ", ".join(sorted(p.stem for p in (CONFIG / "scenarios").glob("*.yaml")))

@@ -1,0 +1,53 @@
+"""`make demo` settings: a bad ``DEMO_SECONDS`` is one clear line and exit 2, before anything
+is started or wiped (issue 14, item 5)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf", "1e400", "5 s"])
+def test_a_bad_demo_seconds_is_one_line_and_exit_2_and_changes_nothing(
+    value: str, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "demo"
+    workdir.mkdir()
+    (workdir / "kept.txt").write_text("from an earlier run")
+    done = subprocess.run(
+        [sys.executable, "-m", "simulators.demo", "--workdir", str(workdir)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**os.environ, "DEMO_SECONDS": value},
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"demo: DEMO_SECONDS={value!r}: ")
+    assert "DEMO_SECONDS=60 make demo" in line and "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert (workdir / "kept.txt").exists(), "the demo's folder is wiped only for a real run"
+
+
+def test_the_seconds_option_is_checked_the_same_way(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "simulators.demo", "--workdir", str(tmp_path), "--seconds", "x"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "demo: --seconds='x': not a number; fix: a number of seconds such as 60 "
+        "(DEMO_SECONDS=60 make demo), or leave it unset to run until Ctrl-C"
+    ]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("", 0.0), (" ", 0.0), ("0", 0.0), ("60", 60.0),
+                                               ("2.5", 2.5)])
+def test_good_demo_seconds(text: str, seconds: float) -> None:
+    from simulators.demo import run_seconds
+
+    assert run_seconds(text) == seconds
