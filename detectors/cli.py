@@ -15,6 +15,8 @@ from agent.runtime.signals import run_event_loop, stop_on_signals
 from detectors.config import ClassifierConfig, check_records_db, load_classifier_config
 from detectors.criteria import load_criteria
 from detectors.errors import OtwatchDetectorError
+from detectors.signatures import load_agent_keys
+from detectors.store_retry import redact
 
 EPILOG = """examples:
   otwatch-classifier check --config config/classifier.yaml
@@ -60,9 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         criteria = load_criteria(Path(config.classifier.criteria))
         if args.command == "check":
             check_records_db(config.classifier.records_db)
+            keys = load_agent_keys(config.classifier)
+            signed = ("required" if config.classifier.require_signed_events
+                      else "checked where present")
             print(f"criteria {criteria.version}: {len(criteria.rules)} rules; "
-                  f"records: {config.classifier.records_db}; "
-                  f"kafka: {config.kafka.bootstrap_servers}")
+                  f"records: {redact(config.classifier.records_db)}; "
+                  f"kafka: {config.kafka.bootstrap_servers}; "
+                  f"event signatures {signed}, {len(keys)} agent key(s) trusted")
             return 0
         return serve(config)
     except OtwatchDetectorError as exc:

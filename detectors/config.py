@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.contract.signing import key_id_of, load_public_key
 from agent.kafka.settings import KafkaSettings, TopicNames
 from detectors.errors import ClassifierConfigError
 
@@ -44,6 +45,25 @@ class ClassifierSection(_Strict):
     #: its SHA-256 and its first bytes. The agent keeps its events far below (large values are
     #: truncated with their hash); Kafka's own default limit is 1 MiB.
     max_message_bytes: int = Field(default=1_048_576, ge=4_096, le=64 * 2**20)
+    #: Every event must carry a valid Ed25519 signature by a trusted agent key; an unsigned
+    #: one (an ``otwatch.change/1`` agent, or anyone else who can write to the topic) becomes a
+    #: ``forged_event`` finding instead of the record it claims. False accepts unsigned events
+    #: while agents are being upgraded; a signature that is there is checked either way.
+    require_signed_events: bool = True
+    #: Trusted agent keys, key id to base64 public key, as ``otwatch-agent keys show`` prints.
+    agent_keys: dict[str, str] = Field(default_factory=dict)
+    #: A folder of agent key files ``*.pub``, read at start: each the output of
+    #: ``otwatch-agent keys show`` (or a bare base64 public key), e.g. ``edge-01.pub``.
+    agent_keys_dir: Path | None = None
+
+    @field_validator("agent_keys")
+    @classmethod
+    def _keys_are_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for key_id, text in keys.items():
+            problem = key_problem(key_id, text)
+            if problem is not None:
+                raise ValueError(f"{key_id!r}: {problem}")
+        return keys
 
     def fetch_kwargs(self) -> dict[str, int]:
         """Consumer fetch sizes that go with ``max_message_bytes``.
@@ -104,6 +124,18 @@ class ClassifierConfig(_Strict):
         return topics
 
 
+def key_problem(key_id: str | None, text: str) -> str | None:
+    """What is wrong with a trusted agent key (or None): not a public key, or filed under
+    another key id than its own (events signed with it would never be found trusted)."""
+    try:
+        own = key_id_of(load_public_key(text))
+    except ValueError as exc:
+        return f"{exc}; fix: copy public_key from `otwatch-agent keys show`"
+    if key_id is not None and key_id != own:
+        return f"this public key's id is {own!r}; fix: file it under {own!r}"
+    return None
+
+
 def load_classifier_config(path: Path | str) -> ClassifierConfig:
     """Read a classifier config; relative paths are resolved against the file's directory."""
     path = Path(path)
@@ -133,9 +165,13 @@ def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
     status = section.status_file
     if status is not None and not status.is_absolute():
         status = (base / status).resolve()
-    resolved = section.model_copy(
-        update={"criteria": criteria.resolve(), "records_db": db, "status_file": status}
-    )
+    keys_dir = section.agent_keys_dir
+    if keys_dir is not None and not keys_dir.is_absolute():
+        keys_dir = (base / keys_dir).resolve()
+    resolved = section.model_copy(update={
+        "criteria": criteria.resolve(), "records_db": db, "status_file": status,
+        "agent_keys_dir": keys_dir,
+    })
     return config.model_copy(update={"classifier": resolved})
 
 

@@ -43,6 +43,7 @@ from detectors.criteria import Criteria
 from detectors.integrity_reader import IntegrityReader
 from detectors.messages import DeadLetters
 from detectors.recorder import Recorder
+from detectors.signatures import TrustedAgents, load_agent_keys
 from detectors.store_retry import RetryingStore
 from detectors.suspects import SuspectConsumer
 
@@ -66,8 +67,13 @@ class Classifier:
     def __init__(
         self, config: ClassifierConfig, criteria: Criteria, store: RetryingStore,
         *, clock: Callable[[], datetime] = _utcnow, after_record: Callable[[], None] | None = None,
+        trusted: TrustedAgents | None = None,
     ) -> None:
         self.config = config
+        section = config.classifier
+        self.trusted = trusted or TrustedAgents(
+            load_agent_keys(section), require_signed=section.require_signed_events
+        )
         self.criteria = criteria
         self.store = store
         self.clock = clock
@@ -108,11 +114,14 @@ class Classifier:
             )
             dead_letters = DeadLetters(producer, topics.dlq, self.status, self.clock)
             suspects = SuspectConsumer(
-                self.config, self.criteria.burst, recorder, dead_letters, self.status, self.clock
+                self.config, self.criteria.burst, recorder, dead_letters, self.trusted,
+                self.status, self.clock,
             )
             tasks.start(suspects.run(self._stop), "otwatch-classify")
             if self.config.integrity.enabled:
-                reader = IntegrityReader(self.config, recorder, self.status, self.clock)
+                reader = IntegrityReader(
+                    self.config, recorder, self.trusted, self.status, self.clock
+                )
                 tasks.start(reader.run(self._stop), "otwatch-watch")
             await self._stop.wait()
         finally:

@@ -2,7 +2,8 @@
 
 One consumer in the classifier group (``classifier.group_id``) reads the suspect topic; its
 partitions are spread across the classifier processes. Per batch: parse every message (a bad
-one goes to the dead-letter topic), offer each event to the `BurstCorrelator` (events of a
+one goes to the dead-letter topic), check its signature (an untrusted event becomes a finding,
+`detectors.signatures`), offer each event to the `BurstCorrelator` (events of a
 possible burst are held back until it is decided), record what may be recorded (`Recorder`),
 and commit offsets as the `OffsetLedger` allows: only after the records transaction and the
 broker's acknowledgements, never past a held event. A rebalance hands a revoked partition's
@@ -23,15 +24,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from agent.contract import EventCheck, SuspectChange
 from agent.kafka.consume import Batches, consume_batches
 from agent.kafka.startup import start_with_retry
 from detectors import health
 from detectors.config import ClassifierConfig
-from detectors.correlate import BurstCorrelator, BurstSettings
+from detectors.correlate import BurstCorrelator, BurstSettings, IntegrityKind
 from detectors.errors import BadMessage
 from detectors.messages import DeadLetters, parse_event
 from detectors.offsets import OffsetLedger
 from detectors.recorder import Placed, Recorder, Token
+from detectors.signatures import TrustedAgents, forged_finding
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,12 @@ class SuspectConsumer:
         bursts: BurstSettings,
         recorder: Recorder,
         dead_letters: DeadLetters,
+        trusted: TrustedAgents,
         status: health.Status,
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
+        self.trusted = trusted
         self.recorder = recorder
         self.dead_letters = dead_letters
         self.status = status
@@ -73,6 +78,16 @@ class SuspectConsumer:
         self.bursts: BurstCorrelator[Token] = BurstCorrelator(bursts)
         self.ledger: OffsetLedger[TopicPartition] = OffsetLedger()
         self._unacked: _Unacked | None = None
+
+    def _forged(
+        self, event: SuspectChange, msg: Any, check: EventCheck, token: Token, now: datetime
+    ) -> Placed:
+        finding = forged_finding(event, msg.value, check, now)
+        health.FINDINGS.labels(IntegrityKind.FORGED_EVENT.value).inc()
+        self.status.findings += 1
+        log.warning("forged event %s/%d@%d: %s", msg.topic, msg.partition, msg.offset,
+                    finding.event.verdict_reason)
+        return finding.event, finding.context, token
 
     def revoked(self, partitions: set[TopicPartition]) -> None:
         """A revoked partition's held events and positions belong to its next owner now."""
@@ -127,7 +142,12 @@ class SuspectConsumer:
                 except BadMessage as exc:
                     refused.append((msg, str(exc)))
                     continue
-                placed += self.bursts.offer(event, (tp, msg.offset, msg.value), now=now)
+                token = (tp, msg.offset, msg.value)
+                untrusted = self.trusted.check(msg.value, event)
+                if untrusted is not None:  # never the record it claims: a finding instead
+                    placed.append(self._forged(event, msg, untrusted, token, now))
+                    continue
+                placed += self.bursts.offer(event, token, now=now)
             if messages:
                 self.ledger.consumed(tp, messages[-1].offset)
         # Acknowledged or given up before this batch's offsets can be planned for a commit.

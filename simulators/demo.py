@@ -11,6 +11,7 @@ Everything lives in ``.demo/`` (git-ignored), wiped at the start of each run, so
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from agent.contract.signing import EventSigner
 from simulators.broker import EmbeddedBroker, free_port
 
 #: The repository root: the demo runs from a source checkout (`make demo`).
@@ -89,10 +91,35 @@ def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[s
     return cfg
 
 
-def classifier_config(bootstrap: str, workdir: Path) -> dict[str, Any]:
+#: Where the agent keeps its event-signing key unless its config names one (agent.keys).
+AGENT_KEY_FILE = "event-signing.key"
+
+
+def agent_signing_key(state_dir: Path) -> EventSigner:
+    """The demo agent's event-signing key, made before any process starts, where the agent
+    looks for it (``<state_dir>/event-signing.key``: base64 of the seed, mode 0600), so the
+    classifier trusts it from the first event on, as a site gives its classifier each agent's
+    key (``otwatch-agent keys show``)."""
+    signer = EventSigner.generate()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / AGENT_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(signer.private_b64 + "\n")
+    return signer
+
+
+def agent_signs_events() -> bool:
+    """Whether this checkout's agent signs its events (its key module, issue 14). Until it
+    does, the demo's classifier would refuse every event, so it accepts unsigned ones."""
+    return importlib.util.find_spec("agent.keys") is not None
+
+
+def classifier_config(bootstrap: str, workdir: Path, signer: EventSigner) -> dict[str, Any]:
     cfg: dict[str, Any] = yaml.safe_load((CONFIG / "classifier.yaml").read_text())
     cfg["classifier"]["records_db"] = str(workdir / "records.db")
     cfg["classifier"]["criteria"] = str(CONFIG / "criteria.yaml")
+    cfg["classifier"]["agent_keys"] = {signer.key_id: signer.public_key_b64}
+    cfg["classifier"]["require_signed_events"] = agent_signs_events()
     cfg["kafka"]["bootstrap_servers"] = bootstrap
     cfg["metrics"]["port"] = free_port()
     return cfg
@@ -163,7 +190,10 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
     ports = json.loads(ports_file.read_text())
     print("  simulated plant     " + ", ".join(f"{k}:{v}" for k, v in sorted(ports.items())))
     (workdir / "agent.yaml").write_text(yaml.safe_dump(agent_config(ports, bootstrap, workdir)))
-    (workdir / "classifier.yaml").write_text(yaml.safe_dump(classifier_config(bootstrap, workdir)))
+    signer = agent_signing_key(workdir / "agent")
+    (workdir / "classifier.yaml").write_text(
+        yaml.safe_dump(classifier_config(bootstrap, workdir, signer))
+    )
     pipeline.spawn(
         "classifier", ["detectors.cli", "run", "--config", str(workdir / "classifier.yaml")]
     )

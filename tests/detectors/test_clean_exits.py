@@ -23,6 +23,7 @@ import yaml
 
 from detectors.records import open_store
 from simulators.broker import EmbeddedBroker, free_port
+from tests.detectors.running import AGENT
 
 ROOT = Path(__file__).resolve().parents[2]
 CRITERIA = ROOT / "config" / "criteria.yaml"
@@ -30,7 +31,8 @@ CRITERIA = ROOT / "config" / "criteria.yaml"
 
 def config_file(tmp_path: Path, records_db: str, bootstrap: str) -> Path:
     cfg = {
-        "classifier": {"records_db": records_db, "criteria": str(CRITERIA)},
+        "classifier": {"records_db": records_db, "criteria": str(CRITERIA),
+                       "agent_keys": {AGENT.key_id: AGENT.public_key_b64}},
         "kafka": {"bootstrap_servers": bootstrap, "enable_idempotence": False},
         "metrics": {"port": 0},
     }

@@ -27,6 +27,7 @@ from tests.detectors.running import (
     log_text,
     produce,
     settings,
+    signed,
     wait_until,
     write_config,
 )
@@ -43,7 +44,7 @@ def events(first: int, count: int) -> list[tuple[bytes, bytes]]:
     """One event per controller, each on its own line (no burst holds them back)."""
     made = [make_event(controller={"id": f"oven-{i:02d}"}, line=f"line-{i}", seq=i + 1)
             for i in range(first, first + count)]
-    return [(e.kafka_key(), e.to_json()) for e in made]
+    return [signed(e) for e in made]
 
 
 def with_records_db(config: Path, dsn: str) -> Path:

@@ -21,6 +21,7 @@ from tests.detectors.running import (
     read_topic,
     records,
     settings,
+    signed,
     status,
     wait_until,
     write_config,
@@ -56,7 +57,7 @@ async def test_an_oversized_message_is_dead_lettered_once_and_the_next_event_is_
     key = valid.kafka_key()  # one partition: the valid event comes after the large one
     assert huge.kafka_key() == key
     await produce_large(broker.bootstrap, [
-        (key, garbage), (key, huge.to_json()), (key, valid.to_json())])
+        (key, garbage), (key, huge.to_json()), signed(valid)])
     db = tmp_path / "records.db"
     with classifier(config, "first") as first:
         (record,) = await asyncio.to_thread(
@@ -64,7 +65,7 @@ async def test_an_oversized_message_is_dead_lettered_once_and_the_next_event_is_
         assert status(config, "first")["dead_letters"] == 2
     assert first.returncode == 0
     # A second process takes over: it starts from the committed offsets, past the dead letter.
-    await produce_large(broker.bootstrap, [(key, later.to_json())])
+    await produce_large(broker.bootstrap, [signed(later)])
     with classifier(config, "second") as second:
         await asyncio.to_thread(
             wait_until, lambda: len(records(db)) == 2 or len(
