@@ -56,6 +56,13 @@ class ClassifierSection(_Strict):
     #: ``otwatch-agent keys show`` (or a bare base64 public key), e.g. ``edge-01.pub``.
     agent_keys_dir: Path | None = None
 
+    @field_validator("records_db", "criteria", "status_file", "agent_keys_dir")
+    @classmethod
+    def _no_nul(cls, value: str | Path | None) -> str | Path | None:
+        if value is not None and "\x00" in str(value):
+            raise ValueError("a path cannot hold a NUL character")
+        return value
+
     @field_validator("agent_keys")
     @classmethod
     def _keys_are_keys(cls, keys: dict[str, str]) -> dict[str, str]:
@@ -141,19 +148,34 @@ def load_classifier_config(path: Path | str) -> ClassifierConfig:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ClassifierConfigError(f"{path}: cannot read ({exc}); fix: check the file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+        # (PyYAML raises ValueError for a date that does not exist, e.g. 2020-02-30)
+        reason = _printable(" ".join(str(exc).split()))
+        raise ClassifierConfigError(
+            f"{path}: cannot read ({reason}); fix: check the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ClassifierConfigError(
+            f"{path}: the file holds a {type(data).__name__}, not a mapping; fix: write it as "
+            "sections (classifier:, kafka:, topics:, metrics:, integrity:)"
+        )
     try:
         config = ClassifierConfig.model_validate(data)
     except ValidationError as exc:
         lines = [
-            f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}; fix: "
+            f"{path}: {'.'.join(_printable(str(p)) for p in e['loc'])}: "
+            f"{_printable(e['msg'].removeprefix('Value error, '))}; fix: "
             + ("remove or correct this key" if e["type"] == "extra_forbidden"
                else "correct the value")
             for e in exc.errors(include_url=False)
         ]
         raise ClassifierConfigError("\n".join(lines)) from None
     return _resolve(config, path.parent)
+
+
+def _printable(text: str) -> str:
+    """A key or message as it can be shown on one line (control characters escaped)."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:

@@ -86,8 +86,53 @@ def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> Suspect
             pass
         else:
             if "schema_" in event.model_fields_set and _small_ints(event):
-                return event  # (the model defaults a missing schema: the check above refuses it)
-    return _parse(value, CHANGE_SCHEMAS, SuspectChange)
+                # (the model defaults a missing schema: the check above refuses it; a NUL
+                # character is always escaped in JSON, so a plain message holds none)
+                return _names_fit(event, nul_possible=False)
+    return _names_fit(_parse(value, CHANGE_SCHEMAS, SuspectChange), nul_possible=True)
+
+
+#: The longest name the classifier takes (ids, sites, lines, controllers, tags, addresses,
+#: actors): far above any real one, and within what every records database can index.
+MAX_NAME_CHARS = 256
+#: The longest free text (verdict reasons, why an approval did not match).
+MAX_TEXT_CHARS = 16_384
+
+
+def _names_fit(event: SuspectChange, *, nul_possible: bool) -> SuspectChange:
+    """The event, if its names and texts are ones a records database can keep: no name over
+    `MAX_NAME_CHARS` (PostgreSQL cannot index an id of 10 kB), no text over `MAX_TEXT_CHARS`,
+    and no NUL character (PostgreSQL text cannot hold one). Values may hold anything."""
+    names = _names(event)
+    texts: list[tuple[str, str | None]] = [("verdict_reason", event.verdict_reason)]
+    if event.approval is not None:
+        texts.append(("approval.why_not_matched", event.approval.why_not_matched))
+    for limit, fields in ((MAX_NAME_CHARS, names), (MAX_TEXT_CHARS, texts)):
+        for where, text in fields:
+            if text is None:
+                continue
+            if len(text) > limit:
+                raise BadMessage(f"invalid {event.schema_} message: {where}: {len(text)} "
+                                 f"characters, over {limit}")
+            if nul_possible and "\x00" in text:
+                raise BadMessage(f"invalid {event.schema_} message: {where}: contains a NUL "
+                                 "character")
+    return event
+
+
+def _names(event: SuspectChange) -> list[tuple[str, str | None]]:
+    controller, tag, approval = event.controller, event.tag, event.approval
+    names: list[tuple[str, str | None]] = [
+        ("event_id", event.event_id), ("agent_id", event.agent_id), ("site", event.site),
+        ("line", event.line), ("controller.id", controller.id),
+        ("controller.endpoint", controller.endpoint), ("tag.name", tag.name),
+        ("tag.address", tag.address), ("tag.unit", tag.unit), ("actor", event.actor),
+    ]
+    if approval is not None:
+        names += [("approval.id", approval.id), ("approval.approved_by", approval.approved_by),
+                  ("approval.change_control_ref", approval.change_control_ref)]
+    names += [(f"context key {key[:40]!r}", key) for key in event.context]
+    return names
 
 
 def _plain(value: bytes) -> bool:

@@ -108,11 +108,11 @@ class Classifier:
                 topics.suspect, topics.authorized, topics.heartbeat, topics.alerts,
                 topics.records, topics.dlq,
             ])
+            dead_letters = DeadLetters(producer, topics.dlq, self.status, self.clock)
             recorder = Recorder(
                 producer, topics, self.criteria, self.store, self.status, self.clock,
-                after_record=self.after_record,
+                after_record=self.after_record, dead_letters=dead_letters,
             )
-            dead_letters = DeadLetters(producer, topics.dlq, self.status, self.clock)
             suspects = SuspectConsumer(
                 self.config, self.criteria.burst, recorder, dead_letters, self.trusted,
                 self.status, self.clock,

@@ -48,6 +48,7 @@ from detectors.config import ClassifierSection, key_problem
 from detectors.correlate import EventContext, IntegrityKind
 from detectors.errors import ClassifierConfigError
 from detectors.integrity import Finding
+from detectors.messages import parse_event
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,17 @@ class TrustedAgents:
             return None
         check = verify_event(raw or b"", self.keys)
         return None if check.ok else check
+
+
+def judge_event(
+    value: bytes | None, *, max_bytes: int, trusted: TrustedAgents, now: datetime
+) -> SuspectChange | Finding:
+    """What one message of the suspect topic is: the event it says (parsed and trusted), or the
+    finding an untrusted one becomes. `BadMessage` (for the dead-letter topic) when it is not
+    an event at all. Never raises anything else, whatever the bytes."""
+    event = parse_event(value, max_bytes=max_bytes)
+    check = trusted.check(value, event)
+    return event if check is None else forged_finding(event, value, check, now)
 
 
 def load_agent_keys(section: ClassifierSection) -> dict[str, str]:

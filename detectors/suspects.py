@@ -24,17 +24,17 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from agent.contract import EventCheck, SuspectChange
 from agent.kafka.consume import Batches, consume_batches
 from agent.kafka.startup import start_with_retry
 from detectors import health
 from detectors.config import ClassifierConfig
 from detectors.correlate import BurstCorrelator, BurstSettings, IntegrityKind
 from detectors.errors import BadMessage
-from detectors.messages import DeadLetters, parse_event
+from detectors.integrity import Finding
+from detectors.messages import DeadLetters
 from detectors.offsets import OffsetLedger
 from detectors.recorder import Placed, Recorder, Token
-from detectors.signatures import TrustedAgents, forged_finding
+from detectors.signatures import TrustedAgents, judge_event
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,7 @@ class SuspectConsumer:
         self.ledger: OffsetLedger[TopicPartition] = OffsetLedger()
         self._unacked: _Unacked | None = None
 
-    def _forged(
-        self, event: SuspectChange, msg: Any, check: EventCheck, token: Token, now: datetime
-    ) -> Placed:
-        finding = forged_finding(event, msg.value, check, now)
+    def _forged(self, finding: Finding, msg: Any, token: Token) -> Placed:
         health.FINDINGS.labels(IntegrityKind.FORGED_EVENT.value).inc()
         self.status.findings += 1
         log.warning("forged event %s/%d@%d: %s", msg.topic, msg.partition, msg.offset,
@@ -138,16 +135,16 @@ class SuspectConsumer:
         for tp, messages in batches.items():
             for msg in messages:
                 try:
-                    event = parse_event(msg.value, max_bytes=limit)
+                    judged = judge_event(msg.value, max_bytes=limit, trusted=self.trusted,
+                                         now=now)
                 except BadMessage as exc:
                     refused.append((msg, str(exc)))
                     continue
                 token = (tp, msg.offset, msg.value)
-                untrusted = self.trusted.check(msg.value, event)
-                if untrusted is not None:  # never the record it claims: a finding instead
-                    placed.append(self._forged(event, msg, untrusted, token, now))
+                if isinstance(judged, Finding):  # never the record it claims: a finding
+                    placed.append(self._forged(judged, msg, token))
                     continue
-                placed += self.bursts.offer(event, token, now=now)
+                placed += self.bursts.offer(judged, token, now=now)
             if messages:
                 self.ledger.consumed(tp, messages[-1].offset)
         # Acknowledged or given up before this batch's offsets can be planned for a commit.
