@@ -51,3 +51,22 @@ def test_good_demo_seconds(text: str, seconds: float) -> None:
     from simulators.demo import run_seconds
 
     assert run_seconds(text) == seconds
+
+
+def test_the_demo_makes_the_agents_key_first_and_its_classifier_trusts_it(
+    tmp_path: Path
+) -> None:
+    """The agent finds its key where it keeps it (``<state_dir>/event-signing.key``, base64
+    seed, mode 0600); the classifier's config trusts that key before either process starts."""
+    import stat
+
+    from agent.contract.signing import EventSigner
+    from detectors.config import ClassifierConfig
+    from simulators.demo import agent_signing_key, classifier_config
+
+    signer = agent_signing_key(tmp_path / "agent")
+    path = tmp_path / "agent" / "event-signing.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert EventSigner.from_private_b64(path.read_text()).key_id == signer.key_id
+    config = ClassifierConfig.model_validate(classifier_config("127.0.0.1:1", tmp_path, signer))
+    assert config.classifier.agent_keys == {signer.key_id: signer.public_key_b64}
