@@ -4,6 +4,7 @@ is started or wiped (issue 14, item 5)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def demo(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m simulators.demo ARGS``; should it start the pipeline after all, SIGTERM
+    makes it stop every process it started (by PID) before the test fails."""
+    proc = subprocess.Popen([sys.executable, "-m", "simulators.demo", *args], cwd=ROOT,
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 @pytest.mark.parametrize("value", ["abc", "-5", "nan", "inf", "1e400", "5 s"])
 def test_a_bad_demo_seconds_is_one_line_and_exit_2_and_changes_nothing(
     value: str, tmp_path: Path
@@ -20,11 +34,7 @@ def test_a_bad_demo_seconds_is_one_line_and_exit_2_and_changes_nothing(
     workdir = tmp_path / "demo"
     workdir.mkdir()
     (workdir / "kept.txt").write_text("from an earlier run")
-    done = subprocess.run(
-        [sys.executable, "-m", "simulators.demo", "--workdir", str(workdir)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-        env={**os.environ, "DEMO_SECONDS": value},
-    )
+    done = demo(["--workdir", str(workdir)], {**os.environ, "DEMO_SECONDS": value})
     assert done.returncode == 2, done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"demo: DEMO_SECONDS={value!r}: ")
@@ -34,10 +44,7 @@ def test_a_bad_demo_seconds_is_one_line_and_exit_2_and_changes_nothing(
 
 
 def test_the_seconds_option_is_checked_the_same_way(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "simulators.demo", "--workdir", str(tmp_path), "--seconds", "x"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )
+    done = demo(["--workdir", str(tmp_path), "--seconds", "x"], dict(os.environ))
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "demo: --seconds='x': not a number; fix: a number of seconds such as 60 "
