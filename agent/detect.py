@@ -63,7 +63,7 @@ def detect_changes(
     """
     changes = []
     for tag in tags:
-        if tag.kind is None:
+        if tag.kind is None or tag.kind is TagKind.MEASUREMENT:  # context, never a change
             continue
         new, old = readings.get(tag.name), baseline.get(tag.name)
         # Sources hand back the very same Reading while a value stands still, so identity

@@ -68,7 +68,8 @@ class ControllerWatcher:
         members = {m for r in config.recipes for m in r.members}
         #: Watched tags reported one by one; recipe members are reported as their recipe.
         self._single_tags: list[TagBase] = [
-            t for t in config.tags if t.kind is not None and t.name not in members
+            t for t in config.tags
+            if t.kind is not None and t.kind is not TagKind.MEASUREMENT and t.name not in members
         ]
         self._single_by_name = {t.name: t for t in self._single_tags}
         self._latest: dict[str, Reading] = dict(baseline.tags)

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from agent.contract import SuspectChange
+from agent.contract import EventLimits, SuspectChange, TagValue, encode_value, limit_value
 from detectors.classification import Classification
 from detectors.records import RecordOutcome
 
@@ -49,12 +49,31 @@ def alert_for(event: SuspectChange, cls: Classification, outcome: RecordOutcome)
         "tag": event.tag.name,
         "change_kind": event.change_kind,
         "verdict": event.verdict,
-        "old_value": event.old_value,
-        "new_value": event.new_value,
+        "old_value": alert_value(event.old_value),
+        "new_value": alert_value(event.new_value),
         "actor": event.actor,
         "agent_id": event.agent_id,
-        "description": cls.description,
+        "description": _short(cls.description),
     }
+
+
+#: An alert carries each value up to 4 KiB of JSON, a larger one as its truncation (SHA-256,
+#: length, first characters; `agent.contract.limits`), and a description up to 2,000
+#: characters: an alert stays far below any broker's message limit whatever the event held.
+ALERT_VALUE_LIMITS = EventLimits(max_value_bytes=4096, head_chars=256)
+MAX_DESCRIPTION_CHARS = 2000
+
+
+def alert_value(value: TagValue) -> Any:
+    """A value as an alert writes it: NaN and infinities as ``{"$float": ...}`` (plain JSON
+    has no NaN: orjson would write ``null`` and hide the change), large ones truncated."""
+    return encode_value(limit_value(value, ALERT_VALUE_LIMITS))
+
+
+def _short(text: str) -> str:
+    if len(text) <= MAX_DESCRIPTION_CHARS:
+        return text
+    return text[: MAX_DESCRIPTION_CHARS - 1] + "\u2026"
 
 
 def record_event(

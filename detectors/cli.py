@@ -12,10 +12,12 @@ from prometheus_client import start_http_server
 from agent.runtime.errors import OtwatchError
 from agent.runtime.logs import setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
-from detectors.config import ClassifierConfig, load_classifier_config
+from detectors.config import ClassifierConfig, check_records_db, load_classifier_config
 from detectors.criteria import load_criteria
 from detectors.criteria_table import add_criteria_parser, run_criteria_command
 from detectors.errors import OtwatchDetectorError
+from detectors.signatures import load_agent_keys
+from detectors.store_retry import redact
 
 EPILOG = """examples:
   otwatch-classifier check --config config/classifier.yaml
@@ -64,9 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _apply_overrides(load_classifier_config(args.config), args)
         criteria = load_criteria(Path(config.classifier.criteria))
         if args.command == "check":
+            check_records_db(config.classifier.records_db)
+            keys = load_agent_keys(config.classifier)
+            signed = ("required" if config.classifier.require_signed_events
+                      else "checked where present")
             print(f"criteria {criteria.version}: {len(criteria.rules)} rules; "
-                  f"records: {config.classifier.records_db}; "
-                  f"kafka: {config.kafka.bootstrap_servers}")
+                  f"records: {redact(config.classifier.records_db)}; "
+                  f"kafka: {config.kafka.bootstrap_servers}; "
+                  f"event signatures {signed}, {len(keys)} agent key(s) trusted")
             return 0
         return serve(config)
     except OtwatchDetectorError as exc:
@@ -82,14 +89,16 @@ def serve(config: ClassifierConfig, *, after_record: Callable[[], None] | None =
 
     ``after_record`` goes to `detectors.service.Classifier` (tests end the process there).
     """
-    from detectors.records import open_store
     from detectors.service import Classifier
+    from detectors.store_retry import RetryingStore
 
     criteria = load_criteria(Path(config.classifier.criteria))
-    store = open_store(config.classifier.records_db)
-    store.migrate()
+    check_records_db(config.classifier.records_db)
     if config.metrics.port:
         start_http_server(config.metrics.port, addr=config.metrics.host)
+    # Opened inside the loop, where SIGTERM is heard: a database that is not there yet is
+    # waited for (one line per outage), and a stop meanwhile still exits 0.
+    store = RetryingStore(config.classifier.records_db)
 
     async def main_loop() -> None:
         classifier = Classifier(config, criteria, store, after_record=after_record)

@@ -8,17 +8,22 @@ connection serves every process. Without ``kafka.client_id`` the classifier name
 
 from __future__ import annotations
 
+import re
+import tempfile
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.contract.signing import key_id_of, load_public_key
 from agent.kafka.settings import KafkaSettings, TopicNames
 from detectors.errors import ClassifierConfigError
 
 #: How the classifier names itself to the broker unless ``kafka.client_id`` says otherwise.
 CLIENT_ID = "otwatch-classifier"
+#: What Kafka accepts as a topic name.
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class _Strict(BaseModel):
@@ -36,6 +41,49 @@ class ClassifierSection(_Strict):
     #: Optional JSON file with the process's assigned partitions and counters (for operators
     #: and tests); rewritten on every assignment change and every ``integrity.check_interval_s``.
     status_file: Path | None = None
+    #: A message larger than this is not parsed: it goes to the dead-letter topic with its size,
+    #: its SHA-256 and its first bytes. The agent keeps its events far below (large values are
+    #: truncated with their hash); Kafka's own default limit is 1 MiB.
+    max_message_bytes: int = Field(default=1_048_576, ge=4_096, le=64 * 2**20)
+    #: Every event must carry a valid Ed25519 signature by a trusted agent key; an unsigned
+    #: one (an ``otwatch.change/1`` agent, or anyone else who can write to the topic) becomes a
+    #: ``forged_event`` finding instead of the record it claims. False accepts unsigned events
+    #: while agents are being upgraded; a signature that is there is checked either way.
+    require_signed_events: bool = True
+    #: Trusted agent keys, key id to base64 public key, as ``otwatch-agent keys show`` prints.
+    agent_keys: dict[str, str] = Field(default_factory=dict)
+    #: A folder of agent key files ``*.pub``, read at start: each the output of
+    #: ``otwatch-agent keys show`` (or a bare base64 public key), e.g. ``edge-01.pub``.
+    agent_keys_dir: Path | None = None
+
+    @field_validator("records_db", "criteria", "status_file", "agent_keys_dir")
+    @classmethod
+    def _no_nul(cls, value: str | Path | None) -> str | Path | None:
+        if value is not None and "\x00" in str(value):
+            raise ValueError("a path cannot hold a NUL character")
+        return value
+
+    @field_validator("agent_keys")
+    @classmethod
+    def _keys_are_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for key_id, text in keys.items():
+            problem = key_problem(key_id, text)
+            if problem is not None:
+                raise ValueError(f"{key_id!r}: {problem}")
+        return keys
+
+    def fetch_kwargs(self) -> dict[str, int]:
+        """Consumer fetch sizes that go with ``max_message_bytes``.
+
+        Per partition, a fetch asks for at most one message's worth; a larger message still
+        arrives whole (Kafka returns a first batch over the limit rather than stall, and the
+        embedded Tansu broker returned 120 MB messages whatever was asked), and is then refused
+        by size. Across partitions, one fetch is bounded at 16 MiB or one message.
+        """
+        return {
+            "max_partition_fetch_bytes": self.max_message_bytes,
+            "fetch_max_bytes": max(self.max_message_bytes, 16 * 2**20),
+        }
 
 
 class IntegritySection(_Strict):
@@ -70,25 +118,64 @@ class ClassifierConfig(_Strict):
     def _named(cls, kafka: KafkaSettings) -> KafkaSettings:
         return kafka.named(CLIENT_ID)
 
+    @field_validator("topics")
+    @classmethod
+    def _legal_topics(cls, topics: TopicNames) -> TopicNames:
+        """A name Kafka does not allow is never created: sends to it would wait for ever."""
+        for key, name in topics.model_dump().items():
+            if not _TOPIC_NAME.fullmatch(name):
+                raise ValueError(
+                    f"topics.{key}: {name!r} is not a Kafka topic name (letters, digits, '.', "
+                    "'_' and '-', at most 249 characters)"
+                )
+        return topics
+
+
+def key_problem(key_id: str | None, text: str) -> str | None:
+    """What is wrong with a trusted agent key (or None): not a public key, or filed under
+    another key id than its own (events signed with it would never be found trusted)."""
+    try:
+        own = key_id_of(load_public_key(text))
+    except ValueError as exc:
+        return f"{exc}; fix: copy public_key from `otwatch-agent keys show`"
+    if key_id is not None and key_id != own:
+        return f"this public key's id is {own!r}; fix: file it under {own!r}"
+    return None
+
 
 def load_classifier_config(path: Path | str) -> ClassifierConfig:
     """Read a classifier config; relative paths are resolved against the file's directory."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ClassifierConfigError(f"{path}: cannot read ({exc}); fix: check the file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+        # (PyYAML raises ValueError for a date that does not exist, e.g. 2020-02-30)
+        reason = _printable(" ".join(str(exc).split()))
+        raise ClassifierConfigError(
+            f"{path}: cannot read ({reason}); fix: check the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ClassifierConfigError(
+            f"{path}: the file holds a {type(data).__name__}, not a mapping; fix: write it as "
+            "sections (classifier:, kafka:, topics:, metrics:, integrity:)"
+        )
     try:
         config = ClassifierConfig.model_validate(data)
     except ValidationError as exc:
         lines = [
-            f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}; fix: "
+            f"{path}: {'.'.join(_printable(str(p)) for p in e['loc'])}: "
+            f"{_printable(e['msg'].removeprefix('Value error, '))}; fix: "
             + ("remove or correct this key" if e["type"] == "extra_forbidden"
                else "correct the value")
             for e in exc.errors(include_url=False)
         ]
         raise ClassifierConfigError("\n".join(lines)) from None
     return _resolve(config, path.parent)
+
+
+def _printable(text: str) -> str:
+    """A key or message as it can be shown on one line (control characters escaped)."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
@@ -100,7 +187,53 @@ def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
     status = section.status_file
     if status is not None and not status.is_absolute():
         status = (base / status).resolve()
-    resolved = section.model_copy(
-        update={"criteria": criteria.resolve(), "records_db": db, "status_file": status}
-    )
+    keys_dir = section.agent_keys_dir
+    if keys_dir is not None and not keys_dir.is_absolute():
+        keys_dir = (base / keys_dir).resolve()
+    resolved = section.model_copy(update={
+        "criteria": criteria.resolve(), "records_db": db, "status_file": status,
+        "agent_keys_dir": keys_dir,
+    })
     return config.model_copy(update={"classifier": resolved})
+
+
+def check_records_db(target: str) -> None:
+    """A SQLite ``classifier.records_db`` whose folder is missing or not writable is refused
+    here, by ``check`` and before ``run`` starts, rather than failing at the first open.
+    (A PostgreSQL DSN is checked by connecting: ``run`` waits for the database.)"""
+    if "://" in target and not target.startswith("sqlite:///"):
+        return
+    path = Path(target.removeprefix("sqlite://") if target.startswith("sqlite:///") else target)
+    folder = path.parent
+    fix = "or point classifier.records_db (or --records-db) at a writable folder"
+    if path.is_dir():
+        raise ClassifierConfigError(
+            f"classifier.records_db: {path} is a folder; fix: name a file in it, e.g. "
+            f"{path / 'records.db'}"
+        )
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ClassifierConfigError(
+            f"classifier.records_db: the folder {folder} {what}; fix: create it "
+            f"(mkdir -p {folder}) {fix}"
+        )
+    problem = _unwritable(path)
+    if problem is not None:
+        raise ClassifierConfigError(
+            f"classifier.records_db: cannot write {path} ({problem}); fix: give the service's "
+            f"user write access to {folder} {fix}"
+        )
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why the database file (and SQLite's journal beside it) cannot be written, if so: tried
+    for real, as permission bits do not tell for root or on a read-only mount."""
+    try:
+        if path.exists():
+            with path.open("r+b"):
+                pass
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

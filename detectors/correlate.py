@@ -53,6 +53,8 @@ class IntegrityKind(StrEnum):
 
     SEQ_GAP = "seq_gap"
     AGENT_SILENCE = "agent_silence"
+    #: An event no trusted agent signed (`detectors.signatures`).
+    FORGED_EVENT = "forged_event"
 
 
 @dataclass(frozen=True)

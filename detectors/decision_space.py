@@ -61,10 +61,13 @@ TAG_KINDS_OF: dict[ChangeKind, tuple[TagKind, ...]] = {
     ChangeKind.MODE_CHANGE: (TagKind.MODE,),
 }
 _BOOLS = (False, True)
+#: Measurements are context in every event of their controller, never a change of their own
+#: (DESIGN: "measurements are context, never changes"), so no point of the space has one.
+_CHANGING_TAG_KINDS = tuple(kind for kind in TagKind if kind is not TagKind.MEASUREMENT)
 
 
 def tag_kinds_of(change_kind: ChangeKind) -> tuple[TagKind, ...]:
-    return TAG_KINDS_OF.get(change_kind, tuple(TagKind))
+    return TAG_KINDS_OF.get(change_kind, _CHANGING_TAG_KINDS)
 
 
 def verdicts_of(change_kind: ChangeKind) -> tuple[Verdict, ...]:

@@ -21,6 +21,10 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS = Counter("otwatch_classifier_events_total", "Events classified", ["classification"])
 RULES = Counter("otwatch_classifier_rules_fired_total", "Rules fired", ["rule"])
 DEAD = Counter("otwatch_classifier_dead_letters_total", "Messages sent to the DLQ", ["reason"])
+DEAD_DROPPED = Counter(
+    "otwatch_classifier_dead_letters_dropped_total",
+    "Dead letters given up: refused by the broker, or not acknowledged in time",
+)
 RECORDS = Counter("otwatch_classifier_records_opened_total", "Master records opened")
 DUPLICATES = Counter(
     "otwatch_classifier_duplicates_total", "Redelivered events the store recognised"
@@ -60,6 +64,7 @@ class Status:
     processed: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    dead_letters_dropped: int = 0
     findings: int = 0
     watching: bool = False
 
@@ -75,6 +80,7 @@ class Status:
             "processed": self.processed,
             "duplicates": self.duplicates,
             "dead_letters": self.dead_letters,
+            "dead_letters_dropped": self.dead_letters_dropped,
             "integrity_findings": self.findings,
             "watching": self.watching,
         }

@@ -5,7 +5,9 @@ No consumer group: every classifier process reads every partition of both change
 feeds them to `detectors.integrity.AgentWatch`. Every ``integrity.check_interval_s`` it asks for
 the findings that are due (a gap in an agent's ``seq``, a silent agent) and records them like
 any other event (`Recorder`). Findings have deterministic event ids, so several processes
-finding the same thing write one record. Nothing is committed: the reader starts from
+finding the same thing write one record. Only events a trusted agent signed count
+(`detectors.signatures`): an untrusted one on the authorized topic is a ``forged_event`` finding
+of its own. Nothing is committed: the reader starts from
 ``integrity.start_from`` on every start.
 """
 
@@ -18,16 +20,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agent.contract import SuspectChange
 from agent.kafka.consume import Batches, caught_up, consume_batches
 from agent.kafka.startup import start_with_retry
 from detectors import health
 from detectors.config import ClassifierConfig
+from detectors.correlate import IntegrityKind
 from detectors.errors import BadMessage
 from detectors.integrity import AgentWatch
 from detectors.messages import parse_event, parse_heartbeat
-from detectors.recorder import Recorder
+from detectors.recorder import Placed, Recorder
+from detectors.signatures import TrustedAgents, forged_finding
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +44,16 @@ class IntegrityReader:
         self,
         config: ClassifierConfig,
         recorder: Recorder,
+        trusted: TrustedAgents,
         status: health.Status,
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
         self.recorder = recorder
+        self.trusted = trusted
+        #: Untrusted events of the authorized topic, recorded at the next check (those of the
+        #: suspect topic are the group consumer's, recorded once per partition owner).
+        self._forged: list[Placed] = []
         self.status = status
         self.clock = clock
         integrity = config.integrity
@@ -58,7 +68,8 @@ class IntegrityReader:
         watch = await start_with_retry(
             lambda: AIOKafkaConsumer(
                 group_id=None, enable_auto_commit=False,
-                auto_offset_reset=config.integrity.start_from, **config.kafka.consumer_kwargs(),
+                auto_offset_reset=config.integrity.start_from,
+                **config.classifier.fetch_kwargs(), **config.kafka.consumer_kwargs(),
             ),
             config.kafka, "agent watch", stop,
         )
@@ -87,15 +98,28 @@ class IntegrityReader:
             await self._record_findings(now, reader_caught_up)
 
     def _saw(self, heartbeats: bool, messages: list[Any], now: datetime) -> None:
+        limit = self.config.classifier.max_message_bytes
         for msg in messages:
             try:
                 if heartbeats:
-                    self.agents.saw_heartbeat(parse_heartbeat(msg.value))
+                    self.agents.saw_heartbeat(parse_heartbeat(msg.value, max_bytes=limit))
                 else:
-                    self.agents.saw_event(parse_event(msg.value), now=now)
+                    self._saw_event(msg, parse_event(msg.value, max_bytes=limit), now)
             except BadMessage as exc:  # the group consumer dead-letters bad events, once
                 log.debug("agent watch skips %s/%d@%d: %s", msg.topic, msg.partition,
                           msg.offset, exc)
+
+    def _saw_event(self, msg: Any, event: SuspectChange, now: datetime) -> None:
+        """Count a trusted event's seq; an untrusted one proves nothing (a forger could fill
+        a gap with it), and on the authorized topic it is a finding of its own."""
+        check = self.trusted.check(msg.value, event)
+        if check is None:
+            self.agents.saw_event(event, now=now)
+            return
+        if msg.topic == self.config.topics.authorized:
+            finding = forged_finding(event, msg.value, check, now)
+            token = (TopicPartition(msg.topic, msg.partition), msg.offset, msg.value)
+            self._forged.append((finding.event, finding.context, token))
 
     def _set_watching(self, reader_caught_up: bool) -> None:
         if reader_caught_up != self.status.watching:
@@ -110,5 +134,13 @@ class IntegrityReader:
             log.warning("integrity finding %s: %s", finding.event.event_id,
                         finding.event.verdict_reason)
         self.status.findings += len(findings)
-        placed = [(f.event, f.context, None) for f in findings]
+        placed: list[Placed] = [(f.event, f.context, None) for f in findings]
         await (await self.recorder.record(placed, now))
+        forged, self._forged = self._forged, []
+        for event, _, _ in forged:
+            health.FINDINGS.labels(IntegrityKind.FORGED_EVENT.value).inc()
+            log.warning("forged event on %s: %s", self.config.topics.authorized,
+                        event.verdict_reason)
+        self.status.findings += len(forged)
+        # Apart: with a message each, the evidence keeps the bytes as they were received.
+        await (await self.recorder.record(forged, now))

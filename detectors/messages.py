@@ -1,36 +1,55 @@
 """The classifier's messages in: parse what it reads, dead-letter what it cannot.
 
-In: ``otwatch.change/1`` events (`parse_event`) and ``otwatch.heartbeat/1`` heartbeats
-(`parse_heartbeat`), the `agent.contract` models. Anything else raises `BadMessage` with a reason
-a person can act on, and the group consumer sends the message to the dead-letter topic with
-that reason (`DeadLetters`, body `dead_letter`, schema ``otwatch.dead-letter/1``): a malformed
-message never crashes the classifier, and is counted (``otwatch_classifier_dead_letters_total``).
+In: ``otwatch.change/1`` and ``/2`` events (`parse_event`) and ``otwatch.heartbeat/1`` and
+``/2`` heartbeats (`parse_heartbeat`), the `agent.contract` models. Anything else raises
+`BadMessage` with a reason a person can act on, and the group consumer sends the message to
+the dead-letter topic with that reason (`DeadLetters`, body `dead_letter`, schema
+``otwatch.dead-letter/2``): a malformed message never crashes the classifier, and is counted
+(``otwatch_classifier_dead_letters_total``). A message over ``classifier.max_message_bytes`` is
+not parsed at all (`too_large`).
+
+The dead-letter path cannot fail in its turn: a dead letter carries the value's size, SHA-256
+and at most its first `DEAD_LETTER_HEAD_BYTES` (never the whole value: a dead letter that copied
+a 1.5 MB message was refused by the broker, and the classifier crashed on it at every start),
+and one that still cannot be delivered is counted and given up.
 What the classifier sends out (alerts, record events) is `detectors.alerts`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import codecs
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 
-from agent.contract import HEARTBEAT_SCHEMA, SCHEMA, Heartbeat, SuspectChange
+from agent.contract import CHANGE_SCHEMAS, HEARTBEAT_SCHEMAS, Heartbeat, SuspectChange
+from agent.runtime.backoff import Backoff
+from agent.runtime.outage import OutageLog
 from detectors import health
 from detectors.errors import BadMessage
 
 log = logging.getLogger(__name__)
 
-DLQ_SCHEMA = "otwatch.dead-letter/1"
+DLQ_SCHEMA = "otwatch.dead-letter/2"
+#: The most of a refused value a dead letter carries (as text); its size and SHA-256 name it.
+DEAD_LETTER_HEAD_BYTES = 4096
+#: Bounds on the other texts of a dead letter: a dead letter is small whatever was refused.
+MAX_KEY_BYTES = 1024
+MAX_REASON_CHARS = 1000
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def _parse(value: bytes | None, schema: str, model: type[M]) -> M:
+def _parse(value: bytes | None, schemas: tuple[str, ...], model: type[M]) -> M:
+    schema = " or ".join(schemas)
     if value is None:
         raise BadMessage(f"empty message (tombstone) where {schema} was expected")
     try:
@@ -39,23 +58,27 @@ def _parse(value: bytes | None, schema: str, model: type[M]) -> M:
         raise BadMessage(f"not JSON: {exc}") from None
     if not isinstance(head, dict):
         raise BadMessage("not a JSON object")
-    if head.get("schema") != schema:
+    if head.get("schema") not in schemas:
         raise BadMessage(f"unknown schema {head.get('schema')!r}; this classifier reads {schema}")
     try:
         return model.model_validate(head)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise BadMessage(f"invalid {schema} message: {where}: {first['msg']}") from None
+        raise BadMessage(f"invalid {head['schema']} message: {where}: {first['msg']}") from None
 
 
-def parse_event(value: bytes | None) -> SuspectChange:
+def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> SuspectChange:
     """One Kafka message value to an event, or `BadMessage` with a reason a person can act on.
+
+    A value over ``max_bytes`` is refused unread (`too_large`).
 
     ``model_validate_json`` on the bytes costs half of ``orjson.loads`` plus ``model_validate``;
     it decides alone only for a plain message that names its schema. Everything else goes the
     careful way, which names the problem for the dead-letter topic.
     """
+    if max_bytes is not None:
+        too_large(value, max_bytes)
     if value is not None and _plain(value):
         try:
             event = SuspectChange.model_validate_json(value)
@@ -63,8 +86,53 @@ def parse_event(value: bytes | None) -> SuspectChange:
             pass
         else:
             if "schema_" in event.model_fields_set and _small_ints(event):
-                return event  # (the model defaults a missing schema: the check above refuses it)
-    return _parse(value, SCHEMA, SuspectChange)
+                # (the model defaults a missing schema: the check above refuses it; a NUL
+                # character is always escaped in JSON, so a plain message holds none)
+                return _names_fit(event, nul_possible=False)
+    return _names_fit(_parse(value, CHANGE_SCHEMAS, SuspectChange), nul_possible=True)
+
+
+#: The longest name the classifier takes (ids, sites, lines, controllers, tags, addresses,
+#: actors): far above any real one, and within what every records database can index.
+MAX_NAME_CHARS = 256
+#: The longest free text (verdict reasons, why an approval did not match).
+MAX_TEXT_CHARS = 16_384
+
+
+def _names_fit(event: SuspectChange, *, nul_possible: bool) -> SuspectChange:
+    """The event, if its names and texts are ones a records database can keep: no name over
+    `MAX_NAME_CHARS` (PostgreSQL cannot index an id of 10 kB), no text over `MAX_TEXT_CHARS`,
+    and no NUL character (PostgreSQL text cannot hold one). Values may hold anything."""
+    names = _names(event)
+    texts: list[tuple[str, str | None]] = [("verdict_reason", event.verdict_reason)]
+    if event.approval is not None:
+        texts.append(("approval.why_not_matched", event.approval.why_not_matched))
+    for limit, fields in ((MAX_NAME_CHARS, names), (MAX_TEXT_CHARS, texts)):
+        for where, text in fields:
+            if text is None:
+                continue
+            if len(text) > limit:
+                raise BadMessage(f"invalid {event.schema_} message: {where}: {len(text)} "
+                                 f"characters, over {limit}")
+            if nul_possible and "\x00" in text:
+                raise BadMessage(f"invalid {event.schema_} message: {where}: contains a NUL "
+                                 "character")
+    return event
+
+
+def _names(event: SuspectChange) -> list[tuple[str, str | None]]:
+    controller, tag, approval = event.controller, event.tag, event.approval
+    names: list[tuple[str, str | None]] = [
+        ("event_id", event.event_id), ("agent_id", event.agent_id), ("site", event.site),
+        ("line", event.line), ("controller.id", controller.id),
+        ("controller.endpoint", controller.endpoint), ("tag.name", tag.name),
+        ("tag.address", tag.address), ("tag.unit", tag.unit), ("actor", event.actor),
+    ]
+    if approval is not None:
+        names += [("approval.id", approval.id), ("approval.approved_by", approval.approved_by),
+                  ("approval.change_control_ref", approval.change_control_ref)]
+    names += [(f"context key {key[:40]!r}", key) for key in event.context]
+    return names
 
 
 def _plain(value: bytes) -> bool:
@@ -83,51 +151,154 @@ def _small_ints(event: SuspectChange) -> bool:
     )
 
 
-def parse_heartbeat(value: bytes | None) -> Heartbeat:
-    beat = _parse(value, HEARTBEAT_SCHEMA, Heartbeat)
+def parse_heartbeat(value: bytes | None, *, max_bytes: int | None = None) -> Heartbeat:
+    """One heartbeat message value, or `BadMessage` (also over ``max_bytes``)."""
+    if max_bytes is not None:
+        too_large(value, max_bytes)
+    beat = _parse(value, HEARTBEAT_SCHEMAS, Heartbeat)
     if beat.sent_at is None:
-        raise BadMessage(f"invalid {HEARTBEAT_SCHEMA} message: sent_at: missing")
+        raise BadMessage(f"invalid {beat.schema_} message: sent_at: missing")
     return beat
+
+
+def too_large(value: bytes | None, limit: int) -> None:
+    """`BadMessage` for a value over ``limit`` bytes: it is dead-lettered without being read."""
+    if value is not None and len(value) > limit:
+        raise BadMessage(
+            f"too large: {len(value)} bytes, over classifier.max_message_bytes ({limit}); "
+            "not parsed"
+        )
+
+
+def _text(raw: bytes, limit: int) -> str:
+    """At most the first ``limit`` bytes as text: undecodable bytes replaced, and a character
+    the cut splits left out (the incremental decoder keeps an incomplete tail to itself)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return decoder.decode(raw[:limit], final=len(raw) <= limit)
 
 
 def dead_letter(
     *, reason: str, topic: str, partition: int, offset: int, key: bytes | None,
-    value: bytes | None, at: datetime,
+    value: bytes | None, at: datetime, head_bytes: int = DEAD_LETTER_HEAD_BYTES,
 ) -> dict[str, Any]:
-    """The dead-letter message: the reason, where the message was, and its key and value as
-    text (undecodable bytes replaced), so a person can read it and send it again."""
+    """The dead-letter message: the reason, where the message was, its key, and what identifies
+    its value (size and SHA-256) with at most its first ``head_bytes`` bytes as text: never the
+    whole value, so a dead letter stays small whatever was refused. The message itself stays
+    in its topic (until the topic's retention), found by topic, partition and offset."""
     return {
         "schema": DLQ_SCHEMA,
-        "reason": reason,
+        "reason": reason[:MAX_REASON_CHARS],
         "topic": topic,
         "partition": partition,
         "offset": offset,
-        "key": key.decode("utf-8", "replace") if key else None,
-        "value": value.decode("utf-8", "replace") if value is not None else None,
+        "key": _text(key, MAX_KEY_BYTES) if key is not None else None,
+        "key_bytes": len(key) if key is not None else None,
+        "value_bytes": len(value) if value is not None else None,
+        "value_sha256": hashlib.sha256(value).hexdigest() if value is not None else None,
+        "value_head": _text(value, head_bytes) if value is not None else None,
+        "value_truncated": value is not None and len(value) > head_bytes,
         "at": at.isoformat(),
     }
 
 
+#: Dead letters whose sends fail for a reason that may pass (broker away, leader moving, the
+#: topic's metadata not there yet) are sent again for this long, then given up: a dead letter
+#: never holds the classifier's reading back for longer (a missing DLQ topic on a cluster that
+#: creates none would otherwise hold it for ever).
+DEAD_LETTER_PATIENCE_S = 120.0
+
+
 class DeadLetters:
-    """Sends the messages the classifier cannot read to the dead-letter topic, with the reason."""
+    """Sends the messages the classifier cannot read to the dead-letter topic, with the reason.
+
+    Cannot fail: a dead letter is small (`dead_letter`), a send that fails for a reason that may
+    pass is retried with capped backoff for at most `DEAD_LETTER_PATIENCE_S`, and one the broker
+    refuses for good (or still cannot take after that) is given up: counted
+    (``otwatch_classifier_dead_letters_dropped_total``), logged once per run of drops, and the
+    classifier reads on.
+    """
 
     def __init__(
         self, producer: AIOKafkaProducer, topic: str, status: health.Status,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], *, head_bytes: int = DEAD_LETTER_HEAD_BYTES,
+        patience_s: float = DEAD_LETTER_PATIENCE_S, backoff: Backoff | None = None,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._status = status
         self._clock = clock
+        self._head_bytes = head_bytes
+        self._patience_s = patience_s
+        self._backoff = backoff or Backoff(first_s=0.5, cap_s=10.0)
+        self._drops = OutageLog(
+            log, f"dead letters to {topic} are being dropped (counted in "
+            "otwatch_classifier_dead_letters_dropped_total)", f"dead letters to {topic} sent again",
+        )
 
-    async def send(self, msg: Any, reason: str) -> None:
-        """Count, log and send one message (a consumer record) with why it was refused; waits
-        for the broker's acknowledgement, so its offset may be committed after."""
+    async def send(self, refused: Sequence[tuple[Any, str]]) -> None:
+        """Send one dead letter per (consumer record, reason); returns once each is acknowledged
+        or given up, so the offsets after them may be committed. Never raises a Kafka error."""
+        if not refused:
+            return
+        pending: list[tuple[bytes | None, bytes]] = [self._letter(msg, why) for msg, why in refused]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._patience_s
+        self._backoff.reset()
+        while pending:
+            failures = await self._send_all(pending)
+            retry = [(letter, exc) for letter, exc in failures if _may_pass(exc)]
+            for _, exc in failures:
+                if not _may_pass(exc) or loop.time() >= deadline:
+                    self._drop(exc)
+            if loop.time() >= deadline or not retry:
+                break
+            log.debug("dead letters not acknowledged yet (%s); sending again", retry[0][1])
+            await asyncio.sleep(min(self._backoff.next(), max(0.0, deadline - loop.time())))
+            pending = [letter for letter, _ in retry]
+
+    def _letter(self, msg: Any, reason: str) -> tuple[bytes | None, bytes]:
         health.DEAD.labels(health.dead_letter_reason(reason)).inc()
         self._status.dead_letters += 1
-        log.warning("dead letter %s/%d@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+        log.warning("dead letter %s/%d@%d: %s", msg.topic, msg.partition, msg.offset,
+                    reason[:MAX_REASON_CHARS])
         body = dead_letter(
             reason=reason, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-            key=msg.key, value=msg.value, at=self._clock(),
+            key=msg.key, value=msg.value, at=self._clock(), head_bytes=self._head_bytes,
         )
-        await self._producer.send_and_wait(self._topic, orjson.dumps(body), key=msg.key)
+        key = msg.key[:MAX_KEY_BYTES] if msg.key is not None else None
+        return key, orjson.dumps(body)
+
+    async def _send_all(
+        self, letters: list[tuple[bytes | None, bytes]]
+    ) -> list[tuple[tuple[bytes | None, bytes], BaseException]]:
+        """Send every letter (pipelined); the ones that failed, with why."""
+        sent: list[tuple[tuple[bytes | None, bytes], asyncio.Future[Any]]] = []
+        failed: list[tuple[tuple[bytes | None, bytes], BaseException]] = []
+        for letter in letters:
+            key, value = letter
+            try:
+                sent.append((letter, await self._producer.send(self._topic, value, key=key)))
+            except Exception as exc:  # whatever the client raises: this path must not fail
+                failed.append((letter, exc))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (letter, _), result in zip(sent, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                failed.append((letter, result))
+            else:
+                self._drops.success()
+        return failed
+
+    def _drop(self, exc: BaseException) -> None:
+        health.DEAD_DROPPED.inc()
+        self._status.dead_letters_dropped += 1
+        self._drops.failure(f"{type(exc).__name__}: {exc}")
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """Whether sending the same dead letter again later may succeed (the broker or the topic's
+    leader away, a timeout) rather than being refused for good (too large, not allowed, ...)."""
+    if isinstance(exc, KafkaTimeoutError):
+        return True  # (aiokafka marks it not retriable; here it means "not reachable yet")
+    return isinstance(exc, KafkaError) and bool(exc.retriable)

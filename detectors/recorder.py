@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,9 @@ from detectors import alerts, health
 from detectors.classification import Classification
 from detectors.correlate import EventContext
 from detectors.criteria import Criteria, classify
-from detectors.records import RecordOutcome, RecordStore
+from detectors.messages import DeadLetters
+from detectors.records import RecordOutcome, RecordsError, RecordStore
+from detectors.store_retry import RetryingStore, one_line
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,18 @@ log = logging.getLogger(__name__)
 Token = tuple[TopicPartition, int, bytes]
 #: An event ready to be classified, its context, and its token (None: made by the classifier).
 Placed = tuple[SuspectChange, EventContext, Token | None]
+Item = tuple[SuspectChange, Classification]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Where a message the records database refused was read (for its dead letter)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 class Recorder:
@@ -48,11 +63,12 @@ class Recorder:
         producer: AIOKafkaProducer,
         topics: TopicNames,
         criteria: Criteria,
-        store: RecordStore,
+        store: RetryingStore,
         status: health.Status,
         clock: Callable[[], datetime],
         *,
         after_record: Callable[[], None] | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self._producer = producer
         self._topics = topics
@@ -63,6 +79,8 @@ class Recorder:
         #: Called right after each records transaction, before anything is sent (tests use it
         #: to end the process there: a crash between record and offset commit).
         self._after_record = after_record
+        #: Where a message goes that the records database refuses (None: logged only).
+        self._dead_letters = dead_letters
         self._partitions = PartitionCache()
 
     async def record(self, placed: Sequence[Placed], now: datetime) -> Awaitable[Any]:
@@ -71,10 +89,7 @@ class Recorder:
             return asyncio.gather()  # already done: nothing to wait for
         items = [(ev, classify(ev, self._criteria, ctx)) for ev, ctx, _ in placed]
         _count_classified(items)
-        outcomes = self._store.record_events(
-            items, now=now, correlation_window_s=self._criteria.correlation.window_s,
-            raw=_message_values(placed),
-        )
+        items, outcomes = await self._record_in_store(placed, items, now)
         if self._after_record is not None:
             self._after_record()
         acked = await self._publish(items, outcomes)
@@ -89,13 +104,58 @@ class Recorder:
         self._status.write()
         return acked
 
-    async def _publish(
-        self, items: list[tuple[SuspectChange, Classification]], outcomes: list[RecordOutcome],
-    ) -> Awaitable[Any]:
+    async def _record_in_store(
+        self, placed: Sequence[Placed], items: list[Item], now: datetime
+    ) -> tuple[list[Item], list[RecordOutcome]]:
+        """The batch in one transaction; what was recorded, and how.
+
+        While the database is away this waits and retries (`RetryingStore.call`): nothing is
+        committed meanwhile. If the database refuses the batch (it answers, but will not take
+        it: a value it cannot hold), each event is tried alone, and the ones it refuses go to
+        the dead-letter topic with why: one event never holds back the others.
+        """
+        window_s = self._criteria.correlation.window_s
+        raw = _message_values(placed)
+        try:
+            return items, await self._store.call(
+                lambda store: store.record_events(
+                    items, now=now, correlation_window_s=window_s, raw=raw
+                )
+            )
+        except RecordsError as exc:  # (unavailable is retried inside `call`, never here)
+            log.error("the records database refused a batch of %d events (%s); recording "
+                      "them one at a time", len(items), one_line(exc))
+        kept: list[Item] = []
+        outcomes: list[RecordOutcome] = []
+        refused: list[tuple[Placed, str]] = []
+        for item, one in zip(items, placed, strict=True):
+            alone = _alone(item, one, now, window_s)
+            try:
+                outcomes += await self._store.call(alone)
+            except RecordsError as exc:
+                refused.append((one, f"records database refused it: {one_line(exc)}"))
+                continue
+            kept.append(item)
+        await self._refuse(refused)
+        return kept, outcomes
+
+    async def _refuse(self, refused: list[tuple[Placed, str]]) -> None:
+        letters = []
+        for (event, _, token), reason in refused:
+            if token is None or self._dead_letters is None:
+                log.error("event %s not recorded: %s", event.event_id, reason)
+                continue
+            tp, offset, value = token
+            letters.append((Refused(tp.topic, tp.partition, offset, event.kafka_key(), value),
+                            reason))
+        if self._dead_letters is not None:
+            await self._dead_letters.send(letters)
+
+    async def _publish(self, items: list[Item], outcomes: list[RecordOutcome]) -> Awaitable[Any]:
         """Send each recorded event's record event and alert; returns the wait for the acks."""
         topics, at = self._topics, self._clock().isoformat()
         outbox = Outbox(self._producer, self._partitions)
-        openers = self._openers([o for o in outcomes if o.duplicate and o.record_id])
+        openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
             if outcome.record_id is None:
                 continue
@@ -109,14 +169,32 @@ class Recorder:
             outbox.add(topics.alerts, event.kafka_key(), alerts.alert_json(event, cls, outcome))
         return await outbox.send()
 
-    def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
+    async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
         """For redelivered events: which event opened each record (to resend ``opened``)."""
-        found: dict[str, str] = {}
-        for record_id in {o.record_id for o in duplicates if o.record_id is not None}:
-            evidence = self._store.get_record(record_id).evidence
-            if evidence:
-                found[record_id] = min(evidence, key=lambda e: e.attached_at).event_id
-        return found
+        ids = {o.record_id for o in duplicates if o.record_id is not None}
+        if not ids:
+            return {}
+        return await self._store.call(lambda store: _first_evidence(store, ids))
+
+
+def _alone(
+    item: Item, placed: Placed, now: datetime, window_s: float
+) -> Callable[[RecordStore], list[RecordOutcome]]:
+    """Recording one event in a transaction of its own (its message kept, if it has one)."""
+    raw = [placed[2][2]] if placed[2] is not None else None
+    return lambda store: store.record_events(
+        [item], now=now, correlation_window_s=window_s, raw=raw
+    )
+
+
+def _first_evidence(store: RecordStore, record_ids: set[str]) -> dict[str, str]:
+    """Record id → the event id of its first evidence (the event that opened it)."""
+    found: dict[str, str] = {}
+    for record_id in record_ids:
+        evidence = store.get_record(record_id).evidence
+        if evidence:
+            found[record_id] = min(evidence, key=lambda e: e.attached_at).event_id
+    return found
 
 
 def _message_values(placed: Sequence[Placed]) -> list[bytes] | None:

@@ -18,7 +18,7 @@ This module only wires the parts together; each lives in its own module:
 
 Example::
 
-    >>> classifier = Classifier(config, criteria, store)
+    >>> classifier = Classifier(config, criteria, RetryingStore(config.classifier.records_db))
     >>> await classifier.run()          # until classifier.stop()
 """
 
@@ -43,7 +43,8 @@ from detectors.criteria import Criteria
 from detectors.integrity_reader import IntegrityReader
 from detectors.messages import DeadLetters
 from detectors.recorder import Recorder
-from detectors.records import RecordStore
+from detectors.signatures import TrustedAgents, load_agent_keys
+from detectors.store_retry import RetryingStore
 from detectors.suspects import SuspectConsumer
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,15 @@ class Classifier:
     """
 
     def __init__(
-        self, config: ClassifierConfig, criteria: Criteria, store: RecordStore,
+        self, config: ClassifierConfig, criteria: Criteria, store: RetryingStore,
         *, clock: Callable[[], datetime] = _utcnow, after_record: Callable[[], None] | None = None,
+        trusted: TrustedAgents | None = None,
     ) -> None:
         self.config = config
+        section = config.classifier
+        self.trusted = trusted or TrustedAgents(
+            load_agent_keys(section), require_signed=section.require_signed_events
+        )
         self.criteria = criteria
         self.store = store
         self.clock = clock
@@ -80,12 +86,16 @@ class Classifier:
         return self.status.processed
 
     def stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("stopping: finishing the batch in hand, then closing")
         self._stop.set()
 
     async def run(self) -> None:
         """Start the producer and both readers; run until `stop()` or until a reader fails."""
-        tune_for_throughput()
         demote_kafka_client_logs()
+        if not await self.store.open(self._stop):
+            return
+        tune_for_throughput()
         kafka, topics = self.config.kafka, self.config.topics
         producer = await start_with_retry(
             lambda: AIOKafkaProducer(**kafka.producer_kwargs()), kafka, "producer", self._stop
@@ -98,17 +108,20 @@ class Classifier:
                 topics.suspect, topics.authorized, topics.heartbeat, topics.alerts,
                 topics.records, topics.dlq,
             ])
+            dead_letters = DeadLetters(producer, topics.dlq, self.status, self.clock)
             recorder = Recorder(
                 producer, topics, self.criteria, self.store, self.status, self.clock,
-                after_record=self.after_record,
+                after_record=self.after_record, dead_letters=dead_letters,
             )
-            dead_letters = DeadLetters(producer, topics.dlq, self.status, self.clock)
             suspects = SuspectConsumer(
-                self.config, self.criteria.burst, recorder, dead_letters, self.status, self.clock
+                self.config, self.criteria.burst, recorder, dead_letters, self.trusted,
+                self.status, self.clock,
             )
             tasks.start(suspects.run(self._stop), "otwatch-classify")
             if self.config.integrity.enabled:
-                reader = IntegrityReader(self.config, recorder, self.status, self.clock)
+                reader = IntegrityReader(
+                    self.config, recorder, self.trusted, self.status, self.clock
+                )
                 tasks.start(reader.run(self._stop), "otwatch-watch")
             await self._stop.wait()
         finally:

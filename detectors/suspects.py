@@ -2,7 +2,8 @@
 
 One consumer in the classifier group (``classifier.group_id``) reads the suspect topic; its
 partitions are spread across the classifier processes. Per batch: parse every message (a bad
-one goes to the dead-letter topic), offer each event to the `BurstCorrelator` (events of a
+one goes to the dead-letter topic), check its signature (an untrusted event becomes a finding,
+`detectors.signatures`), offer each event to the `BurstCorrelator` (events of a
 possible burst are held back until it is decided), record what may be recorded (`Recorder`),
 and commit offsets as the `OffsetLedger` allows: only after the records transaction and the
 broker's acknowledgements, never past a held event. A rebalance hands a revoked partition's
@@ -27,11 +28,13 @@ from agent.kafka.consume import Batches, consume_batches
 from agent.kafka.startup import start_with_retry
 from detectors import health
 from detectors.config import ClassifierConfig
-from detectors.correlate import BurstCorrelator, BurstSettings
+from detectors.correlate import BurstCorrelator, BurstSettings, IntegrityKind
 from detectors.errors import BadMessage
-from detectors.messages import DeadLetters, parse_event
+from detectors.integrity import Finding
+from detectors.messages import DeadLetters
 from detectors.offsets import OffsetLedger
 from detectors.recorder import Placed, Recorder, Token
+from detectors.signatures import TrustedAgents, judge_event
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +65,12 @@ class SuspectConsumer:
         bursts: BurstSettings,
         recorder: Recorder,
         dead_letters: DeadLetters,
+        trusted: TrustedAgents,
         status: health.Status,
         clock: Callable[[], datetime],
     ) -> None:
         self.config = config
+        self.trusted = trusted
         self.recorder = recorder
         self.dead_letters = dead_letters
         self.status = status
@@ -73,6 +78,13 @@ class SuspectConsumer:
         self.bursts: BurstCorrelator[Token] = BurstCorrelator(bursts)
         self.ledger: OffsetLedger[TopicPartition] = OffsetLedger()
         self._unacked: _Unacked | None = None
+
+    def _forged(self, finding: Finding, msg: Any, token: Token) -> Placed:
+        health.FINDINGS.labels(IntegrityKind.FORGED_EVENT.value).inc()
+        self.status.findings += 1
+        log.warning("forged event %s/%d@%d: %s", msg.topic, msg.partition, msg.offset,
+                    finding.event.verdict_reason)
+        return finding.event, finding.context, token
 
     def revoked(self, partitions: set[TopicPartition]) -> None:
         """A revoked partition's held events and positions belong to its next owner now."""
@@ -89,6 +101,7 @@ class SuspectConsumer:
                 auto_offset_reset="earliest",
                 session_timeout_ms=config.classifier.session_timeout_ms,
                 heartbeat_interval_ms=config.classifier.session_timeout_ms // 3,
+                **config.classifier.fetch_kwargs(),
                 **config.kafka.consumer_kwargs(),
             ),
             config.kafka, "consumer", stop,
@@ -117,16 +130,25 @@ class SuspectConsumer:
         """
         now = self.clock()
         placed: list[Placed] = []
+        refused: list[tuple[Any, str]] = []
+        limit = self.config.classifier.max_message_bytes
         for tp, messages in batches.items():
             for msg in messages:
                 try:
-                    event = parse_event(msg.value)
+                    judged = judge_event(msg.value, max_bytes=limit, trusted=self.trusted,
+                                         now=now)
                 except BadMessage as exc:
-                    await self.dead_letters.send(msg, str(exc))
+                    refused.append((msg, str(exc)))
                     continue
-                placed += self.bursts.offer(event, (tp, msg.offset, msg.value), now=now)
+                token = (tp, msg.offset, msg.value)
+                if isinstance(judged, Finding):  # never the record it claims: a finding
+                    placed.append(self._forged(judged, msg, token))
+                    continue
+                placed += self.bursts.offer(judged, token, now=now)
             if messages:
                 self.ledger.consumed(tp, messages[-1].offset)
+        # Acknowledged or given up before this batch's offsets can be planned for a commit.
+        await self.dead_letters.send(refused)
         placed += self.bursts.due(now=now)
         acked = await self.recorder.record(placed, now)
         held = self.bursts.held_tokens()

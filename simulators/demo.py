@@ -14,7 +14,9 @@ Once the classifier has created the records database, the demo adds one user per
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import os
 import secrets
 import shutil
@@ -29,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from agent.contract.signing import EventSigner
 from simulators.broker import EmbeddedBroker, free_port
 
 #: The repository root: the demo runs from a source checkout (`make demo`).
@@ -93,10 +96,35 @@ def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[s
     return cfg
 
 
-def classifier_config(bootstrap: str, workdir: Path) -> dict[str, Any]:
+#: Where the agent keeps its event-signing key unless its config names one (agent.keys).
+AGENT_KEY_FILE = "event-signing.key"
+
+
+def agent_signing_key(state_dir: Path) -> EventSigner:
+    """The demo agent's event-signing key, made before any process starts, where the agent
+    looks for it (``<state_dir>/event-signing.key``: base64 of the seed, mode 0600), so the
+    classifier trusts it from the first event on, as a site gives its classifier each agent's
+    key (``otwatch-agent keys show``)."""
+    signer = EventSigner.generate()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / AGENT_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(signer.private_b64 + "\n")
+    return signer
+
+
+def agent_signs_events() -> bool:
+    """Whether this checkout's agent signs its events (its key module, issue 14). Until it
+    does, the demo's classifier would refuse every event, so it accepts unsigned ones."""
+    return importlib.util.find_spec("agent.keys") is not None
+
+
+def classifier_config(bootstrap: str, workdir: Path, signer: EventSigner) -> dict[str, Any]:
     cfg: dict[str, Any] = yaml.safe_load((CONFIG / "classifier.yaml").read_text())
     cfg["classifier"]["records_db"] = str(workdir / "records.db")
     cfg["classifier"]["criteria"] = str(CONFIG / "criteria.yaml")
+    cfg["classifier"]["agent_keys"] = {signer.key_id: signer.public_key_b64}
+    cfg["classifier"]["require_signed_events"] = agent_signs_events()
     cfg["kafka"]["bootstrap_servers"] = bootstrap
     cfg["metrics"]["port"] = free_port()
     return cfg
@@ -215,7 +243,10 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
     ports = json.loads(ports_file.read_text())
     print("  simulated plant     " + ", ".join(f"{k}:{v}" for k, v in sorted(ports.items())))
     (workdir / "agent.yaml").write_text(yaml.safe_dump(agent_config(ports, bootstrap, workdir)))
-    (workdir / "classifier.yaml").write_text(yaml.safe_dump(classifier_config(bootstrap, workdir)))
+    signer = agent_signing_key(workdir / "agent")
+    (workdir / "classifier.yaml").write_text(
+        yaml.safe_dump(classifier_config(bootstrap, workdir, signer))
+    )
     pipeline.spawn(
         "classifier", ["detectors.cli", "run", "--config", str(workdir / "classifier.yaml")]
     )
@@ -247,12 +278,36 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
     return ui_port
 
 
+def run_seconds(text: str) -> float:
+    """How long the demo runs: ``DEMO_SECONDS`` or ``--seconds`` as given (0 or empty: until
+    Ctrl-C). `ValueError` saying what is wrong with anything else."""
+    if not text.strip():
+        return 0.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("not a number of seconds (0 or more)")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otwatch-demo", description=__doc__)
     parser.add_argument("--scenario", default=os.environ.get("DEMO_SCENARIO") or "demo")
-    parser.add_argument("--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS") or 0))
+    parser.add_argument("--seconds", help="stop after this many seconds (default: "
+                        "DEMO_SECONDS, else run until Ctrl-C)")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     args = parser.parse_args(argv)
+    named, raw = (("--seconds", args.seconds) if args.seconds is not None
+                  else ("DEMO_SECONDS", os.environ.get("DEMO_SECONDS", "")))
+    try:
+        args.seconds = run_seconds(raw)
+    except ValueError as exc:
+        print(f"demo: {named}={raw!r}: {exc}; fix: a number of seconds such as 60 "
+              "(DEMO_SECONDS=60 make demo), or leave it unset to run until Ctrl-C",
+              file=sys.stderr)
+        return 2
     scenario = CONFIG / "scenarios" / f"{args.scenario}.yaml"
     if not scenario.exists():
         names = ", ".join(sorted(p.stem for p in (CONFIG / "scenarios").glob("*.yaml")))

@@ -1,9 +1,12 @@
 """The contract between the edge agent and everything that reads what it publishes.
 
 What the agent sends to Kafka, as models: the `SuspectChange` event (schema
-``otwatch.change/1``, `agent.contract.events`) and the `Heartbeat` (schema
-``otwatch.heartbeat/1``, `agent.contract.heartbeat`). Plain pydantic: no Kafka client and no
-Prometheus metric is imported here, so reading the contract registers nothing in the reader.
+``otwatch.change/2``, `agent.contract.events`; ``/1`` still read), how its values are written
+(`agent.contract.values`: NaN, infinities, truncated values), its size limits
+(`agent.contract.limits`), its signature (`agent.contract.signing`), and the `Heartbeat`
+(schema ``otwatch.heartbeat/2``, `agent.contract.heartbeat`; ``/1`` still read). Plain pydantic,
+orjson and cryptography: no Kafka client and no Prometheus metric is imported here, so
+reading the contract registers nothing in the reader.
 
 What the classifier (``detectors``) may import from the agent, and nothing else:
 
@@ -17,38 +20,88 @@ the classifier must not drag the agent's sources, spool or metrics into its proc
 
 Example::
 
-    >>> from agent.contract import SuspectChange
+    >>> from agent.contract import SuspectChange, verify_event
     >>> SuspectChange.model_validate_json(raw).kafka_key()
     b'plant-1/press-01'
+    >>> verify_event(raw, trusted_keys_by_id).status
+    <SignatureStatus.VALID: 'valid'>
 """
 
 from agent.contract.events import (
+    CHANGE_SCHEMAS,
     SCHEMA,
+    SCHEMA_V1,
     ApprovalConsidered,
     ChangeKind,
     ControllerRef,
+    EventSignature,
     MonitoringGap,
     Protocol,
+    Snapshot,
     SuspectChange,
     TagKind,
     TagRef,
-    TagValue,
     Verdict,
 )
-from agent.contract.heartbeat import HEARTBEAT_SCHEMA, Heartbeat
+from agent.contract.heartbeat import (
+    HEARTBEAT_SCHEMA,
+    HEARTBEAT_SCHEMA_V1,
+    HEARTBEAT_SCHEMAS,
+    Heartbeat,
+)
+from agent.contract.limits import EventLimits, fit_event, limit_value, take_snapshot
+from agent.contract.signing import (
+    EventCheck,
+    EventSigner,
+    SignatureStatus,
+    key_id_of,
+    sign_event,
+    verify_event,
+)
+from agent.contract.values import (
+    EventValue,
+    TagValue,
+    TruncatedValue,
+    canonical_json,
+    decode_value,
+    encode_value,
+    truncated,
+)
 
 __all__ = [
+    "CHANGE_SCHEMAS",
     "HEARTBEAT_SCHEMA",
+    "HEARTBEAT_SCHEMAS",
+    "HEARTBEAT_SCHEMA_V1",
     "SCHEMA",
+    "SCHEMA_V1",
     "ApprovalConsidered",
     "ChangeKind",
     "ControllerRef",
+    "EventCheck",
+    "EventLimits",
+    "EventSignature",
+    "EventSigner",
+    "EventValue",
     "Heartbeat",
     "MonitoringGap",
     "Protocol",
+    "SignatureStatus",
+    "Snapshot",
     "SuspectChange",
     "TagKind",
     "TagRef",
     "TagValue",
+    "TruncatedValue",
     "Verdict",
+    "canonical_json",
+    "decode_value",
+    "encode_value",
+    "fit_event",
+    "key_id_of",
+    "limit_value",
+    "sign_event",
+    "take_snapshot",
+    "truncated",
+    "verify_event",
 ]

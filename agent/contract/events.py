@@ -1,15 +1,31 @@
-"""The `SuspectChange` event contract (schema ``otwatch.change/1``).
+"""The `SuspectChange` event contract (schema ``otwatch.change/2``; ``/1`` still read).
 
 The agent owns the schema it publishes (see `agent.contract` for what the classifier may
 import). Every event the agent detects, approved or not, is one ``SuspectChange``; its
 ``verdict`` decides the topic (``authorized`` goes to the audit-trail topic, everything else to
 the suspect topic).
 
+Version 2 (what the agent publishes) adds to version 1:
+
+- values that keep NaN and the infinities, and values too large for a message truncated with
+  the full value's hash and length (`agent.contract.values`; in ``old_value``, ``new_value``,
+  ``context`` and the snapshot);
+- ``snapshot``: the controller's watched values at detection and their SHA-256;
+- ``signature``: the agent's Ed25519 signature over the event (`agent.contract.signing`);
+- ``omitted``: the parts left out to keep the event under the agent's size cap
+  (`agent.contract.limits`);
+- tag kind ``measurement`` (context for investigators, never a change of its own).
+
+Edge agents are upgraded one site at a time, so one model reads both versions: ``schema_``
+says which one a message is, and a ``/1`` message carrying a ``/2`` field is refused. The
+bytes on the wire are `to_json`: canonical JSON (sorted keys, no whitespace), the same bytes
+the signature covers once ``signature`` is left out.
+
 Example::
 
     >>> ev = SuspectChange.model_validate_json(raw)
-    >>> ev.kafka_key()
-    b'plant-1/press-01'
+    >>> ev.kafka_key(), ev.schema_
+    (b'plant-1/press-01', 'otwatch.change/2')
 """
 
 from __future__ import annotations
@@ -18,12 +34,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA = "otwatch.change/1"
+from agent.contract.values import EventValue, ValueMap, canonical_json
 
-#: A tag's value: numbers, text, booleans; a recipe is a mapping (id, version, parameters).
-TagValue = bool | int | float | str | dict[str, Any] | None
+#: The schema the agent publishes.
+SCHEMA = "otwatch.change/2"
+#: The first version, still read (agents not yet upgraded publish it).
+SCHEMA_V1 = "otwatch.change/1"
+#: Every version a reader must accept, oldest first.
+CHANGE_SCHEMAS = (SCHEMA_V1, SCHEMA)
 
 
 class Protocol(StrEnum):
@@ -36,6 +56,8 @@ class TagKind(StrEnum):
     RECIPE = "recipe"
     PROGRAM = "program"
     MODE = "mode"
+    #: A process value read for context (investigators see it); never a change of its own.
+    MEASUREMENT = "measurement"
 
 
 class ChangeKind(StrEnum):
@@ -87,14 +109,45 @@ class ApprovalConsidered(_Frozen):
 
 
 class MonitoringGap(_Frozen):
+    """A spell in which the agent could not see the controller (or the tags of ``tag``):
+    ``start`` is the last good read before it, ``end`` the first good read after it."""
+
     start: datetime
     end: datetime
+
+
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class Snapshot(_Frozen):
+    """The controller's watched values at detection: the configuration snapshot investigators
+    preserve. ``sha256`` is over the canonical JSON of *all* the values (before any was
+    truncated or left out to fit), so a copy kept elsewhere can be checked against it."""
+
+    values: ValueMap = Field(default_factory=dict)
+    sha256: str = Field(pattern=_HEX64)
+
+
+class EventSignature(_Frozen):
+    """The agent's Ed25519 signature over the event (see `agent.contract.signing`)."""
+
+    #: Which of the agent's keys signed it (`agent.contract.signing.key_id_of`).
+    key_id: str = Field(min_length=1, max_length=128)
+    alg: Literal["ed25519"] = "ed25519"
+    #: Base64 of the 64-byte signature.
+    value: str = Field(min_length=1, max_length=128)
+
+
+#: Fields a ``/1`` message must not carry.
+_V2_FIELDS = ("snapshot", "signature", "omitted")
 
 
 class SuspectChange(_Frozen):
     """One detected change on one controller tag, with its verdict against change control."""
 
-    schema_: Literal["otwatch.change/1"] = Field(default="otwatch.change/1", alias="schema")
+    schema_: Literal["otwatch.change/1", "otwatch.change/2"] = Field(
+        default="otwatch.change/2", alias="schema"
+    )
     event_id: str
     seq: int = Field(ge=0)
     agent_id: str
@@ -102,23 +155,41 @@ class SuspectChange(_Frozen):
     line: str
     controller: ControllerRef
     tag: TagRef
-    old_value: TagValue = None
-    new_value: TagValue = None
+    old_value: EventValue = None
+    new_value: EventValue = None
     occurred_at: datetime
     detected_at: datetime
     change_kind: ChangeKind
     verdict: Verdict
     verdict_reason: str = ""
     approval: ApprovalConsidered | None = None
-    context: dict[str, TagValue] = Field(default_factory=dict)
+    context: ValueMap = Field(default_factory=dict)
     actor: str | None = None
     gap: MonitoringGap | None = None
+    snapshot: Snapshot | None = None
+    #: Parts left out to stay under the size cap, e.g. ``["snapshot.values", "context"]``.
+    omitted: list[str] | None = None
+    signature: EventSignature | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _no_v2_fields_in_v1(self) -> SuspectChange:
+        if self.schema_ == SCHEMA_V1:
+            for name in _V2_FIELDS:
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} is new in {SCHEMA}; a {SCHEMA_V1} event has none")
+        return self
 
     def kafka_key(self) -> bytes:
         """`<site>/<controller>`: one controller's changes stay in one partition, in order."""
         return f"{self.site}/{self.controller.id}".encode()
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+        """The message value: canonical JSON (sorted keys, no whitespace), values encoded."""
+        return canonical_json(self.json_object())
+
+    def json_object(self) -> dict[str, Any]:
+        """The event as the JSON object `to_json` writes (what the signature is over, less
+        ``signature``)."""
+        return self.model_dump(mode="json", by_alias=True)

@@ -96,14 +96,25 @@ def _current(conn: Connection) -> int:
 
 def _alembic_revision(conn: Connection) -> str | None:
     """Alembic's ``alembic_version`` row, read directly (a MigrationContext logs per use)."""
-    if not inspect(conn).has_table("alembic_version"):
+    if not _has_own_table(conn, "alembic_version"):
         return None
     value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return None if value is None else str(value)
 
 
+def _has_own_table(conn: Connection, name: str) -> bool:
+    """Whether the records schema itself holds ``name``. On PostgreSQL a table that is only
+    visible through the search path (an older otwatch in ``public``, seen by a role whose own
+    schema comes first) is not ours: reading it was refused ("permission denied"), or worse,
+    it would have adopted someone else's schema."""
+    here = None
+    if conn.dialect.name == "postgresql":
+        here = conn.execute(text("SELECT current_schema()")).scalar()
+    return inspect(conn).has_table(name, schema=here)
+
+
 def _legacy_version(conn: Connection) -> int:
-    if not inspect(conn).has_table("schema_version"):
+    if not _has_own_table(conn, "schema_version"):
         return 0
     return int(conn.execute(text("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
                .scalar_one())

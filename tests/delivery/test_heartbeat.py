@@ -41,7 +41,7 @@ async def test_heartbeats_arrive_keyed_by_agent(broker: EmbeddedBroker) -> None:
     first = received[0]
     assert first.key == b"agent-7"
     parsed = Heartbeat.model_validate(first.value)
-    assert parsed.schema_ == "otwatch.heartbeat/1"
+    assert parsed.schema_ == "otwatch.heartbeat/2"
     assert (parsed.controllers_up, parsed.spool_depth, parsed.last_seq) == (2, 4, 41)
     assert parsed.sent_at is not None and parsed.sent_at.tzinfo is not None
     assert parsed.sent_at <= datetime.now(UTC)

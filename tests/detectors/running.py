@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from agent.contract import EventSigner, SuspectChange
 from agent.kafka.settings import KafkaSettings
 from agent.kafka.topics import ensure_topics
 from simulators.broker import free_port
@@ -29,11 +30,22 @@ TOPICS = ["otwatch.changes.suspect", "otwatch.changes.authorized", "otwatch.agen
 T = TypeVar("T")
 
 
+#: The test agent's event-signing key: `write_config` trusts it, `signed` signs with it.
+AGENT = EventSigner.generate()
+
+
+def signed(event: SuspectChange, signer: EventSigner = AGENT) -> tuple[bytes, bytes]:
+    """(key, value) of the message an agent with ``signer`` publishes for ``event``."""
+    return event.kafka_key(), signer.sign_to_json(event)[1]
+
+
 def write_config(workdir: Path, bootstrap: str, **integrity: Any) -> Path:
     cfg = {
         "classifier": {"records_db": str(workdir / "records.db"),
                        "criteria": str(ROOT / "config" / "criteria.yaml"),
-                       "status_file": "status.json", "session_timeout_ms": 6000},
+                       "status_file": "status.json", "session_timeout_ms": 6000,
+                       "require_signed_events": True,
+                       "agent_keys": {AGENT.key_id: AGENT.public_key_b64}},
         "kafka": {"bootstrap_servers": bootstrap, "enable_idempotence": False,
                   "topic_partitions": 4},
         "metrics": {"port": free_port()},

@@ -70,7 +70,7 @@ def test_alert_and_record_event_name_the_record_and_attack_technique() -> None:
     assert (body["type"], body["ticket_id"]) == ("opened", "SEC-1")
     dead = dead_letter(reason="not JSON: x", topic="t", partition=0, offset=3, key=None,
                        value=b"\xff", at=WORKDAY)
-    assert dead["value"] == "\ufffd" and dead["offset"] == 3
+    assert dead["value_head"] == "\ufffd" and dead["offset"] == 3
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agent.contract import SCHEMA, SuspectChange
+from agent.contract import CHANGE_SCHEMAS, SuspectChange
 from detectors import messages
 from detectors.classification import SEVERITY_ORDER, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, EventContext, IntegrityKind
@@ -131,7 +131,7 @@ def test_every_rule_of_the_test_criteria_fires_somewhere() -> None:
 
 
 def _careful(value: bytes | None) -> SuspectChange:
-    return messages._parse(value, SCHEMA, SuspectChange)
+    return messages._parse(value, CHANGE_SCHEMAS, SuspectChange)
 
 
 PLAIN = make_event(actor="j.doe").to_json()

@@ -21,6 +21,7 @@ from tests.detectors.running import (
     produce,
     read_topic,
     records,
+    signed,
     status,
     wait_until,
     write_config,
@@ -34,7 +35,7 @@ SUSPECT = "otwatch.changes.suspect"
 
 def on_line(controller: str, line: str, **overrides: object) -> tuple[bytes, bytes]:
     event = make_event(controller={"id": controller}, line=line, **overrides)
-    return event.kafka_key(), event.to_json()
+    return signed(event)
 
 
 async def test_garbage_goes_to_the_dlq_and_the_valid_event_still_makes_its_record(
@@ -46,7 +47,7 @@ async def test_garbage_goes_to_the_dlq_and_the_valid_event_still_makes_its_recor
     await produce(broker.bootstrap, SUSPECT, [
         (b"plant-1/oven-01", b"{not json"),
         (b"plant-1/oven-01", b'{"schema": "otwatch.change/9", "event_id": "x"}'),
-        (valid.kafka_key(), valid.to_json()),
+        signed(valid),
     ])
     with classifier(config) as proc:
         db = tmp_path / "records.db"
@@ -60,7 +61,7 @@ async def test_garbage_goes_to_the_dlq_and_the_valid_event_still_makes_its_recor
         )
     assert dead[0]["reason"].startswith("not JSON")
     assert dead[1]["reason"].startswith("unknown schema 'otwatch.change/9'")
-    assert dead[0]["value"] == "{not json" and dead[0]["topic"] == SUSPECT
+    assert dead[0]["value_head"] == "{not json" and dead[0]["topic"] == SUSPECT
     assert (record.classification, record.controller) == ("joint", "oven-01")
     (alert,) = alerts
     assert alert["alert_id"] == valid.event_id and alert["master_record"] == record.id
@@ -150,9 +151,9 @@ async def test_a_seq_gap_and_a_silent_agent_open_one_data_integrity_record(
     one = make_event(seq=1, controller={"id": "oven-01"})
     two = make_event(seq=2, controller={"id": "press-01"}, line="line-2", verdict="authorized")
     four = make_event(seq=4, controller={"id": "press-02"}, line="line-3")
-    await produce(broker.bootstrap, SUSPECT, [(e.kafka_key(), e.to_json()) for e in (one, four)])
+    await produce(broker.bootstrap, SUSPECT, [signed(e) for e in (one, four)])
     authorized = "otwatch.changes.authorized"
-    await produce(broker.bootstrap, authorized, [(two.kafka_key(), two.to_json())])
+    await produce(broker.bootstrap, authorized, [signed(two)])
     beat = Heartbeat(agent_id="edge-01", version="t", sent_at=now, controllers_up=3,
                      controllers_total=3, spool_depth=0, last_seq=4)
     await produce(broker.bootstrap, "otwatch.agents.heartbeat", [(b"edge-01", beat.to_json())])

@@ -194,3 +194,43 @@ def test_processes_started_together_on_a_new_sqlite_file_all_open_it(tmp_path: P
         assert [p.returncode for p in procs] == [0, 0, 0], errors
         with open_store(str(target)) as store:
             assert store.schema_version() == CURSOR_SCHEMA_VERSION
+
+
+def test_an_older_schema_visible_through_the_search_path_is_not_adopted(pg_dsn: str) -> None:
+    """A role whose own schema comes first on its search path, with an older otwatch schema
+    (``schema_version``) in a schema behind it that the role may not read: migrating works in
+    the role's own schema and never touches the other one. (Seen: a leftover legacy schema in
+    ``public`` made every classifier of such a role fail with "permission denied".)"""
+    import uuid
+
+    import psycopg
+
+    role, other = f"otw_{uuid.uuid4().hex[:12]}", f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"CREATE SCHEMA {role} AUTHORIZATION {role}")
+        conn.execute(f"CREATE SCHEMA {other}")
+        conn.execute(f"GRANT USAGE ON SCHEMA {other} TO {role}")
+        conn.execute(f"CREATE TABLE {other}.schema_version (version INTEGER PRIMARY KEY, "
+                     "name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        conn.execute(f"INSERT INTO {other}.schema_version VALUES (1, 'x', 'x'), (2, 'y', 'y')")
+    try:
+        dsn = (f"postgresql://{role}@127.0.0.1:5432/test"
+               f"?options=-csearch_path%3D{role},{other}")
+        with open_store(dsn) as store:
+            assert store.schema_version() == 0
+            store.migrate()
+            assert store.schema_version() == HEAD_REVISION
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            left = conn.execute(f"SELECT count(*) FROM {other}.schema_version").fetchone()
+            assert left == (2,)
+            own = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s AND "
+                               "tablename = 'alembic_version'", (role,)).fetchone()
+            assert own == (1,)
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE usename = %s", (role,))
+            conn.execute(f"DROP SCHEMA IF EXISTS {role} CASCADE")
+            conn.execute(f"DROP SCHEMA IF EXISTS {other} CASCADE")
+            conn.execute(f"DROP ROLE IF EXISTS {role}")

@@ -8,7 +8,7 @@ from typing import Any
 from alembic import context
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from detectors.records.tables import metadata
 
@@ -34,6 +34,14 @@ def ignore_sqlite_pk_nullability(
                        if not (isinstance(t, ops.ModifyTableOps) and not t.ops)]
 
 
+def _not_the_version_table(
+    _obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any
+) -> bool:
+    """Alembic's own table is not part of the records schema (with ``version_table_schema``
+    set, autogenerate would otherwise report it as a table to drop)."""
+    return not (type_ == "table" and name == "alembic_version")
+
+
 def run() -> None:
     connection = context.config.attributes.get("connection")
     if not isinstance(connection, Connection):
@@ -41,8 +49,14 @@ def run() -> None:
             "the records migrations run through `otwatch-records migrate` or "
             "RecordStore.migrate(), which pass their own connection"
         )
+    # PostgreSQL: Alembic's own table lives in the records schema, never one that is merely
+    # visible through the search path (see `detectors.records.migrate._has_own_table`).
+    here = None
+    if connection.dialect.name == "postgresql":
+        here = connection.execute(text("SELECT current_schema()")).scalar()
     context.configure(
         connection=connection, target_metadata=metadata, compare_type=True,
+        version_table_schema=here, include_object=_not_the_version_table,
         transaction_per_migration=False,
         process_revision_directives=ignore_sqlite_pk_nullability,
     )

@@ -1,0 +1,171 @@
+"""Size limits on an event: no value and no event can be too large to publish.
+
+A Kafka broker refuses a message over its size limit (1 MB by default), and a refused message
+at the head of an agent's spool would hold back every event behind it. So the agent builds
+every event within two limits (`EventLimits`, settings ``events.max_value_bytes`` and
+``events.max_event_bytes`` of the agent config):
+
+- a value (``old_value``, ``new_value``, each ``context`` value, each snapshot value) whose
+  canonical JSON is over ``max_value_bytes`` is replaced by ``{"$truncated": {"sha256",
+  "length", "head"}}`` (`limit_value`; the format is `agent.contract.values`);
+- an event whose JSON is still over ``max_event_bytes`` (room kept for ``seq`` and the
+  signature) loses, in this order and only as far as needed, the snapshot's values (its hash
+  stays), ``context``, then the heads of truncated values and the long texts; each part left
+  out is named in ``omitted`` (`fit_event`).
+
+Example::
+
+    >>> limits = EventLimits(max_value_bytes=1024)
+    >>> limit_value("x" * 5000, limits)["$truncated"]["length"]
+    5002
+    >>> event, body = fit_event(event, limits)       # body: the JSON without seq or signature
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.contract.events import Snapshot, SuspectChange
+from agent.contract.values import TRUNCATED_KEY, TagValue, canonical_json, encode_value
+
+#: Defaults: a value up to 64 KiB, an event up to 512 KiB (Kafka's default limit is 1 MB).
+DEFAULT_MAX_VALUE_BYTES = 64 * 1024
+DEFAULT_MAX_EVENT_BYTES = 512 * 1024
+DEFAULT_HEAD_CHARS = 256
+#: Room an event keeps for what is set after it is built: its seq and its signature.
+RESERVED_BYTES = 512
+#: How long a text field may stay when an event must shrink to fit.
+_SHORT_TEXT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EventLimits:
+    """How large a value and an event may be; the agent config's ``events`` section."""
+
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    head_chars: int = DEFAULT_HEAD_CHARS
+
+
+def value_json(value: Any) -> bytes:
+    """A value's canonical JSON: what its hash and length in a truncation are computed over."""
+    return canonical_json(encode_value(value))
+
+
+def limit_value(value: TagValue, limits: EventLimits) -> TagValue:
+    """The value itself when its JSON fits ``max_value_bytes``, else its truncation."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # JSON escapes a character to at most 6 bytes: a short string needs no encoding to know.
+    if isinstance(value, str) and 6 * len(value) + 2 <= limits.max_value_bytes:
+        return value
+    if _is_truncation(value):
+        return value
+    encoded = value_json(value)
+    if len(encoded) <= limits.max_value_bytes:
+        return value
+    return truncation(value, encoded, limits.head_chars)
+
+
+def truncation(value: TagValue, encoded: bytes, head_chars: int) -> dict[str, Any]:
+    """``{"$truncated": ...}`` for ``value`` whose canonical JSON is ``encoded``."""
+    text = value if isinstance(value, str) else encoded.decode("utf-8", "replace")
+    return {
+        TRUNCATED_KEY: {
+            "sha256": hashlib.sha256(encoded).hexdigest(),
+            "length": len(encoded),
+            "head": text[:head_chars],
+        }
+    }
+
+
+def _is_truncation(value: TagValue) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and TRUNCATED_KEY in value
+
+
+def limit_mapping(values: Mapping[str, TagValue], limits: EventLimits) -> dict[str, TagValue]:
+    return {name: limit_value(value, limits) for name, value in values.items()}
+
+
+def take_snapshot(values: Mapping[str, TagValue], limits: EventLimits) -> Snapshot:
+    """The snapshot of a controller's watched values: hash over all of them, values limited."""
+    digest = hashlib.sha256(value_json(dict(values))).hexdigest()
+    return Snapshot(values=limit_mapping(values, limits), sha256=digest)
+
+
+def limit_values(event: SuspectChange, limits: EventLimits) -> SuspectChange:
+    """The event with every value within ``max_value_bytes`` (the same object when all were)."""
+    update: dict[str, Any] = {}
+    for name in ("old_value", "new_value"):
+        value = getattr(event, name)
+        limited = limit_value(value, limits)
+        if limited is not value:
+            update[name] = limited
+    if event.context:
+        context = limit_mapping(event.context, limits)
+        if any(context[k] is not v for k, v in event.context.items()):
+            update["context"] = context
+    snapshot = event.snapshot
+    if snapshot is not None and snapshot.values:
+        values = limit_mapping(snapshot.values, limits)
+        if any(values[k] is not v for k, v in snapshot.values.items()):
+            update["snapshot"] = snapshot.model_copy(update={"values": values})
+    return event.model_copy(update=update) if update else event
+
+
+def fit_event(event: SuspectChange, limits: EventLimits) -> tuple[SuspectChange, bytes]:
+    """The event within both limits, and its JSON (as it stands: before seq and signature).
+
+    The result leaves `RESERVED_BYTES` of ``max_event_bytes`` for a ``seq`` and a signature.
+    An event of huge names (controller, tag, approval) that no step can shrink is returned as
+    small as it gets; the spool's quarantine is the last line for such a one.
+    """
+    event = limit_values(event, limits)
+    body = event.to_json()
+    budget = limits.max_event_bytes - RESERVED_BYTES
+    for shrink in (_without_snapshot_values, _without_context, _with_short_texts):
+        if len(body) <= budget:
+            break
+        event = shrink(event)
+        body = event.to_json()
+    return event, body
+
+
+def _omit(event: SuspectChange, part: str, **update: Any) -> SuspectChange:
+    omitted = [*(event.omitted or []), part]
+    return event.model_copy(update={**update, "omitted": omitted})
+
+
+def _without_snapshot_values(event: SuspectChange) -> SuspectChange:
+    snapshot = event.snapshot
+    if snapshot is None or not snapshot.values:
+        return event
+    empty = snapshot.model_copy(update={"values": {}})
+    return _omit(event, "snapshot.values", snapshot=empty)
+
+
+def _without_context(event: SuspectChange) -> SuspectChange:
+    if not event.context:
+        return event
+    return _omit(event, "context", context={})
+
+
+def _with_short_texts(event: SuspectChange) -> SuspectChange:
+    """Values to a bare truncation (no head), long texts cut to `_SHORT_TEXT` characters."""
+    tiny = EventLimits(max_value_bytes=_SHORT_TEXT, head_chars=0)
+    update: dict[str, Any] = {}
+    for name in ("old_value", "new_value"):
+        value = getattr(event, name)
+        if _is_truncation(value):
+            assert isinstance(value, dict)
+            update[name] = {TRUNCATED_KEY: {**value[TRUNCATED_KEY], "head": ""}}
+        else:
+            update[name] = limit_value(value, tiny)
+    for name in ("verdict_reason", "actor"):
+        text = getattr(event, name)
+        if text is not None and len(text) > _SHORT_TEXT:
+            update[name] = text[:_SHORT_TEXT] + "..."
+    return _omit(event, "long texts", **update)
