@@ -31,7 +31,7 @@ from agent.contract import (
     TagValue,
     Verdict,
 )
-from agent.detect import Change, detect_changes, next_baseline
+from agent.detect import Change, detect_changes, next_baseline, same_value
 from agent.recipes import RecipeTag, settle_recipes
 from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
 from agent.spool import SpoolFull
@@ -189,7 +189,7 @@ class ControllerWatcher:
         """Keep when each pending value was first seen; a value that moved starts again."""
         now, old = time.monotonic(), self._pending
         self._pending_since = {
-            name: self._pending_since[name] if old.get(name) == value else now
+            name: self._pending_since[name] if same_value(old.get(name), value) else now
             for name, value in pending.items()
         }
         self._pending = pending
