@@ -13,6 +13,7 @@ from agent.runtime.errors import OtwatchError
 from agent.runtime.logs import quiet_libraries, setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from agent.sources import modbus, opcua
+from agent.state_cli import add_state_parsers, run_state_command
 
 # `quiet_libraries` stays importable from here until detectors/containment_cli.py uses
 # `agent.runtime.logs.setup_logging` (the merge repoints it; then drop it from this list).
@@ -22,6 +23,8 @@ EPILOG = """examples:
   otwatch-agent check --config config/agent.yaml     validate, print the compiled read plan
   otwatch-agent run --config config/agent.yaml       watch the controllers until Ctrl-C
   otwatch-agent approvals list --config config/agent.yaml
+  otwatch-agent keys show --config config/agent.yaml     the public key the classifier trusts
+  otwatch-agent spool show --config config/agent.yaml    queued and quarantined events
 """
 
 
@@ -42,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a config and print the compiled read plan")
     check.add_argument("--config", required=True, help="agent config file (YAML)")
     _add_approvals(sub)
+    add_state_parsers(sub)
     return parser
 
 
@@ -59,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return check(load_agent_config(args.config))
         if args.command == "run":
             return run(load_agent_config(args.config))
+        if args.command in ("keys", "spool"):
+            return run_state_command(args, load_agent_config(args.config))
         return _approvals(args)
     except ConfigError as exc:
         print(f"otwatch-agent: configuration error\n{exc}", file=sys.stderr)

@@ -23,6 +23,12 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from agent.config_base import ContextRole, ControllerBase, RecipeGroup, TagBase, _Strict
+from agent.contract.limits import (
+    DEFAULT_HEAD_CHARS,
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    EventLimits,
+)
 from agent.errors import ConfigError
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.sources.modbus.config import (
@@ -37,6 +43,7 @@ __all__ = [
     "ContextRole",
     "ControllerBase",
     "ControllerConfig",
+    "EventsSection",
     "ModbusControllerConfig",
     "ModbusTag",
     "OpcuaControllerConfig",
@@ -76,6 +83,51 @@ class HeartbeatSection(_Strict):
     interval_s: float = Field(default=10.0, gt=0.0)
 
 
+#: Kafka's default message limit (message.max.bytes, and aiokafka's max_request_size) less room
+#: for the record batch around one event.
+_KAFKA_MESSAGE_ROOM = 1_000_000
+#: What an event needs beside its two values (names, times, verdict, approval, signature).
+_EVENT_ENVELOPE_BYTES = 16 * 1024
+
+
+class EventsSection(_Strict):
+    """What the agent publishes: size limits (`agent.contract.limits`) and its signing key."""
+
+    #: A value (old, new, context, snapshot) whose JSON is larger is truncated with its hash.
+    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, ge=1024)
+    #: No event is larger: the snapshot's values, then context, are left out to fit.
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=16 * 1024,
+                                 le=_KAFKA_MESSAGE_ROOM)
+    #: Characters of a truncated value kept as its ``head``.
+    truncated_head_chars: int = Field(default=DEFAULT_HEAD_CHARS, ge=0, le=4096)
+    #: The agent's Ed25519 signing key (base64 seed, mode 0600). Unset: ``<state_dir>/
+    #: event-signing.key``, made on first start.
+    signing_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _values_fit_an_event(self) -> EventsSection:
+        if 2 * self.max_value_bytes + _EVENT_ENVELOPE_BYTES > self.max_event_bytes:
+            raise ValueError(
+                f"max_value_bytes={self.max_value_bytes} leaves no room for two values in "
+                f"max_event_bytes={self.max_event_bytes}; fix: make max_event_bytes at least "
+                f"2 * max_value_bytes + {_EVENT_ENVELOPE_BYTES}"
+            )
+        if 6 * self.truncated_head_chars + 256 > self.max_value_bytes:
+            raise ValueError(
+                f"truncated_head_chars={self.truncated_head_chars} makes a truncated value "
+                f"larger than max_value_bytes={self.max_value_bytes}; fix: lower it"
+            )
+        return self
+
+    @property
+    def limits(self) -> EventLimits:
+        return EventLimits(
+            max_value_bytes=self.max_value_bytes,
+            max_event_bytes=self.max_event_bytes,
+            head_chars=self.truncated_head_chars,
+        )
+
+
 class AgentConfig(_Strict):
     agent: AgentSection
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
@@ -83,6 +135,7 @@ class AgentConfig(_Strict):
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    events: EventsSection = Field(default_factory=EventsSection)
     controllers: list[ControllerConfig] = Field(min_length=1)
 
     @field_validator("kafka")
@@ -191,7 +244,11 @@ def _resolve_paths(config: AgentConfig, base: Path) -> AgentConfig:
     approvals = config.approvals.model_copy(
         update={"files": [resolve(p) for p in config.approvals.files]}
     )
-    return config.model_copy(update={"agent": agent, "approvals": approvals})
+    key = config.events.signing_key_file
+    events = config.events.model_copy(
+        update={"signing_key_file": resolve(key) if key is not None else None}
+    )
+    return config.model_copy(update={"agent": agent, "approvals": approvals, "events": events})
 
 
 _FIXES = {

@@ -22,6 +22,7 @@ from agent.baseline import BaselineStore, encode_reading
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.contract import Heartbeat, SuspectChange
 from agent.heartbeat import HeartbeatSender
+from agent.keys import key_path, load_signer
 from agent.publisher import SpoolPublisher
 from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.gc_tuning import tune_for_throughput
@@ -67,7 +68,12 @@ class Agent:
         self.config = config
         state = config.agent.state_dir
         state.mkdir(parents=True, exist_ok=True)
-        self.spool = Spool(state / "spool.db", topics=config.topics)
+        self.signer, made = load_signer(config)
+        log.info(
+            "events are signed with key %s (%s %s; otwatch-agent keys show prints its public key)",
+            self.signer.key_id, "new key made in" if made else "key file", key_path(config),
+        )
+        self.spool = Spool(state / "spool.db", topics=config.topics, signer=self.signer)
         self.baseline = BaselineStore(state / "baseline.json")
         replayed = self.baseline.replay(entry for _, entry in self.spool.baseline_journal())
         if replayed:
@@ -81,7 +87,7 @@ class Agent:
         self.watchers = {
             ctl.id: ControllerWatcher(
                 identity, ctl, self.baseline.get(ctl.id), self.approvals,
-                functools.partial(self._store, ctl.id),
+                functools.partial(self._store, ctl.id), config.events.limits,
             )
             for ctl in config.controllers
         }
@@ -105,6 +111,7 @@ class Agent:
             )
 
     def _heartbeat(self) -> Heartbeat:
+        problems = self._problems()
         return Heartbeat(
             agent_id=self.config.agent.id,
             version=__version__,
@@ -113,7 +120,21 @@ class Agent:
             controllers_total=len(self.watchers),
             spool_depth=self.spool.depth(),
             last_seq=self.spool.last_seq(),
+            health="degraded" if problems else "ok",
+            spool_quarantined=self.spool.quarantined(),
+            problems=problems,
         )
+
+    def _problems(self) -> list[str]:
+        """What is wrong with this agent, in words, for the heartbeat."""
+        problems = []
+        held = self.spool.quarantined()
+        if held:
+            problems.append(
+                f"{held} events refused by the broker for good are kept in the spool's "
+                "quarantine, not sent (otwatch-agent spool show)"
+            )
+        return problems
 
     async def run(self) -> None:
         tune_for_throughput()

@@ -31,6 +31,7 @@ from agent.contract import (
     TagValue,
     Verdict,
 )
+from agent.contract.limits import EventLimits, fit_event
 from agent.detect import Change, detect_changes, next_baseline, same_value
 from agent.recipes import RecipeTag, settle_recipes
 from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
@@ -58,8 +59,11 @@ class ControllerWatcher:
         baseline: ControllerBaseline,
         approvals: ApprovalBook,
         sink: EventSink,
+        limits: EventLimits | None = None,
     ) -> None:
         self.identity = identity
+        #: Every event is built within these: no value, no event too large to publish.
+        self.limits = limits or EventLimits()
         self.config = config
         self.baseline = baseline
         self.approvals = approvals
@@ -269,7 +273,7 @@ class ControllerWatcher:
                detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
                approval: object = None, actor: str | None = None,
                gap: MonitoringGap | None = None) -> SuspectChange:
-        return SuspectChange.model_validate({
+        event = SuspectChange.model_validate({
             "event_id": str(uuid.uuid4()),
             "seq": 0,  # the spool assigns the persisted, monotonic seq
             "agent_id": self.identity.agent_id,
@@ -289,6 +293,7 @@ class ControllerWatcher:
             "actor": actor,
             "gap": gap,
         })
+        return fit_event(event, self.limits)
 
 
 def _tag_ref(tag: TagBase) -> TagRef:
