@@ -122,6 +122,7 @@ class Agent:
             last_seq=self.spool.last_seq(),
             health="degraded" if problems else "ok",
             spool_quarantined=self.spool.quarantined(),
+            tags_unreadable=sum(len(w.unreadable) for w in self.watchers.values()),
             problems=problems,
         )
 
@@ -134,6 +135,13 @@ class Agent:
                 f"{held} events refused by the broker for good are kept in the spool's "
                 "quarantine, not sent (otwatch-agent spool show)"
             )
+        for cid, watcher in self.watchers.items():
+            if watcher.unreadable:
+                reasons = sorted({reason for _, reason in watcher.unreadable.values()})
+                problems.append(
+                    f"controller {cid}: {len(watcher.unreadable)} tags unreadable "
+                    f"({'; '.join(reasons[:3])})"
+                )
         return problems
 
     async def run(self) -> None:
