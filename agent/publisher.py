@@ -163,8 +163,8 @@ class SpoolPublisher:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), timeout=max(timeout / 4, 0.5))
-            except TRANSIENT as exc:
-                log.warning("Kafka producer did not close cleanly within the stop timeout: %r", exc)
+            except TRANSIENT as exc:  # unacknowledged events stay in the spool: nothing is lost
+                log.debug("Kafka producer did not close cleanly within the stop timeout: %r", exc)
         self._set_connected(False)
 
     async def _run(self) -> None:

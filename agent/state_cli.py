@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from agent.config import AgentConfig
-from agent.keys import key_path, load_signer
-from agent.spool import Spool
+if TYPE_CHECKING:  # loaded when a command runs: `otwatch-agent` starts without them
+    from agent.config import AgentConfig
+    from agent.spool import Spool
 
 
 def add_state_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +37,8 @@ def add_state_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def keys_show(config: AgentConfig) -> int:
+    from agent.keys import key_path, load_signer
+
     signer, made = load_signer(config)
     where = "made now in" if made else "in"
     print(f"agent {config.agent.id}: event signing key {where} {key_path(config)}")
@@ -69,6 +72,8 @@ def spool_requeue(config: AgentConfig) -> int:
 
 
 def _open(config: AgentConfig) -> Spool:
+    from agent.spool import Spool
+
     return Spool(config.agent.state_dir / "spool.db", topics=config.topics)
 
 

@@ -73,10 +73,8 @@ class ModbusSource:
             try:
                 await transport.connect()
                 connected = True
-                self._outage.success()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
                 await emit(Connected(utcnow(), session=self.config.endpoint))
-                transport.reset_backoff()
                 await self._poll(emit)
             except CONNECTION_ERRORS as exc:
                 self._outage.failure(str(exc) or type(exc).__name__)
@@ -96,6 +94,10 @@ class ModbusSource:
             started = time.monotonic()
             values, bad = await self.scan()
             read_seconds.observe(time.monotonic() - started)
+            # Up once it answers, not once it accepts a connection: a device that takes the
+            # connection and then never answers is one outage, not a flapping one.
+            self._outage.success()
+            self.transport.reset_backoff()
             metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
             metrics.LAST_GOOD_READ.labels(self.controller_id).set(time.time())
             self._unreadable.set(len(bad))
