@@ -206,17 +206,40 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(
             f"{path}: cannot read the config file ({exc.strerror}); fix: check the path"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); fix: save the file as "
+            "UTF-8"
+        ) from None
     try:
         data = _parse(text)
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"{path}: not valid YAML ({exc}); fix: correct the syntax at that line"
+            f"{path}: not valid YAML ({_yaml_problem(exc)}); fix: correct the syntax there"
+        ) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values it parsed but cannot build (a date
+        # such as 2001-13-45) and for nesting deeper than the interpreter's stack.
+        raise ConfigError(
+            f"{path}: a value YAML cannot read ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}); fix: quote it or correct it"
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the file must be a YAML mapping with the keys agent, controllers, ..."
         )
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's text spans several)."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(text.split())
 
 
 def _parse(text: str) -> Any:
@@ -282,6 +305,12 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in ("modbus", "opcua"):
             continue  # the discriminator's branch name is not a key in the file
+        elif not _plain_key(part):
+            out += f"[{part!r}]"  # a key with spaces, dots or control characters, as written
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def _plain_key(key: str) -> bool:
+    return bool(key) and key.isprintable() and not any(c in key for c in " .[]'\"")

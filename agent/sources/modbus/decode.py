@@ -38,6 +38,7 @@ def decode(tag: ModbusTag, words: Sequence[int]) -> float | int | str | bool:
     `DecodeError` for too few registers or a register outside 0..65535.
     """
     _check_words(tag, words)
+    words = words[: tag.register_count]  # a longer list: its first registers are the tag's
     if tag.data_type == "bit":
         return bool((words[0] >> (tag.bit or 0)) & 1)
     ordered = list(words) if tag.word_order == "big" else list(reversed(words))
