@@ -149,6 +149,12 @@ class SpoolPublisher:
         """Tell the drain that the spool has new events (no wait for the poll tick)."""
         self._wake.set()
 
+    def stop_soon(self) -> None:
+        """Let the drain end at its next step, without a word: a stop is coming (`stop`).
+        A broker failure noticed from now on is not logged as an outage."""
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - the agreed interface
         """Stop within ``timeout`` s; unacknowledged events stay in the spool for the next start."""
         task, self._task = self._task, None
@@ -175,6 +181,9 @@ class SpoolPublisher:
             try:
                 await self._drain()
             except TRANSIENT as exc:
+                if self._stopping:  # cut short by stop(): the events wait for the next start
+                    log.debug("drain stopped: %r", exc)
+                    break
                 self._on_failure(exc)
                 await self._sleep(backoff.next())
                 continue

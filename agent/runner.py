@@ -208,6 +208,7 @@ class Agent:
     def stop(self) -> None:
         """Ask the agent to stop (a task that fails asks too); `run` then shuts down."""
         self._stopped.set()
+        self.publisher.stop_soon()  # an outage noticed while stopping is not news
 
     async def _watch(self, controller_id: str, watcher: ControllerWatcher) -> None:
         await make_source(self.config, controller_id).run(watcher.on_event)
