@@ -67,11 +67,21 @@ class BaselineStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{self.path}: the baseline file is unreadable ({exc}); fix: restore it from a "
-                "backup, or delete it to learn a new baseline "
-                "(changes made meanwhile are then missed)"
-            ) from None
+            raise self._unreadable(exc) from None
+        try:
+            return self._parse(data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise self._unreadable(f"not a baseline: {type(exc).__name__}: {exc}") from None
+
+    def _unreadable(self, why: object) -> ConfigError:
+        return ConfigError(
+            f"{self.path}: the baseline file is unreadable ({why}); fix: restore it from a "
+            "backup, or delete it to learn a new baseline "
+            "(changes made meanwhile are then missed)"
+        )
+
+    @staticmethod
+    def _parse(data: Any) -> dict[str, ControllerBaseline]:
         out = {}
         for cid, entry in data.get("controllers", {}).items():
             seen = entry.get("last_seen")

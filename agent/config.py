@@ -23,6 +23,12 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from agent.config_base import ContextRole, ControllerBase, RecipeGroup, TagBase, _Strict
+from agent.contract.limits import (
+    DEFAULT_HEAD_CHARS,
+    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    EventLimits,
+)
 from agent.errors import ConfigError
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.sources.modbus.config import (
@@ -37,6 +43,7 @@ __all__ = [
     "ContextRole",
     "ControllerBase",
     "ControllerConfig",
+    "EventsSection",
     "ModbusControllerConfig",
     "ModbusTag",
     "OpcuaControllerConfig",
@@ -76,6 +83,51 @@ class HeartbeatSection(_Strict):
     interval_s: float = Field(default=10.0, gt=0.0)
 
 
+#: Kafka's default message limit (message.max.bytes, and aiokafka's max_request_size) less room
+#: for the record batch around one event.
+_KAFKA_MESSAGE_ROOM = 1_000_000
+#: What an event needs beside its two values (names, times, verdict, approval, signature).
+_EVENT_ENVELOPE_BYTES = 16 * 1024
+
+
+class EventsSection(_Strict):
+    """What the agent publishes: size limits (`agent.contract.limits`) and its signing key."""
+
+    #: A value (old, new, context, snapshot) whose JSON is larger is truncated with its hash.
+    max_value_bytes: int = Field(default=DEFAULT_MAX_VALUE_BYTES, ge=1024)
+    #: No event is larger: the snapshot's values, then context, are left out to fit.
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, ge=16 * 1024,
+                                 le=_KAFKA_MESSAGE_ROOM)
+    #: Characters of a truncated value kept as its ``head``.
+    truncated_head_chars: int = Field(default=DEFAULT_HEAD_CHARS, ge=0, le=4096)
+    #: The agent's Ed25519 signing key (base64 seed, mode 0600). Unset: ``<state_dir>/
+    #: event-signing.key``, made on first start.
+    signing_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _values_fit_an_event(self) -> EventsSection:
+        if 2 * self.max_value_bytes + _EVENT_ENVELOPE_BYTES > self.max_event_bytes:
+            raise ValueError(
+                f"max_value_bytes={self.max_value_bytes} leaves no room for two values in "
+                f"max_event_bytes={self.max_event_bytes}; fix: make max_event_bytes at least "
+                f"2 * max_value_bytes + {_EVENT_ENVELOPE_BYTES}"
+            )
+        if 6 * self.truncated_head_chars + 256 > self.max_value_bytes:
+            raise ValueError(
+                f"truncated_head_chars={self.truncated_head_chars} makes a truncated value "
+                f"larger than max_value_bytes={self.max_value_bytes}; fix: lower it"
+            )
+        return self
+
+    @property
+    def limits(self) -> EventLimits:
+        return EventLimits(
+            max_value_bytes=self.max_value_bytes,
+            max_event_bytes=self.max_event_bytes,
+            head_chars=self.truncated_head_chars,
+        )
+
+
 class AgentConfig(_Strict):
     agent: AgentSection
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
@@ -83,6 +135,7 @@ class AgentConfig(_Strict):
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    events: EventsSection = Field(default_factory=EventsSection)
     controllers: list[ControllerConfig] = Field(min_length=1)
 
     @field_validator("kafka")
@@ -153,17 +206,40 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(
             f"{path}: cannot read the config file ({exc.strerror}); fix: check the path"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); fix: save the file as "
+            "UTF-8"
+        ) from None
     try:
         data = _parse(text)
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"{path}: not valid YAML ({exc}); fix: correct the syntax at that line"
+            f"{path}: not valid YAML ({_yaml_problem(exc)}); fix: correct the syntax there"
+        ) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        # PyYAML's constructors raise these for values it parsed but cannot build (a date
+        # such as 2001-13-45) and for nesting deeper than the interpreter's stack.
+        raise ConfigError(
+            f"{path}: a value YAML cannot read ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())}); fix: quote it or correct it"
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the file must be a YAML mapping with the keys agent, controllers, ..."
         )
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (PyYAML's text spans several)."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None)
+    text = f"{context}: {problem}" if context else str(problem)
+    if mark is not None:
+        text += f" at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(text.split())
 
 
 def _parse(text: str) -> Any:
@@ -191,7 +267,11 @@ def _resolve_paths(config: AgentConfig, base: Path) -> AgentConfig:
     approvals = config.approvals.model_copy(
         update={"files": [resolve(p) for p in config.approvals.files]}
     )
-    return config.model_copy(update={"agent": agent, "approvals": approvals})
+    key = config.events.signing_key_file
+    events = config.events.model_copy(
+        update={"signing_key_file": resolve(key) if key is not None else None}
+    )
+    return config.model_copy(update={"agent": agent, "approvals": approvals, "events": events})
 
 
 _FIXES = {
@@ -225,6 +305,12 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
             out += f"[{part}]"
         elif part in ("modbus", "opcua"):
             continue  # the discriminator's branch name is not a key in the file
+        elif not _plain_key(part):
+            out += f"[{part!r}]"  # a key with spaces, dots or control characters, as written
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def _plain_key(key: str) -> bool:
+    return bool(key) and key.isprintable() and not any(c in key for c in " .[]'\"")

@@ -37,12 +37,42 @@ class Change:
 
 
 def differs(old: TagValue, new: TagValue, deadband: float) -> bool:
-    """True when `new` is a real change from `old` (numbers within the deadband are not)."""
+    """True when `new` is a real change from `old` (numbers within the deadband are not).
+
+    NaN is a value of its own: a number that becomes NaN, or NaN that becomes a number, is a
+    change (a sensor or a write that broke a setpoint must not pass unseen); NaN staying NaN is
+    not. An infinity changes only into something else (+inf to -inf is a change). Recipes and
+    other mappings compare member by member the same way (`same_value`).
+    """
     if _is_number(old) and _is_number(new):
-        if math.isnan(float(old)) and math.isnan(float(new)):  # type: ignore[arg-type]
-            return False
-        return abs(float(new) - float(old)) > deadband  # type: ignore[arg-type]
-    return old != new
+        return _numbers_differ(old, new, deadband)  # type: ignore[arg-type]
+    return not same_value(old, new)
+
+
+def _numbers_differ(old: float, new: float, deadband: float) -> bool:
+    if isinstance(old, int) and isinstance(new, int):
+        return abs(new - old) > deadband  # exact, however large the integers
+    try:
+        a, b = float(old), float(new)
+    except OverflowError:  # an integer beyond any float: compare exactly
+        return old != new
+    if math.isnan(a) or math.isnan(b):
+        return not (math.isnan(a) and math.isnan(b))
+    if math.isinf(a) or math.isinf(b):
+        return a != b
+    return abs(b - a) > deadband
+
+
+def same_value(a: object, b: object) -> bool:
+    """Equal, where NaN equals NaN at any depth (``==`` says a NaN differs from itself, so a
+    recipe holding one would never settle)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
 
 
 def _is_number(value: TagValue) -> bool:

@@ -2,6 +2,8 @@
 
     OtwatchAgentError
     ├── ConfigError          bad config or approvals file; never retried (fix the file)
+    ├── StartupError         the agent cannot start (state directory, metrics port); names the
+    │                        setting and the fix, after bounded retries where they can help
     └── SourceError          a controller could not be read; `retryable` says whether to retry
         ├── ControllerUnreachable   connection refused, timeout, session lost (retryable)
         └── TagConfigError          the controller refuses a tag's address (not retryable)
@@ -21,6 +23,10 @@ class OtwatchAgentError(OtwatchError):
 
 class ConfigError(OtwatchAgentError):
     """A config file is invalid: the message names the file, the key and the fix."""
+
+
+class StartupError(OtwatchAgentError):
+    """The agent cannot start: the message names the setting and the fix."""
 
 
 class SourceError(OtwatchAgentError):

@@ -54,8 +54,14 @@ class HeartbeatSender:
         topic: str,
         build: Callable[[], Heartbeat],
         interval_s: float = 10.0,
+        *,
+        same_outage: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
+        #: True while another part of the process already reports the broker's outage (the
+        #: spool publisher): a heartbeat that fails then is logged at DEBUG only, so one outage
+        #: is one line in the log.
+        self.same_outage = same_outage
         self.topic = topic
         self.build = build
         self.interval_s = interval_s
@@ -85,8 +91,8 @@ class HeartbeatSender:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), timeout=max(timeout / 2, 0.5))
-            except TRANSIENT as exc:
-                log.warning("heartbeat producer did not close within the stop timeout: %r", exc)
+            except TRANSIENT as exc:  # a broker that is away: heartbeats are not kept anyway
+                log.debug("heartbeat producer did not close within the stop timeout: %r", exc)
 
     async def _run(self) -> None:
         while True:
@@ -95,7 +101,12 @@ class HeartbeatSender:
                 await self.send_one()
                 self._outage.success()
             except TRANSIENT as exc:
-                self._outage.failure(f"{exc or type(exc).__name__}; heartbeat dropped")
+                reason = f"{exc or type(exc).__name__}; heartbeat dropped"
+                if self.same_outage is not None and self.same_outage() and not self._outage.down:
+                    PUBLISH_FAILURES.inc()
+                    log.debug("heartbeat dropped while the broker is unreachable: %s", reason)
+                else:
+                    self._outage.failure(reason)
             await asyncio.sleep(self.interval_s)
 
     async def send_one(self) -> None:

@@ -20,6 +20,11 @@ READ_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 TAGS_MONITORED = Gauge("otwatch_agent_tags_monitored", "Watched tags", ["controller"])
+TAGS_UNREADABLE = Gauge(
+    "otwatch_agent_tags_unreadable",
+    "Tags the controller answers no value for (a Modbus exception per request), last scan",
+    ["controller"],
+)
 CHANGES = Counter(
     "otwatch_agent_changes_total", "Detected changes, by verdict and kind", ["verdict", "kind"]
 )

@@ -7,6 +7,16 @@ A resend therefore carries the same bytes and the same ``event_id``; consumers d
 Kafka keeps one controller's events in one partition (key ``<site>/<controller>``) and aiokafka
 has one request in flight per partition, so per-controller order holds.
 
+A row the broker refuses for good (`refusal`: too large, corrupt, an invalid timestamp or
+format: retrying cannot help) would otherwise sit at the head of the spool and hold back
+every event behind it. It is moved to the spool's quarantine (`Spool.quarantine`: kept,
+counted, logged once, reported in the heartbeat) and the drain goes on. A refusal the
+client makes itself (over ``max_request_size``) is about that record alone; one the broker
+sends for a batch is checked by sending the record alone before it is quarantined, so the
+records batched with it are never set aside. Errors that would refuse every record alike
+(authorization, an unknown topic, a broken broker) are not quarantined: they are retried and
+logged as an outage, so the queue is never emptied into quarantine by a misconfiguration.
+
 The broker being down is normal life at the edge, not an error to raise: the task retries with
 capped exponential backoff, logs the outage once at ERROR (repeats at DEBUG until a success),
 and ``otwatch_agent_broker_up`` says whether the broker is reachable. When TLS is configured and
@@ -28,10 +38,18 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    UnknownError,
+    UnsupportedForMessageFormatError,
+)
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge
 
@@ -44,6 +62,8 @@ from agent.runtime.outage import OutageLog
 from agent.runtime.tasks import log_task_crash
 from agent.spool import Row, Spool
 
+__all__ = ["SpoolPublisher", "refusal"]
+
 log = logging.getLogger(__name__)
 
 PUBLISHED = MetricCounter(
@@ -55,12 +75,25 @@ PUBLISH_FAILURES = MetricCounter(
 BROKER_UP = Gauge("otwatch_agent_broker_up", "1 when the last contact with the broker succeeded")
 
 
-def acknowledged_prefix(results: Sequence[object]) -> int:
-    """How many leading results are successes; everything after the first failure is resent."""
-    for i, result in enumerate(results):
-        if isinstance(result, BaseException):
-            return i
-    return len(results)
+#: The broker's (or the client's) answers about one record's contents: no retry changes them.
+RECORD_REFUSALS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    UnsupportedForMessageFormatError,
+)
+#: A broker error aiokafka has no name for (INVALID_RECORD among them): a refusal of the record
+#: only when the record alone gets it and the next record gets through (see `_settle_all`).
+UNNAMED_REFUSALS: tuple[type[BaseException], ...] = (UnknownError,)
+
+
+def refusal(exc: BaseException) -> str | None:
+    """``"<error name>: <text>"`` when ``exc`` refuses one record for good, else None."""
+    if isinstance(exc, RECORD_REFUSALS + UNNAMED_REFUSALS):
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 class SpoolPublisher:
@@ -108,6 +141,12 @@ class SpoolPublisher:
         """Tell the drain that the spool has new events (no wait for the poll tick)."""
         self._wake.set()
 
+    def stop_soon(self) -> None:
+        """Let the drain end at its next step, without a word: a stop is coming (`stop`).
+        A broker failure noticed from now on is not logged as an outage."""
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - the agreed interface
         """Stop within ``timeout`` s; unacknowledged events stay in the spool for the next start."""
         task, self._task = self._task, None
@@ -122,8 +161,8 @@ class SpoolPublisher:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), timeout=max(timeout / 4, 0.5))
-            except TRANSIENT as exc:
-                log.warning("Kafka producer did not close cleanly within the stop timeout: %r", exc)
+            except TRANSIENT as exc:  # unacknowledged events stay in the spool: nothing is lost
+                log.debug("Kafka producer did not close cleanly within the stop timeout: %r", exc)
         self._set_connected(False)
 
     async def _run(self) -> None:
@@ -134,6 +173,9 @@ class SpoolPublisher:
             try:
                 await self._drain()
             except TRANSIENT as exc:
+                if self._stopping:  # cut short by stop(): the events wait for the next start
+                    log.debug("drain stopped: %r", exc)
+                    break
                 self._on_failure(exc)
                 await self._sleep(backoff.next())
                 continue
@@ -167,27 +209,99 @@ class SpoolPublisher:
         return self._producer
 
     async def _send_batch(self, producer: AIOKafkaProducer, rows: list[Row]) -> None:
-        """Send all rows, await every delivery, ack the acknowledged prefix, raise a failure."""
-        futures: list[asyncio.Future[Any]] = []
+        """Send all rows, await every delivery; in row order, ack what was delivered and
+        quarantine what is refused for good, up to the first other failure, which is raised
+        (the rows from there on are sent again)."""
+        sent: list[tuple[Row, asyncio.Future[Any] | BaseException]] = []
         send_error: BaseException | None = None
-        for _row_id, topic, key, value in rows:
+        for row in rows:
+            _row_id, topic, key, value = row
             try:
-                futures.append(await producer.send(topic, value, key=key))
+                sent.append((row, await producer.send(topic, value, key=key)))
             except TRANSIENT as exc:
-                send_error = exc
-                break
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        n_ok = acknowledged_prefix(results)
-        acked = rows[:n_ok]
-        self.spool.ack([row[0] for row in acked])
-        for topic, count in Counter(row[1] for row in acked).items():
-            PUBLISHED.labels(topic=topic).inc(count)
-        if n_ok < len(futures):
-            failure = results[n_ok]
-            assert isinstance(failure, BaseException)
-            raise failure
+                if refusal(exc) is None:
+                    send_error = exc
+                    break
+                sent.append((row, exc))  # the client refused this record alone
+        futures = [f for _, f in sent if isinstance(f, asyncio.Future)]
+        await asyncio.gather(*futures, return_exceptions=True)
+        acked: list[Row] = []
+        try:
+            await self._settle_all(producer, sent, acked)
+        finally:
+            self.spool.ack([row[0] for row in acked])
+            for topic, count in Counter(row[1] for row in acked).items():
+                PUBLISHED.labels(topic=topic).inc(count)
         if send_error is not None:
             raise send_error
+
+    async def _settle_all(
+        self,
+        producer: AIOKafkaProducer,
+        sent: list[tuple[Row, asyncio.Future[Any] | BaseException]],
+        acked: list[Row],
+    ) -> None:
+        """Walk the outcomes in row order; raise the first failure that is not a refusal.
+
+        A record refused alone with an error that has no name (`UNNAMED_REFUSALS`) is only
+        suspected: it is quarantined once the next record gets through, and a next record
+        refused the same way means the broker refuses everything (an outage: raised).
+        """
+        suspect: tuple[Row, BaseException] | None = None
+        for row, outcome in sent:
+            result = await self._settle(producer, row, outcome)
+            if isinstance(result, BaseException):
+                if suspect is not None or not isinstance(result, UNNAMED_REFUSALS):
+                    raise result
+                suspect = (row, result)
+                continue
+            if suspect is not None:
+                self._quarantine(*suspect)
+                suspect = None
+            if result:
+                acked.append(row)
+        if suspect is not None:
+            raise suspect[1]  # nothing after it to tell: tried again with the next batch
+
+    async def _settle(
+        self, producer: AIOKafkaProducer, row: Row, outcome: asyncio.Future[Any] | BaseException
+    ) -> bool | BaseException:
+        """True: delivered; False: quarantined; else the failure (an unnamed refusal of the
+        record alone included: `_settle_all` decides on it)."""
+        if isinstance(outcome, BaseException):  # refused by the client: no batch involved
+            self._quarantine(row, outcome)
+            return False
+        failure = outcome.exception()
+        if failure is None:
+            return True
+        if refusal(failure) is None:
+            return failure
+        # The broker refused a batch: is it this record? Ask again with it alone.
+        alone = await self._send_alone(producer, row)
+        if alone is None:
+            return True
+        if refusal(alone) is None or isinstance(alone, UNNAMED_REFUSALS):
+            return alone
+        self._quarantine(row, alone)
+        return False
+
+    async def _send_alone(self, producer: AIOKafkaProducer, row: Row) -> BaseException | None:
+        _row_id, topic, key, value = row
+        try:
+            await (await producer.send(topic, value, key=key))
+        except TRANSIENT as exc:
+            return exc
+        return None
+
+    def _quarantine(self, row: Row, exc: BaseException) -> None:
+        row_id, topic, _key, value = row
+        reason = refusal(exc) or f"{type(exc).__name__}: {exc}"
+        seq = self.spool.quarantine(row_id, reason)
+        log.error(
+            "event seq %s to %s (%d bytes) is refused by the broker for good (%s): moved to the "
+            "spool's quarantine, kept there (otwatch-agent spool show); the events behind it "
+            "are sent on", seq, topic, len(value), reason,
+        )
 
     def _on_success(self) -> None:
         self._outage.success()

@@ -14,7 +14,7 @@ from typing import Any
 from agent.approvals import recipe_parameters_hash
 from agent.config_base import RecipeGroup, TagBase
 from agent.contract import ChangeKind, TagKind
-from agent.detect import Change
+from agent.detect import Change, same_value
 from agent.sources.base import Reading
 
 
@@ -60,9 +60,9 @@ def settle_recipes(
         if not all(m in baseline for m in group.members):
             continue  # not learnt yet: the first complete scan sets the baseline
         old, new = recipe_value(group, baseline), recipe_value(group, latest)
-        if old == new:
+        if same_value(old, new):
             continue
-        if not unwatched and pending.get(group.name) != new:
+        if not unwatched and not same_value(pending.get(group.name), new):
             still[group.name] = new
             continue
         changes.append(_recipe_change(group, old, new, latest, at, unwatched))

@@ -2,6 +2,13 @@
 
 Every background task is owned (`agent.runtime.tasks.OwnedTasks`): started here, watched by a
 done-callback that stops the agent if a task dies, cancelled and awaited (bounded) on stop.
+
+Start-up either completes or fails with one `agent.errors.StartupError` (or another
+`OtwatchError`) whose message names the setting and the fix: what a retry can mend (the
+metrics port still held by an agent that is exiting) is retried a bounded number of times
+first; whatever was started is stopped again. A stop logs one line. The broker and the
+controllers are not start-up steps: being away is normal life, retried in the background and
+logged once per outage.
 """
 
 from __future__ import annotations
@@ -21,8 +28,11 @@ from agent.approvals import ApprovalBook, MatchPolicy
 from agent.baseline import BaselineStore, encode_reading
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.contract import Heartbeat, SuspectChange
+from agent.errors import StartupError
 from agent.heartbeat import HeartbeatSender
+from agent.keys import key_path, load_signer
 from agent.publisher import SpoolPublisher
+from agent.runtime.backoff import Backoff
 from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks
@@ -38,6 +48,10 @@ log = logging.getLogger(__name__)
 BASELINE_SAVE_INTERVAL_S = 5.0
 #: The file that says the agent has read every controller once (the demo waits for it).
 READY_FILE = "ready"
+#: Attempts to bind the metrics port before start-up fails (an agent that is exiting may
+#: still hold it), and the first wait between them (doubling).
+METRICS_BIND_ATTEMPTS = 5
+METRICS_BIND_FIRST_WAIT_S = 0.5
 
 
 def make_source(config: AgentConfig, controller_id: str) -> Source:
@@ -66,8 +80,19 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         state = config.agent.state_dir
-        state.mkdir(parents=True, exist_ok=True)
-        self.spool = Spool(state / "spool.db", topics=config.topics)
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(
+                f"agent.state_dir: cannot create {state} ({exc.strerror}); fix: create it, "
+                "writable by the agent's user, or point agent.state_dir elsewhere"
+            ) from None
+        self.signer, made = load_signer(config)
+        log.info(
+            "events are signed with key %s (%s %s; otwatch-agent keys show prints its public key)",
+            self.signer.key_id, "new key made in" if made else "key file", key_path(config),
+        )
+        self.spool = Spool(state / "spool.db", topics=config.topics, signer=self.signer)
         self.baseline = BaselineStore(state / "baseline.json")
         replayed = self.baseline.replay(entry for _, entry in self.spool.baseline_journal())
         if replayed:
@@ -75,13 +100,14 @@ class Agent:
         self.approvals = approval_book(config)
         self.publisher = SpoolPublisher(self.spool, config.kafka)
         self.heartbeat = HeartbeatSender(
-            config.kafka, config.topics.heartbeat, self._heartbeat, config.heartbeat.interval_s
+            config.kafka, config.topics.heartbeat, self._heartbeat, config.heartbeat.interval_s,
+            same_outage=lambda: not self.publisher.connected,
         )
         identity = AgentIdentity(config.agent.id, config.agent.site)
         self.watchers = {
             ctl.id: ControllerWatcher(
                 identity, ctl, self.baseline.get(ctl.id), self.approvals,
-                functools.partial(self._store, ctl.id),
+                functools.partial(self._store, ctl.id), config.events.limits,
             )
             for ctl in config.controllers
         }
@@ -105,6 +131,7 @@ class Agent:
             )
 
     def _heartbeat(self) -> Heartbeat:
+        problems = self._problems()
         return Heartbeat(
             agent_id=self.config.agent.id,
             version=__version__,
@@ -113,29 +140,75 @@ class Agent:
             controllers_total=len(self.watchers),
             spool_depth=self.spool.depth(),
             last_seq=self.spool.last_seq(),
+            health="degraded" if problems else "ok",
+            spool_quarantined=self.spool.quarantined(),
+            tags_unreadable=sum(len(w.unreadable) for w in self.watchers.values()),
+            problems=problems,
         )
+
+    def _problems(self) -> list[str]:
+        """What is wrong with this agent, in words, for the heartbeat."""
+        problems = []
+        held = self.spool.quarantined()
+        if held:
+            problems.append(
+                f"{held} events refused by the broker for good are kept in the spool's "
+                "quarantine, not sent (otwatch-agent spool show)"
+            )
+        for cid, watcher in self.watchers.items():
+            if watcher.unreadable:
+                reasons = sorted({reason for _, reason in watcher.unreadable.values()})
+                problems.append(
+                    f"controller {cid}: {len(watcher.unreadable)} tags unreadable "
+                    f"({'; '.join(reasons[:3])})"
+                )
+        return problems
 
     async def run(self) -> None:
         tune_for_throughput()
+        started = False
+        try:
+            await self._start()
+            started = True
+            await self._stopped.wait()
+        finally:
+            await self._shutdown(started)
+        if self.tasks.failure is not None:
+            raise self.tasks.failure
+
+    async def _start(self) -> None:
         if self.config.metrics.port:
-            self._metrics_server, _ = start_http_server(
-                self.config.metrics.port, addr=self.config.metrics.host
-            )
+            self._metrics_server = await self._serve_metrics()
         await self.publisher.start()
         await self.heartbeat.start()
         for cid, watcher in self.watchers.items():
             self.tasks.start(self._watch(cid, watcher), f"watch {cid}")
         self.tasks.start(self._housekeeping(), "housekeeping")
-        try:
-            await self._stopped.wait()
-        finally:
-            await self._shutdown()
-        if self.tasks.failure is not None:
-            raise self.tasks.failure
+
+    async def _serve_metrics(self) -> WSGIServer:
+        """Bind the metrics endpoint, retrying a few times while the port is taken."""
+        host, port = self.config.metrics.host, self.config.metrics.port
+        backoff = Backoff(METRICS_BIND_FIRST_WAIT_S, 4.0)
+        for attempt in range(1, METRICS_BIND_ATTEMPTS + 1):
+            try:
+                server, _thread = start_http_server(port, addr=host)
+            except OSError as exc:
+                if attempt == METRICS_BIND_ATTEMPTS:
+                    raise StartupError(
+                        f"metrics.port: cannot serve metrics on {host}:{port} ({exc.strerror}, "
+                        f"{attempt} attempts); fix: stop the process that holds the port, or "
+                        "set metrics.port to a free one (0 turns the endpoint off)"
+                    ) from None
+                log.debug("metrics port %s:%s: %s; trying again", host, port, exc)
+                await asyncio.sleep(backoff.next())
+            else:
+                return server
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def stop(self) -> None:
         """Ask the agent to stop (a task that fails asks too); `run` then shuts down."""
         self._stopped.set()
+        self.publisher.stop_soon()  # an outage noticed while stopping is not news
 
     async def _watch(self, controller_id: str, watcher: ControllerWatcher) -> None:
         await make_source(self.config, controller_id).run(watcher.on_event)
@@ -167,13 +240,21 @@ class Agent:
         if head:
             self.spool.trim_baseline_journal(head)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, started: bool) -> None:
         await self.tasks.stop(timeout_s=5.0)
         await self.heartbeat.stop()
         await self.publisher.stop()
         self._save_baseline()
+        waiting = self.spool.depth()
         self.spool.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
         (self.config.agent.state_dir / READY_FILE).unlink(missing_ok=True)
+        if not started:
+            return  # the start-up error is the one line
+        log.info(
+            "agent %s stopped; %s", self.config.agent.id,
+            f"{waiting} events wait in the spool and are sent after the next start" if waiting
+            else "every event was delivered",
+        )

@@ -14,6 +14,17 @@ is written, no ``seq`` is consumed, nothing already spooled is dropped. The refu
 an append succeeds again). The caller must then treat the change as not detected (keep its
 baseline unchanged so the change is found again, as a monitoring gap, once there is room).
 
+Signing. With a ``signer`` (the agent's `agent.contract.signing.EventSigner`), each event is
+signed as it is stored, once its ``seq`` is known: the row holds the exact bytes the
+classifier verifies.
+
+Quarantine. A row the broker refuses for good (too large, invalid: retrying cannot help) must
+not hold back the rows behind it. The publisher moves it with :meth:`Spool.quarantine` into
+the ``quarantine`` table of the same database, with the reason, in one transaction: it is
+kept (nothing is lost; ``otwatch-agent spool show`` lists it, ``spool requeue`` puts it back
+in the queue once the cause is fixed), counted (``otwatch_agent_spool_quarantined_total``,
+gauge ``otwatch_agent_spool_quarantine_events``) and reported in the heartbeat.
+
 Exceptions: :class:`SpoolError` (the spool database failed) and its subclass :class:`SpoolFull`
 belong to the delivery tree rooted at ``agent.kafka.errors.DeliveryError``.
 
@@ -36,6 +47,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from agent.contract import SuspectChange, Verdict
+from agent.contract.signing import EventSigner
 from agent.kafka.errors import DeliveryError
 from agent.kafka.settings import TopicNames
 
@@ -50,6 +62,15 @@ SPOOL_APPENDED = Counter("otwatch_agent_spool_appended_total", "Events written t
 SPOOL_REFUSED = Counter(
     "otwatch_agent_spool_refused_total",
     "Events refused because the spool was full (reason: events, bytes, age, disk)",
+    ["reason"],
+)
+SPOOL_QUARANTINED = Gauge(
+    "otwatch_agent_spool_quarantine_events",
+    "Events in the spool's quarantine now: refused by the broker for good, kept, not sent",
+)
+SPOOL_QUARANTINED_TOTAL = Counter(
+    "otwatch_agent_spool_quarantined_total",
+    "Events moved to the spool's quarantine, by the broker's reason (error name)",
     ["reason"],
 )
 
@@ -70,10 +91,23 @@ CREATE TABLE IF NOT EXISTS baseline_journal (
     tag TEXT NOT NULL,
     reading TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    appended_at REAL NOT NULL,
+    quarantined_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0);
 """
 
 Row = tuple[int, str, bytes, bytes]
+#: A quarantined row as `Spool.quarantined_rows` lists it.
+QuarantinedRow = tuple[int, int, str, int, float, str]
 #: A baseline entry that moves with the events of an append: (controller, tag, reading JSON).
 BaselineEntry = tuple[str, str, str]
 
@@ -112,9 +146,11 @@ class Spool:
         max_events: int = 1_000_000,
         max_bytes: int = 512 * 2**20,
         max_age_s: float | None = None,
+        signer: EventSigner | None = None,
     ) -> None:
         self.path = Path(path)
         self.topics = topics
+        self.signer = signer
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
@@ -124,6 +160,8 @@ class Spool:
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events"
         ).fetchone()
         self._depth, self._bytes = int(count), int(size)
+        (held,) = self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()
+        self._quarantined = int(held)
         self._refresh_gauges(time.time())
 
     def append(
@@ -168,11 +206,17 @@ class Spool:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         (last,) = db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
-        stored = [ev.model_copy(update={"seq": last + i}) for i, ev in enumerate(events, 1)]
+        stored = []
         rows = []
         added = 0
-        for ev in stored:
-            key, value = ev.kafka_key(), ev.to_json()
+        for i, event in enumerate(events, 1):
+            ev = event.model_copy(update={"seq": last + i})
+            if self.signer is not None:
+                ev, value = self.signer.sign_to_json(ev)
+            else:
+                value = ev.to_json()
+            stored.append(ev)
+            key = ev.kafka_key()
             size = len(key) + len(value)
             added += size
             rows.append((ev.seq, topic_for(ev, self.topics), key, value, size, now))
@@ -280,6 +324,73 @@ class Spool:
         self._bytes -= int(size)
         self._refresh_gauges(time.time() if now is None else now)
 
+    def quarantine(self, row_id: int, reason: str, *, now: float | None = None) -> int | None:
+        """Move a row the broker refuses for good out of the queue, keeping it with ``reason``;
+        one transaction. Returns its ``seq`` (None if the row was already gone)."""
+        now = time.time() if now is None else now
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute("SELECT seq, size FROM events WHERE id = ?", (row_id,)).fetchone()
+            if row is not None:
+                db.execute(
+                    "INSERT INTO quarantine (id, seq, topic, key, value, size, appended_at,"
+                    " quarantined_at, reason) SELECT id, seq, topic, key, value, size,"
+                    " appended_at, ?, ? FROM events WHERE id = ?",
+                    (now, reason, row_id),
+                )
+                db.execute("DELETE FROM events WHERE id = ?", (row_id,))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise SpoolError(f"spool {self.path}: cannot quarantine row {row_id} ({exc})") from exc
+        if row is None:
+            return None
+        self._depth -= 1
+        self._bytes -= int(row[1])
+        self._quarantined += 1
+        SPOOL_QUARANTINED_TOTAL.labels(reason=reason.split(":", 1)[0]).inc()
+        self._refresh_gauges(now)
+        return int(row[0])
+
+    def quarantined(self) -> int:
+        """How many rows are in quarantine."""
+        return self._quarantined
+
+    def quarantined_rows(self, limit: int = 1000) -> list[QuarantinedRow]:
+        """The quarantined rows, oldest first: ``(id, seq, topic, size, quarantined_at,
+        reason)``."""
+        cur = self._db.execute(
+            "SELECT id, seq, topic, size, quarantined_at, reason FROM quarantine"
+            " ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        return [(int(a), int(b), str(c), int(d), float(e), str(f)) for a, b, c, d, e, f in cur]
+
+    def requeue_quarantined(self) -> int:
+        """Put every quarantined row back at the end of the queue (once its cause is fixed:
+        a larger broker limit, say). Returns how many; same bytes, same seq."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            count, size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM quarantine"
+            ).fetchone()
+            db.execute(
+                "INSERT INTO events (seq, topic, key, value, size, appended_at)"
+                " SELECT seq, topic, key, value, size, appended_at FROM quarantine ORDER BY id"
+            )
+            db.execute("DELETE FROM quarantine")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise SpoolError(f"spool {self.path}: cannot requeue ({exc})") from exc
+        self._depth += int(count)
+        self._bytes += int(size)
+        self._quarantined = 0
+        self._refresh_gauges(time.time())
+        return int(count)
+
     def depth(self) -> int:
         return self._depth
 
@@ -304,6 +415,7 @@ class Spool:
         SPOOL_DEPTH.set(self._depth)
         SPOOL_BYTES.set(self._bytes)
         SPOOL_OLDEST_AGE.set(self.oldest_age_s(now) or 0.0)
+        SPOOL_QUARANTINED.set(self._quarantined)
 
     def close(self) -> None:
         self._db.close()

@@ -5,11 +5,15 @@ the changes (`agent.detect`), asks change control for a verdict (`agent.approval
 hands the finished events to the sink, which makes them durable in the spool before the
 baseline moves on. After a (re)connect it also reports what it could not see: the
 monitoring gap, values changed while unwatched, a restarted server, and each watched tag whose
-node the session could not resolve (a monitoring gap on that tag, reported once per spell).
+node the session could not resolve (a monitoring gap on that tag, reported once per spell). The
+same holds for single tags the controller could not give (``Readings.bad``, e.g. a Modbus
+exception for one request): once a tag is read again, its monitoring gap (last good read to
+first good read after) is reported, and a change found then is ``changed_while_unwatched``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,7 +36,8 @@ from agent.contract import (
     TagValue,
     Verdict,
 )
-from agent.detect import Change, detect_changes, next_baseline
+from agent.contract.limits import EventLimits, fit_event
+from agent.detect import Change, detect_changes, next_baseline, same_value
 from agent.recipes import RecipeTag, settle_recipes
 from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
 from agent.spool import SpoolFull
@@ -59,8 +64,11 @@ class ControllerWatcher:
         baseline: ControllerBaseline,
         approvals: ApprovalBook,
         sink: EventSink,
+        limits: EventLimits | None = None,
     ) -> None:
         self.identity = identity
+        #: Every event is built within these: no value, no event too large to publish.
+        self.limits = limits or EventLimits()
         self.config = config
         self.baseline = baseline
         self.approvals = approvals
@@ -72,6 +80,13 @@ class ControllerWatcher:
             if t.kind is not None and t.kind is not TagKind.MEASUREMENT and t.name not in members
         ]
         self._single_by_name = {t.name: t for t in self._single_tags}
+        #: Every watched tag by name (recipe members too): those a gap can be reported for.
+        self._watched = {
+            t.name: t for t in config.tags
+            if t.kind is not None and t.kind is not TagKind.MEASUREMENT
+        }
+        #: Tags the controller gives no value for: since when (their last good read), and why.
+        self.unreadable: dict[str, tuple[datetime, str]] = {}
         self._latest: dict[str, Reading] = dict(baseline.tags)
         #: Recipes seen changed but not yet settled, and when each pending value was first seen.
         self._pending: dict[str, dict[str, Any]] = {}
@@ -118,12 +133,17 @@ class ControllerWatcher:
                 if role is not None:
                     self.context[role] = reading.value
         self._latest.update(scan.values)
+        back = self._track_unreadable(scan)
         changes = detect_changes(
             self._tags_in(scan), self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
         )
+        if back:
+            changes = [_unwatched(c) if c.tag.name in back else c for c in changes]
         # A full scan looks at every member: two in a row that agree settle a recipe. A
-        # subscription batch carries only what changed, so it settles by time, like a tick.
-        ripe = self._pending if scan.complete else self._ripe(time.monotonic())
+        # subscription batch carries only what changed, so it settles by time, like a tick
+        # (so does a scan that missed some tags: a member may be stale).
+        whole = scan.complete and not scan.bad
+        ripe = self._pending if whole else self._ripe(time.monotonic())
         recipes, pending = settle_recipes(
             self.config.recipes, self.baseline.tags, self._latest, ripe,
             at=scan.at, unwatched=self._fresh,
@@ -133,6 +153,7 @@ class ControllerWatcher:
         events = [self._change_event(c, scan.at, scan.actors) for c in [*changes, *recipes]]
         if self._fresh and scan.complete:
             events.extend(self._session_events(scan.at))
+        events.extend(self._tag_gap_events(back, scan.at))
         adopted = self._recipe_members(recipes)  # journalled and adopted: the same readings
         if events:
             moved = {c.tag.name: scan.values[c.tag.name] for c in changes}
@@ -143,6 +164,8 @@ class ControllerWatcher:
                 # Not durable, so not detected: keep the baseline where it was, and the next
                 # scan finds the same changes again (the spool logs and counts the refusal).
                 return
+        for name in back:
+            del self.unreadable[name]
         self._set_pending(pending)
         self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
         self.baseline.tags.update(adopted)
@@ -153,6 +176,49 @@ class ControllerWatcher:
                 self._fresh, self._gap_start = False, None
                 if self._session is not None:
                     self.baseline.session = self._session
+
+    def _track_unreadable(self, scan: Readings) -> dict[str, tuple[datetime, str]]:
+        """Note the tags that became unreadable (since the last complete scan); return those
+        read again in this scan, with when their gap began and why (forgotten once the scan's
+        events are durable)."""
+        if scan.bad:
+            start = self.baseline.last_seen or scan.at
+            for name, reason in scan.bad.items():
+                if name not in self.unreadable:
+                    self.unreadable[name] = (start, reason)
+        if not self.unreadable:
+            return {}
+        values = scan.values
+        return {name: gap for name, gap in self.unreadable.items() if name in values}
+
+    def _tag_gap_events(
+        self, back: dict[str, tuple[datetime, str]], now: datetime
+    ) -> list[SuspectChange]:
+        events = []
+        for name, (start, reason) in back.items():
+            tag = self._watched.get(name)
+            if tag is not None and now - start >= self._min_gap:
+                events.append(self._tag_gap_event(tag, start, now, reason))
+        return events
+
+    def _tag_gap_event(
+        self, tag: TagBase, start: datetime, end: datetime, reason: str
+    ) -> SuspectChange:
+        seconds = (end - start).total_seconds()
+        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.MONITORING_GAP.value).inc()
+        return self._event(
+            tag=_tag_ref(tag),
+            old=None,
+            new=None,
+            occurred_at=start,
+            detected_at=end,
+            kind=ChangeKind.MONITORING_GAP,
+            verdict=Verdict.UNAPPROVED,
+            reason=f"the agent could not read {self.config.id}/{tag.name} for {seconds:.0f} s "
+            f"({reason}); a change in that time is compared with the baseline but cannot be "
+            "timed",
+            gap=MonitoringGap(start=start, end=end),
+        )
 
     def _tags_in(self, scan: Readings) -> list[TagBase]:
         """The single tags to compare: all of them for a full scan, else those in the batch
@@ -194,7 +260,7 @@ class ControllerWatcher:
         """Keep when each pending value was first seen; a value that moved starts again."""
         now, old = time.monotonic(), self._pending
         self._pending_since = {
-            name: self._pending_since[name] if old.get(name) == value else now
+            name: self._pending_since[name] if same_value(old.get(name), value) else now
             for name, value in pending.items()
         }
         self._pending = pending
@@ -302,7 +368,7 @@ class ControllerWatcher:
                detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
                approval: object = None, actor: str | None = None,
                gap: MonitoringGap | None = None) -> SuspectChange:
-        return SuspectChange.model_validate({
+        event = SuspectChange.model_validate({
             "event_id": str(uuid.uuid4()),
             "seq": 0,  # the spool assigns the persisted, monotonic seq
             "agent_id": self.identity.agent_id,
@@ -322,6 +388,7 @@ class ControllerWatcher:
             "actor": actor,
             "gap": gap,
         })
+        return fit_event(event, self.limits)
 
 
 def _tag_ref(tag: TagBase) -> TagRef:
@@ -337,6 +404,11 @@ def _tag_ref(tag: TagBase) -> TagRef:
         critical_to_quality=tag.critical_to_quality,
         unit=tag.unit,
     )
+
+
+def _unwatched(change: Change) -> Change:
+    """A change found on a tag's first good read after a gap: it happened unwatched."""
+    return dataclasses.replace(change, change_kind=ChangeKind.CHANGED_WHILE_UNWATCHED)
 
 
 def _actor(change: Change, actors: dict[str, str]) -> str | None:

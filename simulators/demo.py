@@ -14,7 +14,6 @@ Once the classifier has created the records database, the demo adds one user per
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -113,18 +112,12 @@ def agent_signing_key(state_dir: Path) -> EventSigner:
     return signer
 
 
-def agent_signs_events() -> bool:
-    """Whether this checkout's agent signs its events (its key module, issue 14). Until it
-    does, the demo's classifier would refuse every event, so it accepts unsigned ones."""
-    return importlib.util.find_spec("agent.keys") is not None
-
-
 def classifier_config(bootstrap: str, workdir: Path, signer: EventSigner) -> dict[str, Any]:
     cfg: dict[str, Any] = yaml.safe_load((CONFIG / "classifier.yaml").read_text())
     cfg["classifier"]["records_db"] = str(workdir / "records.db")
     cfg["classifier"]["criteria"] = str(CONFIG / "criteria.yaml")
     cfg["classifier"]["agent_keys"] = {signer.key_id: signer.public_key_b64}
-    cfg["classifier"]["require_signed_events"] = agent_signs_events()
+    cfg["classifier"]["require_signed_events"] = True
     cfg["kafka"]["bootstrap_servers"] = bootstrap
     cfg["metrics"]["port"] = free_port()
     return cfg

@@ -4,13 +4,16 @@ Scenario-side reads and writes go straight to the server's datastore and are not
 Every write request that arrives over the wire (function codes 5, 6, 15, 16, 22, 23) is counted
 in ``foreign_writes``, whether it succeeds or not: that is how tests prove the agent never writes.
 Faults (exception responses, slow responses, dropped connections, restarts) apply to client
-requests only.
+requests only. An exception can be limited to the requests that touch some addresses and to a
+window of time (`ModbusPLC.exception_window`): a gateway that loses one slave for two seconds,
+an "illegal data address" for one block while a PLC program is downloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 
 from pymodbus.constants import ExcCodes
@@ -25,19 +28,46 @@ from simulators.plant import ModbusController, ModbusTable, ModbusTag, Scalar
 
 BIND_ATTEMPTS = 5
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
+#: The function codes that touch each table the simulated PLCs have.
+TABLE_FUNCTION_CODES = {"holding": frozenset({3, 6, 16, 22, 23}), "coil": frozenset({1, 5, 15})}
 EXCEPTIONS = {
     "device_busy": ExcCodes.DEVICE_BUSY,
     "illegal_address": ExcCodes.ILLEGAL_ADDRESS,
     "device_failure": ExcCodes.DEVICE_FAILURE,
+    "gateway_path_unavailable": ExcCodes.GATEWAY_PATH_UNAVIABLE,
+    "gateway_no_response": ExcCodes.GATEWAY_NO_RESPONSE,
 }
 
 
 @dataclass
 class ModbusFaults:
-    """Faults a scenario switched on; ``exception`` is a key of ``EXCEPTIONS``."""
+    """Faults a scenario switched on; ``exception`` is a key of ``EXCEPTIONS``.
+
+    ``exception_addresses``: only requests that touch one of these addresses of
+    ``exception_table`` (``holding`` or ``coil``) get the exception (None: every request).
+    ``exception_until``: the exception ends by itself at this ``time.monotonic()`` (None: when
+    cleared).
+    """
 
     exception: str | None = None
     delay_s: float = 0.0
+    exception_addresses: range | None = None
+    exception_table: str = "holding"
+    exception_until: float | None = None
+
+    def refuses(self, function_code: int, address: int, count: int) -> ExcCodes | None:
+        """The exception a request for ``count`` items from ``address`` gets now, if any."""
+        if self.exception is None:
+            return None
+        if self.exception_until is not None and time.monotonic() >= self.exception_until:
+            return None
+        wanted = self.exception_addresses
+        if wanted is not None:
+            if function_code not in TABLE_FUNCTION_CODES[self.exception_table]:
+                return None
+            if not (address < wanted.stop and wanted.start < address + count):
+                return None
+        return EXCEPTIONS[self.exception]
 
 
 @dataclass
@@ -114,9 +144,26 @@ class ModbusPLC:
             return None
         if self.faults.delay_s > 0:
             await asyncio.sleep(self.faults.delay_s)
-        if self.faults.exception is not None:
-            return EXCEPTIONS[self.faults.exception]
-        return None
+        return self.faults.refuses(function_code, address, count)
+
+    def exception_window(
+        self, exception: str, seconds: float, addresses: range | None = None,
+        table: str = "holding",
+    ) -> None:
+        """Answer client requests with ``exception`` (a key of ``EXCEPTIONS``) for ``seconds``
+        from now; only those touching ``addresses`` of ``table`` if given. It ends by itself."""
+        if exception not in EXCEPTIONS or table not in TABLE_FUNCTION_CODES:
+            raise SimulatorError(
+                f"unknown exception {exception!r} or table {table!r}; use one of "
+                f"{sorted(EXCEPTIONS)} and one of {sorted(TABLE_FUNCTION_CODES)}"
+            )
+        self.faults = ModbusFaults(
+            exception=exception,
+            delay_s=self.faults.delay_s,
+            exception_addresses=addresses,
+            exception_table=table,
+            exception_until=time.monotonic() + seconds,
+        )
 
     def _trace(self, sending: bool, pdu: ModbusPDU) -> ModbusPDU:
         """Count write requests received over the wire (pymodbus calls this for every PDU)."""

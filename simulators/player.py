@@ -16,7 +16,7 @@ from typing import IO
 
 from simulators.approvals import approval_id, approval_records, write_approvals
 from simulators.errors import ScenarioError
-from simulators.modbus_plc import ModbusPLC
+from simulators.modbus_plc import ModbusFaults, ModbusPLC
 from simulators.opcua_plc import OpcUaPLC
 from simulators.plant import Scalar
 from simulators.runtime import SimulatedPlant
@@ -111,8 +111,8 @@ class _Player:
 
     def _fault(self, action: Action) -> None:
         plc = _modbus(self.plant, action)
-        if action.action is ActionKind.MODBUS_EXCEPTION:
-            plc.faults.exception = action.exception
+        if action.action is ActionKind.MODBUS_EXCEPTION:  # on every request, until cleared
+            plc.faults = ModbusFaults(exception=action.exception, delay_s=plc.faults.delay_s)
         elif action.action is ActionKind.SLOW_RESPONSES:
             plc.faults.delay_s = action.delay_s / self.speed
         else:

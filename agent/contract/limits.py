@@ -7,7 +7,9 @@ every event within two limits (`EventLimits`, settings ``events.max_value_bytes`
 
 - a value (``old_value``, ``new_value``, each ``context`` value, each snapshot value) whose
   canonical JSON is over ``max_value_bytes`` is replaced by ``{"$truncated": {"sha256",
-  "length", "head"}}`` (`limit_value`; the format is `agent.contract.values`);
+  "length", "head"}}`` (`limit_value`; the format is `agent.contract.values`), and a text
+  that quotes a value (``verdict_reason``, ``actor``, the approval's ``why_not_matched``) is
+  cut to `MAX_TEXT_CHARS` (`limit_values`);
 - an event whose JSON is still over ``max_event_bytes`` (room kept for ``seq`` and the
   signature) loses, in this order and only as far as needed, the snapshot's values (its hash
   stays), ``context``, then the heads of truncated values and the long texts; each part left
@@ -18,7 +20,7 @@ Example::
     >>> limits = EventLimits(max_value_bytes=1024)
     >>> limit_value("x" * 5000, limits)["$truncated"]["length"]
     5002
-    >>> event, body = fit_event(event, limits)       # body: the JSON without seq or signature
+    >>> event = fit_event(event, limits)             # under both limits, room left to sign
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ DEFAULT_MAX_EVENT_BYTES = 512 * 1024
 DEFAULT_HEAD_CHARS = 256
 #: Room an event keeps for what is set after it is built: its seq and its signature.
 RESERVED_BYTES = 512
+#: How long a text of the event may be (a reason quotes the values it is about).
+MAX_TEXT_CHARS = 4096
 #: How long a text field may stay when an event must shrink to fit.
 _SHORT_TEXT = 1000
+#: A string this short cannot make an event large.
+_SMALL_STRING = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,8 @@ def take_snapshot(values: Mapping[str, TagValue], limits: EventLimits) -> Snapsh
 
 
 def limit_values(event: SuspectChange, limits: EventLimits) -> SuspectChange:
-    """The event with every value within ``max_value_bytes`` (the same object when all were)."""
+    """The event with every value within ``max_value_bytes`` and every text within
+    `MAX_TEXT_CHARS` (the same object when all were)."""
     update: dict[str, Any] = {}
     for name in ("old_value", "new_value"):
         value = getattr(event, name)
@@ -113,25 +120,54 @@ def limit_values(event: SuspectChange, limits: EventLimits) -> SuspectChange:
         values = limit_mapping(snapshot.values, limits)
         if any(values[k] is not v for k, v in snapshot.values.items()):
             update["snapshot"] = snapshot.model_copy(update={"values": values})
+    update.update(_cut_texts(event, MAX_TEXT_CHARS))
     return event.model_copy(update=update) if update else event
 
 
-def fit_event(event: SuspectChange, limits: EventLimits) -> tuple[SuspectChange, bytes]:
-    """The event within both limits, and its JSON (as it stands: before seq and signature).
+def _cut_texts(event: SuspectChange, chars: int) -> dict[str, Any]:
+    update: dict[str, Any] = {}
+    for name in ("verdict_reason", "actor"):
+        text = getattr(event, name)
+        if text is not None and len(text) > chars:
+            update[name] = text[:chars] + "..."
+    why = event.approval.why_not_matched if event.approval is not None else None
+    if event.approval is not None and why is not None and len(why) > chars:
+        update["approval"] = event.approval.model_copy(
+            update={"why_not_matched": why[:chars] + "..."}
+        )
+    return update
 
-    The result leaves `RESERVED_BYTES` of ``max_event_bytes`` for a ``seq`` and a signature.
-    An event of huge names (controller, tag, approval) that no step can shrink is returned as
-    small as it gets; the spool's quarantine is the last line for such a one.
+
+def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
+    """The event within both limits, `RESERVED_BYTES` of ``max_event_bytes`` left for a
+    ``seq`` and a signature.
+
+    An event of scalars and short strings with no snapshot fits as it is (no serialisation:
+    this is every event's path). An event of huge names (controller, tag, approval) that no
+    step can shrink is returned as small as it gets; the spool's quarantine is the last line
+    for such a one.
     """
     event = limit_values(event, limits)
-    body = event.to_json()
+    if _surely_small(event):
+        return event
     budget = limits.max_event_bytes - RESERVED_BYTES
     for shrink in (_without_snapshot_values, _without_context, _with_short_texts):
-        if len(body) <= budget:
+        if len(event.to_json()) <= budget:
             break
         event = shrink(event)
-        body = event.to_json()
-    return event, body
+    return event
+
+
+def _surely_small(event: SuspectChange) -> bool:
+    if event.snapshot is not None:
+        return False
+    values = [event.old_value, event.new_value, *event.context.values()]
+    return all(
+        value is None
+        or isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= _SMALL_STRING)
+        for value in values
+    )
 
 
 def _omit(event: SuspectChange, part: str, **update: Any) -> SuspectChange:
@@ -164,8 +200,5 @@ def _with_short_texts(event: SuspectChange) -> SuspectChange:
             update[name] = {TRUNCATED_KEY: {**value[TRUNCATED_KEY], "head": ""}}
         else:
             update[name] = limit_value(value, tiny)
-    for name in ("verdict_reason", "actor"):
-        text = getattr(event, name)
-        if text is not None and len(text) > _SHORT_TEXT:
-            update[name] = text[:_SHORT_TEXT] + "..."
+    update.update(_cut_texts(event, _SHORT_TEXT))
     return _omit(event, "long texts", **update)

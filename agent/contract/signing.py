@@ -7,7 +7,9 @@ member: orjson with sorted keys and no whitespace (`agent.contract.values.canoni
 UTF-8. The agent publishes exactly those bytes with ``signature`` added (`SuspectChange.to_json`
 is canonical too), so a verifier that parses the raw message with orjson, pops ``signature``
 and dumps the rest the same way gets the signed bytes back; it never re-serialises a model
-(a reader whose model has more or fewer fields would get other bytes).
+(a reader whose model has more or fewer fields would get other bytes). The signature is thus
+over the content: another spelling of the same JSON (``230e0`` for ``230.0``, escapes)
+verifies too, and means the same.
 
 **The signature member.** ``{"key_id": "<16 hex>", "alg": "ed25519", "value": "<base64>"}``.
 ``key_id`` is `key_id_of` the public key: the first 16 hex digits of the SHA-256 of its 32 raw
@@ -179,6 +181,10 @@ def verify_event(
         value = base64.b64decode(signature.value, validate=True)
     except (ValueError, binascii.Error) as exc:
         return EventCheck(SignatureStatus.MALFORMED, f"the signature member is malformed: {exc}")
+    if base64.b64encode(value).decode() != signature.value:
+        # base64 leaves a few bits of the last characters unused: one signature, many texts.
+        # Only the agent's own spelling is accepted, so an event has one form on the wire.
+        return EventCheck(SignatureStatus.MALFORMED, "the signature is not canonical base64")
     key_id = signature.key_id
     key = public_keys.get(key_id)
     if key is None:

@@ -2,7 +2,9 @@
 
 A source owns the connection to one controller. `run()` connects, reads (by polling or by
 subscription: two implementations of this one contract), reconnects with capped backoff,
-and reports what it sees through ``emit``: `Connected`, `Readings`, `Disconnected`. It never
+and reports what it sees through ``emit``: `Connected`, `Readings`, `Disconnected`. A
+controller that answers but cannot give some tags (a Modbus exception for one request) is
+connected: those tags are in ``Readings.bad`` with the reason, the rest are read. It never
 writes to the controller: no source has a write path.
 """
 
@@ -41,9 +43,13 @@ class Connected:
 class Readings:
     at: datetime
     values: dict[str, Reading]
-    #: True when every configured tag is in ``values`` (a full scan), False for a partial update.
+    #: True for a full scan: every configured tag is in ``values`` or in ``bad``; False for a
+    #: partial update (a subscription's notification).
     complete: bool = True
     actors: dict[str, str] = field(default_factory=dict)
+    #: Tags the controller could not give a value for in this scan, and why (a Modbus
+    #: exception answer, a damaged answer): the watcher reports a monitoring gap for them.
+    bad: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

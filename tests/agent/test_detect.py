@@ -80,3 +80,11 @@ def test_changed_and_changed_back_are_two_changes() -> None:
         seen.extend((c.old_value, c.new_value) for c in changes)
         base = next_baseline(base, readings, changes)
     assert seen == [(180.0, 190.0), (190.0, 180.0)]
+
+
+def test_a_measurement_is_context_never_a_change() -> None:
+    tags = [tag("flow", "measurement"), tag("sp")]
+    baseline = {"flow": Reading(1.0), "sp": Reading(1.0)}
+    readings = {"flow": Reading(9.0), "sp": Reading(2.0)}
+    changes = detect_changes(tags, baseline, readings, at=NOW)
+    assert [c.tag.name for c in changes] == ["sp"]

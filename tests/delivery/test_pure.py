@@ -1,4 +1,5 @@
-"""Pure pieces of the publisher and the heartbeat sender: acknowledged prefix, heartbeat stamping.
+"""Pure pieces of the publisher and the heartbeat sender: which errors refuse one record for
+good, heartbeat stamping.
 
 (The backoff they share is `agent.runtime.backoff`, tested in tests/agent/runtime/.)"""
 
@@ -7,23 +8,37 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka import errors
 
 from agent.contract import Heartbeat
 from agent.heartbeat import stamped
-from agent.publisher import acknowledged_prefix
+from agent.publisher import refusal
 
 
 @pytest.mark.parametrize(
-    ("results", "expected"),
+    ("exc", "refused"),
     [
-        ([], 0),
-        ([1, 2, 3], 3),
-        ([1, TimeoutError(), 3], 1),  # 3 succeeded after a failure: resent, never acked early
-        ([OSError(), 2], 0),
+        (errors.MessageSizeTooLargeError("over max_request_size"), True),
+        (errors.RecordListTooLargeError(), True),
+        (errors.CorruptRecordException(), True),
+        (errors.InvalidTimestampError(), True),
+        (errors.UnsupportedForMessageFormatError(), True),
+        (errors.UnknownError(), True),  # unnamed: quarantined only alone and not twice in a row
+        # these refuse every record alike: retried as an outage, never quarantined
+        (errors.TopicAuthorizationFailedError(), False),
+        (errors.ClusterAuthorizationFailedError(), False),
+        (errors.InvalidTopicError(), False),
+        (errors.KafkaTimeoutError(), False),
+        (errors.KafkaConnectionError(), False),
+        (errors.NotLeaderForPartitionError(), False),
+        (OSError(), False),
     ],
 )
-def test_only_the_acknowledged_prefix_is_removed(results: list[object], expected: int) -> None:
-    assert acknowledged_prefix(results) == expected
+def test_only_errors_about_one_record_refuse_it(exc: BaseException, refused: bool) -> None:
+    reason = refusal(exc)
+    assert (reason is not None) is refused
+    if reason is not None:
+        assert reason.startswith(type(exc).__name__ + ": ")
 
 
 def test_heartbeat_is_stamped_at_send_time_unless_set() -> None:

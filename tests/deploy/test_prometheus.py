@@ -16,7 +16,8 @@ RULES = PROM / "otwatch-rules.yml"
 EXPECTED_ALERTS = {
     "OtwatchAgentDown", "OtwatchControllerDown", "OtwatchLastGoodReadTooOld",
     "OtwatchAgentHeartbeatsStopped", "OtwatchBrokerUnreachable", "OtwatchSpoolGrowing",
-    "OtwatchSpoolOldestEventOld", "OtwatchSpoolRefusingEvents", "OtwatchApprovalsFileBroken",
+    "OtwatchSpoolOldestEventOld", "OtwatchSpoolRefusingEvents", "OtwatchEventsQuarantined",
+    "OtwatchApprovalsFileBroken",
     "OtwatchUnapprovedChange", "OtwatchClassifierDown", "OtwatchDeadLettersIncreasing",
     "OtwatchClassifierSlow", "OtwatchIntegrityFinding", "OtwatchClassifierLagging",
 }

@@ -3,7 +3,10 @@
 `decode` is the reference: one tag, its registers, word and byte order, scale and offset.
 `compile_request` builds, once per planned request, a decoder that gives the same values for
 the whole response with one `struct` unpack; the table-driven and property tests hold the
-two together. A scan runs only the compiled decoders.
+two together. A scan runs the compiled decoders on whole answers, and `decode_tags` on an
+answer of the wrong length: each tag gets its value or a `DecodeError` that names it (too few
+registers, a register out of range), never a crash of the scan. NaN and the infinities of a
+float register are values like any other.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ from agent.contract import TagValue
 from agent.sources.modbus.config import ModbusTag
 from agent.sources.modbus.plan import RawValues, ReadRequest
 
+
+class DecodeError(ValueError):
+    """A tag's registers cannot be decoded; the message names the tag and what is wrong."""
+
+
 _STRUCT = {
     "int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I",
     "float32": ">f", "float64": ">d",
@@ -26,8 +34,11 @@ def decode(tag: ModbusTag, words: Sequence[int]) -> float | int | str | bool:
     """Turn a tag's raw registers into its engineering value (word/byte order, scale, offset).
 
     The reference decoding: `compile_request` gives the same values faster, and falls back
-    to this for the rare shapes (strings, bits, swapped bytes, overlapping tags).
+    to this for the rare shapes (strings, bits, swapped bytes, overlapping tags). Raises
+    `DecodeError` for too few registers or a register outside 0..65535.
     """
+    _check_words(tag, words)
+    words = words[: tag.register_count]  # a longer list: its first registers are the tag's
     if tag.data_type == "bit":
         return bool((words[0] >> (tag.bit or 0)) & 1)
     ordered = list(words) if tag.word_order == "big" else list(reversed(words))
@@ -40,6 +51,41 @@ def decode(tag: ModbusTag, words: Sequence[int]) -> float | int | str | bool:
     if tag.scale == 1.0 and tag.offset == 0.0:
         return value  # type: ignore[no-any-return]
     return float(value) * tag.scale + tag.offset
+
+
+def _check_words(tag: ModbusTag, words: Sequence[int]) -> None:
+    need = tag.register_count
+    if len(words) < need:
+        raise DecodeError(
+            f"tag {tag.name}: {tag.data_type} at {tag.table} {tag.address} needs {need} "
+            f"registers, the answer has {len(words)}"
+        )
+    for word in words[:need]:
+        if not 0 <= word <= 0xFFFF:
+            raise DecodeError(
+                f"tag {tag.name}: register value {word} at {tag.table} {tag.address} is not "
+                "16 bits (0..65535)"
+            )
+
+
+def decode_tags(
+    request: ReadRequest, values: RawValues
+) -> tuple[dict[str, TagValue], dict[str, str]]:
+    """Tag by tag, for an answer that may be short or damaged: the values that decode, and
+    for each tag that does not, why (its `DecodeError`)."""
+    out: dict[str, TagValue] = {}
+    bad: dict[str, str] = {}
+    for tag in request.tags:
+        try:
+            out.update(_decode_slowly(_one(request, tag), values))
+        except DecodeError as exc:
+            bad[tag.name] = str(exc)
+    return out, bad
+
+
+def _one(request: ReadRequest, tag: ModbusTag) -> ReadRequest:
+    """``request`` narrowed to one of its tags (same start: the answer's offsets hold)."""
+    return ReadRequest(request.table, request.start, request.count, (tag,))
 
 
 def decode_request(request: ReadRequest, values: RawValues) -> dict[str, object]:
@@ -64,6 +110,8 @@ def _decode_slowly(request: ReadRequest, values: RawValues) -> dict[str, TagValu
     for tag in request.tags:
         at = tag.address - request.start
         if request.is_bits:
+            if at >= len(values):
+                raise DecodeError(f"tag {tag.name}: {tag.table} {tag.address} is not in the answer")
             out[tag.name] = bool(values[at])
         else:
             out[tag.name] = decode(tag, [int(v) for v in values[at : at + tag.register_count]])

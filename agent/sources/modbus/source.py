@@ -2,9 +2,13 @@
 
 One `ModbusSource` owns one `ModbusTransport` (the connection: client, lock, pacing, backoff).
 Each scan sends the plan's requests one at a time and decodes the answers with decoders
-compiled once at start-up; a request the device refused (wrong address) is not sent again,
-and a scan that missed any request is reported incomplete. The connection is re-made with
-capped backoff and each outage is logged once. There is no write path here.
+compiled once at start-up. A request the device answers with a Modbus exception (illegal data
+address, device busy, gateway errors) affects only its own tags: they go to ``Readings.bad``
+with the reason (the watcher reports the monitoring gap), the rest of the plan is read, and the
+request is sent again on every scan; each request's refusal is logged once, at ERROR, and its
+end at INFO. A damaged answer (too short) gives each tag its value or its own reason. The
+connection is re-made with capped backoff and each outage is logged once. There is no write
+path here.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import time
 
 from agent import metrics
 from agent.contract import TagValue
-from agent.errors import TagConfigError
 from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.outage import OutageLog
 from agent.sources.base import (
@@ -28,9 +31,14 @@ from agent.sources.base import (
     utcnow,
 )
 from agent.sources.modbus.config import ModbusControllerConfig
-from agent.sources.modbus.decode import compile_request
+from agent.sources.modbus.decode import compile_request, decode_tags
 from agent.sources.modbus.plan import RawValues, ReadRequest, plan_reads
-from agent.sources.modbus.transport import CONNECTION_ERRORS, ModbusTransport
+from agent.sources.modbus.transport import (
+    ADDRESS_CODES,
+    CONNECTION_ERRORS,
+    ModbusTransport,
+    Refusal,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +54,16 @@ class ModbusSource:
         #: Per plan index, the last raw answer and its readings: setpoints rarely change, so
         #: an unchanged answer reuses them and the watcher compares the very same objects.
         self._last: list[tuple[RawValues, dict[str, Reading]] | None] = [None] * len(self.plan)
-        self._refused: set[int] = set()  # plan indexes the device refused (illegal address)
+        #: Plan indexes the device refused in the last scan (logged when it starts and ends).
+        self._refused: dict[int, Refusal] = {}
         self.transport = ModbusTransport(config)
         where = f"Modbus controller {config.id} at {config.endpoint}"
         self._outage = OutageLog(
             log, f"{where} unreachable (retrying quietly)", f"{where} reachable again"
         )
         metrics.TAGS_MONITORED.labels(config.id).set(len(config.tags))
+        self._unreadable = metrics.TAGS_UNREADABLE.labels(config.id)
+        self._unreadable.set(0)
 
     async def run(self, emit: Emit) -> None:
         transport = self.transport
@@ -62,10 +73,8 @@ class ModbusSource:
             try:
                 await transport.connect()
                 connected = True
-                self._outage.success()
                 metrics.RECONNECTS.labels(self.controller_id).inc()
                 await emit(Connected(utcnow(), session=self.config.endpoint))
-                transport.reset_backoff()
                 await self._poll(emit)
             except CONNECTION_ERRORS as exc:
                 self._outage.failure(str(exc) or type(exc).__name__)
@@ -83,29 +92,76 @@ class ModbusSource:
         while True:
             raise_if_cancel_swallowed()
             started = time.monotonic()
-            values, complete = await self.scan()
+            values, bad = await self.scan()
             read_seconds.observe(time.monotonic() - started)
-            if complete:
-                metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
-                metrics.LAST_GOOD_READ.labels(self.controller_id).set(time.time())
-            await emit(Readings(utcnow(), values, complete=complete))
+            # Up once it answers, not once it accepts a connection: a device that takes the
+            # connection and then never answers is one outage, not a flapping one.
+            self._outage.success()
+            self.transport.reset_backoff()
+            metrics.CONTROLLER_UP.labels(self.controller_id).set(1)
+            metrics.LAST_GOOD_READ.labels(self.controller_id).set(time.time())
+            self._unreadable.set(len(bad))
+            await emit(Readings(utcnow(), values, complete=True, bad=bad))
             deadline = _next_deadline(deadline, interval, time.monotonic())
             await asyncio.sleep(deadline - time.monotonic())
 
-    async def scan(self) -> tuple[dict[str, Reading], bool]:
-        """Read every request of the plan once; a busy device makes the scan incomplete."""
+    async def scan(self) -> tuple[dict[str, Reading], dict[str, str]]:
+        """Read every request of the plan once: the readings, and the tags without one (why).
+
+        A lost connection raises (one of `CONNECTION_ERRORS`); anything the device answers,
+        an exception included, is part of a full scan.
+        """
         values: dict[str, Reading] = {}
-        complete = True
+        bad: dict[str, str] = {}
+        refused: dict[int, Refusal] = {}
         for index, request in enumerate(self.plan):
-            if index in self._refused:
-                complete = False
+            answer = await self.transport.read(request, paced=index > 0)
+            if isinstance(answer, Refusal):
+                refused[index] = answer
+                bad.update(dict.fromkeys((t.name for t in request.tags), answer.reason))
                 continue
-            raw = await self._read(index, request)
-            if raw is None:
-                complete = False
+            if len(answer) != request.count:  # a damaged answer: tag by tag
+                decoded, broken = decode_tags(request, answer)
+                values.update({name: Reading(v) for name, v in decoded.items()})
+                bad.update(broken)
+                self._last[index] = None
                 continue
-            values.update(self._readings(index, raw))
-        return values, complete
+            values.update(self._readings(index, answer))
+        if refused or self._refused:
+            self._log_refusals(refused, len(bad))
+        return values, bad
+
+    def _log_refusals(self, refused: dict[int, Refusal], unreadable: int) -> None:
+        """One ERROR line for the requests refused since the last scan, one INFO line for those
+        answered again; a refusal that goes on is logged at DEBUG only."""
+        new = {i: r for i, r in refused.items() if i not in self._refused}
+        back = [i for i in self._refused if i not in refused]
+        if new:
+            what = "; ".join(f"{self._span(i)}: {r.reason}" for i, r in list(new.items())[:5])
+            more = f"; and {len(new) - 5} more" if len(new) > 5 else ""
+            hint = " (if it lasts, check their addresses in the config)" if any(
+                r.code in ADDRESS_CODES for r in new.values()) else ""
+            log.error(
+                "Modbus controller %s refuses %s%s%s; %d tags are unreadable, reported as a "
+                "monitoring gap, and asked for again every scan",
+                self.controller_id, what, more, hint, unreadable,
+            )
+        elif refused:
+            log.debug("Modbus controller %s still refuses %d requests", self.controller_id,
+                      len(refused))
+        if back:
+            log.info(
+                "Modbus controller %s answers %s again", self.controller_id,
+                ", ".join(self._span(i) for i in back),
+            )
+        self._refused = dict(refused)
+
+    def _span(self, index: int) -> str:
+        request = self.plan[index]
+        last = request.start + request.count - 1
+        names = ", ".join(t.name for t in request.tags[:4])
+        more = ", ..." if len(request.tags) > 4 else ""
+        return f"{request.table} {request.start}..{last} (tags {names}{more})"
 
     def _readings(self, index: int, raw: RawValues) -> dict[str, Reading]:
         """The readings of one answer; those whose value did not change are the last ones."""
@@ -119,14 +175,6 @@ class ModbusSource:
             readings[name] = old if old is not None and _same(old.value, value) else Reading(value)
         self._last[index] = (raw, readings)
         return readings
-
-    async def _read(self, index: int, request: ReadRequest) -> RawValues | None:
-        try:
-            return await self.transport.read(request, paced=index > 0)
-        except TagConfigError as exc:
-            self._refused.add(index)
-            log.error("%s", exc)
-            return None
 
 
 def _next_deadline(deadline: float, interval: float, now: float) -> float:

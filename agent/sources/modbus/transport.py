@@ -6,20 +6,24 @@ pymodbus's own: the source's loop reconnects, with the capped backoff kept here)
 requests with a lock (pymodbus allows one request in flight per connection, and a client
 must not be used by two tasks without one), pauses ``pacing_ms`` before a request when asked
 (the source asks for every request of its plan but the first), and translates the answers:
-the registers or bits of a good one, ``None`` for a Modbus exception (a busy device), and
-`TagConfigError` when the device refuses the addresses (exception codes 2 and 3), which no
-retry fixes. Only the four read functions are ever called: there is no write path here.
+the registers or bits of a good one, a `Refusal` for a Modbus exception answer (illegal data
+address, device busy, a gateway that cannot reach its slave, ...). A refusal concerns that
+one request: the device answered, the connection stands, and the source asks again next
+scan (an address refused during a program download is read again once it is back). A lost
+connection raises one of `CONNECTION_ERRORS`. Only the four read functions are ever called:
+there is no write path here.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from agent import metrics
-from agent.errors import ControllerUnreachable, TagConfigError
+from agent.errors import ControllerUnreachable
 from agent.runtime.backoff import Backoff
 from agent.sources.modbus.config import ModbusControllerConfig
 from agent.sources.modbus.plan import RawValues, ReadRequest
@@ -27,8 +31,33 @@ from agent.sources.modbus.plan import RawValues, ReadRequest
 #: What a lost or refused connection raises inside pymodbus and asyncio.
 CONNECTION_ERRORS = (ModbusException, OSError, TimeoutError, ControllerUnreachable)
 
-#: Modbus exception codes: the address is wrong for this device (a config error).
-_ADDRESS_ERRORS = {2, 3}
+#: The Modbus exception codes, in the words of the Modbus application protocol.
+EXCEPTION_MEANINGS = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge (busy with a long command)",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+#: Codes that, when they last, point at the config rather than at the device's state.
+ADDRESS_CODES = frozenset({2, 3})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The device answered a request with a Modbus exception: no values for its tags."""
+
+    code: int
+
+    @property
+    def reason(self) -> str:
+        """``Modbus exception 2 (illegal data address)``."""
+        meaning = EXCEPTION_MEANINGS.get(self.code, "unknown exception code")
+        return f"Modbus exception {self.code} ({meaning})"
 
 #: The client method that reads each register table.
 _READ_METHOD = {
@@ -79,12 +108,12 @@ class ModbusTransport:
         """Sleep the next reconnect delay: 0.5 s, doubling up to ``reconnect_max_s``."""
         await asyncio.sleep(self._backoff.next())
 
-    async def read(self, request: ReadRequest, *, paced: bool = False) -> RawValues | None:
-        """The registers (or bits) of one planned request, from ``request.start``.
+    async def read(self, request: ReadRequest, *, paced: bool = False) -> RawValues | Refusal:
+        """The registers (or bits) of one planned request, from ``request.start``, or the
+        device's `Refusal` (a Modbus exception answer).
 
-        ``paced``: pause ``pacing_ms`` first, so the agent never floods a PLC. None
-        when the device answered with a Modbus exception; `TagConfigError` when that
-        exception says the addresses are wrong for this device.
+        ``paced``: pause ``pacing_ms`` first, so the agent never floods a PLC. A lost
+        connection raises one of `CONNECTION_ERRORS`.
         """
         client = self._client
         if client is None:
@@ -97,22 +126,10 @@ class ModbusTransport:
                 request.start, count=request.count, device_id=self.config.device_id
             )
         if response.isError():
-            self._exception(request, getattr(response, "exception_code", 0))
-            return None
+            code = int(getattr(response, "exception_code", 0) or 0)
+            metrics.READS.labels(self.config.id, f"exception_{code}").inc()
+            return Refusal(code)
         self._reads_ok.inc()
         if request.is_bits:
             return list(response.bits[: request.count])
         return response.registers  # type: ignore[no-any-return]  # a fresh list per response
-
-    def _exception(self, request: ReadRequest, code: int) -> None:
-        """Count a Modbus exception answer; raise `TagConfigError` if it refuses the addresses."""
-        metrics.READS.labels(self.config.id, f"exception_{code}").inc()
-        if code not in _ADDRESS_ERRORS:
-            return
-        names = ", ".join(t.name for t in request.tags)
-        raise TagConfigError(
-            f"controller {self.config.id} refuses {request.table} {request.start}.."
-            f"{request.start + request.count - 1} (tags {names}): fix their addresses in the "
-            "config",
-            controller=self.config.id,
-        )

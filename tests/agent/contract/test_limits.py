@@ -41,9 +41,9 @@ def test_a_mapping_is_truncated_as_its_canonical_json() -> None:
 def test_an_oversized_opc_ua_string_makes_an_event_that_fits() -> None:
     """Issue 14 item 2: a 1.5 MB string used to make an event the broker refuses."""
     event = make_event(new_value="A" * 1_500_000, context={"lot": "L" * 100_000})
-    fitted, body = fit_event(event, EventLimits())
+    fitted = fit_event(event, EventLimits())
+    body = fitted.to_json()
     assert len(body) <= EventLimits().max_event_bytes - RESERVED_BYTES
-    assert fitted.to_json() == body
     back = SuspectChange.model_validate_json(body)
     assert back.new_value["$truncated"]["length"] == 1_500_002  # type: ignore[index]
     assert back.context["lot"]["$truncated"]["head"].startswith("LLL")  # type: ignore[index]
@@ -61,14 +61,25 @@ def test_the_snapshot_keeps_the_hash_of_every_value() -> None:
 def test_an_event_over_the_cap_drops_the_snapshot_values_then_the_context() -> None:
     values = {f"tag{i}": i * 1.5 for i in range(2000)}
     event = make_event(snapshot=take_snapshot(values, SMALL), context={"lot": "x" * 900})
-    fitted, body = fit_event(event, SMALL)
-    assert len(body) <= SMALL.max_event_bytes - RESERVED_BYTES
+    fitted = fit_event(event, SMALL)
+    assert len(fitted.to_json()) <= SMALL.max_event_bytes - RESERVED_BYTES
     assert fitted.omitted == ["snapshot.values"]
     assert fitted.snapshot is not None and fitted.snapshot.values == {}
     assert fitted.snapshot.sha256 == event.snapshot.sha256  # type: ignore[union-attr]
     assert fitted.context == {"lot": "x" * 900}
 
     tight = EventLimits(max_value_bytes=1024, max_event_bytes=2600, head_chars=10)
-    fitted, body = fit_event(event.model_copy(update={"verdict_reason": "r" * 1500}), tight)
+    fitted = fit_event(event.model_copy(update={"verdict_reason": "r" * 1500}), tight)
     assert fitted.omitted == ["snapshot.values", "context", "long texts"]
-    assert len(body) <= tight.max_event_bytes - RESERVED_BYTES
+    assert len(fitted.to_json()) <= tight.max_event_bytes - RESERVED_BYTES
+
+
+def test_a_reason_that_quotes_a_huge_value_is_cut() -> None:
+    event = make_event(verdict_reason="approved exactly 'A', got '" + "B" * 100_000 + "'")
+    fitted = fit_event(event, EventLimits())
+    assert len(fitted.verdict_reason) == 4096 + 3 and fitted.verdict_reason.endswith("...")
+
+
+def test_a_small_event_is_returned_as_it_is() -> None:
+    event = make_event(context={"lot": "L-1"})
+    assert fit_event(event, EventLimits()) is event

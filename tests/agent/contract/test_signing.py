@@ -88,3 +88,14 @@ def test_an_unusable_trusted_key_is_a_failure_not_a_crash() -> None:
     check = verify_event(_signed_raw(), {SIGNER.key_id: "not a key"})
     assert check.status is SignatureStatus.UNKNOWN_KEY
     assert "unusable" in check.reason
+
+
+def test_a_signature_spelt_another_way_in_base64_is_malformed() -> None:
+    """64 bytes take 86 base64 characters and two pads: the last character has 4 spare bits."""
+    body = orjson.loads(_signed_raw())
+    value = body["signature"]["value"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    other = alphabet[alphabet.index(value[85]) ^ 1]
+    body["signature"]["value"] = value[:85] + other + value[86:]
+    check = verify_event(body, KEYS)
+    assert check.status is SignatureStatus.MALFORMED and "canonical" in check.reason

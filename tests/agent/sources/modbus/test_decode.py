@@ -8,7 +8,6 @@ overlaps, scale and offset).
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
 
 import pytest
@@ -16,7 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.sources.modbus import ModbusTag
-from agent.sources.modbus.decode import _decode_slowly, compile_request, decode, decode_request
+from agent.sources.modbus.decode import (
+    DecodeError,
+    _decode_slowly,
+    compile_request,
+    decode,
+    decode_request,
+    decode_tags,
+)
 from agent.sources.modbus.plan import plan_reads
 from agent.sources.modbus.source import _same
 from tests.agent.sources.factories import modbus_tag as tag
@@ -101,14 +107,25 @@ def test_the_scale_plant_block_decodes_like_the_reference() -> None:
         assert same_values(compile_request(request)(block), _decode_slowly(request, block))  # type: ignore[arg-type]
 
 
-def test_a_short_answer_fails_like_the_reference() -> None:
+def test_a_short_answer_fails_like_the_reference_naming_the_tag() -> None:
     (request,) = plan_reads([ModbusTag.model_validate(
         {"name": "f", "kind": "setpoint", "address": 0, "data_type": "float32"}
     )])
-    with pytest.raises(struct.error):
+    words = "needs 2 registers, the answer has 1"
+    with pytest.raises(DecodeError, match=f"tag f: float32 at holding 0 {words}"):
         _decode_slowly(request, [1])
-    with pytest.raises(struct.error):
+    with pytest.raises(DecodeError, match=words):
         compile_request(request)([1])
+
+
+def test_a_short_answer_decodes_tag_by_tag() -> None:
+    (request,) = plan_reads([tag("a", 0), tag("f", 1, "float32"), tag("s", 3, "string",
+                                                                          length=2)])
+    values, bad = decode_tags(request, [7, 0x4339, 0])
+    assert values == {"a": 7, "f": 185.0}
+    assert set(bad) == {"s"} and "needs 2 registers, the answer has 0" in bad["s"]
+    values, bad = decode_tags(request, [70000, 0x4339, 0, 0x4142, 0])
+    assert "not 16 bits" in bad["a"] and values["s"] == "AB"
 
 
 @pytest.mark.parametrize(
