@@ -10,7 +10,8 @@ medium 5, high 8, critical 10. The extension uses the standard keys where one fi
 
 Escaping as the CEF specification says: in the header ``\\`` and ``|``; in extension values
 ``\\`` and ``=``, with line breaks written as ``\\n`` and ``\\r``. Header fields cannot hold a
-line break (it becomes a space), and any other control character becomes U+FFFD, so one alert
+line break (it becomes a space), and any other control character (tabs included; rsyslog would
+mangle them) becomes U+FFFD, so one alert
 is always one line whatever a hostile event held.
 
 A CEF message stays within a size a syslog collector takes (`fit_cef`): texts are cut to a
@@ -38,7 +39,9 @@ SEVERITY = {"low": 3, "medium": 5, "high": 8, "critical": 10}
 #: the message fits; the last always fits within 4 KiB whatever the alert held.
 CUTS = ((256, 1024), (64, 256), (16, 32))
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Control characters (C0 but the line breaks, which are escaped; DEL; C1) and the Unicode
+#: line and paragraph separators: a viewer could break a line at them.
+_CONTROL = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 _HEADER = str.maketrans({"\\": "\\\\", "|": "\\|", "\n": " ", "\r": " "})
 _VALUE = str.maketrans({"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"})
 
