@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent.contract.signing import key_id_of, load_public_key
 from agent.kafka.settings import KafkaSettings, TopicNames
@@ -104,6 +111,74 @@ class MetricsSection(_Strict):
     port: int = Field(default=9465, ge=0, le=65535)
 
 
+class AlertsSection(_Strict):
+    """What the classifier writes on the alerts topic (`detectors.alert_formats`)."""
+
+    #: ``otwatch``: the native ``otwatch.alert/1`` JSON; ``ocsf``: OCSF 1.1.0 Detection
+    #: Findings. The SIEM relay (``otwatch-siem``) reads either.
+    format: Literal["otwatch", "ocsf"] = "otwatch"
+
+
+class SyslogTls(_Strict):
+    """TLS to the syslog collector (RFC 5425); without ``ca_file`` the system's CAs."""
+
+    ca_file: Path | None = None
+    #: A client certificate and its key, for a collector that asks for one (mutual TLS).
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> SyslogTls:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (mutual TLS needs both): "
+                             "set both or neither")
+        return self
+
+
+class SiemSection(_Strict):
+    """The SIEM relay (``otwatch-siem``): alerts from the alerts topic to a syslog collector
+    as CEF, in RFC 5424 messages over TLS (or plain TCP), committed once the collector took
+    them."""
+
+    #: The collector's host name or address (required by ``otwatch-siem``).
+    host: str | None = None
+    #: 6514 is syslog over TLS (RFC 5425).
+    port: int = Field(default=6514, ge=1, le=65535)
+    transport: Literal["tls", "tcp"] = "tls"
+    tls: SyslogTls = Field(default_factory=SyslogTls)
+    #: The relay's own consumer group on the alerts topic (the classifier's is not touched).
+    group_id: str = "otwatch-siem"
+    #: Where a new group starts: ``earliest`` forwards the alerts the topic still holds.
+    start_from: Literal["earliest", "latest"] = "earliest"
+    #: Alerts read, sent and committed together (at most this many in flight).
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    facility: Literal[
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+        "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2",
+        "local3", "local4", "local5", "local6", "local7",
+    ] = "auth"
+    #: The HOSTNAME of each message (default: this host's name).
+    hostname: str | None = None
+    app_name: str = Field(default="otwatch", min_length=1, max_length=48)
+    #: Longest syslog message sent; texts are cut to fit (RFC 5425 collectors take 8192).
+    max_message_bytes: int = Field(default=8192, ge=4096, le=1_048_576)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: How long the collector may take to acknowledge a batch before the connection is
+    #: treated as broken (and the batch sent again on a new one).
+    ack_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    #: Prometheus metrics of the relay (0: none).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9466, ge=0, le=65535)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str | None) -> str | None:
+        if host is not None and (not host or any(c.isspace() for c in host) or "/" in host):
+            raise ValueError(f"{host!r} is not a host name or address")
+        return host
+
+
 class ClassifierConfig(_Strict):
     classifier: ClassifierSection = Field(default_factory=ClassifierSection)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
@@ -112,6 +187,9 @@ class ClassifierConfig(_Strict):
     topics: TopicNames = Field(default_factory=TopicNames)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     integrity: IntegritySection = Field(default_factory=IntegritySection)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    #: Read by ``otwatch-siem`` only.
+    siem: SiemSection = Field(default_factory=SiemSection)
 
     @field_validator("kafka")
     @classmethod
@@ -157,7 +235,7 @@ def load_classifier_config(path: Path | str) -> ClassifierConfig:
     if not isinstance(data, dict):
         raise ClassifierConfigError(
             f"{path}: the file holds a {type(data).__name__}, not a mapping; fix: write it as "
-            "sections (classifier:, kafka:, topics:, metrics:, integrity:)"
+            "sections (classifier:, kafka:, topics:, metrics:, integrity:, alerts:, siem:)"
         )
     try:
         config = ClassifierConfig.model_validate(data)
@@ -194,7 +272,13 @@ def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
         "criteria": criteria.resolve(), "records_db": db, "status_file": status,
         "agent_keys_dir": keys_dir,
     })
-    return config.model_copy(update={"classifier": resolved})
+    tls = config.siem.tls
+    tls = tls.model_copy(update={
+        key: (base / path).resolve() for key in ("ca_file", "cert_file", "key_file")
+        if (path := getattr(tls, key)) is not None and not path.is_absolute()
+    })
+    siem = config.siem.model_copy(update={"tls": tls})
+    return config.model_copy(update={"classifier": resolved, "siem": siem})
 
 
 def check_records_db(target: str) -> None:

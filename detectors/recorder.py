@@ -28,6 +28,7 @@ from agent.contract import SuspectChange
 from agent.kafka.batching import Outbox, PartitionCache
 from agent.kafka.settings import TopicNames
 from detectors import alerts, health
+from detectors.alert_formats import Encoder
 from detectors.classification import Classification
 from detectors.correlate import EventContext
 from detectors.criteria import Criteria, classify
@@ -69,6 +70,7 @@ class Recorder:
         *,
         after_record: Callable[[], None] | None = None,
         dead_letters: DeadLetters | None = None,
+        alert_encoder: Encoder = alerts.alert_json,
     ) -> None:
         self._producer = producer
         self._topics = topics
@@ -81,6 +83,8 @@ class Recorder:
         self._after_record = after_record
         #: Where a message goes that the records database refuses (None: logged only).
         self._dead_letters = dead_letters
+        #: The alert format of ``alerts.format`` (`detectors.alert_formats.encoder_for`).
+        self._encode_alert = alert_encoder
         self._partitions = PartitionCache()
 
     async def record(self, placed: Sequence[Placed], now: datetime) -> Awaitable[Any]:
@@ -153,7 +157,7 @@ class Recorder:
 
     async def _publish(self, items: list[Item], outcomes: list[RecordOutcome]) -> Awaitable[Any]:
         """Send each recorded event's record event and alert; returns the wait for the acks."""
-        topics, at = self._topics, self._clock().isoformat()
+        topics, at, encode_alert = self._topics, self._clock().isoformat(), self._encode_alert
         outbox = Outbox(self._producer, self._partitions)
         openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
@@ -166,7 +170,7 @@ class Recorder:
             opened = outcome.created or openers.get(outcome.record_id) == event.event_id
             body = alerts.record_event_json(event, cls, outcome, at, opened=opened)
             outbox.add(topics.records, outcome.record_id.encode(), body)
-            outbox.add(topics.alerts, event.kafka_key(), alerts.alert_json(event, cls, outcome))
+            outbox.add(topics.alerts, event.kafka_key(), encode_alert(event, cls, outcome))
         return await outbox.send()
 
     async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:

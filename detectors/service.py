@@ -38,6 +38,7 @@ from agent.kafka.topics import ensure_topics
 from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks
 from detectors import health
+from detectors.alert_formats import encoder_for
 from detectors.config import ClassifierConfig
 from detectors.criteria import Criteria
 from detectors.integrity_reader import IntegrityReader
@@ -112,6 +113,7 @@ class Classifier:
             recorder = Recorder(
                 producer, topics, self.criteria, self.store, self.status, self.clock,
                 after_record=self.after_record, dead_letters=dead_letters,
+                alert_encoder=encoder_for(self.config.alerts.format),
             )
             suspects = SuspectConsumer(
                 self.config, self.criteria.burst, recorder, dead_letters, self.trusted,

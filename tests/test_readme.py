@@ -27,6 +27,7 @@ ENTRY = {
     "otwatch-classifier": "detectors.cli",
     "otwatch-records": "detectors.records_cli",
     "otwatch-sim": "simulators.cli",
+    "otwatch-siem": "detectors.siem_cli",
 }
 
 

@@ -16,9 +16,10 @@ UNITS = {
     "otwatch-agent.service": "otwatch-agent",
     "otwatch-classifier.service": "otwatch-classifier",
     "otwatch-containment.service": "otwatch-containment",
+    "otwatch-siem.service": "otwatch-siem",
 }
 #: The units whose command has a config file and a `check` sub-command for it.
-CHECKED = ["otwatch-agent.service", "otwatch-classifier.service"]
+CHECKED = ["otwatch-agent.service", "otwatch-classifier.service", "otwatch-siem.service"]
 #: The units that keep state on the host; the containment publisher keeps its cursor in the
 #: records database.
 STATE = {"otwatch-agent.service": "otwatch/agent",

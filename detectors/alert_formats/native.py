@@ -1,0 +1,90 @@
+"""The native alert, ``otwatch.alert/1``: what happened, where, the decision, ATT&CK, the ids.
+
+Every other format is a mapping of this one (`detectors.alert_formats.ocsf`,
+`detectors.alert_formats.cef`), so the facts an alert carries are decided here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from agent.contract import EventLimits, SuspectChange, TagValue, encode_value, limit_value
+from detectors.classification import Classification
+from detectors.records import RecordOutcome
+
+ALERT_SCHEMA = "otwatch.alert/1"
+#: The framework the technique ids of an alert belong to.
+ATTACK_FRAMEWORK = "MITRE ATT&CK for ICS"
+
+#: An alert as a JSON object (the keys of `alert_for`).
+Alert = dict[str, Any]
+
+
+def alert_for(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> Alert:
+    """A SIEM-friendly alert: what happened, where, the decision, ATT&CK, and the linked ids.
+
+    ``alert_id`` is the event id, stable across redeliveries, so the SIEM can dedupe. Enum
+    members stand for their values (they are `StrEnum`s; orjson and json write the value):
+    ``.value`` is a slow descriptor on the classifier's per-event path.
+    """
+    return {
+        "schema": ALERT_SCHEMA,
+        "alert_id": event.event_id,
+        "time": event.detected_at.isoformat(),
+        "classification": cls.kind,
+        "severity": cls.severity,
+        "rules_fired": list(cls.rules_fired),
+        "criteria_version": cls.criteria_version,
+        "attack_techniques": list(cls.attack_techniques),
+        "attack_framework": ATTACK_FRAMEWORK,
+        "correlation_key": cls.correlation_key,
+        "master_record": outcome.record_id,
+        "security_ticket": outcome.ticket_id,
+        "new_record": outcome.created,
+        "site": event.site,
+        "line": event.line,
+        "controller": event.controller.id,
+        "controller_validated": event.controller.validated,
+        "tag": event.tag.name,
+        "change_kind": event.change_kind,
+        "verdict": event.verdict,
+        "old_value": alert_value(event.old_value),
+        "new_value": alert_value(event.new_value),
+        "actor": event.actor,
+        "agent_id": event.agent_id,
+        "description": _short(cls.description),
+    }
+
+
+def alert_json(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> bytes:
+    """`alert_for`, as the message value."""
+    return orjson.dumps(alert_for(event, cls, outcome))
+
+
+#: An alert carries each value up to 4 KiB of JSON, a larger one as its truncation (SHA-256,
+#: length, first characters; `agent.contract.limits`), and a description up to 2,000
+#: characters: an alert stays far below any broker's message limit whatever the event held.
+ALERT_VALUE_LIMITS = EventLimits(max_value_bytes=4096, head_chars=256)
+MAX_DESCRIPTION_CHARS = 2000
+
+
+def alert_value(value: TagValue) -> Any:
+    """A value as an alert writes it: NaN and infinities as ``{"$float": ...}`` (plain JSON
+    has no NaN: orjson would write ``null`` and hide the change), large ones truncated."""
+    return encode_value(limit_value(value, ALERT_VALUE_LIMITS))
+
+
+def _short(text: str) -> str:
+    if len(text) <= MAX_DESCRIPTION_CHARS:
+        return text
+    return text[: MAX_DESCRIPTION_CHARS - 1] + "\u2026"
+
+
+def alert_title(alert: Alert) -> str:
+    """A one-line title: ``Unapproved setpoint change on oven-01 temperature_sp``."""
+    verdict = str(alert.get("verdict") or "").replace("_", " ")
+    change = str(alert.get("change_kind") or "change").replace("_", " ")
+    text = f"{verdict} {change} on {alert.get('controller')} {alert.get('tag')}".strip()
+    return text[:1].upper() + text[1:]
