@@ -251,8 +251,9 @@ class ModbusControllerConfig(ControllerBase):
             if hint is None:
                 continue
             table, protocol = hint
+            article = "an" if table[0] in "aeiou" else "a"
             raise ValueError(
-                f"tags[{index}] ({tag.name}): address {tag.address} looks like a {table} "
+                f"tags[{index}] ({tag.name}): address {tag.address} looks like {article} {table} "
                 f"register number (counted from 1), but `address` is the 0-based protocol "
                 f"address; fix: write `register: {tag.address}` (the agent then reads "
                 f"{table} address {protocol}) or `address: {protocol}`; if {tag.address} "
