@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from agent.config import load_agent_config
 from agent.errors import ConfigError
 from agent.sources.modbus import ModbusControllerConfig, ModbusTag
+from tests.agent.sources.factories import SAMPLE
 from tests.agent.sources.factories import sample_config as sample
 from tests.agent.sources.factories import write_config as write
 
@@ -212,3 +214,26 @@ def test_addresses_that_look_like_register_numbers_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=words):
         one_tag(tmp_path, tag)
+
+
+def rtu_example() -> list[dict[str, object]]:
+    """The commented Modbus RTU controllers of config/agent.yaml, uncommented."""
+    lines = SAMPLE.read_text().splitlines()
+    start = lines.index("  # - id: dryer-01")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("  # "):
+            break
+        block.append("  " + line[4:])
+    return yaml.safe_load("\n".join(block))  # type: ignore[no-any-return]
+
+
+def test_the_samples_rtu_example_loads(tmp_path: Path) -> None:
+    """The sample's commented RTU example is a config, not prose that can rot."""
+    data = sample()
+    data["controllers"] += rtu_example()  # type: ignore[operator]
+    config = load_agent_config(write(tmp_path, data))
+    dryer1, dryer2, mixer = (config.controller(c) for c in ("dryer-01", "dryer-02", "mixer-01"))
+    assert isinstance(dryer1, ModbusControllerConfig) and isinstance(dryer2, ModbusControllerConfig)
+    assert dryer1.line_key == dryer2.line_key and dryer1.tags[0].event_address == "holding:0"
+    assert isinstance(mixer, ModbusControllerConfig) and mixer.transport == "rtu_over_tcp"
