@@ -41,7 +41,7 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from agent.config_base import ControllerBase, TagBase, _Strict
 from agent.sources.modbus.addresses import from_register_number, register_number_hint
@@ -69,6 +69,7 @@ REGISTER_COUNT: dict[str, int] = {
 #: answers it) and 248-255 are reserved by the Modbus serial line specification.
 SERIAL_UNIT_IDS = range(1, 248)
 _PARITY_WORDS = {"none": "N", "even": "E", "odd": "O"}
+_DEFAULT_HOST, _DEFAULT_PORT = "127.0.0.1", 502
 
 
 class ModbusTag(TagBase):
@@ -77,8 +78,11 @@ class ModbusTag(TagBase):
     address: int = Field(ge=0, le=65535)
     #: Or ``register:``, the 1-based register number a manual prints (40001: holding
     #: address 0); it sets ``table`` and ``address`` (`agent.sources.modbus.addresses`).
-    #: (``register`` is the key; pydantic models already have a `register` method.)
-    register_number: int | None = Field(default=None, alias="register")
+    #: (``register`` is the key; pydantic models already have a `register` method. A
+    #: dumped config says ``register_number``, and loads again.)
+    register_number: int | None = Field(
+        default=None, validation_alias=AliasChoices("register", "register_number")
+    )
     data_type: ModbusDataType = "uint16"
     word_order: Literal["big", "little"] = "big"
     byte_order: Literal["big", "little"] = "big"
@@ -96,7 +100,8 @@ class ModbusTag(TagBase):
         number given as ``address`` is named as such."""
         if not isinstance(data, dict):
             return data
-        number, address = data.get("register"), data.get("address")
+        number = data.get("register", data.get("register_number"))
+        address = data.get("address")
         if number is None:
             _six_digit_address(address)
             return data
@@ -197,8 +202,8 @@ class ModbusControllerConfig(ControllerBase):
     protocol: Literal["modbus"]
     transport: ModbusTransportKind = "tcp"
     #: tcp and rtu_over_tcp: the device's (or the serial gateway's) address.
-    host: str = "127.0.0.1"
-    port: int = Field(default=502, ge=1, le=65535)
+    host: str = _DEFAULT_HOST
+    port: int = Field(default=_DEFAULT_PORT, ge=1, le=65535)
     #: serial: the line's port and settings.
     serial: ModbusSerialLine | None = None
     #: The unit id: Modbus TCP 0-255 (often ignored by the device); on a serial line, or
@@ -224,7 +229,10 @@ class ModbusControllerConfig(ControllerBase):
                     "transport serial needs `serial:` with at least its port; fix: add "
                     "serial: {port: /dev/ttyUSB0} (and the line's baudrate, parity, ...)"
                 )
-            if "host" in given or "port" in given:
+            # Set to other than the defaults (a dumped config carries the defaults along).
+            if ("host" in given and self.host != _DEFAULT_HOST) or (
+                "port" in given and self.port != _DEFAULT_PORT
+            ):
                 raise ValueError(
                     "host and port are for transport tcp and rtu_over_tcp; a serial "
                     "controller is reached through serial.port; fix: remove host/port"

@@ -115,7 +115,7 @@ def test_devices_on_one_serial_line_and_their_endpoints(tmp_path: Path) -> None:
             [{**serial_device("dryer-01", 1), "serial": None}],
             r"transport serial needs `serial:` with at least its port",
         ),
-        ([serial_device("dryer-01", 1, port=502)], r"host and port are for transport tcp"),
+        ([serial_device("dryer-01", 1, port=1502)], r"host and port are for transport tcp"),
         (
             [{**serial_device("dryer-01", 1), "transport": "tcp"}],
             r"`serial:` settings are for transport serial, but transport is tcp",
@@ -237,3 +237,13 @@ def test_the_samples_rtu_example_loads(tmp_path: Path) -> None:
     assert isinstance(dryer1, ModbusControllerConfig) and isinstance(dryer2, ModbusControllerConfig)
     assert dryer1.line_key == dryer2.line_key and dryer1.tags[0].event_address == "holding:0"
     assert isinstance(mixer, ModbusControllerConfig) and mixer.transport == "rtu_over_tcp"
+
+
+def test_a_dumped_config_loads_again(tmp_path: Path) -> None:
+    """Tests and tools write a loaded config back out (model_dump_json): register numbers
+    and serial controllers, with every default spelled out, load again as they were."""
+    case = Path(__file__).parent / "testcases" / "rtu-serial-line" / "agent.yaml"
+    config = load_agent_config(case)
+    dumped = tmp_path / "agent.json"
+    dumped.write_text(config.model_dump_json())
+    assert load_agent_config(dumped) == config
