@@ -193,7 +193,10 @@ def check(config: AgentConfig) -> int:
             f"- {ctl.id} ({ctl.protocol}, {ctl.endpoint}): {len(ctl.tags)} tags, {watched} watched"
         )
         if isinstance(ctl, ModbusControllerConfig):
-            reads = modbus.describe_plan(ctl)
+            reads = [
+                *modbus.describe_connection(ctl, config.controllers),
+                *modbus.describe_plan(ctl),
+            ]
         else:
             reads = opcua.describe_plan(ctl)
         for line in reads:

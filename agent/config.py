@@ -35,6 +35,7 @@ from agent.sources.modbus.config import (
     ModbusControllerConfig,
     ModbusTag,
     check_register_overlaps,
+    check_shared_lines,
 )
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
 
@@ -151,6 +152,9 @@ class AgentConfig(_Strict):
             _recipes_name_known_tags(ctl, i)
             if isinstance(ctl, ModbusControllerConfig):
                 check_register_overlaps(ctl, i)
+        modbus = [(i, c) for i, c in enumerate(self.controllers)
+                  if isinstance(c, ModbusControllerConfig)]
+        check_shared_lines(modbus)
         return self
 
     def controller(self, controller_id: str) -> ModbusControllerConfig | OpcuaControllerConfig:

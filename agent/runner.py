@@ -37,7 +37,7 @@ from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks
 from agent.sources.base import Reading, Source
-from agent.sources.modbus import ModbusSource
+from agent.sources.modbus import ModbusLines, ModbusSource
 from agent.sources.opcua import OpcuaSource
 from agent.spool import Spool
 from agent.watcher import AgentIdentity, ControllerWatcher
@@ -54,10 +54,14 @@ METRICS_BIND_ATTEMPTS = 5
 METRICS_BIND_FIRST_WAIT_S = 0.5
 
 
-def make_source(config: AgentConfig, controller_id: str) -> Source:
+def make_source(
+    config: AgentConfig, controller_id: str, modbus_lines: ModbusLines | None = None
+) -> Source:
+    """The controller's source; Modbus devices on one serial port or gateway share the
+    one connection ``modbus_lines`` holds for it."""
     ctl = config.controller(controller_id)
     if isinstance(ctl, ModbusControllerConfig):
-        return ModbusSource(ctl)
+        return ModbusSource(ctl, modbus_lines)
     return OpcuaSource(ctl)
 
 
@@ -111,6 +115,8 @@ class Agent:
             )
             for ctl in config.controllers
         }
+        #: One connection per serial port or RTU over TCP gateway, whatever its devices.
+        self.modbus_lines = ModbusLines()
         self.tasks = OwnedTasks("agent", log=log, on_crash=lambda _task, _exc: self.stop())
         self._stopped = asyncio.Event()
         self._last_save = 0.0
@@ -211,7 +217,7 @@ class Agent:
         self.publisher.stop_soon()  # an outage noticed while stopping is not news
 
     async def _watch(self, controller_id: str, watcher: ControllerWatcher) -> None:
-        await make_source(self.config, controller_id).run(watcher.on_event)
+        await make_source(self.config, controller_id, self.modbus_lines).run(watcher.on_event)
 
     async def _housekeeping(self) -> None:
         ready = self.config.agent.state_dir / READY_FILE

@@ -1,12 +1,19 @@
-"""A simulated Modbus TCP PLC: one pymodbus server on loopback, one or more device ids.
+"""A simulated Modbus PLC: one pymodbus server, one or more device ids, read only for us.
+
+It serves Modbus TCP on a loopback port, RTU frames on a loopback port (a serial gateway's
+"RTU over TCP"), or RTU or ASCII on a serial device (in tests, one end of a ``socat`` pty pair
+whose other end the agent opens), as its controller's ``transport`` says. Holding and input
+registers, coils and discrete inputs hold the plant's tags.
 
 Scenario-side reads and writes go straight to the server's datastore and are not counted.
 Every write request that arrives over the wire (function codes 5, 6, 15, 16, 22, 23) is counted
 in ``foreign_writes``, whether it succeeds or not: that is how tests prove the agent never writes.
-Faults (exception responses, slow responses, dropped connections, restarts) apply to client
-requests only. An exception can be limited to the requests that touch some addresses and to a
-window of time (`ModbusPLC.exception_window`): a gateway that loses one slave for two seconds,
-an "illegal data address" for one block while a PLC program is downloaded.
+Faults (exception responses, slow responses, silent devices, dropped connections, restarts)
+apply to client requests only. An exception can be limited to the requests that touch some
+addresses and to a window of time (`ModbusPLC.exception_window`): a gateway that loses one
+slave for two seconds, an "illegal data address" for one block while a PLC program is
+downloaded. On RTU (serial or over TCP) a device id the plant does not have stays silent, as
+on a real line, and so does one in ``faults.silent_devices`` (a device switched off).
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.base import ModbusBaseServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from simulators.broker import free_port
@@ -29,7 +38,18 @@ from simulators.plant import ModbusController, ModbusTable, ModbusTag, Scalar
 BIND_ATTEMPTS = 5
 WRITE_FUNCTION_CODES = frozenset({5, 6, 15, 16, 22, 23})
 #: The function codes that touch each table the simulated PLCs have.
-TABLE_FUNCTION_CODES = {"holding": frozenset({3, 6, 16, 22, 23}), "coil": frozenset({1, 5, 15})}
+TABLE_FUNCTION_CODES = {
+    "holding": frozenset({3, 6, 16, 22, 23}),
+    "input": frozenset({4}),
+    "coil": frozenset({1, 5, 15}),
+    "discrete": frozenset({2}),
+}
+#: The function code that reads a table, and the one the datastore takes to set it.
+READ_CODE = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+SET_CODE = {"coil": 15, "discrete": 2, "holding": 16, "input": 4}
+#: The device that takes, on RTU, the requests for ids the plant lacks (pymodbus's datastore
+#: gives them to device 0); its answers are never sent.
+_NOBODY = 0
 EXCEPTIONS = {
     "device_busy": ExcCodes.DEVICE_BUSY,
     "illegal_address": ExcCodes.ILLEGAL_ADDRESS,
@@ -46,7 +66,7 @@ class ModbusFaults:
     ``exception_addresses``: only requests that touch one of these addresses of
     ``exception_table`` (``holding`` or ``coil``) get the exception (None: every request).
     ``exception_until``: the exception ends by itself at this ``time.monotonic()`` (None: when
-    cleared).
+    cleared). ``silent_devices``: device ids that never answer (the client times out).
     """
 
     exception: str | None = None
@@ -54,6 +74,7 @@ class ModbusFaults:
     exception_addresses: range | None = None
     exception_table: str = "holding"
     exception_until: float | None = None
+    silent_devices: frozenset[int] = frozenset()
 
     def refuses(self, function_code: int, address: int, count: int) -> ExcCodes | None:
         """The exception a request for ``count`` items from ``address`` gets now, if any."""
@@ -70,44 +91,43 @@ class ModbusFaults:
         return EXCEPTIONS[self.exception]
 
 
-@dataclass
-class _Layout:
-    """Register and coil counts per device id, derived from the tags."""
-
-    holding: dict[int, int] = field(default_factory=dict)
-    coils: dict[int, int] = field(default_factory=dict)
-
-
-def layout(config: ModbusController) -> _Layout:
-    """How many holding registers and coils each device needs (coils rounded up to 16)."""
-    out = _Layout()
+def layout(config: ModbusController) -> dict[str, dict[int, int]]:
+    """Per table, how many registers (or bits, rounded up to 16) each device id needs."""
+    out: dict[str, dict[int, int]] = {t.value: {} for t in ModbusTable}
     for dev in config.device_ids():
-        out.holding[dev], out.coils[dev] = 1, 16
+        for table in ModbusTable:
+            out[table.value][dev] = 16 if table.is_bits else 1
     for tag in config.tags:
         dev = tag.device_id or config.device_id
         end = tag.address + tag.register_count
-        if tag.table is ModbusTable.COIL:
-            out.coils[dev] = max(out.coils[dev], (end + 15) // 16 * 16)
-        else:
-            out.holding[dev] = max(out.holding[dev], end)
+        if tag.table.is_bits:
+            end = (end + 15) // 16 * 16
+        sizes = out[tag.table.value]
+        sizes[dev] = max(sizes[dev], end)
     return out
 
 
 class ModbusPLC:
-    """One simulated Modbus TCP controller. Start with ``await plc.start()``."""
+    """One simulated Modbus controller. Start with ``await plc.start()``."""
 
     def __init__(self, config: ModbusController, port: int = 0) -> None:
-        """``port`` 0 picks a free port when the PLC first starts; restarts keep it."""
+        """``port`` 0 picks a free port when the PLC first starts; restarts keep it. A
+        serial PLC has no port: it serves ``config.serial.port``."""
         self.config = config
         self.port = port
         self.faults = ModbusFaults()
         self.foreign_writes = 0
         self._internal = 0
-        self._server: ModbusTcpServer | None = None
-        self._snapshot: dict[tuple[int, int], list[int] | list[bool]] | None = None
+        self._server: ModbusBaseServer | None = None
+        self._snapshot: dict[tuple[int, str], list[int] | list[bool]] | None = None
+        self._framer = _framer(config)
+        self._ids = frozenset(config.device_ids())
 
     @property
     def endpoint(self) -> str:
+        """``127.0.0.1:<port>``, or the serial device it serves."""
+        if self.config.serial is not None:
+            return self.config.serial.port
         return f"127.0.0.1:{self.port}"
 
     @property
@@ -116,19 +136,23 @@ class ModbusPLC:
 
     def _devices(self) -> list[SimDevice]:
         plan = layout(self.config)
-        return [
-            SimDevice(
-                id=dev,
-                simdata=(
-                    [SimData(0, count=plan.coils[dev], values=False, datatype=DataType.BITS)],
-                    [SimData(0, count=16, values=False, datatype=DataType.BITS)],
-                    [SimData(0, count=plan.holding[dev], values=0, datatype=DataType.REGISTERS)],
-                    [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)],
-                ),
-                action=self._on_request,
-            )
-            for dev in self.config.device_ids()
-        ]
+        ids = self.config.device_ids()
+        devices = [self._device(dev, {t: plan[t][dev] for t in plan}) for dev in ids]
+        if self._framer is not FramerType.SOCKET:
+            devices.append(self._device(_NOBODY, {t: 16 for t in plan}))
+        return devices
+
+    def _device(self, dev: int, sizes: dict[str, int]) -> SimDevice:
+        def block(table: str) -> list[SimData]:
+            if table in ("coil", "discrete"):
+                return [SimData(0, count=sizes[table], values=False, datatype=DataType.BITS)]
+            return [SimData(0, count=sizes[table], values=0, datatype=DataType.REGISTERS)]
+
+        return SimDevice(
+            id=dev,
+            simdata=(block("coil"), block("discrete"), block("holding"), block("input")),
+            action=self._on_request,
+        )
 
     async def _on_request(
         self,
@@ -171,6 +195,15 @@ class ModbusPLC:
             self.foreign_writes += 1
         return pdu
 
+    def _trace_packet(self, sending: bool, packet: bytes) -> bytes:
+        """Keep silent devices silent: their answers are dropped, never sent."""
+        if sending and packet:
+            dev = _device_id(self._framer, packet)
+            unknown = self._framer is not FramerType.SOCKET and dev not in self._ids
+            if unknown or dev in self.faults.silent_devices:
+                return b""
+        return packet
+
     async def start(self) -> None:
         """Listen on 127.0.0.1:port and load the initial (or last known) values."""
         if self._server is not None:
@@ -182,12 +215,16 @@ class ModbusPLC:
         else:
             await self._restore(self._snapshot)
 
-    async def _listen(self) -> ModbusTcpServer:
-        """Bind 127.0.0.1:port; port 0 picks a free port at bind time, again if it was taken."""
+    async def _listen(self) -> ModbusBaseServer:
+        """Serve the serial port, or bind 127.0.0.1:port (port 0 picks a free port at bind
+        time, again if it was taken)."""
+        if self.config.serial is not None:
+            return await self._serve_serial()
         for _ in range(BIND_ATTEMPTS):
             port = self.port or free_port()
             server = ModbusTcpServer(
-                self._devices(), address=("127.0.0.1", port), trace_pdu=self._trace
+                self._devices(), address=("127.0.0.1", port), framer=self._framer,
+                trace_pdu=self._trace, trace_packet=self._trace_packet,
             )
             try:
                 await server.serve_forever(background=True)
@@ -202,6 +239,24 @@ class ModbusPLC:
             f"controller {self.config.id!r}: cannot listen on 127.0.0.1:{self.port or 'free port'}"
             " (fix: choose another port in the plant file, or 0 for a free one)"
         )
+
+    async def _serve_serial(self) -> ModbusBaseServer:
+        line = self.config.serial
+        assert line is not None
+        server = ModbusSerialServer(
+            self._devices(), framer=self._framer, port=line.port, baudrate=line.baudrate,
+            bytesize=line.bytesize, parity=line.parity, stopbits=line.stopbits,
+            trace_pdu=self._trace, trace_packet=self._trace_packet,
+        )
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            raise SimulatorError(
+                f"controller {self.config.id!r}: cannot open serial port {line.port} (fix: "
+                "check serial.port in the plant file; a pty pair comes from socat)"
+            ) from None
+        return server
 
     async def reset(self) -> None:
         """Back to the plant file: initial values, no faults, write counter at zero."""
@@ -229,18 +284,19 @@ class ModbusPLC:
         if self._server is not None or self._snapshot is None:
             raise SimulatorError(f"controller {self.config.id!r}: set_stored needs a stopped PLC")
         tag = self.config.tag(name)
-        dev = tag.device_id or self.config.device_id
-        if tag.table is ModbusTable.COIL:
-            bits = list(self._snapshot[(dev, 1)])
+        key = (tag.device_id or self.config.device_id, tag.table.value)
+        if tag.table.is_bits:
+            bits = [bool(b) for b in self._snapshot[key]]
             bits[tag.address] = bool(value)
-            self._snapshot[(dev, 1)] = [bool(b) for b in bits]
+            self._snapshot[key] = bits
             return
-        regs = [int(r) for r in self._snapshot[(dev, 3)]]
+        regs = [int(r) for r in self._snapshot[key]]
         regs[tag.address : tag.address + tag.register_count] = encode(tag, value)
-        self._snapshot[(dev, 3)] = regs
+        self._snapshot[key] = regs
 
     def drop_connections(self) -> int:
-        """Close every client connection (the listener stays up); returns how many were closed."""
+        """Close every client connection (the listener stays up); returns how many were closed.
+        A serial line has no connection to drop: 0."""
         server = self._require()
         conns = list(server.active_connections.values())
         for conn in conns:
@@ -248,29 +304,31 @@ class ModbusPLC:
         return len(conns)
 
     async def _capture(
-        self, server: ModbusTcpServer
-    ) -> dict[tuple[int, int], list[int] | list[bool]]:
+        self, server: ModbusBaseServer
+    ) -> dict[tuple[int, str], list[int] | list[bool]]:
         plan = layout(self.config)
-        snap: dict[tuple[int, int], list[int] | list[bool]] = {}
+        snap: dict[tuple[int, str], list[int] | list[bool]] = {}
         self._internal += 1
         try:
             for dev in self.config.device_ids():
-                snap[(dev, 3)] = await server.async_getValues(dev, 3, 0, plan.holding[dev])
-                snap[(dev, 1)] = await server.async_getValues(dev, 1, 0, plan.coils[dev])
+                for table, sizes in plan.items():
+                    snap[(dev, table)] = await server.async_getValues(
+                        dev, READ_CODE[table], 0, sizes[dev]
+                    )
         finally:
             self._internal -= 1
         return snap
 
-    async def _restore(self, snap: dict[tuple[int, int], list[int] | list[bool]]) -> None:
+    async def _restore(self, snap: dict[tuple[int, str], list[int] | list[bool]]) -> None:
         server = self._require()
         self._internal += 1
         try:
-            for (dev, fc), values in snap.items():
-                await server.async_setValues(dev, 16 if fc == 3 else 15, 0, values)
+            for (dev, table), values in snap.items():
+                await server.async_setValues(dev, SET_CODE[table], 0, values)
         finally:
             self._internal -= 1
 
-    def _require(self) -> ModbusTcpServer:
+    def _require(self) -> ModbusBaseServer:
         if self._server is None:
             raise SimulatorError(f"controller {self.config.id!r} is not running")
         return self._server
@@ -283,12 +341,13 @@ class ModbusPLC:
     async def _read_tag(self, tag: ModbusTag) -> Scalar:
         server = self._require()
         dev = tag.device_id or self.config.device_id
+        code = READ_CODE[tag.table.value]
         self._internal += 1
         try:
-            if tag.table is ModbusTable.COIL:
-                bits = await server.async_getValues(dev, 1, tag.address, 1)
+            if tag.table.is_bits:
+                bits = await server.async_getValues(dev, code, tag.address, 1)
                 return bool(bits[0])
-            regs = await server.async_getValues(dev, 3, tag.address, tag.register_count)
+            regs = await server.async_getValues(dev, code, tag.address, tag.register_count)
         finally:
             self._internal -= 1
         return decode(tag, [int(r) for r in regs])
@@ -298,18 +357,35 @@ class ModbusPLC:
         tag = self.config.tag(name)
         server = self._require()
         dev = tag.device_id or self.config.device_id
-        if tag.table is ModbusTable.COIL:
+        if tag.table.is_bits:
             if not isinstance(value, bool | int) or isinstance(value, str):
-                raise ValueOutOfRange(f"coil {tag.name!r} takes true/false, not {value!r}")
+                raise ValueOutOfRange(
+                    f"{tag.table.value} {tag.name!r} takes true/false, not {value!r}"
+                )
             payload: list[int] | list[bool] = [bool(value)]
-            fc = 15
         else:
-            payload, fc = encode(tag, value), 16
+            payload = encode(tag, value)
         self._internal += 1
         try:
-            await server.async_setValues(dev, fc, tag.address, payload)
+            await server.async_setValues(dev, SET_CODE[tag.table.value], tag.address, payload)
         finally:
             self._internal -= 1
+
+
+def _framer(config: ModbusController) -> FramerType:
+    if config.serial is not None and config.serial.mode == "ascii":
+        return FramerType.ASCII
+    return FramerType.SOCKET if config.transport == "tcp" else FramerType.RTU
+
+
+def _device_id(framer: FramerType, packet: bytes) -> int:
+    """The device id of a frame: RTU's first byte, ASCII's first two hex digits after the
+    colon, the MBAP header's unit id (byte 6) on Modbus TCP."""
+    if framer is FramerType.RTU:
+        return packet[0]
+    if framer is FramerType.ASCII:
+        return int(packet[1:3], 16)
+    return packet[6] if len(packet) > 6 else -1
 
 
 async def close_quietly(plc: ModbusPLC) -> None:

@@ -54,7 +54,13 @@ class WordOrder(StrEnum):
 
 class ModbusTable(StrEnum):
     HOLDING = "holding"
+    INPUT = "input"
     COIL = "coil"
+    DISCRETE = "discrete"
+
+    @property
+    def is_bits(self) -> bool:
+        return self in (ModbusTable.COIL, ModbusTable.DISCRETE)
 
 
 REGISTER_COUNT = {
@@ -70,7 +76,8 @@ Scalar = bool | int | float | str
 
 
 class ModbusTag(_Config):
-    """One value in a Modbus device: a holding-register block or a coil."""
+    """One value in a Modbus device: a block of holding or input registers, a coil or a
+    discrete input (0-based protocol addresses, as the agent's)."""
 
     name: str
     table: ModbusTable = ModbusTable.HOLDING
@@ -86,11 +93,10 @@ class ModbusTag(_Config):
 
     @model_validator(mode="after")
     def _table_matches_type(self) -> ModbusTag:
-        is_coil = self.table is ModbusTable.COIL
-        if is_coil != (self.type is ModbusType.BOOL):
+        if self.table.is_bits != (self.type is ModbusType.BOOL):
             raise ValueError(
                 f"tag {self.name!r}: table {self.table.value} does not fit type {self.type.value}"
-                " (use table: coil with type: bool, table: holding for numbers)"
+                " (use table: coil or discrete with type: bool, holding or input for numbers)"
             )
         return self
 
@@ -137,13 +143,42 @@ def _unique_names(controller: str, names: list[str]) -> None:
         seen.add(name)
 
 
+class ModbusSerialPort(_Config):
+    """The serial line a simulated PLC serves (in tests, one end of a ``socat`` pty pair)."""
+
+    port: str = Field(min_length=1, description="the device file, e.g. /tmp/x/plc-end")
+    mode: Literal["rtu", "ascii"] = "rtu"
+    baudrate: int = Field(default=19200, gt=0)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "E"
+    stopbits: Literal[1, 2] = 1
+
+
 class ModbusController(_Config):
     id: str
     protocol: Literal["modbus"]
+    #: tcp (Modbus TCP), rtu_over_tcp (RTU frames on a TCP port, as a serial gateway), or
+    #: serial (RTU or ASCII on ``serial.port``, no TCP port).
+    transport: Literal["tcp", "rtu_over_tcp", "serial"] = "tcp"
     port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    serial: ModbusSerialPort | None = None
     device_id: int = Field(default=1, ge=0, le=255)
     validated: bool = False
     tags: list[ModbusTag]
+
+    @model_validator(mode="after")
+    def _serial_line(self) -> ModbusController:
+        if (self.transport == "serial") != (self.serial is not None):
+            raise ValueError(
+                f"controller {self.id!r}: transport serial and `serial: {{port: ...}}` go "
+                "together (fix: set both, or neither)"
+            )
+        if self.transport != "tcp" and 0 in self.device_ids():
+            raise ValueError(
+                f"controller {self.id!r}: device id 0 is the broadcast address on a serial "
+                "line (fix: give its devices ids 1-247)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_overlap(self) -> ModbusController:

@@ -2,7 +2,8 @@
 
     base.py     the `Source` contract (`run(emit)`, never returns on its own) and the
                 events a source emits: `Connected`, `Readings`, `Disconnected`
-    modbus/     Modbus TCP, polled: config, plan, decode, transport, source
+    modbus/     Modbus TCP, RTU over TCP, RTU/ASCII on a serial line, polled: addresses,
+                config, plan, decode, line (one connection owner per line), transport, source
     opcua/      OPC UA, subscribed (or polled): config, plan, decode, security, session,
                 subscribe, audit, source
 

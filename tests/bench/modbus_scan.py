@@ -52,9 +52,9 @@ async def _agent_loop(source: ModbusSource, until: float) -> int:
     registers = sum(r.count for r in source.plan)
     done = 0
     while time.perf_counter() < until:
-        _, complete = await source.scan()
-        if not complete:
-            raise RuntimeError(f"{source.controller_id}: incomplete scan")
+        _, bad = await source.scan()  # the tags without a value, and why
+        if bad:
+            raise RuntimeError(f"{source.controller_id}: incomplete scan: {bad}")
         done += registers
     return done
 

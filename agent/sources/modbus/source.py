@@ -1,6 +1,8 @@
-"""Modbus TCP source: polls one controller with its compiled read plan, read only.
+"""Modbus source: polls one controller (one device) with its compiled read plan, read only.
 
-One `ModbusSource` owns one `ModbusTransport` (the connection: client, lock, pacing, backoff).
+One `ModbusSource` owns one `ModbusTransport` (the device on its line: pacing, backoff, the
+answers translated); the line (`agent.sources.modbus.line`) owns the connection, its own for
+a Modbus TCP device, shared by the devices on one serial port or RTU over TCP gateway.
 Each scan sends the plan's requests one at a time and decodes the answers with decoders
 compiled once at start-up. A request the device answers with a Modbus exception (illegal data
 address, device busy, gateway errors) affects only its own tags: they go to ``Readings.bad``
@@ -32,6 +34,7 @@ from agent.sources.base import (
 )
 from agent.sources.modbus.config import ModbusControllerConfig
 from agent.sources.modbus.decode import compile_request, decode_tags
+from agent.sources.modbus.line import ModbusLines
 from agent.sources.modbus.plan import RawValues, ReadRequest, plan_reads
 from agent.sources.modbus.transport import (
     ADDRESS_CODES,
@@ -44,9 +47,11 @@ log = logging.getLogger(__name__)
 
 
 class ModbusSource:
-    """Polls a Modbus TCP controller; see `agent.sources.base.Source`."""
+    """Polls a Modbus device; see `agent.sources.base.Source`."""
 
-    def __init__(self, config: ModbusControllerConfig) -> None:
+    def __init__(self, config: ModbusControllerConfig, lines: ModbusLines | None = None) -> None:
+        """``lines``: the agent's lines, so that the devices on one serial port or gateway
+        share its one connection; None: a line of its own (as every Modbus TCP device has)."""
         self.config = config
         self.controller_id = config.id
         self.plan: list[ReadRequest] = plan_reads(config.tags, max_gap=config.max_gap)
@@ -56,7 +61,7 @@ class ModbusSource:
         self._last: list[tuple[RawValues, dict[str, Reading]] | None] = [None] * len(self.plan)
         #: Plan indexes the device refused in the last scan (logged when it starts and ends).
         self._refused: dict[int, Refusal] = {}
-        self.transport = ModbusTransport(config)
+        self.transport = ModbusTransport(config, lines.line_for(config) if lines else None)
         where = f"Modbus controller {config.id} at {config.endpoint}"
         self._outage = OutageLog(
             log, f"{where} unreachable (retrying quietly)", f"{where} reachable again"

@@ -1,16 +1,16 @@
-"""The one owner of a Modbus device's connection: the pymodbus client, read only.
+"""One device's way to its controller: a unit id on a `ModbusLine`, read only.
 
-Everything the agent says to a Modbus device goes through one `ModbusTransport`, one per
-source (sources never share a client). It makes the client (no retries and no reconnects of
-pymodbus's own: the source's loop reconnects, with the capped backoff kept here), serialises
-requests with a lock (pymodbus allows one request in flight per connection, and a client
-must not be used by two tasks without one), pauses ``pacing_ms`` before a request when asked
-(the source asks for every request of its plan but the first), and translates the answers:
-the registers or bits of a good one, a `Refusal` for a Modbus exception answer (illegal data
-address, device busy, a gateway that cannot reach its slave, ...). A refusal concerns that
-one request: the device answered, the connection stands, and the source asks again next
-scan (an address refused during a program download is read again once it is back). A lost
-connection raises one of `CONNECTION_ERRORS`. Only the four read functions are ever called:
+Everything the agent says to a Modbus device goes through its `ModbusTransport`, one per
+source. The transport reads through the device's line (`agent.sources.modbus.line`: the one
+owner of the connection, a Modbus TCP socket of its own, or a serial port or RTU over TCP
+gateway shared with the other devices on it), asks for a pause of ``pacing_ms`` before a
+request when told to (the source asks for every request of its plan but the first), keeps
+the device's reconnect backoff, and translates the answers: the registers or bits of a good
+one, a `Refusal` for a Modbus exception answer (illegal data address, device busy, a gateway
+that cannot reach its slave, ...). A refusal concerns that one request: the device answered,
+the connection stands, and the source asks again next scan (an address refused during a
+program download is read again once it is back). A device that does not answer, or a lost
+connection, raises one of `CONNECTION_ERRORS`. Only the four read functions are ever called:
 there is no write path here.
 """
 
@@ -19,13 +19,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from agent import metrics
 from agent.errors import ControllerUnreachable
 from agent.runtime.backoff import Backoff
 from agent.sources.modbus.config import ModbusControllerConfig
+from agent.sources.modbus.line import ModbusLine
 from agent.sources.modbus.plan import RawValues, ReadRequest
 
 #: What a lost or refused connection raises inside pymodbus and asyncio.
@@ -59,46 +59,36 @@ class Refusal:
         meaning = EXCEPTION_MEANINGS.get(self.code, "unknown exception code")
         return f"Modbus exception {self.code} ({meaning})"
 
-#: The client method that reads each register table.
-_READ_METHOD = {
-    "holding": "read_holding_registers",
-    "input": "read_input_registers",
-    "coil": "read_coils",
-    "discrete": "read_discrete_inputs",
-}
 
 #: The first reconnect delay (seconds); it doubles up to the controller's ``reconnect_max_s``.
 _FIRST_DELAY_S = 0.5
 
 
 class ModbusTransport:
-    """One Modbus TCP device's connection: connect, read, close, wait before reconnecting."""
+    """One Modbus device (a unit id on a line): connect, read, close, wait to reconnect."""
 
-    def __init__(self, config: ModbusControllerConfig) -> None:
+    def __init__(self, config: ModbusControllerConfig, line: ModbusLine | None = None) -> None:
+        """``line``: the line the device is on (`ModbusLines.line_for`); None: a line of
+        its own."""
         self.config = config
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
+        self.line = line if line is not None else ModbusLine(config)
+        self._attached = False
         self._pacing_s = config.pacing_ms / 1000.0
         self._backoff = Backoff(_FIRST_DELAY_S, config.reconnect_max_s)
         self._reads_ok = metrics.READS.labels(config.id, "ok")  # labels() costs a lookup per call
 
     async def connect(self) -> None:
-        """Open a new connection; raise one of `CONNECTION_ERRORS` if the device refuses it."""
+        """Join the line, opening it if needed; raise one of `CONNECTION_ERRORS` if the
+        device's port or peer refuses."""
         self.close()
-        self._client = AsyncModbusTcpClient(
-            self.config.host,
-            port=self.config.port,
-            timeout=self.config.timeout_s,
-            retries=0,
-            reconnect_delay=0,
-        )
-        if not await self._client.connect():
-            raise ControllerUnreachable("connection refused", controller=self.config.id)
+        await self.line.attach(self.config.id)
+        self._attached = True
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        """Leave the line (closed once its last device leaves)."""
+        if self._attached:
+            self._attached = False
+            self.line.detach()
 
     def reset_backoff(self) -> None:
         """The connection is up: the next outage starts again from the shortest delay."""
@@ -112,24 +102,25 @@ class ModbusTransport:
         """The registers (or bits) of one planned request, from ``request.start``, or the
         device's `Refusal` (a Modbus exception answer).
 
-        ``paced``: pause ``pacing_ms`` first, so the agent never floods a PLC. A lost
-        connection raises one of `CONNECTION_ERRORS`.
+        ``paced``: pause ``pacing_ms`` first, so the agent never floods a PLC. No answer, or
+        a lost connection, raises one of `CONNECTION_ERRORS`.
         """
-        client = self._client
-        if client is None:
-            raise ControllerUnreachable("not connected", controller=self.config.id)
-        async with self._lock:
-            if paced and self._pacing_s:
-                await asyncio.sleep(self._pacing_s)
-            read = getattr(client, _READ_METHOD[request.table])
-            response = await read(
-                request.start, count=request.count, device_id=self.config.device_id
-            )
+        config = self.config
+        if not self._attached:
+            raise ControllerUnreachable("not connected", controller=config.id)
+        pause = self._pacing_s if paced else 0.0
+        try:
+            response = await self.line.read(config.device_id, request, pause, config.id)
+        except ModbusIOException as exc:
+            raise ControllerUnreachable(
+                f"no answer from device_id {config.device_id} on {self.line.name} ({exc})",
+                controller=config.id,
+            ) from exc
         if response.isError():
             code = int(getattr(response, "exception_code", 0) or 0)
-            metrics.READS.labels(self.config.id, f"exception_{code}").inc()
+            metrics.READS.labels(config.id, f"exception_{code}").inc()
             return Refusal(code)
         self._reads_ok.inc()
         if request.is_bits:
             return list(response.bits[: request.count])
-        return response.registers  # type: ignore[no-any-return]  # a fresh list per response
+        return response.registers  # a fresh list per response
