@@ -25,6 +25,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 
 from agent import __version__
+from agent import metrics as agent_metrics
 from agent.approvals import ApprovalBook, ApprovalTopicSource, MatchPolicy
 from agent.approvals.topic import UsedApprovalsSource
 from agent.baseline import BaselineStore, encode_reading
@@ -37,7 +38,7 @@ from agent.publisher import SpoolPublisher
 from agent.runtime.backoff import Backoff
 from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.gc_tuning import tune_for_throughput
-from agent.runtime.tasks import OwnedTasks
+from agent.runtime.tasks import OwnedTasks, task_counter
 from agent.sources.base import Reading, Source
 from agent.sources.modbus import ModbusSource
 from agent.sources.opcua import OpcuaSource
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 BASELINE_SAVE_INTERVAL_S = 5.0
 #: The file that says the agent has read every controller once (the demo waits for it).
 READY_FILE = "ready"
+#: How long the watchers wait at start for the approval topics to be read (they start at once
+#: when the broker is away: a change found meanwhile is judged with what is known).
+APPROVAL_TOPICS_WAIT_S = 15.0
 #: Attempts to bind the metrics port before start-up fails (an agent that is exiting may
 #: still hold it), and the first wait between them (doubling).
 METRICS_BIND_ATTEMPTS = 5
@@ -216,15 +220,35 @@ class Agent:
             raise self.tasks.failure
 
     async def _start(self) -> None:
+        agent_metrics.ASYNCIO_TASKS.set_function(task_counter())
         if self.config.metrics.port:
             self._metrics_server = await self._serve_metrics()
         await self.publisher.start()
         await self.heartbeat.start()
         for reader in self.approval_topics:
             await reader.start()
+        await self._wait_for_approval_topics()
         for cid, watcher in self.watchers.items():
             self.tasks.start(self._watch(cid, watcher), f"watch {cid}")
         self.tasks.start(self._housekeeping(), "housekeeping")
+
+    async def _wait_for_approval_topics(self) -> None:
+        """Judge the first changes with the approvals (and the uses of single-use ones) read
+        from Kafka: until each topic is read, a first attempt to read it failed, the bound, or
+        a stop."""
+        if not self.approval_topics:
+            return
+        waits: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(r.wait_settled() for r in self.approval_topics))
+        )
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({waits, stop}, timeout=APPROVAL_TOPICS_WAIT_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (waits, stop):
+                future.cancel()
+            await asyncio.gather(waits, stop, return_exceptions=True)
 
     async def _serve_metrics(self) -> WSGIServer:
         """Bind the metrics endpoint, retrying a few times while the port is taken."""

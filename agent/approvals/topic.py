@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 
 from agent.approvals import metrics
 from agent.approvals.book import ApprovalBook
+from agent.kafka.client_logs import demote_kafka_consumer_logs
 from agent.kafka.consume import Batches, consume_batches
 from agent.kafka.settings import TopicNames
 from agent.runtime.outage import OutageLog
@@ -85,6 +86,9 @@ class _TopicTable:
         self._poll_ms = poll_ms
         self._task: asyncio.Task[None] | None = None
         self._loaded = asyncio.Event()
+        #: Set once the topic is read, or once reading it failed: waiting longer for a broker
+        #: that is away would only delay the agent's start (`wait_settled`).
+        self._settled = asyncio.Event()
         self._outage = OutageLog(
             log, f"approvals topic {topic} unreadable", f"approvals topic {topic} readable again"
         )
@@ -98,8 +102,14 @@ class _TopicTable:
         """Start reading in the background; never waits for the broker."""
         if self._task is not None:
             return
+        demote_kafka_consumer_logs()  # the outage is this reader's (or the publisher's) to log
         self._task = asyncio.create_task(self._run(), name=f"approvals-topic:{self._topic}")
         self._task.add_done_callback(self._on_done)
+
+    async def wait_settled(self) -> bool:
+        """Until the topic is read to its end (True) or a first attempt failed (False)."""
+        await self._settled.wait()
+        return self._loaded.is_set()
 
     async def wait_loaded(self, within_s: float) -> bool:
         """Wait until the topic has been read up to its end; False if that took too long."""
@@ -131,6 +141,7 @@ class _TopicTable:
         if not self._loaded.is_set():
             log.info("topic %s read to its end", self._topic)
             self._loaded.set()
+        self._settled.set()
 
     async def _run(self) -> None:
         """Read the topic; on a broker error, log once, wait and read it again from the start."""
@@ -151,7 +162,9 @@ class _TopicTable:
                     self._mark_loaded()
                 else:
                     self._outage.failure(str(exc))
+                self._settled.set()
             except (KafkaError, OSError) as exc:
+                self._settled.set()
                 if self._same_outage is not None and self._same_outage() and not self._outage.down:
                     log.debug("topic %s unreadable while the broker is away: %r", self._topic, exc)
                 else:

@@ -182,8 +182,8 @@ def test_approvals_from_the_topic_load_with_a_key_or_an_explicit_opt_out(
 
 
 def test_require_signed_without_a_key_stops_the_start(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="approvals.require_signed is true but "
-                                          "approvals.trusted_keys is empty"):
+    with pytest.raises(ConfigError, match=r"approvals\.require_signed is true but "
+                                          r"approvals\.trusted_keys is empty"):
         load_agent_config(agent_yaml(tmp_path, require_signed=True))
 
 
