@@ -269,6 +269,24 @@ async def until(predicate: Callable[[], object], within_s: float, what: str,
         await asyncio.sleep(every_s)
 
 
+async def scrape(port: int, name: str) -> float | None:
+    """One sample (unlabelled) from a process's metrics endpoint; None while it does not
+    answer or does not export it."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=3)
+        ) as resp:
+            text = await resp.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process, KiB (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

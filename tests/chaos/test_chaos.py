@@ -52,7 +52,7 @@ from simulators.player import play
 from simulators.scenario_model import Label, Scenario
 from tests.approvals.factory import record
 from tests.chaos.accounting import Ledger, account, changes, read_ledger
-from tests.chaos.harness import FaultyPipeline, postgres_records, until
+from tests.chaos.harness import FaultyPipeline, postgres_records, scrape, until
 from tests.support.events import make_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg, pytest.mark.timeout(900)]
@@ -129,21 +129,6 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
             await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
-
-
-async def scrape(port: int, name: str) -> float | None:
-    """One sample of a process's metrics endpoint (None while it does not answer)."""
-    try:
-        async with aiohttp.ClientSession() as session, session.get(
-            f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=3)
-        ) as resp:
-            text = await resp.text()
-    except (aiohttp.ClientError, TimeoutError):
-        return None
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{}"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 async def healthy(port: int) -> bool:
