@@ -26,8 +26,7 @@ from prometheus_client import start_http_server
 
 from agent import __version__
 from agent import metrics as agent_metrics
-from agent.approvals import ApprovalBook, ApprovalTopicSource, MatchPolicy
-from agent.approvals.topic import UsedApprovalsSource
+from agent.approvals import ApprovalBook, ApprovalTopicSource, MatchPolicy, UsedApprovalsSource
 from agent.baseline import BaselineStore, encode_reading
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.contract import Heartbeat, SuspectChange
