@@ -66,12 +66,64 @@ class AgentSection(_Strict):
 
 
 class ApprovalsSection(_Strict):
+    """Where approvals come from and how far they are trusted (README, "Threat model").
+
+    Approvals from the Kafka topic must be signed by a trusted key unless the site says
+    otherwise (``topic_require_signed``): anyone with produce rights on the broker can write
+    the topic. Approvals from files are not (``require_signed: false``) unless the site sets
+    it: whoever can write a file on the agent's host can also change this config, its trusted
+    keys and its state, so a signature there protects against nothing such a person could not
+    undo; sites whose files arrive from elsewhere (a share, a sync job) turn it on.
+    """
+
     files: list[Path] = Field(default_factory=list)
+    #: Every approval, from files and topic alike, must be signed by a trusted key.
     require_signed: bool = False
+    #: Approvals from the topic must be signed by a trusted key (the default).
+    topic_require_signed: bool = True
     clock_skew_s: float = Field(default=30.0, ge=0.0)
     trusted_keys: list[str] = Field(default_factory=list)
     #: Also follow the approvals Kafka topic (MES/QMS change control publishes there).
     from_topic: bool = False
+    #: Record each use of a single-use approval on Kafka (topics.approvals_used) ahead of its
+    #: event, and read the uses back on start: a lost state directory then cannot make a used
+    #: approval usable again. Until they are read, no single-use approval authorises.
+    record_uses_on_kafka: bool = True
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _keys_decode(cls, keys: list[str]) -> list[str]:
+        from agent.approvals.model import decode_public_key  # the approvals stack, when used
+
+        for n, key in enumerate(keys):
+            try:
+                decode_public_key(key)
+            except ValueError as exc:
+                raise ValueError(f"trusted_keys[{n}]: {exc}; fix: paste the base64 public key "
+                                 "`otwatch-agent approvals keygen` printed") from None
+        return keys
+
+    @model_validator(mode="after")
+    def _keys_when_signed(self) -> ApprovalsSection:
+        if self.trusted_keys:
+            return self
+        if self.require_signed:
+            raise ValueError(
+                "approvals.require_signed is true but approvals.trusted_keys is empty: no "
+                "approval could ever be trusted; fix: add the change-control signer's public "
+                "key (`otwatch-agent approvals keygen` makes a pair) to approvals.trusted_keys"
+            )
+        if self.from_topic and self.topic_require_signed:
+            raise ValueError(
+                "approvals.from_topic is on and approvals from the topic must be signed "
+                "(approvals.topic_require_signed, true by default), but approvals.trusted_keys "
+                "is empty: anyone who can write to the approvals topic could otherwise "
+                "authorise any change; fix: add the change-control signer's public key "
+                "(`otwatch-agent approvals keygen` makes a pair, `otwatch-agent approvals sign` "
+                "signs) to approvals.trusted_keys, or, only if every writer of the topic is "
+                "trusted, set approvals.topic_require_signed: false"
+            )
+        return self
 
 
 class MetricsSection(_Strict):

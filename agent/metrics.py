@@ -36,3 +36,6 @@ LAST_GOOD_READ = Gauge(
     "Unix time of the last complete scan (age = time() - this)",
     ["controller"],
 )
+ASYNCIO_TASKS = Gauge(
+    "otwatch_agent_asyncio_tasks", "Unfinished asyncio tasks in the agent's event loop"
+)

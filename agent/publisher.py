@@ -17,6 +17,11 @@ records batched with it are never set aside. Errors that would refuse every reco
 (authorization, an unknown topic, a broken broker) are not quarantined: they are retried and
 logged as an outage, so the queue is never emptied into quarantine by a misconfiguration.
 
+A row to one of the ``barrier_topics`` (the uses of single-use approvals, `agent.approvals.uses`)
+ends its batch: the rows behind it, the event that used the approval among them, are sent only
+once the broker has acknowledged it. So an event is never on Kafka as authorized while the use
+that authorised it is not.
+
 The broker being down is normal life at the edge, not an error to raise: the task retries with
 capped exponential backoff, logs the outage once at ERROR (repeats at DEBUG until a success),
 and ``otwatch_agent_broker_up`` says whether the broker is reachable. When TLS is configured and
@@ -106,8 +111,10 @@ class SpoolPublisher:
         *,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        barrier_topics: frozenset[str] = frozenset(),
     ) -> None:
         self.spool = spool
+        self.barrier_topics = barrier_topics
         self.settings = settings
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
@@ -192,11 +199,19 @@ class SpoolPublisher:
         producer = await self._ensure_producer()
         while not self._stopping:
             self._wake.clear()
-            rows = self.spool.peek(self.batch_size)
+            rows = self._up_to_barrier(self.spool.peek(self.batch_size))
             if not rows:
                 return
             await self._send_batch(producer, rows)
             self._on_success()
+
+    def _up_to_barrier(self, rows: list[Row]) -> list[Row]:
+        """The rows up to and including the first one to a barrier topic."""
+        if self.barrier_topics:
+            for i, row in enumerate(rows):
+                if row[1] in self.barrier_topics:
+                    return rows[: i + 1]
+        return rows
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -204,7 +219,8 @@ class SpoolPublisher:
             self._producer = await start_client(lambda: AIOKafkaProducer(**kwargs), self.settings)
             self._on_success()
             await ensure_topics(
-                self.settings, [self.spool.topics.suspect, self.spool.topics.authorized]
+                self.settings, [self.spool.topics.suspect, self.spool.topics.authorized],
+                compacted=sorted(self.barrier_topics),
             )
         return self._producer
 

@@ -17,14 +17,16 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
 
 from agent import __version__
-from agent.approvals import ApprovalBook, MatchPolicy
+from agent import metrics as agent_metrics
+from agent.approvals import ApprovalBook, ApprovalTopicSource, MatchPolicy, UsedApprovalsSource
 from agent.baseline import BaselineStore, encode_reading
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.contract import Heartbeat, SuspectChange
@@ -35,7 +37,7 @@ from agent.publisher import SpoolPublisher
 from agent.runtime.backoff import Backoff
 from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.gc_tuning import tune_for_throughput
-from agent.runtime.tasks import OwnedTasks
+from agent.runtime.tasks import OwnedTasks, task_counter
 from agent.sources.base import Reading, Source
 from agent.sources.modbus import ModbusLines, ModbusSource
 from agent.sources.opcua import OpcuaSource
@@ -48,6 +50,9 @@ log = logging.getLogger(__name__)
 BASELINE_SAVE_INTERVAL_S = 5.0
 #: The file that says the agent has read every controller once (the demo waits for it).
 READY_FILE = "ready"
+#: How long the watchers wait at start for the approval topics to be read (they start at once
+#: when the broker is away: a change found meanwhile is judged with what is known).
+APPROVAL_TOPICS_WAIT_S = 15.0
 #: Attempts to bind the metrics port before start-up fails (an agent that is exiting may
 #: still hold it), and the first wait between them (doubling).
 METRICS_BIND_ATTEMPTS = 5
@@ -68,6 +73,7 @@ def make_source(
 def approval_book(config: AgentConfig) -> ApprovalBook:
     policy = MatchPolicy(
         require_signed=config.approvals.require_signed,
+        topic_require_signed=config.approvals.topic_require_signed,
         clock_skew_s=config.approvals.clock_skew_s,
         trusted_keys=config.approvals.trusted_keys,
     )
@@ -75,7 +81,26 @@ def approval_book(config: AgentConfig) -> ApprovalBook:
         config.approvals.files,
         policy=policy,
         state_path=config.agent.state_dir / "approvals-used.json",
+        uses_on_kafka=config.approvals.record_uses_on_kafka,
     )
+
+
+def approval_topics(
+    config: AgentConfig, book: ApprovalBook, same_outage: Callable[[], bool]
+) -> list[ApprovalTopicSource | UsedApprovalsSource]:
+    """The topic readers the approvals section asks for: the approvals themselves
+    (``from_topic``) and the uses of single-use approvals (``record_uses_on_kafka``)."""
+    kwargs = {k: v for k, v in config.kafka.consumer_kwargs().items() if k != "bootstrap_servers"}
+    common: dict[str, Any] = {
+        "bootstrap_servers": config.kafka.bootstrap_servers, "consumer_kwargs": kwargs,
+        "same_outage": same_outage,
+    }
+    readers: list[ApprovalTopicSource | UsedApprovalsSource] = []
+    if config.approvals.from_topic:
+        readers.append(ApprovalTopicSource(book, topic=config.topics.approvals, **common))
+    if config.approvals.record_uses_on_kafka:
+        readers.append(UsedApprovalsSource(book, topic=config.topics.approvals_used, **common))
+    return readers
 
 
 class Agent:
@@ -102,7 +127,14 @@ class Agent:
         if replayed:
             log.info("baseline: %d journalled entries replayed over the snapshot", replayed)
         self.approvals = approval_book(config)
-        self.publisher = SpoolPublisher(self.spool, config.kafka)
+        uses = config.approvals.record_uses_on_kafka
+        self.publisher = SpoolPublisher(
+            self.spool, config.kafka,
+            barrier_topics=frozenset({config.topics.approvals_used} if uses else ()),
+        )
+        self.approval_topics = approval_topics(
+            config, self.approvals, same_outage=lambda: not self.publisher.connected
+        )
         self.heartbeat = HeartbeatSender(
             config.kafka, config.topics.heartbeat, self._heartbeat, config.heartbeat.interval_s,
             same_outage=lambda: not self.publisher.connected,
@@ -128,7 +160,17 @@ class Agent:
         """Durable before acknowledged: the events and the baseline entries they move, in one
         spool transaction; only then may the watcher's baseline move on."""
         journal = [(controller_id, tag, encode_reading(r)) for tag, r in moved.items()]
-        self.spool.append(events, baseline=journal)  # SpoolFull: nothing counts as detected
+        # The uses of single-use approvals these verdicts (or earlier ones) made go ahead of the
+        # events, in the same transaction (agent.approvals.uses).
+        uses = self.approvals.pending_uses()
+        agent_id, topic = self.config.agent.id, self.config.topics.approvals_used
+        ahead = [
+            (topic, u.kafka_key(), u.model_copy(update={"agent_id": agent_id}).to_json())
+            for u in uses
+        ]
+        # SpoolFull: nothing counts as detected (the uses stay pending)
+        self.spool.append(events, baseline=journal, ahead=ahead)
+        self.approvals.uses_spooled(uses)
         self.publisher.wake()
         for ev in events:
             log.info(
@@ -183,13 +225,35 @@ class Agent:
             raise self.tasks.failure
 
     async def _start(self) -> None:
+        agent_metrics.ASYNCIO_TASKS.set_function(task_counter())
         if self.config.metrics.port:
             self._metrics_server = await self._serve_metrics()
         await self.publisher.start()
         await self.heartbeat.start()
+        for reader in self.approval_topics:
+            await reader.start()
+        await self._wait_for_approval_topics()
         for cid, watcher in self.watchers.items():
             self.tasks.start(self._watch(cid, watcher), f"watch {cid}")
         self.tasks.start(self._housekeeping(), "housekeeping")
+
+    async def _wait_for_approval_topics(self) -> None:
+        """Judge the first changes with the approvals (and the uses of single-use ones) read
+        from Kafka: until each topic is read, a first attempt to read it failed, the bound, or
+        a stop."""
+        if not self.approval_topics:
+            return
+        waits: asyncio.Future[Any] = asyncio.ensure_future(
+            asyncio.gather(*(r.wait_settled() for r in self.approval_topics))
+        )
+        stop: asyncio.Future[Any] = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait({waits, stop}, timeout=APPROVAL_TOPICS_WAIT_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (waits, stop):
+                future.cancel()
+            await asyncio.gather(waits, stop, return_exceptions=True)
 
     async def _serve_metrics(self) -> WSGIServer:
         """Bind the metrics endpoint, retrying a few times while the port is taken."""
@@ -248,6 +312,8 @@ class Agent:
 
     async def _shutdown(self, started: bool) -> None:
         await self.tasks.stop(timeout_s=5.0)
+        for reader in self.approval_topics:
+            await reader.stop(grace_s=5.0)
         await self.heartbeat.stop()
         await self.publisher.stop()
         self._save_baseline()

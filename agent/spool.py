@@ -106,6 +106,9 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0);
 """
 
 Row = tuple[int, str, bytes, bytes]
+#: A message that is not an event, stored ahead of the events of an append: (topic, key, value).
+#: The agent's record of a single-use approval's use is one (`agent.approvals.uses`).
+AheadRow = tuple[str, bytes, bytes]
 #: A quarantined row as `Spool.quarantined_rows` lists it.
 QuarantinedRow = tuple[int, int, str, int, float, str]
 #: A baseline entry that moves with the events of an append: (controller, tag, reading JSON).
@@ -166,7 +169,7 @@ class Spool:
 
     def append(
         self, events: Sequence[SuspectChange], *, now: float | None = None,
-        baseline: Sequence[BaselineEntry] = (),
+        baseline: Sequence[BaselineEntry] = (), ahead: Sequence[AheadRow] = (),
     ) -> list[SuspectChange]:
         """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
 
@@ -175,14 +178,18 @@ class Spool:
         so a change that is in the spool is never reported a second time, and the agent need
         not write its whole baseline for every change (see `agent.baseline`).
 
+        ``ahead`` rows (messages that are not events: the uses of single-use approvals) are
+        stored in the same transaction, before the events, with ``seq`` 0; the publisher sends
+        them before anything behind them.
+
         Raises :class:`SpoolFull` (nothing written) when a bound or the disk is reached.
         """
         now = time.time() if now is None else now
-        if not events:
+        if not events and not ahead:
             return []
         self._check_bounds(events, now)
         try:
-            stored, added = self._insert(events, now, baseline)
+            stored, added = self._insert(events, now, baseline, ahead)
         except sqlite3.OperationalError as exc:
             self._rollback()
             if "full" in str(exc).lower():
@@ -193,7 +200,7 @@ class Spool:
                     "filesystem or move the spool (spool path setting)",
                 ) from exc
             raise SpoolError(f"spool {self.path}: cannot write ({exc})") from exc
-        self._depth += len(stored)
+        self._depth += len(stored) + len(ahead)
         self._bytes += added
         self._full_logged = False
         SPOOL_APPENDED.inc(len(stored))
@@ -201,14 +208,15 @@ class Spool:
         return stored
 
     def _insert(
-        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineEntry]
+        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineEntry],
+        ahead: Sequence[AheadRow] = (),
     ) -> tuple[list[SuspectChange], int]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         (last,) = db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
         stored = []
-        rows = []
-        added = 0
+        rows = [(0, topic, key, value, len(key) + len(value), now) for topic, key, value in ahead]
+        added = sum(row[4] for row in rows)
         for i, event in enumerate(events, 1):
             ev = event.model_copy(update={"seq": last + i})
             if self.signer is not None:
@@ -225,7 +233,8 @@ class Spool:
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
-        db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (stored[-1].seq,))
+        if stored:
+            db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (stored[-1].seq,))
         if baseline:
             db.executemany(
                 "INSERT INTO baseline_journal (controller, tag, reading) VALUES (?, ?, ?)", baseline

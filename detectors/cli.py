@@ -12,10 +12,12 @@ from prometheus_client import start_http_server
 from agent.runtime.errors import OtwatchError
 from agent.runtime.logs import setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
+from agent.runtime.tasks import task_counter
 from detectors.config import ClassifierConfig, check_records_db, load_classifier_config
 from detectors.criteria import load_criteria
 from detectors.criteria_table import add_criteria_parser, run_criteria_command
 from detectors.errors import OtwatchDetectorError
+from detectors.health import ASYNCIO_TASKS
 from detectors.signatures import load_agent_keys
 from detectors.store_retry import redact
 
@@ -101,6 +103,7 @@ def serve(config: ClassifierConfig, *, after_record: Callable[[], None] | None =
     store = RetryingStore(config.classifier.records_db)
 
     async def main_loop() -> None:
+        ASYNCIO_TASKS.set_function(task_counter())
         classifier = Classifier(config, criteria, store, after_record=after_record)
         with stop_on_signals(classifier.stop):
             await classifier.run()

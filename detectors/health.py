@@ -37,6 +37,9 @@ LAG = Gauge(
 )
 HELD = Gauge("otwatch_classifier_burst_held_events", "Events held while a burst is decided")
 ASSIGNED = Gauge("otwatch_classifier_assigned_partitions", "Partitions this process consumes")
+ASYNCIO_TASKS = Gauge(
+    "otwatch_classifier_asyncio_tasks", "Unfinished asyncio tasks in the classifier's event loop"
+)
 LATENCY = Histogram(
     "otwatch_classifier_processing_seconds",
     "Detection (agent clock) to record committed",

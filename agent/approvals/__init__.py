@@ -11,6 +11,9 @@ Public surface (everything else is private to the package)::
     recipe_parameters_hash(parameters)            the recipe hash the agent reports (hashing.py)
     ApprovalBook                                  files + topic + single-use state (book.py)
     ApprovalTopicSource                           the ``otwatch.approvals`` consumer (topic.py)
+    UsedApprovalsSource                           the ``otwatch.approvals.used`` consumer
+    ApprovalUse                                   one use of a single-use approval, as recorded
+                                                  on Kafka (uses.py)
 
 Exceptions: ``ApprovalsError`` > ``ApprovalsFileError``, ``ApprovalsStateError``,
 ``SigningError`` (errors.py).
@@ -38,7 +41,8 @@ from agent.approvals.model import (
     RecipeRef,
     ValueRange,
 )
-from agent.approvals.topic import ApprovalTopicSource
+from agent.approvals.topic import ApprovalTopicSource, UsedApprovalsSource
+from agent.approvals.uses import ApprovalUse
 from agent.approvals.values import kind_of_change
 
 __all__ = [
@@ -46,6 +50,7 @@ __all__ = [
     "ApprovalBook",
     "ApprovalKind",
     "ApprovalTopicSource",
+    "ApprovalUse",
     "ApprovalsError",
     "ApprovalsFileError",
     "ApprovalsStateError",
@@ -57,6 +62,7 @@ __all__ = [
     "RecipeEdit",
     "RecipeRef",
     "SigningError",
+    "UsedApprovalsSource",
     "ValueRange",
     "kind_of_change",
     "load_approvals_file",

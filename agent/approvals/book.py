@@ -4,6 +4,11 @@ The book is the I/O edge around the pure ``match_change``: it re-reads files whe
 (a broken file keeps its last good set), applies topic records and tombstones, and persists which
 single-use approvals are used up so a restart cannot make them usable again.
 
+With ``uses_on_kafka`` each use is also kept as a pending `ApprovalUse` until the agent has put
+it in its spool, ahead of the event that used it (`pending_uses`, `uses_spooled`), and the uses
+read back from Kafka are merged in (`apply_used_records`); until `uses_loaded` is called, no
+single-use approval authorises (see `agent.approvals.uses` for why).
+
 Example::
 
     >>> book = ApprovalBook([Path("config/approvals.yaml")], policy=MatchPolicy(),
@@ -17,7 +22,7 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +35,7 @@ from agent.approvals.loading import describe_errors, load_approvals_file
 from agent.approvals.matching import match_change
 from agent.approvals.model import ApprovedChange, MatchPolicy, MatchResult
 from agent.approvals.state import load_used, save_used
+from agent.approvals.uses import ApprovalUse
 from agent.contract import ChangeKind, TagKind, TagValue
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ class ApprovalBook:
         policy: MatchPolicy,
         state_path: Path | None = None,
         clock: Callable[[], datetime] | None = None,
+        uses_on_kafka: bool = False,
     ) -> None:
         self._files = [Path(f) for f in files]
         self._policy = policy
@@ -70,7 +77,13 @@ class ApprovalBook:
         #: The verdict for a target without records (immutable; rebuilt with the set).
         self._no_record: dict[tuple[str, str], MatchResult] = {}
         self._used = load_used(state_path) if state_path else {}
+        self._uses_on_kafka = uses_on_kafka
+        #: Until the uses recorded on Kafka are read, whether a single-use approval was used
+        #: before (by this agent, before its state was lost) cannot be told.
+        self._uses_known = not uses_on_kafka
+        self._pending: list[ApprovalUse] = []
         metrics.USED.set(len(self._used))
+        metrics.USES_KNOWN.set(1 if self._uses_known else 0)
         self.refresh()
         self._merge()
 
@@ -85,6 +98,54 @@ class ApprovalBook:
     def used(self) -> dict[str, str]:
         """Single-use approval ids already used up, with the time of the change that used them."""
         return dict(self._used)
+
+    @property
+    def uses_known(self) -> bool:
+        """False while the uses recorded on Kafka have not been read since the start."""
+        return self._uses_known
+
+    def uses_loaded(self) -> None:
+        """The uses recorded on Kafka are read to their end: single-use approvals may authorise."""
+        if not self._uses_known:
+            log.info("the uses of single-use approvals recorded on Kafka are read (%d used)",
+                     len(self._used))
+        self._uses_known = True
+        metrics.USES_KNOWN.set(1)
+
+    def pending_uses(self) -> list[ApprovalUse]:
+        """Uses not yet handed to the spool, oldest first (empty without ``uses_on_kafka``)."""
+        return list(self._pending)
+
+    def uses_spooled(self, uses: Sequence[ApprovalUse]) -> None:
+        """These uses are in the spool now (committed with the events that follow them)."""
+        done = {id(u) for u in uses}
+        self._pending = [u for u in self._pending if id(u) not in done]
+
+    def apply_used_records(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+        """Merge uses read from Kafka (key, value) into the used set; returns how many were new.
+
+        A use only ever withdraws an approval, so every well-formed record is taken whoever
+        wrote it; a tombstone is ignored (a use is never undone) and a malformed record is
+        counted and logged.
+        """
+        added = 0
+        for _key, value in records:
+            if value is None:
+                continue
+            try:
+                use = ApprovalUse.model_validate_json(value)
+            except ValidationError as exc:
+                metrics.USE_RECORD_ERRORS.inc()
+                log.error("refused a record on the approvals-used topic: %s",
+                          describe_errors("approvals-used topic", exc))
+                continue
+            if use.approval_id not in self._used:
+                self._used[use.approval_id] = use.used_at_text()
+                added += 1
+        if added:
+            metrics.USED.set(len(self._used))
+            self._save_used(f"{added} uses read from Kafka")
+        return added
 
     def refresh(self) -> None:
         """Re-read each file whose (mtime, size) changed: cheap, one stat per file."""
@@ -131,13 +192,15 @@ class ApprovalBook:
             new_value=new_value,
             occurred_at=occurred_at,
             approvals=records,
-            used=self._used.keys(),
+            used=self._used,
             policy=self._policy,
             tag_kind=tag_kind,
             old_value=old_value,
+            from_topic=self._topic.keys(),
+            uses_known=self._uses_known,
         )
         if result.consumed:
-            self._consume(result.consumed, occurred_at)
+            self._consume(result.consumed, occurred_at, controller, tag)
         return result
 
     def apply_topic_record(self, key: bytes, value: bytes | None) -> bool:
@@ -243,16 +306,23 @@ class ApprovalBook:
         now = self._clock()
         metrics.EXPIRED.set(sum(1 for r in self._merged if r.valid_until < now))
 
-    def _consume(self, approval_id: str, occurred_at: datetime) -> None:
+    def _consume(self, approval_id: str, occurred_at: datetime, controller: str, tag: str) -> None:
         self._used[approval_id] = occurred_at.astimezone(UTC).isoformat()
         metrics.USED.set(len(self._used))
+        if self._uses_on_kafka:
+            self._pending.append(ApprovalUse(
+                approval_id=approval_id, used_at=occurred_at, controller=controller, tag=tag,
+            ))
+        self._save_used(f"approval {approval_id} is used up")
+
+    def _save_used(self, what: str) -> None:
         if self._state_path is None:
             return
         try:
             save_used(self._state_path, self._used)
         except OSError as exc:
             log.error(
-                "could not persist that approval %s is used up to %s: %s; it stays used until "
-                "the agent restarts",
-                approval_id, self._state_path, exc,
+                "could not persist to %s that %s: %s; it stays known until the agent restarts%s",
+                self._state_path, what, exc,
+                " (and is recorded on Kafka)" if self._uses_on_kafka else "",
             )

@@ -9,8 +9,11 @@ explains the verdict:
 
 * trusted, window right, value wrong            -> ``value_mismatch``
 * trusted, value right, window wrong            -> ``outside_window``
-* unsigned or forged (``require_signed``)       -> ``approval_invalid`` (a security signal)
+* unsigned or forged (``require_signed``; from   -> ``approval_invalid`` (a security signal)
+  the topic: ``topic_require_signed``)
 * revoked, used up, or neither window nor value -> ``unapproved``
+* single use, while the uses recorded on Kafka  -> ``unapproved`` (the agent cannot tell whether
+  are not read yet (``uses_known=False``)          it was used before its state was lost)
 * no candidate at all                           -> ``unapproved`` (naming an approval of another
                                                    kind for that tag, if there is one)
 
@@ -26,7 +29,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -86,10 +89,12 @@ class _Assessment:
     untrusted: str | None
     window: str | None
     value: str | None
+    #: Single use, and whether it was used is not known yet (`match_change` ``uses_known``).
+    use_unknown: bool = False
 
     @property
     def authorizes(self) -> bool:
-        usable = not (self.revoked or self.used or self.untrusted)
+        usable = not (self.revoked or self.used or self.untrusted or self.use_unknown)
         return usable and self.window is None and self.value is None
 
     @property
@@ -99,12 +104,18 @@ class _Assessment:
         return (not self.revoked, hits, self.value is None, self.untrusted is not None)
 
 
-def _untrusted(record: ApprovedChange, policy: MatchPolicy) -> str | None:
-    if not policy.require_signed:
+def _untrusted(record: ApprovedChange, policy: MatchPolicy, from_topic: bool) -> str | None:
+    by_topic = from_topic and policy.topic_require_signed and not policy.require_signed
+    if not (policy.require_signed or by_topic):
         return None
     check = check_signature(record, policy.trusted_keys)
     if check is SignatureCheck.VALID:
         return None
+    if check is SignatureCheck.UNSIGNED and by_topic:
+        return (
+            f"approval {record.id} arrived on the approvals topic unsigned, and approvals from "
+            "the topic must be signed (approvals.topic_require_signed)"
+        )
     if check is SignatureCheck.UNSIGNED:
         return f"approval {record.id} is not signed, and signed approvals are required"
     return (
@@ -113,17 +124,28 @@ def _untrusted(record: ApprovedChange, policy: MatchPolicy) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class _Book:
+    """What the caller knows beyond the records: uses, origins, and whether uses are known."""
+
+    used: Collection[str]
+    from_topic: Collection[str]
+    uses_known: bool
+
+
 def _assess(
     record: ApprovedChange, old: TagValue, value: TagValue, at: datetime,
-    used: Collection[str], policy: MatchPolicy,
+    book: _Book, policy: MatchPolicy,
 ) -> _Assessment:
+    used = record.single_use and record.id in book.used
     return _Assessment(
         record=record,
         revoked=record.status == "revoked",
-        used=record.single_use and record.id in used,
-        untrusted=_untrusted(record, policy),
+        used=used,
+        untrusted=_untrusted(record, policy, record.id in book.from_topic),
         window=window_mismatch(record, at, policy.clock_skew_s),
         value=value_mismatch(record, old, value),
+        use_unknown=record.single_use and not used and not book.uses_known,
     )
 
 
@@ -141,7 +163,7 @@ def _other_kind(
     return MatchResult(verdict=Verdict.UNAPPROVED, approval=rec.considered(reason), reason=reason)
 
 
-def _explain(best: _Assessment) -> tuple[Verdict, str]:
+def _explain(best: _Assessment, used: Collection[str]) -> tuple[Verdict, str]:
     """The verdict and its reason from the closest candidate that did not authorize."""
     rec = best.record
     if best.revoked:
@@ -149,7 +171,14 @@ def _explain(best: _Assessment) -> tuple[Verdict, str]:
     if best.untrusted:
         return Verdict.APPROVAL_INVALID, best.untrusted
     if best.used:
-        return Verdict.UNAPPROVED, f"approval {rec.id} is single-use and was already used"
+        when = f" (by the change at {used[rec.id]})" if isinstance(used, Mapping) else ""
+        return Verdict.UNAPPROVED, f"approval {rec.id} is single-use and was already used{when}"
+    if best.use_unknown and best.window is None and best.value is None:
+        return Verdict.UNAPPROVED, (
+            f"approval {rec.id} is single-use, and the uses of single-use approvals recorded on "
+            "Kafka have not been read since the agent started (broker unreachable): whether it "
+            "was used before cannot be told, so it does not authorise yet"
+        )
     if best.window is None and best.value is not None:
         return Verdict.VALUE_MISMATCH, best.value
     if best.value is None and best.window is not None:
@@ -169,20 +198,27 @@ def match_change(
     policy: MatchPolicy,
     tag_kind: TagKind | None = None,
     old_value: TagValue = None,
+    from_topic: Collection[str] = (),
+    uses_known: bool = True,
 ) -> MatchResult:
     """The one verdict on one change against the approved change records (see module doc).
 
     ``occurred_at`` is compared and reported in UTC; a naive time is taken to be UTC already.
     ``tag_kind`` and ``old_value`` tell what a change made while unwatched was, and which
-    parameters a recipe edit changed.
+    parameters a recipe edit changed. ``used``: the ids of used-up single-use approvals (a
+    mapping: with the time of the change that used each, for the reason). ``from_topic``: the
+    ids of records that came from the approvals topic (judged by
+    ``policy.topic_require_signed``). ``uses_known=False``: the uses recorded on Kafka are not
+    read yet, so no single-use approval authorises.
     """
     if occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
     occurred_at = occurred_at.astimezone(UTC)
     targeted = [rec for rec in approvals if rec.controller == controller and rec.tag == tag]
     kind = kind_of_change(change_kind, tag_kind, old_value, new_value)
+    book = _Book(used=used, from_topic=from_topic, uses_known=uses_known)
     found = [
-        _assess(rec, old_value, new_value, occurred_at, used, policy)
+        _assess(rec, old_value, new_value, occurred_at, book, policy)
         for rec in targeted
         if covers(rec, kind, new_value)
     ]
@@ -204,5 +240,5 @@ def match_change(
             consumed=chosen.id if chosen.single_use else None,
         )
     best = max(found, key=lambda a: a.rank)
-    verdict, reason = _explain(best)
+    verdict, reason = _explain(best, used)
     return MatchResult(verdict=verdict, approval=best.record.considered(reason), reason=reason)

@@ -37,3 +37,16 @@ TOPIC_UP = Gauge(
     "otwatch_agent_approvals_topic_up",
     "1 while the approvals topic consumer is assigned and reading, else 0.",
 )
+USE_RECORD_ERRORS = Counter(
+    "otwatch_agent_approvals_used_topic_record_errors",
+    "Records on the approvals-used topic that were refused (not a use of an approval).",
+)
+USES_KNOWN = Gauge(
+    "otwatch_agent_approvals_uses_known",
+    "1 once the uses of single-use approvals recorded on Kafka are read since the start "
+    "(until then no single-use approval authorises), else 0.",
+)
+USED_TOPIC_UP = Gauge(
+    "otwatch_agent_approvals_used_topic_up",
+    "1 while the approvals-used topic consumer is assigned and reading, else 0.",
+)

@@ -315,9 +315,17 @@ def decode_public_key(text: str) -> bytes:
 
 
 class MatchPolicy(_Strict):
-    """How strictly changes are matched: signatures required or not, and clock skew allowed."""
+    """How strictly changes are matched: signatures required or not, and clock skew allowed.
+
+    ``require_signed`` is for approvals from files (and, when true, from the topic too);
+    ``topic_require_signed`` is for approvals that arrived on the ``otwatch.approvals`` topic,
+    which anyone with produce rights on the broker can write: on by default. Without a
+    trusted key every approval from the topic is then ``approval_invalid`` (fail safe; the
+    agent's config refuses that combination at start, see `agent.config`).
+    """
 
     require_signed: bool = False
+    topic_require_signed: bool = True
     clock_skew_s: float = Field(default=30.0, ge=0.0)
     trusted_keys: list[str] = Field(default_factory=list)
 

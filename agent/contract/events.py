@@ -46,6 +46,9 @@ SCHEMA_V1 = "otwatch.change/1"
 CHANGE_SCHEMAS = (SCHEMA_V1, SCHEMA)
 
 
+#: The largest ``seq`` (a signed 64-bit integer).
+MAX_SEQ = 2**63 - 1
+
 class Protocol(StrEnum):
     OPCUA = "opcua"
     MODBUS = "modbus"
@@ -149,7 +152,9 @@ class SuspectChange(_Frozen):
         default="otwatch.change/2", alias="schema"
     )
     event_id: str
-    seq: int = Field(ge=0)
+    #: At most a signed 64-bit integer: what the spool, the records store and JSON (orjson)
+    #: can hold; a larger one is refused here rather than written as a float.
+    seq: int = Field(ge=0, le=MAX_SEQ)
     agent_id: str
     site: str
     line: str

@@ -29,3 +29,20 @@ def demote_kafka_client_logs() -> None:
     """Keep aiokafka's connection errors out of the process's log (at DEBUG instead). Idempotent."""
     for name in KAFKA_CLIENT_LOGGERS:
         demote(logging.getLogger(name))
+
+#: The loggers of aiokafka's consumer: a reader that owns its outage log (the agent's topic
+#: readers, `agent.approvals.topic`) demotes them too. Not part of the set above: a process
+#: whose group consumer has no outage log of its own would lose its only word of an outage.
+KAFKA_CONSUMER_LOGGERS = (
+    "aiokafka.consumer",
+    "aiokafka.consumer.consumer",
+    "aiokafka.consumer.fetcher",
+    "aiokafka.consumer.group_coordinator",
+)
+
+
+def demote_kafka_consumer_logs() -> None:
+    """`demote_kafka_client_logs`, and the consumer's per-attempt errors too. Idempotent."""
+    demote_kafka_client_logs()
+    for name in KAFKA_CONSUMER_LOGGERS:
+        demote(logging.getLogger(name))

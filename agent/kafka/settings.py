@@ -142,6 +142,9 @@ class TopicNames(_Settings):
     heartbeat: str = "otwatch.agents.heartbeat"
     #: Approved change records from MES/QMS change control (→ agent).
     approvals: str = "otwatch.approvals"
+    #: Uses of single-use approvals, keyed by approval id (agent → agent, compacted): read back
+    #: on start so that a lost state directory cannot make a used approval usable again.
+    approvals_used: str = "otwatch.approvals.used"
     #: Classified alerts for security operations (classifier → SIEM).
     alerts: str = "otwatch.alerts"
     #: Master record lifecycle events for quality / QMS integration (classifier).

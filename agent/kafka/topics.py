@@ -11,11 +11,15 @@ from agent.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> None:
+async def ensure_topics(
+    settings: KafkaSettings, names: Sequence[str], *, compacted: Sequence[str] = ()
+) -> None:
     """Create missing topics if the broker allows it; tolerate any refusal (logged, not raised).
 
     ``settings.create_topics: false`` leaves topic creation to the site (the usual rule on a
-    managed cluster); partitions and replication come from the settings.
+    managed cluster); partitions and replication come from the settings. The ``compacted``
+    ones are tables keyed by id (``cleanup.policy=compact``): the latest record per key is
+    kept for ever.
     """
     if not settings.create_topics:
         return
@@ -25,7 +29,9 @@ async def ensure_topics(settings: KafkaSettings, names: Sequence[str]) -> None:
     try:
         await admin.start()
         new = [
-            NewTopic(n, settings.topic_partitions, settings.topic_replication_factor) for n in names
+            NewTopic(n, settings.topic_partitions, settings.topic_replication_factor,
+                     topic_configs={"cleanup.policy": "compact"} if n in compacted else None)
+            for n in [*names, *compacted]
         ]
         response = await admin.create_topics(new)
         for entry in getattr(response, "topic_errors", []):

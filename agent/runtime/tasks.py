@@ -25,6 +25,15 @@ _log = logging.getLogger(__name__)
 OnCrash = Callable[["asyncio.Task[Any]", BaseException], None]
 
 
+def task_counter(loop: asyncio.AbstractEventLoop | None = None) -> Callable[[], int]:
+    """A function that counts the unfinished tasks of ``loop`` (default: the running one), for
+    a gauge's ``set_function``: a count that keeps growing over hours is a task leak (the soak
+    test, tests/soak, watches it). Safe from the metrics server's thread: `asyncio.all_tasks`
+    copies its set and retries when it changes under it."""
+    owner = loop or asyncio.get_running_loop()
+    return lambda: len(asyncio.all_tasks(owner))
+
+
 def log_task_crash(task: asyncio.Task[Any]) -> None:
     """Done-callback for a task that runs on its own: it must never die silently."""
     if not task.cancelled() and task.exception() is not None:

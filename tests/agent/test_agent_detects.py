@@ -48,6 +48,9 @@ def config_for(plant: SimulatedPlant, state: Path) -> AgentConfig:
                 update={"bootstrap_servers": unused, "create_topics": False}
             ),
             "metrics": config.metrics.model_copy(update={"port": 0}),
+            # No broker: the uses of single-use approvals cannot be read back from Kafka, so
+            # the local state alone keeps them (tests/approvals/test_used_on_kafka.py: with).
+            "approvals": config.approvals.model_copy(update={"record_uses_on_kafka": False}),
         }
     )
 

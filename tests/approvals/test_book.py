@@ -139,7 +139,10 @@ def test_single_use_survives_a_restart(tmp_path: Path) -> None:
     assert "CR-1" in restarted.used()
     again = decide(restarted)
     assert again.verdict is Verdict.UNAPPROVED
-    assert again.reason == "approval CR-1 is single-use and was already used"
+    assert again.reason == (
+        "approval CR-1 is single-use and was already used (by the change at "
+        "2026-11-23T12:00:00+00:00)"
+    )
 
 
 def test_corrupt_state_is_refused(tmp_path: Path) -> None:
@@ -162,8 +165,14 @@ def topic_value(**changes: Any) -> bytes:
     return json.dumps(record_yaml(**changes)).encode()
 
 
+#: A site that trusts every writer of the approvals topic (unsigned records from it count):
+#: these tests are about the topic's records, tombstones and revocations, not their signatures
+#: (tests/approvals/test_topic_trust.py).
+TOPIC_TRUSTED = MatchPolicy(topic_require_signed=False)
+
+
 def test_topic_record_defines_and_tombstone_revokes(tmp_path: Path) -> None:
-    book = ApprovalBook([], policy=MatchPolicy())
+    book = ApprovalBook([], policy=TOPIC_TRUSTED)
     assert book.apply_topic_record(b"CR-1", topic_value())
     assert decide(book).verdict is Verdict.AUTHORIZED
     assert book.apply_topic_record(b"CR-1", None)
@@ -184,7 +193,7 @@ def test_topic_status_revoked(tmp_path: Path) -> None:
 def test_topic_overrides_and_tombstones_a_file_record(tmp_path: Path) -> None:
     path = tmp_path / "approvals.yaml"
     write(path, {"approvals": [record_yaml()]})
-    book = ApprovalBook([path], policy=MatchPolicy())
+    book = ApprovalBook([path], policy=TOPIC_TRUSTED)
     book.apply_topic_record(b"CR-1", topic_value(expected={"exact": 190.0}))
     assert decide(book, 190.0).verdict is Verdict.AUTHORIZED
     book.apply_topic_record(b"CR-1", None)

@@ -96,6 +96,7 @@ def test_one_set_of_topic_names_for_every_process() -> None:
     assert topics.model_dump() == {
         "suspect": "otwatch.changes.suspect", "authorized": "otwatch.changes.authorized",
         "heartbeat": "otwatch.agents.heartbeat", "approvals": "otwatch.approvals",
+        "approvals_used": "otwatch.approvals.used",
         "alerts": "otwatch.alerts", "records": "otwatch.records", "dlq": "otwatch.dlq",
         "containment": "otwatch.containment",
     }
