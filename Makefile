@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench soak audit clean help system-tools tls-terminator
+.PHONY: demo test lint bench soak audit clean help system-tools tls-terminator interop-peers
 
 help:
 	@echo "make demo   run the whole pipeline on the simulated plant (DEMO_SECONDS=N, DEMO_SCENARIO=NAME)"
@@ -53,11 +53,25 @@ system-tools:
 	  echo "note: apt-get could not install$$missing; the tests that need them will skip"; \
 	else echo "note: not root (or no apt-get): missing$$missing; the tests that need them skip"; fi
 
+# The interoperability tests' peers: OPC UA and Modbus servers otwatch did not write (node-opcua,
+# jsmodbus), pinned in tests/interop/package-lock.json. Installed with npm ci when npm exists and
+# the lock file changed since the last install; without them the tests skip and say why.
+INTEROP := tests/interop
+interop-peers:
+	@if [ -f $(INTEROP)/node_modules/.otwatch-installed ] && \
+	   [ $(INTEROP)/node_modules/.otwatch-installed -nt $(INTEROP)/package-lock.json ]; then exit 0; fi; \
+	if ! command -v npm >/dev/null 2>&1; then \
+	  echo "note: no npm: the interop tests (tests/interop) will skip"; exit 0; fi; \
+	echo "installing the interop peers: npm ci --prefix $(INTEROP)"; \
+	if npm ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error >/dev/null 2>&1; then \
+	  touch $(INTEROP)/node_modules/.otwatch-installed; \
+	else echo "note: npm ci --prefix $(INTEROP) failed: the interop tests will skip"; fi
+
 # Kept for habit: the broker TLS tests' stunnel4 now comes with system-tools.
 tls-terminator: system-tools
 
-test: $(VENV)/.dev-installed system-tools
-	$(PY) -m pytest -q
+test: $(VENV)/.dev-installed system-tools interop-peers
+	$(PY) -m pytest -q -rs
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check agent detectors simulators tests

@@ -227,7 +227,7 @@ def _no_duplicates(names: list[str], where: str, what: str) -> None:
 def _recipes_name_known_tags(
     ctl: ModbusControllerConfig | OpcuaControllerConfig, index: int
 ) -> None:
-    names = {t.name for t in ctl.tags}
+    names = {t.name: t for t in ctl.tags}
     claimed: dict[str, str] = {}
     for r, recipe in enumerate(ctl.recipes):
         for member in recipe.members:
@@ -235,6 +235,12 @@ def _recipes_name_known_tags(
                 raise ValueError(
                     f"controllers[{index}].recipes[{r}] ({recipe.name}) names tag {member!r}, "
                     f"which {ctl.id} does not have; fix the name or add the tag"
+                )
+            if names[member].is_measurement:
+                raise ValueError(
+                    f"controllers[{index}].recipes[{r}] ({recipe.name}) names tag {member!r}, "
+                    "a measurement (read as context, never a change); fix: give it kind: "
+                    "recipe, or take it out of the recipe"
                 )
             if member in claimed:
                 raise ValueError(

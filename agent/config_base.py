@@ -15,8 +15,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The context keys of the roles: a measurement tag may not take one of these names.
+CONTEXT_ROLES: tuple[str, ...] = ("lot", "batch", "recipe", "operator")
+
+
 class TagBase(_Strict):
-    """A watched tag (``kind``) or a context tag (``context``) that travels with every event."""
+    """A watched tag (``kind``) or a context tag (``context``) that travels with every event.
+
+    A tag of ``kind: measurement`` (a process value, e.g. an actual temperature) is read with
+    the rest but never compared for changes: its current value travels in the ``context`` of
+    every event of its controller, under the tag's name, and in the evidence snapshot.
+    """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     kind: TagKind | None = None
@@ -32,12 +41,28 @@ class TagBase(_Strict):
         says it in its own words; a tag of no protocol has only its name)."""
         return self.name
 
+    @property
+    def is_measurement(self) -> bool:
+        return self.kind is TagKind.MEASUREMENT
+
+    @property
+    def is_watched(self) -> bool:
+        """Compared with the baseline for changes (every kind but a measurement)."""
+        return self.kind is not None and self.kind is not TagKind.MEASUREMENT
+
     @model_validator(mode="after")
     def _has_role(self) -> TagBase:
         if self.kind is None and self.context is None:
             raise ValueError(
                 "a tag needs `kind` (setpoint, recipe, program, mode) to be watched, "
-                "or `context` (lot, batch, recipe, operator) to travel with events"
+                "`kind: measurement` to be read as context, or `context` (lot, batch, recipe, "
+                "operator) to travel with events"
+            )
+        if self.is_measurement and self.name in CONTEXT_ROLES:
+            raise ValueError(
+                f"a measurement travels in the events' context under its name, and {self.name!r} "
+                "is the key of a context role; fix: rename the tag (e.g. "
+                f"{self.name}_actual)"
             )
         return self
 
@@ -74,6 +99,9 @@ class ControllerBase(_Strict):
     reconnect_max_s: float = Field(default=30.0, gt=0.0)
     #: Shorter spells without a complete scan are not reported as a monitoring gap.
     monitoring_gap_min_s: float = Field(default=5.0, ge=0.0)
+    #: A session lost (or a server restart) at most this long after a program change was
+    #: seen is taken to be that download's: an approved download covers it.
+    download_restart_s: float = Field(default=300.0, ge=0.0)
     recipes: list[RecipeGroup] = Field(default_factory=list)
 
     @property

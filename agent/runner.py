@@ -27,6 +27,7 @@ from prometheus_client import start_http_server
 from agent import __version__
 from agent import metrics as agent_metrics
 from agent.approvals import ApprovalBook, ApprovalTopicSource, MatchPolicy, UsedApprovalsSource
+from agent.approvals.targets import target_checker
 from agent.baseline import BaselineStore, encode_reading
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.contract import Heartbeat, SuspectChange
@@ -71,6 +72,10 @@ def make_source(
 
 
 def approval_book(config: AgentConfig) -> ApprovalBook:
+    """The agent's approvals: its files (and topic), each record checked against the agent's
+    own controllers and tags as ``approvals validate --config`` does; one that can never
+    match is refused and logged once with its fix, and the agent runs on (see
+    `agent.approvals.book`)."""
     policy = MatchPolicy(
         require_signed=config.approvals.require_signed,
         topic_require_signed=config.approvals.topic_require_signed,
@@ -82,6 +87,7 @@ def approval_book(config: AgentConfig) -> ApprovalBook:
         policy=policy,
         state_path=config.agent.state_dir / "approvals-used.json",
         uses_on_kafka=config.approvals.record_uses_on_kafka,
+        refuse=target_checker(config, "this agent's config"),
     )
 
 

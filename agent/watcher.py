@@ -2,58 +2,43 @@
 
 The watcher keeps the controller's baseline and connection state. For each scan it finds
 the changes (`agent.detect`), asks change control for a verdict (`agent.approvals`), and
-hands the finished events to the sink, which makes them durable in the spool before the
-baseline moves on. After a (re)connect it also reports what it could not see: the
-monitoring gap, values changed while unwatched, a restarted server, and each watched tag whose
-node the session could not resolve (a monitoring gap on that tag, reported once per spell). The
-same holds for single tags the controller could not give (``Readings.bad``, e.g. a Modbus
-exception for one request): once a tag is read again, its monitoring gap (last good read to
-first good read after) is reported, and a change found then is ``changed_while_unwatched``.
+hands the finished events (`agent.reports`: context, snapshot, size limits) to the sink, which
+makes them durable in the spool before the baseline moves on. After a (re)connect it also
+reports what it could not see: the monitoring gap (from the last good read, notification or
+keep-alive to the first complete scan after), values changed while unwatched, a restarted
+server, and each watched tag whose node the session could not resolve (a monitoring gap on
+that tag, reported once per spell). A restart and a gap that follow a program download get the
+download's verdict (`agent.downloads`). The same holds for single tags the controller could
+not give (``Readings.bad``, e.g. a Modbus exception for one request): once a tag is read
+again, its monitoring gap (last good read to first good read after) is reported, and a change
+found then is ``changed_while_unwatched``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from agent import metrics
 from agent.approvals import ApprovalBook
 from agent.baseline import ControllerBaseline
 from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
-from agent.contract import (
-    ChangeKind,
-    ControllerRef,
-    MonitoringGap,
-    Protocol,
-    SuspectChange,
-    TagKind,
-    TagRef,
-    TagValue,
-    Verdict,
-)
-from agent.contract.limits import EventLimits, fit_event
+from agent.contract import ChangeKind, SuspectChange, TagKind, TagValue
+from agent.contract.limits import EventLimits
 from agent.detect import Change, detect_changes, next_baseline, same_value
-from agent.recipes import RecipeTag, settle_recipes
-from agent.sources.base import Connected, Disconnected, Reading, Readings, SourceEvent
+from agent.downloads import SESSION_TAG, Downloads
+from agent.recipes import settle_recipes
+from agent.reports import AgentIdentity, ControllerReports
+from agent.sources.base import Alive, Connected, Disconnected, Reading, Readings, SourceEvent
 from agent.spool import SpoolFull
+
+__all__ = ["SESSION_TAG", "AgentIdentity", "ControllerWatcher", "EventSink"]
 
 #: (events, {tag: the reading its baseline moves to}) → durable, or raises `SpoolFull`.
 EventSink = Callable[[list[SuspectChange], Mapping[str, Reading]], Awaitable[None]]
 ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
-
-#: The pseudo-tag that carries session events (server restart, monitoring gap).
-SESSION_TAG = "_session"
-
-
-@dataclass(frozen=True)
-class AgentIdentity:
-    agent_id: str
-    site: str
 
 
 class ControllerWatcher:
@@ -73,18 +58,16 @@ class ControllerWatcher:
         self.baseline = baseline
         self.approvals = approvals
         self.sink = sink
+        self.reports = ControllerReports(identity, config, approvals, self.limits)
+        self.ref = self.reports.ref
         members = {m for r in config.recipes for m in r.members}
         #: Watched tags reported one by one; recipe members are reported as their recipe.
         self._single_tags: list[TagBase] = [
-            t for t in config.tags
-            if t.kind is not None and t.kind is not TagKind.MEASUREMENT and t.name not in members
+            t for t in config.tags if t.is_watched and t.name not in members
         ]
         self._single_by_name = {t.name: t for t in self._single_tags}
         #: Every watched tag by name (recipe members too): those a gap can be reported for.
-        self._watched = {
-            t.name: t for t in config.tags
-            if t.kind is not None and t.kind is not TagKind.MEASUREMENT
-        }
+        self._watched = {t.name: t for t in config.tags if t.is_watched}
         #: Tags the controller gives no value for: since when (their last good read), and why.
         self.unreadable: dict[str, tuple[datetime, str]] = {}
         self._latest: dict[str, Reading] = dict(baseline.tags)
@@ -95,17 +78,9 @@ class ControllerWatcher:
         #: members) only once this long passed without it changing: a member written a moment
         #: after another is then surely in (two looks: sampling plus publishing, or a poll).
         self._settle_s = 2 * config.look_interval_s
-        self.context_tags = {t.name: t.context for t in config.tags if t.context is not None}
-        self.context: dict[str, TagValue] = {}
-        self.ref = ControllerRef(
-            id=config.id,
-            protocol=Protocol(config.protocol),
-            endpoint=config.endpoint,
-            validated=config.validated,
-        )
         self.up = False
         # A gap is reported once the controller is seen again; on start it runs from the
-        # last scan the previous agent run saw.
+        # last good read the previous agent run saw.
         self._gap_start: datetime | None = baseline.last_seen
         self._fresh = True
         self._session: str | None = None
@@ -113,25 +88,40 @@ class ControllerWatcher:
         #: Tags the current session cannot watch (with why), and those already reported.
         self._unresolved: dict[str, str] = {}
         self._unresolved_reported: set[str] = set()
+        self._downloads = Downloads(config.download_restart_s)
+
+    @property
+    def context(self) -> dict[str, TagValue]:
+        """The context every event carries now (context roles and measurements)."""
+        return self.reports.context
 
     async def on_event(self, event: SourceEvent) -> None:
-        if isinstance(event, Connected):
+        if isinstance(event, Readings):
+            await self._on_readings(event)
+        elif isinstance(event, Alive):
+            self._heard(event.at)
+        elif isinstance(event, Connected):
             self._fresh, self._session = True, event.session
             self._unresolved = event.unresolved
         elif isinstance(event, Disconnected):
             self.up = False
             self._fresh = True
             if self._gap_start is None:
+                # From the last good read, notification or keep-alive: not the session's
+                # full read (a quiet subscription reads nothing else for hours).
                 self._gap_start = self.baseline.last_seen or event.at
-        elif isinstance(event, Readings):
-            await self._on_readings(event)
+            self._downloads.session_lost(event.at)
+
+    def _heard(self, at: datetime) -> None:
+        """The controller answered at ``at`` (a partial batch or a keep-alive): the last
+        moment it was watched, where a gap would start. Only within a watched session: a
+        gap already open ends at the first complete scan, not before."""
+        last = self.baseline.last_seen
+        if not self._fresh and (last is None or at > last):
+            self.baseline.last_seen = at
 
     async def _on_readings(self, scan: Readings) -> None:
-        if self.context_tags:  # most controllers have none: skip a pass over every value
-            for name, reading in scan.values.items():
-                role = self.context_tags.get(name)
-                if role is not None:
-                    self.context[role] = reading.value
+        self.reports.note_context(scan.values)
         self._latest.update(scan.values)
         back = self._track_unreadable(scan)
         changes = detect_changes(
@@ -150,12 +140,17 @@ class ControllerWatcher:
         )
         if changes or recipes:
             self.approvals.refresh()  # once per batch: the verdicts see the current records
-        events = [self._change_event(c, scan.at, scan.actors) for c in [*changes, *recipes]]
-        if self._fresh and scan.complete:
-            events.extend(self._session_events(scan.at))
+        found = [self.reports.change(c, scan.at, scan.actors)
+                 for c in _downloads_first([*changes, *recipes])]
+        events = list(found)
+        reconnect = self._fresh and scan.complete
+        cause = self._downloads.cause(found) if reconnect else None
+        if reconnect:
+            events.extend(self._session_events(cause, scan.at))
         events.extend(self._tag_gap_events(back, scan.at))
         adopted = self._recipe_members(recipes)  # journalled and adopted: the same readings
         if events:
+            events = self.reports.finish(events, self._latest, self._missing())
             moved = {c.tag.name: scan.values[c.tag.name] for c in changes}
             moved.update(adopted)
             try:
@@ -164,6 +159,10 @@ class ControllerWatcher:
                 # Not durable, so not detected: keep the baseline where it was, and the next
                 # scan finds the same changes again (the spool logs and counts the refusal).
                 return
+        if reconnect:
+            self._downloads.reconnected(found, cause)
+        else:
+            self._downloads.seen(found)
         for name in back:
             del self.unreadable[name]
         self._set_pending(pending)
@@ -176,6 +175,12 @@ class ControllerWatcher:
                 self._fresh, self._gap_start = False, None
                 if self._session is not None:
                     self.baseline.session = self._session
+        elif scan.values:
+            self._heard(scan.at)
+
+    def _missing(self) -> set[str]:
+        """Tags without a value now: unreadable, or not resolved in this session."""
+        return {*self.unreadable, *self._unresolved}
 
     def _track_unreadable(self, scan: Readings) -> dict[str, tuple[datetime, str]]:
         """Note the tags that became unreadable (since the last complete scan); return those
@@ -198,27 +203,8 @@ class ControllerWatcher:
         for name, (start, reason) in back.items():
             tag = self._watched.get(name)
             if tag is not None and now - start >= self._min_gap:
-                events.append(self._tag_gap_event(tag, start, now, reason))
+                events.append(self.reports.tag_gap(tag, start, now, reason))
         return events
-
-    def _tag_gap_event(
-        self, tag: TagBase, start: datetime, end: datetime, reason: str
-    ) -> SuspectChange:
-        seconds = (end - start).total_seconds()
-        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.MONITORING_GAP.value).inc()
-        return self._event(
-            tag=_tag_ref(tag),
-            old=None,
-            new=None,
-            occurred_at=start,
-            detected_at=end,
-            kind=ChangeKind.MONITORING_GAP,
-            verdict=Verdict.UNAPPROVED,
-            reason=f"the agent could not read {self.config.id}/{tag.name} for {seconds:.0f} s "
-            f"({reason}); a change in that time is compared with the baseline but cannot be "
-            "timed",
-            gap=MonitoringGap(start=start, end=end),
-        )
 
     def _tags_in(self, scan: Readings) -> list[TagBase]:
         """The single tags to compare: all of them for a full scan, else those in the batch
@@ -240,7 +226,8 @@ class ControllerWatcher:
         )
         if recipes:
             self.approvals.refresh()
-            events = [self._change_event(c, now, {}) for c in recipes]
+            events = [self.reports.change(c, now, {}) for c in recipes]
+            events = self.reports.finish(events, self._latest, self._missing())
             adopted = self._recipe_members(recipes)
             try:
                 await self.sink(events, adopted)
@@ -274,14 +261,18 @@ class ControllerWatcher:
             if member in self._latest
         }
 
-    def _session_events(self, now: datetime) -> list[SuspectChange]:
+    def _session_events(
+        self, cause: SuspectChange | None, now: datetime
+    ) -> list[SuspectChange]:
+        """The gap, the restart and the unresolved tags of a reconnect; ``cause``: the
+        program download that explains the gap and the restart (`agent.downloads`)."""
         events = []
         gap_start = self._gap_start
         if gap_start is not None and now - gap_start >= self._min_gap:
-            events.append(self._gap_event(gap_start, now))
+            events.append(self.reports.gap(gap_start, now, cause))
         old, new = self.baseline.session, self._session
         if self.config.protocol == "opcua" and old and new and old != new:
-            events.append(self._restart_event(old, new, now))
+            events.append(self.reports.restart(old, new, now, cause))
         start = gap_start or self.baseline.last_seen or now
         events += self._unresolved_events(start, now)
         return events
@@ -290,135 +281,19 @@ class ControllerWatcher:
         """A monitoring gap per watched tag that newly does not resolve (once per spell)."""
         events = []
         newly = [n for n in self._unresolved if n not in self._unresolved_reported]
-        for tag in (t for t in self.config.tags if t.name in newly and t.kind is not None):
-            events.append(self._unresolved_event(tag, self._unresolved[tag.name], start, now))
+        for tag in (t for t in self.config.tags if t.name in newly and t.is_watched):
+            events.append(self.reports.unresolved(tag, self._unresolved[tag.name], start, now))
         self._unresolved_reported = set(self._unresolved)
         return events
 
-    def _unresolved_event(
-        self, tag: TagBase, reason: str, start: datetime, now: datetime
-    ) -> SuspectChange:
-        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.MONITORING_GAP.value).inc()
-        ref = _tag_ref(tag)
-        if any(tag.name in r.members and r.critical_to_quality for r in self.config.recipes):
-            ref = ref.model_copy(update={"critical_to_quality": True})  # as its recipe
-        return self._event(
-            tag=ref, old=None, new=None, occurred_at=start, detected_at=now,
-            kind=ChangeKind.MONITORING_GAP, verdict=Verdict.UNAPPROVED,
-            reason=f"tag {tag.name} of {self.config.id} is not watched: {reason}; changes to it "
-            "go unseen until its node resolves again",
-            gap=MonitoringGap(start=start, end=now),
-        )
 
-    def _change_event(self, change: Change, at: datetime, actors: dict[str, str]) -> SuspectChange:
-        result = self.approvals.decide(
-            controller=self.config.id,
-            tag=change.tag.name,
-            change_kind=change.change_kind,
-            new_value=change.new_value,
-            occurred_at=change.occurred_at,
-            refresh=False,
-            tag_kind=change.tag.kind,
-            old_value=change.old_value,
-        )
-        metrics.CHANGES.labels(result.verdict.value, change.change_kind.value).inc()
-        return self._event(
-            tag=_tag_ref(change.tag),
-            old=change.old_value,
-            new=change.new_value,
-            occurred_at=change.occurred_at,
-            detected_at=at,
-            kind=change.change_kind,
-            verdict=result.verdict,
-            reason=result.reason,
-            approval=result.approval,
-            actor=_actor(change, actors),
-        )
-
-    def _gap_event(self, start: datetime, end: datetime) -> SuspectChange:
-        seconds = (end - start).total_seconds()
-        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.MONITORING_GAP.value).inc()
-        return self._event(
-            tag=TagRef(name=SESSION_TAG, address="", kind=TagKind.PROGRAM),
-            old=None,
-            new=None,
-            occurred_at=start,
-            detected_at=end,
-            kind=ChangeKind.MONITORING_GAP,
-            verdict=Verdict.UNAPPROVED,
-            reason=f"the agent could not see {self.config.id} for {seconds:.0f} s; "
-            "changes in that time are compared with the baseline but cannot be timed",
-            gap=MonitoringGap(start=start, end=end),
-        )
-
-    def _restart_event(self, old: str, new: str, now: datetime) -> SuspectChange:
-        metrics.CHANGES.labels(Verdict.UNAPPROVED.value, ChangeKind.PROGRAM_CHANGE.value).inc()
-        return self._event(
-            tag=TagRef(name=SESSION_TAG, address="ServerStatus.StartTime", kind=TagKind.PROGRAM),
-            old=old,
-            new=new,
-            occurred_at=now,
-            detected_at=now,
-            kind=ChangeKind.PROGRAM_CHANGE,
-            verdict=Verdict.UNAPPROVED,
-            reason=f"the OPC UA server of {self.config.id} restarted (possible program download)",
-        )
-
-    def _event(self, *, tag: TagRef, old: TagValue, new: TagValue, occurred_at: datetime,
-               detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
-               approval: object = None, actor: str | None = None,
-               gap: MonitoringGap | None = None) -> SuspectChange:
-        event = SuspectChange.model_validate({
-            "event_id": str(uuid.uuid4()),
-            "seq": 0,  # the spool assigns the persisted, monotonic seq
-            "agent_id": self.identity.agent_id,
-            "site": self.identity.site,
-            "line": self.config.line,
-            "controller": self.ref,
-            "tag": tag,
-            "old_value": old,
-            "new_value": new,
-            "occurred_at": occurred_at,
-            "detected_at": detected_at,
-            "change_kind": kind,
-            "verdict": verdict,
-            "verdict_reason": reason,
-            "approval": approval,
-            "context": dict(self.context),
-            "actor": actor,
-            "gap": gap,
-        })
-        return fit_event(event, self.limits)
-
-
-def _tag_ref(tag: TagBase) -> TagRef:
-    if isinstance(tag, RecipeTag):
-        address = "recipe(" + ", ".join(tag.members) + ")"
-    else:
-        address = tag.event_address
-    assert tag.kind is not None
-    return TagRef(
-        name=tag.name,
-        address=str(address),
-        kind=tag.kind,
-        critical_to_quality=tag.critical_to_quality,
-        unit=tag.unit,
-    )
+def _downloads_first(changes: list[Change]) -> list[Change]:
+    """A program download first: it explains what comes with it (and titles the incident)."""
+    if not any(c.tag.kind is TagKind.PROGRAM for c in changes):
+        return changes
+    return sorted(changes, key=lambda c: c.tag.kind is not TagKind.PROGRAM)
 
 
 def _unwatched(change: Change) -> Change:
     """A change found on a tag's first good read after a gap: it happened unwatched."""
     return dataclasses.replace(change, change_kind=ChangeKind.CHANGED_WHILE_UNWATCHED)
-
-
-def _actor(change: Change, actors: dict[str, str]) -> str | None:
-    """Who made the change, where the protocol said (OPC UA audit events), per tag or member."""
-    if not actors:
-        return None
-    if change.tag.name in actors:
-        return actors[change.tag.name]
-    if isinstance(change.tag, RecipeTag):  # not getattr: a miss on a model raises, slowly
-        for member in change.tag.members:
-            if member in actors:
-                return actors[member]
-    return None

@@ -27,13 +27,35 @@ class _Config(BaseModel):
 
 
 class TagKind(StrEnum):
-    """What a tag means to the plant; mirrors the agent's tag kinds plus ``context``."""
+    """What a tag means to the plant; mirrors the agent's tag kinds plus ``context``.
+
+    A ``measurement`` is a process value (an actual temperature): the process model moves it
+    toward the setpoint it ``follows``, as the process would.
+    """
 
     SETPOINT = "setpoint"
     RECIPE = "recipe"
     PROGRAM = "program"
     MODE = "mode"
     CONTEXT = "context"
+    MEASUREMENT = "measurement"
+
+
+class _TagCommon(_Config):
+    """What both protocols' tags have beside their address."""
+
+    name: str
+    unit: str | None = None
+    kind: TagKind = TagKind.SETPOINT
+    critical: bool = False
+    #: A measurement: the tag (of the same controller) whose value it moves toward.
+    follows: str | None = None
+
+    @model_validator(mode="after")
+    def _follows_only_measurements(self) -> _TagCommon:
+        if self.follows is not None and self.kind is not TagKind.MEASUREMENT:
+            raise ValueError(f"tag {self.name!r}: follows is for kind: measurement")
+        return self
 
 
 class ModbusType(StrEnum):
@@ -75,20 +97,16 @@ REGISTER_COUNT = {
 Scalar = bool | int | float | str
 
 
-class ModbusTag(_Config):
+class ModbusTag(_TagCommon):
     """One value in a Modbus device: a block of holding or input registers, a coil or a
     discrete input (0-based protocol addresses, as the agent's)."""
 
-    name: str
     table: ModbusTable = ModbusTable.HOLDING
     address: int = Field(ge=0, le=65535)
     type: ModbusType
     word_order: WordOrder = WordOrder.BIG
     scale: float = Field(default=1.0, gt=0, description="stored = round(value * scale)")
-    unit: str | None = None
     initial: Scalar = 0
-    kind: TagKind = TagKind.SETPOINT
-    critical: bool = False
     device_id: int | None = Field(default=None, ge=0, le=255, description="gateway sub-device")
 
     @model_validator(mode="after")
@@ -114,17 +132,13 @@ class OpcUaType(StrEnum):
     BOOLEAN = "Boolean"
 
 
-class OpcUaTag(_Config):
+class OpcUaTag(_TagCommon):
     """One variable with a string node id ``Unit.Sub.Name``; the dotted prefix is its folders."""
 
-    name: str
     node: str = Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$")
     type: OpcUaType
     initial: Scalar
-    unit: str | None = None
     eu_range: tuple[float, float] | None = None
-    kind: TagKind = TagKind.SETPOINT
-    critical: bool = False
 
     @property
     def folders(self) -> list[str]:
@@ -135,12 +149,19 @@ class OpcUaTag(_Config):
         return self.node.split(".")[-1]
 
 
-def _unique_names(controller: str, names: list[str]) -> None:
+def _unique_names(controller: str, tags: list[ModbusTag] | list[OpcUaTag]) -> None:
+    """Tag names are unique, and a measurement follows a tag of its own controller."""
     seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"controller {controller!r}: tag {name!r} is defined twice")
-        seen.add(name)
+    for tag in tags:
+        if tag.name in seen:
+            raise ValueError(f"controller {controller!r}: tag {tag.name!r} is defined twice")
+        seen.add(tag.name)
+    for tag in tags:
+        if tag.follows is not None and tag.follows not in seen:
+            raise ValueError(
+                f"controller {controller!r}: tag {tag.name!r} follows {tag.follows!r}, which it "
+                "does not have (fix: name a tag of this controller)"
+            )
 
 
 class ModbusSerialPort(_Config):
@@ -182,7 +203,7 @@ class ModbusController(_Config):
 
     @model_validator(mode="after")
     def _no_overlap(self) -> ModbusController:
-        _unique_names(self.id, [t.name for t in self.tags])
+        _unique_names(self.id, self.tags)
         used: dict[tuple[int, str, int], str] = {}
         for tag in self.tags:
             for reg in range(tag.address, tag.address + tag.register_count):
@@ -216,7 +237,7 @@ class OpcUaController(_Config):
 
     @model_validator(mode="after")
     def _unique(self) -> OpcUaController:
-        _unique_names(self.id, [t.name for t in self.tags])
+        _unique_names(self.id, self.tags)
         nodes = [t.node for t in self.tags]
         if len(set(nodes)) != len(nodes):
             raise ValueError(f"controller {self.id!r}: two tags share one node id")
@@ -279,6 +300,16 @@ class PlantConfig(_Config):
                 except UnknownTagError as exc:
                     raise ValueError(f"line {line.id!r} lots: {exc}") from None
         return self
+
+    def measurements(self) -> list[tuple[str, str, str]]:
+        """(controller, measurement tag, the tag it follows) for every measurement that
+        follows one: what the process model moves."""
+        return [
+            (ctrl.id, tag.name, tag.follows)
+            for ctrl in self.controllers()
+            for tag in ctrl.tags
+            if tag.follows is not None
+        ]
 
     def controllers(self) -> list[ModbusController | OpcUaController]:
         return [c for line in self.lines for c in line.controllers]

@@ -138,12 +138,13 @@ def _label(
     action: Action,
     old: Scalar | None,
     new: Scalar | None,
-    at: datetime,
+    span: tuple[datetime, datetime],
 ) -> Label:
     writes = action.action in WRITING
     verdict = ("authorized" if action.approved else "unapproved") if writes else None
     return Label(
-        time=at,
+        time=span[1],
+        started=span[0],
         scenario=scenario.name,
         seq=seq,
         action=action.action,
@@ -182,7 +183,7 @@ async def play(
     check_against(plant.config, scenario)
     scenario = resolve_restores(scenario, await _current_values(plant, scenario))
     if approvals_out is not None:
-        write_approvals(approvals_out, approval_records(scenario, clock()))
+        write_approvals(approvals_out, approval_records(scenario, clock(), plant.config))
     sink: IO[str] | None = labels_out.open("w", encoding="utf-8") if labels_out else None
     player = _Player(plant, speed)
     labels: list[Label] = []
@@ -192,8 +193,10 @@ async def play(
         for seq, action in enumerate(scenario.timeline(), start=1):
             await asyncio.sleep(max(0.0, start + action.at / speed - loop.time()))
             old = await _read_or_none(plant, action)
+            started = clock()
             await player.apply(action)
-            label = _label(scenario, seq, action, old, await _read_or_none(plant, action), clock())
+            new = await _read_or_none(plant, action)
+            label = _label(scenario, seq, action, old, new, (started, clock()))
             labels.append(label)
             if sink is not None:
                 sink.write(label.model_dump_json() + "\n")

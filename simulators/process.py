@@ -1,8 +1,10 @@
-"""The process model: lots start on a schedule per line, and the lot tags follow.
+"""The process model: lots start on a schedule per line, and the lot tags follow; measurements
+(an actual temperature) move toward the setpoint they follow.
 
-``next_lot`` and ``next_counter`` are pure; ``run_lots`` is the owned background loop that
-``SimulatedPlant`` starts for every line with a ``lots:`` schedule. Process writes are the PLC's
-own logic, not Write requests, so they raise no audit events and count as nothing.
+``next_lot``, ``next_counter`` and ``next_measurement`` are pure; ``run_lots`` and
+``run_measurements`` are the owned background loops that ``SimulatedPlant`` starts. Process
+writes are the PLC's own logic, not Write requests, so they raise no audit events and count as
+nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +53,42 @@ async def start_next_lot(plant: PlantIO, schedule: LotSchedule) -> None:
     for ref in schedule.recipe_tags:
         current = await plant.read(ref.controller, ref.tag)
         await plant.write_process(ref.controller, ref.tag, current)
+
+
+#: How often measurements move, and how far toward their setpoint each time.
+MEASUREMENT_PERIOD_S = 1.0
+MEASUREMENT_STEP = 0.3
+#: The process never settles exactly: it wobbles around the setpoint by this fraction of it.
+MEASUREMENT_WOBBLE = 0.002
+
+
+def next_measurement(actual: Scalar, target: Scalar, tick: int) -> Scalar:
+    """The next actual value: a step toward ``target`` plus a small wobble that alternates
+    with ``tick`` (a process value never stands still); non-numbers stay as they are."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (actual, target))
+    if not numbers:
+        return actual
+    a, t = float(actual), float(target)
+    wobble = MEASUREMENT_WOBBLE * abs(t) * (1 if tick % 2 else -1)
+    value = round(a + MEASUREMENT_STEP * (t - a) + wobble, 3)
+    return value if isinstance(actual, float) else int(value)
+
+
+async def run_measurements(
+    plant: PlantIO, measurements: list[tuple[str, str, str]], speed: float = 1.0
+) -> None:
+    """Move every (controller, measurement, followed tag) every period until cancelled."""
+    tick = 0
+    while True:
+        await asyncio.sleep(MEASUREMENT_PERIOD_S / speed)
+        tick += 1
+        for controller, tag, follows in measurements:
+            try:
+                actual = await plant.read(controller, tag)
+                target = await plant.read(controller, follows)
+                await plant.write_process(controller, tag, next_measurement(actual, target, tick))
+            except SimulatorError as exc:  # a controller that is down has no process either
+                log.debug("%s/%s not moved: %s", controller, tag, exc)
 
 
 async def run_lots(plant: PlantIO, line: str, schedule: LotSchedule, speed: float = 1.0) -> None:

@@ -24,7 +24,7 @@ from simulators.errors import SimulatorError, UnknownTagError
 from simulators.modbus_plc import ModbusPLC
 from simulators.opcua_plc import OpcUaPLC
 from simulators.plant import ModbusController, PlantConfig, Scalar
-from simulators.process import run_lots
+from simulators.process import run_lots, run_measurements
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ class SimulatedPlant:
                 if line.lots is not None:
                     coro = run_lots(self, line.id, line.lots, self._process_speed)
                     self._tasks.append(asyncio.create_task(coro, name=f"lots-{line.id}"))
+            measurements = self.config.measurements()
+            if measurements:
+                coro = run_measurements(self, measurements, self._process_speed)
+                self._tasks.append(asyncio.create_task(coro, name="measurements"))
 
     async def stop(self) -> None:
         """Cancel the process model and stop every controller; safe to call twice."""

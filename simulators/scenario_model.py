@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulators.configfile import load_model
 from simulators.errors import ScenarioError, UnknownTagError
-from simulators.plant import ModbusController, OpcUaController, PlantConfig, Scalar
+from simulators.plant import ModbusController, OpcUaController, PlantConfig, Scalar, TagKind
 
 
 class ActionKind(StrEnum):
@@ -114,12 +114,14 @@ class Label(BaseModel):
     """Ground truth for one played action: what changed and the verdict the pipeline owes it.
 
     ``expected_verdict`` is ``authorized`` or ``unapproved`` for actions that change a value and
-    ``None`` for pure faults (drop, restart, exception responses).
+    ``None`` for pure faults (drop, restart, exception responses). ``started`` is when the
+    action began and ``time`` when it was done: a restart's controller was down in between.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     time: datetime
+    started: datetime | None = None
     scenario: str
     seq: int
     action: ActionKind
@@ -136,7 +138,12 @@ class Label(BaseModel):
 def _check_action(plant: PlantConfig, action: Action) -> None:
     ctrl = plant.controller(action.controller)
     if action.tag is not None:
-        ctrl.tag(action.tag)
+        tag = ctrl.tag(action.tag)
+        if action.action in WRITING and tag.kind is TagKind.MEASUREMENT:
+            raise ScenarioError(
+                f"{action.action.value} of {action.tag!r}: a measurement is moved by the process, "
+                "never changed by a person (no change to label)"
+            )
     modbus_only = {ActionKind.MODBUS_EXCEPTION, ActionKind.SLOW_RESPONSES}
     if action.action in modbus_only and not isinstance(ctrl, ModbusController):
         raise ScenarioError(f"{action.action.value} applies to Modbus controllers only")

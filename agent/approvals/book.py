@@ -2,7 +2,11 @@
 
 The book is the I/O edge around the pure ``match_change``: it re-reads files when they change
 (a broken file keeps its last good set), applies topic records and tombstones, and persists which
-single-use approvals are used up so a restart cannot make them usable again.
+single-use approvals are used up so a restart cannot make them usable again. Given a ``refuse``
+check (the agent passes `agent.approvals.targets.target_checker` for its own config), it leaves
+out every record that can never match a change the agent reports and logs each once, at
+ERROR, with its fix: such a record authorizes nothing, and one clerical error in change
+control must not stop the monitoring of a plant.
 
 With ``uses_on_kafka`` each use is also kept as a pending `ApprovalUse` until the agent has put
 it in its spool, ahead of the event that used it (`pending_uses`, `uses_spooled`), and the uses
@@ -63,8 +67,12 @@ class ApprovalBook:
         state_path: Path | None = None,
         clock: Callable[[], datetime] | None = None,
         uses_on_kafka: bool = False,
+        refuse: Callable[[ApprovedChange], str | None] | None = None,
     ) -> None:
         self._files = [Path(f) for f in files]
+        self._refuse = refuse
+        #: Refused records by id, with the problem logged for each (logged once per problem).
+        self._refused: dict[str, str] = {}
         self._policy = policy
         self._state_path = state_path
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -294,13 +302,35 @@ class ApprovalBook:
             for record in self._file_state[path].records:
                 merged[record.id] = record
         merged.update(self._topic)
-        self._merged = [r for key, r in merged.items() if key not in self._tombstoned]
+        self._merged = self._screen(r for key, r in merged.items() if key not in self._tombstoned)
         self._by_target = {}
         for record in self._merged:
             self._by_target.setdefault((record.controller, record.tag), []).append(record)
         self._no_record = {}
         metrics.LOADED.set(len(self._merged))
         self._update_expired()
+
+    def _screen(self, records: Iterable[ApprovedChange]) -> list[ApprovedChange]:
+        """The records the ``refuse`` check lets through; each refusal logged once."""
+        if self._refuse is None:
+            return list(records)
+        kept, refused = [], {}
+        for record in records:
+            problem = self._refuse(record)
+            if problem is None:
+                kept.append(record)
+                continue
+            refused[record.id] = problem
+            if self._refused.get(record.id) != problem:
+                log.error("approval %s is refused and authorizes nothing: %s", record.id,
+                          problem)
+        self._refused = refused
+        metrics.REFUSED.set(len(refused))
+        return kept
+
+    def refused(self) -> dict[str, str]:
+        """The records left out because they can never match, by id, with the problem."""
+        return dict(self._refused)
 
     def _update_expired(self) -> None:
         now = self._clock()

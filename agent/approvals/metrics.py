@@ -50,3 +50,8 @@ USED_TOPIC_UP = Gauge(
     "otwatch_agent_approvals_used_topic_up",
     "1 while the approvals-used topic consumer is assigned and reading, else 0.",
 )
+REFUSED = Gauge(
+    "otwatch_agent_approvals_refused",
+    "Loaded approvals refused because they can never match a change this agent reports "
+    "(unknown controller or tag, a recipe member, a kind of change the tag cannot make).",
+)

@@ -2,20 +2,26 @@
 
 An approval names a controller and a tag. It can only ever match if the agent watches that tag
 and reports it on its own: a member of a recipe group (its id, version or a parameter tag) is
-reported as the group, so an approval for the member never matches; a context tag is never a
-change at all. The kind of change must also be one the tag makes, and an edit may only name
-the recipe's parameter tags.
+reported as the group, so an approval for the member never matches; a context tag and a
+measurement are never a change at all. The kind of change must also be one the tag makes, and
+an edit may only name the recipe's parameter tags.
+
+``otwatch-agent approvals validate --config`` lists the problems of files (`target_problems`);
+the agent refuses such approvals when it loads them (`target_checker`, used by its
+`agent.approvals.ApprovalBook`), logging each once with its fix.
 
 Example::
 
     >>> problems = target_problems(Path("approvals.yaml"), records, load_agent_config(path),
     ...                            Path("agent.yaml"))
     ['approvals.yaml: approval CR-9: tag: recipe_version is only ever reported as part of ...']
+    >>> check = target_checker(config, Path("agent.yaml"))
+    >>> check(record)                       # None: it can match; else the problem and its fix
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +48,7 @@ class _Controller:
 
     single: dict[str, TagKind] = field(default_factory=dict)
     context: set[str] = field(default_factory=set)
+    measurements: set[str] = field(default_factory=set)
     groups: dict[str, RecipeGroup] = field(default_factory=dict)
     member_of: dict[str, str] = field(default_factory=dict)
 
@@ -59,7 +66,9 @@ def _controllers(config: AgentConfig) -> dict[str, _Controller]:
         for tag in ctl.tags:
             if tag.name in seen.member_of:
                 continue
-            if tag.kind is not None:
+            if tag.is_measurement:
+                seen.measurements.add(tag.name)
+            elif tag.kind is not None:
                 seen.single[tag.name] = tag.kind
             else:
                 seen.context.add(tag.name)
@@ -70,17 +79,26 @@ def target_problems(
     path: Path, records: Sequence[ApprovedChange], config: AgentConfig, config_path: Path
 ) -> list[str]:
     """One line per approval that can never match, naming the file, the id, the key, the fix."""
-    controllers = _controllers(config)
+    check = target_checker(config, config_path)
     problems = []
     for rec in records:
-        problem = _problem(rec, controllers, config_path)
+        problem = check(rec)
         if problem is not None:
             problems.append(f"{path}: approval {rec.id}: {problem}")
     return problems
 
 
+def target_checker(
+    config: AgentConfig, config_path: Path | str
+) -> Callable[[ApprovedChange], str | None]:
+    """A check of one approval against ``config`` (what `target_problems` does per record):
+    None when it can match a change the agent reports, else the problem and its fix."""
+    controllers = _controllers(config)
+    return lambda rec: _problem(rec, controllers, config_path)
+
+
 def _problem(rec: ApprovedChange, controllers: dict[str, _Controller],
-             config_path: Path) -> str | None:
+             config_path: Path | str) -> str | None:
     ctl = controllers.get(rec.controller)
     if ctl is None:
         return (f"controller: {rec.controller!r} is not a controller of {config_path} (it has "
@@ -95,6 +113,9 @@ def _problem(rec: ApprovedChange, controllers: dict[str, _Controller],
     if rec.tag in ctl.context:
         return (f"tag: {where} is a context tag (it travels with events, it is never a change "
                 "itself); fix: approve the watched tag instead")
+    if rec.tag in ctl.measurements:
+        return (f"tag: {where} is a measurement (read as context, never a change itself); fix: "
+                "approve the setpoint that drives it instead")
     if rec.tag in ctl.groups:
         return _group_problem(rec, ctl.groups[rec.tag])
     kind = ctl.single.get(rec.tag)

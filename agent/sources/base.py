@@ -2,7 +2,7 @@
 
 A source owns the connection to one controller. `run()` connects, reads (by polling or by
 subscription: two implementations of this one contract), reconnects with capped backoff,
-and reports what it sees through ``emit``: `Connected`, `Readings`, `Disconnected`. A
+and reports what it sees through ``emit``: `Connected`, `Readings`, `Alive`, `Disconnected`. A
 controller that answers but cannot give some tags (a Modbus exception for one request) is
 connected: those tags are in ``Readings.bad`` with the reason, the rest are read. It never
 writes to the controller: no source has a write path.
@@ -53,12 +53,24 @@ class Readings:
 
 
 @dataclass(frozen=True, slots=True)
+class Alive:
+    """The controller answered at ``at`` though nothing changed (a subscription's keep-alive).
+
+    A subscription carries only changes, so a quiet one says nothing for minutes; this is what
+    tells the watcher the controller was still watched then, so that a monitoring gap starts
+    at the last moment it was (not at the session's full read).
+    """
+
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Disconnected:
     at: datetime
     reason: str
 
 
-SourceEvent = Connected | Readings | Disconnected
+SourceEvent = Connected | Readings | Alive | Disconnected
 Emit = Callable[[SourceEvent], Awaitable[None]]
 
 

@@ -189,4 +189,4 @@ async def test_metrics_endpoint_reports_controllers_and_changes(
     assert 'otwatch_agent_controller_up{controller="oven-01"} 1.0' in body
     assert 'otwatch_agent_changes_total{kind="setpoint_change",verdict="unapproved"}' in body
     assert "otwatch_agent_spool_depth" in body
-    assert 'otwatch_agent_tags_monitored{controller="press-01"} 10.0' in body
+    assert 'otwatch_agent_tags_monitored{controller="press-01"} 11.0' in body

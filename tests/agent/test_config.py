@@ -82,6 +82,25 @@ def test_recipe_group_must_name_known_tags(tmp_path: Path) -> None:
         load_agent_config(write(tmp_path, data))
 
 
+def test_a_measurement_is_read_but_never_a_change_nor_a_recipe_member(tmp_path: Path) -> None:
+    press = load_agent_config(SAMPLE).controller("press-01")
+    (actual,) = [t for t in press.tags if t.name == "pressure_actual"]
+    assert actual.is_measurement and not actual.is_watched
+    data = sample()
+    data["controllers"][0]["recipes"][0]["parameter_tags"].append("pressure_actual")  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"names tag 'pressure_actual', a measurement .*fix:"):
+        load_agent_config(write(tmp_path, data))
+
+
+def test_a_measurement_cannot_take_the_key_of_a_context_role(tmp_path: Path) -> None:
+    data = sample()
+    data["controllers"][0]["tags"].append(  # type: ignore[index]
+        {"name": "batch", "kind": "measurement", "address": 30})
+    with pytest.raises(ConfigError, match=r"tags\[\d+\]: .*'batch' is the key of a context "
+                                          r"role; fix: rename the tag"):
+        load_agent_config(write(tmp_path, data))
+
+
 def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_agent_config(write(tmp_path, "agent: [unclosed"))

@@ -16,6 +16,8 @@ import yaml
 from prometheus_client import REGISTRY
 
 from agent.approvals import ApprovalBook, ApprovalsStateError, MatchPolicy, MatchResult
+from agent.approvals.targets import target_checker
+from agent.config import load_agent_config
 from agent.contract import ChangeKind, Verdict
 from tests.approvals.factory import at, record, record_yaml
 
@@ -224,3 +226,28 @@ def test_decide_reports_utc_times() -> None:
     book.apply_topic_record(b"CR-1", topic_value())
     result = decide(book, when=datetime(2026, 11, 23, 13, tzinfo=UTC))
     assert result.approval is not None and result.approval.valid_from == at(8)
+
+
+def test_approvals_the_agent_can_never_match_are_refused_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The agent checks its approvals against its own config, as ``approvals validate
+    --config`` does: a record that can never match is left out and logged once with its fix;
+    the others stay in force, and nothing stops."""
+    config = load_agent_config(Path(__file__).parents[2] / "config" / "agent.yaml")
+    path = tmp_path / "approvals.yaml"
+    member = record_yaml(id="CR-9", tag="recipe_temperature", expected={"exact": 190.0})
+    write(path, {"approvals": [record_yaml(), member]})
+    with caplog.at_level(logging.ERROR, logger="agent.approvals.book"):
+        book = ApprovalBook([path], policy=MatchPolicy(),
+                            refuse=target_checker(config, "agent.yaml"))
+        write(path, {"approvals": [record_yaml(), member, record_yaml(id="CR-2")]})
+        book.refresh()  # reloaded: CR-9 is still refused, and not logged again
+    assert [r.id for r in book.approvals()] == ["CR-1", "CR-2"]
+    assert list(book.refused()) == ["CR-9"]
+    lines = [r.getMessage() for r in caplog.records if "CR-9" in r.getMessage()]
+    assert len(lines) == 1
+    assert "approval CR-9 is refused and authorizes nothing: tag: recipe_temperature is only " \
+        "ever reported as part of recipe 'active_recipe'" in lines[0] and "fix:" in lines[0]
+    assert REGISTRY.get_sample_value("otwatch_agent_approvals_refused") == 1
+    assert decide(book).verdict is Verdict.AUTHORIZED

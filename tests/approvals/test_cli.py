@@ -214,6 +214,11 @@ NEVER_MATCH: dict[str, tuple[dict[str, Any], str]] = {
     "a context tag": (
         approval(tag="lot_counter"), "tag: press-01/lot_counter is a context tag",
     ),
+    "a measurement": (
+        approval(tag="pressure_actual"),
+        "tag: press-01/pressure_actual is a measurement (read as context, never a change "
+        "itself); fix:",
+    ),
     "a kind the tag cannot make": (
         approval(change="mode", expected={"exact": True}),
         "change: mode can never happen on press-01/temperature_sp, a setpoint tag (it makes "

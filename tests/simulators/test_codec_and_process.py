@@ -1,4 +1,5 @@
-"""Pure functions: register encoding (types, scale, word order), lots, restores, approvals."""
+"""Pure functions: register encoding (types, scale, word order), lots, measurements,
+restores, approvals."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import pytest
 
 from simulators.approvals import approval_records
 from simulators.codec import decode, encode
-from simulators.errors import ValueOutOfRange
-from simulators.plant import ModbusTag
-from simulators.process import next_counter, next_lot
-from simulators.scenario import Scenario, resolve_restores
+from simulators.errors import ScenarioError, ValueOutOfRange
+from simulators.plant import ModbusTag, PlantConfig
+from simulators.process import next_counter, next_lot, next_measurement
+from simulators.scenario import Scenario, check_against, resolve_restores
+from tests.simulators.conftest import PLANT_FILE
 
 
 def tag(**kw: object) -> ModbusTag:
@@ -114,3 +116,44 @@ def test_approval_records_follow_the_agent_format() -> None:
         "change_control_ref": "CC-1",
         "single_use": True,
     }
+
+
+def test_approval_records_name_the_kind_of_change_given_the_plant() -> None:
+    from simulators.plant import load_plant
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    scenario = _scenario([
+        {"at": 1, "controller": "oven-01", "tag": "mode", "value": "PROGRAM", "approved": True},
+        {"at": 2, "controller": "oven-01", "tag": "program_checksum", "value": "4b1d",
+         "approved": True, "action": "program_download"},
+        {"at": 3, "controller": "press-01", "tag": "speed_sp", "value": 1150, "approved": True},
+    ])
+    mode, program, speed = approval_records(scenario, now, load_plant(PLANT_FILE))
+    assert (mode["change"], mode["expected"]) == ("mode", {"exact": "PROGRAM"})
+    assert (program["change"], program["expected"]) == ("program", {"checksum": "4b1d"})
+    assert (speed["change"], speed["expected"]) == ("setpoint", {"exact": 1150})
+
+
+def test_a_measurement_moves_toward_its_setpoint_and_never_stands_still() -> None:
+    values = [200.0]
+    for tick in range(1, 30):
+        values.append(float(next_measurement(values[-1], 240.0, tick)))
+    assert values[1] > values[0] and abs(values[-1] - 240.0) < 2.0
+    assert values[-1] != values[-2]  # it wobbles
+    assert next_measurement("LOT", 240.0, 1) == "LOT"  # not a number: left alone
+
+
+def test_a_measurement_follows_a_tag_of_its_controller_and_is_never_a_scenario_write() -> None:
+    from simulators.plant import load_plant
+
+    plant = load_plant(PLANT_FILE)
+    data = plant.model_dump(mode="json")
+    data["lines"][0]["controllers"][0]["tags"].append(
+        {"name": "flow", "address": 40, "type": "int16", "kind": "measurement",
+         "follows": "nozzle_sp"})
+    with pytest.raises(ValueError, match="follows 'nozzle_sp', which it does not have"):
+        PlantConfig.model_validate(data)
+    scenario = _scenario([{"at": 1, "controller": "oven-01", "tag": "temperature_actual",
+                           "value": 210.0}])
+    with pytest.raises(ScenarioError, match="a measurement is moved by the process"):
+        check_against(plant, scenario)

@@ -15,7 +15,7 @@ from asyncua.client.client import Client
 from pymodbus.client import AsyncModbusTcpClient
 
 from simulators.plant import load_plant
-from simulators.process import run_lots
+from simulators.process import run_lots, run_measurements
 from simulators.runtime import SimulatedPlant
 from simulators.scenario import load_scenario, play
 from tests.simulators.conftest import PLANT_FILE, ROOT, free_ports
@@ -163,3 +163,37 @@ async def test_lots_advance_on_the_line_schedule(plant: SimulatedPlant) -> None:
     assert isinstance(counter, int) and counter > 1000
     assert plant.history == []  # process writes are not scenario writes
     assert plant.foreign_writes("press-01") == plant.foreign_writes("oven-01") == 0
+
+
+async def test_measurements_follow_their_setpoints(plant: SimulatedPlant) -> None:
+    """The process model moves each measurement toward the setpoint it follows, seen by an
+    independent client; the moves are the PLC's own (no scenario write, no foreign write)."""
+    assert ("oven-01", "temperature_actual", "temperature_sp") in plant.config.measurements()
+    await plant.write("oven-01", "temperature_sp", 240.0, actor="test")
+    plant.history.clear()
+    moving = asyncio.create_task(run_measurements(plant, plant.config.measurements(), speed=20))
+    try:
+        async with Client(plant.endpoint("oven-01")) as client:
+            idx = await client.get_namespace_index(plant.namespace_uri("oven-01"))
+            actual = client.get_node(f"ns={idx};s=Oven.Zone1.Temperature")
+            for _ in range(200):
+                if await actual.read_value() > 230.0:
+                    break
+                await asyncio.sleep(0.05)
+            value = await actual.read_value()
+    finally:
+        moving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await moving
+    assert 230.0 < value < 245.0
+    assert plant.history == []
+    assert plant.foreign_writes("oven-01") == 0
+
+
+async def test_labels_say_when_an_action_started_and_ended(plant: SimulatedPlant) -> None:
+    labels = await play(plant, load_scenario(SCENARIOS / "program-download.yaml"), speed=20)
+    for label in labels:
+        assert label.started is not None and label.started <= label.time
+    download = next(lb for lb in labels if lb.action == "program_download")
+    assert download.started is not None
+    assert (download.time - download.started).total_seconds() >= 2 / 20  # its downtime

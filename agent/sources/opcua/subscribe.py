@@ -7,6 +7,11 @@ user who wrote a node (see `agent.sources.opcua.audit`). The iterator's queue is
 the item count; if it still overflows, the session is dropped (asyncua's DISCONNECT policy)
 so that the next session's full read resynchronises instead of silently losing changes.
 
+The subscription asks the server for a keep-alive about every ``KEEPALIVE_S`` while nothing
+changes (asyncua's default asks for one every 45 minutes), and reports each publish response
+after a quiet spell as `Alive`: a monitoring gap then starts at the last moment the server was
+heard from, not at the session's full read.
+
 Notifications are handled a publish response at a time: everything already queued is taken
 before anything is reported, so the changes of one response become one `Readings` (one spool
 transaction) and an audit event finds its data change when both travel in one response. A
@@ -23,6 +28,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from asyncua import ua
 from asyncua.client.ua_client import UaClientState
@@ -41,7 +47,7 @@ from asyncua.ua.uaerrors import UaError
 from agent import metrics
 from agent.errors import ControllerUnreachable
 from agent.runtime.cancel import raise_if_cancel_swallowed
-from agent.sources.base import Emit, Reading, Readings, utcnow
+from agent.sources.base import Alive, Emit, Reading, Readings, utcnow
 from agent.sources.opcua.audit import ActorMatcher, Attributed, Change
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
 from agent.sources.opcua.decode import audited_write, plain_value
@@ -58,6 +64,9 @@ AUDIT_LIVE_S = 300.0
 MAX_BATCH = 20_000
 #: How often a quiet subscription checks that the session is still up.
 LIVENESS_S = 1.0
+#: How often a quiet subscription asks the server for a keep-alive (a publish response with
+#: no notification); `Alive` is reported at most this often.
+KEEPALIVE_S = 1.0
 #: A change that waits for no audit event is held this long: to the end of its response.
 _END_OF_RESPONSE_S = 1e-3
 #: Client handles of data-change items start here (asyncua numbers its own from 201).
@@ -68,6 +77,20 @@ _FIRST_HANDLE = 1_000_000
 class Item:
     tag: str
     node: str
+
+
+def subscription_parameters(publishing_interval_ms: float) -> ua.CreateSubscriptionParameters:
+    """asyncua's defaults, but a keep-alive about every `KEEPALIVE_S` (at least every interval)."""
+    params = ua.CreateSubscriptionParameters()
+    params.RequestedPublishingInterval = publishing_interval_ms
+    keepalive = max(1, math.ceil(KEEPALIVE_S * 1000 / max(publishing_interval_ms, 1.0)))
+    params.RequestedMaxKeepAliveCount = keepalive
+    # The lifetime must be at least three keep-alives (OPC UA Part 4, 5.13.2).
+    params.RequestedLifetimeCount = max(10_000, 3 * keepalive)
+    params.MaxNotificationsPerPublish = 10_000
+    params.PublishingEnabled = True
+    params.Priority = 0
+    return params
 
 
 def item_request(tag: OpcuaTag, node: ua.NodeId, handle: int,
@@ -112,13 +135,17 @@ class SessionSubscription:
         self._initial: dict[str, Reading] = {}
         #: When the last audit event arrived (monotonic s), None before the first.
         self.last_audit: float | None = None
+        #: The last publish response told (as `Alive` or by `Readings`), and when it was told
+        #: (monotonic s).
+        self._heard: float | None = None
+        self._told: float | None = None
 
     async def start(self) -> None:
         """Create the subscription: a monitored item per tag, and audit events if offered."""
         size = 2 * len(self.session.nodes) + 1000
         self.sub = await self.session.client.create_subscription(
-            self.config.publishing_interval_ms, handler=None, queue_maxsize=size,
-            overflow=OverflowPolicy.DISCONNECT,
+            subscription_parameters(self.config.publishing_interval_ms), handler=None,
+            queue_maxsize=size, overflow=OverflowPolicy.DISCONNECT,
         )
         await self._monitor_values(self.sub)
         if self.config.audit_events:
@@ -132,6 +159,7 @@ class SessionSubscription:
         """
         assert self.sub is not None, "start() first"
         self._initial = dict(read or {})
+        self._heard = self.sub.last_publish_at  # heard before the read: the read tells it
         await self._pump(self.sub, ActorMatcher(AUDIT_WINDOW_S, 0.0))
 
     async def _monitor_values(self, sub: Subscription) -> None:
@@ -199,6 +227,7 @@ class SessionSubscription:
         released += matcher.due(end)
         await self._emit(released)
         self._check_alive()
+        await self._report_heard(sub, bool(released))
 
     def _hold_s(self) -> float:
         """How long a change waits for its audit event (see `AUDIT_LIVE_S`)."""
@@ -245,6 +274,20 @@ class SessionSubscription:
             values = {c.tag: c.reading for c, _ in batch}
             actors = {c.tag: user for c, user in batch if user is not None}
             await self.emit(Readings(utcnow(), values, complete=False, actors=actors))
+
+    async def _report_heard(self, sub: Subscription, reported: bool) -> None:
+        """Report a publish response not yet told as `Alive` (at most every `KEEPALIVE_S`),
+        unless the `Readings` of this step told it already: a quiet subscription hears only
+        keep-alives, and they are what proves it was still watching."""
+        heard = sub.last_publish_at
+        if heard is None or (self._heard is not None and heard <= self._heard):
+            return
+        now = time.monotonic()
+        if not reported and self._told is not None and now - self._told < KEEPALIVE_S:
+            return
+        self._heard, self._told = heard, now
+        if not reported:
+            await self.emit(Alive(utcnow() - timedelta(seconds=max(0.0, now - heard))))
 
     def _check_alive(self) -> None:
         if self.session.client.uaclient.state is not UaClientState.CONNECTED:

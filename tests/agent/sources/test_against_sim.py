@@ -59,6 +59,7 @@ async def test_modbus_types_and_word_orders(plant: SimulatedPlant) -> None:
         "pressure_sp": 12.5,
         "recipe_no": 1,
         "lot_counter": v1["lot_counter"],
+        "pressure_actual": 12.5,
         "speed_sp": 1200,
         "auto_mode": True,
         "maintenance_mode": False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.config import OpcuaControllerConfig
-from agent.sources.base import Connected, Disconnected, Readings
+from agent.sources.base import Alive, Connected, Disconnected, Readings
 from agent.sources.opcua import OpcuaSource
 from simulators.opcua_plc import OpcUaPLC
 from simulators.runtime import SimulatedPlant
@@ -130,3 +130,17 @@ async def test_polling_mode_reads_every_interval(
 async def test_no_write_ever_reached_the_plc(plant: SimulatedPlant) -> None:
     """Runs last in this module: every source above, in both modes, only read."""
     assert plant.foreign_writes(OVEN) == 0
+
+
+async def test_a_quiet_subscription_reports_keep_alives(
+    plant: SimulatedPlant, oven: OpcuaControllerConfig
+) -> None:
+    """Nothing changes: the server's keep-alives (asked for about every second, not asyncua's
+    45 minutes) come as `Alive`, each later than the last, so a gap would start there."""
+    async with Recorder(OpcuaSource(oven)) as rec:
+        i, first = await rec.next(is_complete)
+        _, alive = await rec.next(lambda e: isinstance(e, Alive), after=i)
+        j = rec.events.index(alive)
+        _, later = await rec.next(lambda e: isinstance(e, Alive), after=j + 1)
+    assert isinstance(first, Readings) and isinstance(alive, Alive) and isinstance(later, Alive)
+    assert first.at <= alive.at < later.at

@@ -1,0 +1,284 @@
+"""The `SuspectChange` events of one controller: what each kind says, and what all carry.
+
+Every event carries the controller's ``context``: the values of its context tags under their
+roles (lot, batch, recipe, operator) and of its measurement tags under their names (an actual
+temperature: read, never a change). Every suspect event (any verdict but ``authorized``)
+carries the evidence snapshot: the controller's watched and measured values at detection,
+after the change, with the SHA-256 over all of them (`agent.contract.limits.take_snapshot`),
+the configuration snapshot investigators preserve. It is taken once per batch of events (one
+scan or notification batch), not per event. A snapshot of up to `SHARED_SNAPSHOT_VALUES`
+values goes whole into every suspect event. A larger one (thousands of tags) goes whole into
+the batch's first suspect event at most once every `LARGE_SNAPSHOT_EVERY_S` per controller;
+the other suspect events carry the hash of the values at their own detection, with
+``snapshot.values`` named in ``omitted`` (a storm of changes on a 10,000-tag controller would
+otherwise publish megabytes a second, and spend a core on it). Every event is fitted within the
+agent's size limits (`agent.contract.limits.fit_event`) last.
+
+Example::
+
+    reports = ControllerReports(identity, config, approvals, limits)
+    reports.note_context(scan.values)
+    events = reports.finish([reports.change(c, at, actors) for c in changes], latest, set())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from agent import metrics
+from agent.approvals import ApprovalBook
+from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
+from agent.contract import (
+    ApprovalConsidered,
+    ChangeKind,
+    ControllerRef,
+    MonitoringGap,
+    Protocol,
+    Snapshot,
+    SuspectChange,
+    TagKind,
+    TagRef,
+    TagValue,
+    Verdict,
+    take_snapshot,
+)
+from agent.contract.limits import EventLimits, fit_event, value_json
+from agent.detect import Change
+from agent.downloads import SESSION_TAG, covered_by, download_reason
+from agent.recipes import RecipeTag
+from agent.sources.base import Reading
+
+ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
+
+#: A snapshot of up to this many values goes whole into every suspect event of its batch.
+SHARED_SNAPSHOT_VALUES = 256
+#: A larger one goes whole into at most one event this often (per controller, monotonic s).
+LARGE_SNAPSHOT_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    agent_id: str
+    site: str
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration as a reason says it: tenths below ten seconds (0.6 s is not "1 s")."""
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+class ControllerReports:
+    """Builds the events of one controller (see the module docstring)."""
+
+    def __init__(self, identity: AgentIdentity, config: ControllerConfig,
+                 approvals: ApprovalBook, limits: EventLimits) -> None:
+        self.identity = identity
+        self.config = config
+        self.approvals = approvals
+        self.limits = limits
+        self.ref = ControllerRef(id=config.id, protocol=Protocol(config.protocol),
+                                 endpoint=config.endpoint, validated=config.validated)
+        #: The context every event carries, kept current from the readings.
+        self.context: dict[str, TagValue] = {}
+        keys: dict[str, list[str]] = {}
+        for tag in config.tags:
+            if tag.context is not None:
+                keys.setdefault(tag.name, []).append(tag.context)
+            if tag.is_measurement:
+                keys.setdefault(tag.name, []).append(tag.name)
+        self._context_keys = {name: tuple(k) for name, k in keys.items()}
+        #: The tags whose values make the snapshot: watched and measured ones.
+        self._snapshot_tags = [t.name for t in config.tags if t.kind is not None]
+        #: When a large snapshot last went whole into an event (monotonic s).
+        self._large_sent: float | None = None
+
+    def note_context(self, values: Mapping[str, Reading]) -> None:
+        """Take the context tags' and measurements' values from a scan or batch."""
+        keys = self._context_keys
+        if not keys:  # most controllers have none: skip a pass over every value
+            return
+        if len(values) < len(keys):
+            items = [(n, values[n]) for n in values if n in keys]
+        else:
+            items = [(n, values[n]) for n in keys if n in values]
+        for name, reading in items:
+            for key in keys[name]:
+                self.context[key] = reading.value
+
+    def finish(self, events: list[SuspectChange], latest: Mapping[str, Reading],
+               missing: Collection[str]) -> list[SuspectChange]:
+        """The batch's events with the snapshot in the suspect ones, counted and fitted.
+
+        ``latest``: every tag's newest reading; ``missing``: tags the agent cannot read now
+        (left out of the snapshot: their last value is not their value at detection).
+        """
+        suspect = [i for i, e in enumerate(events) if e.verdict is not Verdict.AUTHORIZED]
+        if suspect:
+            values = self._snapshot_values(latest, missing)
+            whole = self._whole_snapshot(values)
+            sha256 = whole.sha256 if whole is not None else snapshot_sha256(values)
+            reference = Snapshot(values={}, sha256=sha256)
+            for n, i in enumerate(suspect):
+                carry = whole is not None and (n == 0 or len(values) <= SHARED_SNAPSHOT_VALUES)
+                update: dict[str, Any] = (
+                    {"snapshot": whole} if carry
+                    else {"snapshot": reference, "omitted": ["snapshot.values"]}
+                )
+                events[i] = events[i].model_copy(update=update)
+        for event in events:
+            metrics.CHANGES.labels(event.verdict.value, event.change_kind.value).inc()
+        return [fit_event(e, self.limits) for e in events]
+
+    def _whole_snapshot(self, values: dict[str, TagValue]) -> Snapshot | None:
+        """The snapshot with its values, unless it is large and one went out just now."""
+        if len(values) <= SHARED_SNAPSHOT_VALUES:
+            return take_snapshot(values, self.limits)
+        now = time.monotonic()
+        if self._large_sent is not None and now - self._large_sent < LARGE_SNAPSHOT_EVERY_S:
+            return None
+        self._large_sent = now
+        return take_snapshot(values, self.limits)
+
+    def _snapshot_values(self, latest: Mapping[str, Reading],
+                         missing: Collection[str]) -> dict[str, TagValue]:
+        return {
+            name: reading.value
+            for name in self._snapshot_tags
+            if name not in missing and (reading := latest.get(name)) is not None
+        }
+
+    def change(self, change: Change, at: datetime, actors: dict[str, str]) -> SuspectChange:
+        """A change of a watched tag or recipe, with its verdict against change control."""
+        result = self.approvals.decide(
+            controller=self.config.id, tag=change.tag.name, change_kind=change.change_kind,
+            new_value=change.new_value, occurred_at=change.occurred_at, refresh=False,
+            tag_kind=change.tag.kind, old_value=change.old_value,
+        )
+        actor = _actor(change, actors)
+        reason = result.reason
+        if change.tag.kind is TagKind.PROGRAM:
+            reason = download_reason(self.config.id, change.tag.name, change.old_value,
+                                     change.new_value, actor, reason)
+        return self._event(
+            tag=tag_ref(change.tag), old=change.old_value, new=change.new_value,
+            occurred_at=change.occurred_at, detected_at=at, kind=change.change_kind,
+            verdict=result.verdict, reason=reason, approval=result.approval, actor=actor,
+        )
+
+    def gap(self, start: datetime, end: datetime, cause: SuspectChange | None) -> SuspectChange:
+        """The controller was not seen from ``start`` (the last good read or notification) to
+        ``end`` (the first one after); ``cause``: the program download it belongs to."""
+        seconds = (end - start).total_seconds()
+        what = (f"the agent could not see {self.config.id} for {seconds_text(seconds)}; changes "
+                "in that time are compared with the baseline but cannot be timed")
+        verdict, approval, reason = covered_by(cause, what)
+        return self._event(
+            tag=TagRef(name=SESSION_TAG, address="", kind=TagKind.PROGRAM), old=None, new=None,
+            occurred_at=start, detected_at=end, kind=ChangeKind.MONITORING_GAP,
+            verdict=verdict, reason=reason, approval=approval,
+            gap=MonitoringGap(start=start, end=end),
+        )
+
+    def restart(self, old: str, new: str, now: datetime,
+                cause: SuspectChange | None) -> SuspectChange:
+        """The OPC UA server restarted (its start time changed) between two sessions."""
+        what = f"the OPC UA server of {self.config.id} restarted"
+        if cause is None:
+            what += " (possible program download)"
+        verdict, approval, reason = covered_by(cause, what)
+        return self._event(
+            tag=TagRef(name=SESSION_TAG, address="ServerStatus.StartTime", kind=TagKind.PROGRAM),
+            old=old, new=new, occurred_at=now, detected_at=now, kind=ChangeKind.PROGRAM_CHANGE,
+            verdict=verdict, reason=reason, approval=approval,
+        )
+
+    def tag_gap(self, tag: TagBase, start: datetime, end: datetime,
+                reason: str) -> SuspectChange:
+        """One tag the controller could not give, from its last good read to the next."""
+        seconds = (end - start).total_seconds()
+        return self._event(
+            tag=tag_ref(tag), old=None, new=None, occurred_at=start, detected_at=end,
+            kind=ChangeKind.MONITORING_GAP, verdict=Verdict.UNAPPROVED,
+            reason=f"the agent could not read {self.config.id}/{tag.name} for "
+            f"{seconds_text(seconds)} ({reason}); a change in that time is compared with the "
+            "baseline but cannot be timed",
+            gap=MonitoringGap(start=start, end=end),
+        )
+
+    def unresolved(self, tag: TagBase, reason: str, start: datetime,
+                   now: datetime) -> SuspectChange:
+        """A watched tag whose node the session cannot resolve (once per spell)."""
+        ref = tag_ref(tag)
+        if any(tag.name in r.members and r.critical_to_quality for r in self.config.recipes):
+            ref = ref.model_copy(update={"critical_to_quality": True})  # as its recipe
+        return self._event(
+            tag=ref, old=None, new=None, occurred_at=start, detected_at=now,
+            kind=ChangeKind.MONITORING_GAP, verdict=Verdict.UNAPPROVED,
+            reason=f"tag {tag.name} of {self.config.id} is not watched: {reason}; changes to it "
+            "go unseen until its node resolves again",
+            gap=MonitoringGap(start=start, end=now),
+        )
+
+    def _event(self, *, tag: TagRef, old: TagValue, new: TagValue, occurred_at: datetime,
+               detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
+               approval: ApprovalConsidered | None = None, actor: str | None = None,
+               gap: MonitoringGap | None = None) -> SuspectChange:
+        return SuspectChange.model_validate({
+            "event_id": str(uuid.uuid4()),
+            "seq": 0,  # the spool assigns the persisted, monotonic seq
+            "agent_id": self.identity.agent_id,
+            "site": self.identity.site,
+            "line": self.config.line,
+            "controller": self.ref,
+            "tag": tag,
+            "old_value": old,
+            "new_value": new,
+            "occurred_at": occurred_at,
+            "detected_at": detected_at,
+            "change_kind": kind,
+            "verdict": verdict,
+            "verdict_reason": reason,
+            "approval": approval,
+            "context": dict(self.context),
+            "actor": actor,
+            "gap": gap,
+        })
+
+
+def snapshot_sha256(values: Mapping[str, TagValue]) -> str:
+    """The hash `take_snapshot` gives these values, without building the snapshot."""
+    return hashlib.sha256(value_json(dict(values))).hexdigest()
+
+
+def tag_ref(tag: TagBase) -> TagRef:
+    if isinstance(tag, RecipeTag):
+        address = "recipe(" + ", ".join(tag.members) + ")"
+    else:
+        address = tag.event_address
+    assert tag.kind is not None
+    return TagRef(
+        name=tag.name,
+        address=str(address),
+        kind=tag.kind,
+        critical_to_quality=tag.critical_to_quality,
+        unit=tag.unit,
+    )
+
+
+def _actor(change: Change, actors: dict[str, str]) -> str | None:
+    """Who made the change, where the protocol said (OPC UA audit events), per tag or member."""
+    if not actors:
+        return None
+    if change.tag.name in actors:
+        return actors[change.tag.name]
+    if isinstance(change.tag, RecipeTag):  # not getattr: a miss on a model raises, slowly
+        for member in change.tag.members:
+            if member in actors:
+                return actors[member]
+    return None
