@@ -100,17 +100,26 @@ def capa_action(row: Row[Any]) -> dict[str, Any]:
         "id": row.action_id, "description": row.description, "owner": row.owner,
         "domain": row.domain, "original_due": row.original_due, "current_due": row.current_due,
         "status": row.status, "effectiveness_check": None if check is None else orjson.loads(check),
+        "capa_type": row.capa_type, "owning_system": row.owning_system,
+        "external_ref": row.external_ref, "priority": row.priority, "addresses": row.addresses,
+        "revalidation_required": bool(row.revalidation_required),
+        "change_control_ref": row.change_control_ref,
+        "due_changes": orjson.loads(row.due_changes),
     }
 
 
 def decision(row: Row[Any]) -> dict[str, Any]:
     return {"kind": row.kind, "status": row.status, "owner": row.owner, "note": row.note,
-            "decided_at": row.decided_at, "decided_by": row.decided_by}
+            "decided_at": row.decided_at, "decided_by": row.decided_by, "action": row.action,
+            "coordination_note": row.coordination_note, "options": orjson.loads(row.options),
+            "choice": row.choice, "risk_accepted": row.risk_accepted,
+            "approved_by": row.approved_by}
 
 
 def contribution(row: Row[Any]) -> dict[str, Any]:
     return {"function": row.function, "author": row.author, "assessment": row.assessment,
-            "risk": row.risk, "signed_off": bool(row.signed_off), "updated_at": row.updated_at}
+            "risk": row.risk, "signed_off": bool(row.signed_off), "updated_at": row.updated_at,
+            "rating": None if row.rating is None else orjson.loads(row.rating)}
 
 
 def _group(rows: Iterable[Row[Any]]) -> defaultdict[str, list[Row[Any]]]:
