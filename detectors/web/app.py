@@ -39,6 +39,7 @@ from aiohttp import web
 from detectors.identity import Authenticator, DirectoryUnavailable, IdentitySettings, SignInRefused
 from detectors.records import (
     ConcurrentUpdate,
+    GuardRefused,
     InvalidUpdate,
     PermissionDenied,
     ReasonRequired,
@@ -68,7 +69,7 @@ log = logging.getLogger(__name__)
 
 _STATUS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
     (RecordNotFound, 404),
-    ((TransitionRefused, ConcurrentUpdate), 409),
+    ((TransitionRefused, GuardRefused, ConcurrentUpdate), 409),
     (SignInRequired, 401),
     ((PermissionDenied, UnknownActor, AccessDenied, SignInRefused), 403),
     (UnsupportedBody, 415),
@@ -83,7 +84,7 @@ def _status_of(exc: Exception) -> int:
 
 def _error_body(exc: Exception) -> dict[str, Any]:
     body: dict[str, Any] = {"error": str(exc)}
-    if isinstance(exc, TransitionRefused):
+    if isinstance(exc, TransitionRefused | GuardRefused):
         body.update(current=exc.current, requested=exc.requested, missing=exc.missing)
     if isinstance(exc, ConcurrentUpdate):
         body.update(expected_version=exc.expected, current_version=exc.current)
