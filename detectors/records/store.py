@@ -47,6 +47,7 @@ from detectors.records.models import (
     TrailEntry,
     VerifyResult,
 )
+from detectors.records.risk import WorkflowSettings
 from detectors.records.signing import signature_problems
 from detectors.records.tables import audit_trail, records
 from detectors.records.trail import canonical_json, read_entries, verify_entries
@@ -58,8 +59,9 @@ __all__ = ["EDITABLE", "TICKET_STATUSES", "RecordStore", "open_store"]
 class RecordStore:
     """One connection to the records database; not shared between threads."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: WorkflowSettings | None = None) -> None:
         self._db = db
+        self.settings = settings or WorkflowSettings()
 
     @property
     def dialect(self) -> str:
@@ -162,7 +164,7 @@ class RecordStore:
         """Run one workflow command in one transaction (see `detectors.records.workflow`)."""
         with self._db.write() as conn:
             self._db.lock_trail_head()
-            return execute(conn, command, actor=actor, now=now)
+            return execute(conn, command, actor=actor, now=now, settings=self.settings)
 
     def update_field(
         self, record_id: str, field: str, value: Any, *, actor: Actor, reason: str,
@@ -198,9 +200,11 @@ class RecordStore:
         self.close()
 
 
-def open_store(target: str, *, schema: str | None = None) -> RecordStore:
-    """Open the records database: a SQLite path, ``sqlite:///abs/path``, or a PostgreSQL DSN."""
-    return RecordStore(connect(target, schema=schema))
+def open_store(target: str, *, schema: str | None = None,
+               settings: WorkflowSettings | None = None) -> RecordStore:
+    """Open the records database: a SQLite path, ``sqlite:///abs/path``, or a PostgreSQL DSN;
+    ``settings`` are the workflow's (risk matrix, escalation), defaults when None."""
+    return RecordStore(connect(target, schema=schema), settings)
 
 
 def _state(value: str | State) -> State:
