@@ -130,6 +130,7 @@ from detectors.records.models import (
 )
 from detectors.records.permissions import GRANTS, Permission
 from detectors.records.relay import Outgoing, TrailCursor, TrailRelay
+from detectors.records.report import ManualReport
 from detectors.records.risk import EscalationRule, RiskMatrix, WorkflowSettings
 from detectors.records.store import EDITABLE, RecordStore, open_store
 from detectors.records.target import DatabaseTarget, redact
@@ -178,6 +179,7 @@ __all__ = [
     "Kpis",
     "LookBack",
     "LotHold",
+    "ManualReport",
     "MasterRecord",
     "MoveCapaDue",
     "NcLog",

@@ -35,6 +35,7 @@ from detectors.records.commands import (
 from detectors.records.db import Database, connect
 from detectors.records.ingest import Item, record_batch
 from detectors.records.load import load_records
+from detectors.records.lookback import LookBack, propose_look_back
 from detectors.records.lots import affected_lots
 from detectors.records.models import (
     AffectedLot,
@@ -47,11 +48,12 @@ from detectors.records.models import (
     TrailEntry,
     VerifyResult,
 )
+from detectors.records.report import ManualReport, report_nonconformity
 from detectors.records.risk import WorkflowSettings
 from detectors.records.signing import signature_problems
 from detectors.records.tables import audit_trail, records
 from detectors.records.trail import canonical_json, read_entries, verify_entries
-from detectors.records.workflow import execute, load_record
+from detectors.records.workflow import current_user, execute, load_record
 
 __all__ = ["EDITABLE", "TICKET_STATUSES", "RecordStore", "open_store"]
 
@@ -165,6 +167,22 @@ class RecordStore:
         with self._db.write() as conn:
             self._db.lock_trail_head()
             return execute(conn, command, actor=actor, now=now, settings=self.settings)
+
+    def report(self, report: ManualReport, *, actor: Actor, reason: str,
+               now: datetime) -> MasterRecord:
+        """Open a record from a report made by hand (`detectors.records.report`)."""
+        if not reason.strip():
+            raise InvalidUpdate("a report needs a reason (why it is reported)")
+        with self._db.write() as conn:
+            self._db.lock_trail_head()
+            rid = report_nonconformity(conn, report, actor=current_user(conn, actor),
+                                       reason=reason, now=now)
+            return load_record(conn, rid)
+
+    def look_back(self, record_id: str) -> LookBack | None:
+        """The look-back start otwatch proposes for a record (`detectors.records.lookback`)."""
+        record = self.get_record(record_id)
+        return propose_look_back(self.list_records(), record.controller)
 
     def update_field(
         self, record_id: str, field: str, value: Any, *, actor: Actor, reason: str,

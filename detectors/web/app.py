@@ -48,6 +48,7 @@ from detectors.records import (
     StoreUnavailable,
     TransitionRefused,
     UnknownActor,
+    WorkflowSettings,
 )
 from detectors.web import _render
 from detectors.web._access import (
@@ -123,14 +124,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def create_app(
     target: str, *, schema: str | None = None, settings: IdentitySettings | None = None,
     tls: bool = False, clock: Callable[[], datetime] | None = None,
+    workflow: WorkflowSettings | None = None,
 ) -> web.Application:
     """The application over the records database ``target`` (SQLite path or PostgreSQL DSN).
 
     ``tls`` says the service is served over HTTPS (cookies are then Secure, and HSTS is
-    sent); ``clock`` is for tests (session timeouts, token expiry)."""
+    sent); ``clock`` is for tests (session timeouts, token expiry); ``workflow`` are the
+    records workflow's settings (risk matrix, escalation)."""
     settings = settings or IdentitySettings()
     app = web.Application(middlewares=[errors, policy], client_max_size=64 * 1024)
-    gate = RecordsGate(target, schema=schema)
+    gate = RecordsGate(target, schema=schema, workflow=workflow)
     app[PARTS] = ServiceParts(gate=gate, authenticator=Authenticator(settings),
                               settings=settings, clock=clock or (lambda: datetime.now(UTC)),
                               tls=tls)
