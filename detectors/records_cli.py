@@ -64,12 +64,19 @@ from detectors.records import (
 )
 from detectors.records.export import FORMATS, render
 from detectors.records.target import sqlite_path
+from detectors.records_steps_cli import (
+    STEP_WRITES,
+    StepArgError,
+    add_step_commands,
+    manual_report,
+    step_command,
+)
 from detectors.web.config import load_service_config
 
 DEFAULT_DB = ".demo/records.db"
 ENV_DB = "OTWATCH_RECORDS_DB"
 ENV_CONFIG = "OTWATCH_RECORDS_CONFIG"
-WRITES = ("transition", "sign", "comment", "update")
+WRITES = ("transition", "sign", "comment", "update", *STEP_WRITES)
 SIGN_AS = [Role.QUALITY.value, Role.SECURITY.value]
 
 
@@ -103,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("text")
     _add_update(sub)
+    add_step_commands(sub)
     add_people_commands(sub)
     p = sub.add_parser("kpis", help="KPIs computed from the audit trail")
     p.add_argument("--json", action="store_true", help="the KPIs as JSON")
@@ -164,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with open_existing(target, args.schema) as store:
             return _run(store, args, env)
-    except (CliError, StoreUnavailable, SignatureRefused) as exc:
+    except (CliError, StepArgError, StoreUnavailable, SignatureRefused) as exc:
         print(f"otwatch-records: {exc}", file=sys.stderr)
         return 2
     except (SignInRefused, PermissionDenied, UnknownActor) as exc:
@@ -199,6 +207,7 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
         return _write(store, args, env)
     handler = {
         "list": _list, "show": _show, "verify": _verify, "kpis": _kpis, "export": _export,
+        "look-back": _look_back,
     }[args.command]
     return handler(store, args)
 
@@ -206,6 +215,14 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
 def _write(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> int:
     """Sign in, build the command, run it as the signed-in user."""
     settings = identity_settings(args, env)
+    if args.command == "report":
+        report = manual_report(args)
+        signed = sign_in(store.database, settings, args, env)
+        made = store.report(report, actor=signed.user.actor(), reason=args.reason,
+                            now=datetime.now(UTC))
+        print(f"{made.id}: reported by {signed.user.user_id}; now {made.state.value}"
+              + (f", a recurrence of {made.recurrence_of}" if made.recurrence_of else ""))
+        return 0
     role = args.role if args.command == "sign" else getattr(args, "sign", None)
     command = _command(args)  # a bad value is reported before anyone is asked a password
     signed = sign_in(store.database, settings, args, env)
@@ -239,6 +256,8 @@ def _command(args: argparse.Namespace) -> Command | None:
         return Transition(record_id=args.id, reason=args.reason, to=State(args.state))
     if args.command == "comment":
         return AddComment(record_id=args.id, reason=args.text)
+    if args.command in STEP_WRITES:
+        return step_command(args)
     try:
         value = orjson.loads(args.value)
     except orjson.JSONDecodeError as exc:
@@ -248,9 +267,20 @@ def _command(args: argparse.Namespace) -> Command | None:
 
 
 def _done(args: argparse.Namespace) -> str:
+    if args.command in STEP_WRITES:
+        return f"{args.command} done"
     return {"transition": f"moved to {getattr(args, 'state', '')}", "sign": "signed",
             "comment": "commented", "update": f"{getattr(args, 'field', '')} updated"}[
         args.command]
+
+
+def _look_back(store: RecordStore, args: argparse.Namespace) -> int:
+    found = store.look_back(args.id)
+    if found is None:
+        print(f"{args.id}: no evidence on its controller to propose a look-back start from")
+        return 0
+    print(f"{args.id}: look back from {found.start.isoformat()}\n  basis: {found.basis}")
+    return 0
 
 
 def _list(store: RecordStore, args: argparse.Namespace) -> int:
