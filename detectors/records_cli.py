@@ -29,12 +29,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import start_http_server
 
 from detectors.identity import IdentityError, IdentitySettings, SignInRefused
 from detectors.identity.cli import (
@@ -60,9 +62,11 @@ from detectors.records import (
     Transition,
     UnknownActor,
     UpdateSection,
+    WorkflowSettings,
     open_store,
 )
 from detectors.records.export import FORMATS, render
+from detectors.records.notify import follow_up
 from detectors.records.target import sqlite_path
 from detectors.records_steps_cli import (
     STEP_WRITES,
@@ -112,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_update(sub)
     add_step_commands(sub)
     add_people_commands(sub)
+    p = sub.add_parser("follow-up", help="reminders, escalations and overdue counts now; "
+                       "e-mailed as the config's workflow.email says")
+    p.add_argument("--every", type=float, metavar="SECONDS",
+                   help="repeat every SECONDS until stopped (default: one pass)")
+    p.add_argument("--metrics-port", type=int, help="serve the overdue gauges for Prometheus "
+                   "on this port (with --every)")
     p = sub.add_parser("kpis", help="KPIs computed from the audit trail")
     p.add_argument("--json", action="store_true", help="the KPIs as JSON")
     p = sub.add_parser("export", help="one record with its trail, for auditors")
@@ -154,7 +164,8 @@ def resolve_db(arg: str | None, env: dict[str, str]) -> str:
     return arg or env.get(ENV_DB) or DEFAULT_DB
 
 
-def open_existing(target: str, schema: str | None) -> RecordStore:
+def open_existing(target: str, schema: str | None,
+                  settings: WorkflowSettings | None = None) -> RecordStore:
     """Open without creating: a missing SQLite file is the user's to fix."""
     path = sqlite_path(target)
     if path is not None and not path.is_file():
@@ -162,7 +173,7 @@ def open_existing(target: str, schema: str | None) -> RecordStore:
             f"records database {str(path)!r} does not exist; pass --db PATH, set {ENV_DB}, "
             "or run the demo (which creates .demo/records.db)"
         )
-    return open_store(target, schema=schema)
+    return open_store(target, schema=schema, settings=settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     target = resolve_db(args.db, env)
     try:
-        with open_existing(target, args.schema) as store:
+        with open_existing(target, args.schema, workflow_settings(args, env)) as store:
             return _run(store, args, env)
     except (CliError, StepArgError, StoreUnavailable, SignatureRefused) as exc:
         print(f"otwatch-records: {exc}", file=sys.stderr)
@@ -194,6 +205,11 @@ def identity_settings(args: argparse.Namespace, env: dict[str, str]) -> Identity
     return load_service_config(path).identity if path else IdentitySettings()
 
 
+def workflow_settings(args: argparse.Namespace, env: dict[str, str]) -> WorkflowSettings:
+    path = args.config or env.get(ENV_CONFIG)
+    return load_service_config(path).workflow if path else WorkflowSettings()
+
+
 def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "migrate":
         applied = store.migrate()
@@ -207,7 +223,7 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
         return _write(store, args, env)
     handler = {
         "list": _list, "show": _show, "verify": _verify, "kpis": _kpis, "export": _export,
-        "look-back": _look_back,
+        "look-back": _look_back, "follow-up": _follow_up,
     }[args.command]
     return handler(store, args)
 
@@ -272,6 +288,27 @@ def _done(args: argparse.Namespace) -> str:
     return {"transition": f"moved to {getattr(args, 'state', '')}", "sign": "signed",
             "comment": "commented", "update": f"{getattr(args, 'field', '')} updated"}[
         args.command]
+
+
+def _follow_up(store: RecordStore, args: argparse.Namespace) -> int:
+    if args.metrics_port is not None:
+        if args.every is None:
+            raise CliError("--metrics-port goes with --every (a single pass exits at once)")
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    while True:
+        now = datetime.now(UTC)
+        done = follow_up(store.list_records(), store.settings, now)
+        for reminder in done.reminders:
+            print(f"reminder to {reminder.to_user}: {reminder.text(now.date())}")
+        for escalation in done.escalations:
+            print(f"escalation {escalation.rule} to {', '.join(escalation.roles)}: "
+                  f"{escalation.record_id}: {escalation.why}")
+        print(f"{len(done.sent)} e-mail(s) sent"
+              + (f"; no address for {', '.join(sorted(set(done.no_address)))}"
+                 if done.no_address else ""), flush=True)
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
 
 
 def _look_back(store: RecordStore, args: argparse.Namespace) -> int:

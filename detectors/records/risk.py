@@ -12,12 +12,24 @@ Example (``config/records-ui.yaml``)::
           - [low, low, medium, high]
           - [low, medium, high, high]
           - [medium, high, high, high]
+      escalation:                 # notify roles about records that need attention
+        - {name: critical-open, min_severity: critical, older_than_h: 24, notify: [approver]}
+        - {name: actions-late, overdue_by_d: 7, notify: [quality, security]}
+      remind_days_before: 3       # remind owners of CAPA actions and follow-ups due this soon
+      email:                      # reminders and escalations by e-mail (SMTP)
+        host: smtp.plant.example
+        port: 25
+        sender: otwatch@plant.example
+        people: {qa.lee: qa.lee@plant.example}
+        roles: {approver: [qa-approvers@plant.example]}
 
     >>> WorkflowSettings().risk_matrix.level("major", "possible")
     'high'
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,10 +99,26 @@ class EscalationRule(_Strict):
         return self
 
 
+class EmailSettings(_Strict):
+    """Where reminders and escalations are e-mailed: an SMTP relay, the sender, and the
+    addresses of people (by user id) and roles (escalations notify roles)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(min_length=3, description="the From address")
+    starttls: bool = False
+    username: str | None = None
+    password_file: Path | None = None
+    people: dict[str, str] = Field(default_factory=dict, description="user id -> address")
+    roles: dict[str, tuple[str, ...]] = Field(default_factory=dict,
+                                              description="role -> addresses")
+
+
 class WorkflowSettings(_Strict):
     """The ``workflow:`` section of the records config."""
 
     risk_matrix: RiskMatrix = Field(default_factory=RiskMatrix)
+    email: EmailSettings | None = None
     escalation: tuple[EscalationRule, ...] = ()
     #: Remind owners this many days before a CAPA due date or follow-up date.
     remind_days_before: int = Field(default=3, ge=0)
