@@ -87,7 +87,7 @@ class _Inbox:
     def __init__(self) -> None:
         self.received: list[tuple[str, list[str], bytes]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
 
@@ -122,7 +122,8 @@ def test_the_reminders_and_escalations_arrive_by_e_mail(
     assert f"reminder: {high}: CAPA action A1 (action A1) is overdue by 10 days" in body
     approvers = got[("approvers@plant.example",)]
     assert approvers["From"] == "otwatch@plant.example"
-    assert f"escalation critical-open: {critical}: open for 432 h (rule: over 24 h)" in approvers.get_payload()
+    assert (f"escalation critical-open: {critical}: open for 432 h (rule: over 24 h)"
+            in approvers.get_payload())
     assert done.no_address == ["role security"]
     gauge = REGISTRY.get_sample_value("otwatch_records_capa_actions_overdue",
                                       {"record_severity": "high"})

@@ -128,7 +128,7 @@ def test_every_containment_decision_waits_for_the_assessment(
         with pytest.raises(GuardRefused) as info:
             store.execute(command, actor=QA, now=at(1))
         assert len(info.value.missing) == 2 and info.value.current == "detected"
-    with pytest.raises(GuardRefused, match="changing containment.release_freeze needs first"):
+    with pytest.raises(GuardRefused, match=r"changing containment\.release_freeze needs first"):
         store.update_field(rid, "containment.release_freeze", True, actor=QA, reason="x",
                            now=at(1))
     assert (store.get_record(rid), store.trail()) == before
@@ -157,7 +157,7 @@ def test_closure_refused_until_notifications_and_containment(
 
 def test_the_steps_own_checks(store: RecordStore, rid: str) -> None:
     before = store.trail()
-    with pytest.raises(InvalidUpdate, match="'op.smith' does not hold the quality role"):
+    with pytest.raises(InvalidUpdate, match=r"'op\.smith' does not hold the quality role"):
         store.execute(AssignLeads(record_id=rid, lead="op.smith", co_lead="soc.kim",
                                   reason="x"), actor=QA, now=at(1))
     with pytest.raises(InvalidUpdate, match="'nobody' is not an enabled user"):
@@ -219,7 +219,7 @@ def test_a_configured_matrix_is_checked_and_used() -> None:
     assert matrix.level("serious", "often") == "act"
     with pytest.raises(InvalidUpdate, match="use one of once, often"):
         matrix.level("serious", "always")
-    with pytest.raises(ValidationError, match="needs 2 rows .* of 2 levels"):
+    with pytest.raises(ValidationError, match=r"needs 2 rows .* of 2 levels"):
         RiskMatrix(severities=("a", "b"), likelihoods=("x", "y"), levels=(("l", "l"),))
 
 
