@@ -239,6 +239,14 @@ def _write(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) ->
         print(f"{made.id}: reported by {signed.user.user_id}; now {made.state.value}"
               + (f", a recurrence of {made.recurrence_of}" if made.recurrence_of else ""))
         return 0
+    if args.command == "download":
+        signed = sign_in(store.database, settings, args, env)
+        name, _, content = store.download(args.id, args.sha256, actor=signed.user.actor(),
+                                          purpose=args.purpose, now=datetime.now(UTC))
+        args.output.write_bytes(content)
+        print(f"{args.id}: {name} ({len(content)} bytes, sha256 {args.sha256}) written to "
+              f"{args.output}; custody entry by {signed.user.user_id}")
+        return 0
     role = args.role if args.command == "sign" else getattr(args, "sign", None)
     command = _command(args)  # a bad value is reported before anyone is asked a password
     signed = sign_in(store.database, settings, args, env)

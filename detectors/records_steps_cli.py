@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -25,6 +26,7 @@ from detectors.records import (
     AddCapaAction,
     AssessImpact,
     AssignLeads,
+    AttachFile,
     Audience,
     CapaAction,
     CapaType,
@@ -62,7 +64,7 @@ from detectors.records import (
 STEP_WRITES = (
     "report", "leads", "contribute-impact", "impact", "notify", "hold", "release", "decide",
     "decision-status", "containment", "rca", "capa-add", "capa-update", "move-due",
-    "check-effectiveness",
+    "check-effectiveness", "attach", "download",
 )
 
 
@@ -180,6 +182,19 @@ def _containment_commands(sub: Any) -> None:
     p.add_argument("--choice", default="", help="the option chosen")
     p.add_argument("--risk-accepted", default="", help="the risk accepted")
     p.add_argument("--approved-by", default="", help="who approved the trade-off")
+    p = sub.add_parser("attach", help="attach a file as preserved evidence (kept by SHA-256)")
+    _record(p)
+    p.add_argument("file", type=Path, help="the file to attach")
+    p.add_argument("--item", choices=["logs", "configuration_snapshot", "batch_records",
+                                      "other"], default="other",
+                   help="the evidence checklist item it is for")
+    p.add_argument("--media-type", default="application/octet-stream")
+    p = sub.add_parser("download", help="write an attachment to a file; the access is a "
+                       "chain-of-custody entry in the trail")
+    p.add_argument("id")
+    p.add_argument("sha256", help="the attachment's SHA-256 (otwatch-records show)")
+    p.add_argument("--purpose", required=True, help="why (kept in the chain of custody)")
+    p.add_argument("--output", "-o", type=Path, required=True, help="where to write it")
     p = sub.add_parser("decision-status", help="change a containment decision's status")
     _record(p)
     p.add_argument("index", type=int, help="the decision's number, from 0")
@@ -365,7 +380,17 @@ def _capa_update(args: argparse.Namespace, base: dict[str, Any]) -> Command:
     return UpdateCapaAction(**base, action_id=args.action_id, changes=changes)
 
 
+def _attach(args: argparse.Namespace, base: dict[str, Any]) -> Command:
+    try:
+        content = args.file.read_bytes()
+    except OSError as exc:
+        raise StepArgError(f"attach: cannot read {str(args.file)!r} ({exc.strerror})") from None
+    return AttachFile(**base, filename=args.file.name, content=content,
+                      media_type=args.media_type, item=args.item)
+
+
 _BUILDERS: dict[str, Any] = {
+    "attach": _attach,
     "leads": lambda a, b: AssignLeads(**b, lead=a.lead, co_lead=a.co_lead),
     "contribute-impact": _contribute,
     "impact": _impact,

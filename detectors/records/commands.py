@@ -289,6 +289,19 @@ class SetContainment(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AttachFile(Command):
+    """Attach a file as preserved evidence (``item``: logs, configuration_snapshot,
+    batch_records or other); kept content-addressed by SHA-256 (`attachments`).
+    Trail: ``attachments``, the whole list of the record's attachments."""
+
+    filename: str
+    content: bytes
+    media_type: str = "application/octet-stream"
+    item: str = "other"
+    permission: ClassVar[Permission] = Permission.DECIDE_CONTAINMENT
+
+
+@dataclass(frozen=True, kw_only=True)
 class MoveCapaDue(Command):
     """Move a CAPA action's current due date; the reason is the command's, ``approved_by``
     an enabled user holding approver. The original due date never moves.

@@ -248,6 +248,20 @@ class CapaAction(_Model):
     due_changes: list[DueDateChange] = Field(default_factory=list)
 
 
+class Attachment(_Model):
+    """A file preserved as evidence: its SHA-256 (the content's address), name, media type,
+    the checklist item it is for, who attached it and when."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    filename: str = Field(min_length=1, max_length=255)
+    media_type: str = "application/octet-stream"
+    item: str = Field(default="other", description="logs, configuration_snapshot, "
+                      "batch_records or other")
+    size: int = Field(default=0, ge=0)
+    attached_by: str = ""
+    attached_at: datetime | None = None
+
+
 class Signature(_Model):
     """An electronic signature (21 CFR 11.50): the signer's printed name and user id, the
     role signed as, when, and what it means; ``step`` is the lifecycle step it approves
@@ -325,6 +339,7 @@ class MasterRecord(_Model):
     effectiveness_check: EffectivenessCheck | None = None
     signatures: list[Signature] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
+    attachments: list[Attachment] = Field(default_factory=list)
     ticket: SecurityTicket | None = None
 
 

@@ -12,6 +12,7 @@ fields they write, and nothing else:
     containment.<key>                  the key's new value
     capa_actions                       the whole list of CAPA actions
     effectiveness_check                the record's effectiveness check
+    attachments                        the whole list of the record's attachments
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from pydantic import ValidationError
+from sqlalchemy import insert, select, update
 
 from detectors.records._exceptions import GuardRefused, InvalidUpdate
+from detectors.records.attachments import attachment_row, store_blob
 from detectors.records.commands import (
     AssessImpact,
     AssignLeads,
+    AttachFile,
     CheckEffectiveness,
     Command,
     DecideNotification,
@@ -35,10 +39,16 @@ from detectors.records.commands import (
 )
 from detectors.records.joint import DueDateChange
 from detectors.records.lifecycle import Gate, effectiveness_date_problem, missing_at
-from detectors.records.models import ActionStatus, CapaAction, EffectivenessCheck, Role
+from detectors.records.models import (
+    ActionStatus,
+    Attachment,
+    CapaAction,
+    EffectivenessCheck,
+    Role,
+)
 from detectors.records.runs import Change, Run, apply_update, jsonable
 from detectors.records.sections import action_row, save_section
-from detectors.records.tables import capa_actions, records, users
+from detectors.records.tables import capa_actions, record_attachments, records, users
 from detectors.records.trail import canonical_json
 
 
@@ -197,7 +207,28 @@ def _check_effectiveness(run: Run, cmd: CheckEffectiveness) -> list[Change]:
     return [save_actions(run, actions, position, cmd.reason)]
 
 
+_ITEMS = ("logs", "configuration_snapshot", "batch_records", "other")
+
+
+def _attach(run: Run, cmd: AttachFile) -> list[Change]:
+    if cmd.item not in _ITEMS:
+        raise InvalidUpdate(f"attachment item {cmd.item!r}: use one of {', '.join(_ITEMS)}")
+    digest = store_blob(run.conn, cmd.content)
+    old = [a.model_dump(mode="json") for a in run.record.attachments]
+    try:
+        made = Attachment(sha256=digest, filename=cmd.filename, media_type=cmd.media_type,
+                          item=cmd.item, size=len(cmd.content), attached_by=run.actor.user_id,
+                          attached_at=run.now).model_dump(mode="json")
+    except ValidationError as exc:
+        raise InvalidUpdate(f"attachment: {exc}") from exc
+    run.conn.execute(insert(record_attachments),
+                     [attachment_row(run.record.id, len(old), made)])
+    return [Change("attachments", canonical_json(old), canonical_json([*old, made]),
+                   cmd.reason)]
+
+
 HANDLERS: dict[type[Command], Callable[[Run, Any], list[Change]]] = {
+    AttachFile: _attach,
     AssignLeads: _assign_leads,
     AssessImpact: _assess_impact,
     DecideNotification: _decide_notification,

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from detectors.records import kpis as kpi_math
 from detectors.records import migrate as migrations
 from detectors.records._exceptions import InvalidUpdate, RecordsError
+from detectors.records.attachments import read_with_custody
 from detectors.records.commands import (
     EDITABLE,
     TICKET_STATUSES,
@@ -178,6 +179,16 @@ class RecordStore:
             rid = report_nonconformity(conn, report, actor=current_user(conn, actor),
                                        reason=reason, now=now)
             return load_record(conn, rid)
+
+    def download(self, record_id: str, sha256: str, *, actor: Actor, purpose: str,
+                 now: datetime) -> tuple[str, str, bytes]:
+        """An attachment's (filename, media type, bytes), with its chain-of-custody trail
+        entry written first (`detectors.records.attachments`)."""
+        with self._db.write() as conn:
+            self._db.lock_trail_head()
+            user = current_user(conn, actor)
+            return read_with_custody(conn, load_record(conn, record_id), sha256, actor=user,
+                                     purpose=purpose, now=now)
 
     def look_back(self, record_id: str) -> LookBack | None:
         """The look-back start otwatch proposes for a record (`detectors.records.lookback`)."""

@@ -30,6 +30,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -240,6 +241,31 @@ impact_contributions = Table(
     Column("updated_at", Text),
     Column("rating", Text),  # revision 0006: the contribution's RiskRating, JSON
     Index("impact_contributions_open", "signed_off"),
+)
+
+
+# --- evidence attachments (revision 0006) ------------------------------------------------------
+
+#: Uploaded files, content-addressed: one row per distinct content, named by its SHA-256.
+attachment_blobs = Table(
+    "attachment_blobs", metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("size", BIG, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+#: A file attached to a record as preserved evidence (the content is in attachment_blobs);
+#: every download is a ``custody`` entry in the audit trail.
+record_attachments = Table(
+    "record_attachments", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("sha256", Text, ForeignKey("attachment_blobs.sha256"), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("attached_by", Text, nullable=False),
+    Column("attached_at", Text, nullable=False),
 )
 
 

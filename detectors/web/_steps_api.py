@@ -8,6 +8,8 @@ signed-in user, never a body field (`_api.parse_body` refuses those).
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import date, datetime
 from typing import Any
 
@@ -19,6 +21,7 @@ from detectors.records import (
     AddCapaAction,
     AssessImpact,
     AssignLeads,
+    AttachFile,
     CapaAction,
     CheckEffectiveness,
     ContainmentDecision,
@@ -46,7 +49,7 @@ from detectors.records import (
     WhyAnswer,
 )
 from detectors.records.report import ManualReport
-from detectors.web._api import _Body, _identity, _run, json_response, parse_body
+from detectors.web._api import BadRequest, _Body, _identity, _run, json_response, parse_body
 from detectors.web._keys import PARTS
 
 
@@ -143,6 +146,16 @@ class DueBody(_Step):
     action_id: str = Field(min_length=1)
     to_due: date
     approved_by: str = Field(min_length=1, description="user id of the approver who agreed")
+
+
+class AttachBody(_Step):
+    filename: str = Field(min_length=1, max_length=255)
+    media_type: str = "application/octet-stream"
+    item: str = Field(default="other", description="logs, configuration_snapshot, "
+                      "batch_records or other")
+    content_base64: str = Field(min_length=1, description="the file, base64 (the service "
+                                "takes bodies up to 64 KiB: larger files by otwatch-records "
+                                "attach)")
 
 
 class EffectivenessBody(_Step):
@@ -263,6 +276,30 @@ async def effectiveness(request: web.Request) -> web.Response:
         **_common(request, body), action_id=body.action_id, effective=body.effective,
         against_criteria=body.against_criteria, performed_at=body.performed_at,
         notes=body.notes, follow_up_on=body.follow_up_on))
+
+
+async def attach(request: web.Request) -> web.Response:
+    body = await parse_body(request, AttachBody)
+    try:
+        content = base64.b64decode(body.content_base64, validate=True)
+    except binascii.Error:
+        raise BadRequest("field 'content_base64': not base64; encode the file's bytes") from None
+    return await _run(request, AttachFile(**_common(request, body), filename=body.filename,
+                                          media_type=body.media_type, item=body.item,
+                                          content=content))
+
+
+async def download(request: web.Request) -> web.Response:
+    """The file, after its chain-of-custody entry (``?purpose=`` says why, required)."""
+    parts, actor = request.app[PARTS], _identity(request).user.actor()
+    record_id, sha256 = request.match_info["id"], request.match_info["sha256"]
+    purpose, now = request.query.get("purpose", ""), parts.clock()
+    found: tuple[str, str, bytes] = await parts.gate.run(lambda s: s.download(
+        record_id, sha256, actor=actor, purpose=purpose, now=now))
+    filename, media_type, content = found
+    safe = "".join(c for c in filename if c.isalnum() or c in "._-") or "attachment"
+    return web.Response(body=content, content_type=media_type, headers={
+        "Content-Disposition": f'attachment; filename="{safe}"'})
 
 
 def _look_back(store: RecordStore, record_id: str) -> LookBack | None:

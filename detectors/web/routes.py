@@ -59,6 +59,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/records/{id}/capa/update", _steps.capa_update, P.MANAGE_CAPA, JSON),
     Route("POST", "/api/records/{id}/capa/due", _steps.capa_due, P.MANAGE_CAPA, JSON),
     Route("POST", "/api/records/{id}/effectiveness", _steps.effectiveness, P.MANAGE_CAPA, JSON),
+    Route("POST", "/api/records/{id}/attachments", _steps.attach, P.DECIDE_CONTAINMENT, JSON),
+    Route("GET", "/api/records/{id}/attachments/{sha256}", _steps.download, P.VIEW_RECORDS),
     Route("GET", "/api/verify", _api.verify, P.VIEW_RECORDS),
     Route("GET", "/api/kpis", _api.kpis, P.VIEW_RECORDS),
 )

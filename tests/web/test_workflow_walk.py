@@ -8,6 +8,8 @@ The four: op.smith (operator), qa.tech (quality), soc.kim (security, approver) a
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -174,6 +176,16 @@ async def test_a_joint_record_walked_to_closure_by_four_people(
         "options": ["stop line A", "run on recipe R-11 under watch"],
         "choice": "run on recipe R-11 under watch", "risk_accepted": "one more lot at risk",
         "approved_by": "qa.lee"}})
+    snapshot = b'{"ZoneTemp": 215.0, "Recipe": "R-12"}\n'
+    record = await soc.ok(f"{URL}/attachments", {
+        "filename": "press-01-snapshot.json", "media_type": "application/json",
+        "item": "configuration_snapshot", "content_base64": base64.b64encode(snapshot).decode(),
+        "reason": "configuration snapshot preserved"})
+    (attached,) = record["attachments"]
+    assert attached["sha256"] == hashlib.sha256(snapshot).hexdigest()
+    async with lead.session.get(f"{URL}/attachments/{attached['sha256']}",
+                                params={"purpose": "review before the RCA"}) as resp:
+        assert resp.status == 200 and await resp.read() == snapshot
     await soc.ok(f"{URL}/containment", {"evidence_checklist": {
         "logs": True, "configuration_snapshot": True, "batch_records": True},
         "reason": "evidence preserved"})
@@ -285,6 +297,8 @@ async def test_a_joint_record_walked_to_closure_by_four_people(
     trail = await lead.get(f"{URL}/trail")
     actors = {entry["actor"] for entry in trail}
     assert set(PEOPLE) <= actors
+    custody = [e for e in trail if e["field"] == "custody"]
+    assert [(e["actor"], e["reason"]) for e in custody] == [("qa.lee", "review before the RCA")]
     assert (await lead.get("/api/verify"))["ok"] is True
     with open_store(str(db_path)) as store:
         assert store.verify_signatures() == []

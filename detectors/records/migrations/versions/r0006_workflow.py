@@ -20,6 +20,8 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+BIG = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def _text(name: str, default: str = "") -> sa.Column[str]:
     return sa.Column(name, sa.Text, nullable=False, server_default=default)
@@ -50,9 +52,32 @@ def upgrade() -> None:
         batch.add_column(_text("approved_by"))
     with op.batch_alter_table("impact_contributions") as batch:
         batch.add_column(sa.Column("rating", sa.Text))
+    _attachments()
+
+
+def _attachments() -> None:
+    op.create_table(
+        "attachment_blobs",
+        sa.Column("sha256", sa.Text, primary_key=True),
+        sa.Column("size", BIG, nullable=False),
+        sa.Column("content", sa.LargeBinary, nullable=False),
+    )
+    op.create_table(
+        "record_attachments",
+        sa.Column("record_id", sa.Text, sa.ForeignKey("records.id"), primary_key=True),
+        sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("sha256", sa.Text, sa.ForeignKey("attachment_blobs.sha256"), nullable=False),
+        sa.Column("filename", sa.Text, nullable=False),
+        sa.Column("media_type", sa.Text, nullable=False),
+        sa.Column("item", sa.Text, nullable=False),
+        sa.Column("attached_by", sa.Text, nullable=False),
+        sa.Column("attached_at", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("record_attachments")
+    op.drop_table("attachment_blobs")
     with op.batch_alter_table("impact_contributions") as batch:
         batch.drop_column("rating")
     with op.batch_alter_table("containment_decisions") as batch:
