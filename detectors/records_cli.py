@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 import time
@@ -66,6 +67,7 @@ from detectors.records import (
     open_store,
 )
 from detectors.records.export import FORMATS, render
+from detectors.records.follow_up_topic import follow_up_messages, publish_follow_up
 from detectors.records.notify import follow_up
 from detectors.records.target import sqlite_path
 from detectors.records_steps_cli import (
@@ -306,12 +308,17 @@ def _follow_up(store: RecordStore, args: argparse.Namespace) -> int:
     while True:
         now = datetime.now(UTC)
         done = follow_up(store.list_records(), store.settings, now)
+        kafka = store.settings.kafka
+        published = 0 if kafka is None else asyncio.run(publish_follow_up(
+            kafka, store.settings.records_topic,
+            follow_up_messages(done.reminders, done.escalations, now)))
         for reminder in done.reminders:
             print(f"reminder to {reminder.to_user}: {reminder.text(now.date())}")
         for escalation in done.escalations:
             print(f"escalation {escalation.rule} to {', '.join(escalation.roles)}: "
                   f"{escalation.record_id}: {escalation.why}")
-        print(f"{len(done.sent)} e-mail(s) sent"
+        print(f"{len(done.sent)} e-mail(s) sent, {published} message(s) on "
+              f"{store.settings.records_topic}"
               + (f"; no address for {', '.join(sorted(set(done.no_address)))}"
                  if done.no_address else ""), flush=True)
         if args.every is None:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.kafka.settings import KafkaSettings, TopicNames
 from detectors.classification import Severity
 from detectors.records._exceptions import InvalidUpdate
 
@@ -119,6 +120,9 @@ class WorkflowSettings(_Strict):
 
     risk_matrix: RiskMatrix = Field(default_factory=RiskMatrix)
     email: EmailSettings | None = None
+    #: Publish reminders and escalations on the records topic too (None: e-mail only).
+    kafka: KafkaSettings | None = None
+    records_topic: str = Field(default=TopicNames().records, min_length=1)
     escalation: tuple[EscalationRule, ...] = ()
     #: Remind owners this many days before a CAPA due date or follow-up date.
     remind_days_before: int = Field(default=3, ge=0)

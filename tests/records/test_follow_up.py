@@ -128,3 +128,30 @@ def test_the_reminders_and_escalations_arrive_by_e_mail(
     gauge = REGISTRY.get_sample_value("otwatch_records_capa_actions_overdue",
                                       {"record_severity": "high"})
     assert gauge == 1.0
+
+
+async def test_the_follow_up_is_published_on_the_records_topic(
+    store: RecordStore, records: list[str], broker: Any,
+) -> None:
+    from agent.kafka.settings import KafkaSettings
+    from detectors.records.follow_up_topic import follow_up_messages, publish_follow_up
+    from tests.delivery.kafka_read import read_topics
+
+    high, critical = records
+    now = T0 + timedelta(days=18)
+    settings = WorkflowSettings(escalation=RULES)
+    found = store.list_records()
+    messages = follow_up_messages(reminders(found, settings, now),
+                                  escalations(found, settings, now), now)
+    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, enable_idempotence=False,
+                          request_timeout_ms=5_000)
+    assert await publish_follow_up(kafka, "otwatch.records", messages) == 4
+    got = await read_topics(broker.bootstrap, ["otwatch.records"], until_count=4, limit_s=10)
+    values = sorted((r.value for r in got), key=lambda v: v["message_id"])
+    assert [(v["kind"], v["record_id"]) for v in values] == [
+        ("escalation", high), ("escalation", critical), ("reminder", high), ("reminder", high)]
+    assert values[0]["rule"] == "actions-late" and values[1]["roles"] == ["approver"]
+    assert values[2]["text"] == f"{high}: CAPA action A1 (action A1) is overdue by 10 days " \
+                                "(2026-03-10)"
+    assert {v["schema"] for v in values} == {"otwatch.records.follow_up/1"}
+    assert {r.key for r in got} == {high.encode(), critical.encode()}
