@@ -13,6 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
+from detectors.classification import Severity
 from detectors.records import (
     AddCapaAction,
     CapaAction,
@@ -41,7 +42,7 @@ def records(store: RecordStore) -> list[str]:
     record with none; both opened at T0 (2026-03-02 08:00)."""
     high, critical = (o.record_id or "" for o in store.record_events(
         [(event(1), classified(key="a")),
-         (event(2, controller="press-02"), classified(key="b", severity="critical"))], now=T0))
+         (event(2, controller="press-02"), classified(key="b", severity=Severity.CRITICAL))], now=T0))
     for action_id, due in (("A1", date(2026, 3, 10)), ("A2", date(2026, 3, 20))):
         store.execute(AddCapaAction(record_id=high, reason="plan", action=CapaAction(
             id=action_id, description=f"action {action_id}", owner="soc.kim",
@@ -62,7 +63,7 @@ def test_reminders_escalations_and_overdue_on_a_frozen_clock(
          f"{high}: CAPA action A1 (action A1) is due in 3 days (2026-03-10)")]
     assert [(e.rule, e.record_id) for e in escalations(found, settings, now)] == [
         ("critical-open", critical)]
-    assert overdue_counts(found, now)["high"] == 0
+    assert overdue_counts(found, now)[Severity.HIGH] == 0
     later = T0 + timedelta(days=18)  # 2026-03-20: A1 10 days late, A2 due today
     texts = [r.text(later.date()) for r in reminders(found, settings, later)]
     assert texts == [f"{high}: CAPA action A1 (action A1) is overdue by 10 days (2026-03-10)",
@@ -75,7 +76,7 @@ def test_reminders_escalations_and_overdue_on_a_frozen_clock(
                               approved_by="qa.lee", reason="supplier late"), actor=QA,
                   now=later)
     moved = store.list_records()
-    assert overdue_counts(moved, later)["high"] == 0
+    assert overdue_counts(moved, later)[Severity.HIGH] == 0
     assert ("actions-late", high) not in {(e.rule, e.record_id)
                                           for e in escalations(moved, settings, later)}
     (change,) = store.get_record(high).capa_actions[0].due_changes

@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -30,7 +31,7 @@ from tests.records.lifecycle_steps import assess, at, drive
 from tests.records.people import QA, enrol
 
 #: What signatures made before revision 0004 do not have (they read back empty).
-SIGNER = {"signatures": {"__all__": {"user_id", "step", "trail_seq"}},
+SIGNER: dict[str, Any] = {"signatures": {"__all__": {"user_id", "step", "trail_seq"}},
           "impact": {"contributions"}}
 
 NOW = T0 + timedelta(minutes=1)
