@@ -42,7 +42,8 @@ def records(store: RecordStore) -> list[str]:
     record with none; both opened at T0 (2026-03-02 08:00)."""
     high, critical = (o.record_id or "" for o in store.record_events(
         [(event(1), classified(key="a")),
-         (event(2, controller="press-02"), classified(key="b", severity=Severity.CRITICAL))], now=T0))
+         (event(2, controller="press-02"), classified(key="b", severity=Severity.CRITICAL))],
+        now=T0))
     for action_id, due in (("A1", date(2026, 3, 10)), ("A2", date(2026, 3, 20))):
         store.execute(AddCapaAction(record_id=high, reason="plan", action=CapaAction(
             id=action_id, description=f"action {action_id}", owner="soc.kim",
