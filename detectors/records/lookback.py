@@ -41,13 +41,15 @@ def _last_seen_matching(item: Evidence) -> tuple[datetime, str]:
     return item.occurred_at, f"the value replaced by event {item.event_id} held until then"
 
 
-def propose_look_back(records: Iterable[MasterRecord], controller: str) -> LookBack | None:
-    """The earliest last-seen-matching moment over the open records of ``controller``;
-    None when there is no evidence to go on."""
+def propose_look_back(records: Iterable[MasterRecord], controller: str,
+                      record_id: str = "") -> LookBack | None:
+    """The earliest last-seen-matching moment over the open records of ``controller`` (and
+    record ``record_id`` itself, whatever its state); None when there is no evidence."""
     found = [
         (*_last_seen_matching(item), record.id)
         for record in records
-        if record.controller == controller and record.state in OPEN_STATES
+        if record.controller == controller
+        and (record.state in OPEN_STATES or record.id == record_id)
         for item in record.evidence
     ]
     if not found:

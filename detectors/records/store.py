@@ -193,7 +193,7 @@ class RecordStore:
     def look_back(self, record_id: str) -> LookBack | None:
         """The look-back start otwatch proposes for a record (`detectors.records.lookback`)."""
         record = self.get_record(record_id)
-        return propose_look_back(self.list_records(), record.controller)
+        return propose_look_back(self.list_records(), record.controller, record_id)
 
     def update_field(
         self, record_id: str, field: str, value: Any, *, actor: Actor, reason: str,

@@ -249,6 +249,8 @@ def test_look_back_from_hand_built_histories() -> None:
     found = propose_look_back([closed, other, change], "press-01")
     assert found is not None and found.start == at(3)  # closed and other controllers ignored
     assert propose_look_back([closed], "press-01") is None
+    found = propose_look_back([closed, change], "press-01", record_id="NC-0")  # its own
+    assert found is not None and found.start == T0 - timedelta(days=30)
 
 
 def test_the_store_proposes_from_its_evidence(store: RecordStore, rid: str) -> None:
