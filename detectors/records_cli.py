@@ -27,14 +27,17 @@ Example::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import start_http_server
 
 from detectors.identity import IdentityError, IdentitySettings, SignInRefused
 from detectors.identity.cli import (
@@ -60,16 +63,26 @@ from detectors.records import (
     Transition,
     UnknownActor,
     UpdateSection,
+    WorkflowSettings,
     open_store,
 )
 from detectors.records.export import FORMATS, render
+from detectors.records.follow_up_topic import follow_up_messages, publish_follow_up
+from detectors.records.notify import follow_up
 from detectors.records.target import sqlite_path
+from detectors.records_steps_cli import (
+    STEP_WRITES,
+    StepArgError,
+    add_step_commands,
+    manual_report,
+    step_command,
+)
 from detectors.web.config import load_service_config
 
 DEFAULT_DB = ".demo/records.db"
 ENV_DB = "OTWATCH_RECORDS_DB"
 ENV_CONFIG = "OTWATCH_RECORDS_CONFIG"
-WRITES = ("transition", "sign", "comment", "update")
+WRITES = ("transition", "sign", "comment", "update", *STEP_WRITES)
 SIGN_AS = [Role.QUALITY.value, Role.SECURITY.value]
 
 
@@ -103,7 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("text")
     _add_update(sub)
+    add_step_commands(sub)
     add_people_commands(sub)
+    p = sub.add_parser("follow-up", help="reminders, escalations and overdue counts now; "
+                       "e-mailed as the config's workflow.email says")
+    p.add_argument("--every", type=float, metavar="SECONDS",
+                   help="repeat every SECONDS until stopped (default: one pass)")
+    p.add_argument("--metrics-port", type=int, help="serve the overdue gauges for Prometheus "
+                   "on this port (with --every)")
     p = sub.add_parser("kpis", help="KPIs computed from the audit trail")
     p.add_argument("--json", action="store_true", help="the KPIs as JSON")
     p = sub.add_parser("export", help="one record with its trail, for auditors")
@@ -146,7 +166,8 @@ def resolve_db(arg: str | None, env: dict[str, str]) -> str:
     return arg or env.get(ENV_DB) or DEFAULT_DB
 
 
-def open_existing(target: str, schema: str | None) -> RecordStore:
+def open_existing(target: str, schema: str | None,
+                  settings: WorkflowSettings | None = None) -> RecordStore:
     """Open without creating: a missing SQLite file is the user's to fix."""
     path = sqlite_path(target)
     if path is not None and not path.is_file():
@@ -154,7 +175,7 @@ def open_existing(target: str, schema: str | None) -> RecordStore:
             f"records database {str(path)!r} does not exist; pass --db PATH, set {ENV_DB}, "
             "or run the demo (which creates .demo/records.db)"
         )
-    return open_store(target, schema=schema)
+    return open_store(target, schema=schema, settings=settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,9 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     target = resolve_db(args.db, env)
     try:
-        with open_existing(target, args.schema) as store:
+        with open_existing(target, args.schema, workflow_settings(args, env)) as store:
             return _run(store, args, env)
-    except (CliError, StoreUnavailable, SignatureRefused) as exc:
+    except (CliError, StepArgError, StoreUnavailable, SignatureRefused) as exc:
         print(f"otwatch-records: {exc}", file=sys.stderr)
         return 2
     except (SignInRefused, PermissionDenied, UnknownActor) as exc:
@@ -186,6 +207,11 @@ def identity_settings(args: argparse.Namespace, env: dict[str, str]) -> Identity
     return load_service_config(path).identity if path else IdentitySettings()
 
 
+def workflow_settings(args: argparse.Namespace, env: dict[str, str]) -> WorkflowSettings:
+    path = args.config or env.get(ENV_CONFIG)
+    return load_service_config(path).workflow if path else WorkflowSettings()
+
+
 def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.command == "migrate":
         applied = store.migrate()
@@ -199,6 +225,7 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
         return _write(store, args, env)
     handler = {
         "list": _list, "show": _show, "verify": _verify, "kpis": _kpis, "export": _export,
+        "look-back": _look_back, "follow-up": _follow_up,
     }[args.command]
     return handler(store, args)
 
@@ -206,6 +233,22 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
 def _write(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> int:
     """Sign in, build the command, run it as the signed-in user."""
     settings = identity_settings(args, env)
+    if args.command == "report":
+        report = manual_report(args)
+        signed = sign_in(store.database, settings, args, env)
+        made = store.report(report, actor=signed.user.actor(), reason=args.reason,
+                            now=datetime.now(UTC))
+        print(f"{made.id}: reported by {signed.user.user_id}; now {made.state.value}"
+              + (f", a recurrence of {made.recurrence_of}" if made.recurrence_of else ""))
+        return 0
+    if args.command == "download":
+        signed = sign_in(store.database, settings, args, env)
+        name, _, content = store.download(args.id, args.sha256, actor=signed.user.actor(),
+                                          purpose=args.purpose, now=datetime.now(UTC))
+        args.output.write_bytes(content)
+        print(f"{args.id}: {name} ({len(content)} bytes, sha256 {args.sha256}) written to "
+              f"{args.output}; custody entry by {signed.user.user_id}")
+        return 0
     role = args.role if args.command == "sign" else getattr(args, "sign", None)
     command = _command(args)  # a bad value is reported before anyone is asked a password
     signed = sign_in(store.database, settings, args, env)
@@ -239,6 +282,8 @@ def _command(args: argparse.Namespace) -> Command | None:
         return Transition(record_id=args.id, reason=args.reason, to=State(args.state))
     if args.command == "comment":
         return AddComment(record_id=args.id, reason=args.text)
+    if args.command in STEP_WRITES:
+        return step_command(args)
     try:
         value = orjson.loads(args.value)
     except orjson.JSONDecodeError as exc:
@@ -248,9 +293,46 @@ def _command(args: argparse.Namespace) -> Command | None:
 
 
 def _done(args: argparse.Namespace) -> str:
+    if args.command in STEP_WRITES:
+        return f"{args.command} done"
     return {"transition": f"moved to {getattr(args, 'state', '')}", "sign": "signed",
             "comment": "commented", "update": f"{getattr(args, 'field', '')} updated"}[
         args.command]
+
+
+def _follow_up(store: RecordStore, args: argparse.Namespace) -> int:
+    if args.metrics_port is not None:
+        if args.every is None:
+            raise CliError("--metrics-port goes with --every (a single pass exits at once)")
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    while True:
+        now = datetime.now(UTC)
+        done = follow_up(store.list_records(), store.settings, now)
+        kafka = store.settings.kafka
+        published = 0 if kafka is None else asyncio.run(publish_follow_up(
+            kafka, store.settings.records_topic,
+            follow_up_messages(done.reminders, done.escalations, now)))
+        for reminder in done.reminders:
+            print(f"reminder to {reminder.to_user}: {reminder.text(now.date())}")
+        for escalation in done.escalations:
+            print(f"escalation {escalation.rule} to {', '.join(escalation.roles)}: "
+                  f"{escalation.record_id}: {escalation.why}")
+        print(f"{len(done.sent)} e-mail(s) sent, {published} message(s) on "
+              f"{store.settings.records_topic}"
+              + (f"; no address for {', '.join(sorted(set(done.no_address)))}"
+                 if done.no_address else ""), flush=True)
+        if args.every is None:
+            return 0
+        time.sleep(args.every)
+
+
+def _look_back(store: RecordStore, args: argparse.Namespace) -> int:
+    found = store.look_back(args.id)
+    if found is None:
+        print(f"{args.id}: no evidence on its controller to propose a look-back start from")
+        return 0
+    print(f"{args.id}: look back from {found.start.isoformat()}\n  basis: {found.basis}")
+    return 0
 
 
 def _list(store: RecordStore, args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import orjson
 
+from detectors.containment.freezes import freeze_changes, freeze_message
 from detectors.records import LotHold, Outgoing, RecordHeader, TrailEntry
 from detectors.records.trail import iso
 
@@ -110,11 +111,14 @@ def message(
 
 
 def containment_messages(entry: TrailEntry, record: RecordHeader) -> list[Outgoing]:
-    """The relay's translation: one message per lot change, keyed by record id (so one
-    record's holds and releases stay in order on one partition)."""
+    """The relay's translation: one message per lot change and per release freeze put into
+    or out of effect (`freezes`), keyed by record id (so one record's holds, releases and
+    freezes stay in order on one partition)."""
     key = entry.record_id.encode()
     return [
-        Outgoing(key, message(entry, change, ticket_id=record.security_ticket,
-                              controller=record.controller))
-        for change in lot_changes(entry)
+        *(Outgoing(key, message(entry, change, ticket_id=record.security_ticket,
+                                controller=record.controller))
+          for change in lot_changes(entry)),
+        *(Outgoing(key, freeze_message(entry, change, record, SCHEMA))
+          for change in freeze_changes(entry)),
     ]

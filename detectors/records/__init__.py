@@ -13,9 +13,12 @@ Public surface (everything else is private)::
 
 - Every change to a record is a command (`Transition`, `Sign`, `AddComment`, `UpdateSection`,
   `PlaceHold`, `ReleaseHold`, `RecordDecision`, `UpdateDecision`, `ContributeImpact`,
-  `AddCapaAction`, `UpdateCapaAction`, `SetTicketStatus`) run by `RecordStore.execute` in one
+  `AddCapaAction`, `UpdateCapaAction`, `SetTicketStatus`, and the joint procedure's steps
+  `AssignLeads`, `AssessImpact`, `DecideNotification`, `RecordRootCause`, `SetContainment`,
+  `MoveCapaDue`, `CheckEffectiveness`) run by `RecordStore.execute` in one
   transaction: actor (an enabled user, with the roles the users table holds), load, version
-  check, permission (`Permission`, `GRANTS`), guards (`missing_for`, `signature_refusal`),
+  check, permission (`Permission`, `GRANTS`), guards (`GUARDS`: one table, `missing_for`,
+  `signature_refusal`),
   write, trail. `RecordStore.update_field` and `RecordStore.transition` are thin wrappers.
 - The `Actor` comes from `detectors.identity` (a session, an API token, a password the CLI
   asked for); a `Sign` carries the `Reauthentication` identity made when the signer entered
@@ -32,6 +35,7 @@ Errors: see `detectors.records._exceptions` (all derive from `RecordsError`).
 
 from detectors.records._exceptions import (
     ConcurrentUpdate,
+    GuardRefused,
     InvalidUpdate,
     NotMigrated,
     PermissionDenied,
@@ -47,12 +51,20 @@ from detectors.records.commands import (
     Actor,
     AddCapaAction,
     AddComment,
+    AssessImpact,
+    AssignLeads,
+    AttachFile,
+    CheckEffectiveness,
     Command,
     ContributeImpact,
+    DecideNotification,
+    MoveCapaDue,
     PlaceHold,
     Reauthentication,
     RecordDecision,
+    RecordRootCause,
     ReleaseHold,
+    SetContainment,
     SetTicketStatus,
     Sign,
     SignatureRequest,
@@ -61,13 +73,37 @@ from detectors.records.commands import (
     UpdateDecision,
     UpdateSection,
 )
-from detectors.records.lifecycle import allowed_targets, check_transition, missing_for
+from detectors.records.joint import (
+    Audience,
+    CapaType,
+    CauseDomain,
+    DueDateChange,
+    EvidenceChecklist,
+    Function,
+    NotificationDecision,
+    OwningSystem,
+    Priority,
+    RiskRating,
+    SecurityActionKind,
+    SecurityFinding,
+    WhyAnswer,
+)
+from detectors.records.lifecycle import (
+    GUARDS,
+    Gate,
+    allowed_targets,
+    check_transition,
+    missing_at,
+    missing_for,
+)
+from detectors.records.lookback import LookBack, propose_look_back
 from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.models import (
     OPEN_STATES,
     SIGNING_ROLES,
     ActionStatus,
     AffectedLot,
+    Attachment,
     CapaAction,
     Containment,
     ContainmentDecision,
@@ -96,12 +132,15 @@ from detectors.records.models import (
 )
 from detectors.records.permissions import GRANTS, Permission
 from detectors.records.relay import Outgoing, TrailCursor, TrailRelay
+from detectors.records.report import ManualReport
+from detectors.records.risk import EscalationRule, RiskMatrix, WorkflowSettings
 from detectors.records.store import EDITABLE, RecordStore, open_store
 from detectors.records.target import DatabaseTarget, redact
 
 __all__ = [
     "EDITABLE",
     "GRANTS",
+    "GUARDS",
     "HEAD_REVISION",
     "OPEN_STATES",
     "SIGNING_ROLES",
@@ -110,43 +149,70 @@ __all__ = [
     "AddCapaAction",
     "AddComment",
     "AffectedLot",
+    "AssessImpact",
+    "AssignLeads",
+    "AttachFile",
+    "Attachment",
+    "Audience",
     "CapaAction",
+    "CapaType",
+    "CauseDomain",
+    "CheckEffectiveness",
     "Command",
     "ConcurrentUpdate",
     "Containment",
     "ContainmentDecision",
     "ContributeImpact",
     "DatabaseTarget",
+    "DecideNotification",
     "DecisionKind",
     "DecisionStatus",
     "Domain",
+    "DueDateChange",
     "EffectivenessCheck",
+    "EscalationRule",
     "Evidence",
+    "EvidenceChecklist",
     "FishboneCategory",
+    "Function",
+    "Gate",
+    "GuardRefused",
     "ImpactAssessment",
     "ImpactContribution",
     "InvalidUpdate",
     "Kpis",
+    "LookBack",
     "LotHold",
+    "ManualReport",
     "MasterRecord",
+    "MoveCapaDue",
     "NcLog",
     "NotMigrated",
+    "NotificationDecision",
     "Outgoing",
+    "OwningSystem",
     "Permission",
     "PermissionDenied",
     "PlaceHold",
+    "Priority",
     "ReasonRequired",
     "Reauthentication",
     "RecordDecision",
     "RecordHeader",
     "RecordNotFound",
     "RecordOutcome",
+    "RecordRootCause",
     "RecordStore",
     "RecordsError",
     "ReleaseHold",
+    "RiskMatrix",
+    "RiskRating",
     "Role",
     "RootCauseAnalysis",
+    "SecurityActionKind",
+    "SecurityFinding",
     "SecurityTicket",
+    "SetContainment",
     "SetTicketStatus",
     "Sign",
     "Signature",
@@ -165,9 +231,13 @@ __all__ = [
     "UpdateDecision",
     "UpdateSection",
     "VerifyResult",
+    "WhyAnswer",
+    "WorkflowSettings",
     "allowed_targets",
     "check_transition",
+    "missing_at",
     "missing_for",
     "open_store",
+    "propose_look_back",
     "redact",
 ]

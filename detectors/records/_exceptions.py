@@ -6,6 +6,7 @@
     ├── RecordNotFound            no master record with that id
     ├── InvalidUpdate             a command names an unknown field or carries a bad value
     ├── TransitionRefused         the lifecycle forbids the requested state change
+    ├── GuardRefused              a step of the joint procedure comes before what it needs
     ├── ReasonRequired            a change after creation came without a reason (or actor)
     ├── PermissionDenied          the actor's roles do not grant what the command needs
     ├── UnknownActor              the actor is not an enabled user of the users table
@@ -65,6 +66,18 @@ class TransitionRefused(RecordsError):
             f"record {record_id}: cannot go from {current!r} to {requested!r}: "
             + "; ".join(missing)
         )
+
+
+class GuardRefused(RecordsError):
+    """A guard of the joint procedure (`lifecycle.GUARDS`) refuses a step that is not a
+    state change (a containment decision); the message names every missing item."""
+
+    def __init__(self, record_id: str, current: str, step: str, missing: list[str]) -> None:
+        self.record_id = record_id
+        self.current = current
+        self.requested = step
+        self.missing = missing
+        super().__init__(f"record {record_id}: {step} needs first: " + "; ".join(missing))
 
 
 class PermissionDenied(RecordsError):

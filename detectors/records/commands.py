@@ -30,15 +30,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
 
+from detectors.records.joint import (
+    EvidenceChecklist,
+    NotificationDecision,
+    RiskRating,
+    SecurityFinding,
+    WhyAnswer,
+)
 from detectors.records.models import (
     CapaAction,
     ContainmentDecision,
     DecisionStatus,
+    FishboneCategory,
     Role,
     State,
+    SystemInScope,
 )
 from detectors.records.permissions import Permission
 
@@ -186,6 +195,8 @@ class ContributeImpact(Command):
     assessment: str = ""
     risk: str = ""
     signed_off: bool = False
+    #: Severity and likelihood on the configured risk matrix; the level is looked up.
+    rating: RiskRating | None = None
     permission: ClassVar[Permission] = Permission.CONTRIBUTE_IMPACT
 
 
@@ -212,3 +223,107 @@ class SetTicketStatus(Command):
 
     status: str
     permission: ClassVar[Permission] = Permission.SET_TICKET_STATUS
+
+
+# --- the joint procedure's steps (issue 17); handlers in `detectors.records.steps` ---------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssignLeads(Command):
+    """Name the lead (a user holding quality) and the co-lead (a user holding security).
+    Trail: ``lead`` and ``co_lead``, each with the user id as new value."""
+
+    lead: str
+    co_lead: str
+    permission: ClassVar[Permission] = Permission.EDIT_SECTIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssessImpact(Command):
+    """The impact summary: product/customer impact, data integrity with its look-back start,
+    the systems in scope, the risk containment itself creates. ``None`` leaves a key as it
+    is. Trail: one ``impact.<key>`` entry per key changed, with its whole new value."""
+
+    product_impact: str | None = None
+    data_integrity: str | None = None
+    look_back_from: datetime | None = None
+    look_back_basis: str | None = None
+    systems: list[SystemInScope] | None = None
+    containment_risk: str | None = None
+    permission: ClassVar[Permission] = Permission.EDIT_SECTIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecideNotification(Command):
+    """Decide whether one audience (regulator, certification body, customer) is notified;
+    a new decision for the same audience replaces the old one. The actor and the time are
+    recorded as who decided and when. Trail: ``impact.notifications``, the whole list."""
+
+    decision: NotificationDecision
+    permission: ClassVar[Permission] = Permission.EDIT_SECTIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordRootCause(Command):
+    """The integrated root cause analysis: the root cause statement, the 5 Whys (each
+    answer with its domain), the fishbone, the security-domain finding and the people who
+    validated the root cause (enabled users). ``None`` leaves a part as it is.
+    Trail: ``log.root_cause`` (if changed) and ``rca`` (the whole analysis)."""
+
+    root_cause: str | None = None
+    five_whys: list[WhyAnswer] | None = None
+    fishbone: dict[FishboneCategory, list[str]] | None = None
+    security_finding: SecurityFinding | None = None
+    validated_by: list[str] | None = None
+    permission: ClassVar[Permission] = Permission.EDIT_SECTIONS
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetContainment(Command):
+    """Containment beside holds and decisions: the evidence-preservation checklist and,
+    at closure, why what is still in effect stays. Trail: ``containment.<key>`` per key."""
+
+    evidence_checklist: EvidenceChecklist | None = None
+    kept_justification: str | None = None
+    permission: ClassVar[Permission] = Permission.DECIDE_CONTAINMENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachFile(Command):
+    """Attach a file as preserved evidence (``item``: logs, configuration_snapshot,
+    batch_records or other); kept content-addressed by SHA-256 (`attachments`).
+    Trail: ``attachments``, the whole list of the record's attachments."""
+
+    filename: str
+    content: bytes
+    media_type: str = "application/octet-stream"
+    item: str = "other"
+    permission: ClassVar[Permission] = Permission.DECIDE_CONTAINMENT
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoveCapaDue(Command):
+    """Move a CAPA action's current due date; the reason is the command's, ``approved_by``
+    an enabled user holding approver. The original due date never moves.
+    Trail: ``capa_actions``, the whole list."""
+
+    action_id: str
+    to_due: date
+    approved_by: str
+    permission: ClassVar[Permission] = Permission.MANAGE_CAPA
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckEffectiveness(Command):
+    """An effectiveness check, by the actor: of one done CAPA action (``action_id``) or of
+    the record (``action_id`` None) against its success criteria. ``performed_at`` (default:
+    now) may not be before the record was opened or in the future; ``follow_up_on``
+    schedules a later check. Trail: ``capa_actions`` or ``effectiveness_check``."""
+
+    effective: bool
+    against_criteria: str
+    action_id: str | None = None
+    performed_at: datetime | None = None
+    notes: str = ""
+    follow_up_on: date | None = None
+    permission: ClassVar[Permission] = Permission.MANAGE_CAPA

@@ -56,7 +56,7 @@ _NEXT_ID = text(
 _RECORD_COLUMNS = (
     "id", "classification", "state", "security_ticket", "controller", "tag", "site", "line",
     "severity", "description", "detected_at", "created_at", "last_event_at", "rules_fired",
-    "criteria_version", "correlation_key",
+    "criteria_version", "correlation_key", "quality_impact", "security_impact", "recurrence_of",
 )
 _INSERT_RECORDS = Bulk(records.insert().values({c: bindparam(c) for c in _RECORD_COLUMNS}))
 _INSERT_TICKETS = Bulk(tickets.insert())
@@ -229,6 +229,7 @@ def _open(
     rid = f"NC-{batch.year}-{_next_id(db, batch, 'NC'):06d}"
     ticket = f"SEC-{batch.year}-{_next_id(db, batch, 'SEC'):06d}"
     rules = canonical_json(list(cls.rules_fired))
+    recurs = recurrence_of(db, ev.controller.id, ev.tag.name)
     batch.records.append({
         "id": rid, "classification": _V[cls.kind], "state": State.DETECTED.value,
         "security_ticket": ticket, "controller": ev.controller.id, "tag": ev.tag.name,
@@ -236,6 +237,8 @@ def _open(
         "description": cls.description or ev.verdict_reason or _V[ev.change_kind],
         "detected_at": detected, "created_at": batch.now, "last_event_at": detected,
         "rules_fired": rules, "criteria_version": cls.criteria_version, "correlation_key": key,
+        "quality_impact": cls.quality_impact, "security_impact": cls.security_impact,
+        "recurrence_of": recurs,
     })
     indicators = _indicators(ev, cls)
     batch.tickets.append({
@@ -251,12 +254,25 @@ def _open(
         "rules_fired": list(cls.rules_fired),
         "criteria_version": cls.criteria_version, "occurred_at": iso(ev.occurred_at),
         "detected_at": detected, "event_id": ev.event_id, "sha256": evidence["sha256"],
+        "quality_impact": cls.quality_impact, "security_impact": cls.security_impact,
+        "recurrence_of": recurs,
     }
     batch.trail.append(
         rid, CLASSIFIER, batch.now, "record", None, canonical_json(snapshot),
         f"opened by the classifier: {', '.join(cls.rules_fired) or _V[cls.kind]}",
     )
     return _OpenRecord(rid, ticket, cls.severity, detected_at, indicators, cls.severity)
+
+
+def recurrence_of(db: Connection, controller: str, tag: str) -> str:
+    """The latest closed record on ``controller`` and ``tag`` (a new record there is a
+    recurrence of it), or "". One indexed query per record opened, not per event."""
+    r = records
+    found = db.execute(
+        select(r.c.id).where(r.c.controller == controller, r.c.tag == tag,
+                             r.c.state == State.CLOSED.value)
+        .order_by(r.c.created_at.desc(), r.c.id.desc()).limit(1)).scalar()
+    return str(found or "")
 
 
 def _next_id(db: Connection, batch: _Batch, kind: str) -> int:

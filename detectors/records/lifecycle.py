@@ -4,7 +4,13 @@
              → effectiveness_check → closed        (effectiveness_check → implementation on rework)
     any open state → cancelled (with a reason)
 
-Approving the action plan (action_plan → implementation) and closing need two electronic
+The joint procedure's guards are data: `GUARDS`, one table of (gate, check) in the order of
+the procedure. A gate is a moment of the workflow (`Gate`): a containment decision (a lot hold,
+a release freeze, a security action, a trade-off: any of them), the action plan's approval
+(action_plan → implementation), closure. `missing_at` runs every check of a gate and returns
+everything missing, so a refusal names every missing item at once.
+
+Approving the action plan (action_plan → implementation) and closing also need two electronic
 signatures given for that step since the record last entered its state: one as quality and one
 as security, from two different people, each an approver holding the role signed as
 (`signature_refusal` checks one signature as it is given). A signature offered anywhere else is
@@ -19,14 +25,18 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 
 from detectors.records._exceptions import TransitionRefused
+from detectors.records.joint import Audience
 from detectors.records.models import (
     OPEN_STATES,
     SIGNING_ROLES,
     ActionStatus,
+    DecisionStatus,
     MasterRecord,
     Role,
     Signature,
@@ -121,9 +131,9 @@ def missing_for(
     if (record.state, to_state) in SIGNED:
         missing += _missing_signatures(signatures)
     if to_state is State.IMPLEMENTATION and record.state is State.ACTION_PLAN:
-        missing += _missing_plan(record)
+        missing += missing_at(record, Gate.PLAN_APPROVAL)
     if to_state is State.CLOSED:
-        missing += _missing_closure(record)
+        missing += missing_at(record, Gate.CLOSURE)
     return missing
 
 
@@ -150,29 +160,136 @@ def _missing_signatures(signatures: Sequence[Signature]) -> list[str]:
     return missing
 
 
-def _missing_plan(record: MasterRecord) -> list[str]:
-    missing = []
-    if not record.capa_actions:
-        missing.append("at least one CAPA action in the plan")
-    if not record.log.success_criteria.strip():
-        missing.append("success criteria (field log.success_criteria)")
-    return missing
+# --- the joint procedure's guards, as one table ---------------------------------------------
 
 
-def _missing_closure(record: MasterRecord) -> list[str]:
-    missing = []
+class Gate(StrEnum):
+    """A moment of the workflow that `GUARDS` protects; the value names it in a refusal."""
+
+    CONTAINMENT_DECISION = "a containment decision"
+    PLAN_APPROVAL = "approving the action plan"
+    CLOSURE = "closing the record"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One row of the guard table: at ``gate``, ``check`` returns what is missing (in
+    words, naming the field or command that supplies it), empty when satisfied."""
+
+    gate: Gate
+    check: Callable[[MasterRecord], list[str]]
+
+
+def _joint(record: MasterRecord) -> bool:
+    return record.classification == "joint"
+
+
+def _contribution(function: str) -> Callable[[MasterRecord], list[str]]:
+    def check(record: MasterRecord) -> list[str]:
+        found = [c for c in record.impact.contributions if c.function == function]
+        if not found:
+            return [f"a {function} contribution to the impact assessment (contribute-impact "
+                    f"--function {function})"]
+        if not found[0].signed_off:
+            return [f"the {function} contribution signed off by {function} "
+                    f"(contribute-impact --function {function} --signed-off)"]
+        return []
+    return check
+
+
+def _needs(what: str, present: Callable[[MasterRecord], object]) -> Callable[
+        [MasterRecord], list[str]]:
+    return lambda record: [] if present(record) else [what]
+
+
+def _security_finding(record: MasterRecord) -> list[str]:
+    if not _joint(record) or record.rca.security_finding is not None:
+        return []
+    return ["an RCA that records the security domain on this joint record: a security finding "
+            "or 'none found' with the reason (rca --security-found yes|no --security-statement)"]
+
+
+def _notifications(record: MasterRecord) -> list[str]:
+    decided = {n.audience for n in record.impact.notifications}
+    return [f"a notification decision for the {audience.value.replace('_', ' ')} "
+            f"(notify --audience {audience.value})"
+            for audience in Audience if audience not in decided]
+
+
+def _containment_settled(record: MasterRecord) -> list[str]:
+    held = sorted({h.lot_id for h in record.containment.lot_holds if h.released_at is None})
+    active = [f"decision {n} ({d.kind.value})"
+              for n, d in enumerate(record.containment.decisions)
+              if d.status is DecisionStatus.IN_EFFECT]
+    if not (held or active) or record.containment.kept_justification.strip():
+        return []
+    still = ", ".join([*(f"lot {lot} on hold" for lot in held), *active])
+    return [f"containment released or justified (still in effect: {still}; release or lift "
+            "them, or say why they stay in containment.kept_justification)"]
+
+
+def _actions_done(record: MasterRecord) -> list[str]:
+    undone = [a.id for a in record.capa_actions
+              if a.status is not ActionStatus.DONE]
+    return [f"every CAPA action done (not done: {', '.join(undone)})"] if undone else []
+
+
+def _actions_checked(record: MasterRecord) -> list[str]:
+    unchecked = [a.id for a in record.capa_actions if a.status is ActionStatus.DONE
+                 and (a.effectiveness_check is None or not a.effectiveness_check.effective)]
+    return ([f"every done CAPA action's effectiveness checked and effective (not: "
+             f"{', '.join(unchecked)})"] if unchecked else [])
+
+
+def _record_check(record: MasterRecord) -> list[str]:
     check = record.effectiveness_check
-    if not record.log.success_criteria.strip():
-        missing.append("success criteria (field log.success_criteria)")
     if check is None:
-        missing.append("an effectiveness check (field effectiveness_check)")
-    elif not check.effective:
-        missing.append("an effectiveness check marked effective")
-    elif not check.against_criteria.strip():
-        missing.append("an effectiveness check stating the success criteria it was checked against")
-    if not record.capa_actions:
-        missing.append("at least one CAPA action")
-    undone = [a.id for a in record.capa_actions if a.status is not ActionStatus.DONE]
-    if undone:
-        missing.append(f"every CAPA action done (not done: {', '.join(undone)})")
-    return missing
+        return ["an effectiveness check (field effectiveness_check)"]
+    if not check.effective:
+        return ["an effectiveness check marked effective"]
+    if not check.against_criteria.strip():
+        return ["an effectiveness check stating the success criteria it was checked against"]
+    return []
+
+
+_CRITERIA = _needs("success criteria (field log.success_criteria)",
+                   lambda r: r.log.success_criteria.strip())
+
+#: The guard table, in the order of the joint procedure. Each row is checked at its gate;
+#: a refusal lists what every row of the gate found missing.
+GUARDS: tuple[Guard, ...] = (
+    Guard(Gate.CONTAINMENT_DECISION, _contribution("quality")),
+    Guard(Gate.CONTAINMENT_DECISION, _contribution("security")),
+    Guard(Gate.PLAN_APPROVAL, _needs("at least one CAPA action in the plan",
+                                     lambda r: r.capa_actions)),
+    Guard(Gate.PLAN_APPROVAL, _CRITERIA),
+    Guard(Gate.PLAN_APPROVAL, _needs("a root cause (field log.root_cause)",
+                                     lambda r: r.log.root_cause.strip())),
+    Guard(Gate.PLAN_APPROVAL, _security_finding),
+    Guard(Gate.CLOSURE, _notifications),
+    Guard(Gate.CLOSURE, _containment_settled),
+    Guard(Gate.CLOSURE, _CRITERIA),
+    Guard(Gate.CLOSURE, _record_check),
+    Guard(Gate.CLOSURE, _needs("at least one CAPA action", lambda r: r.capa_actions)),
+    Guard(Gate.CLOSURE, _actions_done),
+    Guard(Gate.CLOSURE, _actions_checked),
+)
+
+
+def missing_at(record: MasterRecord, gate: Gate) -> list[str]:
+    """Everything `GUARDS` finds missing at ``gate``, in table order."""
+    return [item for guard in GUARDS if guard.gate is gate for item in guard.check(record)]
+
+
+def effectiveness_date_problem(
+    performed_at: datetime, record: MasterRecord, now: datetime,
+) -> str:
+    """Why an effectiveness check dated ``performed_at`` cannot be: before the record
+    existed or in the future; "" when the date is possible."""
+    if performed_at < record.created_at:
+        return (f"an effectiveness check cannot be dated {performed_at.isoformat()}, before "
+                f"record {record.id} was opened ({record.created_at.isoformat()})")
+    if performed_at > now:
+        return (f"an effectiveness check cannot be dated in the future "
+                f"({performed_at.isoformat()}, now is {now.isoformat()})")
+    return ""

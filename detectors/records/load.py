@@ -12,11 +12,13 @@ from sqlalchemy import Connection, Row, Table, select
 
 from detectors.records.models import Evidence, MasterRecord, SecurityTicket, Signature
 from detectors.records.tables import (
+    attachment_blobs,
     capa_actions,
     containment_decisions,
     evidence,
     impact_contributions,
     lot_holds,
+    record_attachments,
     records,
     signatures,
     tickets,
@@ -58,6 +60,12 @@ class _Parts:
         self.actions = rows(capa_actions, "record_id", "position")
         self.decisions = rows(containment_decisions, "record_id", "position")
         self.contributions = rows(impact_contributions, "record_id", "function")
+        a, b = record_attachments, attachment_blobs
+        query = (select(a, b.c.size).join(b, b.c.sha256 == a.c.sha256)
+                 .order_by(a.c.record_id, a.c.position))
+        if record_id is not None:
+            query = query.where(a.c.record_id == record_id)
+        self.attachments = _group(conn.execute(query))
 
     def record(self, row: Row[Any]) -> MasterRecord:
         rid = row.id
@@ -69,6 +77,10 @@ class _Parts:
         data["impact"]["contributions"] = [contribution(c) for c in self.contributions[rid]]
         data["capa_actions"] = [capa_action(a) for a in self.actions[rid]]
         data["evidence"] = [_evidence(e) for e in self.evidence[rid]]
+        data["attachments"] = [
+            {"sha256": r.sha256, "filename": r.filename, "media_type": r.media_type,
+             "item": r.item, "size": r.size, "attached_by": r.attached_by,
+             "attached_at": r.attached_at} for r in self.attachments[rid]]
         data["signatures"] = [
             Signature(printed_name=s.printed_name, user_id=s.user_id, role=s.role,
                       meaning=s.meaning, signed_at=s.signed_at, step=s.step,
@@ -100,17 +112,26 @@ def capa_action(row: Row[Any]) -> dict[str, Any]:
         "id": row.action_id, "description": row.description, "owner": row.owner,
         "domain": row.domain, "original_due": row.original_due, "current_due": row.current_due,
         "status": row.status, "effectiveness_check": None if check is None else orjson.loads(check),
+        "capa_type": row.capa_type, "owning_system": row.owning_system,
+        "external_ref": row.external_ref, "priority": row.priority, "addresses": row.addresses,
+        "revalidation_required": bool(row.revalidation_required),
+        "change_control_ref": row.change_control_ref,
+        "due_changes": orjson.loads(row.due_changes),
     }
 
 
 def decision(row: Row[Any]) -> dict[str, Any]:
     return {"kind": row.kind, "status": row.status, "owner": row.owner, "note": row.note,
-            "decided_at": row.decided_at, "decided_by": row.decided_by}
+            "decided_at": row.decided_at, "decided_by": row.decided_by, "action": row.action,
+            "coordination_note": row.coordination_note, "options": orjson.loads(row.options),
+            "choice": row.choice, "risk_accepted": row.risk_accepted,
+            "approved_by": row.approved_by}
 
 
 def contribution(row: Row[Any]) -> dict[str, Any]:
     return {"function": row.function, "author": row.author, "assessment": row.assessment,
-            "risk": row.risk, "signed_off": bool(row.signed_off), "updated_at": row.updated_at}
+            "risk": row.risk, "signed_off": bool(row.signed_off), "updated_at": row.updated_at,
+            "rating": None if row.rating is None else orjson.loads(row.rating)}
 
 
 def _group(rows: Iterable[Row[Any]]) -> defaultdict[str, list[Row[Any]]]:

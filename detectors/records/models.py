@@ -11,11 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from detectors.classification import Severity
+from detectors.records.joint import (
+    CapaType,
+    DueDateChange,
+    EvidenceChecklist,
+    NotificationDecision,
+    OwningSystem,
+    Priority,
+    RiskRating,
+    SecurityActionKind,
+    SecurityFinding,
+    WhyAnswer,
+)
 
 
 class _Model(BaseModel):
@@ -80,6 +92,7 @@ class NcLog(_Model):
 class SystemInScope(_Model):
     name: str
     validated: bool = False
+    qualified: bool = False
 
 
 class ImpactContribution(_Model):
@@ -91,6 +104,7 @@ class ImpactContribution(_Model):
     risk: str = ""
     signed_off: bool = False
     updated_at: datetime | None = None
+    rating: RiskRating | None = None
 
 
 class ImpactAssessment(_Model):
@@ -104,6 +118,10 @@ class ImpactAssessment(_Model):
     regulatory_rationale: str = ""
     containment_risk: str = ""
     contributions: list[ImpactContribution] = Field(default_factory=list)
+    #: From when data may be untrustworthy, and what the start rests on (`lookback`).
+    look_back_from: datetime | None = None
+    look_back_basis: str = ""
+    notifications: list[NotificationDecision] = Field(default_factory=list)
 
 
 class AffectedLot(_Model):
@@ -148,6 +166,14 @@ class ContainmentDecision(_Model):
     note: str = ""
     decided_at: datetime | None = None
     decided_by: str | None = None
+    #: A security action: what it does, and the note agreed with operations.
+    action: SecurityActionKind | None = None
+    coordination_note: str = ""
+    #: A trade-off: the options considered, the choice, the risk accepted, who approved.
+    options: list[str] = Field(default_factory=list)
+    choice: str = ""
+    risk_accepted: str = ""
+    approved_by: str = ""
 
 
 class Containment(_Model):
@@ -156,6 +182,9 @@ class Containment(_Model):
     release_freeze: bool = False
     evidence_preserved: bool = False
     notes: str = ""
+    evidence_checklist: EvidenceChecklist = Field(default_factory=EvidenceChecklist)
+    #: Why holds or decisions still in effect at closure stay (instead of releasing them).
+    kept_justification: str = ""
 
 
 class FishboneCategory(StrEnum):
@@ -166,11 +195,25 @@ class FishboneCategory(StrEnum):
     MEASUREMENT = "measurement"
     ENVIRONMENT = "environment"
     SECURITY_CONTROLS = "security_controls"
+    # The joint procedure's categories (the same as `joint.CauseDomain`).
+    PROCESS_EQUIPMENT = "process_equipment"
+    HUMAN_FACTORS = "human_factors"
+    TECHNICAL_SECURITY_CONTROLS = "technical_security_controls"
+    MANAGEMENT_SYSTEMS = "management_systems"
+
+
+def _why(value: Any) -> Any:
+    """A 5 Whys answer written before answers carried a domain was plain text."""
+    return {"answer": value} if isinstance(value, str) else value
 
 
 class RootCauseAnalysis(_Model):
-    five_whys: list[str] = Field(default_factory=list, max_length=10)
+    five_whys: list[Annotated[WhyAnswer, BeforeValidator(_why)]] = Field(
+        default_factory=list, max_length=10)
     fishbone: dict[FishboneCategory, list[str]] = Field(default_factory=dict)
+    security_finding: SecurityFinding | None = None
+    #: The people who validated the root cause (user ids).
+    validated_by: list[str] = Field(default_factory=list)
 
 
 class EffectivenessCheck(_Model):
@@ -181,6 +224,8 @@ class EffectivenessCheck(_Model):
     effective: bool
     against_criteria: str
     notes: str = ""
+    #: A later follow-up check, if one is scheduled.
+    follow_up_on: date | None = None
 
 
 class CapaAction(_Model):
@@ -192,6 +237,29 @@ class CapaAction(_Model):
     current_due: date
     status: ActionStatus = ActionStatus.OPEN
     effectiveness_check: EffectivenessCheck | None = None
+    capa_type: CapaType = CapaType.CORRECTIVE
+    owning_system: OwningSystem = OwningSystem.QMS
+    external_ref: str = ""
+    priority: Priority = Priority.MEDIUM
+    #: The root cause (or 5 Whys answer) this action addresses.
+    addresses: str = ""
+    revalidation_required: bool = False
+    change_control_ref: str = ""
+    due_changes: list[DueDateChange] = Field(default_factory=list)
+
+
+class Attachment(_Model):
+    """A file preserved as evidence: its SHA-256 (the content's address), name, media type,
+    the checklist item it is for, who attached it and when."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    filename: str = Field(min_length=1, max_length=255)
+    media_type: str = "application/octet-stream"
+    item: str = Field(default="other", description="logs, configuration_snapshot, "
+                      "batch_records or other")
+    size: int = Field(default=0, ge=0)
+    attached_by: str = ""
+    attached_at: datetime | None = None
 
 
 class Signature(_Model):
@@ -252,6 +320,15 @@ class MasterRecord(_Model):
     criteria_version: str
     correlation_key: str
     cancel_reason: str = ""
+    #: Lead (quality) and co-lead (security), user ids; who reported it by hand, if anyone.
+    lead: str = ""
+    co_lead: str = ""
+    reported_by: str = ""
+    #: The closed record on the same controller and tag that this one recurs, if any.
+    recurrence_of: str = ""
+    #: The fired rules' quality and security impact texts, as the criteria gave them.
+    quality_impact: str = ""
+    security_impact: str = ""
     version: int = 1
     log: NcLog = Field(default_factory=NcLog)
     impact: ImpactAssessment = Field(default_factory=ImpactAssessment)
@@ -262,6 +339,7 @@ class MasterRecord(_Model):
     effectiveness_check: EffectivenessCheck | None = None
     signatures: list[Signature] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
+    attachments: list[Attachment] = Field(default_factory=list)
     ticket: SecurityTicket | None = None
 
 

@@ -6,7 +6,8 @@ roles it was not given: there is no "local tool" that holds every role, and the 
 are the ones the users table holds when the command runs (`detectors.records.workflow`).
 
 - viewer: read records, their trail, KPIs and the trail verification;
-- operator: read; report (contribute their function's impact assessment) and comment;
+- operator: read; report a suspected nonconformity by hand, contribute their function's
+  impact assessment, and comment;
 - quality: read, report, comment; work the record (lifecycle, sections, lot holds, CAPA,
   containment decisions);
 - security: the same, with the security ticket's status instead of lot holds;
@@ -37,6 +38,7 @@ class Permission(StrEnum):
 
     VIEW_RECORDS = "read records, their audit trail and KPIs"
     COMMENT = "comment on a record"
+    REPORT = "report a suspected nonconformity by hand"
     CONTRIBUTE_IMPACT = "contribute to the impact assessment"
     TRANSITION = "move a record along its lifecycle"
     EDIT_SECTIONS = "edit a record's sections"
@@ -49,7 +51,7 @@ class Permission(StrEnum):
 
 
 _P = Permission
-_READ_AND_REPORT = frozenset({_P.VIEW_RECORDS, _P.COMMENT, _P.CONTRIBUTE_IMPACT})
+_READ_AND_REPORT = frozenset({_P.VIEW_RECORDS, _P.COMMENT, _P.CONTRIBUTE_IMPACT, _P.REPORT})
 _WORK = frozenset({_P.TRANSITION, _P.EDIT_SECTIONS, _P.DECIDE_CONTAINMENT, _P.MANAGE_CAPA})
 
 #: The permission table: role → what it may do.

@@ -76,12 +76,15 @@ def hold_row(record_id: str, position: int, hold: dict[str, Any]) -> dict[str, A
 
 def decision_row(record_id: str, position: int, decision: dict[str, Any]) -> dict[str, Any]:
     """A ``containment_decisions`` row from a dumped `ContainmentDecision`."""
-    return {"record_id": record_id, "position": position, **decision}
+    return {"record_id": record_id, "position": position, **decision,
+            "options": canonical_json(decision.get("options", []))}
 
 
 def contribution_row(record_id: str, contribution: dict[str, Any]) -> dict[str, Any]:
     """An ``impact_contributions`` row from a dumped `ImpactContribution`."""
-    return {"record_id": record_id, **contribution}
+    rating = contribution.get("rating")
+    return {"record_id": record_id, **contribution,
+            "rating": None if rating is None else canonical_json(rating)}
 
 
 def action_row(record_id: str, position: int, action: dict[str, Any]) -> dict[str, Any]:
@@ -92,4 +95,5 @@ def action_row(record_id: str, position: int, action: dict[str, Any]) -> dict[st
     return {
         "record_id": record_id, "position": position, "action_id": action["id"], **row,
         "effectiveness_check": None if check is None else canonical_json(check),
+        "due_changes": canonical_json(action.get("due_changes", [])),
     }

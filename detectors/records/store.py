@@ -22,6 +22,7 @@ from sqlalchemy import select
 from detectors.records import kpis as kpi_math
 from detectors.records import migrate as migrations
 from detectors.records._exceptions import InvalidUpdate, RecordsError
+from detectors.records.attachments import read_with_custody
 from detectors.records.commands import (
     EDITABLE,
     TICKET_STATUSES,
@@ -35,6 +36,7 @@ from detectors.records.commands import (
 from detectors.records.db import Database, connect
 from detectors.records.ingest import Item, record_batch
 from detectors.records.load import load_records
+from detectors.records.lookback import LookBack, propose_look_back
 from detectors.records.lots import affected_lots
 from detectors.records.models import (
     AffectedLot,
@@ -47,10 +49,12 @@ from detectors.records.models import (
     TrailEntry,
     VerifyResult,
 )
+from detectors.records.report import ManualReport, report_nonconformity
+from detectors.records.risk import WorkflowSettings
 from detectors.records.signing import signature_problems
 from detectors.records.tables import audit_trail, records
 from detectors.records.trail import canonical_json, read_entries, verify_entries
-from detectors.records.workflow import execute, load_record
+from detectors.records.workflow import current_user, execute, load_record
 
 __all__ = ["EDITABLE", "TICKET_STATUSES", "RecordStore", "open_store"]
 
@@ -58,8 +62,9 @@ __all__ = ["EDITABLE", "TICKET_STATUSES", "RecordStore", "open_store"]
 class RecordStore:
     """One connection to the records database; not shared between threads."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, settings: WorkflowSettings | None = None) -> None:
         self._db = db
+        self.settings = settings or WorkflowSettings()
 
     @property
     def dialect(self) -> str:
@@ -162,7 +167,33 @@ class RecordStore:
         """Run one workflow command in one transaction (see `detectors.records.workflow`)."""
         with self._db.write() as conn:
             self._db.lock_trail_head()
-            return execute(conn, command, actor=actor, now=now)
+            return execute(conn, command, actor=actor, now=now, settings=self.settings)
+
+    def report(self, report: ManualReport, *, actor: Actor, reason: str,
+               now: datetime) -> MasterRecord:
+        """Open a record from a report made by hand (`detectors.records.report`)."""
+        if not reason.strip():
+            raise InvalidUpdate("a report needs a reason (why it is reported)")
+        with self._db.write() as conn:
+            self._db.lock_trail_head()
+            rid = report_nonconformity(conn, report, actor=current_user(conn, actor),
+                                       reason=reason, now=now)
+            return load_record(conn, rid)
+
+    def download(self, record_id: str, sha256: str, *, actor: Actor, purpose: str,
+                 now: datetime) -> tuple[str, str, bytes]:
+        """An attachment's (filename, media type, bytes), with its chain-of-custody trail
+        entry written first (`detectors.records.attachments`)."""
+        with self._db.write() as conn:
+            self._db.lock_trail_head()
+            user = current_user(conn, actor)
+            return read_with_custody(conn, load_record(conn, record_id), sha256, actor=user,
+                                     purpose=purpose, now=now)
+
+    def look_back(self, record_id: str) -> LookBack | None:
+        """The look-back start otwatch proposes for a record (`detectors.records.lookback`)."""
+        record = self.get_record(record_id)
+        return propose_look_back(self.list_records(), record.controller, record_id)
 
     def update_field(
         self, record_id: str, field: str, value: Any, *, actor: Actor, reason: str,
@@ -198,9 +229,11 @@ class RecordStore:
         self.close()
 
 
-def open_store(target: str, *, schema: str | None = None) -> RecordStore:
-    """Open the records database: a SQLite path, ``sqlite:///abs/path``, or a PostgreSQL DSN."""
-    return RecordStore(connect(target, schema=schema))
+def open_store(target: str, *, schema: str | None = None,
+               settings: WorkflowSettings | None = None) -> RecordStore:
+    """Open the records database: a SQLite path, ``sqlite:///abs/path``, or a PostgreSQL DSN;
+    ``settings`` are the workflow's (risk matrix, escalation), defaults when None."""
+    return RecordStore(connect(target, schema=schema), settings)
 
 
 def _state(value: str | State) -> State:

@@ -30,9 +30,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -83,8 +85,18 @@ records = Table(
     Column("containment", Text, nullable=False, server_default="{}"),
     Column("rca", Text, nullable=False, server_default="{}"),
     Column("effectiveness_check", Text),
+    # The joint workflow (revision 0006): lead and co-lead, a manual reporter, the closed
+    # record this one recurs, and the fired rules' impact texts.
+    Column("lead", Text, nullable=False, server_default=""),
+    Column("co_lead", Text, nullable=False, server_default=""),
+    Column("reported_by", Text, nullable=False, server_default=""),
+    Column("recurrence_of", Text, nullable=False, server_default=""),
+    Column("quality_impact", Text, nullable=False, server_default=""),
+    Column("security_impact", Text, nullable=False, server_default=""),
     Index("records_open_by_key", "correlation_key", "state"),
     Index("records_by_state", "state", "last_event_at"),
+    # Recurrence: the closed records of a controller and tag.
+    Index("records_by_controller_tag", "controller", "tag", "state"),
 )
 
 tickets = Table(
@@ -183,6 +195,15 @@ capa_actions = Table(
     Column("current_due", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("effectiveness_check", Text),
+    # Revision 0006: what the action is, where it is tracked, its due-date moves (JSON).
+    Column("capa_type", Text, nullable=False, server_default="corrective"),
+    Column("owning_system", Text, nullable=False, server_default="qms"),
+    Column("external_ref", Text, nullable=False, server_default=""),
+    Column("priority", Text, nullable=False, server_default="medium"),
+    Column("addresses", Text, nullable=False, server_default=""),
+    Column("revalidation_required", Boolean, nullable=False, server_default=false()),
+    Column("change_control_ref", Text, nullable=False, server_default=""),
+    Column("due_changes", Text, nullable=False, server_default="[]"),
     # "My overdue actions": by owner and status, ordered by due date.
     Index("capa_actions_by_owner", "owner", "status", "current_due"),
     Index("capa_actions_by_due", "status", "current_due"),
@@ -198,6 +219,14 @@ containment_decisions = Table(
     Column("note", Text, nullable=False),
     Column("decided_at", Text),
     Column("decided_by", Text),
+    # Revision 0006: a security action's kind and coordination note; a trade-off's options
+    # (JSON list), choice, risk accepted and approver.
+    Column("action", Text),
+    Column("coordination_note", Text, nullable=False, server_default=""),
+    Column("options", Text, nullable=False, server_default="[]"),
+    Column("choice", Text, nullable=False, server_default=""),
+    Column("risk_accepted", Text, nullable=False, server_default=""),
+    Column("approved_by", Text, nullable=False, server_default=""),
     Index("containment_decisions_by_kind", "kind", "status"),
 )
 
@@ -210,7 +239,33 @@ impact_contributions = Table(
     Column("risk", Text, nullable=False),
     Column("signed_off", Boolean, nullable=False),
     Column("updated_at", Text),
+    Column("rating", Text),  # revision 0006: the contribution's RiskRating, JSON
     Index("impact_contributions_open", "signed_off"),
+)
+
+
+# --- evidence attachments (revision 0006) ------------------------------------------------------
+
+#: Uploaded files, content-addressed: one row per distinct content, named by its SHA-256.
+attachment_blobs = Table(
+    "attachment_blobs", metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("size", BIG, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+#: A file attached to a record as preserved evidence (the content is in attachment_blobs);
+#: every download is a ``custody`` entry in the audit trail.
+record_attachments = Table(
+    "record_attachments", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("sha256", Text, ForeignKey("attachment_blobs.sha256"), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("item", Text, nullable=False),
+    Column("attached_by", Text, nullable=False),
+    Column("attached_at", Text, nullable=False),
 )
 
 

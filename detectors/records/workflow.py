@@ -4,7 +4,6 @@ permission, guards, write, trail, all in the caller's write transaction. See `ex
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,6 @@ from detectors.records._exceptions import (
     UnknownActor,
 )
 from detectors.records.commands import (
-    EDITABLE,
     REAUTH_WINDOW,
     TICKET_STATUSES,
     Actor,
@@ -42,6 +40,7 @@ from detectors.records.commands import (
 )
 from detectors.records.lifecycle import (
     SIGNED,
+    Gate,
     Signer,
     check_transition,
     signature_refusal,
@@ -51,6 +50,7 @@ from detectors.records.lifecycle import (
 from detectors.records.load import load_records
 from detectors.records.models import (
     OPEN_STATES,
+    ActionStatus,
     CapaAction,
     ImpactContribution,
     LotHold,
@@ -59,6 +59,8 @@ from detectors.records.models import (
     State,
 )
 from detectors.records.permissions import Permission, require
+from detectors.records.risk import WorkflowSettings
+from detectors.records.runs import Change, Run, apply_update, jsonable
 from detectors.records.sections import (
     action_row,
     contribution_row,
@@ -66,6 +68,8 @@ from detectors.records.sections import (
     hold_row,
     save_section,
 )
+from detectors.records.steps import HANDLERS as STEP_HANDLERS
+from detectors.records.steps import require_gate
 from detectors.records.tables import (
     audit_trail,
     capa_actions,
@@ -79,35 +83,11 @@ from detectors.records.tables import (
 )
 from detectors.records.trail import TrailWriter, append_rows, canonical_json, iso
 
-_WHOLE_ONLY = ("description", "affected_lots", "capa_actions", "effectiveness_check")
-
-
 # --- running one ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Change:
-    """One trail entry to append: the field, its old and new canonical JSON, and why;
-    ``bind``, if given, is called with the entry's seq once it has one (a signature row
-    names the entry that binds it)."""
-
-    field: str
-    old: str | None
-    new: str | None
-    reason: str
-    bind: Callable[[int], None] | None = None
-
-
-@dataclass
-class _Run:
-    conn: Connection
-    record: MasterRecord
-    actor: Actor
-    at: str
-    now: datetime
-
-
-def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime) -> MasterRecord:
+def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime,
+            settings: WorkflowSettings | None = None) -> MasterRecord:
     """Run ``command`` inside the caller's write transaction (trail head already locked);
     returns the record as it is afterwards. The actor must be an enabled user; the roles
     checked are the ones the users table holds now, whatever the caller passed."""
@@ -122,7 +102,7 @@ def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime) 
             raise InvalidUpdate(
                 f"record {record.id} is {record.state.value}; a final record is not edited"
             )
-    run = _Run(conn, record, actor, iso(now), now)
+    run = Run(conn, record, actor, iso(now), now, settings or WorkflowSettings())
     changes = _HANDLERS[type(command)](run, command)
     if not changes:
         return record
@@ -170,7 +150,7 @@ def _require(actor: str, reason: str) -> None:
 # --- the handlers: guards, writes, trail changes ------------------------------------------------
 
 
-def _transition(run: _Run, cmd: Transition) -> list[Change]:
+def _transition(run: Run, cmd: Transition) -> list[Change]:
     record, conn, target = run.record, run.conn, cmd.to
     given = given_signatures(conn, record)
     changes: list[Change] = []
@@ -206,13 +186,13 @@ def given_signatures(conn: Connection, record: MasterRecord) -> list[Signature]:
             if s.step == step_name(step) and (s.trail_seq or 0) > entered]
 
 
-def _sign(run: _Run, cmd: Sign) -> list[Change]:
+def _sign(run: Run, cmd: Sign) -> list[Change]:
     _, change = _signature(run, cmd.signature, cmd.reason, given_signatures(run.conn, run.record))
     return [change]
 
 
 def _signature(
-    run: _Run, request: SignatureRequest, reason: str, given: Sequence[Signature]
+    run: Run, request: SignatureRequest, reason: str, given: Sequence[Signature]
 ) -> tuple[Signature, Change]:
     """Check one signature as it is given (21 CFR 11.50, 11.200) and make its trail entry;
     the ``signatures`` row is written once the entry has its seq."""
@@ -248,11 +228,11 @@ def _signature(
     return signed, change
 
 
-def _comment(run: _Run, cmd: AddComment) -> list[Change]:
+def _comment(run: Run, cmd: AddComment) -> list[Change]:
     return [Change("comment", None, canonical_json(cmd.reason.strip()), cmd.reason)]
 
 
-def _set_ticket_status(run: _Run, status: Any) -> tuple[str, str]:
+def _set_ticket_status(run: Run, status: Any) -> tuple[str, str]:
     if status not in TICKET_STATUSES:
         raise InvalidUpdate(
             f"field 'ticket.status': {status!r} is not one of {', '.join(TICKET_STATUSES)}"
@@ -263,27 +243,35 @@ def _set_ticket_status(run: _Run, status: Any) -> tuple[str, str]:
     return canonical_json(old), canonical_json(status)
 
 
-def _ticket_status(run: _Run, cmd: SetTicketStatus) -> list[Change]:
+def _ticket_status(run: Run, cmd: SetTicketStatus) -> list[Change]:
     old, new = _set_ticket_status(run, cmd.status)
     return [] if old == new else [Change("ticket.status", old, new, cmd.reason)]
 
 
-def _update_section(run: _Run, cmd: UpdateSection) -> list[Change]:
+def _update_section(run: Run, cmd: UpdateSection) -> list[Change]:
     if cmd.field == "ticket.status":
         return _ticket_status(run, SetTicketStatus(record_id=cmd.record_id, reason=cmd.reason,
                                                    status=cmd.value))
     old, new, updated = apply_update(run.record, cmd.field, cmd.value)
     if old == new:
         return []
+    if cmd.field in _CONTAINMENT_DECISIONS:
+        require_gate(run, Gate.CONTAINMENT_DECISION, f"changing {cmd.field}")
     save_section(run.conn, updated, cmd.field.partition(".")[0])
     return [Change(cmd.field, old, new, cmd.reason)]
+
+
+#: Section updates that are containment decisions (guarded like `PlaceHold`, `RecordDecision`).
+_CONTAINMENT_DECISIONS = ("containment", "containment.lot_holds", "containment.decisions",
+                          "containment.release_freeze")
 
 
 def _dumped(items: Sequence[Any]) -> list[Any]:
     return [item.model_dump(mode="json") for item in items]
 
 
-def _place_hold(run: _Run, cmd: PlaceHold) -> list[Change]:
+def _place_hold(run: Run, cmd: PlaceHold) -> list[Change]:
+    require_gate(run, Gate.CONTAINMENT_DECISION, f"holding lot {cmd.lot_id!r}")
     holds = run.record.containment.lot_holds
     if any(h.lot_id == cmd.lot_id and h.released_at is None for h in holds):
         raise InvalidUpdate(f"lot {cmd.lot_id!r} is already on hold on record {run.record.id}")
@@ -295,7 +283,7 @@ def _place_hold(run: _Run, cmd: PlaceHold) -> list[Change]:
                    cmd.reason)]
 
 
-def _release_hold(run: _Run, cmd: ReleaseHold) -> list[Change]:
+def _release_hold(run: Run, cmd: ReleaseHold) -> list[Change]:
     holds = run.record.containment.lot_holds
     if not any(h.lot_id == cmd.lot_id and h.released_at is None for h in holds):
         held = sorted({h.lot_id for h in holds if h.released_at is None})
@@ -318,7 +306,9 @@ def _release_hold(run: _Run, cmd: ReleaseHold) -> list[Change]:
                    cmd.reason)]
 
 
-def _record_decision(run: _Run, cmd: RecordDecision) -> list[Change]:
+def _record_decision(run: Run, cmd: RecordDecision) -> list[Change]:
+    require_gate(run, Gate.CONTAINMENT_DECISION,
+                 f"a containment decision ({cmd.decision.kind.value})")
     decisions = run.record.containment.decisions
     decision = cmd.decision.model_copy(update={
         "decided_at": cmd.decision.decided_at or run.now,
@@ -332,7 +322,7 @@ def _record_decision(run: _Run, cmd: RecordDecision) -> list[Change]:
                    cmd.reason)]
 
 
-def _update_decision(run: _Run, cmd: UpdateDecision) -> list[Change]:
+def _update_decision(run: Run, cmd: UpdateDecision) -> list[Change]:
     decisions = run.record.containment.decisions
     if not 0 <= cmd.index < len(decisions):
         raise InvalidUpdate(f"record {run.record.id} has no containment decision {cmd.index} "
@@ -350,12 +340,16 @@ def _update_decision(run: _Run, cmd: UpdateDecision) -> list[Change]:
                    cmd.reason)]
 
 
-def _contribute_impact(run: _Run, cmd: ContributeImpact) -> list[Change]:
+def _contribute_impact(run: Run, cmd: ContributeImpact) -> list[Change]:
     contributions = run.record.impact.contributions
+    rating = cmd.rating
+    if rating is not None:
+        level = run.settings.risk_matrix.level(rating.severity, rating.likelihood)
+        rating = rating.model_copy(update={"level": level})
     try:
         mine = ImpactContribution(function=cmd.function, author=run.actor.user_id,
                                   assessment=cmd.assessment, risk=cmd.risk,
-                                  signed_off=cmd.signed_off, updated_at=run.now)
+                                  signed_off=cmd.signed_off, updated_at=run.now, rating=rating)
     except ValidationError as exc:
         raise InvalidUpdate(f"impact contribution: invalid value: {exc}") from exc
     row = mine.model_dump(mode="json")
@@ -370,18 +364,44 @@ def _contribute_impact(run: _Run, cmd: ContributeImpact) -> list[Change]:
                    cmd.reason)]
 
 
-def _add_capa(run: _Run, cmd: AddCapaAction) -> list[Change]:
+def _add_capa(run: Run, cmd: AddCapaAction) -> list[Change]:
     actions = run.record.capa_actions
     if any(a.id == cmd.action.id for a in actions):
         raise InvalidUpdate(f"record {run.record.id} already has CAPA action {cmd.action.id!r}; "
                             "change it with UpdateCapaAction")
+    _check_new_action(cmd.action)
     row = cmd.action.model_dump(mode="json")
     run.conn.execute(insert(capa_actions), [action_row(run.record.id, len(actions), row)])
     old = _dumped(actions)
     return [Change("capa_actions", canonical_json(old), canonical_json([*old, row]), cmd.reason)]
 
 
-def _update_capa(run: _Run, cmd: UpdateCapaAction) -> list[Change]:
+#: CAPA action fields with a step of their own (a due date moves with a reason and an approver;
+#: an effectiveness check is dated and attributed by the workflow).
+_OWN_STEPS = {
+    "original_due": "nothing: the original due date is kept as it was planned",
+    "current_due": "MoveCapaDue (move-due: a reason and an approver)",
+    "due_changes": "MoveCapaDue (move-due)",
+    "effectiveness_check": "CheckEffectiveness (check-effectiveness --action)",
+}
+
+
+def _check_new_action(action: CapaAction) -> None:
+    """A new action starts open, with its due date as planned and nothing checked yet."""
+    wrong = []
+    if action.status is not ActionStatus.OPEN:
+        wrong.append(f"status {action.status.value!r} (a new action is open)")
+    if action.current_due != action.original_due:
+        wrong.append("current_due differs from original_due (move it later with MoveCapaDue)")
+    if action.due_changes:
+        wrong.append("due_changes (moves are recorded by MoveCapaDue)")
+    if action.effectiveness_check is not None:
+        wrong.append("an effectiveness check (checked once done, by CheckEffectiveness)")
+    if wrong:
+        raise InvalidUpdate(f"new CAPA action {action.id!r} cannot have: " + "; ".join(wrong))
+
+
+def _update_capa(run: Run, cmd: UpdateCapaAction) -> list[Change]:
     actions = run.record.capa_actions
     position = next((n for n, a in enumerate(actions) if a.id == cmd.action_id), None)
     if position is None:
@@ -390,9 +410,13 @@ def _update_capa(run: _Run, cmd: UpdateCapaAction) -> list[Change]:
                             f"(actions: {known})")
     if "id" in cmd.changes:
         raise InvalidUpdate("a CAPA action keeps its id; add a new action instead")
+    own_steps = sorted(set(cmd.changes) & set(_OWN_STEPS))
+    if own_steps:
+        raise InvalidUpdate("; ".join(f"CAPA action field {name!r} changes only through "
+                                      f"{_OWN_STEPS[name]}" for name in own_steps))
     old = _dumped(actions)
     try:
-        after = CapaAction.model_validate({**old[position], **_jsonable(dict(cmd.changes))})
+        after = CapaAction.model_validate({**old[position], **jsonable(dict(cmd.changes))})
     except ValidationError as exc:
         raise InvalidUpdate(f"CAPA action {cmd.action_id!r}: invalid value: {exc}") from exc
     row = after.model_dump(mode="json")
@@ -407,7 +431,7 @@ def _update_capa(run: _Run, cmd: UpdateCapaAction) -> list[Change]:
     return [Change("capa_actions", canonical_json(old), canonical_json(new), cmd.reason)]
 
 
-_HANDLERS: dict[type[Command], Callable[[_Run, Any], list[Change]]] = {
+_HANDLERS: dict[type[Command], Callable[[Run, Any], list[Change]]] = {
     Transition: _transition,
     UpdateSection: _update_section,
     PlaceHold: _place_hold,
@@ -420,45 +444,7 @@ _HANDLERS: dict[type[Command], Callable[[_Run, Any], list[Change]]] = {
     SetTicketStatus: _ticket_status,
     Sign: _sign,
     AddComment: _comment,
+    **STEP_HANDLERS,
 }
 
 
-# --- validating a section update against the model (pure) --------------------------------------
-
-
-def apply_update(record: MasterRecord, field: str, value: Any) -> tuple[str, str, MasterRecord]:
-    """Validate the change against the model; returns old and new as canonical JSON and the
-    updated record (nothing is written)."""
-    section, _, key = field.partition(".")
-    if section not in EDITABLE or (key and section in _WHOLE_ONLY):
-        raise InvalidUpdate(
-            f"field {field!r} cannot be updated; use one of {', '.join(EDITABLE)} "
-            "(or log.<key>, impact.<key>, containment.<key>, rca.<key>, ticket.status); "
-            "state changes go through transition"
-        )
-    data = record.model_dump(mode="json")
-    target = data[section] if key else data
-    name = key or section
-    if key and name not in target:
-        raise InvalidUpdate(f"field {field!r}: {section} has no key {key!r}; keys: "
-                            f"{', '.join(target)}")
-    old = canonical_json(target[name])
-    target[name] = _jsonable(value)
-    try:
-        updated = MasterRecord.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidUpdate(f"field {field!r}: invalid value: {exc}") from exc
-    new_data = updated.model_dump(mode="json")
-    new = canonical_json(new_data[section][key] if key else new_data[section])
-    return old, new, updated
-
-
-def _jsonable(value: Any) -> Any:
-    """Models and dates in, plain JSON values out, so validation sees one shape."""
-    return orjson.loads(orjson.dumps(value, default=_dump_model))
-
-
-def _dump_model(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    raise TypeError(f"cannot store a {type(value).__name__}")

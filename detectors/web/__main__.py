@@ -19,6 +19,7 @@ from aiohttp import web
 from agent.runtime.logs import setup_logging
 from agent.runtime.signals import stop_on_signals
 from detectors.identity import IdentityConfigError, IdentitySettings
+from detectors.records import WorkflowSettings
 from detectors.records.target import redact
 from detectors.web.app import create_app
 from detectors.web.config import RecordsServiceConfig, load_service_config
@@ -55,9 +56,11 @@ def settle_config(args: argparse.Namespace) -> RecordsServiceConfig:
 
 async def serve(db: str, host: str, port: int, schema: str | None = None, *,
                 settings: IdentitySettings | None = None,
-                tls: ssl.SSLContext | None = None) -> None:
+                tls: ssl.SSLContext | None = None,
+                workflow: WorkflowSettings | None = None) -> None:
     """Run until SIGTERM/SIGINT; the store is closed by the app's cleanup."""
-    app = create_app(db, schema=schema, settings=settings, tls=tls is not None)
+    app = create_app(db, schema=schema, settings=settings, tls=tls is not None,
+                     workflow=workflow)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     assert service.db is not None
     try:
         asyncio.run(serve(service.db, service.host, service.port, service.schema_name,
-                          settings=config.identity, tls=tls))
+                          settings=config.identity, tls=tls, workflow=config.workflow))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s; pick a free port with --port", service.host,
                   service.port, exc)

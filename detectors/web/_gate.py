@@ -15,7 +15,13 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
-from detectors.records import NotMigrated, RecordStore, StoreUnavailable, open_store
+from detectors.records import (
+    NotMigrated,
+    RecordStore,
+    StoreUnavailable,
+    WorkflowSettings,
+    open_store,
+)
 from detectors.records.target import sqlite_path
 
 T = TypeVar("T")
@@ -30,9 +36,11 @@ class StoreNotReady(Exception):
 class RecordsGate:
     """Runs store calls on one owned thread; opens the store lazily, once it exists."""
 
-    def __init__(self, target: str, *, schema: str | None = None) -> None:
+    def __init__(self, target: str, *, schema: str | None = None,
+                 workflow: WorkflowSettings | None = None) -> None:
         self._target = target
         self._schema = schema
+        self._workflow = workflow
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otwatch-web-db")
         self._store: RecordStore | None = None
 
@@ -77,7 +85,7 @@ class RecordsGate:
                 f"no records database at {str(path)!r} yet; the classifier creates it with "
                 "its first record"
             )
-        self._store = open_store(self._target, schema=self._schema)
+        self._store = open_store(self._target, schema=self._schema, settings=self._workflow)
         return self._store
 
     def _drop(self) -> None:

@@ -39,6 +39,7 @@ from aiohttp import web
 from detectors.identity import Authenticator, DirectoryUnavailable, IdentitySettings, SignInRefused
 from detectors.records import (
     ConcurrentUpdate,
+    GuardRefused,
     InvalidUpdate,
     PermissionDenied,
     ReasonRequired,
@@ -47,6 +48,7 @@ from detectors.records import (
     StoreUnavailable,
     TransitionRefused,
     UnknownActor,
+    WorkflowSettings,
 )
 from detectors.web import _render
 from detectors.web._access import (
@@ -68,7 +70,7 @@ log = logging.getLogger(__name__)
 
 _STATUS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] = (
     (RecordNotFound, 404),
-    ((TransitionRefused, ConcurrentUpdate), 409),
+    ((TransitionRefused, GuardRefused, ConcurrentUpdate), 409),
     (SignInRequired, 401),
     ((PermissionDenied, UnknownActor, AccessDenied, SignInRefused), 403),
     (UnsupportedBody, 415),
@@ -83,7 +85,7 @@ def _status_of(exc: Exception) -> int:
 
 def _error_body(exc: Exception) -> dict[str, Any]:
     body: dict[str, Any] = {"error": str(exc)}
-    if isinstance(exc, TransitionRefused):
+    if isinstance(exc, TransitionRefused | GuardRefused):
         body.update(current=exc.current, requested=exc.requested, missing=exc.missing)
     if isinstance(exc, ConcurrentUpdate):
         body.update(expected_version=exc.expected, current_version=exc.current)
@@ -122,14 +124,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def create_app(
     target: str, *, schema: str | None = None, settings: IdentitySettings | None = None,
     tls: bool = False, clock: Callable[[], datetime] | None = None,
+    workflow: WorkflowSettings | None = None,
 ) -> web.Application:
     """The application over the records database ``target`` (SQLite path or PostgreSQL DSN).
 
     ``tls`` says the service is served over HTTPS (cookies are then Secure, and HSTS is
-    sent); ``clock`` is for tests (session timeouts, token expiry)."""
+    sent); ``clock`` is for tests (session timeouts, token expiry); ``workflow`` are the
+    records workflow's settings (risk matrix, escalation)."""
     settings = settings or IdentitySettings()
     app = web.Application(middlewares=[errors, policy], client_max_size=64 * 1024)
-    gate = RecordsGate(target, schema=schema)
+    gate = RecordsGate(target, schema=schema, workflow=workflow)
     app[PARTS] = ServiceParts(gate=gate, authenticator=Authenticator(settings),
                               settings=settings, clock=clock or (lambda: datetime.now(UTC)),
                               tls=tls)

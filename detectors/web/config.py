@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from detectors.identity import IdentityConfigError, IdentitySettings
+from detectors.records import WorkflowSettings
 
 
 class _Strict(BaseModel):
@@ -59,6 +60,7 @@ class ServiceSection(_Strict):
 class RecordsServiceConfig(_Strict):
     service: ServiceSection = Field(default_factory=ServiceSection)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
 
 
 def load_service_config(path: Path | str) -> RecordsServiceConfig:

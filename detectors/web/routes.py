@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from detectors.records.permissions import Permission as P
 from detectors.web import _api, _pages, _signin
+from detectors.web import _steps_api as _steps
 from detectors.web._access import FORM, JSON, PUBLIC, SIGNED_IN, Route
 
 ROUTES: tuple[Route, ...] = (
@@ -36,6 +37,30 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/records/{id}/transition", _api.transition, P.TRANSITION, JSON),
     Route("POST", "/api/records/{id}/signatures", _api.sign, P.SIGN, JSON),
     Route("POST", "/api/records/{id}/comments", _api.comment, P.COMMENT, JSON),
+    # The joint procedure's steps (one typed command each; `_steps_api`).
+    Route("POST", "/api/reports", _steps.report, P.REPORT, JSON),
+    Route("POST", "/api/records/{id}/leads", _steps.leads, P.EDIT_SECTIONS, JSON),
+    Route("POST", "/api/records/{id}/sections", _steps.section, P.EDIT_SECTIONS, JSON),
+    Route("POST", "/api/records/{id}/impact", _steps.impact, P.EDIT_SECTIONS, JSON),
+    Route("POST", "/api/records/{id}/impact/contributions", _steps.contribution,
+          P.CONTRIBUTE_IMPACT, JSON),
+    Route("GET", "/api/records/{id}/look-back", _steps.look_back, P.VIEW_RECORDS),
+    Route("POST", "/api/records/{id}/notifications", _steps.notification, P.EDIT_SECTIONS,
+          JSON),
+    Route("POST", "/api/records/{id}/holds", _steps.hold, P.HOLD_LOTS, JSON),
+    Route("POST", "/api/records/{id}/holds/release", _steps.release, P.HOLD_LOTS, JSON),
+    Route("POST", "/api/records/{id}/decisions", _steps.decision, P.DECIDE_CONTAINMENT, JSON),
+    Route("POST", "/api/records/{id}/decisions/status", _steps.decision_status,
+          P.DECIDE_CONTAINMENT, JSON),
+    Route("POST", "/api/records/{id}/containment", _steps.containment, P.DECIDE_CONTAINMENT,
+          JSON),
+    Route("POST", "/api/records/{id}/root-cause", _steps.root_cause, P.EDIT_SECTIONS, JSON),
+    Route("POST", "/api/records/{id}/capa", _steps.capa, P.MANAGE_CAPA, JSON),
+    Route("POST", "/api/records/{id}/capa/update", _steps.capa_update, P.MANAGE_CAPA, JSON),
+    Route("POST", "/api/records/{id}/capa/due", _steps.capa_due, P.MANAGE_CAPA, JSON),
+    Route("POST", "/api/records/{id}/effectiveness", _steps.effectiveness, P.MANAGE_CAPA, JSON),
+    Route("POST", "/api/records/{id}/attachments", _steps.attach, P.DECIDE_CONTAINMENT, JSON),
+    Route("GET", "/api/records/{id}/attachments/{sha256}", _steps.download, P.VIEW_RECORDS),
     Route("GET", "/api/verify", _api.verify, P.VIEW_RECORDS),
     Route("GET", "/api/kpis", _api.kpis, P.VIEW_RECORDS),
 )

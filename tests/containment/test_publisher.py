@@ -19,6 +19,7 @@ from detectors.containment import ContainmentPublisher, TrailCursor
 from detectors.records import LotHold, RecordStore, StoreUnavailable, open_store
 from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.kafka_read import Received, read_topics
+from tests.records.lifecycle_steps import assess
 from tests.records.people import QA, enrol
 from tests.support.events import WORKDAY, make_event
 
@@ -48,6 +49,7 @@ def open_record(store: RecordStore) -> str:
     event = make_event(context={"lot": "LOT-7"})
     (outcome,) = store.record_events([(event, cls)], now=WORKDAY)
     assert outcome.record_id is not None
+    assess(store, outcome.record_id, WORKDAY)  # what a lot hold needs first (lifecycle.GUARDS)
     for state in ("triage", "containment"):
         store.transition(outcome.record_id, state, actor=QA, reason=f"to {state}",
                          now=WORKDAY)

@@ -20,6 +20,7 @@ EXPECTED_ALERTS = {
     "OtwatchApprovalsFileBroken",
     "OtwatchUnapprovedChange", "OtwatchClassifierDown", "OtwatchDeadLettersIncreasing",
     "OtwatchClassifierSlow", "OtwatchIntegrityFinding", "OtwatchClassifierLagging",
+    "OtwatchCapaActionsOverdue",
 }
 
 

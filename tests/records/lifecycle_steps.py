@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from detectors.records import RecordStore, State
+from detectors.records import ContributeImpact, RecordStore, State
 from tests.records.conftest import T0
 from tests.records.people import QA, SOC, sign
 
@@ -18,15 +18,43 @@ def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
+#: What the joint procedure asks of a record before closure beside its CAPA (the guards).
+NOTIFICATIONS = [
+    {"audience": audience, "notify": False, "rationale": "no product released"}
+    for audience in ("regulator", "certification_body", "customer")
+]
+
+
+def assess(store: RecordStore, rid: str, now: datetime) -> None:
+    """Signed-off quality and security contributions: what a containment decision needs."""
+    store.execute(ContributeImpact(record_id=rid, function="quality", signed_off=True,
+                                   assessment="LOT-7 made under the change", reason="QA view"),
+                  actor=QA, now=now)
+    store.execute(ContributeImpact(record_id=rid, function="security", signed_off=True,
+                                   assessment="EWS password shared", reason="SOC view"),
+                  actor=SOC, now=now)
+
+
 def prepare_plan(store: RecordStore, rid: str, now: datetime) -> None:
+    """Success criteria, one CAPA action, a root cause and the RCA's security finding: what
+    plan approval needs (through free-text section updates, the older way)."""
     store.update_field(rid, "log.success_criteria", "no unapproved setpoint change for 30 days",
                        actor=QA, reason="criteria agreed", now=now)
     store.update_field(rid, "capa_actions", [ACTION], actor=QA, reason="plan drafted", now=now)
+    store.update_field(rid, "log.root_cause", "shared engineering workstation password",
+                       actor=QA, reason="RCA", now=now)
+    store.update_field(rid, "rca.security_finding",
+                       {"found": True, "statement": "shared password on the EWS"},
+                       actor=SOC, reason="security domain of the RCA", now=now)
 
 
 def finish_actions(store: RecordStore, rid: str, now: datetime) -> None:
-    done = {**ACTION, "status": "done"}
+    check = {"performed_by": "soc.kim", "performed_at": now.isoformat(), "effective": True,
+             "against_criteria": "no shared accounts on the EWS"}
+    done = {**ACTION, "status": "done", "effectiveness_check": check}
     store.update_field(rid, "capa_actions", [done], actor=SOC, reason="action done", now=now)
+    store.update_field(rid, "impact.notifications", NOTIFICATIONS, actor=QA,
+                       reason="notification decisions", now=now)
     store.update_field(
         rid, "effectiveness_check",
         {"performed_by": "qa", "performed_at": now.isoformat(), "effective": True,

@@ -39,7 +39,7 @@ from detectors.records import (
 from detectors.records.kpis import compute
 from detectors.records.tables import capa_actions, lot_holds
 from tests.records.conftest import T0, classified, event
-from tests.records.lifecycle_steps import ACTION, at
+from tests.records.lifecycle_steps import ACTION, assess, at
 from tests.records.people import OPERATOR, QA, SOC, VIEWER
 
 
@@ -47,6 +47,14 @@ from tests.records.people import OPERATOR, QA, SOC, VIEWER
 def rid(store: RecordStore) -> str:
     (out,) = store.record_events([(event(1), classified())], now=T0)
     return out.record_id or ""
+
+
+@pytest.fixture
+def assessed(store: RecordStore, rid: str) -> str:
+    """A record whose impact assessment has the signed-off quality and security
+    contributions a containment decision needs (`lifecycle.GUARDS`)."""
+    assess(store, rid, T0)
+    return rid
 
 
 def test_the_table_has_the_six_roles_and_every_permission_is_granted() -> None:
@@ -57,7 +65,8 @@ def test_the_table_has_the_six_roles_and_every_permission_is_granted() -> None:
     assert Permission.SIGN in GRANTS["approver"] and Permission.SIGN not in GRANTS["quality"]
 
 
-def test_hold_and_release_a_lot_with_version_and_trail(store: RecordStore, rid: str) -> None:
+def test_hold_and_release_a_lot_with_version_and_trail(store: RecordStore, assessed: str) -> None:
+    rid = assessed
     v1 = store.get_record(rid).version
     held = store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="made under the change",
                                    expected_version=v1), actor=QA, now=at(1))
@@ -75,7 +84,8 @@ def test_hold_and_release_a_lot_with_version_and_trail(store: RecordStore, rid: 
     assert store.verify_trail().ok
 
 
-def test_the_publisher_sees_holds_placed_by_commands(store: RecordStore, rid: str) -> None:
+def test_the_publisher_sees_holds_placed_by_commands(store: RecordStore, assessed: str) -> None:
+    rid = assessed
     from detectors.containment import lot_changes
 
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"), actor=QA, now=at(1))
@@ -85,7 +95,8 @@ def test_the_publisher_sees_holds_placed_by_commands(store: RecordStore, rid: st
         ("LOT-7", "hold", at(1), None), ("LOT-7", "release", at(2), "qa.lee")]
 
 
-def test_lots_on_hold_are_rows_the_worklist_can_query(store: RecordStore, rid: str) -> None:
+def test_lots_on_hold_are_rows_the_worklist_can_query(store: RecordStore, assessed: str) -> None:
+    rid = assessed
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"), actor=QA, now=at(1))
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-8", reason="hold"), actor=QA, now=at(1))
     store.execute(ReleaseHold(record_id=rid, lot_id="LOT-8", reason="ok"), actor=QA, now=at(2))
@@ -94,7 +105,8 @@ def test_lots_on_hold_are_rows_the_worklist_can_query(store: RecordStore, rid: s
         assert [(r.record_id, r.lot_id) for r in on_hold] == [(rid, "LOT-7")]
 
 
-def test_hold_guards_refuse_and_change_nothing(store: RecordStore, rid: str) -> None:
+def test_hold_guards_refuse_and_change_nothing(store: RecordStore, assessed: str) -> None:
+    rid = assessed
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"), actor=QA, now=at(1))
     before = (store.get_record(rid), store.trail())
     with pytest.raises(InvalidUpdate, match="already on hold"):
@@ -177,6 +189,15 @@ def test_capa_actions_as_rows_and_the_kpis_still_count_them(
 
 
 def test_containment_decisions_and_impact_contributions(store: RecordStore, rid: str) -> None:
+    store.execute(ContributeImpact(record_id=rid, function="quality", assessment="lots at risk",
+                                   reason="QA view"), actor=QA, now=at(3))
+    store.execute(ContributeImpact(record_id=rid, function="security", risk="lateral movement",
+                                   signed_off=True, reason="SOC view"), actor=SOC, now=at(3))
+    record = store.execute(ContributeImpact(record_id=rid, function="quality", signed_off=True,
+                                            assessment="lots at risk: LOT-7", reason="signed"),
+                           actor=QA, now=at(4))
+    assert [(c.function, c.author, c.signed_off) for c in record.impact.contributions] == [
+        ("quality", "qa.lee", True), ("security", "soc.kim", True)]
     store.execute(RecordDecision(record_id=rid, reason="freeze", decision=ContainmentDecision(
         kind=DecisionKind.RELEASE_FREEZE, status=DecisionStatus.IN_EFFECT, owner="qa.lee",
         note="no release of line A output")), actor=QA, now=at(1))
@@ -190,15 +211,6 @@ def test_containment_decisions_and_impact_contributions(store: RecordStore, rid:
     with pytest.raises(InvalidUpdate, match="no containment decision 5"):
         store.execute(UpdateDecision(record_id=rid, index=5, status=DecisionStatus.LIFTED,
                                      reason="x"), actor=QA, now=at(2))
-    store.execute(ContributeImpact(record_id=rid, function="quality", assessment="lots at risk",
-                                   reason="QA view"), actor=QA, now=at(3))
-    store.execute(ContributeImpact(record_id=rid, function="security", risk="lateral movement",
-                                   signed_off=True, reason="SOC view"), actor=SOC, now=at(3))
-    record = store.execute(ContributeImpact(record_id=rid, function="quality", signed_off=True,
-                                            assessment="lots at risk: LOT-7", reason="signed"),
-                           actor=QA, now=at(4))
-    assert [(c.function, c.author, c.signed_off) for c in record.impact.contributions] == [
-        ("quality", "qa.lee", True), ("security", "soc.kim", True)]
     fields = [e.field for e in store.trail(rid)]
     assert fields.count("containment.decisions") == 3
     assert fields.count("impact.contributions") == 3

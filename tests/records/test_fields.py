@@ -8,7 +8,7 @@ import pytest
 
 from detectors.records import FishboneCategory, InvalidUpdate, ReasonRequired, RecordStore, State
 from tests.records.conftest import T0, classified, event
-from tests.records.lifecycle_steps import ACTION, at, drive
+from tests.records.lifecycle_steps import ACTION, assess, at, drive
 from tests.records.people import QA, SOC
 
 
@@ -26,6 +26,7 @@ def test_sections_update_with_old_new_actor_reason(store: RecordStore, rid: str)
         "systems": [{"name": "press-01 PLC", "validated": True}],
         "regulatory_notification_required": False, "regulatory_rationale": "no release",
         "containment_risk": "low"}, actor=QA, reason="assessed", now=at(1))
+    assess(store, rid, at(1))  # a containment decision needs them (lifecycle.GUARDS)
     store.update_field(rid, "affected_lots", [
         {"lot_id": "LOT-7", "controller": "press-01", "started_at": at(0).isoformat()}],
         actor=QA, reason="MES lot genealogy", now=at(1))
@@ -90,6 +91,7 @@ def test_publisher_follows_trail_and_lot_suggestions(store: RecordStore, rid: st
     store.record_events([(event(2, minutes=3), classified())], now=T0)
     (lot,) = store.suggest_affected_lots(rid)
     assert lot.lot_id == "LOT-7" and lot.controller == "press-01"
+    assess(store, rid, at(1))
     head = store.trail()[-1].seq
     store.update_field(rid, "containment", {
         "lot_holds": [{"lot_id": "LOT-7", "held_at": at(1).isoformat()}]},

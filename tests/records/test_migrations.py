@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -26,11 +27,12 @@ from detectors.records import (
 from detectors.records.migrate import SCRIPT_DIR
 from tests.records.conftest import T0, classified, event
 from tests.records.legacy_schema.build import copy_as_legacy, create_legacy, engine
-from tests.records.lifecycle_steps import at, drive
+from tests.records.lifecycle_steps import assess, at, drive
 from tests.records.people import QA, enrol
 
 #: What signatures made before revision 0004 do not have (they read back empty).
-SIGNER = {"signatures": {"__all__": {"user_id", "step", "trail_seq"}}}
+SIGNER: dict[str, Any] = {"signatures": {"__all__": {"user_id", "step", "trail_seq"}},
+          "impact": {"contributions"}}
 
 NOW = T0 + timedelta(minutes=1)
 # The table exactly as `TrailCursor` created it before schema 2.
@@ -58,6 +60,7 @@ def populate(store: RecordStore) -> None:
     drive(store, closed, State.CLOSED)
     store.update_field(held, "log.root_cause", "shared password", actor=QA, reason="RCA",
                        now=at(1))
+    assess(store, held, at(1))  # impact contributions: rows the legacy schema never had
     store.update_field(held, "containment", {
         "lot_holds": [LotHold(lot_id="LOT-7", held_at=at(1)),
                       LotHold(lot_id="LOT-8", held_at=at(1), released_at=at(2),

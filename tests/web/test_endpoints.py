@@ -23,6 +23,7 @@ from tests.web.conftest import T0, Client
 ALL = frozenset({"viewer", "operator", "quality", "security", "approver", "admin"})
 READERS = ALL - {"admin"}
 PUBLIC = "public"
+WORKERS = frozenset({"quality", "security"})
 
 #: (method, path) → the roles that may call it, or PUBLIC.
 EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
@@ -44,11 +45,40 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/records/{id}/comments"): frozenset({"operator", "quality", "security",
                                                        "approver"}),
     ("POST", "/logout"): ALL,
+    # the joint procedure's steps
+    ("POST", "/api/reports"): frozenset({"operator", "quality", "security"}),
+    ("POST", "/api/records/{id}/leads"): WORKERS,
+    ("POST", "/api/records/{id}/sections"): WORKERS,
+    ("POST", "/api/records/{id}/impact"): WORKERS,
+    ("POST", "/api/records/{id}/impact/contributions"): frozenset({"operator", "quality",
+                                                                   "security"}),
+    ("GET", "/api/records/{id}/look-back"): READERS,
+    ("POST", "/api/records/{id}/notifications"): WORKERS,
+    ("POST", "/api/records/{id}/holds"): frozenset({"quality"}),
+    ("POST", "/api/records/{id}/holds/release"): frozenset({"quality"}),
+    ("POST", "/api/records/{id}/decisions"): WORKERS,
+    ("POST", "/api/records/{id}/decisions/status"): WORKERS,
+    ("POST", "/api/records/{id}/containment"): WORKERS,
+    ("POST", "/api/records/{id}/root-cause"): WORKERS,
+    ("POST", "/api/records/{id}/capa"): WORKERS,
+    ("POST", "/api/records/{id}/capa/update"): WORKERS,
+    ("POST", "/api/records/{id}/capa/due"): WORKERS,
+    ("POST", "/api/records/{id}/effectiveness"): WORKERS,
+    ("POST", "/api/records/{id}/attachments"): WORKERS,
+    ("GET", "/api/records/{id}/attachments/{sha256}"): READERS,
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/records/{id}/transition": {"to": "cancelled", "reason": "endpoint test"},
     "/api/records/{id}/signatures": {"as": "quality", "meaning": "m", "password": PASSWORD},
     "/api/records/{id}/comments": {"text": "endpoint test"},
+    "/api/records/{id}/leads": {"lead": "qa.lee", "co_lead": "soc.kim", "reason": "r"},
+    "/api/records/{id}/impact/contributions": {"function": "quality", "reason": "r"},
+    "/api/records/{id}/holds": {"lot_id": "LOT-7", "reason": "r"},
+    **{path: {"reason": "endpoint test"} for method, path in EXPECTED
+       if method == "POST" and path.startswith("/api/") and path not in (
+           "/api/records/{id}/transition", "/api/records/{id}/signatures",
+           "/api/records/{id}/comments", "/api/records/{id}/leads",
+           "/api/records/{id}/impact/contributions", "/api/records/{id}/holds")},
 }
 
 
@@ -91,7 +121,7 @@ async def _session(client: Client, user_id: str | None) -> tuple[aiohttp.ClientS
 
 
 async def _call(browser: aiohttp.ClientSession, csrf: str, method: str, path: str) -> int:
-    url = path.replace("{id}", "NC-2026-000001")
+    url = path.replace("{id}", "NC-2026-000001").replace("{sha256}", "0" * 64)
     if method == "GET":
         async with browser.get(url, allow_redirects=False) as resp:
             return resp.status
