@@ -62,6 +62,13 @@ from detectors.records.commands import (
     UpdateSection,
 )
 from detectors.records.lifecycle import allowed_targets, check_transition, missing_for
+from detectors.records.links import (
+    REFERENCE_KINDS,
+    TICKET_SYSTEMS,
+    AddExternalReference,
+    LinkTicket,
+    ReportTicketState,
+)
 from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.models import (
     OPEN_STATES,
@@ -104,11 +111,14 @@ __all__ = [
     "GRANTS",
     "HEAD_REVISION",
     "OPEN_STATES",
+    "REFERENCE_KINDS",
     "SIGNING_ROLES",
+    "TICKET_SYSTEMS",
     "ActionStatus",
     "Actor",
     "AddCapaAction",
     "AddComment",
+    "AddExternalReference",
     "AffectedLot",
     "CapaAction",
     "Command",
@@ -127,6 +137,7 @@ __all__ = [
     "ImpactContribution",
     "InvalidUpdate",
     "Kpis",
+    "LinkTicket",
     "LotHold",
     "MasterRecord",
     "NcLog",
@@ -144,6 +155,7 @@ __all__ = [
     "RecordStore",
     "RecordsError",
     "ReleaseHold",
+    "ReportTicketState",
     "Role",
     "RootCauseAnalysis",
     "SecurityTicket",

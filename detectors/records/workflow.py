@@ -12,6 +12,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import Connection, func, insert, select, update
 
+from detectors.records import links
 from detectors.records._exceptions import (
     ConcurrentUpdate,
     InvalidUpdate,
@@ -407,6 +408,13 @@ def _update_capa(run: _Run, cmd: UpdateCapaAction) -> list[Change]:
     return [Change("capa_actions", canonical_json(old), canonical_json(new), cmd.reason)]
 
 
+def _linked(handler: Callable[..., list[links.TrailChange]]) -> Callable[[_Run, Any], list[Change]]:
+    """A `detectors.records.links` handler as a workflow handler."""
+    def run_link(run: _Run, cmd: Any) -> list[Change]:
+        return [Change(*c) for c in handler(run.conn, run.record, run.actor, run.at, cmd)]
+    return run_link
+
+
 _HANDLERS: dict[type[Command], Callable[[_Run, Any], list[Change]]] = {
     Transition: _transition,
     UpdateSection: _update_section,
@@ -419,6 +427,9 @@ _HANDLERS: dict[type[Command], Callable[[_Run, Any], list[Change]]] = {
     UpdateCapaAction: _update_capa,
     SetTicketStatus: _ticket_status,
     Sign: _sign,
+    links.LinkTicket: _linked(links.link_ticket),
+    links.ReportTicketState: _linked(links.report_ticket_state),
+    links.AddExternalReference: _linked(links.add_external_reference),
     AddComment: _comment,
 }
 
