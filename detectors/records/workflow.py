@@ -119,7 +119,8 @@ def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime) 
         raise ConcurrentUpdate(record.id, command.expected_version, record.version)
     if not isinstance(command, Transition):
         require(actor.user_id, actor.roles, command.permission)
-        if record.state not in OPEN_STATES:
+        # A linked ticket's state is recorded on a closed record too (ids stay linked).
+        if record.state not in OPEN_STATES and command.permission is not Permission.SYNC_TICKETS:
             raise InvalidUpdate(
                 f"record {record.id} is {record.state.value}; a final record is not edited"
             )
