@@ -23,8 +23,8 @@ from detectors.tickets._base import (
 from detectors.tickets.config import TicketsConfig, TicketsConfigError, load, parse
 from detectors.tickets.jira import JiraConnector
 from detectors.tickets.outbox import TicketSink, ticket_request, translate_for
-from detectors.tickets.servicenow import ServiceNowConnector
 from detectors.tickets.service import TicketOutbox, build_connector, service_actor
+from detectors.tickets.servicenow import ServiceNowConnector
 from detectors.tickets.thehive import TheHiveConnector
 from detectors.tickets.webhook import WebhookConnector
 
