@@ -123,7 +123,7 @@ async def test_bad_credentials_are_401_retryable_and_never_echo_the_secret(
     try:
         with pytest.raises(RemoteUnavailable) as refused:
             await wrong.open_ticket(request())
-        with pytest.raises(RemoteUnavailable) as forged:
+        with pytest.raises(RemoteUnavailable):
             await hook.open_ticket(request())
     finally:
         await wrong.aclose()
