@@ -20,9 +20,13 @@ from detectors.records import open_store
 from tests.records.people import CHEAP, PASSWORD
 from tests.web.conftest import T0, Client
 
-ALL = frozenset({"viewer", "operator", "quality", "security", "approver", "admin"})
+ALL = frozenset({"viewer", "operator", "quality", "security", "approver", "admin",
+                 "integration"})
 READERS = ALL - {"admin"}
 PUBLIC = "public"
+#: Nobody by session or token: only a request signed with the connector's inbound secret
+#: (tests/tickets/test_inbound.py sends good, forged and replayed ones).
+SIGNED = "signed webhook"
 
 #: (method, path) → the roles that may call it, or PUBLIC.
 EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
@@ -44,11 +48,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/records/{id}/comments"): frozenset({"operator", "quality", "security",
                                                        "approver"}),
     ("POST", "/logout"): ALL,
+    ("POST", "/api/tickets/{system}/webhook"): SIGNED,
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/records/{id}/transition": {"to": "cancelled", "reason": "endpoint test"},
     "/api/records/{id}/signatures": {"as": "quality", "meaning": "m", "password": PASSWORD},
     "/api/records/{id}/comments": {"text": "endpoint test"},
+    "/api/tickets/{system}/webhook": {"record_id": "NC-2026-000001", "state": "Closed",
+                                      "remote_actor": "someone"},
 }
 
 
@@ -91,7 +98,7 @@ async def _session(client: Client, user_id: str | None) -> tuple[aiohttp.ClientS
 
 
 async def _call(browser: aiohttp.ClientSession, csrf: str, method: str, path: str) -> int:
-    url = path.replace("{id}", "NC-2026-000001")
+    url = path.replace("{id}", "NC-2026-000001").replace("{system}", "thehive")
     if method == "GET":
         async with browser.get(url, allow_redirects=False) as resp:
             return resp.status
@@ -128,7 +135,10 @@ async def test_every_endpoint_with_every_role_and_with_none(
     for (method, path), allowed in rows:
         for role, (browser, csrf) in browsers.items():
             status = await _call(browser, csrf, method, path)
-            if allowed == PUBLIC:  # a refused sign-in (401) is the form's answer, not access
+            if allowed == SIGNED:  # a session or token is no signature: 401 for everyone
+                if status != 401:
+                    wrong.append(f"{method} {path} as {role}: {status}, expected 401")
+            elif allowed == PUBLIC:  # a refused sign-in (401) is the form's answer, not access
                 if status == 403 or (method == "GET" and status in (401, 303)):
                     wrong.append(f"{method} {path} as {role}: {status}, expected public")
             elif role is not None and role in allowed:
