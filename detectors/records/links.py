@@ -79,13 +79,15 @@ def ticket_rows(conn: Connection, record_id: str) -> list[dict[str, Any]]:
     """Every linked ticket of a record, with its delivery status, by system."""
     query = (select(external_tickets).where(external_tickets.c.record_id == record_id)
              .order_by(external_tickets.c.system))
-    return [dict(row._mapping) for row in conn.execute(query)]
+    # str(): a reserved word ("key") comes back as SQLAlchemy's quoted_name, a str subclass
+    # that JSON encoders refuse as a dict key.
+    return [{str(k): v for k, v in row._mapping.items()} for row in conn.execute(query)]
 
 
 def reference_rows(conn: Connection, record_id: str) -> list[dict[str, Any]]:
     query = (select(external_refs).where(external_refs.c.record_id == record_id)
              .order_by(external_refs.c.position))
-    return [{k: v for k, v in row._mapping.items() if k not in ("record_id", "position")}
+    return [{str(k): v for k, v in row._mapping.items() if k not in ("record_id", "position")}
             for row in conn.execute(query)]
 
 
@@ -96,7 +98,7 @@ def _public(row: dict[str, Any] | None) -> dict[str, str] | None:
 def _existing(conn: Connection, record_id: str, system: str) -> dict[str, Any] | None:
     row = conn.execute(select(external_tickets).where(
         external_tickets.c.record_id == record_id, external_tickets.c.system == system)).first()
-    return None if row is None else dict(row._mapping)
+    return None if row is None else {str(k): v for k, v in row._mapping.items()}
 
 
 def _check_system(system: str) -> None:

@@ -37,6 +37,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/records/{id}/transition", _api.transition, P.TRANSITION, JSON),
     Route("POST", "/api/records/{id}/signatures", _api.sign, P.SIGN, JSON),
     Route("POST", "/api/records/{id}/comments", _api.comment, P.COMMENT, JSON),
+    Route("POST", "/api/records/{id}/references", _api.add_reference, P.EDIT_SECTIONS, JSON),
     Route("GET", "/api/verify", _api.verify, P.VIEW_RECORDS),
     Route("GET", "/api/kpis", _api.kpis, P.VIEW_RECORDS),
     Route("POST", "/api/tickets/{system}/webhook", _inbound.ticket_webhook, SIGNED_WEBHOOK,

@@ -14,13 +14,14 @@ from typing import Any
 import orjson
 import pytest
 
+from detectors.identity import create_token
 from detectors.records import LinkTicket, open_store
 from detectors.records.commands import Actor
 from detectors.tickets.signing import sign_headers, signer
 from tests.records.conftest import T0, classified, event
 from tests.records.people import enrol
 from tests.tickets.test_outbox import add_service_users
-from tests.web.conftest import INBOUND_SECRET, Client, serve
+from tests.web.conftest import INBOUND_SECRET, Client, bearer, serve
 
 URL = "/api/tickets/thehive/webhook"
 REPORT = {"record_id": "NC-2026-000001", "state": "InProgress", "assignee": "j.soc",
@@ -125,3 +126,27 @@ async def test_an_unknown_system_is_404(client: Client) -> None:
         assert resp.status == 404
 
 
+
+
+async def test_the_record_api_shows_its_tickets_and_takes_references(
+    client: Client, db: str
+) -> None:
+    with open_store(db) as store, store.database.write() as conn:
+        _, token = create_token(conn, "qa.lee", "tests", now=T0, days=30, by="test")
+    assert (await post(client, *signed(REPORT, msg_id="msg_api")))[0] == 200
+    ref = {"kind": "risk_assessment", "system": "Veeva QMS", "ref_id": "RA-77",
+           "url": "https://qms.example/RA-77", "reason": "risk assessed for the lots"}
+    async with client.post("/api/records/NC-2026-000001/references", json=ref,
+                           headers=bearer(token)) as resp:
+        assert resp.status == 200, await resp.text()
+    async with client.post("/api/records/NC-2026-000001/references",
+                           json={**ref, "kind": "memo"}, headers=bearer(token)) as resp:
+        assert resp.status == 400 and "kind" in (await resp.json())["error"]
+    async with client.get("/api/records/NC-2026-000001", headers=bearer(token)) as resp:
+        record = await resp.json()
+    ticket, = record["linked_tickets"]
+    assert {k: ticket[k] for k in ("system", "remote_id", "key", "url", "state", "assignee")} \
+        == {"system": "thehive", "remote_id": "~4096", "key": "#1",
+            "url": "https://th/cases/~4096", "state": "InProgress", "assignee": "j.soc"}
+    assert [(r["kind"], r["ref_id"], r["added_by"]) for r in record["external_refs"]] == [
+        ("risk_assessment", "RA-77", "qa.lee")]

@@ -49,11 +49,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
                                                        "approver"}),
     ("POST", "/logout"): ALL,
     ("POST", "/api/tickets/{system}/webhook"): SIGNED,
+    ("POST", "/api/records/{id}/references"): frozenset({"quality", "security"}),
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/records/{id}/transition": {"to": "cancelled", "reason": "endpoint test"},
     "/api/records/{id}/signatures": {"as": "quality", "meaning": "m", "password": PASSWORD},
     "/api/records/{id}/comments": {"text": "endpoint test"},
+    "/api/records/{id}/references": {"kind": "deviation", "system": "QMS", "ref_id": "D-1",
+                                     "reason": "endpoint test"},
     "/api/tickets/{system}/webhook": {"record_id": "NC-2026-000001", "state": "Closed",
                                       "remote_actor": "someone"},
 }
