@@ -60,8 +60,8 @@ def service_actor(store: RecordStore, user_id: str, system: str) -> Actor:
     """The connector's service user, refused early when it is missing or lacks its role."""
     with store.database.read() as conn:
         user = get_user(conn, user_id)
-    fix = (f"add it: `otwatch-records users add {user_id} --name '{system} connector' "
-           f"--roles {Role.INTEGRATION.value}`")
+    fix = (f"add it: `otwatch-records --user <admin> users add {user_id} --name "
+           f"'{system} connector' --role {Role.INTEGRATION.value}`")
     if user is None or user.disabled:
         raise RecordsError(f"the {system} connector acts as user {user_id!r}, which is "
                            f"{'missing' if user is None else 'disabled'}; {fix}")

@@ -72,7 +72,7 @@ def test_a_missing_secret_or_service_user_is_refused_without_printing_secrets(
     path = write_config(tmp_path, "http://127.0.0.1:9", service_user="svc-nobody")
     assert main(["--db", db, "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "'svc-nobody', which is missing" in err and "--roles integration" in err
+    assert "'svc-nobody', which is missing" in err and "--role integration" in err
     assert "s3cr3t" not in err
 
 
