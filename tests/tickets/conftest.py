@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
+import psycopg
 import pytest
 
 from detectors.tickets import (
@@ -23,6 +25,15 @@ from tests.tickets.fake_tools import (
     WEBHOOK_SECRET,
     ToolServer,
 )
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex}"
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
 @pytest.fixture

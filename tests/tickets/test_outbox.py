@@ -34,8 +34,16 @@ def add_service_users(store: RecordStore) -> None:
 
 @pytest.fixture
 def records_db(tmp_path: Path) -> Iterator[tuple[str, RecordStore]]:
-    target = str(tmp_path / "records.db")
-    store = open_store(target)
+    yield from _records_db(str(tmp_path / "records.db"), None)
+
+
+@pytest.fixture
+def records_pg(pg_dsn: str, pg_schema: str) -> Iterator[tuple[str, RecordStore]]:
+    yield from _records_db(pg_dsn, pg_schema)
+
+
+def _records_db(target: str, schema: str | None) -> Iterator[tuple[str, RecordStore]]:
+    store = open_store(target, schema=schema)
     store.migrate()
     enrol(store, T0)
     add_service_users(store)
@@ -56,13 +64,16 @@ def open_records(store: RecordStore, first: int, count: int) -> list[str]:
     return ids
 
 
+CONFIG = {"records_url": "https://records.plant.example", "interval_s": 0.05,
+          "backoff": {"initial_s": 0.05, "max_s": 0.4}}
+
+
 @pytest.fixture
 async def outbox(records_db: tuple[str, RecordStore], tool_server: ToolServer
                  ) -> AsyncIterator[TicketOutbox]:
     target, _ = records_db
-    config = parse({"records_url": "https://records.plant.example", "interval_s": 0.05,
-                    "backoff": {"initial_s": 0.05, "max_s": 0.4}})
-    box = TicketOutbox.open(target, config, connectors=connectors(tool_server.url, timeout_s=2))
+    box = TicketOutbox.open(target, parse(CONFIG),
+                            connectors=connectors(tool_server.url, timeout_s=2))
     yield box
     await box.stop()
 
@@ -89,7 +100,24 @@ def linked(store: RecordStore, rid: str) -> dict[str, dict[str, object]]:
 async def test_an_outage_during_a_burst_leaves_one_ticket_each_and_every_record_linked(
     records_db: tuple[str, RecordStore], tool_server: ToolServer, outbox: TicketOutbox,
 ) -> None:
-    _, store = records_db
+    await outage_during_a_burst(records_db[1], tool_server, outbox)
+
+
+@pytest.mark.pg
+async def test_the_same_outage_on_postgresql(
+    records_pg: tuple[str, RecordStore], pg_schema: str, tool_server: ToolServer,
+) -> None:
+    target, store = records_pg
+    box = TicketOutbox.open(target, parse(CONFIG), schema=pg_schema,
+                            connectors=connectors(tool_server.url, timeout_s=2))
+    try:
+        await outage_during_a_burst(store, tool_server, box)
+    finally:
+        await box.stop()
+
+
+async def outage_during_a_burst(store: RecordStore, tool_server: ToolServer,
+                                outbox: TicketOutbox) -> None:
     tools = tool_server.tools
     before = retries()
     await tool_server.down()
