@@ -21,6 +21,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from prometheus_client import start_http_server
+
 from agent.kafka.settings import KafkaSettings
 from agent.runtime.logs import setup_logging
 from agent.runtime.signals import stop_on_signals
@@ -80,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def _run(args: argparse.Namespace, config: TicketsConfig | None) -> int:
     outbox = None if config is None else TicketOutbox.open(args.db, config, schema=args.schema)
+    if config is not None and config.metrics_port:
+        start_http_server(config.metrics_port, addr=config.metrics_host)
     publisher = None
     if args.bootstrap_servers:
         kafka = KafkaSettings(bootstrap_servers=args.bootstrap_servers,

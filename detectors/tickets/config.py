@@ -5,6 +5,7 @@ Example (``config/tickets.yaml``)::
 
     records_url: https://records.plant.example          # every ticket links back here
     backoff: {initial_s: 1, max_s: 300, retry_after_max_s: 3600}
+    metrics_port: 9468                                    # otwatch_tickets_* (0: off)
     connectors:
       thehive:
         url: https://thehive.example
@@ -146,6 +147,9 @@ class TicketsConfig(_Strict):
     records_url: str
     backoff: Backoff = Field(default_factory=Backoff)
     interval_s: float = Field(1.0, gt=0)
+    #: Prometheus metrics of ``otwatch-tickets`` (0: not served).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9468, ge=0, le=65535)
     connectors: Connectors = Field(default_factory=Connectors)
 
     def service_user(self, system: str) -> str:

@@ -15,11 +15,11 @@ remote actor. Body (JSON, unknown fields refused)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from standardwebhooks.webhooks import Webhook
 
 from detectors.identity.users import get_user
@@ -29,6 +29,9 @@ from detectors.records.trail import iso
 from detectors.records.workflow import execute
 from detectors.tickets.config import TicketsConfig
 from detectors.tickets.signing import SignatureRefused, signer, verify
+
+#: How long accepted webhook ids are kept (well past the five-minute timestamp tolerance).
+KEEP_IDS = timedelta(hours=1)
 
 
 class InboundRefused(Exception):
@@ -99,6 +102,10 @@ def apply(store: RecordStore, hook: InboundHook, webhook_id: str, report: Inboun
             raise replay
         conn.execute(insert(inbound_webhooks).values(webhook_id=webhook_id, system=hook.system,
                                                      received_at=iso(now)))
+        # An id older than the signature's tolerance can only come back with a stale
+        # timestamp, which the signature check refuses: it need not be kept.
+        conn.execute(delete(inbound_webhooks).where(
+            inbound_webhooks.c.received_at < iso(now - KEEP_IDS)))
         user = get_user(conn, hook.service_user)
         actor = user.actor() if user is not None else Actor(hook.service_user)
         record = execute(conn, ReportTicketState(

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import yaml
 
 from detectors.records import open_store
 from detectors.tickets_cli import main
+from simulators.broker import free_port
 from tests.records.conftest import T0, classified, event
 from tests.records.people import enrol
 from tests.tickets.fake_tools import THEHIVE_KEY, ToolServer
@@ -35,7 +37,7 @@ def db(tmp_path: Path) -> str:
 def write_config(tmp_path: Path, url: str, **thehive: object) -> Path:
     path = tmp_path / "tickets.yaml"
     path.write_text(yaml.safe_dump({
-        "records_url": "https://records.plant.example", "interval_s": 0.1,
+        "records_url": "https://records.plant.example", "interval_s": 0.1, "metrics_port": 0,
         "backoff": {"initial_s": 0.1, "max_s": 0.5},
         "connectors": {"thehive": {"url": url, "api_key": {"env": "T_THEHIVE_KEY"},
                                    **thehive}}}))
@@ -76,10 +78,12 @@ def test_a_missing_secret_or_service_user_is_refused_without_printing_secrets(
     assert "s3cr3t" not in err
 
 
-async def test_a_run_opens_the_ticket_and_stops_on_sigterm(
+async def test_a_run_opens_the_ticket_serves_its_metrics_and_stops_on_sigterm(
     tmp_path: Path, db: str, tool_server: ToolServer
 ) -> None:
+    port = free_port()
     path = write_config(tmp_path, tool_server.url)
+    path.write_text(path.read_text().replace("metrics_port: 0", f"metrics_port: {port}"))
     env = {**os.environ, "T_THEHIVE_KEY": THEHIVE_KEY}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "detectors.tickets_cli", "--db", db, "--config", str(path),
@@ -88,12 +92,19 @@ async def test_a_run_opens_the_ticket_and_stops_on_sigterm(
         async with asyncio.timeout(30):
             while "NC-2026-000001" not in tool_server.tools.alerts or not linked(db):
                 await asyncio.sleep(0.1)
+        metrics = await asyncio.to_thread(scrape, port)
+        assert 'otwatch_tickets_delivered_total{op="open",system="thehive"} 1.0' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         _, raw = await asyncio.wait_for(proc.communicate(), 20)
     err = raw.decode()
     assert proc.returncode == 0, err
     assert THEHIVE_KEY not in err
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
 
 
 def linked(db: str) -> bool:

@@ -13,15 +13,19 @@ from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import select
 
 from detectors.identity import create_token
 from detectors.records import LinkTicket, open_store
 from detectors.records.commands import Actor
+from detectors.records.tables import inbound_webhooks
+from detectors.tickets import inbound
+from detectors.tickets.inbound import InboundReport
 from detectors.tickets.signing import sign_headers, signer
 from tests.records.conftest import T0, classified, event
 from tests.records.people import enrol
 from tests.tickets.test_outbox import add_service_users
-from tests.web.conftest import INBOUND_SECRET, Client, bearer, serve
+from tests.web.conftest import INBOUND, INBOUND_SECRET, Client, bearer, serve
 
 URL = "/api/tickets/thehive/webhook"
 REPORT = {"record_id": "NC-2026-000001", "state": "InProgress", "assignee": "j.soc",
@@ -150,3 +154,17 @@ async def test_the_record_api_shows_its_tickets_and_takes_references(
             "url": "https://th/cases/~4096", "state": "InProgress", "assignee": "j.soc"}
     assert [(r["kind"], r["ref_id"], r["added_by"]) for r in record["external_refs"]] == [
         ("risk_assessment", "RA-77", "qa.lee")]
+
+
+def test_accepted_ids_are_kept_past_the_tolerance_then_dropped(db: str) -> None:
+    hook = INBOUND["thehive"]
+    with open_store(db) as store:
+        inbound.apply(store, hook, "msg_old", InboundReport(**REPORT), T0)
+        with pytest.raises(inbound.InboundRefused, match="replay"):
+            inbound.apply(store, hook, "msg_old", InboundReport(**REPORT), T0 + timedelta(
+                minutes=30))
+        inbound.apply(store, hook, "msg_new", InboundReport(**{**REPORT, "state": "Closed"}),
+                      T0 + inbound.KEEP_IDS + timedelta(seconds=1))
+        with store.database.read() as conn:
+            kept = conn.execute(select(inbound_webhooks.c.webhook_id)).scalars().all()
+    assert kept == ["msg_new"]
