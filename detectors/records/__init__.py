@@ -13,7 +13,8 @@ Public surface (everything else is private)::
 
 - Every change to a record is a command (`Transition`, `Sign`, `AddComment`, `UpdateSection`,
   `PlaceHold`, `ReleaseHold`, `RecordDecision`, `UpdateDecision`, `ContributeImpact`,
-  `AddCapaAction`, `UpdateCapaAction`, `SetTicketStatus`) run by `RecordStore.execute` in one
+  `AddCapaAction`, `UpdateCapaAction`, `SetTicketStatus`; `LinkTicket`, `ReportTicketState`,
+  `AddExternalReference` in ``links``) run by `RecordStore.execute` in one
   transaction: actor (an enabled user, with the roles the users table holds), load, version
   check, permission (`Permission`, `GRANTS`), guards (`missing_for`, `signature_refusal`),
   write, trail. `RecordStore.update_field` and `RecordStore.transition` are thin wrappers.
@@ -25,7 +26,8 @@ Public surface (everything else is private)::
 - `DatabaseTarget` parses every database target (SQLite path, ``sqlite:///``, PostgreSQL DSN,
   optional schema) and prints it with the password hidden (`redact`).
 - `TrailRelay` follows the audit trail from a cursor kept in the database and hands each
-  entry's messages to a sink (the containment publisher is one; the ticket outbox is next).
+  entry's messages to a sink (the containment publisher, the ticket outbox in
+  `detectors.tickets`, the record-change publisher in `detectors.record_changes`).
 
 Errors: see `detectors.records._exceptions` (all derive from `RecordsError`).
 """
