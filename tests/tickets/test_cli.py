@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from detectors.records import open_store
-from detectors.tickets_cli import main
+from detectors.tickets_cli import build_parser, main
 from simulators.broker import free_port
 from tests.records.conftest import T0, classified, event
 from tests.records.people import enrol
@@ -110,3 +110,17 @@ def scrape(port: int) -> str:
 def linked(db: str) -> bool:
     with open_store(db) as store:
         return any(r["remote_id"] for r in store.linked_tickets("NC-2026-000001"))
+
+
+def test_the_shipped_deployments_run_a_command_line_that_parses() -> None:
+    deploy = Path(__file__).parents[2] / "deploy"
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text())["services"]["tickets"]
+    kube = yaml.safe_load((deploy / "kubernetes" / "tickets-deployment.yaml").read_text())
+    container, = kube["spec"]["template"]["spec"]["containers"]
+    unit = next(line for line in (deploy / "systemd" / "otwatch-tickets.service").read_text()
+                .splitlines() if line.startswith("ExecStart="))
+    for command in (compose["command"], container["command"] + container["args"],
+                    unit.removeprefix("ExecStart=").split()):
+        assert Path(command[0]).name == "otwatch-tickets"
+        args = build_parser().parse_args(command[1:])
+        assert args.db and args.bootstrap_servers and args.enable_idempotence
