@@ -94,6 +94,9 @@ class Backoff(_Strict):
 
 class _Connector(_Strict):
     enabled: bool = True
+    #: A connector enabled on a database that already holds records: true (the default) opens
+    #: a ticket for every record there is, false only for records opened from now on.
+    backfill: bool = True
     url: str
     service_user: str = ""
     #: The secret the tool signs its inbound webhooks with (no inbound without it).

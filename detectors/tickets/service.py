@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from detectors.identity.users import get_user
 from detectors.records import (
@@ -21,6 +22,7 @@ from detectors.records import (
     open_store,
 )
 from detectors.records.models import Role
+from detectors.records.trail import head_of
 from detectors.tickets._base import TicketConnector
 from detectors.tickets.config import (
     JiraConfig,
@@ -71,6 +73,15 @@ def service_actor(store: RecordStore, user_id: str, system: str) -> Actor:
     return user.actor()
 
 
+def _start_at_head(store: RecordStore, cursor: TrailCursor) -> None:
+    """A connector's first start without backfill: its cursor at today's trail head."""
+    if cursor.load() == 0:
+        with store.database.read() as conn:
+            head = head_of(conn)
+        if head is not None:
+            cursor.save(head[0], datetime.now(UTC))
+
+
 class TicketOutbox:
     """One relay per enabled connector, all on one store (one event loop thread)."""
 
@@ -91,6 +102,9 @@ class TicketOutbox:
                 sink = TicketSink(connector, store, service_actor(store, user, system),
                                   record_url=config.record_url, backoff=config.backoff)
                 cursor = TrailCursor.open(target, f"tickets.{system}", schema=schema)
+                settings = config.connectors.enabled().get(system)
+                if settings is not None and not settings.backfill:
+                    _start_at_head(store, cursor)
                 relays.append(TrailRelay(store, cursor, translate_for(connector, user), sink,
                                          name=f"tickets-{system}",
                                          interval_s=config.interval_s))

@@ -181,6 +181,27 @@ async def test_a_quality_only_record_gets_no_security_ticket(
     assert linked(store, rid)["webhook"]["key"] == f"DEV-{rid[-6:]}"
 
 
+async def test_without_backfill_a_new_connector_starts_at_the_trail_head(
+    records_db: tuple[str, RecordStore], tool_server: ToolServer,
+) -> None:
+    target, store = records_db
+    old = open_records(store, 1, 1)  # security-only, before the connector is enabled
+    config = parse({**CONFIG, "connectors": {"jira": {
+        "url": tool_server.url, "email": "x", "api_token": {"env": "UNUSED"}, "project": "SEC",
+        "backfill": False}}})
+    box = TicketOutbox.open(target, config, connectors={
+        "jira": connectors(tool_server.url)["jira"]})
+    try:
+        await box.start()
+        new = open_records(store, 4, 1)  # 4 % 3: security-only
+        await until(lambda: "jira" in linked(store, new[0]))
+    finally:
+        await box.stop()
+    assert "jira" not in linked(store, old[0])
+    assert [i["fields"]["labels"][1] for i in tool_server.tools.issues.values()] == [
+        f"otwatch-{new[0]}"]
+
+
 async def test_a_refused_request_shows_on_the_record_and_does_not_block_the_next(
     records_db: tuple[str, RecordStore],
     tool_server: ToolServer, outbox: TicketOutbox,
