@@ -164,6 +164,8 @@ DEMO_USERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("sam", "Sam Security", ("security", "approver")),
     ("tara", "Tara Technician", ("quality",)),
     ("ada", "Ada Admin", ("admin",)),
+    # The webhook connector's service user (otwatch-tickets acts as it; nobody signs in).
+    ("svc-webhook", "Webhook connector", ("integration",)),
 )
 
 

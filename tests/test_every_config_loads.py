@@ -11,6 +11,7 @@ from agent.approvals import load_approvals_file
 from agent.config import load_agent_config
 from detectors.config import load_classifier_config
 from detectors.criteria import load_criteria
+from detectors.tickets import load as load_tickets_config
 from detectors.web.config import load_service_config
 from simulators.plant import load_plant
 from simulators.scenario import load_scenario
@@ -30,6 +31,7 @@ def loader_for(path: Path) -> Callable[[Path], object]:
         "criteria.yaml": load_criteria,
         "plant.yaml": load_plant,
         "records-ui.yaml": load_service_config,
+        "tickets.yaml": load_tickets_config,
     }
     if name not in loaders:
         pytest.fail(f"config/{name} has no loader in this test: add one, or remove the file")

@@ -28,6 +28,7 @@ ENTRY = {
     "otwatch-records": "detectors.records_cli",
     "otwatch-sim": "simulators.cli",
     "otwatch-siem": "detectors.siem_cli",
+    "otwatch-tickets": "detectors.tickets_cli",
 }
 
 

@@ -15,7 +15,8 @@ Public surface (everything else is private)::
   `PlaceHold`, `ReleaseHold`, `RecordDecision`, `UpdateDecision`, `ContributeImpact`,
   `AddCapaAction`, `UpdateCapaAction`, `SetTicketStatus`, and the joint procedure's steps
   `AssignLeads`, `AssessImpact`, `DecideNotification`, `RecordRootCause`, `SetContainment`,
-  `MoveCapaDue`, `CheckEffectiveness`) run by `RecordStore.execute` in one
+  `MoveCapaDue`, `CheckEffectiveness`; `LinkTicket`, `ReportTicketState`,
+  `AddExternalReference` in ``links``) run by `RecordStore.execute` in one
   transaction: actor (an enabled user, with the roles the users table holds), load, version
   check, permission (`Permission`, `GRANTS`), guards (`GUARDS`: one table, `missing_for`,
   `signature_refusal`),
@@ -28,7 +29,8 @@ Public surface (everything else is private)::
 - `DatabaseTarget` parses every database target (SQLite path, ``sqlite:///``, PostgreSQL DSN,
   optional schema) and prints it with the password hidden (`redact`).
 - `TrailRelay` follows the audit trail from a cursor kept in the database and hands each
-  entry's messages to a sink (the containment publisher is one; the ticket outbox is next).
+  entry's messages to a sink (the containment publisher, the ticket outbox in
+  `detectors.tickets`, the record-change publisher in `detectors.record_changes`).
 
 Errors: see `detectors.records._exceptions` (all derive from `RecordsError`).
 """
@@ -96,6 +98,13 @@ from detectors.records.lifecycle import (
     missing_at,
     missing_for,
 )
+from detectors.records.links import (
+    REFERENCE_KINDS,
+    TICKET_SYSTEMS,
+    AddExternalReference,
+    LinkTicket,
+    ReportTicketState,
+)
 from detectors.records.lookback import LookBack, propose_look_back
 from detectors.records.migrate import HEAD as HEAD_REVISION
 from detectors.records.models import (
@@ -143,11 +152,14 @@ __all__ = [
     "GUARDS",
     "HEAD_REVISION",
     "OPEN_STATES",
+    "REFERENCE_KINDS",
     "SIGNING_ROLES",
+    "TICKET_SYSTEMS",
     "ActionStatus",
     "Actor",
     "AddCapaAction",
     "AddComment",
+    "AddExternalReference",
     "AffectedLot",
     "AssessImpact",
     "AssignLeads",
@@ -181,6 +193,7 @@ __all__ = [
     "ImpactContribution",
     "InvalidUpdate",
     "Kpis",
+    "LinkTicket",
     "LookBack",
     "LotHold",
     "ManualReport",
@@ -205,6 +218,7 @@ __all__ = [
     "RecordStore",
     "RecordsError",
     "ReleaseHold",
+    "ReportTicketState",
     "RiskMatrix",
     "RiskRating",
     "Role",

@@ -58,6 +58,7 @@ class Role(StrEnum):
     SECURITY = "security"
     APPROVER = "approver"
     ADMIN = "admin"
+    INTEGRATION = "integration"
 
 
 #: The roles a signature is given as: a joint decision needs one of each, from two people.

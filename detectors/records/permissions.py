@@ -13,7 +13,8 @@ are the ones the users table holds when the command runs (`detectors.records.wor
 - security: the same, with the security ticket's status instead of lot holds;
 - approver: read, comment; sign plan approval and closure (as quality or security, a role
   the signer must also hold);
-- admin: manage users, roles and API tokens (reads no records).
+- admin: manage users, roles and API tokens (reads no records);
+- integration: a ticket connector's service user: read, and record linked tickets' state.
 
 Example::
 
@@ -48,6 +49,7 @@ class Permission(StrEnum):
     SET_TICKET_STATUS = "change the security ticket's status"
     SIGN = "sign plan approvals and closures"
     MANAGE_USERS = "manage users, roles and API tokens"
+    SYNC_TICKETS = "record the state of linked tickets in external tools"
 
 
 _P = Permission
@@ -62,6 +64,9 @@ GRANTS: dict[str, frozenset[Permission]] = {
     Role.SECURITY.value: _READ_AND_REPORT | _WORK | {_P.SET_TICKET_STATUS},
     Role.APPROVER.value: frozenset({_P.VIEW_RECORDS, _P.COMMENT, _P.SIGN}),
     Role.ADMIN.value: frozenset({_P.MANAGE_USERS}),
+    # A ticket connector's service user: the outbox links tickets, the inbound webhook
+    # reports their state; it reads records and can change nothing else.
+    Role.INTEGRATION.value: frozenset({_P.VIEW_RECORDS, _P.SYNC_TICKETS}),
 }
 
 

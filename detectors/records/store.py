@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from detectors.records import kpis as kpi_math
+from detectors.records import links
 from detectors.records import migrate as migrations
 from detectors.records._exceptions import InvalidUpdate, RecordsError
 from detectors.records.attachments import read_with_custody
@@ -146,6 +147,23 @@ class RecordStore:
         where = () if record_id is None else (audit_trail.c.record_id == record_id,)
         with self._db.read() as conn:
             return read_entries(conn, *where)
+
+    def linked_tickets(self, record_id: str) -> list[dict[str, Any]]:
+        """The record's tickets in external tools, with the outbox's delivery status."""
+        with self._db.read() as conn:
+            return links.ticket_rows(conn, record_id)
+
+    def external_references(self, record_id: str) -> list[dict[str, Any]]:
+        """Deviation reports, risk assessments, change controls, QMS records referred to."""
+        with self._db.read() as conn:
+            return links.reference_rows(conn, record_id)
+
+    def note_delivery(self, record_id: str, system: str, *, error: str, attempts: int,
+                      now: datetime) -> None:
+        """The ticket outbox's delivery status for one ticket (operational, not audited)."""
+        with self._db.write() as conn:
+            links.note_delivery(conn, record_id, system, error=error, attempts=attempts,
+                                now=now)
 
     def verify_trail(self) -> VerifyResult:
         """Recompute the hash chain; names the first entry that was edited, moved or removed."""

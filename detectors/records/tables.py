@@ -336,3 +336,37 @@ security_log = Table(
     Column("detail", Text, nullable=False),
     Index("security_log_by_user", "username", "at"),
 )
+
+
+# --- linked tickets and external references (revision 0007) ------------------------------------
+
+#: One row per record and ticket system: the remote ticket's id, key, URL, last known state and
+#: assignee (set through audited commands, `detectors.records.links`), and the outbox's delivery
+#: status (``attempts``, ``last_error``: operational, not audited) so a failing connector shows.
+external_tickets = Table(
+    "external_tickets", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("system", Text, primary_key=True),
+    *(Column(name, Text, nullable=False, server_default="")
+      for name in ("remote_id", "key", "url", "state", "assignee", "last_error")),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("updated_at", Text, nullable=False),
+)
+
+#: Deviation reports, risk assessments, change controls, QMS records a record refers to.
+external_refs = Table(
+    "external_refs", metadata,
+    Column("record_id", Text, ForeignKey("records.id"), primary_key=True),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    *(Column(name, Text, nullable=False)
+      for name in ("kind", "system", "ref_id", "url", "added_at", "added_by")),
+)
+
+#: Inbound webhook ids accepted (Standard Webhooks ``webhook-id``): a replay is refused.
+inbound_webhooks = Table(
+    "inbound_webhooks", metadata,
+    Column("webhook_id", Text, primary_key=True),
+    Column("system", Text, nullable=False),
+    Column("received_at", Text, nullable=False),
+    Index("inbound_webhooks_by_time", "received_at"),
+)

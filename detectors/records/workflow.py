@@ -11,6 +11,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import Connection, func, insert, select, update
 
+from detectors.records import links
 from detectors.records._exceptions import (
     ConcurrentUpdate,
     InvalidUpdate,
@@ -98,7 +99,8 @@ def execute(conn: Connection, command: Command, *, actor: Actor, now: datetime,
         raise ConcurrentUpdate(record.id, command.expected_version, record.version)
     if not isinstance(command, Transition):
         require(actor.user_id, actor.roles, command.permission)
-        if record.state not in OPEN_STATES:
+        # A linked ticket's state is recorded on a closed record too (ids stay linked).
+        if record.state not in OPEN_STATES and command.permission is not Permission.SYNC_TICKETS:
             raise InvalidUpdate(
                 f"record {record.id} is {record.state.value}; a final record is not edited"
             )
@@ -431,6 +433,13 @@ def _update_capa(run: Run, cmd: UpdateCapaAction) -> list[Change]:
     return [Change("capa_actions", canonical_json(old), canonical_json(new), cmd.reason)]
 
 
+def _linked(handler: Callable[..., list[links.TrailChange]]) -> Callable[[Run, Any], list[Change]]:
+    """A `detectors.records.links` handler as a workflow handler."""
+    def run_link(run: Run, cmd: Any) -> list[Change]:
+        return [Change(*c) for c in handler(run.conn, run.record, run.actor, run.at, cmd)]
+    return run_link
+
+
 _HANDLERS: dict[type[Command], Callable[[Run, Any], list[Change]]] = {
     Transition: _transition,
     UpdateSection: _update_section,
@@ -443,6 +452,9 @@ _HANDLERS: dict[type[Command], Callable[[Run, Any], list[Change]]] = {
     UpdateCapaAction: _update_capa,
     SetTicketStatus: _ticket_status,
     Sign: _sign,
+    links.LinkTicket: _linked(links.link_ticket),
+    links.ReportTicketState: _linked(links.report_ticket_state),
+    links.AddExternalReference: _linked(links.add_external_reference),
     AddComment: _comment,
     **STEP_HANDLERS,
 }

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import ssl
 import sys
+from collections.abc import Mapping
 
 from aiohttp import web
 
@@ -21,6 +22,9 @@ from agent.runtime.signals import stop_on_signals
 from detectors.identity import IdentityConfigError, IdentitySettings
 from detectors.records import WorkflowSettings
 from detectors.records.target import redact
+from detectors.tickets import TicketsConfigError
+from detectors.tickets import load as load_tickets
+from detectors.tickets.inbound import InboundHook, inbound_hooks
 from detectors.web.app import create_app
 from detectors.web.config import RecordsServiceConfig, load_service_config
 
@@ -57,10 +61,11 @@ def settle_config(args: argparse.Namespace) -> RecordsServiceConfig:
 async def serve(db: str, host: str, port: int, schema: str | None = None, *,
                 settings: IdentitySettings | None = None,
                 tls: ssl.SSLContext | None = None,
-                workflow: WorkflowSettings | None = None) -> None:
+                workflow: WorkflowSettings | None = None,
+                inbound: Mapping[str, InboundHook] | None = None) -> None:
     """Run until SIGTERM/SIGINT; the store is closed by the app's cleanup."""
     app = create_app(db, schema=schema, settings=settings, tls=tls is not None,
-                     workflow=workflow)
+                     workflow=workflow, inbound=inbound)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -82,13 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         config = settle_config(args)
         service = config.service
         tls = service.tls.context() if service.tls else None
-    except IdentityConfigError as exc:
+        inbound = inbound_hooks(load_tickets(config.tickets)) if config.tickets else {}
+    except (IdentityConfigError, TicketsConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
     assert service.db is not None
     try:
         asyncio.run(serve(service.db, service.host, service.port, service.schema_name,
-                          settings=config.identity, tls=tls, workflow=config.workflow))
+                          settings=config.identity, tls=tls, workflow=config.workflow,
+                          inbound=inbound))
     except OSError as exc:
         log.error("cannot serve on %s:%d: %s; pick a free port with --port", service.host,
                   service.port, exc)

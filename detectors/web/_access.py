@@ -17,6 +17,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC = "public"
 #: Any signed-in user, whatever their roles (sign-out, who am I).
 SIGNED_IN = "signed in"
+#: Anyone holding the connector's webhook secret: the request's Standard Webhooks signature
+#: is its authentication (checked by the handler, `detectors.tickets.inbound`), not a session.
+SIGNED_WEBHOOK = "signed webhook"
 Access = Permission | str
 
 #: Body types of state-changing routes.

@@ -3,7 +3,7 @@ that names an actor or roles is refused, and unknown fields are refused too."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import orjson
 from aiohttp import web
@@ -13,6 +13,7 @@ from detectors.identity import SESSION, Identity
 from detectors.records import (
     HEAD_REVISION,
     AddComment,
+    AddExternalReference,
     Command,
     MasterRecord,
     RecordStore,
@@ -182,10 +183,39 @@ async def records(request: web.Request) -> web.Response:
     return json_response([summary(r) for r in newest_first(found)])
 
 
+def _record_with_links(store: RecordStore, record_id: str) -> dict[str, Any]:
+    """The record, its tickets in external tools (with delivery status) and its references."""
+    data: dict[str, Any] = _dump(store.get_record(record_id))
+    data["linked_tickets"] = [{k: v for k, v in row.items() if k != "record_id"}
+                              for row in store.linked_tickets(record_id)]
+    data["external_refs"] = store.external_references(record_id)
+    return data
+
+
 async def record(request: web.Request) -> web.Response:
     record_id = request.match_info["id"]
-    found: MasterRecord = await request.app[PARTS].gate.run(lambda s: s.get_record(record_id))
-    return json_response(_dump(found))
+    return json_response(await request.app[PARTS].gate.run(
+        lambda s: _record_with_links(s, record_id)))
+
+
+class ReferenceBody(_Body):
+    """``POST /api/records/{id}/references``: a deviation report, risk assessment, change
+    control or QMS record this record refers to."""
+
+    kind: Literal["deviation", "risk_assessment", "change_control", "qms_record"]
+    system: str = Field(min_length=1, max_length=120)
+    ref_id: str = Field(min_length=1, max_length=200)
+    url: str = Field(default="", max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000)
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+async def add_reference(request: web.Request) -> web.Response:
+    body = await parse_body(request, ReferenceBody)
+    return await _run(request, AddExternalReference(
+        record_id=request.match_info["id"], kind=body.kind, system=body.system,
+        ref_id=body.ref_id, url=body.url, reason=body.reason,
+        expected_version=body.expected_version))
 
 
 def _record_trail(store: RecordStore, record_id: str) -> list[TrailEntry]:

@@ -3,13 +3,14 @@ other module of the service reads the same ones)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import web
 
 from detectors.identity import Authenticator, Identity, IdentitySettings
+from detectors.tickets.inbound import InboundHook
 from detectors.web._gate import RecordsGate
 
 
@@ -22,6 +23,8 @@ class ServiceParts:
     settings: IdentitySettings
     clock: Callable[[], datetime]
     tls: bool
+    #: Ticket systems whose inbound webhook is enabled (an ``inbound_secret`` in the config).
+    inbound: Mapping[str, InboundHook] = field(default_factory=dict)
 
 
 PARTS = web.AppKey("parts", ServiceParts)

@@ -30,7 +30,7 @@ HTML: ``/login``, ``/`` (records list, refreshes every 5 s), ``/records/{id}``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +50,7 @@ from detectors.records import (
     UnknownActor,
     WorkflowSettings,
 )
+from detectors.tickets.inbound import InboundHook, InboundRefused
 from detectors.web import _render
 from detectors.web._access import (
     ROUTE_TABLE,
@@ -75,11 +76,14 @@ _STATUS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], int], ...] =
     ((PermissionDenied, UnknownActor, AccessDenied, SignInRefused), 403),
     (UnsupportedBody, 415),
     ((BadRequest, InvalidUpdate, ReasonRequired, SignatureRefused), 400),
+    (InboundRefused, 400),  # its own status (401 signature, 409 replay): `_status_of`
     ((StoreNotReady, StoreUnavailable, DirectoryUnavailable), 503),
 )
 
 
 def _status_of(exc: Exception) -> int:
+    if isinstance(exc, InboundRefused):
+        return exc.status
     return next((status for kinds, status in _STATUS if isinstance(exc, kinds)), 500)
 
 
@@ -125,18 +129,20 @@ def create_app(
     target: str, *, schema: str | None = None, settings: IdentitySettings | None = None,
     tls: bool = False, clock: Callable[[], datetime] | None = None,
     workflow: WorkflowSettings | None = None,
+    inbound: Mapping[str, InboundHook] | None = None,
 ) -> web.Application:
     """The application over the records database ``target`` (SQLite path or PostgreSQL DSN).
 
     ``tls`` says the service is served over HTTPS (cookies are then Secure, and HSTS is
     sent); ``clock`` is for tests (session timeouts, token expiry); ``workflow`` are the
-    records workflow's settings (risk matrix, escalation)."""
+    records workflow's settings (risk matrix, escalation); ``inbound``: the ticket
+    systems whose signed webhook may report back (`detectors.tickets.inbound`)."""
     settings = settings or IdentitySettings()
     app = web.Application(middlewares=[errors, policy], client_max_size=64 * 1024)
     gate = RecordsGate(target, schema=schema, workflow=workflow)
     app[PARTS] = ServiceParts(gate=gate, authenticator=Authenticator(settings),
                               settings=settings, clock=clock or (lambda: datetime.now(UTC)),
-                              tls=tls)
+                              tls=tls, inbound=dict(inbound or {}))
 
     async def close_gate(_: web.Application) -> None:
         await gate.close()

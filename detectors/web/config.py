@@ -11,6 +11,7 @@ Example (``config/records-ui.yaml``)::
         key: /etc/otwatch/records-ui.key
     identity:                        # see detectors.identity.config
       idle_timeout_s: 900
+    tickets: tickets.yaml            # optional: inbound webhooks of the ticket connectors
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class RecordsServiceConfig(_Strict):
     service: ServiceSection = Field(default_factory=ServiceSection)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
+    #: The ticket connectors' config (`detectors.tickets.config`): the systems with an
+    #: ``inbound_secret`` may report back through ``/api/tickets/{system}/webhook``.
+    tickets: Path | None = None
 
 
 def load_service_config(path: Path | str) -> RecordsServiceConfig:
@@ -82,4 +86,6 @@ def load_service_config(path: Path | str) -> RecordsServiceConfig:
         tls = TlsSection(cert=base / tls.cert, key=base / tls.key)
         config = config.model_copy(update={
             "service": config.service.model_copy(update={"tls": tls})})
+    if config.tickets is not None:
+        config = config.model_copy(update={"tickets": path.parent / config.tickets})
     return config

@@ -9,6 +9,7 @@ no credentials, and fails when a route has no row in its own table.
 | ``PUBLIC``       | anyone (sign-in page, health, the stylesheet)                      |
 | ``SIGNED_IN``    | any signed-in user (sign-out, who am I)                            |
 | a `Permission`   | a signed-in user holding a role that grants it (`GRANTS`)          |
+| ``SIGNED_WEBHOOK``| a request signed with a ticket connector's inbound secret          |
 
 State-changing routes name the body they take (JSON or a form); a session-cookie request to
 one must carry the session's CSRF token; an API-token request needs none.
@@ -17,9 +18,9 @@ one must carry the session's CSRF token; an API-token request needs none.
 from __future__ import annotations
 
 from detectors.records.permissions import Permission as P
-from detectors.web import _api, _pages, _signin
+from detectors.web import _api, _inbound, _pages, _signin
 from detectors.web import _steps_api as _steps
-from detectors.web._access import FORM, JSON, PUBLIC, SIGNED_IN, Route
+from detectors.web._access import FORM, JSON, PUBLIC, SIGNED_IN, SIGNED_WEBHOOK, Route
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/login", _signin.login_page, PUBLIC),
@@ -61,6 +62,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/records/{id}/effectiveness", _steps.effectiveness, P.MANAGE_CAPA, JSON),
     Route("POST", "/api/records/{id}/attachments", _steps.attach, P.DECIDE_CONTAINMENT, JSON),
     Route("GET", "/api/records/{id}/attachments/{sha256}", _steps.download, P.VIEW_RECORDS),
+    Route("POST", "/api/records/{id}/references", _api.add_reference, P.EDIT_SECTIONS, JSON),
     Route("GET", "/api/verify", _api.verify, P.VIEW_RECORDS),
     Route("GET", "/api/kpis", _api.kpis, P.VIEW_RECORDS),
+    Route("POST", "/api/tickets/{system}/webhook", _inbound.ticket_webhook, SIGNED_WEBHOOK,
+          JSON),
 )

@@ -17,6 +17,7 @@ UNITS = {
     "otwatch-classifier.service": "otwatch-classifier",
     "otwatch-containment.service": "otwatch-containment",
     "otwatch-siem.service": "otwatch-siem",
+    "otwatch-tickets.service": "otwatch-tickets",
 }
 #: The units whose command has a config file and a `check` sub-command for it.
 CHECKED = ["otwatch-agent.service", "otwatch-classifier.service", "otwatch-siem.service"]

@@ -57,11 +57,13 @@ def assessed(store: RecordStore, rid: str) -> str:
     return rid
 
 
-def test_the_table_has_the_six_roles_and_every_permission_is_granted() -> None:
-    assert set(GRANTS) == {"viewer", "operator", "quality", "security", "approver", "admin"}
+def test_the_table_has_the_seven_roles_and_every_permission_is_granted() -> None:
+    assert set(GRANTS) == {"viewer", "operator", "quality", "security", "approver", "admin",
+                           "integration"}
     assert set().union(*GRANTS.values()) == set(Permission)
     assert GRANTS["viewer"] == {Permission.VIEW_RECORDS}
     assert GRANTS["admin"] == {Permission.MANAGE_USERS}
+    assert GRANTS["integration"] == {Permission.VIEW_RECORDS, Permission.SYNC_TICKETS}
     assert Permission.SIGN in GRANTS["approver"] and Permission.SIGN not in GRANTS["quality"]
 
 

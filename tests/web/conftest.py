@@ -3,6 +3,7 @@ API token each), served by the app on 127.0.0.1 with a clock the test moves."""
 
 from __future__ import annotations
 
+import base64
 import re
 import signal
 import ssl
@@ -26,6 +27,8 @@ from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.identity import IdentitySettings, create_token
 from detectors.records import open_store
+from detectors.tickets.inbound import InboundHook
+from detectors.tickets.signing import signer
 from detectors.web import create_app
 from tests.records.people import CHEAP, PASSWORD, PEOPLE, enrol
 
@@ -109,9 +112,14 @@ def clock() -> Clock:
     return Clock()
 
 
+#: The inbound ticket webhook every test app accepts (TheHive, signed with this secret).
+INBOUND_SECRET = "whsec_" + base64.b64encode(b"inbound-secret-for-the-web-tests!").decode()
+INBOUND = {"thehive": InboundHook("thehive", signer(INBOUND_SECRET), "svc-thehive")}
+
+
 async def serve(target: str, *, clock: Clock | None = None,
                 settings: IdentitySettings = SETTINGS) -> Client:
-    app = create_app(target, settings=settings, clock=clock or Clock())
+    app = create_app(target, settings=settings, clock=clock or Clock(), inbound=INBOUND)
     client: Client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     return client

@@ -20,10 +20,14 @@ from detectors.records import open_store
 from tests.records.people import CHEAP, PASSWORD
 from tests.web.conftest import T0, Client
 
-ALL = frozenset({"viewer", "operator", "quality", "security", "approver", "admin"})
+ALL = frozenset({"viewer", "operator", "quality", "security", "approver", "admin",
+                 "integration"})
 READERS = ALL - {"admin"}
 PUBLIC = "public"
 WORKERS = frozenset({"quality", "security"})
+#: Nobody by session or token: only a request signed with the connector's inbound secret
+#: (tests/tickets/test_inbound.py sends good, forged and replayed ones).
+SIGNED = "signed webhook"
 
 #: (method, path) → the roles that may call it, or PUBLIC.
 EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
@@ -66,6 +70,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/records/{id}/effectiveness"): WORKERS,
     ("POST", "/api/records/{id}/attachments"): WORKERS,
     ("GET", "/api/records/{id}/attachments/{sha256}"): READERS,
+    ("POST", "/api/tickets/{system}/webhook"): SIGNED,
+    ("POST", "/api/records/{id}/references"): frozenset({"quality", "security"}),
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/records/{id}/transition": {"to": "cancelled", "reason": "endpoint test"},
@@ -78,7 +84,12 @@ BODIES: dict[str, dict[str, Any]] = {
        if method == "POST" and path.startswith("/api/") and path not in (
            "/api/records/{id}/transition", "/api/records/{id}/signatures",
            "/api/records/{id}/comments", "/api/records/{id}/leads",
-           "/api/records/{id}/impact/contributions", "/api/records/{id}/holds")},
+           "/api/records/{id}/impact/contributions", "/api/records/{id}/holds",
+           "/api/records/{id}/references", "/api/tickets/{system}/webhook")},
+    "/api/records/{id}/references": {"kind": "deviation", "system": "QMS", "ref_id": "D-1",
+                                     "reason": "endpoint test"},
+    "/api/tickets/{system}/webhook": {"record_id": "NC-2026-000001", "state": "Closed",
+                                      "remote_actor": "someone"},
 }
 
 
@@ -121,7 +132,8 @@ async def _session(client: Client, user_id: str | None) -> tuple[aiohttp.ClientS
 
 
 async def _call(browser: aiohttp.ClientSession, csrf: str, method: str, path: str) -> int:
-    url = path.replace("{id}", "NC-2026-000001").replace("{sha256}", "0" * 64)
+    url = (path.replace("{id}", "NC-2026-000001").replace("{sha256}", "0" * 64)
+           .replace("{system}", "thehive"))
     if method == "GET":
         async with browser.get(url, allow_redirects=False) as resp:
             return resp.status
@@ -158,7 +170,10 @@ async def test_every_endpoint_with_every_role_and_with_none(
     for (method, path), allowed in rows:
         for role, (browser, csrf) in browsers.items():
             status = await _call(browser, csrf, method, path)
-            if allowed == PUBLIC:  # a refused sign-in (401) is the form's answer, not access
+            if allowed == SIGNED:  # a session or token is no signature: 401 for everyone
+                if status != 401:
+                    wrong.append(f"{method} {path} as {role}: {status}, expected 401")
+            elif allowed == PUBLIC:  # a refused sign-in (401) is the form's answer, not access
                 if status == 403 or (method == "GET" and status in (401, 303)):
                     wrong.append(f"{method} {path} as {role}: {status}, expected public")
             elif role is not None and role in allowed:
