@@ -265,8 +265,9 @@ def checkpoint_problems(
                             "deleted)")
         elif cp.seq not in heads:
             last = max(heads, default=0)
-            problems.append(f"{what}: the trail ends at entry {last}; entries {last + 1}.."
-                            f"{cp.seq} were deleted (the tail was cut)")
+            problems.append(f"{what}: the trail ends at entry {last}; the entries from "
+                            f"{last + 1} on (at least to {cp.seq}) were deleted (the tail was "
+                            "cut)")
         elif heads[cp.seq] != cp.hash:
             problems.append(f"{what}: entry {cp.seq} now hashes to {heads[cp.seq][:16]}…, the "
                             f"signed head is {cp.hash[:16]}… (the chain was recomputed: an "

@@ -297,13 +297,24 @@ def _section_findings(exp: Expected, dumped: dict[str, Any]) -> list[Finding]:
         have = dumped.get(name)
         if have == want:
             continue
-        item = name
-        if isinstance(have, dict) and isinstance(want, dict):
-            key = next(k for k in sorted({*have, *want}) if have.get(k) != want.get(k))
-            item, have, want = f"{name}.{key}", have.get(key), want.get(key)
+        item, have, want = first_difference(name, have, want)
         out.append(Finding(exp.set_by[name], exp.record_id, f"field {item}",
                            f"the database has {_short(have)}; the trail says {_short(want)}"))
     return out
+
+
+def first_difference(path: str, have: Any, want: Any) -> tuple[str, Any, Any]:
+    """The deepest place where two JSON values differ: ``capa_actions[0].status``."""
+    if isinstance(have, dict) and isinstance(want, dict):
+        key = next((k for k in sorted({*have, *want}) if have.get(k) != want.get(k)), None)
+        if key is not None:
+            return first_difference(f"{path}.{key}", have.get(key), want.get(key))
+    if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
+        index = next((n for n, (a, b) in enumerate(zip(have, want, strict=True)) if a != b),
+                     None)
+        if index is not None:
+            return first_difference(f"{path}[{index}]", have[index], want[index])
+    return path, have, want
 
 
 def _ticket_findings(conn: Connection, state: Replay) -> list[Finding]:
