@@ -103,11 +103,17 @@ def verify_store(
     return report
 
 
+#: Problems printed in full; the rest are counted (a recomputed store can have thousands).
+SHOWN = 50
+
+
 def describe(report: StoreReport) -> list[str]:
     """The lines `otwatch-records verify` prints."""
     if not report.ok:
-        return [*report.problems, f"store NOT intact: {len(report.problems)} problem"
-                f"{'s' if len(report.problems) != 1 else ''}; the first is the first bad item"]
+        count = len(report.problems)
+        more = [f"... and {count - SHOWN} more"] if count > SHOWN else []
+        return [*report.problems[:SHOWN], *more, f"store NOT intact: {count} problem"
+                f"{'s' if count != 1 else ''}; the first is the first bad item"]
     if report.checkpoints_checked:
         covered = (f"head signed in {report.checkpoints} checkpoints (newest at entry "
                    f"{report.newest_checkpoint})")
