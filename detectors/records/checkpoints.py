@@ -285,7 +285,8 @@ def _uncovered(heads: Mapping[int, str], checkpoints: Iterable[Checkpoint], ever
         return []
     return [f"{after} trail entries after the newest checkpoint (entry {last}, {source}); at "
             f"most {every.entries} are allowed between checkpoints: the newest checkpoints "
-            "were deleted, or checkpointing stopped (is the records service's key set?)"]
+            "were deleted, or checkpointing stopped (is the classifier's "
+            "checkpoints.key_file set?)"]
 
 
 def missing_from(database: Sequence[Checkpoint], outside: Sequence[Checkpoint],

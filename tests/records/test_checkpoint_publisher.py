@@ -6,6 +6,7 @@ against the topic, or against a file exported from it, still names the cut."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -79,7 +80,11 @@ def test_checkpoints_reach_the_topic_and_catch_a_cut_the_database_hides(
     assert main(base) == 0, "the database alone no longer shows the cut (why a copy is kept)"
     assert "intact" in capsys.readouterr().out
     assert main([*base, "--checkpoints-from", "kafka", "--bootstrap", broker.bootstrap]) == 1
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    if os.environ.get("SHOW_VERIFY"):  # the transcript for the issue's note
+        with capsys.disabled():
+            print(f"\n$ otwatch-records verify --public-key K.pub --checkpoints-from kafka\n{out}")
+    lines = out.splitlines()
     assert "checkpoint of entry 5 (topic otwatch.checkpoints" in lines[0]
     assert "the tail was cut" in lines[0]
     assert any("in topic otwatch.checkpoints but not in the database" in line
