@@ -135,7 +135,7 @@ def _opened(replay: Replay, entry: TrailEntry) -> None:
         exp.unknown.add("description")
     if "indicators" not in snap:
         exp.unknown.add("ticket.indicators")
-    for name in ("description", *SECTION_DEFAULTS, "ticket.id", "ticket.severity",
+    for name in (*SECTION_DEFAULTS, "ticket.id", "ticket.severity",
                  "ticket.status", "ticket.indicators"):
         exp.set_by.setdefault(name, entry.seq)
     exp.evidence[str(snap.get("event_id"))] = {"sha256": snap.get("sha256"),
