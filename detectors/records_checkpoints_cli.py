@@ -145,7 +145,8 @@ def _outside(source: str, section: CheckpointsSection, kafka: KafkaSettings) -> 
 
 def _settings(args: argparse.Namespace, env: dict[str, str]
               ) -> tuple[CheckpointsSection, KafkaSettings]:
-    config_path = args.classifier_config or _env_path(env, ENV_CLASSIFIER_CONFIG)
+    named = getattr(args, "classifier_config", None)  # `checkpoints list` takes none
+    config_path = named or _env_path(env, ENV_CLASSIFIER_CONFIG)
     if config_path is not None:
         config = load_classifier_config(config_path)
         section, kafka = config.checkpoints, config.kafka

@@ -402,3 +402,24 @@ def test_checkpoint_messages_round_trip() -> None:
     assert Checkpoint.from_message(orjson.loads(orjson.dumps(data))).message() == data
     with pytest.raises(ValueError, match="schema"):
         Checkpoint.from_message({**data, "schema": "x"})
+
+
+def test_checkpoints_sign_and_list_from_the_command_line(
+    store: RecordStore, store_target: tuple[str, str | None], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    target, schema = store_target
+    db = ["--db", target, *(["--schema", schema] if schema else [])]
+    key = tmp_path / "checkpoint.key"
+    assert main(["checkpoints", "keygen", "--out", str(key)]) == 0
+    store.record_events([(event(1), classified())], now=T0)
+    capsys.readouterr()
+    assert main([*db, "checkpoints", "sign", "--key", str(key)]) == 0
+    assert main([*db, "checkpoints", "sign", "--key", str(key)]) == 0
+    assert main([*db, "checkpoints", "list"]) == 0
+    signed, nothing, listed = capsys.readouterr().out.splitlines()
+    assert signed.startswith("checkpoint: trail entry 1 signed")
+    assert nothing == "nothing new to sign"
+    assert listed.startswith("entry        1")
+    assert main([*db, "checkpoints", "sign"]) == 2  # no key named anywhere
+    assert "pass --key FILE" in capsys.readouterr().err
