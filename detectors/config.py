@@ -26,6 +26,7 @@ from pydantic import (
 from agent.contract.signing import key_id_of, load_public_key
 from agent.kafka.settings import KafkaSettings, TopicNames
 from detectors.errors import ClassifierConfigError
+from detectors.records.checkpoints import Interval
 
 #: How the classifier names itself to the broker unless ``kafka.client_id`` says otherwise.
 CLIENT_ID = "otwatch-classifier"
@@ -179,6 +180,28 @@ class SiemSection(_Strict):
         return host
 
 
+class CheckpointsSection(_Strict):
+    """Signed checkpoints of the records audit trail (`detectors.records.checkpoints`)."""
+
+    #: The Ed25519 key that signs the trail's head (``otwatch-records checkpoints keygen``);
+    #: kept outside the database, mode 0600. ``$OTWATCH_CHECKPOINT_KEY`` overrides it. Unset:
+    #: no checkpoints are made (verify then cannot see a cut tail or a recomputed chain).
+    key_file: Path | None = None
+    #: The public key (``<key_file>.pub``), for ``otwatch-records verify``.
+    public_key_file: Path | None = None
+    #: A checkpoint after this many new trail entries ...
+    every_entries: int = Field(default=1000, ge=1, le=1_000_000)
+    #: ... or this long after the last one, when anything was written since.
+    every_minutes: float = Field(default=5.0, gt=0, le=24 * 60)
+    #: Where each checkpoint is published (a copy outside the database).
+    topic: str = Field(default="otwatch.checkpoints", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    #: How often the publisher looks at the trail's head.
+    check_interval_s: float = Field(default=5.0, gt=0, le=300)
+
+    def interval(self) -> Interval:
+        return Interval(entries=self.every_entries, seconds=self.every_minutes * 60)
+
+
 class ClassifierConfig(_Strict):
     classifier: ClassifierSection = Field(default_factory=ClassifierSection)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
@@ -190,6 +213,7 @@ class ClassifierConfig(_Strict):
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     #: Read by ``otwatch-siem`` only.
     siem: SiemSection = Field(default_factory=SiemSection)
+    checkpoints: CheckpointsSection = Field(default_factory=CheckpointsSection)
 
     @field_validator("kafka")
     @classmethod
@@ -235,7 +259,8 @@ def load_classifier_config(path: Path | str) -> ClassifierConfig:
     if not isinstance(data, dict):
         raise ClassifierConfigError(
             f"{path}: the file holds a {type(data).__name__}, not a mapping; fix: write it as "
-            "sections (classifier:, kafka:, topics:, metrics:, integrity:, alerts:, siem:)"
+            "sections (classifier:, kafka:, topics:, metrics:, integrity:, alerts:, siem:, "
+            "checkpoints:)"
         )
     try:
         config = ClassifierConfig.model_validate(data)
@@ -278,7 +303,12 @@ def _resolve(config: ClassifierConfig, base: Path) -> ClassifierConfig:
         if (path := getattr(tls, key)) is not None and not path.is_absolute()
     })
     siem = config.siem.model_copy(update={"tls": tls})
-    return config.model_copy(update={"classifier": resolved, "siem": siem})
+    checkpoints = config.checkpoints.model_copy(update={
+        key: (base / path).resolve() for key in ("key_file", "public_key_file")
+        if (path := getattr(config.checkpoints, key)) is not None and not path.is_absolute()
+    })
+    return config.model_copy(update={"classifier": resolved, "siem": siem,
+                                      "checkpoints": checkpoints})
 
 
 def check_records_db(target: str) -> None:

@@ -11,8 +11,10 @@ permissions or its DSN's password are the access control there, and a sign-in wo
 nothing a plain SQL client does not bypass. Every write signs in first (an API token, or a
 user name and password) and acts as that user; there is no ``--actor``.
 
+``verify`` and ``checkpoints`` are `detectors.records_checkpoints_cli`.
+
 Exit codes: 0 ok, 1 refused or broken (wrong password, no permission, a refused transition,
-``verify`` found an edited entry), 2 usage or database problems, and a signature that cannot
+``verify`` found anything tampered with), 2 usage or database problems, and a signature that cannot
 be given (none needed here, a role not held, one person twice).
 
 Example::
@@ -39,6 +41,7 @@ from typing import Any
 import orjson
 from prometheus_client import start_http_server
 
+from detectors.errors import ClassifierConfigError
 from detectors.identity import IdentityError, IdentitySettings, SignInRefused
 from detectors.identity.cli import (
     add_people_commands,
@@ -66,10 +69,18 @@ from detectors.records import (
     WorkflowSettings,
     open_store,
 )
+from detectors.records.checkpoints import CheckpointKeyError
 from detectors.records.export import FORMATS, render
 from detectors.records.follow_up_topic import follow_up_messages, publish_follow_up
 from detectors.records.notify import follow_up
 from detectors.records.target import sqlite_path
+from detectors.records_checkpoints_cli import (
+    add_checkpoint_commands,
+    add_verify,
+    keygen,
+    run_checkpoints,
+    run_verify,
+)
 from detectors.records_steps_cli import (
     STEP_WRITES,
     StepArgError,
@@ -108,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="one record with evidence and trail")
     p.add_argument("id", help="record id, e.g. NC-2026-000001")
     p.add_argument("--json", action="store_true", help="the record as JSON")
-    sub.add_parser("verify", help="check the audit trail's hash chain (exit 1 if broken)")
+    add_verify(sub)
+    add_checkpoint_commands(sub)
     sub.add_parser("migrate", help="create or upgrade the schema")
     _add_transition(sub)
     _add_sign(sub)
@@ -183,9 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     target = resolve_db(args.db, env)
     try:
+        if args.command == "checkpoints" and args.checkpoints_command == "keygen":
+            return keygen(args)  # no database needed
         with open_existing(target, args.schema, workflow_settings(args, env)) as store:
             return _run(store, args, env)
-    except (CliError, StepArgError, StoreUnavailable, SignatureRefused) as exc:
+    except (CliError, StepArgError, StoreUnavailable, SignatureRefused, CheckpointKeyError,
+            ClassifierConfigError) as exc:
         print(f"otwatch-records: {exc}", file=sys.stderr)
         return 2
     except (SignInRefused, PermissionDenied, UnknownActor) as exc:
@@ -223,8 +238,12 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
         return run_people(store.database, identity_settings(args, env), args, env)
     if args.command in WRITES:
         return _write(store, args, env)
+    if args.command == "verify":
+        return run_verify(store, args, env)
+    if args.command == "checkpoints":
+        return run_checkpoints(store, args, env)
     handler = {
-        "list": _list, "show": _show, "verify": _verify, "kpis": _kpis, "export": _export,
+        "list": _list, "show": _show, "kpis": _kpis, "export": _export,
         "look-back": _look_back, "follow-up": _follow_up,
     }[args.command]
     return handler(store, args)
@@ -374,20 +393,6 @@ def _show(store: RecordStore, args: argparse.Namespace) -> int:
     print("trail:")
     for entry in store.trail(record.id):
         print(f"  #{entry.seq} {entry.at} {entry.actor} {entry.field}: {entry.reason}")
-    return 0
-
-
-def _verify(store: RecordStore, args: argparse.Namespace) -> int:
-    result = store.verify_trail()
-    if not result.ok:
-        print(f"audit trail BROKEN at entry {result.first_broken_seq}: {result.problem}")
-        return 1
-    unbound = store.verify_signatures()
-    for problem in unbound:
-        print(f"signature NOT BOUND: {problem}")
-    if unbound:
-        return 1
-    print(f"audit trail intact: {result.entries} entries verified; signatures bound")
     return 0
 
 

@@ -14,6 +14,8 @@ This module only wires the parts together; each lives in its own module:
 - `detectors.messages`: parsing what is read, dead letters;
 - `detectors.recorder`: classify, record in one transaction, send alerts and record events;
 - `detectors.integrity_reader`: the group-less reader behind the integrity findings;
+- `detectors.checkpoint_publisher`: signed checkpoints of the trail head, to the database and
+  ``otwatch.checkpoints`` (when a checkpoint key is configured);
 - `agent.kafka`: client start-up with retry, batching, the cancel-aware read loop.
 
 Example::
@@ -39,6 +41,7 @@ from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks
 from detectors import health
 from detectors.alert_formats import encoder_for
+from detectors.checkpoint_publisher import CheckpointPublisher, load_signer
 from detectors.config import ClassifierConfig
 from detectors.criteria import Criteria
 from detectors.integrity_reader import IntegrityReader
@@ -94,6 +97,7 @@ class Classifier:
     async def run(self) -> None:
         """Start the producer and both readers; run until `stop()` or until a reader fails."""
         demote_kafka_client_logs()
+        signer = load_signer(self.config.checkpoints)  # a bad key stops the start, named
         if not await self.store.open(self._stop):
             return
         tune_for_throughput()
@@ -125,6 +129,9 @@ class Classifier:
                     self.config, recorder, self.trusted, self.status, self.clock
                 )
                 tasks.start(reader.run(self._stop), "otwatch-watch")
+            if signer is not None:
+                checkpoints = CheckpointPublisher(self.config, signer, clock=self.clock)
+                tasks.start(checkpoints.run(self._stop), "otwatch-checkpoints")
             await self._stop.wait()
         finally:
             await tasks.stop(STOP_TIMEOUT_S)

@@ -6,8 +6,10 @@ when its detection lies within the window of that record's last event; otherwise
 nonconformity and its security ticket, ids allocated from per-year counters. Everything is
 collected in memory and written with one executemany per table (Core inserts with lists of
 dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of 500 costs a few statements.
-The trail gets one entry per new record (its first evidence included) and one per record per
-batch for attached evidence (every event id and SHA-256 listed), plus any severity rise.
+The trail gets one entry per new record (its first evidence, description and ticket indicators
+included) and one per record per batch for attached evidence (every event id, SHA-256 and
+detection time listed), plus any severity rise and new ticket indicators: enough for `verify`
+to rebuild each record's row, ticket and evidence from the trail alone (`replay`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class _OpenRecord:
     indicators: list[str]
     start_severity: Severity
     raised_by: str = ""
+    start_indicators: int = 0
     attached: list[dict[str, str]] = field(default_factory=list)
     seen_signatures: set[tuple[Any, ...]] = field(default_factory=set)
 
@@ -186,9 +189,8 @@ def _attach(
 ) -> None:
     row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
     batch.evidence.append(row)
-    rec.attached.append(
-        {"event_id": ev.event_id, "sha256": row["sha256"], "severity": row["severity"]}
-    )
+    rec.attached.append({"event_id": ev.event_id, "sha256": row["sha256"],
+                         "severity": row["severity"], "detected_at": row["detected_at"]})
     batch.attached_to[rec.id] = rec
     if detected_at > rec.last_event:
         rec.last_event = detected_at
@@ -218,6 +220,12 @@ def _trail_attachments(batch: _Batch) -> None:
             batch.trail.append(
                 rec.id, CLASSIFIER, batch.now, "severity", canonical_json(rec.start_severity),
                 canonical_json(rec.severity), f"evidence {rec.raised_by} is {_V[rec.severity]}",
+            )
+        if len(rec.indicators) != rec.start_indicators:
+            batch.trail.append(
+                rec.id, CLASSIFIER, batch.now, "ticket.indicators",
+                canonical_json(rec.indicators[: rec.start_indicators]),
+                canonical_json(rec.indicators), "new indicators from the attached evidence",
             )
 
 
@@ -256,12 +264,14 @@ def _open(
         "detected_at": detected, "event_id": ev.event_id, "sha256": evidence["sha256"],
         "quality_impact": cls.quality_impact, "security_impact": cls.security_impact,
         "recurrence_of": recurs,
+        "description": batch.records[-1]["description"], "indicators": indicators,
     }
     batch.trail.append(
         rid, CLASSIFIER, batch.now, "record", None, canonical_json(snapshot),
         f"opened by the classifier: {', '.join(cls.rules_fired) or _V[cls.kind]}",
     )
-    return _OpenRecord(rid, ticket, cls.severity, detected_at, indicators, cls.severity)
+    return _OpenRecord(rid, ticket, cls.severity, detected_at, list(indicators), cls.severity,
+                       start_indicators=len(indicators))
 
 
 def recurrence_of(db: Connection, controller: str, tag: str) -> str:
@@ -323,6 +333,7 @@ def _open_records(db: Connection, keys: list[str]) -> dict[str, _OpenRecord]:
             found[key] = _OpenRecord(
                 rid, ticket, _SEVERITY[severity], datetime.fromisoformat(last),
                 list(orjson.loads(indicators)), _SEVERITY[severity],
+                start_indicators=len(orjson.loads(indicators)),
             )
     return found
 

@@ -338,6 +338,22 @@ security_log = Table(
 )
 
 
+# --- checkpoints (revision 0005) ----------------------------------------------------------------
+
+#: Signed heads of the audit trail (`detectors.records.checkpoints`): trail entry ``seq`` had
+#: ``hash``; ``previous`` is the seq of the checkpoint before (0 for the first); the Ed25519
+#: signature (base64) is made with a key kept outside the database. A copy of each goes to Kafka.
+trail_checkpoints = Table(
+    "trail_checkpoints", metadata,
+    Column("seq", BIG, primary_key=True, autoincrement=False),
+    Column("hash", Text, nullable=False),
+    Column("previous", BIG, nullable=False),
+    Column("signed_at", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+)
+
+
 # --- linked tickets and external references (revision 0007) ------------------------------------
 
 #: One row per record and ticket system: the remote ticket's id, key, URL, last known state and
