@@ -209,11 +209,19 @@ class Signature(_Model):
 
 
 class Evidence(_Model):
+    """One event attached to a record: its controller and tag, and what the criteria decided
+    on it alone (``classification`` and ``rules_fired`` are empty on rows recorded before
+    revision 0008)."""
+
     event_id: str
     sha256: str
+    controller: str = ""
+    tag: str = ""
     change_kind: str
     verdict: str
     severity: Severity
+    classification: str = ""
+    rules_fired: list[str] = Field(default_factory=list)
     old_value: Any = None
     new_value: Any = None
     approval: dict[str, Any] | None = None
