@@ -4,10 +4,11 @@ A record opens with what the criteria decided on its first event. Every event th
 may tell more: the record's **classification** becomes the union of the functions concerned
 (quality and security together make it joint), its **severity** the highest, its **fired
 rules** the union in the order they first fired, and its **headline** (title, controller and
-tag) the most serious event's: higher severity first, then the more serious kind of change (a
-program download outranks a recipe, a recipe a mode, a mode a setpoint, a setpoint a
-monitoring gap). So a program download that joins a setpoint record turns it into a program
-incident and the title says so. Each evidence row keeps its own classification: a
+tag) the most serious event's: the more serious kind of change first (a program download
+outranks a recipe, a recipe a mode, a mode a setpoint, a setpoint a monitoring gap), then the
+higher severity. So a program download that joins a setpoint record turns it into a program
+incident and the title says so, however severe the setpoint changes were (the record's
+severity is the highest either way). Each evidence row keeps its own classification: a
 security-only event that joins a joint record is listed as security-only there.
 
 `Summary.join` is pure; `changes` lists the fields an event moved, with why, for the audit
@@ -55,8 +56,8 @@ def united_kind(a: str, b: str) -> str:
 
 
 def rank(severity: Severity | str, change_kind: str) -> tuple[int, int]:
-    """How serious an event is: its severity, then its kind of change."""
-    return SEVERITY_ORDER[Severity(severity)], CHANGE_RANK.get(change_kind, 0)
+    """How serious an event is for the headline: its kind of change, then its severity."""
+    return CHANGE_RANK.get(change_kind, 0), SEVERITY_ORDER[Severity(severity)]
 
 
 @dataclass
