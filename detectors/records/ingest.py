@@ -113,8 +113,6 @@ class _OpenRecord:
     indicators: list[str]
     summary: Summary
     start: Summary
-    #: Loaded from the store: its headline rank is read from its evidence at first attach.
-    stored: bool = False
     attached: list[dict[str, str]] = field(default_factory=list)
     seen_signatures: set[tuple[Any, ...]] = field(default_factory=set)
 
@@ -213,7 +211,7 @@ def _place(
     if rec is None:
         rec = _open(db, batch, ev, cls, key, raw, detected_at)
     else:
-        _attach(db, batch, rec, ev, cls, raw, detected_at)
+        _attach(batch, rec, ev, cls, raw, detected_at)
     # A burst's record is claimed under the line's key and each of its controllers' keys; an
     # event that joined the line's burst claims its own controller's key for it.
     claims = _keys(ev, cls) if cls.line_key else (key,)
@@ -266,8 +264,8 @@ def _indicators(ev: SuspectChange, cls: Classification) -> list[str]:
 
 
 def _attach(
-    db: Connection, batch: _Batch, rec: _OpenRecord, ev: SuspectChange, cls: Classification,
-    raw: bytes, detected_at: datetime,
+    batch: _Batch, rec: _OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
+    detected_at: datetime,
 ) -> None:
     row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
     batch.evidence.append(row)
@@ -284,9 +282,6 @@ def _attach(
             if indicator not in rec.indicators:
                 rec.indicators.append(indicator)
                 batch.touched[rec.id] = rec
-    if rec.stored:  # the headline it was stored with: its most serious evidence
-        rec.stored = False
-        rec.summary.headline = rec.start.headline = _headline_rank(db, rec.id)
     if rec.summary.join(ev, cls, _title(ev, cls)):
         batch.touched[rec.id] = rec
 
@@ -400,20 +395,20 @@ def _stored_record(
     rid: str, ticket: str, severity: str, last: str, indicators: str, said: list[Any]
 ) -> _OpenRecord:
     kind, rules, description, controller, tag = said
+    seen = list(orjson.loads(indicators))
     summary = Summary(kind, _SEVERITY[severity], list(orjson.loads(rules)), description,
-                      controller, tag, rank(severity, ""))
-    return _OpenRecord(rid, ticket, datetime.fromisoformat(last), list(orjson.loads(indicators)),
-                       summary, summary.copy(), stored=True)
+                      controller, tag, _headline_rank(severity, seen))
+    return _OpenRecord(rid, ticket, datetime.fromisoformat(last), seen, summary, summary.copy())
 
 
-def _headline_rank(db: Connection, record_id: str) -> tuple[int, int]:
-    """The rank of a stored record's most serious evidence (`detectors.records.incident`)."""
-    e = evidence
-    rows = db.execute(
-        select(e.c.severity, e.c.change_kind).where(e.c.record_id == record_id)
-        .group_by(e.c.severity, e.c.change_kind)
-    ).all()
-    return max((rank(sev, kind) for sev, kind in rows), default=(0, 0))
+def _headline_rank(severity: str, indicators: list[str]) -> tuple[int, int]:
+    """The rank of a stored record's headline, from its ticket's indicators: the most
+    serious kind of change among them (every evidence adds its ``change:<kind>``), at the
+    record's severity. Reading the evidence instead would cost a scan of every row of a
+    long-running record per batch; a later event of the same kind escalates only when it is
+    more severe than the whole record."""
+    kinds = [i.removeprefix("change:") for i in indicators if i.startswith("change:")]
+    return max((rank(severity, kind) for kind in kinds), default=rank(severity, ""))
 
 
 def _many(db: Connection, bulk: Bulk, rows: Sequence[dict[str, Any]]) -> None:

@@ -43,10 +43,10 @@ def download(n: int, controller: str = "press-01", *, s: float = 0) -> SuspectCh
 
 
 def record(store: RecordStore, *events: SuspectChange, criteria: Criteria = CRITERIA,
-           now: datetime = T) -> list[str | None]:
+           now: datetime = T) -> list[str]:
     items = [(ev, classify(ev, criteria)) for ev in events]
-    return [o.record_id for o in store.record_events(
-        items, now=now, burst_window_s=criteria.burst.window_s)]
+    outcomes = store.record_events(items, now=now, burst_window_s=criteria.burst.window_s)
+    return [o.record_id or "(none)" for o in outcomes]
 
 
 def test_a_program_download_joining_a_setpoint_record_makes_it_a_program_incident(
@@ -150,7 +150,7 @@ BURST = [setpoint(1, "press-01"), setpoint(2, "press-02", s=1), setpoint(3, "ove
 
 
 def test_a_burst_across_controllers_of_one_line_is_one_record(store: RecordStore) -> None:
-    one = BurstCorrelator(CRITERIA.burst)
+    one: BurstCorrelator[int] = BurstCorrelator(CRITERIA.burst)
     placed = offered([one], dict.fromkeys(("press-01", "press-02", "oven-01"), 0), BURST, T)
     items = [(ev, classify(ev, CRITERIA, ctx)) for ev, ctx in placed]
     outcomes = store.record_events(items, now=T, burst_window_s=CRITERIA.burst.window_s)
@@ -167,7 +167,8 @@ def test_two_processes_that_each_see_part_of_a_burst_record_it_once(store: Recor
     burst, and its event is released alone; the store puts it on the burst's record."""
     settings = BurstSettings(min_controllers=2, window_s=CRITERIA.burst.window_s)
     criteria = CRITERIA.model_copy(update={"burst": settings})
-    correlators = [BurstCorrelator(settings), BurstCorrelator(settings)]
+    correlators: list[BurstCorrelator[int]] = [BurstCorrelator(settings),
+                                               BurstCorrelator(settings)]
     for c in correlators:
         c.shared = True
     owner = {"press-01": 0, "press-02": 0, "oven-01": 1}
@@ -185,3 +186,19 @@ def test_two_processes_that_each_see_part_of_a_burst_record_it_once(store: Recor
     assert len(rec.evidence) == len(BURST) and len(store.list_records()) == 1
     assert [e.classification for e in rec.evidence if e.controller == "oven-01"] == [
         "joint", "joint"]
+
+
+def test_the_union_of_classifications_and_the_headline_rank() -> None:
+    from detectors.records.incident import rank, united_kind
+
+    table = {
+        ("joint", "security_only"): "joint", ("quality_only", "security_only"): "joint",
+        ("quality_only", "quality_only"): "quality_only",
+        ("security_only", "none"): "security_only", ("none", "none"): "none",
+    }
+    for (a, b), want in table.items():
+        assert united_kind(a, b) == united_kind(b, a) == want, (a, b)
+    # the kind of change first, then severity
+    assert rank("high", "program_change") > rank("critical", "setpoint_change")
+    assert rank("critical", "setpoint_change") > rank("high", "setpoint_change")
+    assert rank("low", "setpoint_change") > rank("critical", "monitoring_gap")
