@@ -5,7 +5,9 @@ A burst across six controllers of one line is spread over four partitions, so ea
 only part of it: neither knows which event came first, and one may see too few controllers to
 recognise the burst at all. The records store decides (`detectors.records.ingest`): the burst's
 record is claimed under the line's key inside the records transaction, and every part of the
-burst, from either process, attaches to it.
+burst, from either process, attaches to it. The test sends the first change to the process
+that sees fewer of the presses, alone and a moment ahead of the rest: a process that recorded
+it at once would open a record of its own before any other part of the burst existed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from aiokafka.partitioner import DefaultPartitioner
 
 from simulators.broker import EmbeddedBroker
 from tests.detectors.running import (
@@ -45,6 +48,16 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
     yield name
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+
+
+def owners(config: Path) -> dict[str, str]:
+    """Controller → the process whose partition its key hashes to (Kafka's default
+    partitioner, as the agent's producer uses it)."""
+    by_partition = {int(tp.rsplit("/", 1)[1]): name for name in ("one", "two")
+                    for tp in status(config, name)["assigned"]}
+    partitions = sorted(by_partition)
+    return {c: by_partition[DefaultPartitioner()(f"plant-1/{c}".encode(), partitions,
+                                                 partitions)] for c in CONTROLLERS}
 
 
 def burst() -> list[tuple[bytes, bytes]]:
@@ -80,7 +93,13 @@ async def test_two_processes_record_a_burst_across_a_line_as_one_record(
             b: list[str] = status(config, "two").get("assigned") or []
             return bool(a and b) and not set(a) & set(b) and len(a) + len(b) == 4
         await asyncio.to_thread(wait_until, both_assigned, 40, "both processes assigned", one)
-        await produce(broker.bootstrap, SUSPECT, [*sent, *sent[:3]])  # and a redelivery
+        owner = owners(config)
+        fewer = min(("one", "two"), key=lambda n: sum(o == n for o in owner.values()))
+        first = next(n for n, c in enumerate(CONTROLLERS) if owner[c] == fewer)
+        await produce(broker.bootstrap, SUSPECT, [sent[first]])
+        await asyncio.sleep(2)  # ample for that process to record it, had it not held it
+        rest = [m for n, m in enumerate(sent) if n != first]
+        await produce(broker.bootstrap, SUSPECT, [*rest, *sent[:3]])  # and a redelivery
         await asyncio.to_thread(
             wait_until, lambda: len(processed(pg_dsn, pg_schema)) == len(sent), 60,
             "every event processed", two)
@@ -102,7 +121,8 @@ async def test_two_processes_record_a_burst_across_a_line_as_one_record(
     assert (record.controller, record.tag) == ("press-04", "program_checksum"), [
         (e.controller, e.tag, e.severity, e.classification, e.rules_fired) for e in record.evidence]
     assert record.description.startswith("program change on press-04/program_checksum")
-    print(f"\nscale-out burst: {len(sent)} events (+3 redelivered) over 4 partitions, "
+    print(f"\nscale-out burst: {len(sent)} events (+3 redelivered) over 4 partitions, owners "
+          f"{owner}, {CONTROLLERS[first]} first to process {fewer!r}; "
           f"processed per process {counts}; records: {len(opened)} ({record.id}), evidence "
           f"rows: {len(record.evidence)}, rules: {record.rules_fired}, title: "
           f"{record.description!r}")
