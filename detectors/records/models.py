@@ -275,7 +275,9 @@ class MasterRecord(_Model):
 
 @dataclass(frozen=True, slots=True)
 class RecordHeader:
-    """The facts of a record fixed at creation: what a trail relay adds to its messages."""
+    """The facts of a record a trail relay adds to its messages. Fixed at creation but for
+    the classification, controller and tag, which evidence that joins later may escalate
+    (`detectors.records.incident`); a relay reads them when it first meets the record."""
 
     id: str
     security_ticket: str
