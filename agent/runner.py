@@ -127,7 +127,10 @@ class Agent:
             "events are signed with key %s (%s %s; otwatch-agent keys show prints its public key)",
             self.signer.key_id, "new key made in" if made else "key file", key_path(config),
         )
-        self.spool = Spool(state / "spool.db", topics=config.topics, signer=self.signer)
+        self.spool = Spool(
+            state / "spool.db", topics=config.topics, signer=self.signer,
+            max_events=config.spool.max_events, max_bytes=config.spool.max_bytes,
+        )
         self.baseline = BaselineStore(state / "baseline.json")
         replayed = self.baseline.replay(entry for _, entry in self.spool.baseline_journal())
         if replayed:
