@@ -9,8 +9,8 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
-from agent.runtime.logs import setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from agent.runtime.tasks import task_counter
 from detectors.config import ClassifierConfig, check_records_db, load_classifier_config
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default="INFO")
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "run until stopped"), ("check", "validate config and criteria")):
         p = sub.add_parser(name, help=text)
@@ -61,7 +61,7 @@ def _apply_overrides(config: ClassifierConfig, args: argparse.Namespace) -> Clas
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging_from(args)
     if args.command == "criteria":
         return run_criteria_command(args)
     try:

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from agent.kafka.settings import KafkaSettings
-from agent.runtime.logs import setup_logging
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
 from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
@@ -38,7 +38,7 @@ SCHEMA_POLL_S = 0.5
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m detectors.containment",
+        prog="otwatch-containment",
         description="Publish the lot holds of master records, and their release, for the MES.",
     )
     parser.add_argument("--db", required=True,
@@ -53,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the classifier (default {DEFAULT_WAIT_FOR_SCHEMA_S:.0f}; 0: no wait)")
     parser.add_argument("--enable-idempotence", action="store_true",
                         help="idempotent producer (real Kafka; the embedded Tansu broker refuses)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    add_common_arguments(parser)
     return parser
 
 
@@ -76,13 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     problem = _usage_error(args)
     if problem is not None:
-        print(f"containment: {problem}", file=sys.stderr)
+        print(f"otwatch-containment: {problem}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level)
+    setup_logging_from(args)
     try:
         _check_db(args.db)
     except RecordsError as exc:
-        print(f"containment: {exc}", file=sys.stderr)
+        print(f"otwatch-containment: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_run(args))
 
@@ -97,7 +96,7 @@ async def _run_until_stopped(args: argparse.Namespace, stop: asyncio.Event) -> i
     try:
         opened = await wait_for_schema(args, stop)
     except RecordsError as exc:
-        print(f"containment: {exc}", file=sys.stderr)
+        print(f"otwatch-containment: {exc}", file=sys.stderr)
         return 2
     if opened is None:  # stopped while waiting
         return 0

@@ -36,6 +36,7 @@ from typing import Any
 
 import orjson
 
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from detectors.identity import IdentityError, IdentitySettings, SignInRefused
 from detectors.identity.cli import (
     add_people_commands,
@@ -89,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"records service config for the identity settings "
                         f"(else ${ENV_CONFIG}; else the defaults)")
     add_sign_in_arguments(parser)
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("serve", help="the records API and web UI (`--config` for its address, "
+                       "TLS, identity), on the same database as the other commands")
+    p.add_argument("--host", help="address to bind (default: service.host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (default: service.port, else 8080)")
     p = sub.add_parser("list", help="all records as an aligned table (or --json)")
     p.add_argument("--json", action="store_true", help="a JSON array of the records")
     p = sub.add_parser("show", help="one record with evidence and trail")
@@ -159,8 +165,11 @@ def open_existing(target: str, schema: str | None) -> RecordStore:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging_from(args)
     env = dict(os.environ)
     target = resolve_db(args.db, env)
+    if args.command == "serve":
+        return _serve(args, env)
     try:
         with open_existing(target, args.schema) as store:
             return _run(store, args, env)
@@ -179,6 +188,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EOFError, KeyboardInterrupt):
         print("otwatch-records: no answer; nothing changed", file=sys.stderr)
         return 2
+
+
+def _serve(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """`python -m detectors.web` with this tool's database default and ``--config``."""
+    from detectors.identity import IdentityConfigError
+    from detectors.web.__main__ import serve_config, settle_config
+
+    args.config = args.config or env.get(ENV_CONFIG)
+    try:
+        config = settle_config(args)
+        db = config.service.db
+        path = sqlite_path(db) if db else None
+        if path is not None and not path.is_file():
+            raise CliError(f"records database {str(path)!r} does not exist; pass --db PATH, "
+                           f"set {ENV_DB}, or run the demo (which creates .demo/records.db)")
+    except (CliError, IdentityConfigError) as exc:
+        print(f"otwatch-records: {exc}", file=sys.stderr)
+        return 2
+    return serve_config(config)
 
 
 def identity_settings(args: argparse.Namespace, env: dict[str, str]) -> IdentitySettings:

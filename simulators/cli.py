@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.runtime.logs import setup_logging
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
 from simulators.errors import SimulatorError
 from simulators.plant import PlantConfig, load_plant
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="otwatch-sim",
         description="Simulated OPC UA and Modbus PLCs with scripted change scenarios.",
     )
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve the plant; play a scenario if given")
     source = run.add_mutually_exclusive_group(required=True)
@@ -212,7 +213,7 @@ def _write_scale_plant(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otwatch-sim`` console script."""
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO, fmt="otwatch-sim: %(message)s")
+    setup_logging_from(args, fmt="otwatch-sim: %(message)s")
     try:
         if args.command == "check":
             return _check(args)
