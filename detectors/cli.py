@@ -13,6 +13,7 @@ from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from agent.runtime.tasks import task_counter
+from detectors.build_info import set_build_info
 from detectors.config import ClassifierConfig, check_records_db, load_classifier_config
 from detectors.criteria import load_criteria
 from detectors.criteria_table import add_criteria_parser, run_criteria_command
@@ -97,6 +98,7 @@ def serve(config: ClassifierConfig, *, after_record: Callable[[], None] | None =
     criteria = load_criteria(Path(config.classifier.criteria))
     check_records_db(config.classifier.records_db)
     if config.metrics.port:
+        set_build_info("classifier")
         start_http_server(config.metrics.port, addr=config.metrics.host)
     # Opened inside the loop, where SIGTERM is heard: a database that is not there yet is
     # waited for (one line per outage), and a stop meanwhile still exits 0.

@@ -21,9 +21,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from prometheus_client import start_http_server
+
 from agent.kafka.settings import KafkaSettings
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
+from detectors.build_info import set_build_info
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
 from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
 from detectors.records.target import sqlite_path
@@ -53,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the classifier (default {DEFAULT_WAIT_FOR_SCHEMA_S:.0f}; 0: no wait)")
     parser.add_argument("--enable-idempotence", action="store_true",
                         help="idempotent producer (real Kafka; the embedded Tansu broker refuses)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address of the Prometheus endpoint (default 127.0.0.1)")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="port of the Prometheus endpoint (default 0: none)")
     add_common_arguments(parser)
     return parser
 
@@ -68,6 +75,8 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--interval-s must be greater than 0"
     if args.wait_for_schema_s < 0:
         return "--wait-for-schema-s must be 0 or more"
+    if not 0 <= args.metrics_port <= 65535:
+        return "--metrics-port must be a port number (0: no endpoint)"
     return None
 
 
@@ -87,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.metrics_port:
+        set_build_info("containment")
+        start_http_server(args.metrics_port, addr=args.metrics_host)
     stop = asyncio.Event()
     with stop_on_signals(stop.set):
         return await _run_until_stopped(args, stop)

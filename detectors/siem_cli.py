@@ -17,6 +17,7 @@ from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from detectors.alert_formats.sample import FORMATS, sample
+from detectors.build_info import set_build_info
 from detectors.config import ClassifierConfig, load_classifier_config
 from detectors.errors import OtwatchDetectorError
 
@@ -84,6 +85,7 @@ def serve(config: ClassifierConfig) -> int:
     from detectors.siem.target import collector_for
 
     if config.siem.metrics_port:
+        set_build_info("siem")
         start_http_server(config.siem.metrics_port, addr=config.siem.metrics_host)
     relay = SiemRelay(config, SyslogSink(collector_for(config.siem)))
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
+from detectors.build_info import set_build_info
 from detectors.identity import IdentityConfigError, IdentitySettings
 from detectors.records.target import redact
 from detectors.web.app import create_app
@@ -68,6 +69,7 @@ async def serve(db: str, host: str, port: int, schema: str | None = None, *,
                 settings: IdentitySettings | None = None,
                 tls: ssl.SSLContext | None = None) -> None:
     """Run until SIGTERM/SIGINT; the store is closed by the app's cleanup."""
+    set_build_info("records")
     app = create_app(db, schema=schema, settings=settings, tls=tls is not None)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
