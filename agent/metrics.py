@@ -5,7 +5,7 @@ Served on a loopback port by `agent.runner` (`metrics.port`; 0 turns it off).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram
 
 CONTROLLER_UP = Gauge(
     "otwatch_agent_controller_up", "1 while the controller answers reads", ["controller"]
@@ -39,5 +39,3 @@ LAST_GOOD_READ = Gauge(
 ASYNCIO_TASKS = Gauge(
     "otwatch_agent_asyncio_tasks", "Unfinished asyncio tasks in the agent's event loop"
 )
-BUILD_INFO = Info("otwatch_build", "The otwatch version and Python of this process",
-                  ["service"])

@@ -36,8 +36,8 @@ from agent.heartbeat import HeartbeatSender
 from agent.keys import key_path, load_signer
 from agent.publisher import SpoolPublisher
 from agent.runtime.backoff import Backoff
+from agent.runtime.build_info import set_build_info
 from agent.runtime.cancel import raise_if_cancel_swallowed
-from agent.runtime.cli import build_labels
 from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks, task_counter
 from agent.sources.base import Reading, Source
@@ -236,7 +236,7 @@ class Agent:
 
     async def _start(self) -> None:
         agent_metrics.ASYNCIO_TASKS.set_function(task_counter())
-        agent_metrics.BUILD_INFO.labels("agent").info(build_labels())
+        set_build_info("agent")
         if self.config.metrics.port:
             self._metrics_server = await self._serve_metrics()
         await self.publisher.start()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from prometheus_client import start_http_server
 
+from agent.runtime.build_info import set_build_info
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from agent.runtime.tasks import task_counter
-from detectors.build_info import set_build_info
 from detectors.config import ClassifierConfig, check_records_db, load_classifier_config
 from detectors.criteria import load_criteria
 from detectors.criteria_table import add_criteria_parser, run_criteria_command

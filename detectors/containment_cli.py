@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from prometheus_client import start_http_server
 
 from agent.kafka.settings import KafkaSettings
+from agent.runtime.build_info import set_build_info
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
-from detectors.build_info import set_build_info
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
 from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
 from detectors.records.target import sqlite_path

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 from prometheus_client import start_http_server
 
+from agent.runtime.build_info import set_build_info
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from detectors.alert_formats.sample import FORMATS, sample
-from detectors.build_info import set_build_info
 from detectors.config import ClassifierConfig, load_classifier_config
 from detectors.errors import OtwatchDetectorError
 

@@ -51,9 +51,3 @@ def setup_logging_from(args: argparse.Namespace, **kwargs: object) -> None:
     """`setup_logging` with the level and format the command line gave."""
     setup_logging(args.log_level, log_format=args.log_format, **kwargs)  # type: ignore[arg-type]
 
-
-def build_labels() -> dict[str, str]:
-    """The labels of each process's ``otwatch_build_info``: version and Python."""
-    import platform
-
-    return {"version": otwatch_version(), "python": platform.python_version()}

@@ -19,9 +19,9 @@ import sys
 
 from aiohttp import web
 
+from agent.runtime.build_info import set_build_info
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
-from detectors.build_info import set_build_info
 from detectors.identity import IdentityConfigError, IdentitySettings
 from detectors.records.target import redact
 from detectors.web.app import create_app
