@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from detectors.criteria import load_criteria
 from detectors.criteria_table import add_criteria_parser, run_criteria_command
 from detectors.errors import OtwatchDetectorError
 from detectors.health import ASYNCIO_TASKS
+from detectors.records_db_env import RecordsDbEnvError, records_db_from_env
 from detectors.signatures import load_agent_keys
 from detectors.store_retry import redact
 
@@ -44,15 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("run", "run until stopped"), ("check", "validate config and criteria")):
         p = sub.add_parser(name, help=text)
         p.add_argument("--config", required=True, help="classifier config file (YAML)")
-        p.add_argument("--records-db", help="override classifier.records_db (path or DSN)")
+        p.add_argument("--records-db", help="override classifier.records_db (a path, or a DSN "
+                       "without a password; else $OTWATCH_RECORDS_DB or the file "
+                       "$OTWATCH_RECORDS_DB_FILE names)")
         p.add_argument("--bootstrap-servers", help="override kafka.bootstrap_servers")
     add_criteria_parser(sub)
     return parser
 
 
 def _apply_overrides(config: ClassifierConfig, args: argparse.Namespace) -> ClassifierConfig:
-    if args.records_db:
-        section = config.classifier.model_copy(update={"records_db": args.records_db})
+    """``--records-db``, else ``$OTWATCH_RECORDS_DB`` (or its ``_FILE``), over the config's
+    ``classifier.records_db``; ``--bootstrap-servers`` over ``kafka.bootstrap_servers``."""
+    records_db = args.records_db or records_db_from_env(os.environ)
+    if records_db:
+        section = config.classifier.model_copy(update={"records_db": records_db})
         config = config.model_copy(update={"classifier": section})
     if args.bootstrap_servers:
         kafka = config.kafka.model_copy(update={"bootstrap_servers": args.bootstrap_servers})
@@ -79,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"event signatures {signed}, {len(keys)} agent key(s) trusted")
             return 0
         return serve(config)
-    except OtwatchDetectorError as exc:
+    except (OtwatchDetectorError, RecordsDbEnvError) as exc:
         print(f"otwatch-classifier: {exc}", file=sys.stderr)
         return 2
     except OtwatchError as exc:

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,7 @@ from agent.runtime.signals import stop_on_signals
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
 from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
 from detectors.records.target import sqlite_path
+from detectors.records_db_env import RecordsDbEnvError, records_db_from_env
 
 log = logging.getLogger("detectors.containment")
 
@@ -44,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="otwatch-containment",
         description="Publish the lot holds of master records, and their release, for the MES.",
     )
-    parser.add_argument("--db", required=True,
-                        help="records database: SQLite path, sqlite:///abs/path or postgresql://")
+    parser.add_argument("--db", help="records database: SQLite path, sqlite:///abs/path or "
+                        "postgresql:// without a password (default: $OTWATCH_RECORDS_DB, or the "
+                        "file $OTWATCH_RECORDS_DB_FILE names: a DSN with its password)")
     parser.add_argument("--schema", help="PostgreSQL schema (default: the DSN's search_path)")
     parser.add_argument("--bootstrap-servers", required=True, help="Kafka HOST:PORT[,…]")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"default {DEFAULT_TOPIC}")
@@ -88,8 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging_from(args)
     try:
+        args.db = args.db or records_db_from_env(os.environ)
+        if not args.db:
+            raise RecordsError("no records database; fix: set OTWATCH_RECORDS_DB or "
+                               "OTWATCH_RECORDS_DB_FILE (a DSN with a password), or give --db")
         _check_db(args.db)
-    except RecordsError as exc:
+    except (RecordsError, RecordsDbEnvError) as exc:
         print(f"otwatch-containment: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_run(args))

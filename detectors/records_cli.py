@@ -1,7 +1,8 @@
 """`otwatch-records`: master records (list, show, verify, KPIs, export; transition, sign,
 comment, update), the people who work them (``users``) and their API tokens (``tokens``).
 
-The database is ``--db``, else ``$OTWATCH_RECORDS_DB``, else ``.demo/records.db`` (the demo's,
+The database is ``--db``, else ``$OTWATCH_RECORDS_DB`` (or the file ``$OTWATCH_RECORDS_DB_FILE``
+names), else ``.demo/records.db`` (the demo's,
 relative to the current directory). A SQLite file that does not exist is an error (exit 2);
 this tool never creates one. ``--config`` (or ``$OTWATCH_RECORDS_CONFIG``) is the records
 service's config, for its identity settings (password cost, lockout, LDAP).
@@ -65,10 +66,10 @@ from detectors.records import (
 )
 from detectors.records.export import FORMATS, render
 from detectors.records.target import sqlite_path
+from detectors.records_db_env import ENV_DB, RecordsDbEnvError, records_db_from_env
 from detectors.web.config import load_service_config
 
 DEFAULT_DB = ".demo/records.db"
-ENV_DB = "OTWATCH_RECORDS_DB"
 ENV_CONFIG = "OTWATCH_RECORDS_CONFIG"
 WRITES = ("transition", "sign", "comment", "update")
 SIGN_AS = [Role.QUALITY.value, Role.SECURITY.value]
@@ -148,8 +149,9 @@ def _add_update(sub: Any) -> None:
 
 
 def resolve_db(arg: str | None, env: dict[str, str]) -> str:
-    """``--db``, else the environment, else the demo's database."""
-    return arg or env.get(ENV_DB) or DEFAULT_DB
+    """``--db``, else the environment (``$OTWATCH_RECORDS_DB``, ``$OTWATCH_RECORDS_DB_FILE``),
+    else the demo's database."""
+    return arg or records_db_from_env(env) or DEFAULT_DB
 
 
 def open_existing(target: str, schema: str | None) -> RecordStore:
@@ -167,7 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging_from(args)
     env = dict(os.environ)
-    target = resolve_db(args.db, env)
+    try:
+        target = resolve_db(args.db, env)
+    except RecordsDbEnvError as exc:
+        print(f"otwatch-records: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return _serve(args, env)
     try:

@@ -53,9 +53,13 @@ def settle_config(args: argparse.Namespace) -> RecordsServiceConfig:
                                       ("schema_name", args.schema)) if value is not None})
     if not service.db:  # the default of every records command (`otwatch-records`)
         from detectors.records.target import sqlite_path
-        from detectors.records_cli import ENV_DB, resolve_db
+        from detectors.records_cli import resolve_db
+        from detectors.records_db_env import ENV_DB, RecordsDbEnvError
 
-        default = resolve_db(None, dict(os.environ))
+        try:
+            default = resolve_db(None, dict(os.environ))
+        except RecordsDbEnvError as exc:
+            raise IdentityConfigError(str(exc)) from None
         path = sqlite_path(default)
         if path is not None and not path.is_file():
             raise IdentityConfigError(

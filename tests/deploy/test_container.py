@@ -131,16 +131,17 @@ def test_compose_classifier_config_loads_as_mounted(compose: dict[str, Any],
     config = load_classifier_config(root / args.config.lstrip("/"))
     load_criteria(config.classifier.criteria)
     assert config.metrics.host == "0.0.0.0"
-    assert args.records_db.startswith("postgresql://")
+    assert args.records_db is None  # from the secret file $OTWATCH_RECORDS_DB_FILE names
+    assert "OTWATCH_RECORDS_DB_FILE" in compose["services"]["classifier"]["environment"]
     assert args.bootstrap_servers.split(":")[0] in compose["services"]
 
 
 def test_compose_records_ui_command_parses(compose: dict[str, Any]) -> None:
-    from detectors.web.__main__ import parse_args
+    from detectors.records_cli import build_parser
 
     command = compose["services"]["records-ui"]["command"]
-    assert command[:3] == ["python", "-m", "detectors.web"]
-    args = parse_args(command[3:])
+    assert command[:2] == ["otwatch-records", "serve"]
+    args = build_parser().parse_args(command[1:])
     assert args.host == "0.0.0.0"
     assert f"{args.port}:{args.port}" in compose["services"]["records-ui"]["ports"]
 
@@ -156,7 +157,8 @@ def test_compose_containment_publishes_from_the_classifiers_database(
     assert command[0] == "otwatch-containment"
     args = build_parser().parse_args(command[1:])
     classifier = classifier_parser().parse_args(services["classifier"]["command"][1:])
-    assert args.db == classifier.records_db
+    assert args.db is None and classifier.records_db is None
+    assert services["containment"]["environment"] == services["classifier"]["environment"]
     assert args.bootstrap_servers == classifier.bootstrap_servers
     assert {"kafka", "postgres", "classifier"} <= set(services["containment"]["depends_on"])
     assert "deploy" not in services["containment"]  # one publisher: no replicas

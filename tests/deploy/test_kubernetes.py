@@ -81,7 +81,7 @@ def test_classifier_replicas_share_one_group_and_the_database_secret(tmp_path: P
     assert deployment["spec"]["replicas"] > 1
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
-    assert args.records_db == "$(OTWATCH_RECORDS_DB)"
+    assert args.records_db is None  # $OTWATCH_RECORDS_DB, from the Secret
     assert_database_and_broker_from_the_shared_settings(container)
 
     config_map = find("ConfigMap", "otwatch-classifier-config")
@@ -105,12 +105,13 @@ def test_classifier_criteria_are_the_shipped_sample() -> None:
 
 
 def test_records_ui_service_targets_the_ui_port() -> None:
-    from detectors.web.__main__ import parse_args
+    from detectors.records_cli import build_parser
 
     deployment = find("Deployment", "otwatch-records-ui")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", "detectors.web"]
-    args = parse_args(container["args"])
+    assert container["command"] == ["otwatch-records"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "serve" and args.db is None
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http"] == args.port and args.host == "0.0.0.0"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
@@ -128,6 +129,6 @@ def test_one_containment_publisher_on_the_shared_database_and_broker() -> None:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["otwatch-containment"]
     args = build_parser().parse_args(container["args"])
-    assert args.db == "$(OTWATCH_RECORDS_DB)"
+    assert args.db is None  # $OTWATCH_RECORDS_DB, from the Secret
     assert args.bootstrap_servers == "$(OTWATCH_KAFKA_BOOTSTRAP)"
     assert_database_and_broker_from_the_shared_settings(container)
