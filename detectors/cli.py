@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from prometheus_client import start_http_server
-
 from agent.runtime.build_info import set_build_info
 from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
@@ -20,6 +18,7 @@ from detectors.criteria import load_criteria
 from detectors.criteria_table import add_criteria_parser, run_criteria_command
 from detectors.errors import OtwatchDetectorError
 from detectors.health import ASYNCIO_TASKS
+from detectors.liveness import ConsumerProgress, serve_metrics
 from detectors.records_db_env import RecordsDbEnvError, records_db_from_env
 from detectors.signatures import load_agent_keys
 from detectors.store_retry import redact
@@ -104,16 +103,18 @@ def serve(config: ClassifierConfig, *, after_record: Callable[[], None] | None =
 
     criteria = load_criteria(Path(config.classifier.criteria))
     check_records_db(config.classifier.records_db)
+    progress = ConsumerProgress(config.classifier.stall_after_s)
     if config.metrics.port:
         set_build_info("classifier")
-        start_http_server(config.metrics.port, addr=config.metrics.host)
+        serve_metrics((config.metrics.host, config.metrics.port), progress)
     # Opened inside the loop, where SIGTERM is heard: a database that is not there yet is
     # waited for (one line per outage), and a stop meanwhile still exits 0.
     store = RetryingStore(config.classifier.records_db)
 
     async def main_loop() -> None:
         ASYNCIO_TASKS.set_function(task_counter())
-        classifier = Classifier(config, criteria, store, after_record=after_record)
+        classifier = Classifier(config, criteria, store, after_record=after_record,
+                                progress=progress)
         with stop_on_signals(classifier.stop):
             await classifier.run()
 

@@ -64,6 +64,10 @@ class ClassifierSection(_Strict):
     require_signed_events: bool = True
     #: Trusted agent keys, key id to base64 public key, as ``otwatch-agent keys show`` prints.
     agent_keys: dict[str, str] = Field(default_factory=dict)
+    #: ``/healthz`` on the metrics port fails (503) once the suspect consumer's read loop has
+    #: handed over no batch for this long (it does every half second while it runs): a stuck
+    #: consumer, for the liveness probe to restart.
+    stall_after_s: float = Field(default=300.0, ge=10.0)
     #: A folder of agent key files ``*.pub``, read at start: each the output of
     #: ``otwatch-agent keys show`` (or a bare base64 public key), e.g. ``edge-01.pub``.
     agent_keys_dir: Path | None = None

@@ -87,6 +87,9 @@ def test_prometheus_scrapes_agent_and_classifier_and_finds_the_detection(
         builds = wait_until(lambda: query(web_port, "otwatch_build_info") if len(
             query(web_port, "otwatch_build_info")) == 2 else [], 30, "both build infos", alive)
         assert {b["metric"]["service"] for b in builds} == {"agent", "classifier"}
+        with urllib.request.urlopen(f"http://127.0.0.1:{classifier_port}/healthz",
+                                    timeout=5) as health:
+            assert health.status == 200  # the consumer loop runs
         up = query(web_port, "up")
         assert {u["metric"]["job"]: u["value"][1] for u in up} == {
             "otwatch-agent": "1", "otwatch-classifier": "1"}
