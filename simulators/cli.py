@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from agent.runtime.cli import add_common_arguments, setup_logging_from
+from agent.runtime.files import write_atomically
 from agent.runtime.signals import stop_on_signals
 from simulators.errors import SimulatorError
 from simulators.plant import PlantConfig, load_plant
@@ -123,9 +124,7 @@ def _ports(args: argparse.Namespace, plant: PlantConfig) -> dict[str, int]:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, json.dumps(data, indent=2) + "\n", durable=False)
 
 
 async def _wait_for_file(path: Path, stop: asyncio.Event) -> bool:
