@@ -34,10 +34,11 @@ demo: $(VENV)/.demo-installed
 
 # Debian packages the tests drive (FIELD-NOTES): chromium (the browser test, through Playwright;
 # never `playwright install`), slapd + ldap-utils (directory sign-in), stunnel4 (the broker's
-# TLS), prometheus, rsyslog, socat and the fonts/libraries of PDF rendering. Installed in one
+# TLS), prometheus (promtool), systemd (systemd-analyze verify of deploy/systemd), rsyslog,
+# socat and the fonts/libraries of PDF rendering. Installed in one
 # apt-get line when we are root; elsewhere the tests that need one skip and say why.
 SYSTEM_PACKAGES := chromium prometheus slapd ldap-utils rsyslog rsyslog-gnutls socat \
-	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core stunnel4
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core stunnel4 systemd
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	-o DPkg::Lock::Timeout=300
 

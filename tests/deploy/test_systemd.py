@@ -78,7 +78,9 @@ def test_containment_unit_command_parses_and_starts_after_the_classifier() -> No
     command, *argv = start.split()
     assert command == INSTALLED_BIN + "otwatch-containment"
     args = build_parser().parse_args(argv)
-    assert args.db == "${OTWATCH_RECORDS_DB}"
+    assert args.db is None  # the DSN comes from a credential file, not the command line
+    assert d["LoadCredential"] == ["records-db.dsn:/etc/otwatch/records-db.dsn"]
+    assert d["Environment"][-1] == "OTWATCH_RECORDS_DB_FILE=%d/records-db.dsn"
     assert args.bootstrap_servers == "${OTWATCH_KAFKA_BOOTSTRAP}"
     assert d["EnvironmentFile"] == ["/etc/otwatch/containment.env"]  # required: no leading "-"
     assert "otwatch-classifier.service" in d["After"][0].split()  # it migrates the database
