@@ -28,6 +28,8 @@ from tests.delivery.head_of_line import oversized_event, write_raw_row
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import wait_until_empty
 
+pytestmark = pytest.mark.integration
+
 TOPICS = TopicNames()
 
 

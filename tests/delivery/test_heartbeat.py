@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from agent.contract import Heartbeat
 from agent.heartbeat import HeartbeatSender
 from agent.kafka.settings import KafkaSettings, TopicNames
@@ -14,6 +16,8 @@ from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import eventually
+
+pytestmark = pytest.mark.integration
 
 
 def beat() -> Heartbeat:

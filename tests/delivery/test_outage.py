@@ -28,6 +28,8 @@ from tests.delivery.kafka_read import read_topics
 from tests.delivery.proxy import TcpProxy
 from tests.delivery.waiting import eventually, wait_until_empty
 
+pytestmark = pytest.mark.integration
+
 OUTAGE_S = float(os.environ.get("OTWATCH_OUTAGE_S", "20"))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
@@ -12,6 +14,8 @@ from tests.delivery.checks import assert_delivered
 from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import wait_until_empty
+
+pytestmark = pytest.mark.integration
 
 
 async def test_appended_events_arrive_keyed_and_in_order(

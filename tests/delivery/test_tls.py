@@ -22,10 +22,10 @@ from tests.delivery.kafka_read import read_topics
 from tests.delivery.stunnel import TlsTerminator, stunnel_binary
 from tests.delivery.waiting import eventually, wait_until_empty
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(
     stunnel_binary() is None,
     reason="stunnel4/stunnel is not on PATH (apt-get install -y stunnel4; make test installs it)",
-)
+)]
 
 KEY_PASSWORD_ENV = "OTWATCH_TEST_CLIENT_KEY_PASSWORD"
 

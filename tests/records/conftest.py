@@ -27,7 +27,7 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
         conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def store_target(request: pytest.FixtureRequest, tmp_path: Any) -> tuple[str, str | None]:
     """(target, schema) for a fresh, unmigrated database of either dialect."""
     if request.param == "sqlite":

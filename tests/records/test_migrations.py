@@ -173,6 +173,7 @@ with open_store(sys.argv[1]) as store:
 """
 
 
+@pytest.mark.integration
 def test_processes_started_together_on_a_new_sqlite_file_all_open_it(tmp_path: Path) -> None:
     """Two classifiers (or a classifier and the records UI) started together on a fresh
     database: switching it to WAL made all but one fail with "database is locked"."""
@@ -196,6 +197,7 @@ def test_processes_started_together_on_a_new_sqlite_file_all_open_it(tmp_path: P
             assert store.schema_version() == CURSOR_SCHEMA_VERSION
 
 
+@pytest.mark.integration
 def test_an_older_schema_visible_through_the_search_path_is_not_adopted(pg_dsn: str) -> None:
     """A role whose own schema comes first on its search path, with an older otwatch schema
     (``schema_version``) in a schema behind it that the role may not read: migrating works in

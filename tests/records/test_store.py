@@ -135,6 +135,7 @@ def test_unmigrated_database_is_a_retryable_store_error(tmp_path: object) -> Non
         assert info.value.retryable
 
 
+@pytest.mark.integration
 def test_unreachable_postgresql_is_store_unavailable() -> None:
     from detectors.records import StoreUnavailable
     from simulators.broker import free_port

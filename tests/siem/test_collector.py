@@ -24,6 +24,8 @@ from tests.siem.parse import parse_cef, parse_syslog
 from tests.siem.rsyslog import Rsyslog
 from tests.support.events import make_event
 
+pytestmark = pytest.mark.integration
+
 CRITERIA = load_criteria(Path(__file__).parents[2] / "config" / "criteria.yaml")
 HEADER = SyslogHeader(hostname="relay-test", facility="local4", procid="77")
 HOSTILE = 'pipe| back\\ eq= nl\n cr\r cs1=forged \u00e9\U0001f525 \x07'

@@ -19,6 +19,8 @@ from cryptography.x509.oid import NameOID
 from tests.records.people import PASSWORD
 from tests.web.conftest import running_service
 
+pytestmark = pytest.mark.integration
+
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for IP 127.0.0.1 and its key, as PEM files."""
