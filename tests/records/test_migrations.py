@@ -24,10 +24,12 @@ from detectors.records import (
     open_store,
 )
 from detectors.records.migrate import SCRIPT_DIR
-from tests.records.conftest import T0, classified, event
 from tests.records.legacy_schema.build import copy_as_legacy, create_legacy, engine
 from tests.records.lifecycle_steps import at, drive
 from tests.records.people import QA, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 #: What signatures made before revision 0004 do not have (they read back empty).
 SIGNER = {"signatures": {"__all__": {"user_id", "step", "trail_seq"}}}

@@ -9,8 +9,10 @@ import pytest
 
 from detectors.classification import ClassKind, Severity
 from detectors.records import HEAD_REVISION, RecordNotFound, RecordStore, open_store
-from tests.records.conftest import T0, classified, event
 from tests.records.people import QA
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 NOW = T0 + timedelta(minutes=1)
 
