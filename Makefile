@@ -6,11 +6,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench soak audit clean help system-tools tls-terminator interop-peers
+.PHONY: demo test test-fast lint bench soak audit clean help system-tools tls-terminator interop-peers
 
 help:
 	@echo "make demo   run the whole pipeline on the simulated plant (DEMO_SECONDS=N, DEMO_SCENARIO=NAME)"
-	@echo "make test   install with the dev extras and run the whole suite"
+	@echo "make test   install with the dev extras and run the whole suite (xdist: TEST_WORKERS=auto)"
+	@echo "make test-fast  the pure tests only (no broker, PostgreSQL, simulated PLC, subprocess)"
 	@echo "make lint   ruff, mypy --strict and the import contracts (lint-imports)"
 	@echo "make bench  benchmarks (ratios against the bare libraries, written to \$$BENCH_OUT)"
 	@echo "make soak   the whole pipeline for SOAK_SECONDS (default 1800) with the outage scenario cycling"
@@ -71,8 +72,18 @@ interop-peers:
 # Kept for habit: the broker TLS tests' stunnel4 now comes with system-tools.
 tls-terminator: system-tools
 
+# pytest-xdist: one worker per core (TEST_WORKERS=auto; TEST_WORKERS=0 runs in this process).
+# --dist loadscope keeps each module's tests on one worker, so a module-scoped fixture (the
+# simulated plant, the shared pipeline) starts once. Markers: README "Tests".
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadscope
+
 test: $(VENV)/.dev-installed system-tools interop-peers
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs $(XDIST)
+
+# The pure tests: nothing outside the pytest process (tests/support/markers.py enforces it).
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -rs $(XDIST) -m "not integration and not e2e"
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check agent detectors simulators tests

@@ -111,6 +111,7 @@ def _analyze() -> str:
     return tool
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_systemd_analyze_verify_is_clean(tmp_path: Path, unit: str) -> None:
     tool = _analyze()
@@ -122,6 +123,7 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path, unit: str) -> None:
     assert done.stderr.strip() == "", done.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_exposure_level_is_low(tmp_path: Path, unit: str) -> None:
     tool = _analyze()

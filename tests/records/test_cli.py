@@ -12,9 +12,11 @@ import pytest
 
 from detectors.records import RecordStore, State
 from detectors.records_cli import main
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive, prepare_plan
 from tests.records.people import PASSWORD
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 Cap = pytest.CaptureFixture[str]
 

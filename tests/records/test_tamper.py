@@ -51,9 +51,11 @@ from detectors.records.checkpoints import (
 )
 from detectors.records.trail import TrailWriter, append_rows, entry_hash, head_of
 from detectors.records_cli import main
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive
 from tests.records.people import QA, SOC
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 EVERY = 3  # entries tolerated after the newest checkpoint (verify --checkpoint-every)
 SQLITE_DROP = "DROP TRIGGER audit_trail_no_update; DROP TRIGGER audit_trail_no_delete;"

@@ -17,8 +17,10 @@ import yaml
 from detectors.records import open_store
 from detectors.tickets_cli import build_parser, main
 from simulators.broker import free_port
-from tests.records.conftest import T0, classified, event
 from tests.records.people import enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 from tests.tickets.fake_tools import THEHIVE_KEY, ToolServer
 from tests.tickets.test_outbox import add_service_users
 
