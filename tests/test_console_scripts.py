@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
 SCRIPTS: dict[str, str] = tomllib.loads(

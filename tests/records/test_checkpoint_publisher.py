@@ -25,6 +25,8 @@ from tests.support.events import RECORDS_T0 as T0
 from tests.support.events import classified
 from tests.support.events import record_event as event
 
+pytestmark = pytest.mark.integration
+
 TOPIC = "otwatch.checkpoints"
 
 

@@ -221,6 +221,7 @@ def test_help_lists_commands(capsys: Cap) -> None:
         assert command in out
 
 
+@pytest.mark.integration
 def test_serve_starts_the_records_service_on_the_default_database(tmp_path: Path) -> None:
     """``otwatch-records serve`` without --db serves the database every records command uses
     by default (here ``$OTWATCH_RECORDS_DB``), until SIGTERM (exit 0)."""

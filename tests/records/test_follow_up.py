@@ -134,6 +134,7 @@ def test_the_reminders_and_escalations_arrive_by_e_mail(
     assert gauge == 1.0
 
 
+@pytest.mark.integration
 async def test_the_follow_up_is_published_on_the_records_topic(
     store: RecordStore, records: list[str], broker: Any,
 ) -> None:

@@ -24,6 +24,8 @@ from tests.support.events import record_event as event
 from tests.tickets.fake_tools import THEHIVE_KEY, ToolServer
 from tests.tickets.test_outbox import add_service_users
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:

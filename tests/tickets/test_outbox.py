@@ -23,6 +23,8 @@ from tests.support.events import record_event as event
 from tests.tickets.conftest import connectors
 from tests.tickets.fake_tools import ToolServer
 
+pytestmark = pytest.mark.integration
+
 SYSTEMS = ("webhook", "thehive", "servicenow", "jira")
 KINDS = (ClassKind.JOINT, ClassKind.SECURITY_ONLY, ClassKind.QUALITY_ONLY)
 
