@@ -9,7 +9,7 @@ the ``#:`` comment lines right above it in the model's source.
 Example::
 
     $ python -m agent.config_reference --check
-    config/REFERENCE.md is up to date (312 options)
+    config/REFERENCE.md is up to date (428 options)
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def config_files() -> list[ConfigFile]:
     from agent.config import AgentConfig
     from detectors.config import ClassifierConfig
     from detectors.criteria import Criteria
+    from detectors.tickets.config import TicketsConfig
     from detectors.web.config import RecordsServiceConfig
 
     return [
@@ -70,6 +71,8 @@ def config_files() -> list[ConfigFile]:
                    "otwatch-classifier (classifier.criteria)", Criteria),
         ConfigFile("Records service", "config/records-ui.yaml", "otwatch-records serve",
                    RecordsServiceConfig),
+        ConfigFile("Ticket connectors", "config/tickets.yaml",
+                   "otwatch-tickets (and `otwatch-records serve`, `tickets:`)", TicketsConfig),
     ]
 
 
@@ -100,7 +103,7 @@ def _sub_models(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Annotated:
         yield from _sub_models(args[0])
-    elif origin is list:
+    elif origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
         for label, sub in _sub_models(args[0]):
             yield f"[]{label}", sub
     elif origin is dict:
@@ -130,8 +133,8 @@ def type_name(annotation: Any) -> str:
         return " \\| ".join(f"`{a}`" if not isinstance(a, str) else f'`"{a}"`' for a in args)
     if origin in (typing.Union, types.UnionType):
         return " \\| ".join(type_name(a) for a in args)
-    if origin is list:
-        return f"list of {type_name(args[0])}"
+    if origin is list or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        return f"list of {type_name(args[0])}"  # a YAML list either way (tuple: frozen)
     if origin is dict:
         return f"map of {type_name(args[0])} to {type_name(args[1])}"
     if annotation is type(None):
@@ -162,11 +165,19 @@ def _default(field: FieldInfo) -> str:
         value = value.value
     if isinstance(value, Path):
         value = str(value)
+    if isinstance(value, tuple):
+        value = _as_lists(value)  # written in YAML as a list, so shown as one
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, str):
         return f'`"{value}"`'
     return f"`{value}`"
+
+
+def _as_lists(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_as_lists(v) for v in value]
+    return value
 
 
 def meaning(model: type[BaseModel], name: str) -> str:

@@ -103,3 +103,25 @@ def test_check_fails_on_a_stale_page(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "stale" in capsys.readouterr().err
     assert main(["--output", str(stale)]) == 0
     assert main(["--check", "--output", str(stale)]) == 0
+
+
+class _Rule(BaseModel):
+    #: A rule's name.
+    name: str
+
+
+class _WithTuples(BaseModel):
+    #: Frozen lists, written in YAML as lists.
+    names: tuple[str, ...] = ("a", "b")
+    #: A matrix.
+    grid: tuple[tuple[str, ...], ...] = (("x",),)
+    #: Sections in a frozen list.
+    rules: tuple[_Rule, ...] = ()
+
+
+def test_tuples_are_lists_and_their_sections_are_walked() -> None:
+    found = {o.key: o for o in options(_WithTuples)}
+    assert (found["names"].type, found["names"].default) == ("list of str", "`['a', 'b']`")
+    assert (found["grid"].type, found["grid"].default) == ("list of list of str", "`[['x']]`")
+    assert found["rules"].type == "list of section"
+    assert found["rules[].name"].meaning == "A rule's name."

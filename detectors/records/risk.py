@@ -46,8 +46,11 @@ class RiskMatrix(_Strict):
     """``levels[i][j]`` is the risk level of severity ``severities[i]`` and likelihood
     ``likelihoods[j]``."""
 
+    #: The severity names a rating may use (the matrix's rows), least severe first.
     severities: tuple[str, ...] = ("negligible", "minor", "major", "critical")
+    #: The likelihood names a rating may use (the matrix's columns), least likely first.
     likelihoods: tuple[str, ...] = ("rare", "unlikely", "possible", "likely")
+    #: The risk level of each cell: one row per severity, one level per likelihood in a row.
     levels: tuple[tuple[str, ...], ...] = (
         ("low", "low", "low", "medium"),
         ("low", "low", "medium", "high"),
@@ -86,10 +89,16 @@ class EscalationRule(_Strict):
     older than ``older_than_h`` hours, or that have a CAPA action overdue by more than
     ``overdue_by_d`` days (either condition, whichever is given)."""
 
+    #: The rule's name, printed in the notification and the trail.
     name: str = Field(min_length=1)
+    #: Only records of this severity or higher are escalated.
     min_severity: Severity = Severity.LOW
+    #: Escalate an open record older than this many hours (unset: age alone never does).
     older_than_h: float | None = Field(default=None, gt=0)
+    #: Escalate a record with a CAPA action overdue by more than this many days (unset: overdue
+    #: actions alone never do).
     overdue_by_d: int | None = Field(default=None, ge=0)
+    #: The roles notified (their addresses are in ``email.roles``).
     notify: tuple[str, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -104,11 +113,16 @@ class EmailSettings(_Strict):
     """Where reminders and escalations are e-mailed: an SMTP relay, the sender, and the
     addresses of people (by user id) and roles (escalations notify roles)."""
 
+    #: The SMTP relay's host name.
     host: str = Field(min_length=1)
+    #: The SMTP relay's port.
     port: int = Field(default=25, ge=1, le=65535)
     sender: str = Field(min_length=3, description="the From address")
+    #: Upgrade the connection with STARTTLS before anything is sent.
     starttls: bool = False
+    #: The SMTP user to log in as (with ``password_file``; unset: no login).
     username: str | None = None
+    #: A file holding the SMTP password (never the password itself in the config).
     password_file: Path | None = None
     people: dict[str, str] = Field(default_factory=dict, description="user id -> address")
     roles: dict[str, tuple[str, ...]] = Field(default_factory=dict,
@@ -118,11 +132,15 @@ class EmailSettings(_Strict):
 class WorkflowSettings(_Strict):
     """The ``workflow:`` section of the records config."""
 
+    #: The severity x likelihood matrix that gives a rated record its risk level.
     risk_matrix: RiskMatrix = Field(default_factory=RiskMatrix)
+    #: Reminders and escalations by e-mail (unset: not e-mailed).
     email: EmailSettings | None = None
     #: Publish reminders and escalations on the records topic too (None: e-mail only).
     kafka: KafkaSettings | None = None
+    #: The topic reminders and escalations are published on (with ``kafka``).
     records_topic: str = Field(default=TopicNames().records, min_length=1)
+    #: Rules that notify roles about records that need attention (none: no escalations).
     escalation: tuple[EscalationRule, ...] = ()
     #: Remind owners this many days before a CAPA due date or follow-up date.
     remind_days_before: int = Field(default=3, ge=0)

@@ -51,7 +51,9 @@ class _Strict(BaseModel):
 class Secret(_Strict):
     """Where a secret is: an environment variable or a file (its content, stripped)."""
 
+    #: The environment variable that holds the secret (give this or ``file``).
     env: str | None = None
+    #: The file that holds the secret, stripped of surrounding whitespace (or ``env``).
     file: Path | None = None
 
     @model_validator(mode="after")
@@ -80,8 +82,11 @@ class Secret(_Strict):
 class Backoff(_Strict):
     """Capped exponential backoff between tries; a ``Retry-After`` is waited at least."""
 
+    #: Seconds before the second try; each further failure doubles the wait ...
     initial_s: float = Field(1.0, gt=0)
+    #: ... up to this many seconds.
     max_s: float = Field(300.0, gt=0)
+    #: The longest ``Retry-After`` a tool's answer is obeyed up to (a longer one is cut).
     retry_after_max_s: float = Field(3600.0, gt=0)
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
@@ -93,14 +98,18 @@ class Backoff(_Strict):
 
 
 class _Connector(_Strict):
+    #: false keeps the connector's settings but turns it off.
     enabled: bool = True
     #: A connector enabled on a database that already holds records: true (the default) opens
     #: a ticket for every record there is, false only for records opened from now on.
     backfill: bool = True
+    #: The tool's base URL (the webhook: the URL the events are posted to), http(s).
     url: str
+    #: The records user (role ``integration``) the connector acts as; empty: ``svc-<system>``.
     service_user: str = ""
     #: The secret the tool signs its inbound webhooks with (no inbound without it).
     inbound_secret: Secret | None = None
+    #: Seconds one request to the tool may take before it counts as failed (and is retried).
     timeout_s: float = Field(10.0, gt=0)
 
     @model_validator(mode="after")
@@ -111,33 +120,50 @@ class _Connector(_Strict):
 
 
 class WebhookConfig(_Connector):
+    #: The key the events are signed with (Standard Webhooks, ``whsec_<base64>``), shared
+    #: with the receiver.
     secret: Secret
 
 
 class TheHiveConfig(_Connector):
+    #: TheHive API key (sent as ``Authorization: Bearer``).
     api_key: Secret
+    #: The TheHive organisation the alerts go to (``X-Organisation``); empty: the key's own.
     organisation: str = ""
+    #: The alerts' ``type``.
     alert_type: str = "otwatch"
+    #: The alerts' ``source`` (with the record id as ``sourceRef``, one alert per record).
     source: str = "otwatch"
 
 
 class ServiceNowConfig(_Connector):
+    #: The ServiceNow integration user (basic authentication).
     user: str
+    #: That user's password.
     password: Secret
+    #: The table tickets are opened in: Security Incident Response or plain incidents.
     table: Literal["sn_si_incident", "incident"] = "sn_si_incident"
 
 
 class JiraConfig(_Connector):
+    #: The Atlassian account's e-mail address (basic authentication with ``api_token``).
     email: str
+    #: The account's API token.
     api_token: Secret
+    #: The key of the Jira project the issues are opened in.
     project: str
+    #: The issue type opened for a record.
     issue_type: str = "Task"
 
 
 class Connectors(_Strict):
+    #: Any QMS or tool, by signed webhook (Standard Webhooks).
     webhook: WebhookConfig | None = None
+    #: TheHive 5 alerts.
     thehive: TheHiveConfig | None = None
+    #: ServiceNow (Security Incident Response) incidents.
     servicenow: ServiceNowConfig | None = None
+    #: Jira Cloud issues.
     jira: JiraConfig | None = None
 
     def enabled(self) -> dict[str, _Connector]:
@@ -147,12 +173,20 @@ class Connectors(_Strict):
 
 
 class TicketsConfig(_Strict):
+    """The ticket connectors: each listed system gets a ticket for every record and is kept
+    up to date with its changes, through a transactional outbox."""
+
+    #: The records web service's address: every ticket links to ``<records_url>/records/<id>``.
     records_url: str
+    #: The waits between tries of a failed request.
     backoff: Backoff = Field(default_factory=Backoff)
+    #: Seconds between looks at the audit trail for record changes to send.
     interval_s: float = Field(1.0, gt=0)
     #: Prometheus metrics of ``otwatch-tickets`` (0: not served).
     metrics_host: str = "127.0.0.1"
+    #: The port of those metrics (0: not served).
     metrics_port: int = Field(9468, ge=0, le=65535)
+    #: The systems tickets are opened in; a system is on when it is listed here.
     connectors: Connectors = Field(default_factory=Connectors)
 
     def service_user(self, system: str) -> str:
