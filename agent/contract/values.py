@@ -36,7 +36,15 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
 
 #: A tag's value: numbers, text, booleans; a recipe is a mapping (id, version, parameters).
 TagValue = bool | int | float | str | dict[str, Any] | None
@@ -115,8 +123,12 @@ def _decode_mapping(value: dict[Any, Any], depth: int) -> TagValue:
         if key == TRUNCATED_KEY:
             try:
                 return {TRUNCATED_KEY: TruncatedValue.model_validate(inner).model_dump()}
-            except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                raise ValueError(f"{TRUNCATED_KEY} needs sha256, length and head: {exc}") from None
+            except ValidationError as exc:
+                # One line: the reason travels into dead letters and log lines.
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}"
+                                     for e in exc.errors())
+                raise ValueError(
+                    f"{TRUNCATED_KEY} needs sha256, length and head ({problems})") from None
     out: dict[str, Any] = {}
     for key, item in value.items():
         if not isinstance(key, str):

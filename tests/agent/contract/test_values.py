@@ -129,3 +129,13 @@ def test_schema_v1_is_still_read_and_v2_fields_are_refused_in_it() -> None:
 
 def test_measurement_is_a_tag_kind() -> None:
     assert make_event(tag={"kind": "measurement"}).tag.kind is TagKind.MEASUREMENT
+
+
+def test_a_malformed_truncation_marker_is_refused_in_one_line() -> None:
+    """Found by the message fuzzer: the reason goes into a dead letter and a log line, so it
+    is one printable line naming each missing member."""
+    with pytest.raises(ValueError) as refused:
+        decode_value({"$truncated": {}})
+    reason = str(refused.value)
+    assert reason.isprintable(), reason
+    assert all(f"{name}: Field required" in reason for name in ("sha256", "length", "head"))
