@@ -35,7 +35,8 @@ from detectors.records.checkpoints import (
 )
 from detectors.records.db import Database
 from detectors.records.load import load_records
-from detectors.records.replay import compare, replay
+from detectors.records.replay import replay
+from detectors.records.replay_compare import compare
 from detectors.records.signing import signature_problems
 from detectors.records.trail import read_entries, verify_entries
 
