@@ -66,6 +66,7 @@ from detectors.records.checkpoints import (
     generate_key,
 )
 from detectors.records.commands import Actor
+from detectors.records.links import note_delivery
 from detectors.records.trail import TrailWriter, append_rows, entry_hash, head_of
 from detectors.records_cli import main
 from tests.records.conftest import T0, classified, event
@@ -451,6 +452,35 @@ def test_a_record_row_added_outside_otwatch_is_named(
     code, lines = built.verify(capsys)
     assert code == 1
     assert any("NC-2026-999999" in line and "no trail entry opened" in line for line in lines)
+
+
+def test_an_outbox_placeholder_ticket_is_not_audited_but_a_ticket_added_in_sql_is_named(
+    built: Built, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with built.store.database.write() as conn:  # the outbox, its tool down: no trail entry
+        note_delivery(conn, built.cancelled, "jira", error="connection refused", attempts=3,
+                      now=at(12))
+    assert built.verify(capsys)[0] == 0
+    built.sql(f"INSERT INTO external_tickets (record_id, system, remote_id, key, url, state, "
+              f"assignee, last_error, attempts, updated_at) VALUES ('{built.closed}', "
+              f"'servicenow', 'INC0042', 'INC0042', '', 'Closed', '', '', 0, '2026-03-02')")
+    code, lines = built.verify(capsys)
+    assert code == 1
+    assert f"record {built.closed}, servicenow ticket (no trail entry): a linked ticket no " \
+           "trail entry links" in _first(lines)
+
+
+def test_a_custody_entry_for_a_file_never_attached_is_named(
+    built: Built, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with built.store.database.write() as conn:  # a forged download record, chain kept
+        writer = TrailWriter.at_head(conn)
+        writer.append(built.closed, "view.vic", "2026-03-02T20:00:00+00:00", "custody", None,
+                      orjson.dumps({"sha256": "ab" * 32, "purpose": "x"}).decode(), "x")
+        append_rows(conn, writer)
+    code, lines = built.verify(capsys)
+    assert code == 1
+    assert "the chain of custody names a file (abababababab…)" in _first(lines)
 
 
 def test_checkpoints_advance_every_n_entries_or_minutes(store: RecordStore,
