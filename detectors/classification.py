@@ -43,6 +43,9 @@ class Classification(BaseModel):
     description: str = ""
     #: Events with the same key, within the correlation window, are one incident.
     correlation_key: str = ""
+    #: Set for an event of a burst: its line's key (`detectors.correlate.line_key`), which
+    #: the records store claims so that one burst is one record across classifier processes.
+    line_key: str = ""
     #: MITRE ATT&CK for ICS technique ids named by the rules that fired (e.g. T0836).
     attack_techniques: tuple[str, ...] = Field(default=())
 

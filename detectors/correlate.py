@@ -23,6 +23,16 @@ until ``window_s`` has passed without it; then they are released with their own 
 service leaves a held event's Kafka offset uncommitted, so a crash loses nothing: the replay
 rebuilds this state from the redelivered events.
 
+**Several classifier processes** (one consumer group, the partitions spread across them) each
+see only the controllers of their partitions, so no process alone can know the first event of
+a line's burst. Then (``shared``: the process does not own every partition of the topic) the
+first controller's events are held too, and every event of a recognised burst also carries the
+line's key (`line_key`, ``burst:<site>/<line>``). The records store claims that key for the
+burst's record inside its transaction (`detectors.records.ingest`), so the processes attach
+their parts of one burst to one record; and an event released at the end of its hold without
+a burst of its own joins the line's burst record when it was detected within ``window_s`` of
+that record's last event (the other process saw the burst this one could not).
+
 `BurstCorrelator` is plain state, generic over a token (the service passes a partition and
 offset) and driven with explicit times: it never reads a clock.
 
@@ -64,6 +74,8 @@ class EventContext:
     burst_controllers: int = 0
     #: Set when the event is part of a burst (or an integrity finding): its correlation key.
     correlation_key: str | None = None
+    #: Set when the event is part of a burst: its line's key (`line_key`).
+    line_key: str | None = None
     integrity: IntegrityKind | None = None
 
     @property
@@ -89,12 +101,19 @@ def incident_key(event: SuspectChange) -> str:
     return f"{event.site}/{event.controller.id}"
 
 
+def line_key(event: SuspectChange) -> str:
+    """``burst:<site>/<line>``: the key a burst's record is claimed under in the records
+    store, whichever classifier process saw which of its controllers."""
+    return f"burst:{event.site}/{event.line}"
+
+
 @dataclass
 class _Episode(Generic[T]):
     started: datetime  # detection time of the first event
     opened_at: datetime  # processing time, for releasing holds
     key: str
     first_controller: str
+    line: tuple[str, str]
     controllers: set[str] = field(default_factory=set)
     held: list[tuple[SuspectChange, T]] = field(default_factory=list)
     is_burst: bool = False
@@ -109,6 +128,8 @@ class BurstCorrelator(Generic[T]):
     def __init__(self, settings: BurstSettings) -> None:
         self.settings = settings
         self._episodes: dict[tuple[str, str], _Episode[T]] = {}
+        #: True while other processes share the partitions: hold the first controller too.
+        self.shared = False
 
     def offer(self, event: SuspectChange, token: T, *, now: datetime) -> list[Released[T]]:
         """Take one event; return the events that may be classified now (this one or held)."""
@@ -121,7 +142,9 @@ class BurstCorrelator(Generic[T]):
         if episode is None or abs(event.detected_at - episode.started) > window:
             if episode is not None:
                 released += self._end(line, episode)
-            episode = _Episode(event.detected_at, now, incident_key(event), event.controller.id)
+            episode = _Episode(
+                event.detected_at, now, incident_key(event), event.controller.id, line
+            )
             self._episodes[line] = episode
         episode.controllers.add(event.controller.id)
         if episode.is_burst:
@@ -131,7 +154,7 @@ class BurstCorrelator(Generic[T]):
             ctx = self._context(episode)
             held, episode.held = episode.held, []
             return [*released, *((ev, ctx, tok) for ev, tok in held), (event, ctx, token)]
-        if event.controller.id == episode.first_controller:
+        if event.controller.id == episode.first_controller and not self.shared:
             return [*released, (event, NO_CONTEXT, token)]
         episode.held.append((event, token))
         return released
@@ -160,5 +183,6 @@ class BurstCorrelator(Generic[T]):
 
     def _context(self, episode: _Episode[T]) -> EventContext:
         return EventContext(
-            burst_controllers=len(episode.controllers), correlation_key=episode.key
+            burst_controllers=len(episode.controllers), correlation_key=episode.key,
+            line_key=f"burst:{episode.line[0]}/{episode.line[1]}",
         )

@@ -277,6 +277,7 @@ def classify(
         security_impact=decided.security_impact,
         description=_describe(event, decided.explanation),
         correlation_key=context.correlation_key or incident_key(event),
+        line_key=context.line_key or "",
         attack_techniques=decided.attack_techniques,
     )
 

@@ -120,10 +120,12 @@ class Recorder:
         """
         window_s = self._criteria.correlation.window_s
         raw = _message_values(placed)
+        burst_s = self._criteria.burst.window_s
         try:
             return items, await self._store.call(
                 lambda store: store.record_events(
-                    items, now=now, correlation_window_s=window_s, raw=raw
+                    items, now=now, correlation_window_s=window_s, raw=raw,
+                    burst_window_s=burst_s,
                 )
             )
         except RecordsError as exc:  # (unavailable is retried inside `call`, never here)
@@ -133,7 +135,7 @@ class Recorder:
         outcomes: list[RecordOutcome] = []
         refused: list[tuple[Placed, str]] = []
         for item, one in zip(items, placed, strict=True):
-            alone = _alone(item, one, now, window_s)
+            alone = _alone(item, one, now, window_s, burst_s)
             try:
                 outcomes += await self._store.call(alone)
             except RecordsError as exc:
@@ -182,12 +184,12 @@ class Recorder:
 
 
 def _alone(
-    item: Item, placed: Placed, now: datetime, window_s: float
+    item: Item, placed: Placed, now: datetime, window_s: float, burst_s: float
 ) -> Callable[[RecordStore], list[RecordOutcome]]:
     """Recording one event in a transaction of its own (its message kept, if it has one)."""
     raw = [placed[2][2]] if placed[2] is not None else None
     return lambda store: store.record_events(
-        [item], now=now, correlation_window_s=window_s, raw=raw
+        [item], now=now, correlation_window_s=window_s, raw=raw, burst_window_s=burst_s
     )
 
 

@@ -53,6 +53,7 @@ from detectors.identity.cli import (
 from detectors.records import (
     AddComment,
     Command,
+    Evidence,
     MasterRecord,
     PermissionDenied,
     RecordsError,
@@ -379,6 +380,15 @@ def format_table(records: Sequence[MasterRecord]) -> str:
     return "\n".join(lines)
 
 
+def _what_changed(ev: Evidence) -> str:
+    """Old -> new, or for a monitoring gap its span (from the last sign of life to the next)."""
+    gap = ev.raw.get("gap")
+    if isinstance(gap, dict) and "start" in gap and "end" in gap:
+        start, end = datetime.fromisoformat(gap["start"]), datetime.fromisoformat(gap["end"])
+        return f"gap {gap['start']} -> {gap['end']} ({(end - start).total_seconds():.1f} s)"
+    return f"{ev.old_value!r} -> {ev.new_value!r}"
+
+
 def _show(store: RecordStore, args: argparse.Namespace) -> int:
     record = store.get_record(args.id)
     if args.json:
@@ -388,8 +398,9 @@ def _show(store: RecordStore, args: argparse.Namespace) -> int:
     print(f"\ndescription: {record.description}\nrules fired: {', '.join(record.rules_fired)}"
           f" (criteria {record.criteria_version})\nevidence: {len(record.evidence)} event(s)")
     for ev in record.evidence:
-        print(f"  {ev.event_id}  {ev.change_kind}  {ev.verdict}  {ev.old_value!r} -> "
-              f"{ev.new_value!r}  sha256={ev.sha256}")
+        kind = f"  {ev.classification}" if ev.classification else ""
+        print(f"  {ev.event_id}  {ev.controller}/{ev.tag}  {ev.change_kind}  {ev.verdict}{kind}"
+              f"  {_what_changed(ev)}  sha256={ev.sha256}")
     print("trail:")
     for entry in store.trail(record.id):
         print(f"  #{entry.seq} {entry.at} {entry.actor} {entry.field}: {entry.reason}")

@@ -129,6 +129,7 @@ class SuspectConsumer:
         acknowledged, then its offsets committed.
         """
         now = self.clock()
+        self.bursts.shared = _shares_partitions(consumer, self.config.topics.suspect)
         placed: list[Placed] = []
         refused: list[tuple[Any, str]] = []
         limit = self.config.classifier.max_message_bytes
@@ -184,3 +185,11 @@ class SuspectConsumer:
             log.warning("offset commit refused (%s); the next owner redelivers", exc)
             return
         self.ledger.committed(offsets)
+
+
+def _shares_partitions(consumer: AIOKafkaConsumer, topic: str) -> bool:
+    """True when other classifier processes own some of the topic's partitions: the burst
+    correlator then holds the first controller's events too (`detectors.correlate`)."""
+    partitions = consumer.partitions_for_topic(topic) or set()
+    mine = sum(1 for tp in consumer.assignment() if tp.topic == topic)
+    return mine < len(partitions)

@@ -33,8 +33,8 @@ def export_csv(record: MasterRecord, trail: Sequence[TrailEntry]) -> str:
         section, _, rest = key.partition(".")
         writer.writerow(["record" if not rest else section, rest or section, value])
     for n, ev in enumerate(record.evidence):
-        for key in ("event_id", "sha256", "change_kind", "verdict", "severity", "occurred_at",
-                    "detected_at"):
+        for key in ("event_id", "sha256", "controller", "tag", "change_kind", "verdict",
+                    "classification", "severity", "rules_fired", "occurred_at", "detected_at"):
             writer.writerow([f"evidence[{n}]", key, _text(ev.model_dump(mode="json")[key])])
     writer.writerow([])
     writer.writerow(["seq", "at", "actor", "field", "old", "new", "reason", "prev_hash", "hash"])
@@ -85,8 +85,10 @@ def export_html(record: MasterRecord, trail: Sequence[TrailEntry]) -> str:
         f"{escape(record.security_ticket)}</h1>",
         "<h2>Record</h2>", _table(["field", "value"], list(_flatten("", data))),
         "<h2>Evidence</h2>",
-        _table(["event", "SHA-256", "change", "verdict", "severity", "old", "new", "detected"],
-               [(e.event_id, e.sha256, e.change_kind, e.verdict, e.severity.value,
+        _table(["event", "SHA-256", "controller", "tag", "change", "verdict", "classification",
+                "severity", "rules", "old", "new", "detected"],
+               [(e.event_id, e.sha256, e.controller, e.tag, e.change_kind, e.verdict,
+                 e.classification, e.severity.value, ", ".join(e.rules_fired),
                  _text(e.old_value), _text(e.new_value), e.detected_at.isoformat())
                 for e in record.evidence], hash_cols={1}),
         "<h2>CAPA actions</h2>",

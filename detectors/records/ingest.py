@@ -1,15 +1,31 @@
 """Turning classified events into master records, one transaction per batch.
 
 Per event: skip it if its ``event_id`` was processed before (also within the batch); mark
-non-findings processed only; attach it as evidence to the open record of its correlation key
-when its detection lies within the window of that record's last event; otherwise open a new
-nonconformity and its security ticket, ids allocated from per-year counters. Everything is
-collected in memory and written with one executemany per table (Core inserts with lists of
-dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of 500 costs a few statements.
-The trail gets one entry per new record (its first evidence, description and ticket indicators
-included) and one per record per batch for attached evidence (every event id, SHA-256 and
-detection time listed), plus any severity rise and new ticket indicators: enough for `verify`
-to rebuild each record's row, ticket and evidence from the trail alone (`replay`).
+non-findings processed only; attach it as evidence to the open record its keys lead to;
+otherwise open a new nonconformity and its security ticket, ids allocated from per-year
+counters. Everything is collected in memory and written with one executemany per table (Core
+inserts with lists of dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of 500
+costs a few statements. The trail gets one entry per new record (its first evidence,
+description and ticket indicators included)
+and one per record per batch for attached evidence (every event id, SHA-256 and detection
+time listed), plus one per field the evidence escalated (`detectors.records.incident`), each by
+the classifier with its reason, and any new ticket indicators: enough for `verify` to rebuild
+each record's row, ticket and evidence from the trail alone (`replay`).
+
+**Which record an event joins** (the correlation key and window, `detectors.correlate`):
+
+- its correlation key's open record (``<site>/<controller>``; a burst's events carry the key
+  of the burst's first event), when the event was detected within ``correlation_window_s``
+  (900 s by default) of that record's last event;
+- for an event of a burst, first its line's key (``burst:<site>/<line>``): another classifier
+  process may already have opened the burst's record;
+- for any other controller event, the line's burst record when the event was detected within
+  ``burst_window_s`` of its last event (a process that saw too few controllers of the burst to
+  recognise it held the event back, then released it on its own).
+
+The keys are claimed in ``open_incidents`` (primary key: one record per key) inside this
+transaction, after the per-key advisory locks (PostgreSQL) or under SQLite's write lock: a
+second process waits, then finds the first one's record and attaches to it.
 """
 
 from __future__ import annotations
@@ -24,11 +40,19 @@ import orjson
 from sqlalchemy import Connection, bindparam, select, text
 
 from agent.contract import ChangeKind, SuspectChange, Verdict
-from detectors.classification import SEVERITY_ORDER, Classification, ClassKind, Severity
-from detectors.correlate import incident_key
+from detectors.classification import Classification, ClassKind, Severity
+from detectors.correlate import incident_key, line_key
 from detectors.records.db import Bulk, Database
+from detectors.records.incident import Summary, rank
 from detectors.records.models import OPEN_STATES, RecordOutcome, State
-from detectors.records.tables import counters, evidence, processed_events, records, tickets
+from detectors.records.tables import (
+    counters,
+    evidence,
+    open_incidents,
+    processed_events,
+    records,
+    tickets,
+)
 from detectors.records.trail import (
     CLASSIFIER,
     TrailWriter,
@@ -68,8 +92,16 @@ _SET_COUNTER = Bulk(counters.update().where(
     counters.c.kind == bindparam("b_kind"), counters.c.year == bindparam("b_year")
 ).values(value=bindparam("b_value")))
 _TOUCH_RECORD = Bulk(records.update().where(records.c.id == bindparam("b_id")).values(
-    last_event_at=bindparam("b_last"), severity=bindparam("b_severity")
+    last_event_at=bindparam("b_last"), severity=bindparam("b_severity"),
+    classification=bindparam("b_kind"), rules_fired=bindparam("b_rules"),
+    description=bindparam("b_description"), controller=bindparam("b_controller"),
+    tag=bindparam("b_tag"),
 ))
+#: Claim a key for a record: insert, or take it over from a closed or out-of-window record.
+_CLAIM = text(
+    "INSERT INTO open_incidents (correlation_key, record_id) VALUES (:key, :record_id) "
+    "ON CONFLICT (correlation_key) DO UPDATE SET record_id = excluded.record_id"
+)
 _TOUCH_TICKET = Bulk(tickets.update().where(tickets.c.id == bindparam("b_id")).values(
     severity=bindparam("b_severity"), indicators=bindparam("b_indicators")
 ))
@@ -79,14 +111,17 @@ _TOUCH_TICKET = Bulk(tickets.update().where(tickets.c.id == bindparam("b_id")).v
 class _OpenRecord:
     id: str
     ticket: str
-    severity: Severity
     last_event: datetime
     indicators: list[str]
-    start_severity: Severity
-    raised_by: str = ""
+    summary: Summary
+    start: Summary
     start_indicators: int = 0
     attached: list[dict[str, str]] = field(default_factory=list)
     seen_signatures: set[tuple[Any, ...]] = field(default_factory=set)
+
+    @property
+    def severity(self) -> Severity:
+        return self.summary.severity
 
 
 @dataclass
@@ -95,6 +130,9 @@ class _Batch:
     year: int
     trail: TrailWriter
     open_by_key: dict[str, _OpenRecord]
+    burst_window_s: float = 0.0
+    #: Key → record id, as claimed in the store before this batch (open records only).
+    claimed: dict[str, str] = field(default_factory=dict)
     processed: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     tickets: list[dict[str, Any]] = field(default_factory=list)
@@ -109,20 +147,32 @@ def correlation_key(event: SuspectChange, cls: Classification) -> str:
     return cls.correlation_key or incident_key(event)
 
 
+def _keys(ev: SuspectChange, cls: Classification) -> tuple[str, ...]:
+    """The keys that may lead an event to an open record, in the order they are tried."""
+    key = correlation_key(ev, cls)
+    if cls.line_key:
+        return (cls.line_key, key, incident_key(ev))
+    if key == incident_key(ev):
+        return (key, line_key(ev))
+    return (key,)
+
+
 def record_batch(
     db: Database, items: Sequence[Item], now: datetime, window_s: float,
-    raw: Sequence[bytes] | None = None,
+    raw: Sequence[bytes] | None = None, burst_window_s: float = 0.0,
 ) -> list[RecordOutcome]:
     """The body of `RecordStore.record_events`; the caller holds the write transaction."""
-    keys = sorted({correlation_key(ev, cls) for ev, cls in items if cls.opens_record})
+    keys = sorted({k for ev, cls in items if cls.opens_record for k in _keys(ev, cls)})
     for key in keys:  # PostgreSQL: one incident, one writer (SQLite's write lock covers it)
         db.advisory_lock(key)
     db.lock_trail_head()
     conn = db.conn
     seen = _already_processed(conn, [ev.event_id for ev, _ in items])
+    open_by_key = _open_records(conn, keys)
     batch = _Batch(
         now=iso(now), year=now.year, trail=TrailWriter.at_head(conn),
-        open_by_key=_open_records(conn, keys),
+        open_by_key=open_by_key, burst_window_s=burst_window_s,
+        claimed={key: rec.id for key, rec in open_by_key.items()},
     )
     raws: Sequence[bytes | None] = raw if raw is not None else [None] * len(items)
     outcomes = [
@@ -159,13 +209,40 @@ def _place(
     key = correlation_key(ev, cls)
     raw = raw if raw is not None else ev.to_json()
     detected_at = utc(ev.detected_at)
-    rec = batch.open_by_key.get(key)
-    if rec is not None and abs((detected_at - rec.last_event).total_seconds()) <= window_s:
+    rec = _route(batch, ev, cls, detected_at, window_s)
+    created = rec is None
+    if rec is None:
+        rec = _open(db, batch, ev, cls, key, raw, detected_at)
+    else:
         _attach(batch, rec, ev, cls, raw, detected_at)
-        return rec.id, rec.ticket, False
-    rec = _open(db, batch, ev, cls, key, raw, detected_at)
-    batch.open_by_key[key] = rec
-    return rec.id, rec.ticket, True
+    # A burst's record is claimed under the line's key and each of its controllers' keys; an
+    # event that joined the line's burst claims its own controller's key for it.
+    claims = _keys(ev, cls) if cls.line_key else (key,)
+    for claim in claims:
+        batch.open_by_key[claim] = rec
+    return rec.id, rec.ticket, created
+
+
+def _route(
+    batch: _Batch, ev: SuspectChange, cls: Classification, detected_at: datetime,
+    window_s: float,
+) -> _OpenRecord | None:
+    """The open record this event joins (module docstring), or None: it opens one."""
+    keys = _keys(ev, cls)
+    tried = keys if cls.line_key else keys[:1]
+    for key in tried:
+        rec = batch.open_by_key.get(key)
+        if rec is not None and _within(rec, detected_at, window_s):
+            return rec
+    if len(keys) == 2 and batch.burst_window_s > 0:  # a controller event: the line's burst
+        rec = batch.open_by_key.get(keys[1])
+        if rec is not None and _within(rec, detected_at, batch.burst_window_s):
+            return rec
+    return None
+
+
+def _within(rec: _OpenRecord, detected_at: datetime, window_s: float) -> bool:
+    return abs((detected_at - rec.last_event).total_seconds()) <= window_s
 
 
 def _evidence_row(
@@ -176,7 +253,13 @@ def _evidence_row(
         "change_kind": _V[ev.change_kind], "verdict": _V[ev.verdict],
         "severity": _V[cls.severity], "occurred_at": iso(ev.occurred_at),
         "detected_at": detected, "attached_at": now, "raw": raw.decode(),
+        "controller": ev.controller.id, "tag": ev.tag.name, "classification": _V[cls.kind],
+        "rules_fired": canonical_json(list(cls.rules_fired)),
     }
+
+
+def _title(ev: SuspectChange, cls: Classification) -> str:
+    return cls.description or ev.verdict_reason or _V[ev.change_kind]
 
 
 def _indicators(ev: SuspectChange, cls: Classification) -> list[str]:
@@ -201,9 +284,7 @@ def _attach(
             if indicator not in rec.indicators:
                 rec.indicators.append(indicator)
                 batch.touched[rec.id] = rec
-    if SEVERITY_ORDER[cls.severity] > SEVERITY_ORDER[rec.severity]:
-        rec.severity = cls.severity
-        rec.raised_by = ev.event_id
+    if rec.summary.join(ev, cls, _title(ev, cls)):
         batch.touched[rec.id] = rec
 
 
@@ -216,11 +297,9 @@ def _trail_attachments(batch: _Batch) -> None:
             rec.id, CLASSIFIER, batch.now, "evidence", None, canonical_json(rec.attached),
             f"{count} correlated event{'s' if count > 1 else ''} attached as evidence",
         )
-        if rec.severity is not rec.start_severity:
-            batch.trail.append(
-                rec.id, CLASSIFIER, batch.now, "severity", canonical_json(rec.start_severity),
-                canonical_json(rec.severity), f"evidence {rec.raised_by} is {_V[rec.severity]}",
-            )
+        for name, old, new, reason in rec.summary.changes(rec.start):
+            batch.trail.append(rec.id, CLASSIFIER, batch.now, name, canonical_json(old),
+                               canonical_json(new), reason)
         if len(rec.indicators) != rec.start_indicators:
             batch.trail.append(
                 rec.id, CLASSIFIER, batch.now, "ticket.indicators",
@@ -242,7 +321,7 @@ def _open(
         "id": rid, "classification": _V[cls.kind], "state": State.DETECTED.value,
         "security_ticket": ticket, "controller": ev.controller.id, "tag": ev.tag.name,
         "site": ev.site, "line": ev.line, "severity": _V[cls.severity],
-        "description": cls.description or ev.verdict_reason or _V[ev.change_kind],
+        "description": _title(ev, cls),
         "detected_at": detected, "created_at": batch.now, "last_event_at": detected,
         "rules_fired": rules, "criteria_version": cls.criteria_version, "correlation_key": key,
         "quality_impact": cls.quality_impact, "security_impact": cls.security_impact,
@@ -270,7 +349,8 @@ def _open(
         rid, CLASSIFIER, batch.now, "record", None, canonical_json(snapshot),
         f"opened by the classifier: {', '.join(cls.rules_fired) or _V[cls.kind]}",
     )
-    return _OpenRecord(rid, ticket, cls.severity, detected_at, list(indicators), cls.severity,
+    summary = Summary.of_event(ev, cls, _title(ev, cls))
+    return _OpenRecord(rid, ticket, detected_at, indicators, summary, summary.copy(),
                        start_indicators=len(indicators))
 
 
@@ -313,29 +393,49 @@ def _already_processed(db: Connection, event_ids: list[str]) -> dict[str, _Place
 
 
 def _open_records(db: Connection, keys: list[str]) -> dict[str, _OpenRecord]:
-    """The latest open record per key, with its ticket; later rows win (ordered by last event)."""
+    """The open record each key is claimed for, with its ticket (one object per record)."""
     found: dict[str, _OpenRecord] = {}
-    r, t = records, tickets
+    by_id: dict[str, _OpenRecord] = {}
+    o, r, t = open_incidents, records, tickets
     query = (
-        select(r.c.correlation_key, r.c.id, r.c.security_ticket, r.c.severity,
-               r.c.last_event_at, t.c.indicators)
-        .join(t, t.c.record_id == r.c.id)
+        select(o.c.correlation_key, r.c.id, r.c.security_ticket, r.c.severity,
+               r.c.last_event_at, t.c.indicators, r.c.classification, r.c.rules_fired,
+               r.c.description, r.c.controller, r.c.tag)
+        .select_from(o.join(r, r.c.id == o.c.record_id).join(t, t.c.record_id == r.c.id))
         .where(r.c.state.in_(_OPEN))
-        .order_by(r.c.last_event_at)
     )
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         # Unpacked in the order of the select's columns above: on the hot path, named access
         # on each row cost three times the rest of this loop.
-        for key, rid, ticket, severity, last, indicators in db.execute(
-            query.where(r.c.correlation_key.in_(chunk))
+        for key, rid, ticket, severity, last, indicators, *said in db.execute(
+            query.where(o.c.correlation_key.in_(chunk))
         ).all():
-            found[key] = _OpenRecord(
-                rid, ticket, _SEVERITY[severity], datetime.fromisoformat(last),
-                list(orjson.loads(indicators)), _SEVERITY[severity],
-                start_indicators=len(orjson.loads(indicators)),
-            )
+            if rid not in by_id:
+                by_id[rid] = _stored_record(rid, ticket, severity, last, indicators, said)
+            found[key] = by_id[rid]
     return found
+
+
+def _stored_record(
+    rid: str, ticket: str, severity: str, last: str, indicators: str, said: list[Any]
+) -> _OpenRecord:
+    kind, rules, description, controller, tag = said
+    seen = list(orjson.loads(indicators))
+    summary = Summary(kind, _SEVERITY[severity], list(orjson.loads(rules)), description,
+                      controller, tag, _headline_rank(severity, seen))
+    return _OpenRecord(rid, ticket, datetime.fromisoformat(last), seen, summary, summary.copy(),
+                       start_indicators=len(seen))
+
+
+def _headline_rank(severity: str, indicators: list[str]) -> tuple[int, int]:
+    """The rank of a stored record's headline, from its ticket's indicators: the most
+    serious kind of change among them (every evidence adds its ``change:<kind>``), at the
+    record's severity. Reading the evidence instead would cost a scan of every row of a
+    long-running record per batch; a later event of the same kind escalates only when it is
+    more severe than the whole record."""
+    kinds = [i.removeprefix("change:") for i in indicators if i.startswith("change:")]
+    return max((rank(severity, kind) for kind in kinds), default=rank(severity, ""))
 
 
 def _many(db: Connection, bulk: Bulk, rows: Sequence[dict[str, Any]]) -> None:
@@ -357,14 +457,26 @@ def _flush(db: Connection, batch: _Batch) -> None:
 
 
 def _flush_touched(db: Connection, batch: _Batch) -> None:
-    """Records that got evidence (last event, severity); tickets whose severity or indicators
-    changed."""
-    _many(db, _TOUCH_RECORD, [
-        {"b_last": iso(r.last_event), "b_severity": _V[r.severity], "b_id": r.id}
-        for r in batch.attached_to.values()
-    ])
+    """Records that got evidence (last event, what they say); tickets whose severity or
+    indicators changed; the keys claimed for a record they did not lead to before."""
+    _many(db, _TOUCH_RECORD, [_touch(r) for r in batch.attached_to.values()])
     _many(db, _TOUCH_TICKET, [
         {"b_severity": _V[r.severity], "b_indicators": canonical_json(r.indicators),
          "b_id": r.ticket}
         for r in batch.touched.values()
     ])
+    claims = [
+        {"key": key, "record_id": rec.id} for key, rec in sorted(batch.open_by_key.items())
+        if batch.claimed.get(key) != rec.id
+    ]
+    if claims:
+        db.execute(_CLAIM, claims)
+
+
+def _touch(rec: _OpenRecord) -> dict[str, Any]:
+    said = rec.summary
+    return {
+        "b_last": iso(rec.last_event), "b_severity": _V[said.severity], "b_id": rec.id,
+        "b_kind": said.classification, "b_rules": canonical_json(said.rules_fired),
+        "b_description": said.description, "b_controller": said.controller, "b_tag": said.tag,
+    }

@@ -144,8 +144,10 @@ def _group(rows: Iterable[Row[Any]]) -> defaultdict[str, list[Row[Any]]]:
 def _evidence(row: Row[Any]) -> Evidence:
     event = orjson.loads(row.raw)
     return Evidence(
-        event_id=row.event_id, sha256=row.sha256, change_kind=row.change_kind,
-        verdict=row.verdict, severity=row.severity, old_value=event.get("old_value"),
+        event_id=row.event_id, sha256=row.sha256, controller=row.controller, tag=row.tag,
+        change_kind=row.change_kind, verdict=row.verdict, severity=row.severity,
+        classification=row.classification, rules_fired=orjson.loads(row.rules_fired),
+        old_value=event.get("old_value"),
         new_value=event.get("new_value"), approval=event.get("approval"),
         context=event.get("context") or {}, occurred_at=row.occurred_at,
         detected_at=row.detected_at, attached_at=row.attached_at, raw=event,

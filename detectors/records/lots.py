@@ -32,7 +32,9 @@ def affected_lots(
         if lot is not None:
             seen = lots.get(lot)
             lots[lot] = AffectedLot(
-                lot_id=lot, controller=controller,
+                # The evidence's own controller (a burst spans several); rows recorded before
+                # revision 0008 do not name one: the record's.
+                lot_id=lot, controller=item.controller or controller,
                 started_at=seen.started_at if seen else item.detected_at,
                 ended_at=item.detected_at,
             )

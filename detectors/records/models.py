@@ -278,11 +278,19 @@ class Signature(_Model):
 
 
 class Evidence(_Model):
+    """One event attached to a record: its controller and tag, and what the criteria decided
+    on it alone (``classification`` and ``rules_fired`` are empty on rows recorded before
+    revision 0008)."""
+
     event_id: str
     sha256: str
+    controller: str = ""
+    tag: str = ""
     change_kind: str
     verdict: str
     severity: Severity
+    classification: str = ""
+    rules_fired: list[str] = Field(default_factory=list)
     old_value: Any = None
     new_value: Any = None
     approval: dict[str, Any] | None = None
@@ -346,7 +354,9 @@ class MasterRecord(_Model):
 
 @dataclass(frozen=True, slots=True)
 class RecordHeader:
-    """The facts of a record fixed at creation: what a trail relay adds to its messages."""
+    """The facts of a record a trail relay adds to its messages. Fixed at creation but for
+    the classification, controller and tag, which evidence that joins later may escalate
+    (`detectors.records.incident`); a relay reads them when it first meets the record."""
 
     id: str
     security_ticket: str

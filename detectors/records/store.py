@@ -86,9 +86,12 @@ class RecordStore:
 
     def record_events(
         self, items: Sequence[Item], *, now: datetime, correlation_window_s: float = 900.0,
-        raw: Sequence[bytes] | None = None,
+        raw: Sequence[bytes] | None = None, burst_window_s: float = 0.0,
     ) -> list[RecordOutcome]:
         """Record one batch of classified events in one transaction; see `ingest`.
+
+        ``burst_window_s`` (the criteria's ``burst.window_s``; 0: never) lets an event that
+        was released without a burst join its line's burst record (`detectors.records.ingest`).
 
         ``raw``, when given, holds the exact bytes each event was parsed from (the Kafka
         message value), one per item: the evidence then keeps and hashes what the agent
@@ -102,7 +105,7 @@ class RecordStore:
                 "message value per (event, classification) pair, or none"
             )
         with self._db.write():
-            return record_batch(self._db, items, now, correlation_window_s, raw)
+            return record_batch(self._db, items, now, correlation_window_s, raw, burst_window_s)
 
     def list_records(self) -> list[MasterRecord]:
         with self._db.read() as conn:

@@ -122,7 +122,24 @@ evidence = Table(
     Column("detected_at", Text, nullable=False),
     Column("attached_at", Text, nullable=False),
     Column("raw", Text, nullable=False),
+    # Revision 0008: each row names its controller and tag and what the criteria decided on
+    # it (rows recorded before keep an empty classification and rule list).
+    Column("controller", Text, nullable=False, server_default=""),
+    Column("tag", Text, nullable=False, server_default=""),
+    Column("classification", Text, nullable=False, server_default=""),
+    Column("rules_fired", Text, nullable=False, server_default="[]"),
     Index("evidence_by_record", "record_id"),
+)
+
+#: Revision 0008: the record each correlation key's events attach to while it is open. The
+#: primary key makes the claim unique, and it is taken inside the records transaction, so
+#: classifier processes that share the partitions attach one incident to one record
+#: (`detectors.records.ingest`). A record may hold several keys (its controller's, and its
+#: line's when it is a burst).
+open_incidents = Table(
+    "open_incidents", metadata,
+    Column("correlation_key", Text, primary_key=True),
+    Column("record_id", Text, ForeignKey("records.id"), nullable=False),
 )
 
 signatures = Table(

@@ -175,14 +175,16 @@ def _ticket(r: MasterRecord) -> str:
 def _evidence(items: Sequence[Evidence]) -> str:
     rows = [
         (
-            e(ev.event_id), f"<code>{e(ev.sha256)}</code>", e(ev.change_kind), e(ev.verdict),
-            e(ev.severity), value(ev.old_value), value(ev.new_value),
+            e(ev.event_id), f"<code>{e(ev.sha256)}</code>", e(ev.controller), e(ev.tag),
+            e(ev.change_kind), e(ev.verdict), e(ev.classification), e(ev.severity),
+            e(", ".join(ev.rules_fired)), value(ev.old_value), value(ev.new_value),
             value(ev.context) if ev.context else "",
             value(ev.approval) if ev.approval else "", when(ev.occurred_at), when(ev.detected_at),
         )
         for ev in items
     ]
-    headers = ("Event", "SHA-256", "Change", "Verdict", "Severity", "Before", "After",
+    headers = ("Event", "SHA-256", "Controller", "Tag", "Change", "Verdict", "Classification",
+               "Severity", "Rules", "Before", "After",
                "Context", "Approval considered", "Occurred", "Detected")
     return table(headers, rows)
 

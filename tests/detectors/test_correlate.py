@@ -88,3 +88,26 @@ def test_burst_rule_makes_a_non_ctq_change_a_finding_on_the_burst_key() -> None:
     assert (cls.kind, cls.rules_fired) == (ClassKind.SECURITY_ONLY, ("S-3",))
     assert cls.correlation_key == "plant-1/press-01"
     assert cls.attack_techniques == ("T0831",)
+
+
+def test_a_process_sharing_the_partitions_holds_the_first_controller_too() -> None:
+    """Another process may have seen this line's burst begin: the first event waits as well,
+    and a recognised burst carries the line's key for the records store to claim."""
+    bursts: BurstCorrelator[int] = BurstCorrelator(SETTINGS)
+    bursts.shared = True
+    assert bursts.offer(change("press-01", 0), 1, now=WORKDAY) == []
+    assert bursts.offer(change("press-02", 0.5), 2, now=WORKDAY) == []
+    assert bursts.held_tokens() == [1, 2]
+    third = bursts.offer(change("oven-01", 1), 3, now=WORKDAY)
+    assert [tok for _, _, tok in third] == [1, 2, 3]
+    assert {(ctx.correlation_key, ctx.line_key) for _, ctx, _ in third} == {
+        ("plant-1/press-01", "burst:plant-1/line-1")}
+    cls = classify(third[0][0], CRITERIA, third[0][1])
+    assert (cls.correlation_key, cls.line_key) == ("plant-1/press-01", "burst:plant-1/line-1")
+    # Alone, a held first event is released after the window without a burst's context.
+    alone: BurstCorrelator[int] = BurstCorrelator(SETTINGS)
+    alone.shared = True
+    assert alone.offer(change("press-01", 0), 1, now=WORKDAY) == []
+    released = alone.due(now=WORKDAY + timedelta(seconds=11))
+    assert [(ctx, tok) for _, ctx, tok in released] == [(NO_CONTEXT, 1)]
+    assert classify(released[0][0], CRITERIA).line_key == ""

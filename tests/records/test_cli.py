@@ -58,6 +58,7 @@ def test_show(argv_db: list[str], capsys: Cap) -> None:
     assert main([*argv_db, "show", "NC-2026-000001"]) == 0
     out = capsys.readouterr().out
     assert "ev-1" in out and "sha256=" in out and "trail:" in out
+    assert "  ev-1  press-01/ZoneTemp  setpoint_change  unapproved  joint  " in out
     assert main([*argv_db, "show", "NC-2026-000077"]) == 1
     assert "NC-2026-000077" in capsys.readouterr().err
 

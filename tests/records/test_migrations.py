@@ -33,8 +33,12 @@ from tests.records.lifecycle_steps import assess, at, drive
 from tests.records.people import QA, enrol
 
 #: What signatures made before revision 0004 do not have (they read back empty).
-SIGNER: dict[str, Any] = {"signatures": {"__all__": {"user_id", "step", "trail_seq"}},
-          "impact": {"contributions"}}
+SIGNER: dict[str, Any] = {
+    "signatures": {"__all__": {"user_id", "step", "trail_seq"}},
+    "impact": {"contributions"},
+    # ... nor evidence rows made before revision 0008 their classification (their
+    # controller and tag are read from the stored event by the migration).
+    "evidence": {"__all__": {"classification", "rules_fired"}}}
 
 NOW = T0 + timedelta(minutes=1)
 # The table exactly as `TrailCursor` created it before schema 2.

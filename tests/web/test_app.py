@@ -39,6 +39,8 @@ async def test_detail_has_evidence_and_linked_ticket(
     assert record["ticket"]["record_id"] == NC1
     (evidence,) = record["evidence"]
     assert len(evidence["sha256"]) == 64
+    assert (evidence["controller"], evidence["tag"]) == ("press-01", "ZoneTemp")
+    assert (evidence["classification"], evidence["rules_fired"]) == ("joint", ["ctq-setpoint"])
     assert (evidence["old_value"], evidence["new_value"]) == (200.0, 215.0)
 
 
@@ -63,6 +65,7 @@ async def test_html_list_and_record_page_escape_data(client: Client) -> None:
     assert resp.status == 200
     page = await resp.text()
     assert "SEC-2026-000001" in page and "ctq-setpoint" in page and "c-1" in page
+    assert "<th>Controller</th><th>Tag</th>" in page  # each evidence row names both
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "&lt;R-12&gt;" in page
     missing = await client.get("/records/NC-2026-999999")

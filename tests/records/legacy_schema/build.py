@@ -95,6 +95,9 @@ def legacy_details(record: MasterRecord, edited: bool) -> str:
 
 LEGACY_SIGNATURE_COLUMNS = ("record_id", "position", "printed_name", "role", "meaning",
                             "signed_at")
+#: Evidence rows named their controller, tag and classification from revision 0008.
+LEGACY_EVIDENCE_COLUMNS = ("event_id", "record_id", "sha256", "change_kind", "verdict",
+                           "severity", "occurred_at", "detected_at", "attached_at", "raw")
 
 
 def copy_as_legacy(source: RecordStore, target: str, schema: str | None) -> None:
@@ -103,7 +106,9 @@ def copy_as_legacy(source: RecordStore, target: str, schema: str | None) -> None
                                                                       "severity")}
     with source.database.read() as src:
         rows = {t.name: [dict(r._mapping) for r in src.execute(sa.select(t))]
-                for t in (counters, processed_events, tickets, evidence, audit_trail)}
+                for t in (counters, processed_events, tickets, audit_trail)}
+        rows["evidence"] = [dict(r._mapping) for r in src.execute(sa.select(
+            *(evidence.c[name] for name in LEGACY_EVIDENCE_COLUMNS)))]
         # The signer's user id, step and trail entry came with revision 0004.
         rows["signatures"] = [dict(r._mapping) for r in src.execute(sa.select(
             *(signatures.c[name] for name in LEGACY_SIGNATURE_COLUMNS)))]
