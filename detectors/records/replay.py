@@ -9,6 +9,9 @@ One small applier per trail action (the entry's ``field``) moves the expected st
 table `APPLIERS` is the one place to extend when a command writes a new kind of entry. An
 action no applier knows is a finding, never a crash: this verify cannot vouch for it.
 
+Evidence that joins a record may escalate it (`incident`): ``severity``, ``classification``,
+``rules_fired``, ``description`` and ``headline`` entries by the classifier.
+
 Where the trail of an old store does not carry a value (records opened before the replay
 existed lack ``description`` and ``indicators`` in their opening entry), that value is not
 compared; everything the trail does carry is. `replay_compare` compares the replayed state
@@ -148,9 +151,12 @@ def _opened(replay: Replay, entry: TrailEntry) -> None:
                  "ticket.status", "ticket.indicators", "external_refs"):
         exp.set_by.setdefault(name, entry.seq)
     if "event_id" in snap:  # a manual report (`report`) opens its record with no evidence
-        exp.evidence[str(snap["event_id"])] = {"sha256": snap.get("sha256"),
-                                               "severity": snap.get("severity"),
-                                               "seq": entry.seq}
+        # The record opens with what the criteria decided on its first event; a row recorded
+        # before revision 0008 keeps no decision of its own (`_one_evidence` allows that).
+        exp.evidence[str(snap["event_id"])] = {
+            "sha256": snap.get("sha256"), "severity": snap.get("severity"), "seq": entry.seq,
+            "classification": snap.get("classification"),
+            "rules_fired": snap.get("rules_fired"), "opening": True}
     replay.records[entry.record_id] = exp
 
 
@@ -159,9 +165,11 @@ def _evidence(replay: Replay, entry: TrailEntry) -> None:
     if exp is None:
         return
     for item in _json(entry.new) or []:
-        exp.evidence[str(item.get("event_id"))] = {"sha256": item.get("sha256"),
-                                                   "severity": item.get("severity"),
-                                                   "seq": entry.seq}
+        # ``classification`` and ``rules_fired`` since revision 0008 (absent: not compared)
+        exp.evidence[str(item.get("event_id"))] = {
+            "sha256": item.get("sha256"), "severity": item.get("severity"), "seq": entry.seq,
+            "classification": item.get("classification"),
+            "rules_fired": item.get("rules_fired")}
         detected = item.get("detected_at")
         if detected is None:
             exp.unknown.add("last_event_at")  # attached before the trail carried it
@@ -184,6 +192,25 @@ def _state(replay: Replay, entry: TrailEntry) -> None:
         exp.put("state", state, entry.seq)
         exp.put("cancel_reason", entry.reason if state == State.CANCELLED.value else "",
                 entry.seq)
+
+
+def _escalated(replay: Replay, entry: TrailEntry) -> None:
+    """``classification``, ``rules_fired``: evidence that joined widened what the record says
+    (`incident.Summary`); the whole new value."""
+    exp = replay.expected(entry)
+    if exp is not None:
+        exp.put(entry.field, _json(entry.new), entry.seq)
+
+
+def _headline(replay: Replay, entry: TrailEntry) -> None:
+    """``headline``: the most serious event's ``controller/tag`` now heads the record; kept
+    as that one string (a tag may hold a slash), compared with the two columns joined."""
+    exp = replay.expected(entry)
+    if exp is None:
+        return
+    for name in ("controller", "tag"):
+        exp.values.pop(name, None)
+    exp.put("headline", _json(entry.new), entry.seq)
 
 
 def _ticket(name: str) -> Applier:
@@ -264,6 +291,9 @@ APPLIERS: dict[str, Applier] = {
     "record": _opened,
     "evidence": _evidence,
     "severity": _severity,
+    "classification": _escalated,
+    "rules_fired": _escalated,
+    "headline": _headline,
     "state": _state,
     "ticket.status": _ticket("status"),
     "ticket.indicators": _ticket("indicators"),
