@@ -6,11 +6,12 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test lint bench soak audit clean help system-tools tls-terminator interop-peers
+.PHONY: demo test test-fast lint bench soak audit clean help system-tools tls-terminator interop-peers
 
 help:
 	@echo "make demo   run the whole pipeline on the simulated plant (DEMO_SECONDS=N, DEMO_SCENARIO=NAME)"
-	@echo "make test   install with the dev extras and run the whole suite"
+	@echo "make test   install with the dev extras and run the whole suite (xdist: TEST_WORKERS=auto)"
+	@echo "make test-fast  the pure tests only (no broker, PostgreSQL, simulated PLC, subprocess)"
 	@echo "make lint   ruff, mypy --strict and the import contracts (lint-imports)"
 	@echo "make bench  benchmarks (ratios against the bare libraries, written to \$$BENCH_OUT)"
 	@echo "make soak   the whole pipeline for SOAK_SECONDS (default 1800) with the outage scenario cycling"
@@ -34,10 +35,11 @@ demo: $(VENV)/.demo-installed
 
 # Debian packages the tests drive (FIELD-NOTES): chromium (the browser test, through Playwright;
 # never `playwright install`), slapd + ldap-utils (directory sign-in), stunnel4 (the broker's
-# TLS), prometheus, rsyslog, socat and the fonts/libraries of PDF rendering. Installed in one
+# TLS), prometheus (promtool), systemd (systemd-analyze verify of deploy/systemd), rsyslog,
+# socat and the fonts/libraries of PDF rendering. Installed in one
 # apt-get line when we are root; elsewhere the tests that need one skip and say why.
 SYSTEM_PACKAGES := chromium prometheus slapd ldap-utils rsyslog rsyslog-gnutls socat \
-	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core stunnel4
+	libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core stunnel4 systemd
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	-o DPkg::Lock::Timeout=300
 
@@ -70,8 +72,18 @@ interop-peers:
 # Kept for habit: the broker TLS tests' stunnel4 now comes with system-tools.
 tls-terminator: system-tools
 
+# pytest-xdist: one worker per core (TEST_WORKERS=auto; TEST_WORKERS=0 runs in this process).
+# --dist loadscope keeps each module's tests on one worker, so a module-scoped fixture (the
+# simulated plant, the shared pipeline) starts once. Markers: README "Tests".
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadscope
+
 test: $(VENV)/.dev-installed system-tools interop-peers
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs $(XDIST)
+
+# The pure tests: nothing outside the pytest process (tests/support/markers.py enforces it).
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -q -rs $(XDIST) -m "not integration and not e2e"
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check agent detectors simulators tests

@@ -16,7 +16,6 @@ change made while the agent was down is still found.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.runtime.files import write_atomically
 from agent.sources.base import Reading
 
 
@@ -112,12 +112,7 @@ class BaselineStore:
         # The same text json.dump wrote for the whole structure, assembled from cached parts.
         text = f'{{"version": 1, "controllers": {{{controllers}}}}}'
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, text)
 
     def _encode_controller(self, cid: str, baseline: ControllerBaseline) -> str:
         tags = self._encode_tags(cid, baseline.tags)

@@ -19,10 +19,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NoReturn
 
-from agent import __version__
 from agent.errors import ConfigError
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
-from agent.runtime.logs import setup_logging
 from agent.state_cli import add_state_parsers
 
 if TYPE_CHECKING:
@@ -51,8 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"otwatch-agent {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="watch the configured controllers until stopped")
     run.add_argument("--config", required=True, help="agent config file (YAML)")
@@ -125,7 +123,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def _command(args: argparse.Namespace) -> int:
     from agent.config import load_agent_config
 
-    setup_logging(args.log_level)
+    setup_logging_from(args)
     if args.command == "run":
         return _run_command(args.config)
     try:

@@ -60,8 +60,13 @@ ControllerConfig = Annotated[
 
 
 class AgentSection(_Strict):
+    """Who this agent is and where it keeps its state."""
+
+    #: This agent's name: in every event, heartbeat and record (one per edge host).
     id: str = Field(min_length=1)
+    #: The plant or site this agent watches, as the records name it.
     site: str = Field(min_length=1)
+    #: Where the agent keeps its spool, baseline and signing key (writable, kept across restarts).
     state_dir: Path = Path("/var/lib/otwatch/agent")
 
 
@@ -76,12 +81,15 @@ class ApprovalsSection(_Strict):
     undo; sites whose files arrive from elsewhere (a share, a sync job) turn it on.
     """
 
+    #: Approval files (YAML or JSON) read at start and on change.
     files: list[Path] = Field(default_factory=list)
     #: Every approval, from files and topic alike, must be signed by a trusted key.
     require_signed: bool = False
     #: Approvals from the topic must be signed by a trusted key (the default).
     topic_require_signed: bool = True
+    #: Tolerance for clocks: a change this close outside an approval's window still matches.
     clock_skew_s: float = Field(default=30.0, ge=0.0)
+    #: Base64 Ed25519 public keys whose signatures on approvals are trusted.
     trusted_keys: list[str] = Field(default_factory=list)
     #: Also follow the approvals Kafka topic (MES/QMS change control publishes there).
     from_topic: bool = False
@@ -127,12 +135,29 @@ class ApprovalsSection(_Strict):
 
 
 class MetricsSection(_Strict):
+    """The agent's Prometheus endpoint (``/metrics``, ``/healthz``)."""
+
+    #: Address the Prometheus endpoint listens on (loopback unless scraped from elsewhere).
     host: str = "127.0.0.1"
     #: 0 turns the metrics endpoint off.
     port: int = Field(default=9464, ge=0, le=65535)
 
 
+class SpoolSection(_Strict):
+    """Bounds of the agent's durable spool (``<state_dir>/spool.db``): events wait there while
+    Kafka is away. A full spool refuses new events (``otwatch_agent_spool_refused_total``,
+    one ERROR per episode) and never drops the ones it holds."""
+
+    #: Most events held at once.
+    max_events: int = Field(default=1_000_000, ge=1_000)
+    #: Most bytes of events held at once (512 MiB).
+    max_bytes: int = Field(default=512 * 2**20, ge=2**20)
+
+
 class HeartbeatSection(_Strict):
+    """The agent's liveness message on ``topics.heartbeat``."""
+
+    #: Seconds between two heartbeats (the classifier's integrity.silence_after_s must be longer).
     interval_s: float = Field(default=10.0, gt=0.0)
 
 
@@ -188,7 +213,9 @@ class AgentConfig(_Strict):
     approvals: ApprovalsSection = Field(default_factory=ApprovalsSection)
     metrics: MetricsSection = Field(default_factory=MetricsSection)
     heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    spool: SpoolSection = Field(default_factory=SpoolSection)
     events: EventsSection = Field(default_factory=EventsSection)
+    #: The controllers this agent watches, each with ``protocol: modbus`` or ``protocol: opcua``.
     controllers: list[ControllerConfig] = Field(min_length=1)
 
     @field_validator("kafka")

@@ -27,10 +27,16 @@ class TagBase(_Strict):
     every event of its controller, under the tag's name, and in the evidence snapshot.
     """
 
+    #: The tag's name in events and approvals (letters, digits, ``_ . -``).
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    #: What a change of it is: setpoint, recipe, program, mode; ``measurement`` is read as context
+    #: only.
     kind: TagKind | None = None
+    #: Or the context role it gives every event of its controller: lot, batch, recipe, operator.
     context: ContextRole | None = None
+    #: A change of it can affect product quality (drives the quality side of the criteria).
     critical_to_quality: bool = False
+    #: Engineering unit shown with its values (e.g. degC, bar).
     unit: str | None = None
     #: Analogue noise below this absolute difference is not a change.
     deadband: float = Field(default=0.0, ge=0.0)
@@ -74,10 +80,15 @@ class RecipeGroup(_Strict):
     parameter values is a ``recipe_edit``.
     """
 
+    #: The recipe's name in events and approvals.
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    #: The tag holding the active recipe's id.
     id_tag: str
+    #: The tag holding the recipe's version, if the controller has one.
     version_tag: str | None = None
+    #: The recipe's parameter tags.
     parameter_tags: list[str] = Field(default_factory=list)
+    #: A change of the recipe can affect product quality.
     critical_to_quality: bool = True
 
     @property
@@ -90,10 +101,15 @@ class RecipeGroup(_Strict):
 
 
 class ControllerBase(_Strict):
+    #: The controller's name in events, approvals and records.
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    #: The production line it belongs to.
     line: str = "line-1"
+    #: The controller is in a validated (GMP) state: changes to it weigh more.
     validated: bool = False
+    #: Seconds between two reads of every tag (polling sources).
     poll_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+    #: How long one request may take before the controller counts as unreachable.
     timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
     #: Reconnect backoff: first delay doubles up to this cap.
     reconnect_max_s: float = Field(default=30.0, gt=0.0)

@@ -36,6 +36,7 @@ from agent.heartbeat import HeartbeatSender
 from agent.keys import key_path, load_signer
 from agent.publisher import SpoolPublisher
 from agent.runtime.backoff import Backoff
+from agent.runtime.build_info import set_build_info
 from agent.runtime.cancel import raise_if_cancel_swallowed
 from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks, task_counter
@@ -127,7 +128,10 @@ class Agent:
             "events are signed with key %s (%s %s; otwatch-agent keys show prints its public key)",
             self.signer.key_id, "new key made in" if made else "key file", key_path(config),
         )
-        self.spool = Spool(state / "spool.db", topics=config.topics, signer=self.signer)
+        self.spool = Spool(
+            state / "spool.db", topics=config.topics, signer=self.signer,
+            max_events=config.spool.max_events, max_bytes=config.spool.max_bytes,
+        )
         self.baseline = BaselineStore(state / "baseline.json")
         replayed = self.baseline.replay(entry for _, entry in self.spool.baseline_journal())
         if replayed:
@@ -232,6 +236,7 @@ class Agent:
 
     async def _start(self) -> None:
         agent_metrics.ASYNCIO_TASKS.set_function(task_counter())
+        set_build_info("agent")
         if self.config.metrics.port:
             self._metrics_server = await self._serve_metrics()
         await self.publisher.start()

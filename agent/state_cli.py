@@ -74,7 +74,10 @@ def spool_requeue(config: AgentConfig) -> int:
 def _open(config: AgentConfig) -> Spool:
     from agent.spool import Spool
 
-    return Spool(config.agent.state_dir / "spool.db", topics=config.topics)
+    return Spool(
+        config.agent.state_dir / "spool.db", topics=config.topics,
+        max_events=config.spool.max_events, max_bytes=config.spool.max_bytes,
+    )
 
 
 def run_state_command(args: argparse.Namespace, config: AgentConfig) -> int:

@@ -39,10 +39,15 @@ class _Strict(BaseModel):
 
 
 class ClassifierSection(_Strict):
+    """The classifier's consumer group, records database, criteria and trusted agent keys."""
+
+    #: The classifier's Kafka consumer group (instances sharing it share the partitions).
     group_id: str = "otwatch-classifier"
     #: A SQLite file path, or a PostgreSQL DSN (postgresql://...).
     records_db: str = "records.db"
+    #: The classification criteria file (`config/criteria.yaml`).
     criteria: Path = Path("criteria.yaml")
+    #: Events read and written to the records database in one transaction.
     batch_size: int = Field(default=500, ge=1, le=10_000)
     #: How long the group waits for a silent member before giving its partitions away.
     session_timeout_ms: int = Field(default=10_000, ge=3_000, le=300_000)
@@ -60,6 +65,10 @@ class ClassifierSection(_Strict):
     require_signed_events: bool = True
     #: Trusted agent keys, key id to base64 public key, as ``otwatch-agent keys show`` prints.
     agent_keys: dict[str, str] = Field(default_factory=dict)
+    #: ``/healthz`` on the metrics port fails (503) once the suspect consumer's read loop has
+    #: handed over no batch for this long (it does every half second while it runs): a stuck
+    #: consumer, for the liveness probe to restart.
+    stall_after_s: float = Field(default=300.0, ge=10.0)
     #: A folder of agent key files ``*.pub``, read at start: each the output of
     #: ``otwatch-agent keys show`` (or a bare base64 public key), e.g. ``edge-01.pub``.
     agent_keys_dir: Path | None = None
@@ -97,18 +106,24 @@ class ClassifierSection(_Strict):
 class IntegritySection(_Strict):
     """The classifier's own findings: silent agents and gaps in an agent's ``seq``."""
 
+    #: Open findings for silent agents and seq gaps.
     enabled: bool = True
     #: An agent whose heartbeat stops this long (with controllers up) opens a finding.
     silence_after_s: float = Field(default=35.0, gt=0)
     #: A missing ``seq`` becomes a finding after this long (events travel in partitions).
     seq_gap_grace_s: float = Field(default=10.0, ge=0)
+    #: How often silence and gaps are checked.
     check_interval_s: float = Field(default=1.0, gt=0, le=60)
     #: Where the reader of heartbeats and seqs starts when the process starts.
     start_from: Literal["earliest", "latest"] = "latest"
 
 
 class MetricsSection(_Strict):
+    """The classifier's Prometheus endpoint (``/metrics``, ``/healthz``)."""
+
+    #: Address the Prometheus endpoint listens on.
     host: str = "127.0.0.1"
+    #: Its port (0: no endpoint).
     port: int = Field(default=9465, ge=0, le=65535)
 
 
@@ -123,10 +138,13 @@ class AlertsSection(_Strict):
 class SyslogTls(_Strict):
     """TLS to the syslog collector (RFC 5425); without ``ca_file`` the system's CAs."""
 
+    #: CA certificate (PEM) of the collector; unset: the system's CAs.
     ca_file: Path | None = None
     #: A client certificate and its key, for a collector that asks for one (mutual TLS).
     cert_file: Path | None = None
+    #: The client certificate's private key (PEM).
     key_file: Path | None = None
+    #: Check that the collector's certificate names its host.
     check_hostname: bool = True
 
     @model_validator(mode="after")
@@ -146,6 +164,7 @@ class SiemSection(_Strict):
     host: str | None = None
     #: 6514 is syslog over TLS (RFC 5425).
     port: int = Field(default=6514, ge=1, le=65535)
+    #: ``tls`` (RFC 5425) or plain ``tcp``.
     transport: Literal["tls", "tcp"] = "tls"
     tls: SyslogTls = Field(default_factory=SyslogTls)
     #: The relay's own consumer group on the alerts topic (the classifier's is not touched).
@@ -154,6 +173,7 @@ class SiemSection(_Strict):
     start_from: Literal["earliest", "latest"] = "earliest"
     #: Alerts read, sent and committed together (at most this many in flight).
     batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: Syslog facility of the messages.
     facility: Literal[
         "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
         "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2",
@@ -161,15 +181,18 @@ class SiemSection(_Strict):
     ] = "auth"
     #: The HOSTNAME of each message (default: this host's name).
     hostname: str | None = None
+    #: APP-NAME of each RFC 5424 message.
     app_name: str = Field(default="otwatch", min_length=1, max_length=48)
     #: Longest syslog message sent; texts are cut to fit (RFC 5425 collectors take 8192).
     max_message_bytes: int = Field(default=8192, ge=4096, le=1_048_576)
+    #: How long a connection to the collector may take.
     connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
     #: How long the collector may take to acknowledge a batch before the connection is
     #: treated as broken (and the batch sent again on a new one).
     ack_timeout_s: float = Field(default=30.0, gt=0, le=600)
     #: Prometheus metrics of the relay (0: none).
     metrics_host: str = "127.0.0.1"
+    #: Its port.
     metrics_port: int = Field(default=9466, ge=0, le=65535)
 
     @field_validator("host")

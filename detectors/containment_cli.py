@@ -18,15 +18,20 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from prometheus_client import start_http_server
+
 from agent.kafka.settings import KafkaSettings
-from agent.runtime.logs import setup_logging
+from agent.runtime.build_info import set_build_info
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
 from detectors.containment import DEFAULT_TOPIC, ContainmentPublisher
 from detectors.records import RecordsError, RecordStore, TrailCursor, open_store
 from detectors.records.target import sqlite_path
+from detectors.records_db_env import RecordsDbEnvError, records_db_from_env
 
 log = logging.getLogger("detectors.containment")
 
@@ -38,11 +43,12 @@ SCHEMA_POLL_S = 0.5
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m detectors.containment",
+        prog="otwatch-containment",
         description="Publish the lot holds of master records, and their release, for the MES.",
     )
-    parser.add_argument("--db", required=True,
-                        help="records database: SQLite path, sqlite:///abs/path or postgresql://")
+    parser.add_argument("--db", help="records database: SQLite path, sqlite:///abs/path or "
+                        "postgresql:// without a password (default: $OTWATCH_RECORDS_DB, or the "
+                        "file $OTWATCH_RECORDS_DB_FILE names: a DSN with its password)")
     parser.add_argument("--schema", help="PostgreSQL schema (default: the DSN's search_path)")
     parser.add_argument("--bootstrap-servers", required=True, help="Kafka HOST:PORT[,…]")
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"default {DEFAULT_TOPIC}")
@@ -53,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"the classifier (default {DEFAULT_WAIT_FOR_SCHEMA_S:.0f}; 0: no wait)")
     parser.add_argument("--enable-idempotence", action="store_true",
                         help="idempotent producer (real Kafka; the embedded Tansu broker refuses)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address of the Prometheus endpoint (default 127.0.0.1)")
+    parser.add_argument("--metrics-port", type=int, default=0,
+                        help="port of the Prometheus endpoint (default 0: none)")
+    add_common_arguments(parser)
     return parser
 
 
@@ -69,6 +78,8 @@ def _usage_error(args: argparse.Namespace) -> str | None:
         return "--interval-s must be greater than 0"
     if args.wait_for_schema_s < 0:
         return "--wait-for-schema-s must be 0 or more"
+    if not 0 <= args.metrics_port <= 65535:
+        return "--metrics-port must be a port number (0: no endpoint)"
     return None
 
 
@@ -76,18 +87,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     problem = _usage_error(args)
     if problem is not None:
-        print(f"containment: {problem}", file=sys.stderr)
+        print(f"otwatch-containment: {problem}", file=sys.stderr)
         return 2
-    setup_logging(args.log_level)
+    setup_logging_from(args)
     try:
+        args.db = args.db or records_db_from_env(os.environ)
+        if not args.db:
+            raise RecordsError("no records database; fix: set OTWATCH_RECORDS_DB or "
+                               "OTWATCH_RECORDS_DB_FILE (a DSN with a password), or give --db")
         _check_db(args.db)
-    except RecordsError as exc:
-        print(f"containment: {exc}", file=sys.stderr)
+    except (RecordsError, RecordsDbEnvError) as exc:
+        print(f"otwatch-containment: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_run(args))
 
 
 async def _run(args: argparse.Namespace) -> int:
+    if args.metrics_port:
+        set_build_info("containment")
+        start_http_server(args.metrics_port, addr=args.metrics_host)
     stop = asyncio.Event()
     with stop_on_signals(stop.set):
         return await _run_until_stopped(args, stop)
@@ -97,7 +115,7 @@ async def _run_until_stopped(args: argparse.Namespace, stop: asyncio.Event) -> i
     try:
         opened = await wait_for_schema(args, stop)
     except RecordsError as exc:
-        print(f"containment: {exc}", file=sys.stderr)
+        print(f"otwatch-containment: {exc}", file=sys.stderr)
         return 2
     if opened is None:  # stopped while waiting
         return 0

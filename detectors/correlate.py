@@ -87,6 +87,8 @@ NO_CONTEXT = EventContext()
 
 
 class BurstSettings(BaseModel):
+    """When changes on several controllers of one line count as one burst."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     #: Changes on this many distinct controllers of one line make a burst ...

@@ -54,12 +54,19 @@ class Conditions(_Strict):
     The keys are the dimensions of the decision space (`detectors.decision_space.Point`).
     """
 
+    #: The agent's verdicts this applies to.
     verdict: list[Verdict] | None = None
+    #: The kinds of change this applies to.
     change_kind: list[ChangeKind] | None = None
+    #: The kinds of tag this applies to.
     tag_kind: list[TagKind] | None = None
+    #: Only tags (not) critical to quality.
     critical_to_quality: bool | None = None
+    #: Only (not) validated controllers.
     controller_validated: bool | None = None
+    #: Only changes (not) outside the site calendar's working hours.
     off_hours: bool | None = None
+    #: Only changes whose actor is (not) unknown (not in known_actors, or not revealed).
     unknown_actor: bool | None = None
     #: The event is part of a burst across controllers (see `criteria.burst`).
     burst: bool | None = None
@@ -69,12 +76,19 @@ class Conditions(_Strict):
 
 
 class Rule(_Strict):
+    #: The rule's id, named in each record it opens.
     id: str = Field(min_length=1)
+    #: What the rule is for, in words.
     description: str = Field(min_length=1)
+    #: The conditions under which it fires.
     when: Conditions
+    #: Which sides of the master record it opens: quality, security or both.
     contributes: list[Domain] = Field(min_length=1)
+    #: The record's severity.
     severity: Severity = Severity.MEDIUM
+    #: Text for the quality side of the record.
     quality_impact: str = ""
+    #: Text for the security side of the record.
     security_impact: str = ""
     #: MITRE ATT&CK for ICS technique, e.g. T0836 (Modify Parameter).
     attack_technique: str | None = Field(default=None, pattern=r"^T\d{4}(\.\d{3})?$")
@@ -83,15 +97,24 @@ class Rule(_Strict):
 class NoRecord(_Strict):
     """A deliberate decision that the events it covers open no record; the description says why."""
 
+    #: The decision's id.
     id: str = Field(min_length=1)
+    #: Why these events open no record.
     description: str = Field(min_length=1)
+    #: The events it covers.
     when: Conditions
 
 
 class SiteCalendar(_Strict):
+    """The site's working hours: a change outside them is ``off_hours``."""
+
+    #: The site's time zone (IANA name, e.g. Europe/Berlin) for working hours.
     timezone: str = "UTC"
+    #: Days with working hours.
     working_days: list[Weekday] = Field(default_factory=lambda: list(_WEEKDAYS[:5]))
+    #: Start of working hours, local time.
     working_hours_start: time = time(6, 0)
+    #: End of working hours, local time (changes outside are off hours).
     working_hours_end: time = time(22, 0)
 
     def is_off_hours(self, at: datetime) -> bool:
@@ -108,18 +131,22 @@ def _zone(name: str) -> ZoneInfo:
 
 
 class CorrelationSettings(_Strict):
+    """When events join an open record instead of opening a new one."""
+
     #: Events with the same incident key (`detectors.correlate.incident_key`) detected within
     #: this many seconds of the open record's last event join that record.
     window_s: float = Field(default=900.0, gt=0)
 
 
 class Criteria(_Strict):
+    #: The criteria's version, recorded with each classification.
     version: str = Field(min_length=1)
     calendar: SiteCalendar = Field(default_factory=SiteCalendar)
     correlation: CorrelationSettings = Field(default_factory=CorrelationSettings)
     burst: BurstSettings = Field(default_factory=BurstSettings)
     #: Actors treated as known (OPC UA ClientUserId); others count as unknown actors.
     known_actors: list[str] = Field(default_factory=list)
+    #: Rules, first match wins per side (see the criteria's own file).
     rules: list[Rule] = Field(min_length=1)
     #: Combinations that open no record on purpose (every other one must fire a rule).
     no_record: list[NoRecord] = Field(default_factory=list)

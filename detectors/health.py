@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
+from agent.runtime.files import write_atomically
+
 EVENTS = Counter("otwatch_classifier_events_total", "Events classified", ["classification"])
 RULES = Counter("otwatch_classifier_rules_fired_total", "Rules fired", ["rule"])
 DEAD = Counter("otwatch_classifier_dead_letters_total", "Messages sent to the DLQ", ["reason"])
@@ -91,6 +93,5 @@ class Status:
     def write(self) -> None:
         if self.path is None:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(self.as_dict()))
-        os.replace(tmp, self.path)
+        # A status file for operators and tests, rewritten often: atomic, not fsynced.
+        write_atomically(self.path, orjson.dumps(self.as_dict()), durable=False)

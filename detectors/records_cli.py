@@ -1,7 +1,8 @@
 """`otwatch-records`: master records (list, show, verify, KPIs, export; transition, sign,
 comment, update), the people who work them (``users``) and their API tokens (``tokens``).
 
-The database is ``--db``, else ``$OTWATCH_RECORDS_DB``, else ``.demo/records.db`` (the demo's,
+The database is ``--db``, else ``$OTWATCH_RECORDS_DB`` (or the file ``$OTWATCH_RECORDS_DB_FILE``
+names), else ``.demo/records.db`` (the demo's,
 relative to the current directory). A SQLite file that does not exist is an error (exit 2);
 this tool never creates one. ``--config`` (or ``$OTWATCH_RECORDS_CONFIG``) is the records
 service's config, for its identity settings (password cost, lockout, LDAP).
@@ -41,6 +42,7 @@ from typing import Any
 import orjson
 from prometheus_client import start_http_server
 
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from detectors.errors import ClassifierConfigError
 from detectors.identity import IdentityError, IdentitySettings, SignInRefused
 from detectors.identity.cli import (
@@ -82,6 +84,7 @@ from detectors.records_checkpoints_cli import (
     run_checkpoints,
     run_verify,
 )
+from detectors.records_db_env import ENV_DB, RecordsDbEnvError, records_db_from_env
 from detectors.records_steps_cli import (
     STEP_WRITES,
     StepArgError,
@@ -92,7 +95,6 @@ from detectors.records_steps_cli import (
 from detectors.web.config import load_service_config
 
 DEFAULT_DB = ".demo/records.db"
-ENV_DB = "OTWATCH_RECORDS_DB"
 ENV_CONFIG = "OTWATCH_RECORDS_CONFIG"
 WRITES = ("transition", "sign", "comment", "update", *STEP_WRITES)
 SIGN_AS = [Role.QUALITY.value, Role.SECURITY.value]
@@ -114,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=f"records service config for the identity settings "
                         f"(else ${ENV_CONFIG}; else the defaults)")
     add_sign_in_arguments(parser)
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("serve", help="the records API and web UI (`--config` for its address, "
+                       "TLS, identity), on the same database as the other commands")
+    p.add_argument("--host", help="address to bind (default: service.host, else 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (default: service.port, else 8080)")
     p = sub.add_parser("list", help="all records as an aligned table (or --json)")
     p.add_argument("--json", action="store_true", help="a JSON array of the records")
     p = sub.add_parser("show", help="one record with evidence and trail")
@@ -175,8 +182,9 @@ def _add_update(sub: Any) -> None:
 
 
 def resolve_db(arg: str | None, env: dict[str, str]) -> str:
-    """``--db``, else the environment, else the demo's database."""
-    return arg or env.get(ENV_DB) or DEFAULT_DB
+    """``--db``, else the environment (``$OTWATCH_RECORDS_DB``, ``$OTWATCH_RECORDS_DB_FILE``),
+    else the demo's database."""
+    return arg or records_db_from_env(env) or DEFAULT_DB
 
 
 def open_existing(target: str, schema: str | None,
@@ -193,8 +201,15 @@ def open_existing(target: str, schema: str | None,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging_from(args)
     env = dict(os.environ)
-    target = resolve_db(args.db, env)
+    try:
+        target = resolve_db(args.db, env)
+    except RecordsDbEnvError as exc:
+        print(f"otwatch-records: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(args, env)
     try:
         if args.command == "checkpoints" and args.checkpoints_command == "keygen":
             return keygen(args)  # no database needed
@@ -216,6 +231,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EOFError, KeyboardInterrupt):
         print("otwatch-records: no answer; nothing changed", file=sys.stderr)
         return 2
+
+
+def _serve(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """`python -m detectors.web` with this tool's database default and ``--config``."""
+    from detectors.identity import IdentityConfigError
+    from detectors.web.__main__ import serve_config, settle_config
+
+    args.config = args.config or env.get(ENV_CONFIG)
+    try:
+        config = settle_config(args)
+        db = config.service.db
+        path = sqlite_path(db) if db else None
+        if path is not None and not path.is_file():
+            raise CliError(f"records database {str(path)!r} does not exist; pass --db PATH, "
+                           f"set {ENV_DB}, or run the demo (which creates .demo/records.db)")
+    except (CliError, IdentityConfigError) as exc:
+        print(f"otwatch-records: {exc}", file=sys.stderr)
+        return 2
+    return serve_config(config)
 
 
 def identity_settings(args: argparse.Namespace, env: dict[str, str]) -> IdentitySettings:

@@ -45,6 +45,7 @@ from detectors.checkpoint_publisher import CheckpointPublisher, load_signer
 from detectors.config import ClassifierConfig
 from detectors.criteria import Criteria
 from detectors.integrity_reader import IntegrityReader
+from detectors.liveness import ConsumerProgress
 from detectors.messages import DeadLetters
 from detectors.recorder import Recorder
 from detectors.signatures import TrustedAgents, load_agent_keys
@@ -71,9 +72,10 @@ class Classifier:
     def __init__(
         self, config: ClassifierConfig, criteria: Criteria, store: RetryingStore,
         *, clock: Callable[[], datetime] = _utcnow, after_record: Callable[[], None] | None = None,
-        trusted: TrustedAgents | None = None,
+        trusted: TrustedAgents | None = None, progress: ConsumerProgress | None = None,
     ) -> None:
         self.config = config
+        self.progress = progress
         section = config.classifier
         self.trusted = trusted or TrustedAgents(
             load_agent_keys(section), require_signed=section.require_signed_events
@@ -121,7 +123,7 @@ class Classifier:
             )
             suspects = SuspectConsumer(
                 self.config, self.criteria.burst, recorder, dead_letters, self.trusted,
-                self.status, self.clock,
+                self.status, self.clock, self.progress,
             )
             tasks.start(suspects.run(self._stop), "otwatch-classify")
             if self.config.integrity.enabled:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from prometheus_client import start_http_server
 
+from agent.runtime.build_info import set_build_info
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.errors import OtwatchError
-from agent.runtime.logs import setup_logging
 from agent.runtime.signals import run_event_loop, stop_on_signals
 from detectors.alert_formats.sample import FORMATS, sample
 from detectors.config import ClassifierConfig, load_classifier_config
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "once the collector has taken it.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default="INFO")
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "relay until stopped"), ("check", "validate the config")):
         p = sub.add_parser(name, help=text)
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sample":
         print(sample(args.format))
         return 0
-    setup_logging(args.log_level)
+    setup_logging_from(args)
     try:
         config = load_classifier_config(args.config)
         if args.bootstrap_servers:
@@ -84,6 +85,7 @@ def serve(config: ClassifierConfig) -> int:
     from detectors.siem.target import collector_for
 
     if config.siem.metrics_port:
+        set_build_info("siem")
         start_http_server(config.siem.metrics_port, addr=config.siem.metrics_host)
     relay = SiemRelay(config, SyslogSink(collector_for(config.siem)))
 

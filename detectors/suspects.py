@@ -31,6 +31,7 @@ from detectors.config import ClassifierConfig
 from detectors.correlate import BurstCorrelator, BurstSettings, IntegrityKind
 from detectors.errors import BadMessage
 from detectors.integrity import Finding
+from detectors.liveness import ConsumerProgress
 from detectors.messages import DeadLetters
 from detectors.offsets import OffsetLedger
 from detectors.recorder import Placed, Recorder, Token
@@ -68,8 +69,10 @@ class SuspectConsumer:
         trusted: TrustedAgents,
         status: health.Status,
         clock: Callable[[], datetime],
+        progress: ConsumerProgress | None = None,
     ) -> None:
         self.config = config
+        self.progress = progress
         self.trusted = trusted
         self.recorder = recorder
         self.dead_letters = dead_letters
@@ -158,6 +161,8 @@ class SuspectConsumer:
         if previous is not None:
             await self._commit(consumer, previous)
         health.HELD.set(len(held))
+        if self.progress is not None:
+            self.progress.tick()
         health.set_lag(
             (tp.topic, tp.partition, (consumer.highwater(tp) or pos) - pos)
             for tp, pos in self.ledger.positions().items()

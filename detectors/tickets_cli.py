@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +25,13 @@ from pathlib import Path
 from prometheus_client import start_http_server
 
 from agent.kafka.settings import KafkaSettings
-from agent.runtime.logs import setup_logging
+from agent.runtime.build_info import set_build_info
+from agent.runtime.cli import add_common_arguments, setup_logging_from
 from agent.runtime.signals import stop_on_signals
 from detectors.record_changes import DEFAULT_TOPIC, RecordChangePublisher
 from detectors.records import RecordsError, TrailCursor, open_store
 from detectors.records.target import sqlite_path
+from detectors.records_db_env import RecordsDbEnvError, records_db_from_env
 from detectors.tickets import TicketOutbox, TicketsConfig, TicketsConfigError, load
 
 log = logging.getLogger("detectors.tickets")
@@ -39,8 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="otwatch-tickets",
         description="Linked tickets in TheHive, ServiceNow, Jira or a signed webhook, kept in "
                     "step with the master records; every record change on otwatch.records.")
-    parser.add_argument("--db", required=True,
-                        help="records database: SQLite path, sqlite:///abs/path or postgresql://")
+    parser.add_argument("--db",
+                        help="records database: SQLite path, sqlite:///abs/path or postgresql://; "
+                             "default $OTWATCH_RECORDS_DB or the file $OTWATCH_RECORDS_DB_FILE "
+                             "names (keeps a password off the command line)")
     parser.add_argument("--schema", help="PostgreSQL schema (default: the DSN's search_path)")
     parser.add_argument("--config", type=Path, help="tickets config (config/tickets.yaml)")
     parser.add_argument("--bootstrap-servers",
@@ -49,8 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"default {DEFAULT_TOPIC}")
     parser.add_argument("--enable-idempotence", action="store_true",
                         help="idempotent producer (real Kafka; the embedded Tansu broker refuses)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    add_common_arguments(parser)
     return parser
 
 
@@ -67,10 +71,14 @@ def check(args: argparse.Namespace) -> TicketsConfig | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging_from(args)
     try:
+        args.db = args.db or records_db_from_env(os.environ)
+        if not args.db:
+            raise TicketsConfigError("no records database: give --db or set $OTWATCH_RECORDS_DB "
+                                     "(or $OTWATCH_RECORDS_DB_FILE)")
         config = check(args)
-    except (TicketsConfigError, RecordsError) as exc:
+    except (TicketsConfigError, RecordsError, RecordsDbEnvError) as exc:
         print(f"otwatch-tickets: {exc}", file=sys.stderr)
         return 2
     try:
@@ -81,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(args: argparse.Namespace, config: TicketsConfig | None) -> int:
+    set_build_info("tickets")
     outbox = None if config is None else TicketOutbox.open(args.db, config, schema=args.schema)
     if config is not None and config.metrics_port:
         start_http_server(config.metrics_port, addr=config.metrics_host)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from agent.runtime.files import write_atomically
 from simulators.plant import PlantConfig, TagKind
 from simulators.scenario_model import Action, Scenario
 
@@ -76,6 +77,5 @@ def approval_records(
 
 def write_approvals(path: Path, records: list[dict[str, Any]]) -> None:
     """Write ``{approvals: [...]}`` atomically (temp file, rename): a reader never sees half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump({"approvals": records}, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, yaml.safe_dump({"approvals": records}, sort_keys=False),
+                     durable=False)

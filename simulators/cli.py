@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from agent.runtime.logs import setup_logging
+from agent.runtime.cli import add_common_arguments, setup_logging_from
+from agent.runtime.files import write_atomically
 from agent.runtime.signals import stop_on_signals
 from simulators.errors import SimulatorError
 from simulators.plant import PlantConfig, load_plant
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="otwatch-sim",
         description="Simulated OPC UA and Modbus PLCs with scripted change scenarios.",
     )
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve the plant; play a scenario if given")
     source = run.add_mutually_exclusive_group(required=True)
@@ -122,9 +124,7 @@ def _ports(args: argparse.Namespace, plant: PlantConfig) -> dict[str, int]:
 
 
 def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomically(path, json.dumps(data, indent=2) + "\n", durable=False)
 
 
 async def _wait_for_file(path: Path, stop: asyncio.Event) -> bool:
@@ -212,7 +212,7 @@ def _write_scale_plant(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otwatch-sim`` console script."""
     args = build_parser().parse_args(argv)
-    setup_logging(logging.INFO, fmt="otwatch-sim: %(message)s")
+    setup_logging_from(args, fmt="otwatch-sim: %(message)s")
     try:
         if args.command == "check":
             return _check(args)

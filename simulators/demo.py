@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 
 from agent.contract.signing import EventSigner
+from simulators.approvals import write_approvals
 from simulators.broker import EmbeddedBroker, free_port
 
 #: The repository root: the demo runs from a source checkout (`make demo`).
@@ -130,6 +132,24 @@ def wait_for_file(path: Path, pipeline: Pipeline, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{path} did not appear within {timeout:.0f} s")
         time.sleep(0.2)
+
+
+#: The agent's log line for each change it saw (`agent.runner`), in the text format.
+_AGENT_CHANGE = re.compile(r" INFO agent\.runner: (authorized \S+ \S+: .*)$")
+
+
+def print_approved_changes(agent_log: Path, seen: set[str]) -> None:
+    """The changes the agent found covered by an approval: published to the audit-trail topic,
+    and deliberately no record (the other changes appear as master records)."""
+    if not agent_log.exists():
+        return
+    for line in agent_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        found = _AGENT_CHANGE.search(line)
+        if found is None or found.group(1) in seen:
+            continue
+        seen.add(found.group(1))
+        print(f"\n  APPROVED CHANGE {found.group(1).removeprefix('authorized ')}\n"
+              "    matched its approved change record: audit trail only, no master record")
 
 
 def print_new_records(db: Path, seen: set[str]) -> None:
@@ -237,7 +257,12 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
     wait_for_file(ports_file, pipeline, 60)
     ports = json.loads(ports_file.read_text())
     print("  simulated plant     " + ", ".join(f"{k}:{v}" for k, v in sorted(ports.items())))
-    (workdir / "agent.yaml").write_text(yaml.safe_dump(agent_config(ports, bootstrap, workdir)))
+    agent_cfg = agent_config(ports, bootstrap, workdir)
+    (workdir / "agent.yaml").write_text(yaml.safe_dump(agent_cfg))
+    # The simulator writes the scenario's approvals when the play starts (their windows begin
+    # then); until then the file holds none, rather than being missing (an ERROR in the
+    # agent's log, about a file that is only late).
+    write_approvals(workdir / "scenario-approvals.yaml", [])
     signer = agent_signing_key(workdir / "agent")
     (workdir / "classifier.yaml").write_text(
         yaml.safe_dump(classifier_config(bootstrap, workdir, signer))
@@ -267,7 +292,9 @@ def start(pipeline: Pipeline, scenario: Path, workdir: Path, *, with_ui: bool = 
         "detectors.containment_cli", "--db", str(workdir / "records.db"),
         "--bootstrap-servers", bootstrap, "--wait-for-schema-s", "60",
     ])
-    print(f"  agent               watching {len(ports)} controllers (logs in {workdir})")
+    watched = [ctl["id"] for ctl in agent_cfg["controllers"]]
+    print(f"  agent               watching {len(watched)} controllers ({', '.join(watched)}; "
+          f"logs in {workdir})")
     if ui_port is not None:
         print(f"  records UI          http://127.0.0.1:{ui_port}/")
     return ui_port
@@ -318,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pipeline = Pipeline(args.workdir)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     seen: set[str] = set()
+    approved: set[str] = set()
     try:
         ui_port = start(pipeline, scenario, args.workdir)
         print_sign_in(enrol_demo_users(args.workdir / "records.db"), ui_port,
@@ -325,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("  playing the scenario; master records appear below as the classifier opens them")
         while deadline is None or time.monotonic() < deadline:
             pipeline.check_alive()
+            print_approved_changes(args.workdir / "agent.log", approved)
             print_new_records(args.workdir / "records.db", seen)
             time.sleep(1.0)
     except KeyboardInterrupt:
@@ -334,9 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         pipeline.stop()
+    print_approved_changes(args.workdir / "agent.log", approved)
     print_new_records(args.workdir / "records.db", seen)
     print(
-        f"\n{len(seen)} master record(s) opened. Inspect them: otwatch-records list / show ID"
+        f"\n{len(approved)} approved change(s) seen, {len(seen)} master record(s) opened."
+        f" Inspect them: otwatch-records list / show ID"
         f" (database {args.workdir / 'records.db'})"
     )
     return 0

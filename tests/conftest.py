@@ -1,4 +1,5 @@
-"""Shared fixtures: the real embedded broker, free loopback ports, PostgreSQL."""
+"""Shared fixtures: the real embedded broker, free loopback ports, PostgreSQL; and the marker
+rule (tests/support/markers.py): a test that uses a real part without its marker fails."""
 
 from __future__ import annotations
 
@@ -8,11 +9,30 @@ from collections.abc import Iterator
 import pytest
 
 from simulators.broker import EmbeddedBroker
+from tests.support import markers
+from tests.support.markers import (  # noqa: F401  (hooks, found by name)
+    pytest_runtest_makereport,
+    pytest_runtest_protocol,
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    markers.pytest_runtest_setup(item)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    markers.install_guards()
 
 
 @pytest.fixture
 def broker() -> Iterator[EmbeddedBroker]:
-    """A fresh Tansu broker on a free loopback port, stopped by PID after the test."""
+    """A fresh Tansu broker on a free loopback port, stopped by PID after the test.
+
+    Per test, on purpose (also under xdist, where each worker starts its own): Tansu starts
+    in well under a second, and a fresh broker means no test reads another's topics, offsets
+    or consumer groups; a shared one would need every test to use its own topic names.
+    """
     with EmbeddedBroker() as running:
         yield running
 

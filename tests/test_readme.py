@@ -47,6 +47,7 @@ def test_make_targets_exist(command: str) -> None:
     assert target in make_targets(), f"README runs `{command}` but the Makefile has no {target}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("command", [c for c in COMMANDS if "otwatch-" in c])
 def test_otwatch_commands_answer(command: str) -> None:
     words = command.split()
@@ -64,6 +65,7 @@ def test_otwatch_commands_answer(command: str) -> None:
     assert "usage:" in result.stdout
 
 
+@pytest.mark.integration
 def test_the_shipped_agent_config_checks() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "agent.cli", "check", "--config", "config/agent.yaml"],

@@ -45,6 +45,7 @@ from agent.approvals.signing import (
     public_key_of,
     sign_approval,
 )
+from agent.runtime.files import write_atomically
 
 
 def add_approvals_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -314,9 +315,7 @@ def _write_approvals(path: Path, records: Sequence[ApprovedChange]) -> None:
         text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     else:
         text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, text)
 
 
 def _verify(args: argparse.Namespace, out: TextIO) -> int:

@@ -11,10 +11,10 @@ File format::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from agent.approvals.errors import ApprovalsStateError
+from agent.runtime.files import write_atomically
 
 VERSION = 1
 
@@ -45,15 +45,5 @@ def load_used(path: Path) -> dict[str, str]:
 def save_used(path: Path, used: dict[str, str]) -> None:
     """Write the set atomically; raises OSError if the disk refuses."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    data = json.dumps({"version": VERSION, "used": used}, sort_keys=True, indent=1)
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, json.dumps({"version": VERSION, "used": used}, sort_keys=True,
+                                      indent=1))

@@ -60,11 +60,17 @@ def _read_secret(key: str, env: str | None, file: Path | None) -> str | None:
 class TlsSettings(_Settings):
     """TLS to the broker; ``cert_file`` + ``key_file`` turn on mutual TLS."""
 
+    #: CA certificate (PEM) that signed the brokers' certificates; unset: the system's CAs.
     ca_file: Path | None = None
+    #: Client certificate (PEM) for mutual TLS, with ``key_file``.
     cert_file: Path | None = None
+    #: The client certificate's private key (PEM).
     key_file: Path | None = None
+    #: Environment variable holding the private key's password, if it has one.
     key_password_env: str | None = None
+    #: Or a file holding that password (never the password itself in the config).
     key_password_file: Path | None = None
+    #: Check that the broker's certificate names the host connected to (turn off only for tests).
     check_hostname: bool = True
 
     @model_validator(mode="after")
@@ -107,9 +113,13 @@ class TlsSettings(_Settings):
 class SaslSettings(_Settings):
     """SASL authentication; the password comes from ``password_env`` or ``password_file``."""
 
+    #: SASL mechanism the brokers accept.
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    #: SASL user name.
     username: str
+    #: Environment variable holding the SASL password.
     password_env: str | None = None
+    #: Or a file holding it (exactly one of the two).
     password_file: Path | None = None
 
     @model_validator(mode="after")
@@ -165,20 +175,32 @@ class KafkaSettings(_Settings):
     InitProducerId support as aiokafka uses it, such as the embedded Tansu broker.
     """
 
+    #: Brokers to start from, ``host:port[,host:port...]``.
     bootstrap_servers: str = "127.0.0.1:9092"
     #: How this client names itself to the broker (its logs, quotas, ACLs). Unset: the name the
     #: process gives (`named`), or ``otwatch``.
     client_id: str | None = None
+    #: Idempotent producer (no duplicates on retry); off for brokers without it (Tansu).
     enable_idempotence: bool = True
+    #: Producer compression; snappy, lz4 and zstd need the package cramjam.
     compression: Compression = "none"
+    #: How long a request to a broker may take before it is retried.
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    #: Pause before a failed request is retried.
     retry_backoff_ms: int = Field(default=200, ge=10)
+    #: Cluster metadata is refreshed at least this often.
     metadata_max_age_ms: int = Field(default=60_000, ge=1_000)
+    #: How long the producer waits to fill a batch before sending it.
     linger_ms: int = Field(default=5, ge=0)
+    #: Largest producer batch per partition, in bytes.
     max_batch_size: int = Field(default=262_144, ge=1_024)
+    #: Cap of the doubling pause between attempts to reach the brokers after an outage.
     reconnect_backoff_max_s: float = Field(default=30.0, gt=0)
+    #: Create missing topics at start (turn off where topics are managed by the platform team).
     create_topics: bool = True
+    #: Partitions of a topic the process creates.
     topic_partitions: int = Field(default=6, ge=1)
+    #: Replicas of a topic the process creates (3 on a production cluster).
     topic_replication_factor: int = Field(default=1, ge=1)
     tls: TlsSettings | None = None
     sasl: SaslSettings | None = None

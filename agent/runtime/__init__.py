@@ -3,7 +3,11 @@
 One home for each piece, so no process borrows it from another:
 
 - `agent.runtime.errors`: `OtwatchError`, the one root of every exception tree.
-- `agent.runtime.logs`: logging set-up for every command line (`setup_logging`).
+- `agent.runtime.logs`: logging set-up for every command line (`setup_logging`): text or JSON,
+  UTC times, library noise demoted at the handler.
+- `agent.runtime.cli`: the options every command shares (``--version``, ``--log-level``,
+  ``--log-format``) and the exit codes.
+- `agent.runtime.build_info`: ``otwatch_build_info``, set by every service at start.
 - `agent.runtime.signals`: SIGINT and SIGTERM stop an async command (`stop_on_signals`), and
   `run_event_loop` runs it on uvloop.
 - `agent.runtime.tasks`: owned background tasks (`OwnedTasks`, `log_task_crash`).

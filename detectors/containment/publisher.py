@@ -15,6 +15,7 @@ from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.kafka.startup import start_with_retry
 from agent.kafka.topics import ensure_topics
 from agent.runtime.tasks import log_task_crash
+from detectors.containment import metrics
 from detectors.containment.lots import containment_messages
 from detectors.records import Outgoing, RecordStore, TrailCursor, TrailRelay
 from detectors.records.relay import RelayStatus
@@ -59,6 +60,8 @@ class KafkaSink:
         failed = [a for a in acks if isinstance(a, BaseException)]
         if failed:
             raise failed[0]
+        for item in messages:
+            metrics.MESSAGES.labels(str(item.value["action"])).inc()
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None
@@ -80,6 +83,8 @@ class ContainmentPublisher:
         self.topic = topic
         self.relay = TrailRelay(store, cursor, containment_messages, KafkaSink(kafka, topic),
                                 name="containment", interval_s=interval_s, batch=batch)
+        metrics.CURSOR.set_function(lambda: self.relay.status.cursor)
+        metrics.FAILING.set_function(lambda: float(self.relay.status.failing))
 
     @property
     def status(self) -> RelayStatus:

@@ -33,8 +33,10 @@ class Argon2Settings(_Strict):
     """argon2id cost; the defaults are argon2-cffi's (about 0.1 s a hash on a server core).
     Tests lower them; production should not."""
 
+    #: argon2id iterations.
     time_cost: int = Field(default=DEFAULT_TIME_COST, ge=1)
     memory_cost: int = Field(default=DEFAULT_MEMORY_COST, ge=8, description="KiB")
+    #: argon2id lanes.
     parallelism: int = Field(default=DEFAULT_PARALLELISM, ge=1)
 
 
@@ -47,17 +49,29 @@ class LdapSettings(_Strict):
     not allow anonymous search; its password is read from ``bind_password_file``).
     """
 
+    #: The directory, ``ldap://HOST[:PORT]`` or ``ldaps://HOST[:PORT]``.
     url: str
+    #: Upgrade an ldap:// connection with StartTLS.
     start_tls: bool = False
+    #: CA certificate (PEM) of the directory's certificate.
     ca_file: Path | None = None
+    #: DN template of a user's entry with ``{username}`` (or use search_base).
     user_dn: str | None = None
+    #: Where to search for the user's entry.
     search_base: str | None = None
+    #: The search filter, with ``{username}``.
     search_filter: str = "(uid={username})"
+    #: DN to search as, when the directory allows no anonymous search.
     bind_dn: str | None = None
+    #: File holding that DN's password.
     bind_password_file: Path | None = None
+    #: Where the groupOfNames entries live.
     group_base: str
+    #: Group cn to the otwatch roles its members get.
     group_roles: dict[str, list[Role]] = Field(min_length=1)
+    #: Attribute with the user's printed name (for signatures).
     printed_name_attribute: str = "displayName"
+    #: How long a directory request may take.
     timeout_s: float = Field(default=5.0, gt=0, le=60)
 
     @field_validator("url")
@@ -93,6 +107,7 @@ class IdentitySettings(_Strict):
     lockout_s: int = Field(default=900, ge=1, le=86_400)
     #: An API token's life unless ``--days`` says otherwise (and never more than a year).
     token_days: int = Field(default=90, ge=1, le=366)
+    #: Shortest local password accepted.
     password_min_length: int = Field(default=12, ge=8, le=128)
     argon2: Argon2Settings = Field(default_factory=Argon2Settings)
     ldap: LdapSettings | None = None

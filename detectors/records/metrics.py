@@ -1,4 +1,5 @@
-"""The trail KPIs as Prometheus gauges, computed at scrape time from the store.
+"""The trail KPIs, the open records and the overdue actions as Prometheus gauges, computed at
+scrape time from the store (the records service's ``/metrics``).
 
 Example::
 
@@ -9,12 +10,12 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from detectors.records.models import Kpis
+from detectors.records.models import OPEN_STATES, ActionStatus, Kpis, MasterRecord, State
 from detectors.records.store import RecordStore
 
 _GAUGES: tuple[tuple[str, str, str], ...] = (
@@ -38,6 +39,32 @@ def kpi_families(kpis: Kpis) -> Iterator[GaugeMetricFamily]:
         value = getattr(kpis, field)
         if value is not None:
             yield GaugeMetricFamily(name, doc, value=float(value))
+
+
+def record_families(records: list[MasterRecord], now: datetime) -> Iterator[GaugeMetricFamily]:
+    """Open records by state (every open state, 0 included), CAPA actions past their current
+    due date and not done, and the records that have such an action."""
+    open_by_state = GaugeMetricFamily(
+        "otwatch_records_open", "Master records not closed or cancelled, by state",
+        labels=["state"])
+    for state in State:
+        if state in OPEN_STATES:
+            count = sum(1 for r in records if r.state == state)
+            open_by_state.add_metric([state.value], float(count))
+    yield open_by_state
+    today = now.date()
+    overdue = {r.id: sum(1 for a in r.capa_actions if _overdue(a.status, a.current_due, today))
+               for r in records if r.state in OPEN_STATES}
+    yield GaugeMetricFamily("otwatch_records_overdue_actions",
+                            "CAPA actions of open records past their current due date, not done",
+                            value=float(sum(overdue.values())))
+    yield GaugeMetricFamily("otwatch_records_overdue_records",
+                            "Open records with at least one overdue CAPA action",
+                            value=float(sum(1 for n in overdue.values() if n)))
+
+
+def _overdue(status: ActionStatus, due: date, today: date) -> bool:
+    return status in (ActionStatus.OPEN, ActionStatus.IN_PROGRESS) and due < today
 
 
 class KpiCollector(Collector):

@@ -62,6 +62,7 @@ from detectors.web._access import (
 from detectors.web._api import BadRequest, json_response
 from detectors.web._gate import RecordsGate, StoreNotReady
 from detectors.web._keys import PARTS, ServiceParts
+from detectors.web._metrics import count_response
 from detectors.web._pages import viewer_of
 from detectors.web._security import policy, security_headers
 from detectors.web._signin import sign_in_location
@@ -149,6 +150,7 @@ def create_app(
 
     app.on_cleanup.append(close_gate)
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(count_response)
     table = {}
     for route in ROUTES:
         registered = app.router.add_route(route.method, route.path, route.handler)

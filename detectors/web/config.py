@@ -33,7 +33,9 @@ class _Strict(BaseModel):
 class TlsSection(_Strict):
     """The service's certificate (chain first) and private key, PEM files."""
 
+    #: Certificate chain (PEM), the server's first.
     cert: Path
+    #: Its private key (PEM).
     key: Path
 
     def context(self) -> ssl.SSLContext:
@@ -51,9 +53,15 @@ class TlsSection(_Strict):
 
 
 class ServiceSection(_Strict):
+    """Where the records service listens and which database it serves."""
+
+    #: Records database: SQLite path or postgresql:// DSN (or --db; default as otwatch-records).
     db: str | None = None
+    #: PostgreSQL schema of the records tables (unset: the default search path).
     schema_name: str | None = Field(default=None, alias="schema")
+    #: Address to listen on (loopback unless a reverse proxy or TLS is in front).
     host: str = "127.0.0.1"
+    #: Port to listen on.
     port: int = Field(default=8080, ge=0, le=65535)
     tls: TlsSection | None = None
 

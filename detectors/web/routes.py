@@ -6,7 +6,7 @@ no credentials, and fails when a route has no row in its own table.
 
 | access           | means                                                              |
 | ---------------- | ------------------------------------------------------------------ |
-| ``PUBLIC``       | anyone (sign-in page, health, the stylesheet)                      |
+| ``PUBLIC``       | anyone (sign-in page, health, metrics, the stylesheet)             |
 | ``SIGNED_IN``    | any signed-in user (sign-out, who am I)                            |
 | a `Permission`   | a signed-in user holding a role that grants it (`GRANTS`)          |
 | ``SIGNED_WEBHOOK``| a request signed with a ticket connector's inbound secret          |
@@ -18,7 +18,7 @@ one must carry the session's CSRF token; an API-token request needs none.
 from __future__ import annotations
 
 from detectors.records.permissions import Permission as P
-from detectors.web import _api, _inbound, _pages, _signin
+from detectors.web import _api, _inbound, _metrics, _pages, _signin
 from detectors.web import _steps_api as _steps
 from detectors.web._access import FORM, JSON, PUBLIC, SIGNED_IN, SIGNED_WEBHOOK, Route
 
@@ -28,6 +28,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/logout", _signin.logout, SIGNED_IN, FORM),
     Route("GET", "/static/otwatch.css", _pages.stylesheet, PUBLIC),
     Route("GET", "/healthz", _api.healthz, PUBLIC),
+    Route("GET", "/metrics", _metrics.metrics, PUBLIC),
     Route("GET", "/", _pages.records_list, P.VIEW_RECORDS),
     Route("GET", "/records/{id}", _pages.record, P.VIEW_RECORDS),
     Route("GET", "/admin/users", _pages.users, P.MANAGE_USERS),

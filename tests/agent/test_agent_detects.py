@@ -25,7 +25,7 @@ from simulators.runtime import SimulatedPlant
 
 CONFIG = Path(__file__).parents[2] / "config"
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 CONTROLLERS = ("press-01", "press-02", "oven-01")
 
 

@@ -16,7 +16,7 @@ from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, wait_until
 from tests.support.scrape import declared, defined, scrape
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -17,7 +17,7 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from simulators.modbus_plc import ModbusPLC
 from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, wait_until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -36,7 +36,7 @@ class AgentProcess:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.lines: list[str] = []
-        self.signalled_at = datetime.max
+        self.signalled_at = datetime.max.replace(tzinfo=UTC)
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -55,7 +55,7 @@ class AgentProcess:
     async def stop(self, sig: signal.Signals) -> int:
         # to the millisecond, as the log's time stamps: a line of this very millisecond
         # counts as logged before the signal
-        now = datetime.now()
+        now = datetime.now(UTC)
         self.signalled_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if self.proc.returncode is None:
             os.kill(self.proc.pid, sig)
@@ -78,8 +78,9 @@ def assert_one_stop_line(lines: list[str], signalled_at: datetime, words: str) -
 
 
 def _logged_at(line: str) -> datetime | None:
+    """The UTC time stamp a log line starts with (``2026-11-30T13:47:50.060Z``), if any."""
     try:
-        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        return datetime.strptime(line[:24], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError:
         return None
 

@@ -20,7 +20,7 @@ from tests.agent.test_agent_detects import config_for, running
 from tests.delivery.head_of_line import oversized_event, write_raw_row
 from tests.delivery.kafka_read import read_topics
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 def on_broker(config: AgentConfig, broker: EmbeddedBroker) -> AgentConfig:

@@ -16,7 +16,7 @@ import pytest
 from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, running
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def test_the_agent_stops_even_if_a_task_ignores_the_cancel(

@@ -24,6 +24,19 @@ def test_sample_loads_and_resolves_relative_paths() -> None:
     assert config.approvals.files == [SAMPLE.parent.resolve() / "approvals.yaml"]
 
 
+def test_spool_limits_come_from_the_config(tmp_path: Path) -> None:
+    from agent.state_cli import _open as open_spool
+
+    data = sample()
+    data["agent"]["state_dir"] = str(tmp_path / "state")
+    data["spool"] = {"max_events": 2000, "max_bytes": 2**21}
+    config = load_agent_config(write(tmp_path, data))
+    (tmp_path / "state").mkdir()
+    spool = open_spool(config)
+    assert (spool.max_events, spool.max_bytes) == (2000, 2**21)
+    assert load_agent_config(SAMPLE).spool.max_bytes == 512 * 2**20
+
+
 def mutate(data: dict, path: str, value: object) -> None:  # type: ignore[type-arg]
     *parents, last = path.split(".")
     node = data
@@ -59,6 +72,7 @@ DELETE = object()
         ),
         ("controllers.0.port", 70000, "controllers[0].port", "correct the value"),
         ("controllers.2.endpoint", "http://x", "controllers[2].endpoint", "correct the value"),
+        ("spool.max_events", 10, "spool.max_events", "correct the value"),
     ],
 )
 def test_bad_values_name_file_key_and_fix(

@@ -20,7 +20,7 @@ import pytest
 from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, spooled, wait_until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 REPO = Path(__file__).resolve().parents[2]
 
 

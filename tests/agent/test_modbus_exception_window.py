@@ -20,7 +20,7 @@ from simulators.modbus_plc import ModbusPLC
 from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, running, spooled, wait_until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def test_an_exception_window_is_a_gap_and_the_change_after_it_is_reported(

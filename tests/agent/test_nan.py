@@ -24,6 +24,8 @@ from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, running, spooled, wait_until
 from tests.approvals.factory import at, record
 
+pytestmark = pytest.mark.integration
+
 NAN, INF = math.nan, math.inf
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -18,7 +18,7 @@ import pytest
 from simulators.runtime import SimulatedPlant
 from tests.agent.test_agent_detects import config_for, running, spooled, wait_until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 NOISY = {("press-01", "temperature_sp"): 180.0, ("press-02", "temperature_sp"): 175.0,
          ("oven-01", "temperature_sp"): 200.0}

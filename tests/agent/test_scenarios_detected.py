@@ -36,7 +36,7 @@ from tests.agent.test_agent_detects import (
     wait_until,
 )
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 SPEED = 3.0
 #: Changes that are not a value the scenario set: the agent's own session findings.

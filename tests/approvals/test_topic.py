@@ -53,6 +53,7 @@ def ids(book: ApprovalBook) -> list[str]:
     return sorted(r.id for r in book.approvals())
 
 
+@pytest.mark.integration
 async def test_reads_the_table_then_follows_it(broker: EmbeddedBroker) -> None:
     await create_topic(broker.bootstrap)
     await produce(broker.bootstrap, [
@@ -79,6 +80,7 @@ async def test_reads_the_table_then_follows_it(broker: EmbeddedBroker) -> None:
     assert REGISTRY.get_sample_value("otwatch_agent_approvals_topic_up") == 0
 
 
+@pytest.mark.integration
 async def test_waits_for_the_topic_to_exist(broker: EmbeddedBroker) -> None:
     book = ApprovalBook([], policy=MatchPolicy())
     source = ApprovalTopicSource(book, bootstrap_servers=broker.bootstrap, retry_s=0.2)

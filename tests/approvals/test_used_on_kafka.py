@@ -33,8 +33,8 @@ from agent.spool import Spool
 from simulators.broker import EmbeddedBroker
 from simulators.runtime import SimulatedPlant
 from tests.approvals.factory import record
-from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import Received, read_topics
+from tests.support.events import numbered_events
 from tests.support.plant import sample_plant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -205,10 +205,10 @@ async def test_the_use_is_acknowledged_before_anything_behind_it_is_sent(
     the event goes out only once the broker has the use (both arrive, the use first)."""
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
     use_row = (TOPICS.approvals_used, b"CR-7", b'{"approval_id":"CR-7"}')
-    events = make_events(3, start=1)  # all three unapproved (every 7th from 0 is authorized)
+    events = numbered_events(3, start=1)  # all three unapproved (every 7th from 0 is authorized)
     spool.append(events[:1])
     spool.append(events[1:], ahead=[use_row])
-    suspect = TOPICS.suspect  # make_events: unapproved
+    suspect = TOPICS.suspect  # numbered_events: unapproved
     assert [row[1] for row in spool.peek(10)] == [
         suspect, TOPICS.approvals_used, suspect, suspect]
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap, enable_idempotence=False)

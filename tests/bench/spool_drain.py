@@ -23,7 +23,7 @@ from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port
 from tests.bench._common import Result, child_main, run_loop
-from tests.delivery.measure_drain import fill
+from tests.bench.measure_spool_drain import fill
 
 KEYS = ["spool_drain_events_per_s"]
 LIMIT_S = 240.0

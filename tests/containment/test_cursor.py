@@ -16,7 +16,7 @@ from detectors.records import open_store
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
     """A migrated records database of either dialect (PostgreSQL: a schema of its own)."""
     if request.param == "sqlite":

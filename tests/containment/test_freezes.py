@@ -13,9 +13,11 @@ from detectors.records import (
     UpdateDecision,
     open_store,
 )
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import assess, at
 from tests.records.people import QA, SOC, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 def test_a_freeze_in_effect_then_lifted_is_published_twice(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from agent.kafka.settings import TopicNames
-from tests.delivery.factory import make_event
+from tests.support.events import numbered_event
 
 TOPICS = TopicNames()
 
@@ -27,6 +27,6 @@ def write_raw_row(path: Path, value: bytes, seq: int = 1) -> None:
 
 
 def oversized_event() -> bytes:
-    body = orjson.loads(make_event(0, event_id="too-large").to_json())
+    body = orjson.loads(numbered_event(0, event_id="too-large").to_json())
     body["new_value"] = "A" * 1_500_000  # a 1.5 MB OPC UA string, not truncated
     return orjson.dumps(body)

@@ -17,13 +17,13 @@ from agent.contract import SuspectChange
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
-from tests.delivery.factory import make_event
 from tests.delivery.waiting import eventually
+from tests.support.events import numbered_event
 
 
 def event_number(i: int) -> SuspectChange:
     """Event ``i``: a stable event_id the test can predict, one of four controllers."""
-    return make_event(i, controller=f"press-{i % 4:02d}", event_id=f"ev-{i:06d}")
+    return numbered_event(i, controller=f"press-{i % 4:02d}", event_id=f"ev-{i:06d}")
 
 
 async def run(spool_path: Path, bootstrap: str, append: int, start: int, batch: int) -> None:

@@ -23,10 +23,12 @@ from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Row, Spool
 from simulators.broker import EmbeddedBroker
-from tests.delivery.factory import make_event, make_events
 from tests.delivery.head_of_line import oversized_event, write_raw_row
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import wait_until_empty
+from tests.support.events import numbered_event, numbered_events
+
+pytestmark = pytest.mark.integration
 
 TOPICS = TopicNames()
 
@@ -43,7 +45,7 @@ async def test_an_oversized_head_is_quarantined_and_the_events_behind_it_flow(
     Spool(path, topics=TOPICS).close()
     write_raw_row(path, oversized_event())
     spool = Spool(path, topics=TOPICS)
-    later = spool.append(make_events(20, start=1))
+    later = spool.append(numbered_events(20, start=1))
     before = quarantined_total()
     settings = KafkaSettings(bootstrap_servers=broker.bootstrap, enable_idempotence=False)
     pub = SpoolPublisher(spool, settings, batch_size=8)
@@ -75,7 +77,7 @@ async def test_an_oversized_head_is_quarantined_and_the_events_behind_it_flow(
 async def test_requeue_puts_quarantined_events_back(tmp_path: Path) -> None:
     path = tmp_path / "spool.db"
     spool = Spool(path, topics=TOPICS)
-    spool.append(make_events(3))
+    spool.append(numbered_events(3))
     (first, *_rest) = spool.peek(10)
     assert spool.quarantine(first[0], "MessageSizeTooLargeError: test") == 1
     assert (spool.depth(), spool.quarantined()) == (2, 1)
@@ -118,7 +120,7 @@ async def test_a_batch_refused_by_the_broker_sets_aside_only_the_refused_record(
     tmp_path: Path,
 ) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
-    stored = spool.append([make_event(i, event_id=f"ev-{i}") for i in range(5)])
+    stored = spool.append([numbered_event(i, event_id=f"ev-{i}") for i in range(5)])
     bad = stored[2].to_json()
     pub = SpoolPublisher(spool, KafkaSettings(enable_idempotence=False))
     broker = _Broker({bad: MessageSizeTooLargeError})
@@ -132,7 +134,7 @@ async def test_an_unnamed_error_on_every_record_is_an_outage_not_a_quarantine(
     tmp_path: Path,
 ) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
-    spool.append(make_events(4))
+    spool.append(numbered_events(4))
     pub = SpoolPublisher(spool, KafkaSettings(enable_idempotence=False))
     broker = _Broker({}, refuse_all=UnknownError)
     with pytest.raises(UnknownError):
@@ -145,7 +147,7 @@ async def test_an_unnamed_error_on_one_record_quarantines_it_once_the_next_gets_
     tmp_path: Path,
 ) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
-    stored = spool.append([make_event(i, event_id=f"ev-{i}") for i in range(3)])
+    stored = spool.append([numbered_event(i, event_id=f"ev-{i}") for i in range(3)])
     pub = SpoolPublisher(spool, KafkaSettings(enable_idempotence=False))
     broker = _Broker({stored[0].to_json(): UnknownError})
     await pub._send_batch(broker, _rows(spool))  # type: ignore[arg-type]
@@ -156,7 +158,7 @@ async def test_an_unnamed_error_on_one_record_quarantines_it_once_the_next_gets_
 
 async def test_a_transient_failure_is_retried_not_quarantined(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
-    spool.append(make_events(3))
+    spool.append(numbered_events(3))
     pub = SpoolPublisher(spool, KafkaSettings(enable_idempotence=False))
     broker = _Broker({}, refuse_all=KafkaConnectionError)
     with pytest.raises(KafkaConnectionError):

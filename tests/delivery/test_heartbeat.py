@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from agent.contract import Heartbeat
 from agent.heartbeat import HeartbeatSender
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port
-from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import eventually
+from tests.support.events import numbered_events
+
+pytestmark = pytest.mark.integration
 
 
 def beat() -> Heartbeat:
@@ -54,7 +58,7 @@ async def test_no_broker_start_does_not_raise_and_stop_is_bounded(tmp_path: Path
         request_timeout_ms=2000,
     )
     spool = Spool(tmp_path / "spool.db", topics=TopicNames())
-    spool.append(make_events(3))
+    spool.append(numbered_events(3))
     pub = SpoolPublisher(spool, settings)
     sender = HeartbeatSender(settings, TopicNames().heartbeat, beat, interval_s=0.2)
     await pub.start()

@@ -23,10 +23,12 @@ from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.checks import assert_delivered
-from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.proxy import TcpProxy
 from tests.delivery.waiting import eventually, wait_until_empty
+from tests.support.events import numbered_events
+
+pytestmark = pytest.mark.integration
 
 OUTAGE_S = float(os.environ.get("OTWATCH_OUTAGE_S", "20"))
 
@@ -46,7 +48,7 @@ async def proxied_broker() -> AsyncIterator[tuple[EmbeddedBroker, TcpProxy]]:
 async def keep_appending(spool: Spool, pub: SpoolPublisher, out: list[SuspectChange]) -> None:
     """The plant keeps changing: 4 events every 100 ms, over 4 controllers."""
     while True:
-        out.extend(spool.append(make_events(4, controllers=4, start=len(out))))
+        out.extend(spool.append(numbered_events(4, controllers=4, start=len(out))))
         pub.wake()
         await asyncio.sleep(0.1)
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker
 from tests.delivery.checks import assert_delivered
-from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import wait_until_empty
+from tests.support.events import numbered_events
+
+pytestmark = pytest.mark.integration
 
 
 async def test_appended_events_arrive_keyed_and_in_order(
@@ -25,7 +29,7 @@ async def test_appended_events_arrive_keyed_and_in_order(
     try:
         stored = []
         for chunk in range(5):
-            stored += spool.append(make_events(60, start=chunk * 60))
+            stored += spool.append(numbered_events(60, start=chunk * 60))
             pub.wake()
         await wait_until_empty(spool)
         assert pub.connected

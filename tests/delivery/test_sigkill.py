@@ -8,10 +8,14 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from agent.kafka.settings import TopicNames
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker
 from tests.delivery.kafka_read import first_occurrences, read_topics
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 APPEND = 20_000

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from agent.contract import Verdict
 from agent.kafka.settings import TopicNames
 from agent.spool import Spool, SpoolError, SpoolFull
-from tests.delivery.factory import make_event, make_events
+from tests.support.events import numbered_event, numbered_events
 
 TOPICS = TopicNames(suspect="s", authorized="a")
 
@@ -22,11 +22,11 @@ def refused(reason: str) -> float:
 
 def test_seq_is_assigned_in_order_and_survives_a_restart(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
-    first = spool.append(make_events(3))
+    first = spool.append(numbered_events(3))
     spool.ack([row[0] for row in spool.peek(10)])
     spool.close()
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
-    second = spool.append(make_events(2, start=3))
+    second = spool.append(numbered_events(2, start=3))
     assert [ev.seq for ev in first + second] == [1, 2, 3, 4, 5]
     assert spool.last_seq() == 5
     assert spool.depth() == 2
@@ -36,7 +36,7 @@ def test_seq_is_assigned_in_order_and_survives_a_restart(tmp_path: Path) -> None
 def test_rows_route_by_verdict_keyed_by_controller_oldest_first(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
     stored = spool.append(
-        [make_event(0, verdict=Verdict.AUTHORIZED), make_event(1, controller="oven-02")]
+        [numbered_event(0, verdict=Verdict.AUTHORIZED), numbered_event(1, controller="oven-02")]
     )
     rows = spool.peek(10)
     assert [(topic, key) for _id, topic, key, _v in rows] == [
@@ -52,8 +52,8 @@ def test_rows_route_by_verdict_keyed_by_controller_oldest_first(tmp_path: Path) 
 def test_oldest_age_follows_the_oldest_unacknowledged_event(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
     assert spool.oldest_age_s(now=1000.0) is None
-    spool.append(make_events(1), now=1000.0)
-    spool.append(make_events(1), now=1010.0)
+    spool.append(numbered_events(1), now=1000.0)
+    spool.append(numbered_events(1), now=1010.0)
     assert spool.oldest_age_s(now=1030.0) == 30.0
     spool.ack([spool.peek(1)[0][0]])
     assert spool.oldest_age_s(now=1030.0) == 20.0
@@ -64,11 +64,11 @@ def test_full_by_count_refuses_the_whole_append_and_logs_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spool = Spool(tmp_path / "spool.db", topics=TOPICS, max_events=10)
-    spool.append(make_events(8))
+    spool.append(numbered_events(8))
     before = refused("events")
     for _ in range(3):
         with pytest.raises(SpoolFull) as info:
-            spool.append(make_events(3))
+            spool.append(numbered_events(3))
         assert info.value.reason == "events"
     assert "max_events=10" in str(info.value)
     assert refused("events") - before == 9
@@ -76,22 +76,22 @@ def test_full_by_count_refuses_the_whole_append_and_logs_once(
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     spool.ack([row[0] for row in spool.peek(5)])
-    assert [ev.seq for ev in spool.append(make_events(3))] == [9, 10, 11]
+    assert [ev.seq for ev in spool.append(numbered_events(3))] == [9, 10, 11]
     spool.close()
 
 
 def test_full_by_bytes_and_by_age(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "a.db", topics=TOPICS, max_bytes=2_000)
-    spool.append(make_events(5))
+    spool.append(numbered_events(5))
     with pytest.raises(SpoolFull, match="max_bytes=2000") as info:
-        spool.append(make_events(1))
+        spool.append(numbered_events(1))
     assert info.value.reason == "bytes"
     spool.close()
     spool = Spool(tmp_path / "b.db", topics=TOPICS, max_age_s=60)
-    spool.append(make_events(1), now=1000.0)
-    spool.append(make_events(1), now=1050.0)
+    spool.append(numbered_events(1), now=1000.0)
+    spool.append(numbered_events(1), now=1050.0)
     with pytest.raises(SpoolFull, match="max_age_s=60") as info:
-        spool.append(make_events(1), now=1061.0)
+        spool.append(numbered_events(1), now=1061.0)
     assert info.value.reason == "age"
     spool.close()
 
@@ -103,7 +103,7 @@ def test_full_disk_is_a_clear_counted_refusal(tmp_path: Path) -> None:
     spool._db.execute(f"PRAGMA max_page_count={pages + 1}")
     before = refused("disk")
     with pytest.raises(SpoolFull, match=r"disk under the spool .* is full") as info:
-        spool.append(make_events(500))
+        spool.append(numbered_events(500))
     assert info.value.reason == "disk"
     assert refused("disk") - before == 500
     assert spool.depth() == 0 and spool.last_seq() == 0

@@ -15,17 +15,17 @@ from agent.kafka.tls_probe import diagnose_tls
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker, free_port
-from tests.delivery.certs import issue, make_ca
 from tests.delivery.checks import assert_delivered
-from tests.delivery.factory import make_events
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.stunnel import TlsTerminator, stunnel_binary
 from tests.delivery.waiting import eventually, wait_until_empty
+from tests.support.certs import issue, make_ca
+from tests.support.events import numbered_events
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(
     stunnel_binary() is None,
     reason="stunnel4/stunnel is not on PATH (apt-get install -y stunnel4; make test installs it)",
-)
+)]
 
 KEY_PASSWORD_ENV = "OTWATCH_TEST_CLIENT_KEY_PASSWORD"
 
@@ -89,7 +89,7 @@ async def test_mutual_tls_client_publishes(tls_broker: TlsSetup, tmp_path: Path)
     pub = SpoolPublisher(spool, settings)
     await pub.start()
     try:
-        stored = spool.append(make_events(40))
+        stored = spool.append(numbered_events(40))
         pub.wake()
         await wait_until_empty(spool)
     finally:
@@ -121,7 +121,7 @@ async def test_refused_client_is_told_which_setting_to_fix(
 
     spool = Spool(tmp_path / "spool.db", topics=TopicNames())
     pub = SpoolPublisher(spool, settings)
-    spool.append(make_events(5))
+    spool.append(numbered_events(5))
     await pub.start()
     try:
         assert await eventually(lambda: pub.last_error is not None, 15)

@@ -4,6 +4,7 @@ they mount load with the product's own loaders."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -33,11 +34,65 @@ def instructions() -> list[tuple[str, str]]:
     return lines
 
 
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """The build stages by name (``FROM x AS name``), each with its instructions."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for word, args in instructions():
+        if word == "FROM":
+            current = found.setdefault(args.split()[-1], [])
+        current.append((word, args))
+    return found
+
+
 def test_dockerfile_base_and_default_command() -> None:
     steps = instructions()
-    assert [args for word, args in steps if word == "FROM"][-1] == "python:3.11-slim"
+    assert [args for word, args in steps if word == "FROM"][-1] == "base AS agent"
+    assert stages()["base"][0] == ("FROM", "python:3.11-slim AS base")
     assert steps[-1] == ("CMD", '["otwatch-agent", "run", "--config", "/etc/otwatch/agent.yaml"]')
-    assert any(word == "RUN" and "[classifier]" in args for word, args in steps)
+
+
+@pytest.mark.parametrize(("stage", "lock", "command"), [
+    ("agent", "requirements-agent.lock", "otwatch-agent"),
+    ("central", "requirements-central.lock", "otwatch-classifier"),
+])
+def test_each_image_installs_its_lock_file_by_hash_and_drops_the_simulators(
+    stage: str, lock: str, command: str
+) -> None:
+    steps = stages()[stage]
+    runs = " ".join(args for word, args in steps if word == "RUN")
+    assert "pip install --require-hashes --no-deps -r /tmp/requirements.lock" in runs
+    assert "pip install --no-deps /wheels/otwatch-" in runs and "simulators" in runs
+    assert ("COPY", f"deploy/container/{lock} /tmp/requirements.lock") in steps
+    labels = " ".join(args for word, args in steps + stages()["base"] if word == "LABEL")
+    for key in ("title", "description", "version", "revision", "created", "licenses", "source"):
+        assert f"org.opencontainers.image.{key}=" in labels, key
+    assert f"org.opencontainers.image.title=\"otwatch-{stage}\"" in labels
+    assert [a for w, a in steps if w == "CMD"][-1].startswith(f'["{command}"')
+
+
+def test_the_lock_files_pin_every_dependency_by_hash() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for lock, requires in (
+        ("requirements-agent.lock", project["dependencies"]),
+        ("requirements-central.lock",
+         project["dependencies"] + project["optional-dependencies"]["classifier"]),
+    ):
+        text = (DEPLOY / "container" / lock).read_text(encoding="utf-8")
+        pins = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\$", text, flags=re.MULTILINE))
+        assert pins and text.count("--hash=sha256:") >= len(pins)
+        normal = {name.lower().replace("_", "-"): v for name, v in pins.items()}
+        for line in requires:
+            req = Requirement(line)
+            if req.marker is not None and not req.marker.evaluate():
+                continue
+            version = normal.get(req.name.lower().replace("_", "-"))
+            assert version is not None, f"{lock}: {req.name} is not locked"
+            assert req.specifier.contains(version), f"{lock}: {req.name}=={version} vs {req}"
 
 
 def test_dockerfile_runs_as_non_root() -> None:
@@ -64,6 +119,8 @@ def test_dockerignore_keeps_the_copy_sources() -> None:
         .read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")
     }
     assert not ignored & {"agent", "detectors", "simulators", "pyproject.toml", "README.md"}
+    assert {"!deploy/container/requirements-agent.lock",
+            "!deploy/container/requirements-central.lock"} <= ignored  # "deploy" is ignored
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +188,17 @@ def test_compose_classifier_config_loads_as_mounted(compose: dict[str, Any],
     config = load_classifier_config(root / args.config.lstrip("/"))
     load_criteria(config.classifier.criteria)
     assert config.metrics.host == "0.0.0.0"
-    assert args.records_db.startswith("postgresql://")
+    assert args.records_db is None  # from the secret file $OTWATCH_RECORDS_DB_FILE names
+    assert "OTWATCH_RECORDS_DB_FILE" in compose["services"]["classifier"]["environment"]
     assert args.bootstrap_servers.split(":")[0] in compose["services"]
 
 
 def test_compose_records_ui_command_parses(compose: dict[str, Any]) -> None:
-    from detectors.web.__main__ import parse_args
+    from detectors.records_cli import build_parser
 
     command = compose["services"]["records-ui"]["command"]
-    assert command[:3] == ["python", "-m", "detectors.web"]
-    args = parse_args(command[3:])
+    assert command[:2] == ["otwatch-records", "serve"]
+    args = build_parser().parse_args(command[1:])
     assert args.host == "0.0.0.0"
     assert f"{args.port}:{args.port}" in compose["services"]["records-ui"]["ports"]
 
@@ -156,7 +214,8 @@ def test_compose_containment_publishes_from_the_classifiers_database(
     assert command[0] == "otwatch-containment"
     args = build_parser().parse_args(command[1:])
     classifier = classifier_parser().parse_args(services["classifier"]["command"][1:])
-    assert args.db == classifier.records_db
+    assert args.db is None and classifier.records_db is None
+    assert services["containment"]["environment"] == services["classifier"]["environment"]
     assert args.bootstrap_servers == classifier.bootstrap_servers
     assert {"kafka", "postgres", "classifier"} <= set(services["containment"]["depends_on"])
     assert "deploy" not in services["containment"]  # one publisher: no replicas

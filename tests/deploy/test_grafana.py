@@ -77,6 +77,7 @@ def _as_promql(expr: str) -> str:
     return re.sub(r"\$\{?(\w+)\}?", "x", expr)
 
 
+@pytest.mark.integration
 def test_queries_parse_as_promql(dashboard: dict[str, Any], tmp_path: Path) -> None:
     """promtool parses each query as a recording rule's expression."""
     tool = shutil.which("promtool")

@@ -81,7 +81,7 @@ def test_classifier_replicas_share_one_group_and_the_database_secret(tmp_path: P
     assert deployment["spec"]["replicas"] > 1
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     args = build_parser().parse_args(container["args"])
-    assert args.records_db == "$(OTWATCH_RECORDS_DB)"
+    assert args.records_db is None  # $OTWATCH_RECORDS_DB, from the Secret
     assert_database_and_broker_from_the_shared_settings(container)
 
     config_map = find("ConfigMap", "otwatch-classifier-config")
@@ -105,12 +105,13 @@ def test_classifier_criteria_are_the_shipped_sample() -> None:
 
 
 def test_records_ui_service_targets_the_ui_port() -> None:
-    from detectors.web.__main__ import parse_args
+    from detectors.records_cli import build_parser
 
     deployment = find("Deployment", "otwatch-records-ui")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", "detectors.web"]
-    args = parse_args(container["args"])
+    assert container["command"] == ["otwatch-records"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "serve" and args.db is None
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["http"] == args.port and args.host == "0.0.0.0"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
@@ -128,6 +129,61 @@ def test_one_containment_publisher_on_the_shared_database_and_broker() -> None:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["otwatch-containment"]
     args = build_parser().parse_args(container["args"])
-    assert args.db == "$(OTWATCH_RECORDS_DB)"
+    assert args.db is None  # $OTWATCH_RECORDS_DB, from the Secret
     assert args.bootstrap_servers == "$(OTWATCH_KAFKA_BOOTSTRAP)"
     assert_database_and_broker_from_the_shared_settings(container)
+
+
+def _pod_labels() -> list[dict[str, str]]:
+    return [d["spec"]["template"]["metadata"]["labels"] for d in documents()
+            if d["kind"] == "Deployment"]
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_disruption_budgets_cover_the_replicated_deployments() -> None:
+    budgets = [d for d in documents() if d["kind"] == "PodDisruptionBudget"]
+    covered = set()
+    for budget in budgets:
+        assert budget["apiVersion"] == "policy/v1"
+        selector = budget["spec"]["selector"]["matchLabels"]
+        (deployment,) = [d for d in documents() if d["kind"] == "Deployment" and _selects(
+            selector, d["spec"]["template"]["metadata"]["labels"])]
+        assert budget["spec"]["maxUnavailable"] < deployment["spec"]["replicas"]
+        covered.add(deployment["metadata"]["name"])
+    replicated = {d["metadata"]["name"] for d in documents()
+                  if d["kind"] == "Deployment" and d["spec"]["replicas"] > 1}
+    assert covered == replicated
+
+
+def test_network_policies_deny_ingress_by_default_and_name_real_ports() -> None:
+    policies = {d["metadata"]["name"]: d for d in documents() if d["kind"] == "NetworkPolicy"}
+    deny = policies["otwatch-default-deny-ingress"]["spec"]
+    assert "ingress" not in deny and deny["policyTypes"] == ["Ingress"]
+    assert all(_selects(deny["podSelector"]["matchLabels"], labels) for labels in _pod_labels())
+    named_ports = {p["name"] for d in documents() if d["kind"] == "Deployment"
+                   for c in d["spec"]["template"]["spec"]["containers"]
+                   for p in c.get("ports", [])}
+    for policy in policies.values():
+        for rule in policy["spec"].get("ingress", []):
+            assert {p["port"] for p in rule["ports"]} <= named_ports, policy["metadata"]["name"]
+
+
+def test_service_monitors_select_a_service_with_the_port() -> None:
+    services = [d for d in documents() if d["kind"] == "Service"]
+    for monitor in (d for d in documents() if d["kind"] == "ServiceMonitor"):
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        ports = {p["name"] for s in services if _selects(selector, s["metadata"]["labels"])
+                 for p in s["spec"]["ports"]}
+        for endpoint in monitor["spec"]["endpoints"]:
+            assert endpoint["port"] in ports, monitor["metadata"]["name"]
+    names = {d["metadata"]["name"] for d in documents() if d["kind"] == "ServiceMonitor"}
+    assert {"otwatch-classifier", "otwatch-records-ui"} <= names
+
+
+def test_classifier_liveness_sees_a_stuck_consumer() -> None:
+    deployment = find("Deployment", "otwatch-classifier")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}

@@ -59,16 +59,19 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=60, check=False)
 
 
+@pytest.mark.integration
 def test_promtool_check_rules() -> None:
     done = promtool("check", "rules", RULES.name)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.integration
 def test_promtool_test_rules() -> None:
     done = promtool("test", "rules", "otwatch-rules.test.yml")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.integration
 def test_promtool_check_config() -> None:
     """prometheus.yml (the compose scrape config) with its rule and file_sd files."""
     done = promtool("check", "config", "prometheus.yml")

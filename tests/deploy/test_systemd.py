@@ -78,7 +78,9 @@ def test_containment_unit_command_parses_and_starts_after_the_classifier() -> No
     command, *argv = start.split()
     assert command == INSTALLED_BIN + "otwatch-containment"
     args = build_parser().parse_args(argv)
-    assert args.db == "${OTWATCH_RECORDS_DB}"
+    assert args.db is None  # the DSN comes from a credential file, not the command line
+    assert d["LoadCredential"] == ["records-db.dsn:/etc/otwatch/records-db.dsn"]
+    assert d["Environment"][-1] == "OTWATCH_RECORDS_DB_FILE=%d/records-db.dsn"
     assert args.bootstrap_servers == "${OTWATCH_KAFKA_BOOTSTRAP}"
     assert d["EnvironmentFile"] == ["/etc/otwatch/containment.env"]  # required: no leading "-"
     assert "otwatch-classifier.service" in d["After"][0].split()  # it migrates the database
@@ -109,6 +111,7 @@ def _analyze() -> str:
     return tool
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_systemd_analyze_verify_is_clean(tmp_path: Path, unit: str) -> None:
     tool = _analyze()
@@ -120,6 +123,7 @@ def test_systemd_analyze_verify_is_clean(tmp_path: Path, unit: str) -> None:
     assert done.stderr.strip() == "", done.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("unit", sorted(UNITS))
 def test_exposure_level_is_low(tmp_path: Path, unit: str) -> None:
     tool = _analyze()

@@ -25,6 +25,8 @@ from detectors.records import open_store
 from simulators.broker import EmbeddedBroker, free_port
 from tests.detectors.running import AGENT
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 CRITERIA = ROOT / "config" / "criteria.yaml"
 

@@ -223,6 +223,7 @@ def readme_table() -> str:
     return found.group(1)
 
 
+@pytest.mark.integration
 def test_the_readme_shows_the_table_explain_prints() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "detectors.cli", "criteria", "explain",
@@ -237,6 +238,7 @@ def test_the_readme_shows_the_table_explain_prints() -> None:
     )
 
 
+@pytest.mark.integration
 def test_explain_json_lists_every_combination() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "detectors.cli", "criteria", "explain", "--json",
@@ -254,6 +256,7 @@ def test_explain_json_lists_every_combination() -> None:
     assert mismatch["decision"] == "quality only, low (Q-2)" and mismatch["rules"] == ["Q-2"]
 
 
+@pytest.mark.integration
 def test_explain_refuses_a_broken_file(tmp_path: Path) -> None:
     data = shipped_data()
     data["no_record"] = []

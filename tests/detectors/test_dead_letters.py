@@ -58,6 +58,7 @@ def dropped() -> float:
     return health.DEAD_DROPPED._value.get()  # type: ignore[attr-defined,no-any-return]
 
 
+@pytest.mark.integration
 async def test_a_dead_letter_the_broker_refuses_is_counted_logged_once_and_given_up(
     broker: EmbeddedBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -80,6 +81,7 @@ async def test_a_dead_letter_the_broker_refuses_is_counted_logged_once_and_given
     assert "MessageSizeTooLargeError" in errors[0].getMessage()
 
 
+@pytest.mark.integration
 async def test_a_dead_letter_that_cannot_be_delivered_in_time_is_given_up(
     broker: EmbeddedBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -99,6 +101,7 @@ async def test_a_dead_letter_that_cannot_be_delivered_in_time_is_given_up(
     assert len([r for r in caplog.records if r.name == "detectors.messages"]) == 1
 
 
+@pytest.mark.integration
 async def test_dead_letters_reach_the_topic_with_their_bounded_body(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:

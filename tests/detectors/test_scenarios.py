@@ -1,6 +1,8 @@
 """Scenario level: the whole pipeline (simulated plant, agent, broker, classifier) per scenario.
 
-Runs through the demo harness (`simulators.demo.start`); every process is stopped by PID.
+One broker, classifier and containment relay serve the module (`shared_pipeline`, started
+from the demo harness's pieces); each test plays its scenario with its own plant and agent
+under a site of its own and reads only that site's records. Every process is stopped by PID.
 A scenario whose file has not arrived yet is skipped with the reason.
 """
 
@@ -16,52 +18,59 @@ import pytest
 
 from agent.sources.opcua.subscribe import KEEPALIVE_S
 from detectors.records import MasterRecord
-from simulators.demo import CONFIG, Pipeline, start
-from tests.support.pipeline import demo_pipeline, records, wait_until
+from simulators.demo import CONFIG
+from tests.support.pipeline import SharedPipeline, wait_until
 
 pytestmark = pytest.mark.e2e
 SCENARIOS = CONFIG / "scenarios"
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    with demo_pipeline(tmp_path) as running:
-        yield running
+@pytest.fixture(scope="module")
+def shared_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedPipeline]:
+    shared = SharedPipeline(tmp_path_factory.mktemp("pipeline"))
+    try:
+        shared.start()
+        yield shared
+    finally:
+        shared.stop()
 
 
-def play(pipeline: Pipeline, name: str, workdir: Path, settle_s: float) -> list[MasterRecord]:
-    """Play a scenario to its last label, wait ``settle_s`` for records, return them."""
+def play(shared: SharedPipeline, name: str, settle_s: float) -> tuple[list[MasterRecord], Path]:
+    """Play a scenario to its last label under the site ``name``, wait ``settle_s`` for
+    records; return that site's records and the play's folder."""
     scenario = SCENARIOS / f"{name}.yaml"
     if not scenario.exists():
         pytest.skip(f"{scenario} has not arrived yet (the simulator engineer ships it)")
     import yaml
 
     actions = yaml.safe_load(scenario.read_text())["actions"]
-    start(pipeline, scenario, workdir, with_ui=False)
-    labels = workdir / "labels.jsonl"
-    wait_until(lambda: labels.exists() and len(labels.read_text().splitlines()) >= len(actions),
-               40, f"scenario {name} to play to its end", pipeline.check_alive)
-    time.sleep(settle_s)  # detection, a possible burst hold, and the record write
-    pipeline.check_alive()
-    return records(workdir / "records.db")
+    with shared.play(name, scenario) as own:
+        labels = own / "labels.jsonl"
+        wait_until(
+            lambda: labels.exists() and len(labels.read_text().splitlines()) >= len(actions),
+            40, f"scenario {name} to play to its end", shared.pipeline.check_alive)
+        time.sleep(settle_s)  # detection, a possible burst hold, and the record write
+        shared.pipeline.check_alive()
+        return shared.site_records(name), own
 
 
-def test_tamper_opens_joint_records(pipeline: Pipeline, tmp_path: Path) -> None:
-    opened = play(pipeline, "tamper", tmp_path, settle_s=12)
+def test_tamper_opens_joint_records(shared_pipeline: SharedPipeline) -> None:
+    opened, own = play(shared_pipeline, "tamper", settle_s=12)
     assert opened, "tamper opened no record"
     assert {r.controller for r in opened} == {"press-01", "oven-01"}
     assert any(r.classification == "joint" for r in opened)
-    labels = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    labels = [json.loads(x) for x in (own / "labels.jsonl").read_text().splitlines()]
     evidence = sum(len(r.evidence) for r in opened)
     assert evidence >= len(labels) - 1, (evidence, labels)
 
 
-def test_maintenance_opens_nothing(pipeline: Pipeline, tmp_path: Path) -> None:
-    assert play(pipeline, "maintenance", tmp_path, settle_s=6) == []
+def test_maintenance_opens_nothing(shared_pipeline: SharedPipeline) -> None:
+    opened, _ = play(shared_pipeline, "maintenance", settle_s=6)
+    assert opened == []
 
 
-def test_a_burst_across_controllers_opens_one_record(pipeline: Pipeline, tmp_path: Path) -> None:
-    opened = play(pipeline, "burst", tmp_path, settle_s=6)
+def test_a_burst_across_controllers_opens_one_record(shared_pipeline: SharedPipeline) -> None:
+    opened, _ = play(shared_pipeline, "burst", settle_s=6)
     assert len(opened) == 1, [(r.id, r.controller, r.tag, r.correlation_key) for r in opened]
     (burst,) = opened
     controllers = {e.raw["controller"]["id"] for e in burst.evidence}
@@ -83,9 +92,9 @@ def show(record: MasterRecord) -> str:
 
 
 def test_program_download_the_record_is_the_unknown_users_download(
-    pipeline: Pipeline, tmp_path: Path
+    shared_pipeline: SharedPipeline,
 ) -> None:
-    opened = play(pipeline, "program-download", tmp_path, settle_s=12)
+    opened, _ = play(shared_pipeline, "program-download", settle_s=12)
     print("\n" + "\n".join(show(r) for r in opened))
     assert len(opened) == 1, [show(r) for r in opened]
     (record,) = opened
@@ -133,12 +142,12 @@ def assert_gap_spans(gap: tuple[datetime, datetime], down: datetime, back: datet
 
 
 def test_outage_the_gap_is_as_long_as_the_controller_was_unreachable(
-    pipeline: Pipeline, tmp_path: Path
+    shared_pipeline: SharedPipeline,
 ) -> None:
-    opened = play(pipeline, "outage", tmp_path, settle_s=12)
+    opened, own = play(shared_pipeline, "outage", settle_s=12)
     print("\n" + "\n".join(show(r) for r in opened))
     labels = {(x["action"], x["controller"]): x for x in map(
-        json.loads, (tmp_path / "labels.jsonl").read_text().splitlines())}
+        json.loads, (own / "labels.jsonl").read_text().splitlines())}
 
     def spell(action: str, controller: str) -> tuple[datetime, datetime]:
         label = labels[(action, controller)]  # started: the fault began; time: it ended

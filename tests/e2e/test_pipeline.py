@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from detectors.records import open_store
-from simulators.demo import CONFIG, Pipeline, start
+from simulators.demo import CONFIG, Pipeline, print_approved_changes, start
 from tests.support.pipeline import demo_pipeline, records, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -35,8 +36,14 @@ def labels(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_demo_scenario_opens_one_joint_record(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_demo_scenario_opens_one_joint_record(
+    pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     start(pipeline, CONFIG / "scenarios" / "demo.yaml", tmp_path, with_ui=False)
+    banner = capsys.readouterr().out
+    watched = [c["id"] for c in yaml.safe_load((tmp_path / "agent.yaml").read_text())[
+        "controllers"]]
+    assert f"watching {len(watched)} controllers ({', '.join(watched)};" in banner
     wait_until(lambda: len(labels(tmp_path / "labels.jsonl")) == 2, 60, "the scenario",
                pipeline.check_alive)
     db = tmp_path / "records.db"
@@ -78,4 +85,12 @@ def test_demo_scenario_opens_one_joint_record(pipeline: Pipeline, tmp_path: Path
     assert full.ticket.record_id == record.id  # linked both ways
     agent_log = (tmp_path / "agent.log").read_text()
     assert "authorized press-01/temperature_sp setpoint_change: 180.0 -> 185.0" in agent_log
+    # The demo names the approved change it saw, and no process logged an ERROR (the
+    # scenario's approvals file exists, empty, before the agent starts).
+    print_approved_changes(tmp_path / "agent.log", set())
+    assert ("APPROVED CHANGE press-01/temperature_sp setpoint_change: 180.0 -> 185.0"
+            in capsys.readouterr().out)
+    for log in tmp_path.glob("*.log"):
+        errors = [line for line in log.read_text().splitlines() if " ERROR " in line]
+        assert not errors, f"{log.name}: {errors}"
     assert "unapproved oven-01/temperature_sp setpoint_change: 200.0 -> 230.0" in agent_log

@@ -34,6 +34,8 @@ from tests.identity.slapd import (
     person,
 )
 
+pytestmark = pytest.mark.integration
+
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CHEAP = Argon2Settings(time_cost=1, memory_cost=8, parallelism=1)
 

@@ -16,6 +16,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from asyncua import Client, ua
 from pymodbus.client import AsyncModbusTcpClient
@@ -25,6 +26,8 @@ from agent.contract import SuspectChange, Verdict
 from simulators.broker import free_port
 from tests.agent.test_agent_detects import running, spooled, wait_until
 from tests.interop.peers import Peer, peer
+
+pytestmark = pytest.mark.integration
 
 #: After the timeline: how long anything unexpected gets to show up (several polls and
 #: publishing intervals).

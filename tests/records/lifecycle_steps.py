@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from detectors.records import ContributeImpact, RecordStore, State
-from tests.records.conftest import T0
 from tests.records.people import QA, SOC, sign
+from tests.support.events import RECORDS_T0 as T0
 
 ACTION = {
     "id": "A1", "description": "restrict engineering workstation access", "owner": "sec-lead",

@@ -11,9 +11,11 @@ from sqlalchemy import func, select, update
 
 from detectors.records import AttachFile, InvalidUpdate, PermissionDenied, RecordStore
 from detectors.records.tables import attachment_blobs
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at
 from tests.records.people import OPERATOR, QA, SOC, VIEWER
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 SNAPSHOT = b'{"ZoneTemp": 215.0, "Recipe": "R-12"}\n'
 

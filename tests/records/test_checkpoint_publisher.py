@@ -19,9 +19,13 @@ from detectors.records import AddComment, RecordStore, open_store
 from detectors.records.checkpoints import CheckpointSigner, generate_key, read_checkpoints
 from detectors.records_cli import main
 from simulators.broker import EmbeddedBroker
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at
 from tests.records.people import QA, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
+
+pytestmark = pytest.mark.integration
 
 TOPIC = "otwatch.checkpoints"
 

@@ -12,9 +12,11 @@ import pytest
 
 from detectors.records import RecordStore, State
 from detectors.records_cli import main
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive, prepare_plan
 from tests.records.people import PASSWORD
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 Cap = pytest.CaptureFixture[str]
 
@@ -217,3 +219,47 @@ def test_help_lists_commands(capsys: Cap) -> None:
     for command in ("list", "show", "verify", "transition", "sign", "comment", "users",
                     "tokens", "kpis", "export"):
         assert command in out
+
+
+@pytest.mark.integration
+def test_serve_starts_the_records_service_on_the_default_database(tmp_path: Path) -> None:
+    """``otwatch-records serve`` without --db serves the database every records command uses
+    by default (here ``$OTWATCH_RECORDS_DB``), until SIGTERM (exit 0)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    db = tmp_path / "records.db"
+    db.touch()
+    env = {**os.environ, "OTWATCH_RECORDS_DB": str(db)}
+    assert subprocess.run([sys.executable, "-m", "detectors.records_cli", "migrate"], env=env,
+                          capture_output=True, timeout=60, check=False).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service = subprocess.Popen(
+        [sys.executable, "-m", "detectors.records_cli", "--log-format", "json", "serve",
+         "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert service.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=30)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+    assert service.returncode == 0
+    started = json.loads(err.splitlines()[0])
+    assert started["logger"] == "detectors.web" and str(db) in started["message"]

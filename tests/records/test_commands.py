@@ -38,9 +38,11 @@ from detectors.records import (
 )
 from detectors.records.kpis import compute
 from detectors.records.tables import capa_actions, lot_holds
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import ACTION, assess, at
 from tests.records.people import OPERATOR, QA, SOC, VIEWER
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 @pytest.fixture

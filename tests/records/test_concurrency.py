@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 
 from detectors.records import RecordOutcome, open_store
-from tests.records.conftest import T0, classified, event
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 def test_concurrent_writers_open_one_record_per_incident(

@@ -7,9 +7,11 @@ import orjson
 import pytest
 
 from detectors.records import FishboneCategory, InvalidUpdate, ReasonRequired, RecordStore, State
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import ACTION, assess, at, drive
 from tests.records.people import QA, SOC
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 @pytest.fixture

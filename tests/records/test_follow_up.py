@@ -25,9 +25,11 @@ from detectors.records import (
 from detectors.records.escalation import escalations, overdue_counts, reminders
 from detectors.records.notify import follow_up
 from detectors.records.risk import EmailSettings
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at
 from tests.records.people import QA, SOC
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 RULES = (
     EscalationRule(name="critical-open", min_severity="critical", older_than_h=24,
@@ -132,6 +134,7 @@ def test_the_reminders_and_escalations_arrive_by_e_mail(
     assert gauge == 1.0
 
 
+@pytest.mark.integration
 async def test_the_follow_up_is_published_on_the_records_topic(
     store: RecordStore, records: list[str], broker: Any,
 ) -> None:

@@ -34,9 +34,11 @@ from detectors.records import (
     missing_at,
     propose_look_back,
 )
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import ACTION, NOTIFICATIONS, assess, at, drive
 from tests.records.people import QA, SOC
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 def _record(state: State = State.TRIAGE, **extra: Any) -> MasterRecord:

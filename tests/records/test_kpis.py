@@ -8,9 +8,11 @@ import pytest
 
 from detectors.records import RecordStore, State
 from detectors.records.kpis import compute
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive
 from tests.records.people import QA
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 def _action(aid: str, due: str, current: str | None = None, status: str = "open") -> dict[str, str]:

@@ -16,9 +16,11 @@ from detectors.records import (
     missing_for,
 )
 from detectors.records.lifecycle import SIGNED as SIGNED_STEPS
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive, finish_actions, prepare_plan, sign_both
 from tests.records.people import OPERATOR, QA, SOC, sign
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 FORWARD = [State.DETECTED, State.TRIAGE, State.CONTAINMENT, State.INVESTIGATION,
            State.ACTION_PLAN, State.IMPLEMENTATION, State.EFFECTIVENESS_CHECK, State.CLOSED]

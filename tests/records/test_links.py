@@ -20,8 +20,10 @@ from detectors.records import (
 )
 from detectors.records.commands import Actor
 from detectors.records.models import State
-from tests.records.conftest import T0, classified, event
 from tests.records.people import OPERATOR, QA, SOC
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 SVC = Actor("svc-thehive")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from detectors.records import Evidence
 from detectors.records.lots import affected_lots
-from tests.records.conftest import T0
+from tests.support.events import RECORDS_T0 as T0
 
 
 def ev(minute: int, lot: str, new: Any, old: Any = 200.0) -> Evidence:

@@ -28,10 +28,12 @@ from detectors.records import (
 from detectors.records.checkpoints import Interval
 from detectors.records.migrate import SCRIPT_DIR
 from detectors.records.tamper import verify_store
-from tests.records.conftest import T0, classified, event
 from tests.records.legacy_schema.build import copy_as_legacy, create_legacy, engine
 from tests.records.lifecycle_steps import assess, at, drive
 from tests.records.people import QA, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 #: What signatures made before revision 0004 do not have (they read back empty).
 SIGNER: dict[str, Any] = {
@@ -191,6 +193,7 @@ with open_store(sys.argv[1]) as store:
 """
 
 
+@pytest.mark.integration
 def test_processes_started_together_on_a_new_sqlite_file_all_open_it(tmp_path: Path) -> None:
     """Two classifiers (or a classifier and the records UI) started together on a fresh
     database: switching it to WAL made all but one fail with "database is locked"."""
@@ -214,6 +217,7 @@ def test_processes_started_together_on_a_new_sqlite_file_all_open_it(tmp_path: P
             assert store.schema_version() == CURSOR_SCHEMA_VERSION
 
 
+@pytest.mark.integration
 def test_an_older_schema_visible_through_the_search_path_is_not_adopted(pg_dsn: str) -> None:
     """A role whose own schema comes first on its search path, with an older otwatch schema
     (``schema_version``) in a schema behind it that the role may not read: migrating works in

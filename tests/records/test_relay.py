@@ -17,9 +17,11 @@ from detectors.records import (
     TrailEntry,
     TrailRelay,
 )
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at
 from tests.records.people import QA
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 class SinkDown(Exception):

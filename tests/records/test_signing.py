@@ -9,8 +9,10 @@ from sqlalchemy import delete, insert, select, update
 from detectors.records import RecordStore, State
 from detectors.records.tables import signatures
 from detectors.records_cli import main
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive, sign_both
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 @pytest.fixture

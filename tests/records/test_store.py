@@ -9,8 +9,10 @@ import pytest
 
 from detectors.classification import ClassKind, Severity
 from detectors.records import HEAD_REVISION, RecordNotFound, RecordStore, open_store
-from tests.records.conftest import T0, classified, event
 from tests.records.people import QA
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 NOW = T0 + timedelta(minutes=1)
 
@@ -135,6 +137,7 @@ def test_unmigrated_database_is_a_retryable_store_error(tmp_path: object) -> Non
         assert info.value.retryable
 
 
+@pytest.mark.integration
 def test_unreachable_postgresql_is_store_unavailable() -> None:
     from detectors.records import StoreUnavailable
     from simulators.broker import free_port

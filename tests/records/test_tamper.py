@@ -69,9 +69,11 @@ from detectors.records.commands import Actor
 from detectors.records.links import note_delivery
 from detectors.records.trail import TrailWriter, append_rows, entry_hash, head_of
 from detectors.records_cli import main
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import assess, at, drive
 from tests.records.people import OPERATOR, QA, SOC, VIEWER
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 SVC = Actor("svc-thehive")  # the ticket connector's service user
 SNAPSHOT = b"ZoneTemp setpoint 210 -> 230, written by EWS-3 at 03:12\n"

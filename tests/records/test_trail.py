@@ -12,8 +12,10 @@ import pytest
 from detectors.records import RecordStore, State, open_store
 from detectors.records.trail import GENESIS, verify_entries
 from detectors.records_cli import main
-from tests.records.conftest import T0, classified, event
 from tests.records.lifecycle_steps import at, drive
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 def populated(store: RecordStore) -> str:

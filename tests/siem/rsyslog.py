@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from simulators.broker import free_port
-from tests.delivery.certs import Authority, issue, make_ca
+from tests.support.certs import Authority, issue, make_ca
 
 GTLS = Path("/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so")
 

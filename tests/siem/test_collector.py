@@ -19,10 +19,12 @@ from detectors.alert_formats.syslog import SyslogHeader
 from detectors.criteria import classify, load_criteria
 from detectors.records import RecordOutcome
 from detectors.siem import Collector, SyslogSink, syslog_frame
-from tests.delivery.certs import make_ca
 from tests.siem.parse import parse_cef, parse_syslog
 from tests.siem.rsyslog import Rsyslog
+from tests.support.certs import make_ca
 from tests.support.events import make_event
+
+pytestmark = pytest.mark.integration
 
 CRITERIA = load_criteria(Path(__file__).parents[2] / "config" / "criteria.yaml")
 HEADER = SyslogHeader(hostname="relay-test", facility="local4", procid="77")

@@ -47,6 +47,7 @@ def test_help_describes_the_run_options(capsys: pytest.CaptureFixture[str]) -> N
         assert option in out
 
 
+@pytest.mark.integration
 def test_run_plays_the_demo_and_writes_everything(tmp_path: Path) -> None:
     labels, approvals, ports = tmp_path / "l.jsonl", tmp_path / "a.yaml", tmp_path / "p.json"
     code = main(
@@ -84,6 +85,7 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.integration
 def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
     ports, gate, labels = tmp_path / "p.json", tmp_path / "ready", tmp_path / "l.jsonl"
     log = tmp_path / "sim.log"
@@ -132,6 +134,7 @@ def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
             proc.wait()
 
 
+@pytest.mark.integration
 def test_run_without_a_scenario_serves_for_the_duration(tmp_path: Path) -> None:
     plant = tmp_path / "plant.yaml"
     plant.write_text(

@@ -13,6 +13,8 @@ from simulators.modbus_plc import ModbusPLC
 from simulators.plant import PlantConfig
 from tests.simulators.conftest import modbus_config
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def client(press: ModbusPLC) -> AsyncIterator[AsyncModbusTcpClient]:

@@ -25,6 +25,8 @@ from simulators.modbus_plc import ModbusPLC
 from simulators.plant import ModbusController
 from tests.support.serial_pair import serial_pair
 
+pytestmark = pytest.mark.integration
+
 TAGS: list[dict[str, Any]] = [
     {"name": "speed_sp", "address": 0, "type": "uint16", "initial": 1200},
     {"name": "flow_pv", "table": "input", "address": 1, "type": "int16", "scale": 10,

@@ -22,7 +22,7 @@ NSU = "urn:otwatch:sim:oven-01"
 
 
 # One server for the module (building an OPC UA address space takes seconds); reset per test.
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

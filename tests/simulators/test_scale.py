@@ -42,6 +42,7 @@ def test_scale_plant_command_writes_a_loadable_file(tmp_path: Path) -> None:
     assert load_plant(out) == scale_plant(3, 1, 500)
 
 
+@pytest.mark.integration
 async def test_a_small_scale_plant_serves_its_tags() -> None:
     plant_config = shard(scale_plant(modbus=4, opcua=2, tags=1_000), 0, 2)
     ports = {c.id: 0 for c in plant_config.controllers()}

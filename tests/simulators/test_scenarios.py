@@ -22,7 +22,7 @@ from tests.simulators.conftest import PLANT_FILE, ROOT, free_ports
 
 SCENARIOS = ROOT / "config" / "scenarios"
 # One plant for the module (an OPC UA server takes seconds to build); reset before each test.
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -22,8 +22,10 @@ from detectors.records.tables import inbound_webhooks
 from detectors.tickets import inbound
 from detectors.tickets.inbound import InboundReport
 from detectors.tickets.signing import sign_headers, signer
-from tests.records.conftest import T0, classified, event
 from tests.records.people import enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 from tests.tickets.test_outbox import add_service_users
 from tests.web.conftest import INBOUND, INBOUND_SECRET, Client, bearer, serve
 

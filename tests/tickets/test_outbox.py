@@ -16,10 +16,14 @@ from detectors.identity import add_user
 from detectors.records import RecordStore, State, Transition, open_store
 from detectors.tickets import TicketOutbox, parse
 from detectors.tickets.metrics import RETRIES
-from tests.records.conftest import T0, classified, event
 from tests.records.people import QA, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 from tests.tickets.conftest import connectors
 from tests.tickets.fake_tools import ToolServer
+
+pytestmark = pytest.mark.integration
 
 SYSTEMS = ("webhook", "thehive", "servicenow", "jira")
 KINDS = (ClassKind.JOINT, ClassKind.SECURITY_ONLY, ClassKind.QUALITY_ONLY)

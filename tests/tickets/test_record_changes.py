@@ -25,8 +25,10 @@ from detectors.records import (
 from detectors.records.commands import Actor
 from simulators.broker import EmbeddedBroker
 from tests.delivery.kafka_read import read_topics
-from tests.records.conftest import T0, classified, event
 from tests.records.people import QA, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 from tests.tickets.test_outbox import add_service_users
 
 TOPIC = "otwatch.records"

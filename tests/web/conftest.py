@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,15 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, Playwright, async_playwright
 
-from agent.contract import SuspectChange
-from detectors.classification import Classification, ClassKind, Severity
 from detectors.identity import IdentitySettings, create_token
 from detectors.records import open_store
 from detectors.tickets.inbound import InboundHook
 from detectors.tickets.signing import signer
 from detectors.web import create_app
 from tests.records.people import CHEAP, PASSWORD, PEOPLE, enrol
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified, record_event
 
-T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SETTINGS = IdentitySettings(argon2=CHEAP, lockout_after=3, lockout_s=600, idle_timeout_s=900)
 Client = TestClient[Any, Any]
 
@@ -50,29 +49,6 @@ class Clock:
         self.now += timedelta(**delta)
 
 
-def suspect(n: int, *, tag: str = "ZoneTemp", minutes: float = 0) -> SuspectChange:
-    at = T0 + timedelta(minutes=minutes)
-    return SuspectChange.model_validate({
-        "event_id": f"ev-{n}", "seq": n, "agent_id": "agent-1", "site": "plant-1",
-        "line": "line-a",
-        "controller": {"id": "press-01", "protocol": "opcua", "endpoint": "opc.tcp://x:4840",
-                       "validated": True},
-        "tag": {"name": tag, "address": f"ns=2;s={tag}", "kind": "setpoint",
-                "critical_to_quality": True, "unit": "degC"},
-        "old_value": 200.0, "new_value": 215.0,
-        "occurred_at": at - timedelta(seconds=30), "detected_at": at,
-        "change_kind": "setpoint_change", "verdict": "unapproved",
-        "context": {"lot": "LOT-7", "recipe": "<R-12>"},
-    })
-
-
-def classified(key: str, description: str = "CTQ setpoint changed without approval",
-               ) -> Classification:
-    return Classification(
-        kind=ClassKind.JOINT, severity=Severity.HIGH, rules_fired=("ctq-setpoint",),
-        criteria_version="c-1", description=description, correlation_key=key,
-        attack_techniques=("T0836",),
-    )
 
 
 @pytest.fixture
@@ -85,8 +61,9 @@ def db_path(tmp_path: Path) -> Path:
         enrol(store, T0)
         store.record_events(
             [
-                (suspect(1), classified("k1", "<script>alert(1)</script> changed")),
-                (suspect(2, tag="Pressure", minutes=3), classified("k2")),
+                (record_event(1, recipe="<R-12>"),
+                 classified(key="k1", description="<script>alert(1)</script> changed")),
+                (record_event(2, tag="Pressure", minutes=3, recipe="<R-12>"), classified(key="k2")),
             ],
             now=T0 + timedelta(minutes=5),
         )

@@ -15,7 +15,8 @@ from tests.web.conftest import CHEAP_SERVICE, running_service
 
 ROOT = Path(__file__).parents[2]
 ARTEFACTS = ROOT / "test-artefacts"
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.integration, pytest.mark.browser,
+              pytest.mark.asyncio(loop_scope="session")]
 
 
 @pytest.fixture

@@ -25,7 +25,10 @@ def test_loopback_by_default_and_the_command_line_wins() -> None:
     assert sample.identity.idle_timeout_s == 900 and sample.identity.lockout_after == 5
 
 
-def test_bad_settings_name_the_key(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_settings_name_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTWATCH_RECORDS_DB", str(tmp_path / "missing.db"))
     bad = tmp_path / "bad.yaml"
     bad.write_text("identity:\n  idle_timeout_s: 0\n  nonsense: 1\n")
     with pytest.raises(IdentityConfigError) as info:

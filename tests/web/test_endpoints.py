@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/login"): PUBLIC,
     ("GET", "/static/otwatch.css"): PUBLIC,
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
     ("GET", "/"): READERS,
     ("GET", "/records/{id}"): READERS,
     ("GET", "/admin/users"): frozenset({"admin"}),

@@ -22,7 +22,8 @@ import pytest
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.records import open_store
 from tests.records.people import PASSWORD, enrol
-from tests.web.conftest import T0, Client, Clock, suspect
+from tests.support.events import record_event
+from tests.web.conftest import T0, Client, Clock
 
 RID = "NC-2026-000001"
 URL = f"/api/records/{RID}"
@@ -39,7 +40,7 @@ def db_path(tmp_path: Path) -> Path:
     with open_store(str(path)) as store:
         store.migrate()
         enrol(store, T0)
-        store.record_events([(suspect(1), Classification(
+        store.record_events([(record_event(1, recipe="<R-12>"), Classification(
             kind=ClassKind.JOINT, severity=Severity.HIGH, rules_fired=("ctq-setpoint",),
             criteria_version="c-1", description="CTQ setpoint changed without approval",
             correlation_key="press-01/ZoneTemp",

@@ -73,6 +73,7 @@ _DEFAULT_HOST, _DEFAULT_PORT = "127.0.0.1", 502
 
 
 class ModbusTag(TagBase):
+    #: Modbus table: holding or input registers, coils or discrete inputs.
     table: RegisterTable = "holding"
     #: The 0-based protocol address in ``table`` (what travels in the request).
     address: int = Field(ge=0, le=65535)
@@ -83,10 +84,15 @@ class ModbusTag(TagBase):
     register_number: int | None = Field(
         default=None, validation_alias=AliasChoices("register", "register_number")
     )
+    #: How the registers are decoded.
     data_type: ModbusDataType = "uint16"
+    #: Order of the 16-bit words in a 32/64-bit value (``little``: low word first).
     word_order: Literal["big", "little"] = "big"
+    #: Order of the two bytes in each register.
     byte_order: Literal["big", "little"] = "big"
+    #: The decoded value is multiplied by this ...
     scale: float = 1.0
+    #: ... and this is added.
     offset: float = 0.0
     #: Registers a string occupies (two characters each).
     length: int | None = Field(default=None, ge=1, le=125)
@@ -171,10 +177,13 @@ class ModbusSerialLine(_Strict):
     port: str = Field(min_length=1)
     #: rtu (binary frames, the usual) or ascii (hex text frames, ``:`` ... CR LF).
     mode: Literal["rtu", "ascii"] = "rtu"
+    #: Line speed in bit/s.
     baudrate: int = Field(default=19200, ge=50, le=4_000_000)
+    #: Data bits per character.
     bytesize: Literal[7, 8] = 8
     #: N (none), E (even) or O (odd); ``none``/``even``/``odd`` are accepted too.
     parity: Literal["N", "E", "O"] = "E"
+    #: Stop bits per character.
     stopbits: Literal[1, 2] = 1
 
     @field_validator("parity", mode="before")
@@ -199,10 +208,13 @@ class ModbusSerialLine(_Strict):
 
 
 class ModbusControllerConfig(ControllerBase):
+    #: ``modbus``.
     protocol: Literal["modbus"]
+    #: ``tcp`` (Modbus TCP), ``rtu_over_tcp`` (RTU frames to a TCP serial gateway) or ``serial``.
     transport: ModbusTransportKind = "tcp"
     #: tcp and rtu_over_tcp: the device's (or the serial gateway's) address.
     host: str = _DEFAULT_HOST
+    #: TCP port of the device or gateway.
     port: int = Field(default=_DEFAULT_PORT, ge=1, le=65535)
     #: serial: the line's port and settings.
     serial: ModbusSerialLine | None = None
@@ -218,6 +230,7 @@ class ModbusControllerConfig(ControllerBase):
     #: inverters and meters map their registers there), not register numbers written
     #: by mistake; they are read as written.
     high_protocol_addresses: bool = False
+    #: The controller's registers and coils to read (at least one).
     tags: list[ModbusTag] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -151,9 +151,13 @@ def _existing_file(path: Path, info: ValidationInfo) -> Path:
 class OpcuaSecurity(_Strict):
     """Secure channel settings; ``policy: None`` is the default and takes no other key."""
 
+    #: Security policy of the secure channel.
     policy: Literal["None", "Basic256Sha256"] = "None"
+    #: Sign or SignAndEncrypt (required with Basic256Sha256).
     mode: Literal["Sign", "SignAndEncrypt"] | None = None
+    #: The agent's client certificate (DER or PEM).
     certificate: Path | None = None
+    #: The client certificate's private key.
     private_key: Path | None = None
     #: Server certificates (or the CAs that issued them): files or directories of .der/.pem.
     trust: list[Path] = Field(default_factory=list)
@@ -203,8 +207,11 @@ class OpcuaSecurity(_Strict):
 class OpcuaAuth(_Strict):
     """User authentication: anonymous unless ``username`` is set; never a literal password."""
 
+    #: User name to sign in with (unset: anonymous).
     username: str | None = Field(default=None, min_length=1)
+    #: Environment variable holding the password.
     password_env: str | None = Field(default=None, min_length=1)
+    #: Or a file holding it (exactly one of the two with a username).
     password_file: Path | None = None
 
     @field_validator("password_file")
@@ -226,11 +233,15 @@ class OpcuaAuth(_Strict):
 
 
 class OpcuaControllerConfig(ControllerBase):
+    #: ``opcua``.
     protocol: Literal["opcua"]
+    #: The server's endpoint URL, ``opc.tcp://host:port/path``.
     endpoint: str = Field(pattern=r"^opc\.tcp://")
     #: subscribe: monitored items (the default); poll: read every ``poll_interval_s``.
     mode: Literal["subscribe", "poll"] = "subscribe"
+    #: How often the server sends a subscription's notifications.
     publishing_interval_ms: float = Field(default=250.0, gt=0.0, le=60_000.0)
+    #: How often the server samples each monitored value.
     sampling_interval_ms: float = Field(default=100.0, ge=0.0, le=60_000.0)
     #: Attribute writes to the acting user from AuditWriteUpdateEventType, where offered.
     audit_events: bool = True
@@ -243,6 +254,7 @@ class OpcuaControllerConfig(ControllerBase):
     auth: OpcuaAuth = Field(default_factory=OpcuaAuth)
     #: Aliases of namespace URIs for browse path elements (``alias:Name``).
     namespaces: dict[str, str] = Field(default_factory=dict)
+    #: The controller's nodes to read (at least one).
     tags: list[OpcuaTag] = Field(min_length=1)
 
     @model_validator(mode="after")

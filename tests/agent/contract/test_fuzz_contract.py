@@ -32,17 +32,21 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=40),
 )
+#: Mapping keys: any text but the two reserved markers (`agent.contract.values`: a member
+#: named ``$float`` or ``$truncated`` alone in its mapping is read as the marker; hypothesis
+#: found that a plain value ``{"$truncated": None}`` then cannot round-trip).
+keys = st.text(max_size=10).filter(lambda k: k not in ("$float", "$truncated"))
 json_like = st.recursive(
     scalars,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner, max_size=5)
+        st.lists(inner, max_size=5), st.dictionaries(keys, inner, max_size=5)
     ),
     max_leaves=20,
 )
 #: What a tag value can be in Python (a mapping may hold lists), markers included.
 tag_values = st.one_of(
     scalars,
-    st.dictionaries(st.text(max_size=10), json_like, max_size=5),
+    st.dictionaries(keys, json_like, max_size=5),
     st.builds(lambda n: {"$float": n}, st.sampled_from(["NaN", "Infinity", "-Infinity"])),
     st.text(min_size=1100, max_size=3000),
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agent.kafka.batching import Outbox, PartitionCache
 from agent.kafka.settings import KafkaSettings
 from agent.kafka.topics import ensure_topics
 from simulators.broker import EmbeddedBroker
+
+pytestmark = pytest.mark.integration
 
 Message = tuple[int, bytes, bytes]  # partition, key, value
 

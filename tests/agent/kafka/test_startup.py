@@ -13,6 +13,8 @@ from agent.kafka.startup import start_with_retry
 from agent.runtime.backoff import Backoff
 from simulators.broker import EmbeddedBroker, free_port
 
+pytestmark = pytest.mark.integration
+
 
 def settings(port: int) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", enable_idempotence=False,

@@ -3,23 +3,16 @@
     modbus_tag, modbus_controller    a Modbus tag or controller from a few keys
     sample_config, write_config      config/agent.yaml as data, and a changed copy on disk
     on_plant, sample_on_plant        the sample's controllers pointed at the simulated plant
-    make_cert                        an OPC UA application certificate and its key
 
 A change to a config class is then one edit here, not one in every test module.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.config import AgentConfig, load_agent_config
 from agent.sources.modbus import ModbusControllerConfig, ModbusTag
@@ -74,38 +67,3 @@ def sample_on_plant(plant: SimulatedPlant, **update: Any) -> AgentConfig:
     return config.model_copy(update={"controllers": controllers})
 
 
-def make_cert(directory: Path, name: str, uri: str, *, client: bool) -> tuple[Path, Path]:
-    """A self-signed (CA-less) application certificate and its key: (cert.der, key.pem)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.UniformResourceIdentifier(uri), x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=True, key_encipherment=True,
-            data_encipherment=True, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False,
-        ), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / f"{name}.der"
-    key_path = directory / f"{name}-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ))
-    return cert_path, key_path

@@ -17,7 +17,7 @@ from agent.sources.opcua import OpcuaControllerConfig, OpcuaSource
 from simulators.runtime import SimulatedPlant
 from tests.agent.sources.factories import sample_on_plant
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 def agent_config(plant: SimulatedPlant) -> AgentConfig:

@@ -21,6 +21,8 @@ from agent.sources.modbus.transport import Refusal
 from tests.agent.sources.modbus.rtu_line import DEVICE_1_VALUES, device, simulated_line
 from tests.agent.sources.running import Recorder, is_complete
 
+pytestmark = pytest.mark.integration
+
 LINES = [
     pytest.param("serial", "rtu", id="serial-rtu"),
     pytest.param("serial", "ascii", id="serial-ascii"),

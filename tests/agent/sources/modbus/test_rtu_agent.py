@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 
 from agent.config import ModbusControllerConfig, load_agent_config
@@ -20,6 +21,8 @@ from agent.runner import Agent
 from agent.spool import Spool
 from simulators.broker import free_port
 from tests.agent.sources.modbus.rtu_line import DEVICE_1_TAGS, DEVICE_2_TAGS, simulated_line
+
+pytestmark = pytest.mark.integration
 
 WAIT_S = 45.0  # generous: a loaded CI machine is slow to start an agent
 

@@ -24,7 +24,7 @@ from simulators.modbus_plc import ModbusPLC
 from simulators.runtime import SimulatedPlant
 from tests.agent.sources.factories import SAMPLE, modbus_controller, on_plant
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 PRESS = "press-01"
 
 

@@ -26,7 +26,7 @@ from tests.agent.sources.opcua.conftest import OVEN
 from tests.agent.sources.running import Recorder, changes, is_complete
 from tests.agent.test_agent_detects import config_for, running, spooled, wait_until
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 URI = "urn:otwatch:sim:oven-01"
 #: The oven's tags by browse path (its folders are browse names in the plant's namespace).

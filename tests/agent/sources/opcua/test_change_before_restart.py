@@ -23,7 +23,7 @@ from simulators.runtime import SimulatedPlant
 from tests.agent.sources.opcua.conftest import OVEN
 from tests.agent.sources.running import Recorder, changes, is_complete
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 def slow_publishing(oven: OpcuaControllerConfig) -> OpcuaControllerConfig:

@@ -38,8 +38,8 @@ from agent.sources.opcua.session import (
     read_all,
 )
 from simulators.broker import free_port
-from tests.agent.sources.factories import make_cert
 from tests.agent.sources.running import Recorder, changes, is_complete
+from tests.support.certs import make_cert
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -12,7 +12,7 @@ from simulators.runtime import SimulatedPlant
 from tests.agent.sources.opcua.conftest import OVEN
 from tests.agent.sources.running import Recorder, changes, is_complete
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 async def test_first_a_full_read_then_changes_with_actor_and_source_time(

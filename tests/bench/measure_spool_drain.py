@@ -1,6 +1,6 @@
 """Measure the spool drain rate: events/s from a full spool to the embedded broker (not a test).
 
-Run: ``.venv/bin/python -m tests.delivery.measure_drain [--events 20000] [--batch 500 2000]``.
+Run: ``.venv/bin/python -m tests.bench.measure_spool_drain [--events 20000] [--batch 500 2000]``.
 Prints the append rate (fsync'd transactions of 100 events) and, per batch size, the drain rate.
 """
 
@@ -16,13 +16,13 @@ from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
 from simulators.broker import EmbeddedBroker
-from tests.delivery.factory import make_events
 from tests.delivery.waiting import eventually
+from tests.support.events import numbered_events
 
 
 def fill(spool: Spool, n: int) -> float:
     """Append ``n`` events in transactions of 100; returns events/s."""
-    events = make_events(n, controllers=8)
+    events = numbered_events(n, controllers=8)
     start = time.perf_counter()
     for i in range(0, n, 100):
         spool.append(events[i : i + 100])

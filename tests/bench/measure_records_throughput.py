@@ -1,6 +1,6 @@
 """Throughput of `RecordStore.record_events` on SQLite (not a test): 50,000 events, batches of 500.
 
-Run: ``.venv/bin/python -m tests.records.measure_throughput [--events N] [--keys K]``.
+Run: ``.venv/bin/python -m tests.bench.measure_records_throughput [--events N] [--keys K]``.
 Events spread over K correlation keys (incidents): with few keys most attach as evidence,
 with ``--keys`` equal to ``--events`` every event opens a record. ``--raw`` passes the message
 bytes as the classifier has them from Kafka. Prints events/s (wall) and events per CPU-second
@@ -16,7 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from detectors.records import open_store
-from tests.records.conftest import T0, classified, event
+from tests.support.events import RECORDS_T0 as T0
+from tests.support.events import classified
+from tests.support.events import record_event as event
 
 
 def main() -> None:
