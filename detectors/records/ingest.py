@@ -116,7 +116,7 @@ class _OpenRecord:
     summary: Summary
     start: Summary
     start_indicators: int = 0
-    attached: list[dict[str, str]] = field(default_factory=list)
+    attached: list[dict[str, Any]] = field(default_factory=list)
     seen_signatures: set[tuple[Any, ...]] = field(default_factory=set)
 
     @property
@@ -272,8 +272,11 @@ def _attach(
 ) -> None:
     row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
     batch.evidence.append(row)
+    # The criteria's decision on this event alone, so verify can check its row (`replay`).
     rec.attached.append({"event_id": ev.event_id, "sha256": row["sha256"],
-                         "severity": row["severity"], "detected_at": row["detected_at"]})
+                         "severity": row["severity"], "detected_at": row["detected_at"],
+                         "classification": row["classification"],
+                         "rules_fired": list(cls.rules_fired)})
     batch.attached_to[rec.id] = rec
     if detected_at > rec.last_event:
         rec.last_event = detected_at

@@ -9,22 +9,24 @@ One small applier per trail action (the entry's ``field``) moves the expected st
 table `APPLIERS` is the one place to extend when a command writes a new kind of entry. An
 action no applier knows is a finding, never a crash: this verify cannot vouch for it.
 
+Evidence that joins a record may escalate it (`incident`): ``severity``, ``classification``,
+``rules_fired``, ``description`` and ``headline`` entries by the classifier.
+
 Where the trail of an old store does not carry a value (records opened before the replay
 existed lack ``description`` and ``indicators`` in their opening entry), that value is not
-compared; everything the trail does carry is.
+compared; everything the trail does carry is. `replay_compare` compares the replayed state
+with the rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select
 
-from detectors.records.load import load_records
+from detectors.records.links import TICKET_FIELDS
 from detectors.records.models import (
     Containment,
     ImpactAssessment,
@@ -33,7 +35,6 @@ from detectors.records.models import (
     State,
     TrailEntry,
 )
-from detectors.records.tables import evidence, records, tickets
 
 
 @dataclass(frozen=True, order=True)
@@ -63,10 +64,14 @@ SECTION_DEFAULTS: dict[str, Any] = {
     "rca": RootCauseAnalysis().model_dump(mode="json"),
     "capa_actions": [],
     "effectiveness_check": None,
+    "attachments": [],
 }
 #: Columns of ``records`` fixed by the opening entry (compared as stored text or JSON).
 HEADER = ("classification", "security_ticket", "controller", "tag", "site", "line",
           "correlation_key", "rules_fired", "criteria_version", "detected_at")
+#: Columns the workflow added (revision 0006) and the opening entry carries since: a record
+#: opened before, or by the classifier for ``reported_by``, has them empty.
+HEADER_SINCE_WORKFLOW = ("quality_impact", "security_impact", "recurrence_of", "reported_by")
 
 
 @dataclass
@@ -79,6 +84,9 @@ class Expected:
     sections: dict[str, Any] = field(default_factory=dict)
     ticket: dict[str, Any] = field(default_factory=dict)
     evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Linked tickets by system (`links.TICKET_FIELDS`) and external references, in order.
+    external_tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    external_refs: list[dict[str, Any]] = field(default_factory=list)
     set_by: dict[str, int] = field(default_factory=dict)
     unknown: set[str] = field(default_factory=set)
 
@@ -122,6 +130,10 @@ def _opened(replay: Replay, entry: TrailEntry) -> None:
     exp = Expected(entry.record_id, sections={k: _copy(v) for k, v in SECTION_DEFAULTS.items()})
     for name in HEADER:
         exp.put(name, snap.get(name), entry.seq)
+    for name in HEADER_SINCE_WORKFLOW:
+        exp.put(name, snap.get(name, ""), entry.seq)
+    for name in ("lead", "co_lead"):
+        exp.put(name, "", entry.seq)
     for name in ("state", "severity"):
         exp.put(name, snap.get(name), entry.seq)
     exp.put("created_at", entry.at, entry.seq)
@@ -136,11 +148,15 @@ def _opened(replay: Replay, entry: TrailEntry) -> None:
     if "indicators" not in snap:
         exp.unknown.add("ticket.indicators")
     for name in (*SECTION_DEFAULTS, "ticket.id", "ticket.severity",
-                 "ticket.status", "ticket.indicators"):
+                 "ticket.status", "ticket.indicators", "external_refs"):
         exp.set_by.setdefault(name, entry.seq)
-    exp.evidence[str(snap.get("event_id"))] = {"sha256": snap.get("sha256"),
-                                               "severity": snap.get("severity"),
-                                               "seq": entry.seq}
+    if "event_id" in snap:  # a manual report (`report`) opens its record with no evidence
+        # The record opens with what the criteria decided on its first event; a row recorded
+        # before revision 0008 keeps no decision of its own (`_one_evidence` allows that).
+        exp.evidence[str(snap["event_id"])] = {
+            "sha256": snap.get("sha256"), "severity": snap.get("severity"), "seq": entry.seq,
+            "classification": snap.get("classification"),
+            "rules_fired": snap.get("rules_fired"), "opening": True}
     replay.records[entry.record_id] = exp
 
 
@@ -149,9 +165,11 @@ def _evidence(replay: Replay, entry: TrailEntry) -> None:
     if exp is None:
         return
     for item in _json(entry.new) or []:
-        exp.evidence[str(item.get("event_id"))] = {"sha256": item.get("sha256"),
-                                                   "severity": item.get("severity"),
-                                                   "seq": entry.seq}
+        # ``classification`` and ``rules_fired`` since revision 0008 (absent: not compared)
+        exp.evidence[str(item.get("event_id"))] = {
+            "sha256": item.get("sha256"), "severity": item.get("severity"), "seq": entry.seq,
+            "classification": item.get("classification"),
+            "rules_fired": item.get("rules_fired")}
         detected = item.get("detected_at")
         if detected is None:
             exp.unknown.add("last_event_at")  # attached before the trail carried it
@@ -174,6 +192,25 @@ def _state(replay: Replay, entry: TrailEntry) -> None:
         exp.put("state", state, entry.seq)
         exp.put("cancel_reason", entry.reason if state == State.CANCELLED.value else "",
                 entry.seq)
+
+
+def _escalated(replay: Replay, entry: TrailEntry) -> None:
+    """``classification``, ``rules_fired``: evidence that joined widened what the record says
+    (`incident.Summary`); the whole new value."""
+    exp = replay.expected(entry)
+    if exp is not None:
+        exp.put(entry.field, _json(entry.new), entry.seq)
+
+
+def _headline(replay: Replay, entry: TrailEntry) -> None:
+    """``headline``: the most serious event's ``controller/tag`` now heads the record; kept
+    as that one string (a tag may hold a slash), compared with the two columns joined."""
+    exp = replay.expected(entry)
+    if exp is None:
+        return
+    for name in ("controller", "tag"):
+        exp.values.pop(name, None)
+    exp.put("headline", _json(entry.new), entry.seq)
 
 
 def _ticket(name: str) -> Applier:
@@ -204,6 +241,44 @@ def _section(replay: Replay, entry: TrailEntry) -> None:
     exp.set_by[section] = entry.seq
 
 
+def _column(replay: Replay, entry: TrailEntry) -> None:
+    """``lead``, ``co_lead``: a ``records`` column set to the entry's new value."""
+    exp = replay.expected(entry)
+    if exp is not None:
+        exp.put(entry.field, _json(entry.new), entry.seq)
+
+
+def _custody(replay: Replay, entry: TrailEntry) -> None:
+    """A download (`attachments.read_with_custody`) changes no row, but it must name a file
+    the record had when it was read."""
+    exp = replay.expected(entry)
+    if exp is None:
+        return
+    sha256 = (_json(entry.new) or {}).get("sha256")
+    if sha256 not in {a.get("sha256") for a in exp.sections.get("attachments") or []}:
+        replay.find(entry, f"the chain of custody names a file ({str(sha256)[:12]}…) the "
+                           "record did not have attached at that point")
+
+
+def _external_ticket(replay: Replay, entry: TrailEntry) -> None:
+    """The whole ticket row of one system (`links`); ``reported_by`` names the remote actor
+    and is not a column."""
+    exp = replay.expected(entry)
+    if exp is None:
+        return
+    new = _json(entry.new) or {}
+    system = str(new.get("system"))
+    exp.external_tickets[system] = {k: new.get(k, "") for k in TICKET_FIELDS}
+    exp.set_by[f"external_ticket.{system}"] = entry.seq
+
+
+def _external_refs(replay: Replay, entry: TrailEntry) -> None:
+    exp = replay.expected(entry)
+    if exp is not None:
+        exp.external_refs = list(_json(entry.new) or [])
+        exp.set_by["external_refs"] = entry.seq
+
+
 def _no_row(replay: Replay, entry: TrailEntry) -> None:
     """Entries that change no row checked here: a comment; a signature (its row is checked
     against its entry by `signing.signature_problems`)."""
@@ -216,11 +291,19 @@ APPLIERS: dict[str, Applier] = {
     "record": _opened,
     "evidence": _evidence,
     "severity": _severity,
+    "classification": _escalated,
+    "rules_fired": _escalated,
+    "headline": _headline,
     "state": _state,
     "ticket.status": _ticket("status"),
     "ticket.indicators": _ticket("indicators"),
     "signature": _no_row,
     "comment": _no_row,
+    "lead": _column,
+    "co_lead": _column,
+    "custody": _custody,
+    "external_ticket": _external_ticket,
+    "external_refs": _external_refs,
     **{section: _section for section in SECTION_DEFAULTS},
 }
 
@@ -248,138 +331,3 @@ def replay(entries: Iterable[TrailEntry]) -> Replay:
 
 def _copy(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
-
-
-# --- comparing with the database --------------------------------------------------------------
-
-
-def compare(conn: Connection, state: Replay) -> list[Finding]:
-    """Every difference between the live rows and the replayed state, first bad item first."""
-    findings = list(state.findings)
-    live_rows = {row.id: row for row in conn.execute(select(records))}
-    live_records = {r.id: r for r in load_records(conn)}
-    for rid in sorted(live_rows.keys() - state.records.keys()):
-        findings.append(Finding(0, rid, "record row", "the database holds a record that no "
-                                "trail entry opened (inserted outside otwatch)"))
-    for rid, exp in state.records.items():
-        row = live_rows.get(rid)
-        if row is None:
-            findings.append(Finding(exp.set_by["created_at"], rid, "record row",
-                                    "the trail opened this record but its row is gone"))
-            continue
-        findings += _record_findings(exp, row._mapping)
-        dumped = live_records[rid].model_dump(mode="json")
-        findings += _section_findings(exp, dumped)
-    findings += _ticket_findings(conn, state)
-    findings += _evidence_findings(conn, state)
-    return sorted(findings)
-
-
-def _record_findings(exp: Expected, row: Any) -> list[Finding]:
-    out = []
-    for name, want in exp.values.items():
-        if name in exp.unknown:
-            continue
-        have = row[name]
-        if name == "rules_fired":
-            have = orjson.loads(have)
-        if have != want:
-            out.append(Finding(exp.set_by[name], exp.record_id, f"field {name}",
-                               f"the database has {have!r}; the trail says {want!r}"))
-    return out
-
-
-def _section_findings(exp: Expected, dumped: dict[str, Any]) -> list[Finding]:
-    out = []
-    for name, want in exp.sections.items():
-        if name in exp.unknown:
-            continue
-        have = dumped.get(name)
-        if have == want:
-            continue
-        item, have, want = first_difference(name, have, want)
-        out.append(Finding(exp.set_by[name], exp.record_id, f"field {item}",
-                           f"the database has {_short(have)}; the trail says {_short(want)}"))
-    return out
-
-
-def first_difference(path: str, have: Any, want: Any) -> tuple[str, Any, Any]:
-    """The deepest place where two JSON values differ: ``capa_actions[0].status``."""
-    if isinstance(have, dict) and isinstance(want, dict):
-        key = next((k for k in sorted({*have, *want}) if have.get(k) != want.get(k)), None)
-        if key is not None:
-            return first_difference(f"{path}.{key}", have.get(key), want.get(key))
-    if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
-        index = next((n for n, (a, b) in enumerate(zip(have, want, strict=True)) if a != b),
-                     None)
-        if index is not None:
-            return first_difference(f"{path}[{index}]", have[index], want[index])
-    return path, have, want
-
-
-def _ticket_findings(conn: Connection, state: Replay) -> list[Finding]:
-    out = []
-    live = {row.record_id: row for row in conn.execute(select(tickets))}
-    for rid, exp in state.records.items():
-        row = live.get(rid)
-        if row is None:
-            out.append(Finding(exp.set_by["ticket.id"], rid, "ticket",
-                               f"the ticket {exp.ticket['id']} of this record is gone"))
-            continue
-        have = {"id": row.id, "severity": row.severity, "status": row.status,
-                "indicators": orjson.loads(row.indicators)}
-        for name, want in exp.ticket.items():
-            if f"ticket.{name}" in exp.unknown or have[name] == want:
-                continue
-            out.append(Finding(exp.set_by[f"ticket.{name}"], rid, f"ticket {row.id} {name}",
-                               f"the database has {have[name]!r}; the trail says {want!r}"))
-    for rid in sorted(live.keys() - state.records.keys()):
-        out.append(Finding(0, rid, f"ticket {live[rid].id}",
-                           "a ticket of a record no trail entry opened"))
-    return out
-
-
-def _evidence_findings(conn: Connection, state: Replay) -> list[Finding]:
-    out: list[Finding] = []
-    seen: set[str] = set()
-    for row in conn.execute(select(evidence).order_by(evidence.c.record_id)):
-        seen.add(row.event_id)
-        out += _one_evidence(state, row)
-    for rid, exp in state.records.items():
-        for event_id, want in exp.evidence.items():
-            if event_id not in seen:
-                out.append(Finding(want["seq"], rid, f"evidence {event_id}",
-                                   "the trail lists this evidence but its row is gone"))
-    return out
-
-
-def _one_evidence(state: Replay, row: Any) -> list[Finding]:
-    rid, event_id = row.record_id, row.event_id
-    exp = state.records.get(rid)
-    want = None if exp is None else exp.evidence.get(event_id)
-    item = f"evidence {event_id}"
-    if want is None:
-        return [Finding(0, rid, item, "an evidence row no trail entry lists for this record "
-                                      "(added or moved outside otwatch)")]
-    seq = int(want["seq"])
-    actual = hashlib.sha256(row.raw.encode()).hexdigest()
-    if row.sha256 != want["sha256"]:
-        return [Finding(seq, rid, item, f"its sha256 column is {row.sha256}; the trail says "
-                                        f"{want['sha256']}")]
-    if actual != row.sha256:
-        return [Finding(seq, rid, item, f"its bytes hash to {actual}, not to the SHA-256 "
-                                        f"{row.sha256} the trail recorded (content edited)")]
-    event = orjson.loads(row.raw)
-    for column in ("change_kind", "verdict"):
-        if row._mapping[column] != event.get(column):
-            return [Finding(seq, rid, f"{item} {column}", f"the row says "
-                            f"{row._mapping[column]!r}; its own bytes say {event.get(column)!r}")]
-    if want.get("severity") is not None and row.severity != want["severity"]:
-        return [Finding(seq, rid, f"{item} severity", f"the row says {row.severity!r}; the "
-                                                      f"trail says {want['severity']!r}")]
-    return []
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = orjson.dumps(value).decode()
-    return text if len(text) <= limit else text[: limit - 1] + "…"

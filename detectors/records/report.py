@@ -74,7 +74,7 @@ def report_nonconformity(
                                     "indicators": "[]"}])
     writer = TrailWriter.at_head(conn)
     snapshot = {**facts, "rules_fired": [], "description": report.description,
-                "detected_at": detected}
+                "detected_at": detected, "indicators": []}
     writer.append(rid, actor.user_id, iso(now), "record", None, canonical_json(snapshot),
                   reason)
     append_rows(conn, writer)

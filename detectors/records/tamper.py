@@ -6,8 +6,9 @@ In this order, each a layer the next one trusts:
 2. the signed checkpoints (`checkpoints`): no tail cut, no chain recomputed, no checkpoint
    forged or deleted; against the database's copy, and against the copy outside it (Kafka
    topic or an export of it) when one is given;
-3. the replay (`replay`): every record row, section, ticket and evidence row (its bytes
-   against its SHA-256) is what the trail says;
+3. the replay (`replay`, `replay_compare`): every record row, section, ticket, evidence row
+   and attached file (their bytes against their SHA-256), linked ticket and external
+   reference is what the trail says;
 4. the signatures (`signing`): each bound to its trail entry.
 
 Everything found is reported, first bad item first; ``ok`` is False if anything was.
@@ -35,7 +36,8 @@ from detectors.records.checkpoints import (
 )
 from detectors.records.db import Database
 from detectors.records.load import load_records
-from detectors.records.replay import compare, replay
+from detectors.records.replay import replay
+from detectors.records.replay_compare import compare
 from detectors.records.signing import signature_problems
 from detectors.records.trail import read_entries, verify_entries
 
@@ -120,5 +122,6 @@ def describe(report: StoreReport) -> list[str]:
     else:
         covered = "checkpoints NOT checked (no public key: pass --public-key)"
     return [f"audit trail intact: {report.entries} entries verified; {report.records} records, "
-            f"their tickets and {report.evidence} evidence rows match the trail; signatures "
+            f"their tickets, linked tickets, references, attached files and {report.evidence} "
+            f"evidence rows match the trail; signatures "
             f"bound; {covered}"]

@@ -23,13 +23,13 @@ from detectors.records import (
     State,
     TrailEntry,
     Transition,
-    VerifyResult,
 )
 from detectors.web._access import AccessDenied
 from detectors.web._gate import StoreNotReady
 from detectors.web._keys import IDENTITY, PARTS
 from detectors.web._pages import newest_first
 from detectors.web._signin import reauthenticate
+from detectors.web._verify import verify_whole_store
 
 M = TypeVar("M", bound=BaseModel)
 SUMMARY_FIELDS = (
@@ -231,8 +231,10 @@ async def trail(request: web.Request) -> web.Response:
 
 
 async def verify(request: web.Request) -> web.Response:
-    result: VerifyResult = await request.app[PARTS].gate.run(lambda s: s.verify_trail())
-    return json_response(_dump(result))
+    """The whole-store tamper check (`_verify`), always run afresh."""
+    parts = request.app[PARTS]
+    report = await parts.gate.run(verify_whole_store)
+    return json_response(parts.checked.keep(report, parts.clock()).as_json())
 
 
 async def kpis(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from aiohttp import web
 from detectors.identity import Authenticator, Identity, IdentitySettings
 from detectors.tickets.inbound import InboundHook
 from detectors.web._gate import RecordsGate
+from detectors.web._verify import StoreCheck
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class ServiceParts:
     tls: bool
     #: Ticket systems whose inbound webhook is enabled (an ``inbound_secret`` in the config).
     inbound: Mapping[str, InboundHook] = field(default_factory=dict)
+    #: The newest whole-store tamper check (the records page shows it while fresh).
+    checked: StoreCheck = field(default_factory=StoreCheck)
 
 
 PARTS = web.AppKey("parts", ServiceParts)

@@ -8,10 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from detectors.identity import SecurityEvent, User, list_users, read_events
-from detectors.records import MasterRecord, RecordStore, TrailEntry, VerifyResult
+from detectors.records import MasterRecord, RecordStore, TrailEntry
 from detectors.web import _render
 from detectors.web._gate import StoreNotReady
-from detectors.web._keys import IDENTITY, PARTS
+from detectors.web._keys import IDENTITY, PARTS, ServiceParts
+from detectors.web._verify import Verified, verify_whole_store
 
 STYLESHEET = (Path(__file__).parent / "static" / "otwatch.css").read_bytes()
 
@@ -29,14 +30,21 @@ def newest_first(records: list[MasterRecord]) -> list[MasterRecord]:
     return sorted(records, key=lambda r: (r.detected_at, r.id), reverse=True)
 
 
-def _list_view(store: RecordStore) -> tuple[list[MasterRecord], VerifyResult]:
-    return store.list_records(), store.verify_trail()
+async def _checked(parts: ServiceParts) -> Verified:
+    """The whole-store check, rerun once the newest is older than `_verify.PAGE_TTL`."""
+    now = parts.clock()
+    found = parts.checked.fresh(now)
+    if found is None:
+        found = parts.checked.keep(await parts.gate.run(verify_whole_store), now)
+    return found
 
 
 async def records_list(request: web.Request) -> web.Response:
     note, verify, records = "", None, list[MasterRecord]()
+    parts = request.app[PARTS]
     try:
-        records, verify = await request.app[PARTS].gate.run(_list_view)
+        records = await parts.gate.run(lambda s: s.list_records())
+        verify = await _checked(parts)
     except StoreNotReady as exc:
         note = f"No records yet: {exc}. This page refreshes every 5 seconds."
     text = _render.list_page(newest_first(records), note, verify, viewer_of(request))

@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from detectors.records import Evidence, MasterRecord, TrailEntry, VerifyResult
+from detectors.records import Evidence, MasterRecord, TrailEntry
+from detectors.web._verify import NOT_CHECKED, Verified
 
 _BADGES = {"joint": "joint", "quality_only": "quality only", "security_only": "security only"}
 
@@ -88,7 +89,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def list_page(records: Sequence[MasterRecord], note: str, verify: VerifyResult | None,
+def list_page(records: Sequence[MasterRecord], note: str, verify: Verified | None,
               viewer: Viewer | None = None) -> str:
     rows = [
         (
@@ -109,13 +110,19 @@ def list_page(records: Sequence[MasterRecord], note: str, verify: VerifyResult |
     return page("otwatch records", "".join(parts), refresh="5;url=/?auto=1", viewer=viewer)
 
 
-def _verify_line(verify: VerifyResult | None) -> str:
+def _verify_line(verify: Verified | None) -> str:
+    """The whole-store check (`_verify`): chain, rows, files and signatures, not checkpoints."""
     if verify is None:
         return ""
-    if verify.ok:
-        return f"Audit trail intact ({verify.entries} entries)."
-    return (f'<span class="bad">Audit trail BROKEN at entry {e(verify.first_broken_seq)}: '
-            f"{e(verify.problem)}</span>")
+    r, at = verify.report, when(verify.at)
+    if r.ok:
+        return (f"Audit trail intact ({r.entries} entries); the {r.records} records, their "
+                f"tickets, {r.evidence} evidence rows and attached files match it (checked "
+                f"{at}; {e(NOT_CHECKED)}).")
+    count = len(r.problems)
+    return (f'<span class="bad">Store NOT intact (checked {at}): {count} problem'
+            f'{"s" if count != 1 else ""}; the first: {e(r.problems[0])}</span> '
+            "Run otwatch-records verify for all of them.")
 
 
 def record_page(record: MasterRecord, trail: Sequence[TrailEntry],

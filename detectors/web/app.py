@@ -14,7 +14,7 @@ nothing)::
     POST /api/records/{id}/transition   {"to", "reason", "signature"?, "expected_version"?}
     POST /api/records/{id}/signatures   {"as", "meaning", "password", "reason"?, ...}
     POST /api/records/{id}/comments     {"text", "expected_version"?}
-    GET  /api/verify                    audit-trail hash-chain verification
+    GET  /api/verify                    whole-store tamper check (no checkpoints)
     GET  /api/kpis                      KPIs from the audit trail
     GET  /healthz
 

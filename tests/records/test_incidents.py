@@ -14,7 +14,10 @@ from detectors.classification import Classification, ClassKind, Severity
 from detectors.correlate import BurstCorrelator, BurstSettings
 from detectors.criteria import Criteria, classify, load_criteria
 from detectors.records import RecordStore
+from detectors.records.checkpoints import Interval
 from detectors.records.export import export_csv, export_html
+from detectors.records.tables import evidence, records
+from detectors.records.tamper import verify_store
 from detectors.records.trail import CLASSIFIER
 from tests.support.events import make_event
 
@@ -75,6 +78,12 @@ def test_a_program_download_joining_a_setpoint_record_makes_it_a_program_inciden
     assert "evidence dl-2 is the most serious event so far" in escalations["description"].reason
     assert escalations["headline"].new == '"press-01/program_checksum"'
     assert store.verify_trail().ok
+    assert verify_store(store.database, key=None, every=Interval()).problems == []
+    with store.database.write() as conn:  # the headline the escalation set, edited in SQL
+        conn.execute(records.update().where(records.c.id == rid).values(tag="temperature_sp"))
+    (problem,) = verify_store(store.database, key=None, every=Interval()).problems
+    assert f"record {rid}, field headline" in problem
+    assert "'press-01/temperature_sp'; the trail says 'press-01/program_checksum'" in problem
 
 
 def decided(kind: ClassKind, severity: Severity, rule: str, key: str = "plant-1/press-01",
@@ -97,6 +106,18 @@ def test_a_security_only_event_joining_a_joint_record_is_listed_as_such(
     assert (rec.classification, rec.severity, rec.rules_fired) == (
         "joint", Severity.CRITICAL, ["JQS-1", "S-9"])
     assert rec.ticket is not None and rec.ticket.severity is Severity.CRITICAL
+    # every escalation is replayed; a row's own decision edited in SQL is named
+    assert verify_store(store.database, key=None, every=Interval()).problems == []
+    with store.database.write() as conn:
+        conn.execute(evidence.update().where(evidence.c.event_id == "sp-2")
+                     .values(classification="joint"))
+        conn.execute(records.update().where(records.c.id == rec.id).values(tag="nothing"))
+    problems = verify_store(store.database, key=None, every=Interval()).problems
+    assert len(problems) == 2, problems
+    assert any(f"record {rec.id}, evidence sp-2 classification" in p and "'joint'" in p
+               and "'security_only'" in p for p in problems), problems
+    assert any(f"record {rec.id}, field tag" in p and "'nothing'" in p
+               for p in problems), problems
 
 
 def test_quality_only_and_security_only_evidence_make_a_joint_record(store: RecordStore) -> None:
@@ -110,6 +131,7 @@ def test_quality_only_and_security_only_evidence_make_a_joint_record(store: Reco
     (entry,) = [e for e in store.trail(rid) if e.field == "classification"]
     assert (entry.actor, entry.old, entry.new) == (CLASSIFIER, '"quality_only"', '"joint"')
     assert entry.reason == "escalated: evidence sp-2 concerns another function"
+    assert verify_store(store.database, key=None, every=Interval()).problems == []
 
 
 def test_each_evidence_row_names_its_controller_and_tag_in_the_store_and_exports(

@@ -18,6 +18,7 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import orjson
@@ -25,18 +26,33 @@ import psycopg
 import pytest
 
 from detectors.classification import Severity
+from detectors.identity import add_user
 from detectors.records import (
     AddCapaAction,
     AddComment,
+    AddExternalReference,
+    AssessImpact,
+    AssignLeads,
+    AttachFile,
     CapaAction,
+    CheckEffectiveness,
     ContainmentDecision,
     ContributeImpact,
+    DecideNotification,
     DecisionKind,
     DecisionStatus,
+    EvidenceChecklist,
+    LinkTicket,
+    ManualReport,
+    MoveCapaDue,
+    NotificationDecision,
     PlaceHold,
     RecordDecision,
+    RecordRootCause,
     RecordStore,
     ReleaseHold,
+    ReportTicketState,
+    SetContainment,
     State,
     UpdateCapaAction,
     UpdateDecision,
@@ -49,14 +65,18 @@ from detectors.records.checkpoints import (
     checkpoint_if_due,
     generate_key,
 )
+from detectors.records.commands import Actor
+from detectors.records.links import note_delivery
 from detectors.records.trail import TrailWriter, append_rows, entry_hash, head_of
 from detectors.records_cli import main
-from tests.records.lifecycle_steps import at, drive
-from tests.records.people import QA, SOC
+from tests.records.lifecycle_steps import assess, at, drive
+from tests.records.people import OPERATOR, QA, SOC, VIEWER
 from tests.support.events import RECORDS_T0 as T0
 from tests.support.events import classified
 from tests.support.events import record_event as event
 
+SVC = Actor("svc-thehive")  # the ticket connector's service user
+SNAPSHOT = b"ZoneTemp setpoint 210 -> 230, written by EWS-3 at 03:12\n"
 EVERY = 3  # entries tolerated after the newest checkpoint (verify --checkpoint-every)
 SQLITE_DROP = "DROP TRIGGER audit_trail_no_update; DROP TRIGGER audit_trail_no_delete;"
 PG_DROP = ("DROP TRIGGER audit_trail_no_update ON audit_trail; "
@@ -72,8 +92,9 @@ class Built:
     schema: str | None
     key: Path
     closed: str       # NC record driven to closed (signatures, CAPA, effectiveness check)
-    open_: str        # NC record worked in containment (holds, decisions, impact)
+    open_: str        # NC record worked in containment (holds, decisions, impact, every step)
     cancelled: str
+    reported: str     # opened by hand (a manual report)
     checkpoints: list[Checkpoint]
 
     def sql(self, statements: str) -> None:
@@ -113,7 +134,10 @@ def _checkpoint(store: RecordStore, signer: CheckpointSigner, hours: float) -> C
 def _containment_work(store: RecordStore, rid: str) -> None:
     now = at(2)
     store.transition(rid, State.TRIAGE, actor=QA, reason="triaged", now=now)
+    store.execute(AssignLeads(record_id=rid, lead="qa.lee", co_lead="soc.kim", reason="leads"),
+                  actor=QA, now=now)
     store.transition(rid, State.CONTAINMENT, actor=QA, reason="contain", now=now)
+    assess(store, rid, now)  # the guards: signed-off contributions before containment
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="made under the change"),
                   actor=QA, now=now)
     store.execute(PlaceHold(record_id=rid, lot_id="LOT-8", reason="same shift"), actor=QA,
@@ -140,6 +164,51 @@ def _containment_work(store: RecordStore, rid: str) -> None:
                        reason="root cause", now=now)
     store.update_field(rid, "ticket.status", "in_progress", actor=SOC, reason="working it",
                        now=now)
+    _joint_steps(store, rid)
+    _links(store, rid)
+
+
+def _joint_steps(store: RecordStore, rid: str) -> None:
+    """Every step of the joint procedure (`steps.HANDLERS`) once, an attachment and its
+    download (a custody entry)."""
+    now = at(2.5)
+    store.execute(AssessImpact(record_id=rid, reason="impact", product_impact="LOT-7 at risk",
+                               data_integrity="batch record intact", look_back_from=T0,
+                               look_back_basis="first unapproved write"), actor=QA, now=now)
+    store.execute(DecideNotification(record_id=rid, reason="decided", decision=(
+        NotificationDecision(audience="customer", notify=True, rationale="lot shipped",
+                             notified_to="ACME QA", notified_at=now))), actor=QA, now=now)
+    store.execute(RecordRootCause(record_id=rid, reason="RCA", root_cause="shared EWS password",
+                                  validated_by=["qa.lee", "soc.kim"]), actor=QA, now=now)
+    store.execute(SetContainment(record_id=rid, reason="preserved", evidence_checklist=(
+        EvidenceChecklist(logs=True, configuration_snapshot=True))), actor=SOC, now=now)
+    store.execute(MoveCapaDue(record_id=rid, action_id="C1", to_due=date(2026, 4, 15),
+                              approved_by="soc.kim", reason="supplier late"), actor=QA, now=now)
+    store.execute(UpdateCapaAction(record_id=rid, reason="done", action_id="C1",
+                                   changes={"status": "done"}), actor=QA, now=now)
+    store.execute(CheckEffectiveness(record_id=rid, reason="checked", action_id="C1",
+                                     effective=True, against_criteria="no shared accounts"),
+                  actor=QA, now=now)
+    store.execute(AttachFile(record_id=rid, reason="preserve", content=SNAPSHOT,
+                             filename="ews3.log", item="logs"), actor=SOC, now=now)
+    store.download(rid, hashlib.sha256(SNAPSHOT).hexdigest(), actor=VIEWER, purpose="audit",
+                   now=at(2.6))
+
+
+def _links(store: RecordStore, rid: str) -> None:
+    """A linked ticket, a state report from its tool and an external reference."""
+    now = at(2.7)
+    with store.database.write() as conn:
+        add_user(conn, "svc-thehive", "TheHive connector", ["integration"], password_hash=None,
+                 by="test", now=T0)
+    store.execute(LinkTicket(record_id=rid, reason="ticket opened in thehive", system="thehive",
+                             remote_id="~41", key="#7", url="https://th.example/cases/~41",
+                             state="New"), actor=SVC, now=now)
+    store.execute(ReportTicketState(record_id=rid, reason="inbound webhook", system="thehive",
+                                    state="InProgress", assignee="analyst1",
+                                    reported_by="analyst1"), actor=SVC, now=now)
+    store.execute(AddExternalReference(record_id=rid, reason="change control", kind=(
+        "change_control"), system="SAP QM", ref_id="CC-1001"), actor=SOC, now=now)
 
 
 def _comment(store: RecordStore, rid: str, text: str, hours: float) -> None:
@@ -169,13 +238,18 @@ def built(store: RecordStore, store_target: tuple[str, str | None], tmp_path: Pa
     _containment_work(store, open_)
     store.transition(cancelled, State.CANCELLED, actor=QA, reason="duplicate of the first",
                      now=at(4))
+    reported = store.report(ManualReport(
+        controller="press-09", tag="Recipe", site="s", line="l", description="oven ran hot",
+        quality_impact="LOT-9 at risk"), actor=OPERATOR, reason="seen on the floor",
+        now=at(4)).id
     _comment(store, open_, "phase 2 nearly done", 10)
     _comment(store, open_, "phase 2 done", 10)
     second = _checkpoint(store, signer, 10)
     # phase 3: within the interval, not checkpointed yet
     _comment(store, open_, "phase 3", 11)
     _comment(store, open_, "phase 3 again", 11)
-    return Built(store, target, schema, key, closed, open_, cancelled, [first, second])
+    return Built(store, target, schema, key, closed, open_, cancelled, reported,
+                 [first, second])
 
 
 def _first(lines: list[str]) -> str:
@@ -190,7 +264,9 @@ def test_an_untouched_store_with_every_action_verifies_intact(
     assert {"record", "evidence", "severity", "ticket.indicators", "state", "ticket.status",
             "signature", "comment", "containment.lot_holds", "containment.decisions",
             "impact.contributions", "capa_actions", "rca", "log.root_cause",
-            "effectiveness_check", "log.success_criteria"} <= fields
+            "effectiveness_check", "log.success_criteria", "lead", "co_lead",
+            "impact.product_impact", "impact.notifications", "containment.evidence_checklist",
+            "attachments", "custody", "external_ticket", "external_refs"} <= fields
     code, lines = built.verify(capsys)
     assert code == 0, lines
     assert lines[0].startswith("audit trail intact:")
@@ -210,12 +286,26 @@ def _edit_description(b: Built) -> None:
 
 
 def _edit_section(b: Built) -> None:
-    b.sql(f"UPDATE records SET log = replace(log, 'shared engineering password', "
+    b.sql(f"UPDATE records SET log = replace(log, 'shared EWS password', "
           f"'operator error') WHERE id = '{b.open_}'")
 
 
 def _edit_section_row(b: Built) -> None:
-    b.sql(f"UPDATE capa_actions SET status = 'done' WHERE record_id = '{b.open_}'")
+    b.sql(f"UPDATE capa_actions SET status = 'in_progress' WHERE record_id = '{b.open_}'")
+
+
+def _edit_capa_due(b: Built) -> None:
+    b.sql(f"UPDATE capa_actions SET current_due = '2026-06-30' WHERE record_id = '{b.open_}'")
+
+
+def _edit_attachment_bytes(b: Built) -> None:
+    forged = SNAPSHOT.replace(b"230", b"215").hex()
+    value = f"X'{forged}'" if b.schema is None else f"'\\x{forged}'::bytea"
+    b.sql(f"UPDATE attachment_blobs SET content = {value}")
+
+
+def _edit_external_ticket(b: Built) -> None:
+    b.sql(f"UPDATE external_tickets SET assignee = 'mallory' WHERE record_id = '{b.open_}'")
 
 
 def _edit_state(b: Built) -> None:
@@ -277,6 +367,12 @@ TAMPERING = [
               lambda b: [b.open_, "field log.root_cause", "operator error"]),
     Tampering("section row edited", _edit_section_row,
               lambda b: [b.open_, "field capa_actions[0].status", '"done"', '"in_progress"']),
+    Tampering("CAPA due date edited", _edit_capa_due,
+              lambda b: [b.open_, "field capa_actions[0].current_due", "2026-06-30"]),
+    Tampering("attachment bytes edited", _edit_attachment_bytes,
+              lambda b: [b.open_, "attachment ", "content edited"]),
+    Tampering("linked ticket edited", _edit_external_ticket,
+              lambda b: [b.open_, "thehive ticket assignee", "'mallory'", "'analyst1'"]),
     Tampering("state edited", _edit_state, lambda b: [b.open_, "field state", "'closed'"]),
     Tampering("evidence bytes edited", _edit_evidence_bytes,
               lambda b: [b.open_, "evidence ev-3", "content edited"]),
@@ -358,6 +454,35 @@ def test_a_record_row_added_outside_otwatch_is_named(
     code, lines = built.verify(capsys)
     assert code == 1
     assert any("NC-2026-999999" in line and "no trail entry opened" in line for line in lines)
+
+
+def test_an_outbox_placeholder_ticket_is_not_audited_but_a_ticket_added_in_sql_is_named(
+    built: Built, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with built.store.database.write() as conn:  # the outbox, its tool down: no trail entry
+        note_delivery(conn, built.cancelled, "jira", error="connection refused", attempts=3,
+                      now=at(12))
+    assert built.verify(capsys)[0] == 0
+    built.sql(f"INSERT INTO external_tickets (record_id, system, remote_id, key, url, state, "
+              f"assignee, last_error, attempts, updated_at) VALUES ('{built.closed}', "
+              f"'servicenow', 'INC0042', 'INC0042', '', 'Closed', '', '', 0, '2026-03-02')")
+    code, lines = built.verify(capsys)
+    assert code == 1
+    assert f"record {built.closed}, servicenow ticket (no trail entry): a linked ticket no " \
+           "trail entry links" in _first(lines)
+
+
+def test_a_custody_entry_for_a_file_never_attached_is_named(
+    built: Built, capsys: pytest.CaptureFixture[str],
+) -> None:
+    with built.store.database.write() as conn:  # a forged download record, chain kept
+        writer = TrailWriter.at_head(conn)
+        writer.append(built.closed, "view.vic", "2026-03-02T20:00:00+00:00", "custody", None,
+                      orjson.dumps({"sha256": "ab" * 32, "purpose": "x"}).decode(), "x")
+        append_rows(conn, writer)
+    code, lines = built.verify(capsys)
+    assert code == 1
+    assert "the chain of custody names a file (abababababab…)" in _first(lines)
 
 
 def test_checkpoints_advance_every_n_entries_or_minutes(store: RecordStore,

@@ -300,7 +300,11 @@ async def test_a_joint_record_walked_to_closure_by_four_people(
     assert set(PEOPLE) <= actors
     custody = [e for e in trail if e["field"] == "custody"]
     assert [(e["actor"], e["reason"]) for e in custody] == [("qa.lee", "review before the RCA")]
-    assert (await lead.get("/api/verify"))["ok"] is True
+    # the whole store (rows, attached files, signatures) is what the trail says, every
+    # action of the walk replayed
+    verified = await lead.get("/api/verify")
+    assert verified["ok"] is True and verified["problems"] == [], verified["problems"]
+    assert verified["entries"] >= len(trail) and verified["checkpoints_checked"] is False
     with open_store(str(db_path)) as store:
         assert store.verify_signatures() == []
     for what, status, message in REFUSALS:
