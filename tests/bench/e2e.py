@@ -38,7 +38,9 @@ from asyncua import ua
 from asyncua.client.client import Client
 from pymodbus.client import AsyncModbusTcpClient
 
+from agent.contract import EventSigner
 from simulators.broker import EmbeddedBroker, free_port
+from simulators.demo import agent_signing_key
 from simulators.plant import ModbusController, OpcUaController
 from simulators.scale import scale_plant
 from tests.bench._common import (
@@ -91,10 +93,13 @@ def agent_config(ports: dict[str, int], bootstrap: str, state: Path) -> dict[str
     }
 
 
-def classifier_config(bootstrap: str, db: Path) -> dict[str, Any]:
+def classifier_config(bootstrap: str, db: Path, signer: EventSigner) -> dict[str, Any]:
     return {
         "classifier": {"group_id": "bench-e2e", "records_db": str(db),
-                       "criteria": str(ROOT / "config" / "criteria.yaml")},
+                       "criteria": str(ROOT / "config" / "criteria.yaml"),
+                       # the agent signs its events (its key made before it starts, as the
+                       # demo does); the classifier trusts that key and no other
+                       "agent_keys": {signer.key_id: signer.public_key_b64}},
         "kafka": {"bootstrap_servers": bootstrap, "client_id": "bench-e2e",
                   "enable_idempotence": False},
         "metrics": {"host": "127.0.0.1", "port": free_port()},
@@ -333,10 +338,11 @@ def measure(workdir: Path, duration: float) -> list[Result]:
         for i in range(SHARDS):
             ports.update(start_scale_sim(children, f"sim-{i}", MODBUS, OPCUA, TAGS, (i, SHARDS)))
         state = workdir / "agent"
+        signer = agent_signing_key(state)
         agent_cfg = agent_config(ports, broker.bootstrap, state)
         (workdir / "agent.yaml").write_text(json.dumps(agent_cfg))
         db = workdir / "records.db"
-        classifier_cfg = classifier_config(broker.bootstrap, db)
+        classifier_cfg = classifier_config(broker.bootstrap, db, signer)
         (workdir / "classifier.yaml").write_text(json.dumps(classifier_cfg))
         agent = children.python(
             "agent", ["agent.cli", "--log-level", "WARNING", "run",
