@@ -23,19 +23,12 @@ new value as JSON (the whole value, as the trail holds it), the actor, the time 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
-from agent.kafka.client_logs import demote_kafka_client_logs
 from agent.kafka.settings import KafkaSettings, TopicNames
-from agent.kafka.startup import start_with_retry
-from agent.kafka.topics import ensure_topics
 from agent.runtime.tasks import log_task_crash
 from detectors.records import (
     Outgoing,
@@ -45,6 +38,7 @@ from detectors.records import (
     TrailEntry,
     TrailRelay,
 )
+from detectors.relay_sink import KafkaSink
 
 log = logging.getLogger("detectors.record_changes")
 
@@ -84,50 +78,14 @@ def record_change_messages(entry: TrailEntry, header: RecordHeader) -> list[Outg
     return [Outgoing(key=entry.record_id.encode(), value=body)]
 
 
-class RecordTopicSink:
-    """Sends relay messages to one topic; `send` returns once the broker acknowledged all."""
-
-    failures: tuple[type[BaseException], ...] = (KafkaError,)
-
-    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
-        self.kafka = kafka
-        self.topic = topic
-        self._producer: AIOKafkaProducer | None = None
-
-    async def open(self, stop: asyncio.Event) -> bool:
-        demote_kafka_client_logs()
-        producer = await start_with_retry(
-            lambda: AIOKafkaProducer(**self.kafka.producer_kwargs()), self.kafka,
-            "record-change producer", stop)
-        if producer is None:
-            return False
-        self._producer = producer
-        await ensure_topics(self.kafka, [self.topic])
-        return True
-
-    async def send(self, messages: Sequence[Outgoing]) -> None:
-        assert self._producer is not None, "RecordTopicSink.send before open"
-        sends = [await self._producer.send(self.topic, orjson.dumps(m.value), key=m.key)
-                 for m in messages]
-        acks = await asyncio.gather(*sends, return_exceptions=True)
-        failed = [a for a in acks if isinstance(a, BaseException)]
-        if failed:
-            raise failed[0]
-
-    async def close(self) -> None:
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
-
-
 class RecordChangePublisher:
     """Follows the trail and publishes every record change; `start()` / `stop()`."""
 
     def __init__(self, store: RecordStore, cursor: TrailCursor, kafka: KafkaSettings, *,
                  topic: str = DEFAULT_TOPIC, interval_s: float = 1.0) -> None:
         self.relay = TrailRelay(store, cursor, record_change_messages,
-                                RecordTopicSink(kafka, topic), name="record-changes",
-                                interval_s=interval_s)
+                                KafkaSink(kafka, topic, name="record-change producer"),
+                                name="record-changes", interval_s=interval_s)
 
     async def start(self) -> None:
         await self.relay.start(on_crash=log_task_crash)

@@ -30,8 +30,9 @@ from detectors.containment.lots import (
     lot_changes,
     message,
 )
-from detectors.containment.publisher import DEFAULT_TOPIC, ContainmentPublisher, KafkaSink
+from detectors.containment.publisher import DEFAULT_TOPIC, ContainmentPublisher
 from detectors.records import HEAD_REVISION, TrailCursor
+from detectors.relay_sink import KafkaSink
 
 #: The records schema version the publisher needs (the relay refuses an older database).
 CURSOR_SCHEMA_VERSION = HEAD_REVISION
