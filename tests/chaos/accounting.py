@@ -12,17 +12,24 @@ with it and returns the problems in words (empty: all accounted for):
   under two event ids), an event attached twice, two records for one incident;
 - **wrong verdict**: the events of a change do not carry the verdict the test expects;
 - **unexplained**: an event that no label made, unless it is a monitoring gap on a controller
-  the test took away (restart, exception window, dropped connections).
+  the test took away (restart, exception window, dropped connections), or one spanning a moment
+  the test made the agent itself blind (killed or stopped it: ``blind_at``).
+
+A change made and overwritten while the agent was blind could not be seen by anyone: it is
+accounted for when a monitoring gap on its controller, spanning a ``blind_at`` moment, covers
+it from its label's time to past the next change of the same tag (the gap is the finding).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -165,13 +172,17 @@ def account(
     verdicts: Mapping[int, str] | None = None,
     faulted: Iterable[str] = (),
     injected: Iterable[str] = (),
+    blind_at: Iterable[datetime] = (),
 ) -> list[str]:
     """The problems in words (see the module docstring); empty when every change is accounted
     for exactly once. ``verdicts``: the verdict the test expects by label ``seq`` where it is
     not the label's own (an unsigned approval from the topic: ``approval_invalid``).
     ``faulted``: controllers the test took away (their monitoring gaps are explained).
-    ``injected``: event ids the test wrote itself (forged: never processed as events)."""
+    ``injected``: event ids the test wrote itself (forged: never processed as events).
+    ``blind_at``: moments the test killed or stopped the agent (see the module docstring)."""
     verdicts = verdicts or {}
+    labels = list(labels)
+    blind = _blind_gaps(ledger, list(blind_at))
     problems: list[str] = []
     wanted: dict[tuple[str, str, Hashable], list[str]] = defaultdict(list)
     for lb in changes(labels):
@@ -188,6 +199,8 @@ def account(
         got = found.get(key, [])
         shown = f"{key[0]}/{key[1]} -> {_show(key[2])}"
         if len(got) < len(expected):
+            if len(got) + _unobservable(key, labels, blind) >= len(expected):
+                continue  # made and overwritten while the agent was blind: the gap says so
             problems.append(f"lost: {shown}: {len(expected)} change(s), {len(got)} event(s)")
         elif len(got) > len(expected):
             problems.append(f"duplicated: {shown}: {len(expected)} change(s), {len(got)} events "
@@ -202,12 +215,48 @@ def account(
         for event_id, _verdict in got:
             ev = ledger.events[event_id]
             gap = ev["change_kind"] in GAP_KINDS or ev["tag"]["name"] == SESSION_TAG
-            if gap and key[0] in faulted:
+            if gap and (key[0] in faulted or event_id in blind.get(key[0], {})):
                 continue
             problems.append(f"unexplained: event {event_id} {ev['change_kind']} {key[0]}/"
                             f"{key[1]} -> {_show(key[2])} ({ev['verdict']})")
     problems += _processed_once(ledger, skip)
     return problems
+
+
+def _gap_of(ev: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    gap = ev.get("gap")
+    if not gap or not gap.get("start") or not gap.get("end"):
+        return None
+    return datetime.fromisoformat(gap["start"]), datetime.fromisoformat(gap["end"])
+
+
+def _blind_gaps(ledger: Ledger,
+                blind_at: list[datetime]) -> dict[str, dict[str, tuple[datetime, datetime]]]:
+    """Controller -> {event id: (start, end)} of the monitoring gaps spanning a moment the
+    agent was made blind."""
+    found: dict[str, dict[str, tuple[datetime, datetime]]] = defaultdict(dict)
+    for event_id, ev in ledger.events.items():
+        span = _gap_of(ev) if ev["change_kind"] in GAP_KINDS else None
+        if span is not None and any(span[0] <= moment <= span[1] for moment in blind_at):
+            found[ev["controller"]["id"]][event_id] = span
+    return found
+
+
+def _unobservable(key: tuple[str, str, Hashable], labels: Iterable[Label],
+                  blind: dict[str, dict[str, tuple[datetime, datetime]]]) -> int:
+    """How many of ``key``'s changes lived only inside a blind gap: made after the gap began,
+    overwritten (the tag's next change) before it ended."""
+    controller, tag, _ = key
+    ordered = sorted((lb for lb in changes(labels) if (lb.controller, lb.tag or "") ==
+                      (controller, tag)), key=lambda lb: lb.time)
+    count = 0
+    for this, following in itertools.pairwise(ordered):
+        if _target(this.controller, this.tag, this.new_value) != key:
+            continue
+        if any(start <= this.time and following.time <= end
+               for start, end in blind.get(controller, {}).values()):
+            count += 1
+    return count
 
 
 def _processed_once(ledger: Ledger, injected: set[str]) -> list[str]:

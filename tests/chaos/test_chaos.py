@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,8 @@ class Chaos:
         self.labels_file = labels_file
         self.stop_exit: int | None = None
         self.injected: list[str] = []
+        #: When the agent was killed or stopped: its monitoring gaps across these are explained.
+        self.blind_at: list[datetime] = []
         self.web_back = False
 
     def played(self) -> int:
@@ -195,6 +198,7 @@ class Chaos:
         await p.kill("classifier")
         p.start_process("classifier")
         await self.at_label(3)                                   # B
+        self.blind_at.append(datetime.now(UTC))
         await p.kill("agent")
         p.start_process("agent")
         await self.at_label(4)                                   # C
@@ -212,6 +216,7 @@ class Chaos:
         await self.inject_messages()                             # F
         await self.at_label(11)                                  # G
         await p.cut_kafka()
+        self.blind_at.append(datetime.now(UTC))
         self.stop_exit = await p.terminate("agent")
         await p.restore_kafka()
         p.start_process("agent")
@@ -236,7 +241,7 @@ async def settled(pipeline: FaultyPipeline, labels: list[Label], chaos: Chaos) -
         last = await read_ledger(pipeline.bootstrap, pipeline.db.direct,
                                  agent_topics=(TOPICS.suspect, TOPICS.authorized))
         return not account(labels, last, verdicts=TOPIC_VERDICTS, faulted=FAULTED,
-                           injected=chaos.injected)
+                           injected=chaos.injected, blind_at=chaos.blind_at)
 
     try:
         await until(accounted, 180, "every change accounted for", pipeline.check_alive, 2.0)
@@ -269,7 +274,7 @@ async def test_chaos_while_a_scenario_plays_loses_nothing_and_duplicates_nothing
     await p.wait_ready()
     ledger = await settled(p, labels, chaos)
     problems = account(labels, ledger, verdicts=TOPIC_VERDICTS, faulted=FAULTED,
-                       injected=chaos.injected)
+                       injected=chaos.injected, blind_at=chaos.blind_at)
     assert problems == [], "\n".join(problems)
     assert len(changes(labels)) == 12  # two are faults, no change
     assert chaos.stop_exit == 0, "the agent stopped during a broker cut should exit 0"
