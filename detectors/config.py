@@ -48,7 +48,7 @@ class ClassifierSection(_Strict):
     #: The classification criteria file (`config/criteria.yaml`).
     criteria: Path = Path("criteria.yaml")
     #: Events read and written to the records database in one transaction.
-    batch_size: int = Field(default=500, ge=1, le=10_000)
+    batch_size: int = Field(default=2000, ge=1, le=10_000)
     #: The longest a fetch waits at the broker for new events. Kafka answers a waiting fetch
     #: as soon as data arrives, but the embedded Tansu broker answers only when the wait is
     #: over: at aiokafka's default of 500 ms that wait was most of the pipeline's latency

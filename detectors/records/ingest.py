@@ -163,8 +163,7 @@ def record_batch(
 ) -> list[RecordOutcome]:
     """The body of `RecordStore.record_events`; the caller holds the write transaction."""
     keys = sorted({k for ev, cls in items if cls.opens_record for k in _keys(ev, cls)})
-    for key in keys:  # PostgreSQL: one incident, one writer (SQLite's write lock covers it)
-        db.advisory_lock(key)
+    db.advisory_locks(keys)  # PostgreSQL: one incident, one writer (SQLite's write lock does it)
     db.lock_trail_head()
     conn = db.conn
     seen = _already_processed(conn, [ev.event_id for ev, _ in items])
