@@ -12,8 +12,8 @@ this process, from its first processed event for ``duration`` s (the group join 
 The same classifier is then measured again on PostgreSQL (the production store: the test
 database at ``OTWATCH_TEST_PG``, default ``postgresql://postgres@127.0.0.1:5432/test``, in a
 schema of its own, dropped afterwards), reading the same topic from the start in a group of its
-own. Baseline, same topic, same run: a bare aiokafka group consumer that validates every message with
-``SuspectChange.model_validate_json`` (no classification, no store, no producer).
+own. Baseline, same topic, same run: a bare aiokafka group consumer that validates every
+message with ``SuspectChange.model_validate_json`` (no classification, no store, no producer).
 """
 
 from __future__ import annotations
