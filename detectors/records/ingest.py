@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -255,8 +256,14 @@ def _evidence_row(
         "severity": _V[cls.severity], "occurred_at": iso(ev.occurred_at),
         "detected_at": detected, "attached_at": now, "raw": raw.decode(),
         "controller": ev.controller.id, "tag": ev.tag.name, "classification": _V[cls.kind],
-        "rules_fired": canonical_json(list(cls.rules_fired)),
+        "rules_fired": _rules_json(cls.rules_fired),
     }
+
+
+@lru_cache(maxsize=1024)
+def _rules_json(rules_fired: tuple[str, ...]) -> str:
+    """The fired rules as stored: few distinct sets fire, so each is encoded once."""
+    return canonical_json(list(rules_fired))
 
 
 def _title(ev: SuspectChange, cls: Classification) -> str:
