@@ -47,8 +47,15 @@ class ClassifierSection(_Strict):
     records_db: str = "records.db"
     #: The classification criteria file (`config/criteria.yaml`).
     criteria: Path = Path("criteria.yaml")
-    #: Events read and written to the records database in one transaction.
-    batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: Events read and written to the records database in one transaction (one commit, with
+    #: its fsync on SQLite, per batch: at 500 the commit was a fifth of the classifier's time).
+    batch_size: int = Field(default=2000, ge=1, le=10_000)
+    #: The longest a fetch waits at the broker for new events. Kafka answers a waiting fetch
+    #: as soon as data arrives, but the embedded Tansu broker answers only when the wait is
+    #: over: at aiokafka's default of 500 ms that wait was most of the pipeline's latency
+    #: (p99 254 ms from produce to consume, against 56 ms at 100 ms and 18 ms at 20 ms).
+    #: Idle, a shorter wait costs only more empty fetches (20 a second at 50 ms).
+    fetch_max_wait_ms: int = Field(default=50, ge=1, le=10_000)
     #: How long the group waits for a silent member before giving its partitions away.
     session_timeout_ms: int = Field(default=10_000, ge=3_000, le=300_000)
     #: Optional JSON file with the process's assigned partitions and counters (for operators
@@ -100,6 +107,7 @@ class ClassifierSection(_Strict):
         return {
             "max_partition_fetch_bytes": self.max_message_bytes,
             "fetch_max_bytes": max(self.max_message_bytes, 16 * 2**20),
+            "fetch_max_wait_ms": self.fetch_max_wait_ms,
         }
 
 

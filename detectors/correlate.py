@@ -119,6 +119,8 @@ class _Episode(Generic[T]):
     controllers: set[str] = field(default_factory=set)
     held: list[tuple[SuspectChange, T]] = field(default_factory=list)
     is_burst: bool = False
+    #: The last context given out; shared by the events that see the same controller count.
+    context: EventContext | None = None
 
 
 Released = tuple[SuspectChange, EventContext, T]
@@ -184,7 +186,12 @@ class BurstCorrelator(Generic[T]):
         return [(ev, ctx, tok) for ev, tok in episode.held]
 
     def _context(self, episode: _Episode[T]) -> EventContext:
-        return EventContext(
-            burst_controllers=len(episode.controllers), correlation_key=episode.key,
-            line_key=f"burst:{episode.line[0]}/{episode.line[1]}",
-        )
+        """The burst's context; built again only when its controller count changed (every
+        event of a burst gets one: it is frozen, so one object serves them all)."""
+        count = len(episode.controllers)
+        if episode.context is None or episode.context.burst_controllers != count:
+            episode.context = EventContext(
+                burst_controllers=count, correlation_key=episode.key,
+                line_key=f"burst:{episode.line[0]}/{episode.line[1]}",
+            )
+        return episode.context

@@ -34,6 +34,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -162,9 +163,10 @@ def record_batch(
     raw: Sequence[bytes] | None = None, burst_window_s: float = 0.0,
 ) -> list[RecordOutcome]:
     """The body of `RecordStore.record_events`; the caller holds the write transaction."""
-    keys = sorted({k for ev, cls in items if cls.opens_record for k in _keys(ev, cls)})
-    for key in keys:  # PostgreSQL: one incident, one writer (SQLite's write lock covers it)
-        db.advisory_lock(key)
+    # Each event's keys, worked out once (routing and claiming read them again).
+    keyed = [_keys(ev, cls) if cls.opens_record else () for ev, cls in items]
+    keys = sorted({k for event_keys in keyed for k in event_keys})
+    db.advisory_locks(keys)  # PostgreSQL: one incident, one writer (SQLite's write lock does it)
     db.lock_trail_head()
     conn = db.conn
     seen = _already_processed(conn, [ev.event_id for ev, _ in items])
@@ -176,8 +178,8 @@ def record_batch(
     )
     raws: Sequence[bytes | None] = raw if raw is not None else [None] * len(items)
     outcomes = [
-        _one(conn, batch, seen, ev, cls, window_s, data)
-        for (ev, cls), data in zip(items, raws, strict=True)
+        _one(conn, batch, seen, ev, cls, window_s, data, event_keys)
+        for (ev, cls), data, event_keys in zip(items, raws, keyed, strict=True)
     ]
     _flush(conn, batch)
     return outcomes
@@ -185,7 +187,7 @@ def record_batch(
 
 def _one(
     db: Connection, batch: _Batch, seen: dict[str, _Placed], ev: SuspectChange,
-    cls: Classification, window_s: float, raw: bytes | None,
+    cls: Classification, window_s: float, raw: bytes | None, keys: tuple[str, ...],
 ) -> RecordOutcome:
     if ev.event_id in seen:
         rid, ticket = seen[ev.event_id]
@@ -194,7 +196,7 @@ def _one(
         )
     rid, ticket, created = None, None, False
     if cls.opens_record:
-        rid, ticket, created = _place(db, batch, ev, cls, window_s, raw)
+        rid, ticket, created = _place(db, batch, ev, cls, window_s, raw, keys)
     seen[ev.event_id] = (rid, ticket)
     batch.processed.append({"event_id": ev.event_id, "record_id": rid, "processed_at": batch.now})
     return RecordOutcome(
@@ -204,12 +206,13 @@ def _one(
 
 def _place(
     db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, window_s: float,
-    raw: bytes | None,
+    raw: bytes | None, keys: tuple[str, ...],
 ) -> tuple[str, str, bool]:
+    """Attach the event to the record its ``keys`` (`_keys`) lead to, or open one."""
     key = correlation_key(ev, cls)
     raw = raw if raw is not None else ev.to_json()
     detected_at = utc(ev.detected_at)
-    rec = _route(batch, ev, cls, detected_at, window_s)
+    rec = _route(batch, keys, cls, detected_at, window_s)
     created = rec is None
     if rec is None:
         rec = _open(db, batch, ev, cls, key, raw, detected_at)
@@ -217,18 +220,17 @@ def _place(
         _attach(batch, rec, ev, cls, raw, detected_at)
     # A burst's record is claimed under the line's key and each of its controllers' keys; an
     # event that joined the line's burst claims its own controller's key for it.
-    claims = _keys(ev, cls) if cls.line_key else (key,)
+    claims = keys if cls.line_key else (key,)
     for claim in claims:
         batch.open_by_key[claim] = rec
     return rec.id, rec.ticket, created
 
 
 def _route(
-    batch: _Batch, ev: SuspectChange, cls: Classification, detected_at: datetime,
+    batch: _Batch, keys: tuple[str, ...], cls: Classification, detected_at: datetime,
     window_s: float,
 ) -> _OpenRecord | None:
     """The open record this event joins (module docstring), or None: it opens one."""
-    keys = _keys(ev, cls)
     tried = keys if cls.line_key else keys[:1]
     for key in tried:
         rec = batch.open_by_key.get(key)
@@ -254,8 +256,14 @@ def _evidence_row(
         "severity": _V[cls.severity], "occurred_at": iso(ev.occurred_at),
         "detected_at": detected, "attached_at": now, "raw": raw.decode(),
         "controller": ev.controller.id, "tag": ev.tag.name, "classification": _V[cls.kind],
-        "rules_fired": canonical_json(list(cls.rules_fired)),
+        "rules_fired": _rules_json(cls.rules_fired),
     }
+
+
+@lru_cache(maxsize=1024)
+def _rules_json(rules_fired: tuple[str, ...]) -> str:
+    """The fired rules as stored: few distinct sets fire, so each is encoded once."""
+    return canonical_json(list(rules_fired))
 
 
 def _title(ev: SuspectChange, cls: Classification) -> str:
@@ -381,38 +389,48 @@ def _next_id(db: Connection, batch: _Batch, kind: str) -> int:
     return batch.counters[key]
 
 
+#: Which of the batch's events were processed before, and where they went. The statements
+#: are built once with an expanding parameter: building one per chunk with ``in_(list)``
+#: made SQLAlchemy compute a cache key over every id (two thirds of the query's cost).
+_PROCESSED = select(
+    processed_events.c.event_id, processed_events.c.record_id, records.c.security_ticket
+).select_from(
+    processed_events.outerjoin(records, records.c.id == processed_events.c.record_id)
+).where(processed_events.c.event_id.in_(bindparam("ids", expanding=True)))
+
+
 def _already_processed(db: Connection, event_ids: list[str]) -> dict[str, _Placed]:
     found: dict[str, _Placed] = {}
     unique = list(dict.fromkeys(event_ids))
-    p, r = processed_events, records
-    query = select(p.c.event_id, p.c.record_id, r.c.security_ticket).select_from(
-        p.outerjoin(r, r.c.id == p.c.record_id)
-    )
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start : start + _CHUNK]
-        for row in db.execute(query.where(p.c.event_id.in_(chunk))).all():
-            found[row.event_id] = (row.record_id, row.security_ticket)
+        for event_id, record_id, ticket in db.execute(_PROCESSED, {"ids": chunk}).all():
+            found[event_id] = (record_id, ticket)
     return found
+
+
+_OPEN_BY_KEY = (
+    select(open_incidents.c.correlation_key, records.c.id, records.c.security_ticket,
+           records.c.severity, records.c.last_event_at, tickets.c.indicators,
+           records.c.classification, records.c.rules_fired, records.c.description,
+           records.c.controller, records.c.tag)
+    .select_from(open_incidents.join(records, records.c.id == open_incidents.c.record_id)
+                 .join(tickets, tickets.c.record_id == records.c.id))
+    .where(records.c.state.in_(_OPEN),
+           open_incidents.c.correlation_key.in_(bindparam("keys", expanding=True)))
+)
 
 
 def _open_records(db: Connection, keys: list[str]) -> dict[str, _OpenRecord]:
     """The open record each key is claimed for, with its ticket (one object per record)."""
     found: dict[str, _OpenRecord] = {}
     by_id: dict[str, _OpenRecord] = {}
-    o, r, t = open_incidents, records, tickets
-    query = (
-        select(o.c.correlation_key, r.c.id, r.c.security_ticket, r.c.severity,
-               r.c.last_event_at, t.c.indicators, r.c.classification, r.c.rules_fired,
-               r.c.description, r.c.controller, r.c.tag)
-        .select_from(o.join(r, r.c.id == o.c.record_id).join(t, t.c.record_id == r.c.id))
-        .where(r.c.state.in_(_OPEN))
-    )
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         # Unpacked in the order of the select's columns above: on the hot path, named access
         # on each row cost three times the rest of this loop.
         for key, rid, ticket, severity, last, indicators, *said in db.execute(
-            query.where(o.c.correlation_key.in_(chunk))
+            _OPEN_BY_KEY, {"keys": chunk}
         ).all():
             if rid not in by_id:
                 by_id[rid] = _stored_record(rid, ticket, severity, last, indicators, said)

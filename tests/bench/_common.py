@@ -23,7 +23,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 BARS: dict[str, tuple[str, float, str]] = {
     "spool_drain_events_per_s": (">=", 5000, "events/s"),
     "classifier_events_per_s": (">=", 20000, "events/s"),
-    "classifier_vs_bare_ratio": (">=", 0.1, "ratio"),
+    "classifier_vs_bare_ratio": (">=", 0.15, "ratio"),
+    "classifier_pg_vs_bare_ratio": (">=", 0.10, "ratio"),
     "modbus_scan_ratio": (">=", 0.8, "ratio"),
     "scale_tags": (">=", 50000, "tags"),
     "scale_scan_period_s": ("<=", 1.0, "s"),
@@ -31,6 +32,7 @@ BARS: dict[str, tuple[str, float, str]] = {
     "opcua_latency_p99_ms": ("<=", 150, "ms"),
     "opcua_cpu_ratio": ("<=", 2.0, "ratio"),
     "e2e_latency_p99_ms": ("<=", 1000, "ms"),
+    "e2e_pipeline_p99_ms": ("<=", 150, "ms"),
 }
 
 

@@ -1,4 +1,4 @@
-"""``classifier_events_per_s`` and ``classifier_vs_bare_ratio``.
+"""``classifier_events_per_s``, ``classifier_vs_bare_ratio`` and ``classifier_pg_vs_bare_ratio``.
 
 A fresh Tansu broker (separate process) holds N suspect events on the product's topic (6
 partitions), written before any clock starts: N = 20,000 x duration, enough to keep a classifier
@@ -9,13 +9,17 @@ and some open records, as a busy plant would produce.
 Measured: the real `detectors.service.Classifier` (consume, parse, classify against
 config/criteria.yaml, record into SQLite, publish alerts and record events, commit offsets) in
 this process, from its first processed event for ``duration`` s (the group join is excluded).
-Baseline, same topic, same run: a bare aiokafka group consumer that validates every message with
-``SuspectChange.model_validate_json`` (no classification, no store, no producer).
+The same classifier is then measured again on PostgreSQL (the production store: the test
+database at ``OTWATCH_TEST_PG``, default ``postgresql://postgres@127.0.0.1:5432/test``, in a
+schema of its own, dropped afterwards), reading the same topic from the start in a group of its
+own. Baseline, same topic, same run: a bare aiokafka group consumer that validates every
+message with ``SuspectChange.model_validate_json`` (no classification, no store, no producer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 import uuid
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agent.contract import SuspectChange
@@ -37,7 +42,8 @@ from detectors.store_retry import RetryingStore
 from simulators.broker import EmbeddedBroker
 from tests.bench._common import ROOT, Result, child_main, run_loop
 
-KEYS = ["classifier_events_per_s", "classifier_vs_bare_ratio"]
+KEYS = ["classifier_events_per_s", "classifier_vs_bare_ratio", "classifier_pg_vs_bare_ratio"]
+PG_DSN = os.environ.get("OTWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TOPIC = "otwatch.changes.suspect"
 CONTROLLERS = 1_000
 
@@ -105,12 +111,14 @@ async def _sample(
 
 
 async def measure_classifier(
-    settings: KafkaSettings, workdir: Path, n: int, duration: float
+    settings: KafkaSettings, target: str, n: int, duration: float, *,
+    schema: str | None = None, group: str = "bench-classifier",
 ) -> tuple[float, list[str]]:
+    """The classifier on ``target`` (a SQLite path or a PostgreSQL DSN with ``schema``)."""
     config = ClassifierConfig(
         classifier=ClassifierSection(
-            group_id="bench-classifier",
-            records_db=str(workdir / "records.db"),
+            group_id=group,
+            records_db=target,
             criteria=ROOT / "config" / "criteria.yaml",
             # Unsigned v1 events, as before signatures: the figure stays comparable. Checking
             # each event's Ed25519 signature adds ~65 us per event (one core, measured apart).
@@ -119,10 +127,9 @@ async def measure_classifier(
         kafka=settings,
     )
     criteria = load_criteria(config.classifier.criteria)
-    with open_store(config.classifier.records_db) as store:
+    with open_store(target, schema=schema) as store:
         store.migrate()
-        classifier = Classifier(
-            config, criteria, RetryingStore(config.classifier.records_db, store=store))
+        classifier = Classifier(config, criteria, RetryingStore(target, store=store))
         task = asyncio.create_task(classifier.run(), name="bench-classifier")
         try:
             elapsed, done, cpu = await _sample(lambda: classifier.processed, n, duration, 60)
@@ -134,13 +141,28 @@ async def measure_classifier(
                 await asyncio.wait({task}, timeout=5)
         records = len(store.list_records())
     rate = done / elapsed
+    where = "SQLite" if schema is None else "PostgreSQL"
     notes = [
-        f"classifier: {done:,} events in {elapsed:.1f} s; {cpu:.1f} CPU-s"
-        f" ({done / cpu:,.0f} events per CPU-second); {records:,} master records open",
+        f"classifier on {where}: {done:,} events in {elapsed:.1f} s ({rate:,.0f}/s); {cpu:.1f}"
+        f" CPU-s ({done / cpu:,.0f} events per CPU-second); {records:,} master records open",
     ]
     if classifier.processed >= n:
         notes.append(f"the topic ran dry ({n:,} events) before {duration:.0f} s")
     return rate, notes
+
+
+async def measure_classifier_pg(
+    settings: KafkaSettings, n: int, duration: float
+) -> tuple[float, list[str]]:
+    """The classifier on PostgreSQL, in a schema of its own that is dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex}"
+    try:
+        return await measure_classifier(
+            settings, PG_DSN, n, duration, schema=schema, group="bench-classifier-pg"
+        )
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 async def measure_bare(settings: KafkaSettings, n: int, duration: float) -> tuple[float, str]:
@@ -179,13 +201,17 @@ async def _main(quick: bool) -> list[Result]:
             bootstrap_servers=broker.bootstrap, client_id="bench", enable_idempotence=False
         )
         fill_rate = await prefill(settings, n)
-        rate, notes = await measure_classifier(settings, Path(tmp), n, duration)
+        rate, notes = await measure_classifier(
+            settings, str(Path(tmp) / "records.db"), n, duration)
+        pg_rate, pg_notes = await measure_classifier_pg(settings, n, duration)
         bare, bare_note = await measure_bare(settings, n, duration)
     notes = [f"{n:,} events pre-filled at {fill_rate:,.0f}/s", *notes, bare_note]
     what = "bare aiokafka consume + model_validate_json, events/s"
     return [
         Result("classifier_events_per_s", rate, baseline=bare, baseline_what=what, notes=notes),
         Result("classifier_vs_bare_ratio", rate / bare, baseline=bare, baseline_what=what),
+        Result("classifier_pg_vs_bare_ratio", pg_rate / bare, baseline=bare, baseline_what=what,
+               notes=pg_notes),
     ]
 
 

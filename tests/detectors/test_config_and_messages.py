@@ -26,6 +26,16 @@ def test_the_sample_config_loads_with_every_section() -> None:
     assert load_criteria(config.classifier.criteria).burst.min_controllers == 3
 
 
+def test_the_fetch_wait_reaches_the_consumer_and_a_bad_one_is_refused(tmp_path: Path) -> None:
+    config = load_classifier_config(CONFIG / "classifier.yaml")
+    # the embedded broker answers a waiting fetch only when the wait ends: keep it short
+    assert config.classifier.fetch_kwargs()["fetch_max_wait_ms"] == 50
+    bad = tmp_path / "classifier.yaml"
+    bad.write_text("classifier:\n  fetch_max_wait_ms: 0\n")
+    with pytest.raises(ClassifierConfigError, match=r"classifier\.fetch_max_wait_ms"):
+        load_classifier_config(bad)
+
+
 def test_an_unknown_key_is_refused_with_the_fix(tmp_path: Path) -> None:
     bad = tmp_path / "classifier.yaml"
     bad.write_text("integrity:\n  silence_s: 3\n")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
+import pytest
+
 from detectors.records import RecordOutcome, open_store
 from tests.support.events import RECORDS_T0 as T0
 from tests.support.events import classified
@@ -73,3 +76,28 @@ def test_same_events_from_two_writers_are_recorded_once(
     with open_store(target, schema=schema) as check:
         (record,) = check.list_records()
         assert len(record.evidence) == 30
+
+
+@pytest.mark.integration
+def test_a_batch_holds_the_lock_of_every_incident_key_until_it_commits(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """PostgreSQL: the keys are locked in one statement, each until the transaction ends."""
+    keys = [f"plant-1/press-{n:02d}" for n in range(30)]
+    with open_store(pg_dsn, schema=pg_schema) as store:
+        store.migrate()
+        db = store.database
+        with psycopg.connect(pg_dsn, autocommit=True) as other:
+
+            def free(key: str) -> bool:
+                row = other.execute(
+                    "SELECT pg_try_advisory_lock(hashtext(%s)), pg_advisory_unlock_all()", (key,)
+                ).fetchone()
+                assert row is not None
+                return bool(row[0])
+
+            with db.write():
+                db.advisory_locks(sorted(keys))
+                assert [free(k) for k in keys] == [False] * len(keys)
+                assert free("plant-1/not-in-the-batch")
+            assert all(free(k) for k in keys)
