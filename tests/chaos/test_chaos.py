@@ -70,7 +70,12 @@ FAULTED = ("oven-01", "press-01")
 
 
 def chaos_scenario() -> Scenario:
-    """The timeline; ``at`` in seconds. Seq = position (1-based), as the labels number it."""
+    """The timeline; ``at`` in seconds. Seq = position (1-based), as the labels number it.
+
+    The NaN (3) stands for 11 s: the agent is killed just after it is written and must be
+    back (a cold start, slow on a loaded machine) before the next change overwrites it; a
+    change that lived only while the agent was down for less than ``monitoring_gap_min_s``
+    (5 s) is one nobody could have seen, and no gap reports it either."""
     c = "change"
     actions: list[dict[str, Any]] = [
         {"at": 1, "action": c, "controller": "press-01", "tag": "temperature_sp",
@@ -79,27 +84,27 @@ def chaos_scenario() -> Scenario:
          "value": 230.0},                                                              # 2 A
         {"at": 5, "action": c, "controller": "press-02", "tag": "temperature_sp",
          "value": float("nan")},                                                       # 3 B
-        {"at": 8, "action": c, "controller": "press-02", "tag": "temperature_sp",
+        {"at": 16, "action": c, "controller": "press-02", "tag": "temperature_sp",
          "value": float("inf")},                                                       # 4 C
-        {"at": 11, "action": c, "controller": "press-02", "tag": "temperature_sp",
+        {"at": 19, "action": c, "controller": "press-02", "tag": "temperature_sp",
          "value": float("-inf")},                                                      # 5
-        {"at": 13, "action": "modbus_exception", "controller": "press-01",
+        {"at": 21, "action": "modbus_exception", "controller": "press-01",
          "exception": "illegal_address", "duration_s": 2},                             # 6
-        {"at": 16, "action": c, "controller": "oven-01", "tag": "program_checksum",
+        {"at": 24, "action": c, "controller": "oven-01", "tag": "program_checksum",
          "value": HUGE, "change_kind": "program_change"},                              # 7 D
-        {"at": 19, "action": "restart", "controller": "oven-01", "downtime_s": 2,
+        {"at": 27, "action": "restart", "controller": "oven-01", "downtime_s": 2,
          "renumber": True},                                                            # 8 E
-        {"at": 24, "action": c, "controller": "press-01", "tag": "temperature_sp",
+        {"at": 32, "action": c, "controller": "press-01", "tag": "temperature_sp",
          "value": 180.0},                                                              # 9
-        {"at": 27, "action": c, "controller": "press-01", "tag": "temperature_sp",
+        {"at": 35, "action": c, "controller": "press-01", "tag": "temperature_sp",
          "value": 185.0, "actor": "j.doe"},                               # 10 F: the replay
-        {"at": 30, "action": c, "controller": "press-02", "tag": "force_sp",
+        {"at": 38, "action": c, "controller": "press-02", "tag": "force_sp",
          "value": 260.5, "actor": "j.doe"},                                # 11 G: signed, topic
-        {"at": 33, "action": c, "controller": "press-02", "tag": "stroke_rate_sp",
+        {"at": 41, "action": c, "controller": "press-02", "tag": "stroke_rate_sp",
          "value": 35, "actor": "mallory"},                                 # 12 unsigned, topic
-        {"at": 36, "action": c, "controller": "oven-01", "tag": "dwell_time_sp",
+        {"at": 44, "action": c, "controller": "oven-01", "tag": "dwell_time_sp",
          "value": 45.0},                                                               # 13
-        {"at": 39, "action": c, "controller": "press-02", "tag": "temperature_sp",
+        {"at": 47, "action": c, "controller": "press-02", "tag": "temperature_sp",
          "value": 176.0},                                                              # 14
     ]
     return Scenario.model_validate({"name": "chaos", "actions": actions})
