@@ -315,7 +315,8 @@ class MasterRecord(_Model):
     id: str
     classification: str
     state: State
-    security_ticket: str
+    #: None for a quality-only record: security tickets are for joint and security records.
+    security_ticket: str | None
     controller: str
     tag: str
     site: str
@@ -359,7 +360,8 @@ class RecordHeader:
     (`detectors.records.incident`); a relay reads them when it first meets the record."""
 
     id: str
-    security_ticket: str
+    #: None for a quality-only record: security tickets are for joint and security records.
+    security_ticket: str | None
     classification: str
     controller: str
     tag: str

@@ -239,6 +239,10 @@ def _set_ticket_status(run: Run, status: Any) -> tuple[str, str]:
         raise InvalidUpdate(
             f"field 'ticket.status': {status!r} is not one of {', '.join(TICKET_STATUSES)}"
         )
+    if run.record.security_ticket is None:
+        raise InvalidUpdate(
+            f"field 'ticket.status': record {run.record.id} is quality-only and has no "
+            "security ticket (one opens when security evidence joins it)")
     old = run.record.ticket.status if run.record.ticket else "open"
     run.conn.execute(update(tickets).where(tickets.c.id == run.record.security_ticket)
                      .values(status=status))
