@@ -357,7 +357,9 @@ class MasterRecord(_Model):
 class RecordHeader:
     """The facts of a record a trail relay adds to its messages. Fixed at creation but for
     the classification, controller and tag, which evidence that joins later may escalate
-    (`detectors.records.incident`); a relay reads them when it first meets the record."""
+    (`detectors.records.incident`), and the security ticket a quality-only record gets then;
+    a relay reads them when it first meets the record and again after such an entry
+    (`relay.HEADER_FIELDS`)."""
 
     id: str
     #: None for a quality-only record: security tickets are for joint and security records.
