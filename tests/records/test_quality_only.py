@@ -17,13 +17,22 @@ from detectors.alert_formats.native import alert_for
 from detectors.alert_formats.ocsf import finding_for
 from detectors.alerts import record_event
 from detectors.classification import ClassKind, Severity
-from detectors.records import InvalidUpdate, RecordStore, SetTicketStatus
+from detectors.record_changes import record_change_messages
+from detectors.records import (
+    AddComment,
+    InvalidUpdate,
+    RecordStore,
+    SetTicketStatus,
+    TrailCursor,
+    TrailRelay,
+)
 from detectors.records.checkpoints import Interval
 from detectors.records.export import render
 from detectors.records.tamper import verify_store
 from detectors.records.trail import CLASSIFIER
 from detectors.records_cli import format_table
 from tests.records.people import SOC
+from tests.records.test_relay import MemorySink
 from tests.support.events import RECORDS_T0 as T0
 from tests.support.events import classified
 from tests.support.events import record_event as event
@@ -141,3 +150,30 @@ def test_verify_names_a_ticket_the_trail_never_opened_and_one_that_is_gone(
     assert any(joint.record_id in p and "ticket SEC-2026-000001" in p and "gone" in p
                for p in problems), problems
     assert not any(f"record {quality.record_id}," in p for p in problems), problems
+
+
+async def test_the_records_topic_carries_no_ticket_until_security_evidence_opens_one(
+    store: RecordStore, store_target: tuple[str, str | None],
+) -> None:
+    target, schema = store_target
+    cursor = TrailCursor.open(target, "otwatch.records", schema=schema)
+    sink = MemorySink()
+    relay = TrailRelay(store, cursor, record_change_messages, sink, name="record-changes")
+    (opened,) = store.record_events([(event(1), classified(QUALITY, key="q"))], now=T0)
+    rid = opened.record_id or ""
+    store.execute(AddComment(record_id=rid, reason="looked at it"), actor=SOC,
+                  now=T0 + timedelta(minutes=1))
+    while await relay.relay_batch():
+        pass
+    store.record_events([(event(2, minutes=2), classified(SECURITY, key="q"))],
+                        now=T0 + timedelta(minutes=3))
+    while await relay.relay_batch():
+        pass
+    cursor.close()
+    by_field = {m.value["field"]: m.value for m in sink.sent}
+    assert (by_field["comment"]["ticket_id"], by_field["comment"]["classification"]) == (
+        None, "quality_only")
+    ticket = by_field["security_ticket"]
+    assert (ticket["type"], ticket["ticket_id"], ticket["classification"]) == (
+        "field_updated", "SEC-2026-000001", "joint")
+    assert ticket["new"]["id"] == "SEC-2026-000001" and ticket["actor"] == CLASSIFIER
