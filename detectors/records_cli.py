@@ -402,7 +402,7 @@ def format_table(records: Sequence[MasterRecord]) -> str:
     """An aligned table: id, classification, severity, state, ticket, controller/tag, detected."""
     header = ("ID", "CLASSIFICATION", "SEVERITY", "STATE", "TICKET", "CONTROLLER/TAG", "DETECTED")
     rows = [header] + [
-        (r.id, r.classification, r.severity.value, r.state.value, r.security_ticket,
+        (r.id, r.classification, r.severity.value, r.state.value, r.security_ticket or "-",
          f"{r.controller}/{r.tag}", r.detected_at.isoformat(timespec="seconds"))
         for r in records
     ]

@@ -90,7 +90,7 @@ def lot_changes(entry: TrailEntry) -> list[LotChange]:
 
 
 def message(
-    entry: TrailEntry, change: LotChange, *, ticket_id: str, controller: str
+    entry: TrailEntry, change: LotChange, *, ticket_id: str | None, controller: str
 ) -> dict[str, Any]:
     """The ``otwatch.containment/1`` message for one lot change; ``message_id`` is stable."""
     return {

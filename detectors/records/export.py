@@ -75,14 +75,19 @@ td.hash { font-family: monospace; font-size: 7pt; word-break: break-all; }
 """
 
 
+def _ticket_title(record: MasterRecord) -> str:
+    if record.security_ticket is None:
+        return "no security ticket (quality-only record)"
+    return f"security ticket {record.security_ticket}"
+
+
 def export_html(record: MasterRecord, trail: Sequence[TrailEntry]) -> str:
     """A printable, self-contained record: fields, evidence, CAPA, signatures and full trail."""
     data = record.model_dump(mode="json", exclude={"evidence", "signatures", "capa_actions"})
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(record.id)}</title>"
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Nonconformity {escape(record.id)} / security ticket "
-        f"{escape(record.security_ticket)}</h1>",
+        f"<h1>Nonconformity {escape(record.id)} / {escape(_ticket_title(record))}</h1>",
         "<h2>Record</h2>", _table(["field", "value"], list(_flatten("", data))),
         "<h2>Evidence</h2>",
         _table(["event", "SHA-256", "controller", "tag", "change", "verdict", "classification",

@@ -2,15 +2,17 @@
 
 Per event: skip it if its ``event_id`` was processed before (also within the batch); mark
 non-findings processed only; attach it as evidence to the open record its keys lead to;
-otherwise open a new nonconformity and its security ticket, ids allocated from per-year
-counters. Everything is collected in memory and written with one executemany per table (Core
-inserts with lists of dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of 500
-costs a few statements. The trail gets one entry per new record (its first evidence,
-description and ticket indicators included)
-and one per record per batch for attached evidence (every event id, SHA-256 and detection
-time listed), plus one per field the evidence escalated (`detectors.records.incident`), each by
-the classifier with its reason, and any new ticket indicators: enough for `verify` to rebuild
-each record's row, ticket and evidence from the trail alone (`replay`).
+otherwise open a new nonconformity, and its security ticket when the record concerns security
+(joint or security-only: a quality-only record has none until evidence that concerns security
+joins it, and then its ticket opens with a ``security_ticket`` trail entry), ids allocated from
+per-year counters. Everything is collected in memory and written with one executemany per table
+(Core inserts with lists of dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of
+500 costs a few statements. The trail gets one entry per new record (its first evidence,
+description and ticket indicators included) and one per record per batch for attached evidence
+(every event id, SHA-256 and detection time listed), plus one per field the evidence escalated
+(`detectors.records.incident`), each by the classifier with its reason, and any new ticket
+indicators: enough for `verify` to rebuild each record's row, ticket and evidence from the
+trail alone (`replay`).
 
 **Which record an event joins** (the correlation key and window, `detectors.correlate`):
 
@@ -103,15 +105,21 @@ _CLAIM = text(
     "INSERT INTO open_incidents (correlation_key, record_id) VALUES (:key, :record_id) "
     "ON CONFLICT (correlation_key) DO UPDATE SET record_id = excluded.record_id"
 )
+_LINK_TICKET = Bulk(records.update().where(records.c.id == bindparam("b_id")).values(
+    security_ticket=bindparam("b_ticket")))
 _TOUCH_TICKET = Bulk(tickets.update().where(tickets.c.id == bindparam("b_id")).values(
     severity=bindparam("b_severity"), indicators=bindparam("b_indicators")
 ))
 
 
+#: The classifications that have a security ticket (issue 19: not quality-only ones).
+TICKETED = frozenset({ClassKind.JOINT.value, ClassKind.SECURITY_ONLY.value})
+
+
 @dataclass
 class _OpenRecord:
     id: str
-    ticket: str
+    ticket: str | None
     last_event: datetime
     indicators: list[str]
     summary: Summary
@@ -141,6 +149,8 @@ class _Batch:
     touched: dict[str, _OpenRecord] = field(default_factory=dict)
     counters: dict[tuple[str, int], int] = field(default_factory=dict)
     attached_to: dict[str, _OpenRecord] = field(default_factory=dict)
+    #: Records whose security ticket opened in this batch as evidence escalated them.
+    ticketed: dict[str, _OpenRecord] = field(default_factory=dict)
 
 
 def correlation_key(event: SuspectChange, cls: Classification) -> str:
@@ -207,7 +217,7 @@ def _one(
 def _place(
     db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, window_s: float,
     raw: bytes | None, keys: tuple[str, ...],
-) -> tuple[str, str, bool]:
+) -> tuple[str, str | None, bool]:
     """Attach the event to the record its ``keys`` (`_keys`) lead to, or open one."""
     key = correlation_key(ev, cls)
     raw = raw if raw is not None else ev.to_json()
@@ -218,6 +228,9 @@ def _place(
         rec = _open(db, batch, ev, cls, key, raw, detected_at)
     else:
         _attach(batch, rec, ev, cls, raw, detected_at)
+        if rec.ticket is None and rec.summary.classification in TICKETED:
+            rec.ticket = _ticket_id(db, batch)
+            batch.ticketed[rec.id] = rec
     # A burst's record is claimed under the line's key and each of its controllers' keys; an
     # event that joined the line's burst claims its own controller's key for it.
     claims = keys if cls.line_key else (key,)
@@ -311,12 +324,28 @@ def _trail_attachments(batch: _Batch) -> None:
         for name, old, new, reason in rec.summary.changes(rec.start):
             batch.trail.append(rec.id, CLASSIFIER, batch.now, name, canonical_json(old),
                                canonical_json(new), reason)
-        if len(rec.indicators) != rec.start_indicators:
+        if rec.id in batch.ticketed:
+            _trail_ticket_opened(batch, rec)
+        elif rec.ticket is not None and len(rec.indicators) != rec.start_indicators:
             batch.trail.append(
                 rec.id, CLASSIFIER, batch.now, "ticket.indicators",
                 canonical_json(rec.indicators[: rec.start_indicators]),
                 canonical_json(rec.indicators), "new indicators from the attached evidence",
             )
+
+
+def _trail_ticket_opened(batch: _Batch, rec: _OpenRecord) -> None:
+    """The security ticket of a record that evidence escalated from quality-only: opened
+    with the record's severity and indicators as they stand after the batch."""
+    ticket = {"id": rec.ticket, "severity": _V[rec.severity], "indicators": rec.indicators}
+    batch.trail.append(
+        rec.id, CLASSIFIER, batch.now, "security_ticket", None, canonical_json(ticket),
+        f"security ticket opened: the record is now {rec.summary.classification}",
+    )
+
+
+def _ticket_id(db: Connection, batch: _Batch) -> str:
+    return f"SEC-{batch.year}-{_next_id(db, batch, 'SEC'):06d}"
 
 
 def _open(
@@ -325,7 +354,7 @@ def _open(
 ) -> _OpenRecord:
     detected = iso(detected_at)
     rid = f"NC-{batch.year}-{_next_id(db, batch, 'NC'):06d}"
-    ticket = f"SEC-{batch.year}-{_next_id(db, batch, 'SEC'):06d}"
+    ticket = _ticket_id(db, batch) if _V[cls.kind] in TICKETED else None
     rules = canonical_json(list(cls.rules_fired))
     recurs = recurrence_of(db, ev.controller.id, ev.tag.name)
     batch.records.append({
@@ -339,10 +368,11 @@ def _open(
         "recurrence_of": recurs,
     })
     indicators = _indicators(ev, cls)
-    batch.tickets.append({
-        "id": ticket, "record_id": rid, "severity": _V[cls.severity], "status": "open",
-        "indicators": canonical_json(indicators),
-    })
+    if ticket is not None:
+        batch.tickets.append({
+            "id": ticket, "record_id": rid, "severity": _V[cls.severity], "status": "open",
+            "indicators": canonical_json(indicators),
+        })
     evidence = _evidence_row(rid, ev, cls, raw, detected, batch.now)
     batch.evidence.append(evidence)
     snapshot = {
@@ -415,7 +445,7 @@ _OPEN_BY_KEY = (
            records.c.classification, records.c.rules_fired, records.c.description,
            records.c.controller, records.c.tag)
     .select_from(open_incidents.join(records, records.c.id == open_incidents.c.record_id)
-                 .join(tickets, tickets.c.record_id == records.c.id))
+                 .outerjoin(tickets, tickets.c.record_id == records.c.id))
     .where(records.c.state.in_(_OPEN),
            open_incidents.c.correlation_key.in_(bindparam("keys", expanding=True)))
 )
@@ -435,14 +465,36 @@ def _open_records(db: Connection, keys: list[str]) -> dict[str, _OpenRecord]:
             if rid not in by_id:
                 by_id[rid] = _stored_record(rid, ticket, severity, last, indicators, said)
             found[key] = by_id[rid]
+    _indicators_from_evidence(db, [rec for rec in by_id.values() if rec.ticket is None])
     return found
 
 
+def _indicators_from_evidence(db: Connection, ticketless: list[_OpenRecord]) -> None:
+    """A quality-only record keeps no ticket, so no indicators: they are read back from its
+    evidence (verdicts, then kinds of change), for its headline rank and for the ticket it
+    gets if security evidence joins it."""
+    e = evidence
+    by_id = {rec.id: rec for rec in ticketless}
+    query = select(e.c.record_id, e.c.verdict, e.c.change_kind).distinct()
+    found: dict[str, set[str]] = {rid: set() for rid in by_id}
+    for start in range(0, len(by_id), _CHUNK):
+        chunk = list(by_id)[start : start + _CHUNK]
+        for rid, verdict, kind in db.execute(query.where(e.c.record_id.in_(chunk))).all():
+            found[rid].update((f"verdict:{verdict}", f"change:{kind}"))
+    for rid, rec in by_id.items():
+        said = sorted(found[rid], key=lambda i: (not i.startswith("verdict:"), i))
+        rec.indicators[:] = said
+        rec.start_indicators = len(said)
+        rec.summary.headline = rec.start.headline = _headline_rank(
+            rec.summary.severity.value, said)
+
+
 def _stored_record(
-    rid: str, ticket: str, severity: str, last: str, indicators: str, said: list[Any]
+    rid: str, ticket: str | None, severity: str, last: str, indicators: str | None,
+    said: list[Any],
 ) -> _OpenRecord:
     kind, rules, description, controller, tag = said
-    seen = list(orjson.loads(indicators))
+    seen = list(orjson.loads(indicators)) if indicators is not None else []
     summary = Summary(kind, _SEVERITY[severity], list(orjson.loads(rules)), description,
                       controller, tag, _headline_rank(severity, seen))
     return _OpenRecord(rid, ticket, datetime.fromisoformat(last), seen, summary, summary.copy(),
@@ -481,10 +533,11 @@ def _flush_touched(db: Connection, batch: _Batch) -> None:
     """Records that got evidence (last event, what they say); tickets whose severity or
     indicators changed; the keys claimed for a record they did not lead to before."""
     _many(db, _TOUCH_RECORD, [_touch(r) for r in batch.attached_to.values()])
+    _open_tickets(db, batch)
     _many(db, _TOUCH_TICKET, [
         {"b_severity": _V[r.severity], "b_indicators": canonical_json(r.indicators),
          "b_id": r.ticket}
-        for r in batch.touched.values()
+        for r in batch.touched.values() if r.ticket is not None and r.id not in batch.ticketed
     ])
     claims = [
         {"key": key, "record_id": rec.id} for key, rec in sorted(batch.open_by_key.items())
@@ -492,6 +545,19 @@ def _flush_touched(db: Connection, batch: _Batch) -> None:
     ]
     if claims:
         db.execute(_CLAIM, claims)
+
+
+def _open_tickets(db: Connection, batch: _Batch) -> None:
+    """The tickets of records escalated from quality-only in this batch, and their link."""
+    if not batch.ticketed:
+        return
+    _many(db, _INSERT_TICKETS, [
+        {"id": r.ticket, "record_id": r.id, "severity": _V[r.severity], "status": "open",
+         "indicators": canonical_json(r.indicators)} for r in batch.ticketed.values()
+    ])
+    _many(db, _LINK_TICKET, [
+        {"b_id": r.id, "b_ticket": r.ticket} for r in batch.ticketed.values()
+    ])
 
 
 def _touch(rec: _OpenRecord) -> dict[str, Any]:

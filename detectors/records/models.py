@@ -315,7 +315,8 @@ class MasterRecord(_Model):
     id: str
     classification: str
     state: State
-    security_ticket: str
+    #: None for a quality-only record: security tickets are for joint and security records.
+    security_ticket: str | None
     controller: str
     tag: str
     site: str
@@ -356,10 +357,13 @@ class MasterRecord(_Model):
 class RecordHeader:
     """The facts of a record a trail relay adds to its messages. Fixed at creation but for
     the classification, controller and tag, which evidence that joins later may escalate
-    (`detectors.records.incident`); a relay reads them when it first meets the record."""
+    (`detectors.records.incident`), and the security ticket a quality-only record gets then;
+    a relay reads them when it first meets the record and again after such an entry
+    (`relay.HEADER_FIELDS`)."""
 
     id: str
-    security_ticket: str
+    #: None for a quality-only record: security tickets are for joint and security records.
+    security_ticket: str | None
     classification: str
     controller: str
     tag: str

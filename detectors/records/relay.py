@@ -138,6 +138,11 @@ class RelayStatus:
     failing: bool = False
 
 
+#: Trail entries that change a record's `RecordHeader` (`detectors.records.incident`, and the
+#: security ticket a quality-only record gets when security evidence joins it).
+HEADER_FIELDS = frozenset({"classification", "headline", "security_ticket"})
+
+
 class TrailRelay:
     """Follows the trail and delivers what ``translate`` makes of it; `start()` / `stop()`.
 
@@ -231,8 +236,13 @@ class TrailRelay:
         return len(entries) == self.batch
 
     def _messages(self, entries: Sequence[TrailEntry]) -> list[Outgoing]:
+        # The facts are cached for the relay's life, but for a record that evidence escalated
+        # (a new classification, headline or security ticket): read again, once per batch.
+        for entry in entries:
+            if entry.field in HEADER_FIELDS:
+                self._headers.pop(entry.record_id, None)
         missing = {e.record_id for e in entries} - self._headers.keys()
-        if missing:  # creation facts never change: cached for the relay's life
+        if missing:
             self._headers.update(self.store.record_headers(missing))
         out: list[Outgoing] = []
         for entry in entries:

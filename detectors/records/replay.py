@@ -10,7 +10,8 @@ table `APPLIERS` is the one place to extend when a command writes a new kind of 
 action no applier knows is a finding, never a crash: this verify cannot vouch for it.
 
 Evidence that joins a record may escalate it (`incident`): ``severity``, ``classification``,
-``rules_fired``, ``description`` and ``headline`` entries by the classifier.
+``rules_fired``, ``description`` and ``headline`` entries by the classifier, and
+``security_ticket`` when a quality-only record (opened with no ticket) now concerns security.
 
 Where the trail of an old store does not carry a value (records opened before the replay
 existed lack ``description`` and ``indicators`` in their opening entry), that value is not
@@ -185,6 +186,24 @@ def _severity(replay: Replay, entry: TrailEntry) -> None:
         exp.set_by["ticket.severity"] = entry.seq
 
 
+def _security_ticket(replay: Replay, entry: TrailEntry) -> None:
+    """``security_ticket``: a quality-only record (no ticket) that evidence made joint or
+    security gets its ticket, with its severity and indicators then (`ingest`)."""
+    exp = replay.expected(entry)
+    if exp is None:
+        return
+    if exp.values.get("security_ticket") is not None:
+        replay.find(entry, "the trail opens a second security ticket for this record")
+        return
+    new = _json(entry.new) or {}
+    exp.put("security_ticket", new.get("id"), entry.seq)
+    exp.ticket = {"id": new.get("id"), "severity": new.get("severity"), "status": "open",
+                  "indicators": new.get("indicators")}
+    for name in ("ticket.id", "ticket.severity", "ticket.status", "ticket.indicators"):
+        exp.set_by[name] = entry.seq
+        exp.unknown.discard(name)
+
+
 def _state(replay: Replay, entry: TrailEntry) -> None:
     exp = replay.expected(entry)
     if exp is not None:
@@ -295,6 +314,7 @@ APPLIERS: dict[str, Applier] = {
     "rules_fired": _escalated,
     "headline": _headline,
     "state": _state,
+    "security_ticket": _security_ticket,
     "ticket.status": _ticket("status"),
     "ticket.indicators": _ticket("indicators"),
     "signature": _no_row,

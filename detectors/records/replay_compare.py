@@ -100,6 +100,12 @@ def _ticket_findings(conn: Connection, state: Replay) -> list[Finding]:
     live = {row.record_id: row for row in conn.execute(select(tickets))}
     for rid, exp in state.records.items():
         row = live.get(rid)
+        if exp.ticket.get("id") is None:  # a quality-only record: no security ticket
+            if row is not None:
+                out.append(Finding(exp.set_by["ticket.id"], rid, f"ticket {row.id}",
+                                   "a security ticket the trail never opened (the record "
+                                   "has none per the trail)"))
+            continue
         if row is None:
             out.append(Finding(exp.set_by["ticket.id"], rid, "ticket",
                                f"the ticket {exp.ticket['id']} of this record is gone"))

@@ -62,7 +62,9 @@ records = Table(
     Column("id", Text, primary_key=True),
     Column("classification", Text, nullable=False),
     Column("state", Text, nullable=False),
-    Column("security_ticket", Text, nullable=False, unique=True),
+    # Revision 0009: NULL for a quality-only record (no security ticket); NULLs do not
+    # collide under UNIQUE.
+    Column("security_ticket", Text, unique=True),
     Column("controller", Text, nullable=False),
     Column("tag", Text, nullable=False),
     Column("site", Text, nullable=False),

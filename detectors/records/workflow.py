@@ -239,6 +239,10 @@ def _set_ticket_status(run: Run, status: Any) -> tuple[str, str]:
         raise InvalidUpdate(
             f"field 'ticket.status': {status!r} is not one of {', '.join(TICKET_STATUSES)}"
         )
+    if run.record.security_ticket is None:
+        raise InvalidUpdate(
+            f"field 'ticket.status': record {run.record.id} is quality-only and has no "
+            "security ticket (one opens when security evidence joins it)")
     old = run.record.ticket.status if run.record.ticket else "open"
     run.conn.execute(update(tickets).where(tickets.c.id == run.record.security_ticket)
                      .values(status=status))
@@ -250,7 +254,21 @@ def _ticket_status(run: Run, cmd: SetTicketStatus) -> list[Change]:
     return [] if old == new else [Change("ticket.status", old, new, cmd.reason)]
 
 
+#: Sections written only through their typed commands: a whole-section write would skip
+#: their guards (a CAPA action created already done, a contribution in another's name).
+_TYPED_SECTIONS = {
+    "impact": "AssessImpact (the summary), ContributeImpact (one function's contribution) "
+              "or DecideNotification (a notification decision)",
+    "rca": "RecordRootCause (the root cause analysis)",
+    "capa_actions": "AddCapaAction, UpdateCapaAction, MoveCapaDue or CheckEffectiveness",
+}
+
+
 def _update_section(run: Run, cmd: UpdateSection) -> list[Change]:
+    if cmd.field in _TYPED_SECTIONS:
+        raise InvalidUpdate(f"field {cmd.field!r}: the whole section is not written by "
+                            f"UpdateSection (it would bypass its guards); use "
+                            f"{_TYPED_SECTIONS[cmd.field]}")
     if cmd.field == "ticket.status":
         return _ticket_status(run, SetTicketStatus(record_id=cmd.record_id, reason=cmd.reason,
                                                    status=cmd.value))

@@ -46,7 +46,7 @@ class TicketRequest:
     record's URL (and the record carries the ticket's id, key and URL back)."""
 
     record_id: str
-    security_ticket: str
+    security_ticket: str | None
     record_url: str
     classification: str
     severity: str

@@ -7,8 +7,10 @@ with the containment publisher's relay (`detectors.records.TrailRelay`).
 
 What a connector gets (`translate_for`): an ``open`` for each new record (not for a
 quality-only record in an incident tool: security tickets are for joint and security
-records), a ``state`` for each state change of a record it has a ticket for. Entries written
-by the connector's own service user (the link, the inbound reports) go nowhere.
+records; such a record that security evidence escalates opens its ticket then, on its
+``security_ticket`` entry), a ``state`` for each state change of a record it has a ticket
+for. Entries written by the connector's own service user (the link, the inbound reports) go
+nowhere.
 
 Delivery (`TicketSink`), per message, in trail order: try; on a retryable error wait
 (capped exponential backoff, at least any ``Retry-After``) and try again, writing the attempt
@@ -67,6 +69,10 @@ def translate_for(connector: TicketConnector, service_user: str) -> Translate:
             return []
         if entry.field == "record" and entry.old is None:
             value: dict[str, Any] = {"op": "open"}
+        elif entry.field == "security_ticket" and connector.security_only:
+            # A quality-only record that security evidence escalated: its incident-tool
+            # ticket opens now (`open` is idempotent if the record entry already opened it).
+            value = {"op": "open"}
         elif entry.field == "state" and entry.new is not None:
             value = {"op": "state", "state": orjson.loads(entry.new)}
         else:

@@ -39,7 +39,8 @@ def alert_body(ticket: TicketRequest, *, alert_type: str, source: str) -> dict[s
         "type": alert_type, "source": source, "sourceRef": ticket.record_id,
         "title": ticket.title, "description": _description(ticket),
         "severity": _SEVERITY.get(ticket.severity, 2),
-        "tags": ["otwatch", f"otwatch:{ticket.classification}", ticket.security_ticket],
+        "tags": ["otwatch", f"otwatch:{ticket.classification}",
+                 *([ticket.security_ticket] if ticket.security_ticket else [])],
         "observables": observables, "externalLink": ticket.record_url,
     }
 

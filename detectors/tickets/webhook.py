@@ -3,7 +3,7 @@
 Each record change the outbox relays is one POST of JSON to the configured URL::
 
     {"type": "record.opened" | "record.state_changed", "timestamp": "...",
-     "data": {"record_id": "NC-…", "security_ticket": "SEC-…", "record_url": "…",
+     "data": {"record_id": "NC-…", "security_ticket": "SEC-…" or null, "record_url": "…",
               "classification": …, "severity": …, "state": …, "title": …, "observables": {…}}}
 
 ``webhook-id`` is stable per record and event (``otwatch-<NC id>-opened``,

@@ -21,6 +21,10 @@ from detectors.web._verify import NOT_CHECKED, Verified
 _BADGES = {"joint": "joint", "quality_only": "quality only", "security_only": "security only"}
 
 
+#: What a quality-only record shows for its security ticket (issue 19: it has none).
+NO_TICKET = "none: quality-only record (a ticket opens if security evidence joins it)"
+
+
 def e(value: object) -> str:
     """Escaped text for any value (None shows as an empty string)."""
     return html.escape("" if value is None else str(value), quote=True)
@@ -95,7 +99,8 @@ def list_page(records: Sequence[MasterRecord], note: str, verify: Verified | Non
         (
             f'<a href="/records/{e(r.id)}">{e(r.id)}</a>', badge(r.classification),
             f'<span class="sev-{e(r.severity)}">{e(r.severity)}</span>', e(r.state),
-            e(r.security_ticket), f"{e(r.controller)} / {e(r.tag)}", when(r.detected_at),
+            e(r.security_ticket or "none"), f"{e(r.controller)} / {e(r.tag)}",
+            when(r.detected_at),
         )
         for r in records
     ]
@@ -146,7 +151,7 @@ def _dl(pairs: Sequence[tuple[str, str]]) -> str:
 
 def _summary(r: MasterRecord) -> str:
     return _dl([
-        ("Nonconformity", e(r.id)), ("Security ticket", e(r.security_ticket)),
+        ("Nonconformity", e(r.id)), ("Security ticket", e(r.security_ticket or NO_TICKET)),
         ("State", e(r.state)), ("Severity", e(r.severity)),
         ("Classification", badge(r.classification)),
         ("Rules fired", e(", ".join(r.rules_fired))), ("Criteria version", e(r.criteria_version)),
@@ -164,6 +169,8 @@ def _summary(r: MasterRecord) -> str:
 
 def _ticket(r: MasterRecord) -> str:
     t = r.ticket
+    if r.security_ticket is None:
+        return f"<p>{e(NO_TICKET)}</p>"
     if t is None:
         return f"<p>{e(r.security_ticket)} (ticket details not stored)</p>"
     return _dl([

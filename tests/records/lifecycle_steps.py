@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from detectors.records import ContributeImpact, RecordStore, State
+from detectors.records import (
+    AddCapaAction,
+    CapaAction,
+    CheckEffectiveness,
+    ContributeImpact,
+    RecordStore,
+    State,
+    UpdateCapaAction,
+)
 from tests.records.people import QA, SOC, sign
 from tests.support.events import RECORDS_T0 as T0
 
@@ -37,10 +45,11 @@ def assess(store: RecordStore, rid: str, now: datetime) -> None:
 
 def prepare_plan(store: RecordStore, rid: str, now: datetime) -> None:
     """Success criteria, one CAPA action, a root cause and the RCA's security finding: what
-    plan approval needs (through free-text section updates, the older way)."""
+    plan approval needs (section updates where they are free text, the CAPA step)."""
     store.update_field(rid, "log.success_criteria", "no unapproved setpoint change for 30 days",
                        actor=QA, reason="criteria agreed", now=now)
-    store.update_field(rid, "capa_actions", [ACTION], actor=QA, reason="plan drafted", now=now)
+    store.execute(AddCapaAction(record_id=rid, action=CapaAction.model_validate(ACTION),
+                                reason="plan drafted"), actor=QA, now=now)
     store.update_field(rid, "log.root_cause", "shared engineering workstation password",
                        actor=QA, reason="RCA", now=now)
     store.update_field(rid, "rca.security_finding",
@@ -49,10 +58,11 @@ def prepare_plan(store: RecordStore, rid: str, now: datetime) -> None:
 
 
 def finish_actions(store: RecordStore, rid: str, now: datetime) -> None:
-    check = {"performed_by": "soc.kim", "performed_at": now.isoformat(), "effective": True,
-             "against_criteria": "no shared accounts on the EWS"}
-    done = {**ACTION, "status": "done", "effectiveness_check": check}
-    store.update_field(rid, "capa_actions", [done], actor=SOC, reason="action done", now=now)
+    store.execute(UpdateCapaAction(record_id=rid, action_id="A1", changes={"status": "done"},
+                                   reason="action done"), actor=SOC, now=now)
+    store.execute(CheckEffectiveness(record_id=rid, action_id="A1", effective=True,
+                                     against_criteria="no shared accounts on the EWS",
+                                     reason="action checked"), actor=SOC, now=now)
     store.update_field(rid, "impact.notifications", NOTIFICATIONS, actor=QA,
                        reason="notification decisions", now=now)
     store.update_field(

@@ -6,7 +6,20 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from detectors.records import FishboneCategory, InvalidUpdate, ReasonRequired, RecordStore, State
+from detectors.records import (
+    AddCapaAction,
+    AssessImpact,
+    CapaAction,
+    FishboneCategory,
+    InvalidUpdate,
+    ReasonRequired,
+    RecordRootCause,
+    RecordStore,
+    State,
+    SystemInScope,
+    UpdateSection,
+    WhyAnswer,
+)
 from tests.records.lifecycle_steps import ACTION, assess, at, drive
 from tests.records.people import QA, SOC
 from tests.support.events import RECORDS_T0 as T0
@@ -23,11 +36,10 @@ def rid(store: RecordStore) -> str:
 def test_sections_update_with_old_new_actor_reason(store: RecordStore, rid: str) -> None:
     store.update_field(rid, "log.root_cause", "shared engineering password", actor=QA,
                        reason="RCA concluded", now=at(1))
-    store.update_field(rid, "impact", {
-        "product_impact": "lots LOT-7 out of spec risk", "data_integrity": "batch record intact",
-        "systems": [{"name": "press-01 PLC", "validated": True}],
-        "regulatory_notification_required": False, "regulatory_rationale": "no release",
-        "containment_risk": "low"}, actor=QA, reason="assessed", now=at(1))
+    store.execute(AssessImpact(
+        record_id=rid, reason="assessed", product_impact="lots LOT-7 out of spec risk",
+        data_integrity="batch record intact", containment_risk="low",
+        systems=[SystemInScope(name="press-01 PLC", validated=True)]), actor=QA, now=at(1))
     assess(store, rid, at(1))  # a containment decision needs them (lifecycle.GUARDS)
     store.update_field(rid, "affected_lots", [
         {"lot_id": "LOT-7", "controller": "press-01", "started_at": at(0).isoformat()}],
@@ -35,11 +47,14 @@ def test_sections_update_with_old_new_actor_reason(store: RecordStore, rid: str)
     store.update_field(rid, "containment", {
         "lot_holds": [{"lot_id": "LOT-7", "held_at": at(1).isoformat()}],
         "release_freeze": True, "evidence_preserved": True}, actor=QA, reason="hold", now=at(1))
-    store.update_field(rid, "rca", {
-        "five_whys": ["setpoint changed", "engineer logged in", "password shared"],
-        "fishbone": {"security_controls": ["no MFA on EWS"], "people": ["training"]}},
-        actor=QA, reason="RCA", now=at(2))
-    store.update_field(rid, "capa_actions", [ACTION], actor=QA, reason="plan", now=at(2))
+    store.execute(RecordRootCause(
+        record_id=rid, reason="RCA",
+        five_whys=[WhyAnswer(answer=a) for a in ("setpoint changed", "engineer logged in",
+                                                 "password shared")],
+        fishbone={FishboneCategory.SECURITY_CONTROLS: ["no MFA on EWS"],
+                  FishboneCategory.PEOPLE: ["training"]}), actor=QA, now=at(2))
+    store.execute(AddCapaAction(record_id=rid, action=CapaAction.model_validate(ACTION),
+                                reason="plan"), actor=QA, now=at(2))
     record = store.get_record(rid)
     assert record.log.root_cause == "shared engineering password"
     assert record.impact.systems[0].validated
@@ -66,6 +81,28 @@ def test_bad_updates_are_refused_and_change_nothing(store: RecordStore, rid: str
     with pytest.raises(ReasonRequired):
         store.update_field(rid, "log.owner", "qa", actor=QA, reason="", now=at(1))
     assert store.trail() == before
+
+
+@pytest.mark.parametrize(("section", "value", "typed"), [
+    ("capa_actions", [{**ACTION, "status": "done"}], "AddCapaAction, UpdateCapaAction"),
+    ("impact", {"product_impact": "none", "contributions": [
+        {"function": "security", "author": "qa.lee", "signed_off": True}]},
+     "AssessImpact .the summary., ContributeImpact"),
+    ("rca", {"five_whys": ["why"]}, "RecordRootCause"),
+])
+def test_a_whole_section_with_its_own_steps_is_refused_naming_them(
+    store: RecordStore, rid: str, section: str, value: object, typed: str,
+) -> None:
+    """UpdateSection would skip the typed commands' guards: a CAPA action created done, a
+    contribution in another function's name."""
+    before = store.trail()
+    with pytest.raises(InvalidUpdate, match=f"field '{section}'.*use {typed}"):
+        store.execute(UpdateSection(record_id=rid, field=section, value=value, reason="x"),
+                      actor=QA, now=at(1))
+    assert store.trail() == before
+    record = store.get_record(rid)
+    assert (record.capa_actions, record.impact.contributions, record.rca.five_whys) == (
+        [], [], [])
 
 
 def test_unchanged_value_writes_no_entry(store: RecordStore, rid: str) -> None:

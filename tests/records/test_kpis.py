@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
-from detectors.records import RecordStore, State
+from detectors.records import (
+    AddCapaAction,
+    CapaAction,
+    InvalidUpdate,
+    MoveCapaDue,
+    RecordStore,
+    State,
+    UpdateCapaAction,
+)
 from detectors.records.kpis import compute
 from tests.records.lifecycle_steps import at, drive
-from tests.records.people import QA
+from tests.records.people import QA, SOC
 from tests.support.events import RECORDS_T0 as T0
 from tests.support.events import classified
 from tests.support.events import record_event as event
 
 
-def _action(aid: str, due: str, current: str | None = None, status: str = "open") -> dict[str, str]:
-    return {"id": aid, "description": aid, "owner": "o", "domain": "quality",
-            "original_due": due, "current_due": current or due, "status": status}
+def _action(aid: str, due: str) -> CapaAction:
+    return CapaAction.model_validate({"id": aid, "description": aid, "owner": "o",
+                                      "domain": "quality", "original_due": due,
+                                      "current_due": due})
 
 
 def build_history(store: RecordStore) -> None:
@@ -33,13 +42,13 @@ def build_history(store: RecordStore) -> None:
     drive(store, a.record_id or "", State.CLOSED)                    # 1 h .. 7 h
     drive(store, b.record_id or "", State.CONTAINMENT)               # 1 h, 2 h
     rid_b = b.record_id or ""
-    store.update_field(rid_b, "capa_actions",
-                       [_action("B1", "2026-03-01"), _action("B2", "2026-03-05"),
-                        _action("B3", "2026-04-01")], actor=QA, reason="plan", now=at(3))
-    store.update_field(rid_b, "capa_actions",
-                       [_action("B1", "2026-03-01", "2026-04-01", "done"),
-                        _action("B2", "2026-03-05"), _action("B3", "2026-04-01")],
-                       actor=QA, reason="B1 done", now=at(30))
+    for aid, due in (("B1", "2026-03-01"), ("B2", "2026-03-05"), ("B3", "2026-04-01")):
+        store.execute(AddCapaAction(record_id=rid_b, action=_action(aid, due), reason="plan"),
+                      actor=QA, now=at(3))
+    store.execute(MoveCapaDue(record_id=rid_b, action_id="B1", to_due=date(2026, 4, 1),
+                              approved_by=SOC.user_id, reason="rescheduled"), actor=QA, now=at(4))
+    store.execute(UpdateCapaAction(record_id=rid_b, action_id="B1", changes={"status": "done"},
+                                   reason="B1 done"), actor=QA, now=at(30))
     (c,) = store.record_events([(event(3, minutes=8 * 60), classified(key="a2"))],
                                now=at(8) + timedelta(seconds=30))
     assert c.created
@@ -59,13 +68,18 @@ def test_kpis_on_hand_built_history(store: RecordStore) -> None:
 
 
 def test_kpis_ignore_editable_fields(store: RecordStore) -> None:
-    """Rewriting an action's original due date later does not move the KPI."""
+    """An action's original due date cannot be rewritten later to move the KPI: neither
+    through the whole CAPA section nor through the action's own update."""
     build_history(store)
     rid_b = "NC-2026-000002"
-    store.update_field(rid_b, "capa_actions",
-                       [_action("B1", "2026-03-31", "2026-04-01", "done"),
-                        _action("B2", "2026-03-31"), _action("B3", "2026-04-01")],
-                       actor=QA, reason="tidy", now=at(40))
+    with pytest.raises(InvalidUpdate, match="UpdateCapaAction"):
+        store.update_field(rid_b, "capa_actions", [
+            {**_action("B1", "2026-03-31").model_dump(mode="json"), "status": "done"}],
+            actor=QA, reason="tidy", now=at(40))
+    with pytest.raises(InvalidUpdate, match="original due date is kept"):
+        store.execute(UpdateCapaAction(record_id=rid_b, action_id="B2",
+                                       changes={"original_due": "2026-03-31"}, reason="tidy"),
+                      actor=QA, now=at(40))
     kpis = store.kpis(T0.replace(day=10))
     assert (kpis.actions_due, kpis.actions_done_by_original_due) == (3, 1)
 

@@ -18,11 +18,14 @@ from alembic.script import ScriptDirectory
 from detectors.containment import CURSOR_SCHEMA_VERSION
 from detectors.records import (
     HEAD_REVISION,
+    FishboneCategory,
     LotHold,
+    RecordRootCause,
     RecordStore,
     State,
     StoreUnavailable,
     TrailCursor,
+    WhyAnswer,
     open_store,
 )
 from detectors.records.checkpoints import Interval
@@ -75,8 +78,10 @@ def populate(store: RecordStore) -> None:
                       LotHold(lot_id="LOT-8", held_at=at(1), released_at=at(2),
                               released_by="qa-lead")],
         "release_freeze": True, "notes": "frozen"}, actor=QA, reason="hold", now=at(2))
-    store.update_field(held, "rca", {"five_whys": ["why"], "fishbone": {"people": ["x"]}},
-                       actor=QA, reason="RCA", now=at(2))
+    store.execute(RecordRootCause(record_id=held, reason="RCA",
+                                  five_whys=[WhyAnswer(answer="why")],
+                                  fishbone={FishboneCategory.PEOPLE: ["x"]}),
+                  actor=QA, now=at(2))
     store.update_field(held, "affected_lots", [{"lot_id": "LOT-7", "controller": "press-02"}],
                        actor=QA, reason="lots", now=at(2))
     store.transition(held, "cancelled", actor=QA, reason="duplicate",

@@ -56,6 +56,7 @@ from detectors.records import (
     State,
     UpdateCapaAction,
     UpdateDecision,
+    WhyAnswer,
 )
 from detectors.records.checkpoints import (
     Checkpoint,
@@ -158,8 +159,9 @@ def _containment_work(store: RecordStore, rid: str) -> None:
                   now=now)
     store.execute(UpdateCapaAction(record_id=rid, reason="started", action_id="C1",
                                    changes={"status": "in_progress"}), actor=QA, now=now)
-    store.update_field(rid, "rca", {"five_whys": ["shared password"], "fishbone": {}},
-                       actor=QA, reason="first why", now=now)
+    store.execute(RecordRootCause(record_id=rid, reason="first why",
+                                  five_whys=[WhyAnswer(answer="shared password")]),
+                  actor=QA, now=now)
     store.update_field(rid, "log.root_cause", "shared engineering password", actor=QA,
                        reason="root cause", now=now)
     store.update_field(rid, "ticket.status", "in_progress", actor=SOC, reason="working it",

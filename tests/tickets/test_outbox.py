@@ -183,6 +183,31 @@ async def test_a_quality_only_record_gets_no_security_ticket(
     assert not tool_server.tools.issues
     assert linked(store, rid).keys() == {"webhook"}
     assert linked(store, rid)["webhook"]["key"] == f"DEV-{rid[-6:]}"
+    assert store.get_record(rid).security_ticket is None
+
+
+async def test_security_evidence_on_a_quality_record_opens_its_incident_tickets_then(
+    records_db: tuple[str, RecordStore], tool_server: ToolServer, outbox: TicketOutbox,
+) -> None:
+    _, store = records_db
+    rid, = open_records(store, 2, 1)  # quality-only: the webhook's ticket only
+    await outbox.start()
+    await until(lambda: "webhook" in linked(store, rid))
+    await asyncio.sleep(0.3)  # the incident-tool relays have passed the opening entry
+    assert not tool_server.tools.alerts
+    outcome, = store.record_events(
+        [(event(9, controller="press-02", minutes=1),
+          classified(kind=ClassKind.SECURITY_ONLY, key="k2"))], now=T0)
+    assert outcome.record_id == rid and outcome.ticket_id is not None
+    await until(lambda: linked(store, rid).keys() == set(SYSTEMS))
+    await asyncio.sleep(0.3)  # a second open, had one been sent, would have landed
+    tools = tool_server.tools
+    assert (len(tools.alerts), len(tools.incidents), len(tools.issues)) == (1, 1, 1)
+    opened = [b["data"]["record_id"] for b in tools.webhooks.values()
+              if b["type"] == "record.opened"]
+    assert opened == [rid]
+    (alert,) = tools.alerts.values()
+    assert outcome.ticket_id in alert["tags"]
 
 
 async def test_without_backfill_a_new_connector_starts_at_the_trail_head(
