@@ -31,6 +31,8 @@ BARS: dict[str, tuple[str, float, str]] = {
     "opcua_latency_p99_ms": ("<=", 150, "ms"),
     "opcua_cpu_ratio": ("<=", 2.0, "ratio"),
     "e2e_latency_p99_ms": ("<=", 1000, "ms"),
+    "worklist_10k_ms": ("<=", 500, "ms"),
+    "worklist_10k_filtered_ms": ("<=", 500, "ms"),
 }
 
 
