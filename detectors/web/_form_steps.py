@@ -134,6 +134,8 @@ FORM_STEPS: tuple[FormStep, ...] = (
              _on_record(steps.capa_due_command)),
     FormStep("effectiveness", P.MANAGE_CAPA, f"{_API}/effectiveness",
              steps.EffectivenessBody, _on_record(steps.effectiveness_command)),
+    FormStep("attach", P.DECIDE_CONTAINMENT, f"{_API}/attachments", steps.AttachBody,
+             _on_record(steps.attach_command)),
     FormStep("reference", P.EDIT_SECTIONS, f"{_API}/references", _api.ReferenceBody,
              _api.reference_command),
     FormStep("comment", P.COMMENT, f"{_API}/comments", _api.CommentBody, _api.comment_command),

@@ -13,10 +13,12 @@ step and the user's input kept.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from detectors.identity import SignInRefused
 from detectors.records import (
@@ -49,9 +51,21 @@ def _status_of(exc: Exception) -> int:
 
 
 def form_fields(posted: Mapping[str, Any]) -> dict[str, str]:
-    """The text fields of a posted form, without the CSRF token (the policy checked it)."""
-    return {key: value for key, value in posted.items()
-            if key != "csrf_token" and isinstance(value, str)}
+    """The text fields of a posted form, without the CSRF token (the policy checked it); an
+    uploaded ``file`` becomes the attachment body's filename, media type and base64."""
+    fields = {key: value for key, value in posted.items()
+              if key != "csrf_token" and isinstance(value, str)}
+    upload = posted.get("file")
+    if isinstance(upload, FileField):
+        fields.update(filename=upload.filename, media_type=upload.content_type,
+                      content_base64=base64.b64encode(upload.file.read()).decode())
+    return fields
+
+
+def _kept(fields: dict[str, str]) -> dict[str, str]:
+    """What a refused form shows again: never a password, nor a file's bytes."""
+    return {key: value for key, value in fields.items()
+            if key not in ("password", "signature.password", "content_base64")}
 
 
 def step_handler(step: FormStep) -> Handler:
@@ -64,9 +78,7 @@ def step_handler(step: FormStep) -> Handler:
             body = _api.validated(step.model, step.prepare(unflatten(fields)))
             await _api.execute(request, await step.build(request, body))
         except _CAUGHT as exc:
-            fields.pop("password", None)
-            fields.pop("signature.password", None)
-            refusal = Refusal(step.name, str(exc), fields)
+            refusal = Refusal(step.name, str(exc), _kept(fields))
             return await _record_page.record_response(request, record_id, refusal=refusal,
                                                 status=_status_of(exc))
         raise web.HTTPSeeOther(f"/records/{record_id}#step-{step.name}")

@@ -1,7 +1,7 @@
 """``worklist_10k_ms`` and ``worklist_10k_filtered_ms``: the worklist page with 10,000
 records in SQLite.
 
-10,000 records (one event each, 40 controllers × 250 tags, mixed severities and
+10,000 records (one event each, 40 controllers by 250 tags, mixed severities and
 classifications) are written through the store's own ingest path (`RecordStore.
 record_events`, batches of 1,000). The records service app (`detectors.web.create_app`)
 serves them on a loopback port; a signed-in browser session (aiohttp client) asks for

@@ -93,6 +93,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/records/{id}/steps/capa-due"): WORKERS,
     ("POST", "/records/{id}/steps/effectiveness"): WORKERS,
     ("POST", "/records/{id}/steps/reference"): WORKERS,
+    ("POST", "/records/{id}/steps/attach"): WORKERS,
     ("POST", "/records/{id}/steps/comment"): frozenset({"operator", "quality", "security",
                                                         "approver"}),
     ("POST", "/records/{id}/steps/transition"): WORKERS,

@@ -5,10 +5,12 @@ the CSRF token or from a viewer is refused (403) and changes nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from typing import Any
 
+import aiohttp
 import pytest
 
 from detectors.web._form_steps import FORM_STEPS, unflatten
@@ -51,7 +53,8 @@ def test_every_form_has_its_json_twins_permission_and_body() -> None:
     for step in FORM_STEPS:
         form = table[("POST", f"/records/{{id}}/steps/{step.name}")]
         twin = table[("POST", step.json_path)]
-        assert (form.access, form.body) == (twin.access, "form"), step.name
+        wanted = "upload" if step.name == "attach" else "form"
+        assert (form.access, form.body) == (twin.access, wanted), step.name
         assert twin.body == "json", step.name
 
 
@@ -114,6 +117,25 @@ async def test_a_stale_form_is_refused_beside_its_step(client: Client) -> None:
         "csrf_token": csrf, "expected_version": stale, "text": "second"})
     assert resp.status == 409
     assert "reload" in beside(await resp.text(), "comment")
+
+
+async def test_a_file_attached_through_the_form_is_kept_with_its_hash(client: Client) -> None:
+    csrf = await sign_in(client, "soc.kim")
+    snapshot = b'{"ZoneTemp": 215.0}\n'
+    form = aiohttp.FormData({"csrf_token": csrf, "expected_version": str(await _version(client)),
+                             "item": "configuration_snapshot", "reason": "preserved"})
+    form.add_field("file", snapshot, filename="press-01.json", content_type="application/json")
+    resp = await client.post(f"{STEPS}/attach", data=form, allow_redirects=False)
+    assert resp.status == 303, await resp.text()
+    (attached,) = (await (await client.get(f"/api/records/{NC1}")).json())["attachments"]
+    assert attached["sha256"] == hashlib.sha256(snapshot).hexdigest()
+    assert (attached["filename"], attached["item"]) == ("press-01.json",
+                                                        "configuration_snapshot")
+    page = await (await client.get(f"/records/{NC1}")).text()
+    assert attached["sha256"] in page
+    urlencoded = await client.post(f"{STEPS}/attach", allow_redirects=False, data={
+        "csrf_token": csrf, "reason": "no file"})
+    assert urlencoded.status == 415
 
 
 async def test_a_form_without_the_csrf_token_is_refused(client: Client) -> None:
