@@ -9,6 +9,7 @@ screenshots go to ``test-artefacts/`` (git-ignored) under stable names."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -152,6 +153,14 @@ async def test_a_joint_record_walked_to_closure_by_two_people(
             "decision.coordination_note": "agreed with shift lead: press stays up",
             "reason": "cut the EWS off"})
 
+        snapshot = b'{"ZoneTemp": 215.0, "Recipe": "R-12"}\n'
+        await soc.locator("#step-attach [name=file]").set_input_files(files=[{
+            "name": "press-01-snapshot.json", "mimeType": "application/json",
+            "buffer": snapshot}])
+        await done(soc, "attach", {"item": "configuration_snapshot",
+                                   "reason": "configuration snapshot preserved"})
+        await expect(soc.locator("#containment")).to_contain_text(
+            hashlib.sha256(snapshot).hexdigest())
         await lead.reload()
         await move(lead, "investigation", "investigate")
         await done(lead, "root-cause", {
