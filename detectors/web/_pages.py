@@ -15,7 +15,6 @@ from aiohttp import web
 from detectors.classification import Severity
 from detectors.identity import SecurityEvent, User, list_users, read_events
 from detectors.records import MasterRecord
-from detectors.records.permissions import Permission, allows
 from detectors.records.worklist import (
     PAGE_SIZES,
     SORTS,
@@ -45,9 +44,6 @@ class Viewer:
     printed_name: str
     roles: tuple[str, ...]
     csrf_token: str
-
-    def may(self, permission: str) -> bool:
-        return allows(self.roles, Permission(permission))
 
 
 @dataclass(frozen=True)
