@@ -114,7 +114,7 @@ CHOICES: dict[str, list[str]] = {
 def _view(store: RecordStore, record_id: str) -> dict[str, Any]:
     return {"record": store.get_record(record_id), "trail": store.trail(record_id),
             "tickets": store.linked_tickets(record_id),
-            "refs": store.external_references(record_id)}
+            "refs": store.external_references(record_id), "matrix": store.settings.risk_matrix}
 
 
 def next_states(record: MasterRecord) -> list[tuple[str, str]]:
