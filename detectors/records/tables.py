@@ -99,6 +99,10 @@ records = Table(
     Index("records_by_state", "state", "last_event_at"),
     # Recurrence: the closed records of a controller and tag.
     Index("records_by_controller_tag", "controller", "tag", "state"),
+    # The worklist (revision 0010): newest first, and "my records" by lead or co-lead.
+    Index("records_by_detected_at", "detected_at"),
+    Index("records_by_lead", "lead", "state"),
+    Index("records_by_co_lead", "co_lead", "state"),
 )
 
 tickets = Table(

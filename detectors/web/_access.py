@@ -24,6 +24,8 @@ Access = Permission | str
 
 #: Body types of state-changing routes.
 JSON, FORM, NONE = "json", "form", ""
+#: A form with a file (the attachment step's upload).
+UPLOAD = "upload"
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,11 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
             f"field(s) {', '.join(repr(k) for k in named)} refused: the actor is the signed-in "
             "user (session or API token) with the roles otwatch holds for them, never what a "
             "request body says; remove them")
+    return validated(model, data)
+
+
+def validated(model: type[M], data: dict[str, Any]) -> M:
+    """``data`` as ``model``, or `BadRequest` naming every bad field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -125,12 +130,17 @@ def _identity(request: web.Request) -> Identity:
     return identity
 
 
-async def _run(request: web.Request, command: Command) -> web.Response:
+async def execute(request: web.Request, command: Command) -> MasterRecord:
+    """Run ``command`` as the signed-in user; the record as it now is."""
     parts, actor = request.app[PARTS], _identity(request).user.actor()
     now = parts.clock()
     record: MasterRecord = await parts.gate.run(
         lambda store: store.execute(command, actor=actor, now=now))
-    return json_response(_dump(record))
+    return record
+
+
+async def _run(request: web.Request, command: Command) -> web.Response:
+    return json_response(_dump(await execute(request, command)))
 
 
 async def _signature(request: web.Request, body: SignatureBody) -> SignatureRequest:
@@ -142,26 +152,36 @@ async def _signature(request: web.Request, body: SignatureBody) -> SignatureRequ
     return SignatureRequest(body.signed_as, body.meaning, proof)
 
 
+async def transition_command(request: web.Request, body: TransitionBody) -> Command:
+    signature = None if body.signature is None else await _signature(request, body.signature)
+    return Transition(record_id=request.match_info["id"], reason=body.reason, to=body.to,
+                      signature=signature, expected_version=body.expected_version)
+
+
+async def sign_command(request: web.Request, body: SignBody) -> Command:
+    signature = await _signature(request, body)
+    return Sign(record_id=request.match_info["id"], reason=body.reason or body.meaning,
+                signature=signature, expected_version=body.expected_version)
+
+
+async def comment_command(request: web.Request, body: CommentBody) -> Command:
+    return AddComment(record_id=request.match_info["id"], reason=body.text,
+                      expected_version=body.expected_version)
+
+
 async def transition(request: web.Request) -> web.Response:
     body = await parse_body(request, TransitionBody)
-    signature = None if body.signature is None else await _signature(request, body.signature)
-    return await _run(request, Transition(
-        record_id=request.match_info["id"], reason=body.reason, to=body.to,
-        signature=signature, expected_version=body.expected_version))
+    return await _run(request, await transition_command(request, body))
 
 
 async def sign(request: web.Request) -> web.Response:
     body = await parse_body(request, SignBody)
-    signature = await _signature(request, body)
-    return await _run(request, Sign(
-        record_id=request.match_info["id"], reason=body.reason or body.meaning,
-        signature=signature, expected_version=body.expected_version))
+    return await _run(request, await sign_command(request, body))
 
 
 async def comment(request: web.Request) -> web.Response:
     body = await parse_body(request, CommentBody)
-    return await _run(request, AddComment(record_id=request.match_info["id"], reason=body.text,
-                                          expected_version=body.expected_version))
+    return await _run(request, await comment_command(request, body))
 
 
 async def me(request: web.Request) -> web.Response:
@@ -210,12 +230,16 @@ class ReferenceBody(_Body):
     expected_version: int | None = Field(default=None, ge=1)
 
 
-async def add_reference(request: web.Request) -> web.Response:
-    body = await parse_body(request, ReferenceBody)
-    return await _run(request, AddExternalReference(
+async def reference_command(request: web.Request, body: ReferenceBody) -> Command:
+    return AddExternalReference(
         record_id=request.match_info["id"], kind=body.kind, system=body.system,
         ref_id=body.ref_id, url=body.url, reason=body.reason,
-        expected_version=body.expected_version))
+        expected_version=body.expected_version)
+
+
+async def add_reference(request: web.Request) -> web.Response:
+    body = await parse_body(request, ReferenceBody)
+    return await _run(request, await reference_command(request, body))
 
 
 def _record_trail(store: RecordStore, record_id: str) -> list[TrailEntry]:

@@ -20,6 +20,7 @@ from detectors.web._access import (
     JSON,
     PUBLIC,
     SIGNED_WEBHOOK,
+    UPLOAD,
     AccessDenied,
     Handler,
     Route,
@@ -34,7 +35,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
-_BODY_TYPES = {JSON: "application/json", FORM: "application/x-www-form-urlencoded"}
+_BODY_TYPES = {JSON: "application/json", FORM: "application/x-www-form-urlencoded",
+               UPLOAD: "multipart/form-data"}
 
 
 @web.middleware
@@ -90,7 +92,8 @@ async def decide(request: web.Request) -> IdentityCheck:
 async def check_csrf(request: web.Request, identity: Identity, route: Route) -> None:
     """The session's CSRF token must come back: header, or the form's ``csrf_token``."""
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and route.body == FORM and request.content_type == _BODY_TYPES[FORM]:
+    forms = (_BODY_TYPES[FORM], _BODY_TYPES[UPLOAD])
+    if sent is None and route.body in (FORM, UPLOAD) and request.content_type in forms:
         sent = str((await request.post()).get("csrf_token", ""))
     if not sent or not hmac.compare_digest(sent, identity.csrf_token):
         raise AccessDenied(

@@ -19,9 +19,9 @@ from aiohttp import web
 from detectors.identity import COOKIE, Outcome, end_session, start_session
 from detectors.identity.signin import reauthentication
 from detectors.records import HEAD_REVISION, Reauthentication
-from detectors.web import _render
 from detectors.web._gate import StoreNotReady
 from detectors.web._keys import IDENTITY, PARTS
+from detectors.web._pages import sign_in_page
 from detectors.web._security import source_of
 
 #: The double-submit cookie of the sign-in form.
@@ -56,7 +56,7 @@ def _next_path(value: Any) -> str:
 def _form(request: web.Request, *, status: int = 200, message: str = "", username: str = "",
           next_path: str = "/", note: str = "") -> web.Response:
     token = secrets.token_urlsafe(24)
-    text = _render.sign_in_page(csrf_token=token, next_path=next_path, message=message,
+    text = sign_in_page(csrf_token=token, next_path=next_path, message=message,
                                 note=note, username=username)
     response = web.Response(text=text, status=status, content_type="text/html")
     response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="Strict", path="/login",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import Field
@@ -24,6 +25,7 @@ from detectors.records import (
     AttachFile,
     CapaAction,
     CheckEffectiveness,
+    Command,
     ContainmentDecision,
     ContributeImpact,
     DecideNotification,
@@ -31,6 +33,7 @@ from detectors.records import (
     EvidenceChecklist,
     FishboneCategory,
     LookBack,
+    MasterRecord,
     MoveCapaDue,
     NotificationDecision,
     PlaceHold,
@@ -49,6 +52,7 @@ from detectors.records import (
     WhyAnswer,
 )
 from detectors.records.report import ManualReport
+from detectors.web._access import Handler
 from detectors.web._api import BadRequest, _Body, _identity, _run, json_response, parse_body
 from detectors.web._keys import PARTS
 
@@ -167,126 +171,145 @@ class EffectivenessBody(_Step):
     follow_up_on: date | None = Field(default=None, description="a later check, scheduled")
 
 
-def _common(request: web.Request, body: _Step) -> dict[str, Any]:
-    return {"record_id": request.match_info["id"], "reason": body.reason,
+B = TypeVar("B", bound=_Step)
+#: A step's typed command, made from the record id and the step's body (the JSON API and
+#: the HTML forms, `_forms`, both go through these: one place for each step's mapping).
+Build = Callable[[str, B], Command]
+
+
+def _common(record_id: str, body: _Step) -> dict[str, Any]:
+    return {"record_id": record_id, "reason": body.reason,
             "expected_version": body.expected_version}
+
+
+def json_step(model: type[B], build: Build[B]) -> Handler:
+    """The JSON endpoint of a step: the body as ``model``, then its command."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await parse_body(request, model)
+        return await _run(request, build(request.match_info["id"], body))
+
+    return handler
 
 
 async def report(request: web.Request) -> web.Response:
     body = await parse_body(request, ReportBody)
-    parts, actor = request.app[PARTS], _identity(request).user.actor()
-    now = parts.clock()
-    made = ManualReport.model_validate(body.model_dump(exclude={"reason"}))
-    record = await parts.gate.run(
-        lambda store: store.report(made, actor=actor, reason=body.reason, now=now))
+    record = await file_report(request, body)
     return json_response(record.model_dump(mode="json"), status=201)
 
 
-async def leads(request: web.Request) -> web.Response:
-    body = await parse_body(request, LeadsBody)
-    return await _run(request, AssignLeads(**_common(request, body), lead=body.lead,
-                                           co_lead=body.co_lead))
+async def file_report(request: web.Request, body: ReportBody) -> MasterRecord:
+    """A hand-made report as the signed-in user (the JSON API and the /report form)."""
+    parts, actor = request.app[PARTS], _identity(request).user.actor()
+    now = parts.clock()
+    made = ManualReport.model_validate(body.model_dump(exclude={"reason"}))
+    record: MasterRecord = await parts.gate.run(
+        lambda store: store.report(made, actor=actor, reason=body.reason, now=now))
+    return record
 
 
-async def section(request: web.Request) -> web.Response:
-    body = await parse_body(request, SectionBody)
-    return await _run(request, UpdateSection(**_common(request, body), field=body.field,
-                                             value=body.value))
+def leads_command(rid: str, body: LeadsBody) -> Command:
+    return AssignLeads(**_common(rid, body), lead=body.lead, co_lead=body.co_lead)
 
 
-async def impact(request: web.Request) -> web.Response:
-    body = await parse_body(request, ImpactBody)
+def section_command(rid: str, body: SectionBody) -> Command:
+    return UpdateSection(**_common(rid, body), field=body.field, value=body.value)
+
+
+def impact_command(rid: str, body: ImpactBody) -> Command:
     keys = body.model_dump(exclude={"reason", "expected_version"})
     keys["systems"] = body.systems
-    return await _run(request, AssessImpact(**_common(request, body), **keys))
+    return AssessImpact(**_common(rid, body), **keys)
 
 
-async def contribution(request: web.Request) -> web.Response:
-    body = await parse_body(request, ContributionBody)
-    return await _run(request, ContributeImpact(
-        **_common(request, body), function=body.function, assessment=body.assessment,
-        risk=body.risk, signed_off=body.signed_off, rating=body.rating))
+def contribution_command(rid: str, body: ContributionBody) -> Command:
+    return ContributeImpact(**_common(rid, body), function=body.function,
+                            assessment=body.assessment, risk=body.risk,
+                            signed_off=body.signed_off, rating=body.rating)
 
 
-async def notification(request: web.Request) -> web.Response:
-    body = await parse_body(request, NotificationBody)
+def notification_command(rid: str, body: NotificationBody) -> Command:
     decision = NotificationDecision.model_validate(
         body.model_dump(include=set(NotificationDecision.model_fields)))
-    return await _run(request, DecideNotification(**_common(request, body), decision=decision))
+    return DecideNotification(**_common(rid, body), decision=decision)
 
 
-async def hold(request: web.Request) -> web.Response:
-    body = await parse_body(request, HoldBody)
-    return await _run(request, PlaceHold(**_common(request, body), lot_id=body.lot_id))
+def hold_command(rid: str, body: HoldBody) -> Command:
+    return PlaceHold(**_common(rid, body), lot_id=body.lot_id)
 
 
-async def release(request: web.Request) -> web.Response:
-    body = await parse_body(request, HoldBody)
-    return await _run(request, ReleaseHold(**_common(request, body), lot_id=body.lot_id))
+def release_command(rid: str, body: HoldBody) -> Command:
+    return ReleaseHold(**_common(rid, body), lot_id=body.lot_id)
 
 
-async def decision(request: web.Request) -> web.Response:
-    body = await parse_body(request, DecisionBody)
-    return await _run(request, RecordDecision(**_common(request, body), decision=body.decision))
+def decision_command(rid: str, body: DecisionBody) -> Command:
+    return RecordDecision(**_common(rid, body), decision=body.decision)
 
 
-async def decision_status(request: web.Request) -> web.Response:
-    body = await parse_body(request, DecisionStatusBody)
-    return await _run(request, UpdateDecision(**_common(request, body), index=body.index,
-                                              status=body.status, note=body.note))
+def decision_status_command(rid: str, body: DecisionStatusBody) -> Command:
+    return UpdateDecision(**_common(rid, body), index=body.index, status=body.status,
+                          note=body.note)
 
 
-async def containment(request: web.Request) -> web.Response:
-    body = await parse_body(request, ContainmentBody)
-    return await _run(request, SetContainment(
-        **_common(request, body), evidence_checklist=body.evidence_checklist,
-        kept_justification=body.kept_justification))
+def containment_command(rid: str, body: ContainmentBody) -> Command:
+    return SetContainment(**_common(rid, body), evidence_checklist=body.evidence_checklist,
+                          kept_justification=body.kept_justification)
 
 
-async def root_cause(request: web.Request) -> web.Response:
-    body = await parse_body(request, RootCauseBody)
-    return await _run(request, RecordRootCause(
-        **_common(request, body), root_cause=body.root_cause, five_whys=body.five_whys,
-        fishbone=body.fishbone, security_finding=body.security_finding,
-        validated_by=body.validated_by))
+def root_cause_command(rid: str, body: RootCauseBody) -> Command:
+    return RecordRootCause(**_common(rid, body), root_cause=body.root_cause,
+                           five_whys=body.five_whys, fishbone=body.fishbone,
+                           security_finding=body.security_finding,
+                           validated_by=body.validated_by)
 
 
-async def capa(request: web.Request) -> web.Response:
-    body = await parse_body(request, CapaBody)
-    return await _run(request, AddCapaAction(**_common(request, body), action=body.action))
+def capa_command(rid: str, body: CapaBody) -> Command:
+    return AddCapaAction(**_common(rid, body), action=body.action)
 
 
-async def capa_update(request: web.Request) -> web.Response:
-    body = await parse_body(request, CapaUpdateBody)
+def capa_update_command(rid: str, body: CapaUpdateBody) -> Command:
     changes = body.model_dump(mode="json", exclude_none=True,
                               exclude={"reason", "expected_version", "action_id"})
-    return await _run(request, UpdateCapaAction(**_common(request, body),
-                                                action_id=body.action_id, changes=changes))
+    return UpdateCapaAction(**_common(rid, body), action_id=body.action_id, changes=changes)
 
 
-async def capa_due(request: web.Request) -> web.Response:
-    body = await parse_body(request, DueBody)
-    return await _run(request, MoveCapaDue(**_common(request, body), action_id=body.action_id,
-                                           to_due=body.to_due, approved_by=body.approved_by))
+def capa_due_command(rid: str, body: DueBody) -> Command:
+    return MoveCapaDue(**_common(rid, body), action_id=body.action_id, to_due=body.to_due,
+                       approved_by=body.approved_by)
 
 
-async def effectiveness(request: web.Request) -> web.Response:
-    body = await parse_body(request, EffectivenessBody)
-    return await _run(request, CheckEffectiveness(
-        **_common(request, body), action_id=body.action_id, effective=body.effective,
-        against_criteria=body.against_criteria, performed_at=body.performed_at,
-        notes=body.notes, follow_up_on=body.follow_up_on))
+def effectiveness_command(rid: str, body: EffectivenessBody) -> Command:
+    return CheckEffectiveness(**_common(rid, body), action_id=body.action_id,
+                              effective=body.effective, against_criteria=body.against_criteria,
+                              performed_at=body.performed_at, notes=body.notes,
+                              follow_up_on=body.follow_up_on)
 
 
-async def attach(request: web.Request) -> web.Response:
-    body = await parse_body(request, AttachBody)
+def attach_command(rid: str, body: AttachBody) -> Command:
     try:
         content = base64.b64decode(body.content_base64, validate=True)
     except binascii.Error:
         raise BadRequest("field 'content_base64': not base64; encode the file's bytes") from None
-    return await _run(request, AttachFile(**_common(request, body), filename=body.filename,
-                                          media_type=body.media_type, item=body.item,
-                                          content=content))
+    return AttachFile(**_common(rid, body), filename=body.filename,
+                      media_type=body.media_type, item=body.item, content=content)
+
+
+leads = json_step(LeadsBody, leads_command)
+section = json_step(SectionBody, section_command)
+impact = json_step(ImpactBody, impact_command)
+contribution = json_step(ContributionBody, contribution_command)
+notification = json_step(NotificationBody, notification_command)
+hold = json_step(HoldBody, hold_command)
+release = json_step(HoldBody, release_command)
+decision = json_step(DecisionBody, decision_command)
+decision_status = json_step(DecisionStatusBody, decision_status_command)
+containment = json_step(ContainmentBody, containment_command)
+root_cause = json_step(RootCauseBody, root_cause_command)
+capa = json_step(CapaBody, capa_command)
+capa_update = json_step(CapaUpdateBody, capa_update_command)
+capa_due = json_step(DueBody, capa_due_command)
+effectiveness = json_step(EffectivenessBody, effectiveness_command)
+attach = json_step(AttachBody, attach_command)
 
 
 async def download(request: web.Request) -> web.Response:

@@ -23,8 +23,9 @@ token, 415 a body that is not JSON (``text/plain`` from another site), 400 a bad
 naming an actor or roles included), 404 unknown record, 409 refused transition or stale
 version, 503 database not ready.
 
-HTML: ``/login``, ``/`` (records list, refreshes every 5 s), ``/records/{id}``,
-``/admin/users`` (admins).
+HTML: ``/login``, ``/`` (the worklist: filters, search, sort and paging as GET parameters),
+``/records/{id}`` (every section, with a form per step: ``POST /records/{id}/steps/<name>``),
+``/report`` (a nonconformity reported by hand), ``/admin/users`` (admins).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ from detectors.records import (
     WorkflowSettings,
 )
 from detectors.tickets.inbound import InboundHook, InboundRefused
-from detectors.web import _render
 from detectors.web._access import (
     ROUTE_TABLE,
     AccessDenied,
@@ -63,7 +63,7 @@ from detectors.web._api import BadRequest, json_response
 from detectors.web._gate import RecordsGate, StoreNotReady
 from detectors.web._keys import PARTS, ServiceParts
 from detectors.web._metrics import count_response
-from detectors.web._pages import viewer_of
+from detectors.web._pages import error_page, viewer_of
 from detectors.web._security import policy, security_headers
 from detectors.web._signin import sign_in_location
 from detectors.web.routes import ROUTES
@@ -122,7 +122,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             return response
         if status == 401:
             raise web.HTTPSeeOther(sign_in_location(request)) from None
-        return web.Response(text=_render.error_page(status, str(exc), viewer_of(request)),
+        return web.Response(text=error_page(status, str(exc), viewer_of(request)),
                             status=status, content_type="text/html")
 
 

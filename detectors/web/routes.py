@@ -18,9 +18,18 @@ one must carry the session's CSRF token; an API-token request needs none.
 from __future__ import annotations
 
 from detectors.records.permissions import Permission as P
-from detectors.web import _api, _inbound, _metrics, _pages, _signin
+from detectors.web import _api, _forms, _inbound, _metrics, _pages, _record_page, _signin
 from detectors.web import _steps_api as _steps
-from detectors.web._access import FORM, JSON, PUBLIC, SIGNED_IN, SIGNED_WEBHOOK, Route
+from detectors.web._access import (
+    FORM,
+    JSON,
+    PUBLIC,
+    SIGNED_IN,
+    SIGNED_WEBHOOK,
+    UPLOAD,
+    Route,
+)
+from detectors.web._form_steps import FORM_STEPS
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/login", _signin.login_page, PUBLIC),
@@ -30,7 +39,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", _api.healthz, PUBLIC),
     Route("GET", "/metrics", _metrics.metrics, PUBLIC),
     Route("GET", "/", _pages.records_list, P.VIEW_RECORDS),
-    Route("GET", "/records/{id}", _pages.record, P.VIEW_RECORDS),
+    Route("GET", "/records/{id}", _record_page.record, P.VIEW_RECORDS),
+    Route("GET", "/report", _forms.report_form, P.REPORT),
+    Route("POST", "/report", _forms.report_submit, P.REPORT, FORM),
+    # The HTML forms of the steps: each with its JSON twin's permission (`_form_steps`).
+    *(Route("POST", f"/records/{{id}}/steps/{step.name}", _forms.step_handler(step),
+            step.permission, UPLOAD if step.name == "attach" else FORM)
+      for step in FORM_STEPS),
     Route("GET", "/admin/users", _pages.users, P.MANAGE_USERS),
     Route("GET", "/api/me", _api.me, SIGNED_IN),
     Route("GET", "/api/records", _api.records, P.VIEW_RECORDS),

@@ -31,6 +31,7 @@ BENCHMARKS: list[tuple[str, list[str], float, float]] = [
     ("scale", ["scale_tags", "scale_scan_period_s", "scale_rss_mb"], 420, 420),
     ("opcua", ["opcua_latency_p99_ms", "opcua_cpu_ratio"], 300, 180),
     ("e2e", ["e2e_latency_p99_ms", "e2e_pipeline_p99_ms"], 300, 180),
+    ("worklist", ["worklist_10k_ms", "worklist_10k_filtered_ms"], 300, 240),
 ]
 
 

@@ -33,6 +33,8 @@ BARS: dict[str, tuple[str, float, str]] = {
     "opcua_cpu_ratio": ("<=", 2.0, "ratio"),
     "e2e_latency_p99_ms": ("<=", 1000, "ms"),
     "e2e_pipeline_p99_ms": ("<=", 150, "ms"),
+    "worklist_10k_ms": ("<=", 500, "ms"),
+    "worklist_10k_filtered_ms": ("<=", 500, "ms"),
 }
 
 

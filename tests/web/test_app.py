@@ -58,7 +58,7 @@ async def test_html_list_and_record_page_escape_data(client: Client) -> None:
     await sign_in(client, "view.vic")
     listing = await (await client.get("/")).text()
     assert NC1 in listing and "SEC-2026-000001" in listing
-    assert 'http-equiv="refresh" content="5;url=/?auto=1"' in listing
+    assert 'http-equiv="refresh" content="60;url=/?auto=1"' in listing
     assert "Audit trail intact" in listing and "Vic Viewer" in listing
     assert "<script" not in listing and "<style" not in listing
     resp = await client.get(f"/records/{NC1}")
