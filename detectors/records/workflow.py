@@ -169,7 +169,7 @@ def _transition(run: Run, cmd: Transition) -> list[Change]:
         state=target.value, cancel_reason=cmd.reason if target is State.CANCELLED else ""))
     changes.append(Change("state", canonical_json(record.state.value),
                           canonical_json(target.value), cmd.reason))
-    if target not in OPEN_STATES:
+    if target not in OPEN_STATES and record.security_ticket is not None:  # none: quality-only
         old, new = _set_ticket_status(run, target.value)
         changes.append(Change("ticket.status", old, new, f"record {target.value}: {cmd.reason}"))
     return changes
