@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import quantiles
@@ -27,6 +28,8 @@ PALETTE = ("#1f5f8b", "#d08c2f", "#4f8a3c", "#9b3b5a", "#6b6b6b", "#2f9e9e", "#8
 LABEL_W, PLOT_W, ROW_H, PAD = 170, 420, 26, 8
 WIDTH = LABEL_W + PLOT_W + 90
 Format = Callable[[float], str]
+#: Characters XML 1.0 does not allow (a tag name from a controller may hold any of them).
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,10 @@ def duration(seconds: float) -> str:
 
 def bar_chart(title: str, bars: Sequence[tuple[str, float]], *, fmt: Format = number,
               column: str = "value") -> Chart:
-    """One horizontal bar per ``(label, value)``, lengths proportional to the values."""
+    """One horizontal bar per ``(label, value)``, lengths proportional to the values (all
+    zero is no data: there is nothing to compare)."""
     rows = tuple((label, fmt(v)) for label, v in bars)
-    if not bars:
+    if not any(v for _, v in bars):
         return Chart(title, _no_data(title), ("", column), rows)
     top = max(max(v for _, v in bars), 0.0)
     marks = [_row_label(i, label)
@@ -165,22 +169,27 @@ def _legend(names: Sequence[str], row: int) -> Markup:
     return Markup('<g class="legend">{}</g>').format(Markup("").join(parts))
 
 
+def _xml(svg: Markup) -> Markup:
+    """The SVG with characters XML cannot hold replaced by U+FFFD (it must parse as XML)."""
+    return Markup(NOT_XML.sub("\ufffd", svg))
+
+
 def _svg(title: str, rows: int, body: Markup) -> Markup:
     height = 2 * PAD + rows * ROW_H
-    return Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+    return _xml(Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
                   'aria-label="{}" viewBox="0 0 {} {}" width="{}" height="{}" '
                   'font-family="DejaVu Sans, sans-serif" font-size="12"><title>{}</title>'
                   '<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#999"/>{}</svg>').format(
-        title, WIDTH, height, WIDTH, height, title, LABEL_W, LABEL_W, PAD, height - PAD, body)
+        title, WIDTH, height, WIDTH, height, title, LABEL_W, LABEL_W, PAD, height - PAD, body))
 
 
 def _no_data(title: str) -> Markup:
-    return Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart no-data" role="img" '
+    return _xml(Markup('<svg xmlns="http://www.w3.org/2000/svg" class="chart no-data" role="img" '
                   'aria-label="{}: no data" viewBox="0 0 {} 60" width="{}" height="60" '
                   'font-family="DejaVu Sans, sans-serif" font-size="14"><title>{}: no data'
                   '</title><rect x="1" y="1" width="{}" height="58" fill="none" stroke="#999" '
                   'stroke-dasharray="4 4"/><text x="{}" y="35" text-anchor="middle">No data'
-                  '</text></svg>').format(title, WIDTH, WIDTH, title, WIDTH - 2, WIDTH // 2)
+                  '</text></svg>').format(title, WIDTH, WIDTH, title, WIDTH - 2, WIDTH // 2))
 
 
 __all__ = ["Chart", "bar_chart", "box_chart", "duration", "number",
