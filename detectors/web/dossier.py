@@ -7,19 +7,21 @@ rules of ``otwatch.css``). The verification is run afresh for each dossier (a do
 what was true when it was produced, by whom); the problems that name this record are listed
 apart from the rest of the store's. Who exported which record is logged.
 
-WeasyPrint fetches nothing: the stylesheet is handed to it, and its URL fetcher refuses
-every scheme, so no text in a record can make the renderer reach the network or a file.
+WeasyPrint fetches nothing but the stylesheet, from the package: its URL fetcher refuses
+every other URL, so no text in a record can make the renderer reach the network or a file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from detectors.records import MasterRecord, RecordStore, TrailEntry
@@ -27,7 +29,7 @@ from detectors.records.tamper import StoreReport
 from detectors.web._keys import IDENTITY, PARTS
 from detectors.web._pages import viewer_of
 from detectors.web._verify import NOT_CHECKED, verify_whole_store
-from detectors.web.templating import render
+from detectors.web.templating import ENVIRONMENT, render
 
 log = logging.getLogger(__name__)
 STYLESHEET = Path(__file__).parent / "static" / "otwatch.css"
@@ -117,22 +119,49 @@ def read_dossier(store: RecordStore, record_id: str, *, by: str, now: datetime) 
                    store.external_references(record_id), verify_whole_store(store), now, by)
 
 
+def spaced_json(text: str) -> str:
+    """Stored JSON with a space after each comma and colon: a line can break there (one
+    unbroken line of JSON makes the PDF's line breaking many times slower, and unreadable)."""
+    try:
+        return json.dumps(orjson.loads(text), ensure_ascii=False)
+    except orjson.JSONDecodeError:
+        return text
+
+
+ENVIRONMENT.filters["spaced_json"] = spaced_json
+
+
 def render_dossier(dossier: Dossier, *, for_print: bool, viewer: Any = None) -> str:
-    """The dossier's HTML (``for_print``: without the stylesheet link, for WeasyPrint)."""
+    """The dossier's HTML (``for_print``: without links that only work on screen)."""
     return render("dossier.html", d=dossier, sections=dossier.sections(), headings=SECTIONS,
                   checkpoints_note=NOT_CHECKED, for_print=for_print, viewer=viewer)
 
 
 def pdf_of(html: str) -> bytes:
     """The dossier's HTML as PDF (CPU-bound: run it off the event loop)."""
-    from weasyprint import CSS, HTML
-    from weasyprint.urls import URLFetcher
+    from weasyprint import HTML
 
-    nothing = URLFetcher(allowed_protocols=())
-    document = HTML(string=html, url_fetcher=nothing)
-    pdf: bytes = document.write_pdf(stylesheets=[CSS(filename=str(STYLESHEET),
-                                                     url_fetcher=nothing)])
+    pdf: bytes = HTML(string=html, base_url=BASE_URL, url_fetcher=_fetcher()).write_pdf()
     return pdf
+
+
+#: Where the page's relative links resolve for WeasyPrint: nowhere real.
+BASE_URL = "https://otwatch.invalid/"
+
+
+def _fetcher() -> Any:
+    """A WeasyPrint URL fetcher that serves the stylesheet the page links to and refuses
+    everything else (no network, no file)."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class StylesheetOnly(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: Any = None) -> URLFetcherResponse:
+            if url != f"{BASE_URL}static/otwatch.css":
+                raise ValueError(f"the dossier fetches nothing but its stylesheet, not {url}")
+            return URLFetcherResponse(url, body=STYLESHEET.read_bytes(),
+                                      headers={"Content-Type": "text/css; charset=utf-8"})
+
+    return StylesheetOnly()
 
 
 async def _read(request: web.Request) -> Dossier:

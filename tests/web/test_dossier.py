@@ -1,0 +1,139 @@
+"""A record's dossier for an auditor, as HTML and as PDF, on the joint record that
+tests/web/test_workflow_walk.py walks from detection to closure through the app (four
+people, both signatures at plan approval and at closure), over a real SQLite store.
+
+The PDF's text is read back with pypdf (a dev dependency: pure Python, no poppler). The PDF
+test is ``integration``: WeasyPrint runs ldconfig to find the system's pango."""
+
+from __future__ import annotations
+
+import io
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from detectors.web.dossier import SECTIONS
+from tests.records.people import PEOPLE as NAMES
+from tests.web import test_workflow_walk as walk
+from tests.web.conftest import Client, Clock, sign_in
+from tests.web.test_workflow_walk import Person, db_path, people  # noqa: F401  (fixtures)
+
+RID = walk.RID
+PAGE, PDF = f"/records/{RID}/dossier", f"/records/{RID}/dossier.pdf"
+
+
+@pytest.fixture
+async def walked(client: Client, people: dict[str, Person], clock: Clock,  # noqa: F811
+                 db_path: Path) -> dict[str, Person]:  # noqa: F811
+    """The joint record referred to its change control, then walked to closure."""
+    await people["qa.lee"].ok(f"{walk.URL}/references", {
+        "kind": "change_control", "system": "MES change control", "ref_id": "CC-2026-031",
+        "url": "https://mes.example/cc/2026-031", "reason": "the change control it needs"})
+    await walk.test_a_joint_record_walked_to_closure_by_four_people(client, people, clock,
+                                                                    db_path)
+    return people
+
+
+async def _trail_and_record(person: Person) -> tuple[list[dict[str, str]], dict[str, object]]:
+    return await person.get(f"{walk.URL}/trail"), await person.get(walk.URL)
+
+
+async def test_a_viewer_exports_every_section_the_signatures_and_the_whole_trail(
+    client: Client, walked: dict[str, Person],
+) -> None:
+    trail, record = await _trail_and_record(walked["qa.lee"])
+    await sign_in(client, "view.vic")
+    resp = await client.get(PAGE)
+    assert resp.status == 200
+    page = await resp.text()
+    headings = re.findall(r"<h2>([^<]+)</h2>", page)
+    assert headings == ["Contents", *(heading for heading, _ in SECTIONS)]
+    assert "Produced 2026-" in page and "by Vic Viewer (view.vic)" in page
+
+    manifest = _section(page, "signatures")
+    signatures = record["signatures"]
+    assert isinstance(signatures, list) and len(signatures) == 4  # plan approval, closure
+    for signature in signatures:
+        name, _ = NAMES[signature["user_id"]]
+        assert name == signature["printed_name"] and name in manifest
+        assert signature["meaning"] in manifest and signature["role"] in manifest
+        bound = next(e for e in trail if e["seq"] == signature["trail_seq"])
+        assert f"trail entry {bound['seq']}, hash <code>{bound['hash']}</code>" in manifest
+
+    entries = _section(page, "trail")
+    assert len(trail) > 40 and f"{len(trail)} entries" in entries
+    shown = re.findall(r'aria-label="trail entry (\d+)">.*?previous hash <code>(\w+)</code>'
+                       r'<br>hash <code>(\w+)</code>', entries, re.S)
+    assert shown == [(str(e["seq"]), e["prev_hash"], e["hash"]) for e in trail]
+
+    evidence = _section(page, "evidence")
+    for item in record["evidence"]:  # type: ignore[attr-defined]
+        assert item["sha256"] in evidence
+    for item in record["attachments"]:  # type: ignore[attr-defined]
+        assert item["sha256"] in evidence and item["filename"] in evidence
+    for text, anchor in [
+        ("a shared engineering password let a contractor change the setpoint", "rca"),
+        ("individual accounts on the EWS", "capa"), ("CHG-4711", "capa"),
+        ("shared account on the EWS", "security"), ("LOT-7", "lots"),
+        ("run on recipe R-11 under watch", "containment"), ("ACME quality", "notifications"),
+        ("no unapproved setpoint change for 30 days", "effectiveness"),
+        ("LOT-7 may be out of spec", "impact"), ("CC-2026-031", "links"),
+        ("CTQ setpoint changed without approval", "description"),
+        ("ctq-setpoint", "classification"), ("unapproved", "approvals"),
+    ]:
+        assert text in _section(page, anchor), (text, anchor)
+    verification = _section(page, "verification")
+    assert "intact" in verification and f"no problem names {RID}" in verification
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f'<section id="{anchor}"')
+    return page[start:page.index("</section>", start)]
+
+
+# WeasyPrint loads Debian's pango and harfbuzz, and finds them by running ldconfig.
+@pytest.mark.integration
+async def test_the_pdf_is_the_same_dossier_with_page_numbers(
+    client: Client, walked: dict[str, Person],
+) -> None:
+    _, record = await _trail_and_record(walked["qa.lee"])
+    await sign_in(client, "view.vic")
+    resp = await client.get(PDF)
+    assert resp.status == 200 and resp.content_type == "application/pdf"
+    assert f'filename="{RID}-dossier.pdf"' in resp.headers["Content-Disposition"]
+    body = await resp.read()
+    assert body.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(body))
+    pages = [p.extract_text() for p in reader.pages]
+    text = " ".join(" ".join(pages).split())  # table cells wrap names across lines
+    assert all(RID in p for p in pages)  # the running header
+    assert all(f"page {n} of {len(pages)}" in p for n, p in enumerate(pages, 1))
+    for heading, _ in SECTIONS:
+        assert heading in text, heading
+    for signature in record["signatures"]:  # type: ignore[attr-defined]
+        assert signature["printed_name"] in text and signature["user_id"] in text
+
+
+async def test_a_changed_row_shows_in_the_dossier_as_a_problem_of_the_record(
+    client: Client, walked: dict[str, Person], db_path: Path,  # noqa: F811
+) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE records SET description = 'nothing happened' WHERE id = ?", (RID,))
+    await sign_in(client, "view.vic")
+    verification = _section(await (await client.get(PAGE)).text(), "verification")
+    assert "NOT intact" in verification and "1 problems" in verification
+    assert re.search(rf'<li class="bad">tampered: record {RID}[^<]*description', verification)
+
+
+async def test_without_credentials_no_dossier_and_an_unknown_record_is_404(
+    client: Client,
+) -> None:
+    for path in (PAGE, PDF):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status in (302, 303) and resp.headers["Location"].startswith("/login")
+        assert b"%PDF" not in await resp.read()
+    await sign_in(client, "view.vic")
+    assert (await client.get("/records/NC-2026-999999/dossier.pdf")).status == 404
