@@ -120,7 +120,7 @@ def box_chart(title: str, groups: Sequence[tuple[str, Sequence[float]]], *,
                 what, _x(low, top), _x(high, top), _f(y), _f(y),
                 _x(q1, top), _f(y - 8), _f(_scale(q3, top) - _scale(q1, top)), 16, PALETTE[0],
                 _x(mid, top), _x(mid, top), _f(y - 10), _f(y + 10))
-            + _row_value(i, _scale(high, top), fmt(mid)))
+            + _row_value(i, _scale(high, top), f"median {fmt(mid)}"))
     return Chart(title, _svg(title, len(stats), Markup("").join(marks)), columns, rows)
 
 
