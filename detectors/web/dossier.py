@@ -164,6 +164,17 @@ def _fetcher() -> Any:
     return StylesheetOnly()
 
 
+def write_pdf(store: RecordStore, record_id: str, path: Path, *, by: str,
+              now: datetime) -> int:
+    """``otwatch-records dossier ID --pdf FILE``: the dossier's PDF written to ``path``;
+    returns its size in bytes."""
+    found = read_dossier(store, record_id, by=by, now=now)
+    pdf = pdf_of(render_dossier(found, for_print=True))
+    path.write_bytes(pdf)
+    log.info("dossier of %s exported as PDF by %s", found.record.id, by)
+    return len(pdf)
+
+
 async def _read(request: web.Request) -> Dossier:
     identity = request[IDENTITY]
     assert identity is not None  # the route needs VIEW_RECORDS

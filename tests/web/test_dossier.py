@@ -137,3 +137,20 @@ async def test_without_credentials_no_dossier_and_an_unknown_record_is_404(
         assert b"%PDF" not in await resp.read()
     await sign_in(client, "view.vic")
     assert (await client.get("/records/NC-2026-999999/dossier.pdf")).status == 404
+
+
+@pytest.mark.integration  # WeasyPrint runs ldconfig
+def test_the_command_line_writes_the_pdf(db_path: Path, tmp_path: Path,  # noqa: F811
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from detectors.records_cli import main
+
+    out = tmp_path / "dossier.pdf"
+    assert main(["--db", str(db_path), "dossier", RID, "--pdf", str(out)]) == 0
+    assert f"dossier of {RID} written to {out}" in capsys.readouterr().out
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(out).pages).split())
+    assert f"Dossier of nonconformity {RID}" in text and "Signature manifest" in text
+    assert "(operating-system user, on the command line)" in text
+    assert main(["--db", str(db_path), "dossier", "NC-2026-999999", "--pdf",
+                 str(tmp_path / "none.pdf")]) == 1
+    assert "NC-2026-999999" in capsys.readouterr().err
+    assert not (tmp_path / "none.pdf").exists()
