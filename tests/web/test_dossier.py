@@ -11,8 +11,10 @@ import io
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import ClientResponse
 from pypdf import PdfReader
 
 from detectors.web.dossier import SECTIONS
@@ -37,16 +39,19 @@ async def walked(client: Client, people: dict[str, Person], clock: Clock,  # noq
     return people
 
 
-async def _trail_and_record(person: Person) -> tuple[list[dict[str, str]], dict[str, object]]:
-    return await person.get(f"{walk.URL}/trail"), await person.get(walk.URL)
+async def _as_viewer(client: Client, walked: dict[str, Person], path: str) -> tuple[
+        list[dict[str, Any]], dict[str, Any], ClientResponse]:
+    """The walked record's trail and record (by the API), and ``path`` as the viewer."""
+    lead = walked["qa.lee"]
+    trail, record = await lead.get(f"{walk.URL}/trail"), await lead.get(walk.URL)
+    await sign_in(client, "view.vic")
+    return trail, record, await client.get(path)
 
 
 async def test_a_viewer_exports_every_section_the_signatures_and_the_whole_trail(
     client: Client, walked: dict[str, Person],
 ) -> None:
-    trail, record = await _trail_and_record(walked["qa.lee"])
-    await sign_in(client, "view.vic")
-    resp = await client.get(PAGE)
+    trail, record, resp = await _as_viewer(client, walked, PAGE)
     assert resp.status == 200
     page = await resp.text()
     headings = re.findall(r"<h2>([^<]+)</h2>", page)
@@ -70,9 +75,9 @@ async def test_a_viewer_exports_every_section_the_signatures_and_the_whole_trail
     assert shown == [(str(e["seq"]), e["prev_hash"], e["hash"]) for e in trail]
 
     evidence = _section(page, "evidence")
-    for item in record["evidence"]:  # type: ignore[attr-defined]
+    for item in record["evidence"]:
         assert item["sha256"] in evidence
-    for item in record["attachments"]:  # type: ignore[attr-defined]
+    for item in record["attachments"]:
         assert item["sha256"] in evidence and item["filename"] in evidence
     for text, anchor in [
         ("a shared engineering password let a contractor change the setpoint", "rca"),
@@ -99,9 +104,7 @@ def _section(page: str, anchor: str) -> str:
 async def test_the_pdf_is_the_same_dossier_with_page_numbers(
     client: Client, walked: dict[str, Person],
 ) -> None:
-    _, record = await _trail_and_record(walked["qa.lee"])
-    await sign_in(client, "view.vic")
-    resp = await client.get(PDF)
+    _, record, resp = await _as_viewer(client, walked, PDF)
     assert resp.status == 200 and resp.content_type == "application/pdf"
     assert f'filename="{RID}-dossier.pdf"' in resp.headers["Content-Disposition"]
     body = await resp.read()
@@ -113,7 +116,7 @@ async def test_the_pdf_is_the_same_dossier_with_page_numbers(
     assert all(f"page {n} of {len(pages)}" in p for n, p in enumerate(pages, 1))
     for heading, _ in SECTIONS:
         assert heading in text, heading
-    for signature in record["signatures"]:  # type: ignore[attr-defined]
+    for signature in record["signatures"]:
         assert signature["printed_name"] in text and signature["user_id"] in text
 
 

@@ -14,7 +14,8 @@ from detectors.records import open_store
 from detectors.web.dossier import SECTIONS
 from tests.records.people import enrol
 from tests.records.test_kpis import build_history
-from tests.web.conftest import CHEAP_SERVICE, T0, running_service
+from tests.support.events import RECORDS_T0 as T0
+from tests.web.conftest import CHEAP_SERVICE, running_service
 from tests.web.test_browser import ARTEFACTS, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser,

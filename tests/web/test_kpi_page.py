@@ -16,7 +16,8 @@ from detectors.records.kpis import AGE_BUCKETS, breakdown, compute
 from detectors.records.report import ManualReport
 from tests.records.people import QA, enrol
 from tests.records.test_kpis import build_history
-from tests.web.conftest import T0, Client, Clock, bearer, serve, sign_in
+from tests.support.events import RECORDS_T0 as T0
+from tests.web.conftest import Client, Clock, bearer, serve, sign_in
 
 NOW = T0.replace(day=10)
 SVG = re.compile(r"<svg .*?</svg>", re.S)
