@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,14 @@ import pytest
 from aiohttp import ClientResponse
 from pypdf import PdfReader
 
+from detectors.records import open_store
+from detectors.records_cli import main
 from detectors.web.dossier import SECTIONS
 from tests.records.people import PEOPLE as NAMES
+from tests.records.people import enrol
+from tests.support.events import RECORDS_T0, classified, record_event
 from tests.web import test_workflow_walk as walk
-from tests.web.conftest import Client, Clock, sign_in
+from tests.web.conftest import Client, Clock, serve, sign_in
 from tests.web.test_workflow_walk import Person, db_path, people  # noqa: F401  (fixtures)
 
 RID = walk.RID
@@ -145,8 +150,6 @@ async def test_without_credentials_no_dossier_and_an_unknown_record_is_404(
 @pytest.mark.integration  # WeasyPrint runs ldconfig
 def test_the_command_line_writes_the_pdf(db_path: Path, tmp_path: Path,  # noqa: F811
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from detectors.records_cli import main
-
     out = tmp_path / "dossier.pdf"
     assert main(["--db", str(db_path), "dossier", RID, "--pdf", str(out)]) == 0
     assert f"dossier of {RID} written to {out}" in capsys.readouterr().out
@@ -157,3 +160,22 @@ def test_the_command_line_writes_the_pdf(db_path: Path, tmp_path: Path,  # noqa:
                  str(tmp_path / "none.pdf")]) == 1
     assert "NC-2026-999999" in capsys.readouterr().err
     assert not (tmp_path / "none.pdf").exists()
+
+
+async def test_stored_text_is_escaped_in_the_dossier(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "records.db"
+    with open_store(str(path)) as store:
+        store.migrate()
+        enrol(store, RECORDS_T0)
+        store.record_events([(record_event(1, tag="<img src=x onerror=alert(1)>"), classified(
+            key="k", description="<script>alert(1)</script> changed"))],
+            now=RECORDS_T0 + timedelta(minutes=5))
+    client = await serve(str(path), clock=clock)
+    try:
+        await sign_in(client, "view.vic")
+        page = await (await client.get(PAGE)).text()
+    finally:
+        await client.close()
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; changed" in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
