@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 import time
@@ -150,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.add_argument("--format", choices=FORMATS, default="json")
     p.add_argument("--output", "-o", help="write to this file instead of standard output")
+    p = sub.add_parser("dossier", help="one record's dossier for an auditor, as PDF (the "
+                       "records service's /records/ID/dossier.pdf)")
+    p.add_argument("id")
+    p.add_argument("--pdf", required=True, metavar="FILE", help="write the PDF to this file")
     return parser
 
 
@@ -279,7 +284,7 @@ def _run(store: RecordStore, args: argparse.Namespace, env: dict[str, str]) -> i
         return run_checkpoints(store, args, env)
     handler = {
         "list": _list, "show": _show, "kpis": _kpis, "export": _export,
-        "look-back": _look_back, "follow-up": _follow_up,
+        "look-back": _look_back, "follow-up": _follow_up, "dossier": _dossier,
     }[args.command]
     return handler(store, args)
 
@@ -460,6 +465,15 @@ def _export(store: RecordStore, args: argparse.Namespace) -> int:
         print(f"{record.id} exported to {args.output}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _dossier(store: RecordStore, args: argparse.Namespace) -> int:
+    from detectors.web.dossier import write_pdf
+
+    by = f"{getpass.getuser()} (operating-system user, on the command line)"
+    size = write_pdf(store, args.id, Path(args.pdf), by=by, now=datetime.now(UTC))
+    print(f"dossier of {args.id} written to {args.pdf} ({size} bytes)")
     return 0
 
 

@@ -152,7 +152,9 @@ def print_approved_changes(agent_log: Path, seen: set[str]) -> None:
               "    matched its approved change record: audit trail only, no master record")
 
 
-def print_new_records(db: Path, seen: set[str]) -> None:
+def print_new_records(db: Path, seen: set[str], ui_port: int | None = None) -> None:
+    """Each master record the classifier opened since the last call, once; with its page
+    and dossier in the workspace when the demo serves one."""
     if not db.exists():
         return
     from detectors.records import open_store
@@ -173,6 +175,9 @@ def print_new_records(db: Path, seen: set[str]) -> None:
             f"state {rec.state}]\n    linked security ticket: {rec.security_ticket}\n"
             f"    {rec.controller}/{rec.tag}: {rec.description}"
         )
+        if ui_port is not None:
+            page = f"http://127.0.0.1:{ui_port}/records/{rec.id}"
+            print(f"    {page}   dossier: {page}/dossier (PDF: {page}/dossier.pdf)")
 
 
 #: One demo user per role: (user id, printed name, roles). Both approvers also hold the role
@@ -220,7 +225,10 @@ def print_sign_in(made: dict[str, str], ui_port: int | None, db: Path) -> None:
     for user_id, password in made.items():
         print(f"    {user_id:6} {password:18} {roles[user_id]}")
     if ui_port is not None:
-        print(f"  sign in at          http://127.0.0.1:{ui_port}/login")
+        base = f"http://127.0.0.1:{ui_port}"
+        print(f"  sign in at          {base}/login")
+        print(f"  workspace           {base}/ (records), {base}/kpis (KPI charts); "
+              "it stays up until the demo ends")
     print(f"  or on the command line, e.g.: otwatch-records --db {db} --user quinn "
           "transition NC-2026-000001 triage --reason 'seen'   (asks the password)")
 
@@ -354,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         while deadline is None or time.monotonic() < deadline:
             pipeline.check_alive()
             print_approved_changes(args.workdir / "agent.log", approved)
-            print_new_records(args.workdir / "records.db", seen)
+            print_new_records(args.workdir / "records.db", seen, ui_port)
             time.sleep(1.0)
     except KeyboardInterrupt:
         print("\n  stopping")

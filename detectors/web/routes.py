@@ -18,7 +18,17 @@ one must carry the session's CSRF token; an API-token request needs none.
 from __future__ import annotations
 
 from detectors.records.permissions import Permission as P
-from detectors.web import _api, _forms, _inbound, _metrics, _pages, _record_page, _signin
+from detectors.web import (
+    _api,
+    _forms,
+    _inbound,
+    _kpi_page,
+    _metrics,
+    _pages,
+    _record_page,
+    _signin,
+    dossier,
+)
 from detectors.web import _steps_api as _steps
 from detectors.web._access import (
     FORM,
@@ -47,6 +57,9 @@ ROUTES: tuple[Route, ...] = (
             step.permission, UPLOAD if step.name == "attach" else FORM)
       for step in FORM_STEPS),
     Route("GET", "/admin/users", _pages.users, P.MANAGE_USERS),
+    Route("GET", "/kpis", _kpi_page.kpi_page, P.VIEW_RECORDS),
+    Route("GET", "/records/{id}/dossier", dossier.dossier_page, P.VIEW_RECORDS),
+    Route("GET", "/records/{id}/dossier.pdf", dossier.dossier_pdf, P.VIEW_RECORDS),
     Route("GET", "/api/me", _api.me, SIGNED_IN),
     Route("GET", "/api/records", _api.records, P.VIEW_RECORDS),
     Route("GET", "/api/records/{id}", _api.record, P.VIEW_RECORDS),

@@ -45,6 +45,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/records/{id}/trail"): READERS,
     ("GET", "/api/verify"): READERS,
     ("GET", "/api/kpis"): READERS,
+    ("GET", "/kpis"): READERS,
+    ("GET", "/records/{id}/dossier"): READERS,
+    ("GET", "/records/{id}/dossier.pdf"): READERS,
     ("POST", "/api/records/{id}/transition"): frozenset({"quality", "security"}),
     ("POST", "/api/records/{id}/signatures"): frozenset({"approver"}),
     ("POST", "/api/records/{id}/comments"): frozenset({"operator", "quality", "security",
@@ -158,7 +161,10 @@ async def _session(client: Client, user_id: str | None) -> tuple[aiohttp.ClientS
 
 
 async def _call(browser: aiohttp.ClientSession, csrf: str, method: str, path: str) -> int:
-    url = (path.replace("{id}", "NC-2026-000001").replace("{sha256}", "0" * 64)
+    # An unknown record for the PDF (404 once allowed): rendering one is test_dossier.py's,
+    # an integration test (WeasyPrint runs ldconfig to find pango).
+    record = "NC-2026-999999" if path.endswith(".pdf") else "NC-2026-000001"
+    url = (path.replace("{id}", record).replace("{sha256}", "0" * 64)
            .replace("{system}", "thehive"))
     if method == "GET":
         async with browser.get(url, allow_redirects=False) as resp:
