@@ -52,7 +52,8 @@ class StartCut:
         return tp in self._placed
 
     def all_placed(self, consumer: AIOKafkaConsumer) -> bool:
-        return consumer.assignment() <= self._placed
+        assigned: set[TopicPartition] = consumer.assignment()
+        return assigned <= self._placed
 
     def counts(self, msg: Any) -> bool:
         """Whether a record of a placed partition counts for ``seq``: stamped at or after the
@@ -64,7 +65,8 @@ class StartCut:
         """Seek every assigned partition not yet placed to its first record at or after the cut
         (its end when there is none); returns the partitions placed now. A broker that does not
         answer leaves them for the next call."""
-        new = consumer.assignment() - self._placed
+        assigned: set[TopicPartition] = consumer.assignment()
+        new = assigned - self._placed
         if not new:
             return set()
         try:
@@ -81,4 +83,5 @@ class StartCut:
             at = hit.offset if hit is not None and hit.timestamp >= self.at_ms else ends[tp]
             consumer.seek(tp, at)
         self._placed |= new
+        log.info("agent watch: %d partitions placed at the start cut %d (ms)", len(new), self.at_ms)
         return new

@@ -71,8 +71,11 @@ class IntegrityReader:
         self.cut = StartCut(config.integrity.start_from, self.clock())
         watch = await start_with_retry(
             lambda: AIOKafkaConsumer(
-                group_id=None, enable_auto_commit=False,
-                auto_offset_reset=config.integrity.start_from,
+                # The start is the cut's (`StartCut.place`). The client's own resets (a new
+                # assignment after a metadata change, an offset out of range) go back, never
+                # forward: a skip would be a gap; a record read again is a resend, and one
+                # stamped before the cut does not count.
+                group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                 **config.classifier.fetch_kwargs(), **config.kafka.consumer_kwargs(),
             ),
             config.kafka, "agent watch", stop,
