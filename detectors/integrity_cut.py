@@ -13,12 +13,15 @@ after it, then ``seqgap:edge-01:6-7``).
 `StartCut` makes the start one cut in the agents' time instead. It is a time ``at_ms`` (the
 reader's start by its clock; 0 for ``earliest``): every partition starts at its first record
 stamped at or after it (the producer's CreateTime, i.e. the agent's clock), and a record stamped
-before it does not count for ``seq`` (`StartCut.counts`). An agent stamps its events when it
-hands them to the client, in ``seq`` order (a resend later still), so what is read of one agent is
-every ``seq`` above some ``seq`` (and resends): the lowest one read is a sound baseline, whatever
-order the partitions were written or read in, and whatever the agent's clock says (a clock behind
-the classifier's only moves the cut later for that agent). With LogAppendTime topics the stamps
-are the broker's and the cut is again one in write order: keep the topics on CreateTime.
+before it does not count for ``seq`` (`StartCut.counts`). An agent's client stamps its events
+when they are handed to it, in ``seq`` order, and keeps the stamp when it retries a batch; the
+agent's publisher acknowledges only a prefix of what it sent, so a resend goes out (stamped
+later) with every row behind it. So what is read of one agent is every ``seq`` above some
+``seq`` (and resends): the lowest one read is a sound baseline, whatever order the partitions
+were written or read in, and whatever the agent's clock says (a clock behind the classifier's
+only moves the cut later for that agent). A publisher that resent a row alone, after the rows
+behind it were acknowledged, would break this (the cut could fall between); so would topics on
+LogAppendTime (the stamps are then the broker's, a cut in write order again).
 
 Example::
 
