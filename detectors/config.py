@@ -122,7 +122,8 @@ class IntegritySection(_Strict):
     seq_gap_grace_s: float = Field(default=10.0, ge=0)
     #: How often silence and gaps are checked.
     check_interval_s: float = Field(default=1.0, gt=0, le=60)
-    #: Where the reader of heartbeats and seqs starts when the process starts.
+    #: Where the reader of heartbeats and seqs starts when the process starts: ``latest`` reads
+    #: what the agents stamped from the process's start on, one cut for every partition.
     start_from: Literal["earliest", "latest"] = "latest"
 
 

@@ -13,7 +13,10 @@ that both notice the same silence write one record.
   is caught up, and the ``seq`` has been missing for ``grace_s``. The lowest ``seq`` read from
   an agent until the reader first catches up is its baseline: what came before is not judged.
   (Not the first one read: partitions are read in no set order, and a later ``seq`` read first
-  would hide every gap below it.)
+  would hide every gap below it.) That baseline is sound only if what the reader counts of an
+  agent is every ``seq`` above some ``seq``: the reader starts at one cut in the agents' time
+  (`detectors.integrity_cut`), not at each partition's end, which skipped a higher ``seq``
+  written to one partition before the start and read a lower one written to another after it.
 - **agent silence**: a heartbeat that stops for ``silence_after_s`` while its last heartbeat
   said controllers were up. One finding per last heartbeat (``silence:<agent>:<sent_at>``).
 """

@@ -7,8 +7,9 @@ the findings that are due (a gap in an agent's ``seq``, a silent agent) and reco
 any other event (`Recorder`). Findings have deterministic event ids, so several processes
 finding the same thing write one record. Only events a trusted agent signed count
 (`detectors.signatures`): an untrusted one on the authorized topic is a ``forged_event`` finding
-of its own. Nothing is committed: the reader starts from
-``integrity.start_from`` on every start.
+of its own. Nothing is committed: the reader starts from ``integrity.start_from`` on every
+start, placed by `detectors.integrity_cut.StartCut` (one cut in the agents' time for every
+partition, so a start never makes a gap of its own).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from detectors.config import ClassifierConfig
 from detectors.correlate import IntegrityKind
 from detectors.errors import BadMessage
 from detectors.integrity import AgentWatch
+from detectors.integrity_cut import StartCut
 from detectors.messages import parse_event, parse_heartbeat
 from detectors.recorder import Placed, Recorder
 from detectors.signatures import TrustedAgents, forged_finding
@@ -61,14 +63,19 @@ class IntegrityReader:
             silence_after_s=integrity.silence_after_s, grace_s=integrity.seq_gap_grace_s
         )
         self._last_check: datetime | None = None
+        self.cut = StartCut(integrity.start_from, clock())
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start the reader (retrying until the broker answers), then read until cancelled."""
         config = self.config
+        self.cut = StartCut(config.integrity.start_from, self.clock())
         watch = await start_with_retry(
             lambda: AIOKafkaConsumer(
-                group_id=None, enable_auto_commit=False,
-                auto_offset_reset=config.integrity.start_from,
+                # The start is the cut's (`StartCut.place`). The client's own resets (a new
+                # assignment after a metadata change, an offset out of range) go back, never
+                # forward: a skip would be a gap; a record read again is a resend, and one
+                # stamped before the cut does not count.
+                group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                 **config.classifier.fetch_kwargs(), **config.kafka.consumer_kwargs(),
             ),
             config.kafka, "agent watch", stop,
@@ -88,12 +95,15 @@ class IntegrityReader:
 
     async def _on_batch(self, watch: AIOKafkaConsumer, batches: Batches) -> None:
         now = self.clock()
+        placed_now = await self.cut.place(watch)
         for tp, messages in batches.items():
+            if tp in placed_now or not self.cut.placed(tp):
+                continue  # read from the client's own start: read again from the cut
             self._saw(tp.topic == self.config.topics.heartbeat, messages, now)
         last = self._last_check
         if last is None or (now - last).total_seconds() >= self.config.integrity.check_interval_s:
             self._last_check = now
-            reader_caught_up = await caught_up(watch)
+            reader_caught_up = self.cut.all_placed(watch) and await caught_up(watch)
             self._set_watching(reader_caught_up)
             await self._record_findings(now, reader_caught_up)
 
@@ -114,7 +124,8 @@ class IntegrityReader:
         a gap with it), and on the authorized topic it is a finding of its own."""
         check = self.trusted.check(msg.value, event)
         if check is None:
-            self.agents.saw_event(event, now=now)
+            if self.cut.counts(msg):
+                self.agents.saw_event(event, now=now)
             return
         if msg.topic == self.config.topics.authorized:
             finding = forged_finding(event, msg.value, check, now)
