@@ -25,8 +25,8 @@ from detectors.records.worklist import (
     query_worklist,
 )
 from detectors.web._gate import StoreNotReady
-from detectors.web._keys import IDENTITY, PARTS, ServiceParts
-from detectors.web._verify import NOT_CHECKED, Verified, verify_whole_store
+from detectors.web._keys import IDENTITY, PARTS
+from detectors.web._verify import NOT_CHECKED
 from detectors.web.templating import render
 
 STYLESHEET = (Path(__file__).parent / "static" / "otwatch.css").read_bytes()
@@ -70,15 +70,6 @@ def html(text: str, status: int = 200) -> web.Response:
 
 def newest_first(records: list[MasterRecord]) -> list[MasterRecord]:
     return sorted(records, key=lambda r: (r.detected_at, r.id), reverse=True)
-
-
-async def _checked(parts: ServiceParts) -> Verified:
-    """The whole-store check, rerun once the newest is older than `_verify.PAGE_TTL`."""
-    now = parts.clock()
-    found = parts.checked.fresh(now)
-    if found is None:
-        found = parts.checked.keep(await parts.gate.run(verify_whole_store), now)
-    return found
 
 
 def worklist_filter(query: Any) -> WorklistFilter:
@@ -128,7 +119,7 @@ async def records_list(request: web.Request) -> web.Response:
         wanted, note, status = WorklistFilter(), f"Filter refused: {exc}.", 400
     try:
         found = await parts.gate.run(lambda store: _worklist(store, wanted, now))
-        verify = await _checked(parts)
+        verify = await parts.checked.for_page(parts.gate, parts.clock)
     except StoreNotReady as exc:
         note = f"No records yet: {exc}. This page refreshes every {REFRESH_S} seconds."
     refresh_to = query_string(wanted, page=wanted.page)

@@ -66,6 +66,7 @@ from detectors.web._metrics import count_response
 from detectors.web._pages import error_page, viewer_of
 from detectors.web._security import policy, security_headers
 from detectors.web._signin import sign_in_location
+from detectors.web._verify import StoreCheck
 from detectors.web.routes import ROUTES
 
 log = logging.getLogger(__name__)
@@ -141,11 +142,14 @@ def create_app(
     settings = settings or IdentitySettings()
     app = web.Application(middlewares=[errors, policy], client_max_size=64 * 1024)
     gate = RecordsGate(target, schema=schema, workflow=workflow)
+    # The whole-store tamper check on a connection of its own: pages never queue behind it.
+    checked = StoreCheck(gate=RecordsGate(target, schema=schema, workflow=workflow))
     app[PARTS] = ServiceParts(gate=gate, authenticator=Authenticator(settings),
                               settings=settings, clock=clock or (lambda: datetime.now(UTC)),
-                              tls=tls, inbound=dict(inbound or {}))
+                              tls=tls, inbound=dict(inbound or {}), checked=checked)
 
     async def close_gate(_: web.Application) -> None:
+        await checked.close()
         await gate.close()
 
     app.on_cleanup.append(close_gate)

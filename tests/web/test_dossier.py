@@ -62,6 +62,8 @@ async def test_a_viewer_exports_every_section_the_signatures_and_the_whole_trail
     headings = re.findall(r"<h2>([^<]+)</h2>", page)
     assert headings == ["Contents", *(heading for heading, _ in SECTIONS)]
     assert "Produced 2026-" in page and "by Vic Viewer (view.vic)" in page
+    record_page = await (await client.get(walk.URL.replace("/api", ""))).text()
+    assert f'href="{PAGE}"' in record_page and f'href="{PAGE}.pdf"' in record_page
 
     manifest = _section(page, "signatures")
     signatures = record["signatures"]
