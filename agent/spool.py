@@ -218,10 +218,10 @@ class Spool:
         rows = [(0, topic, key, value, len(key) + len(value), now) for topic, key, value in ahead]
         added = sum(row[4] for row in rows)
         for i, event in enumerate(events, 1):
-            ev = event.model_copy(update={"seq": last + i})
             if self.signer is not None:
-                ev, value = self.signer.sign_to_json(ev)
+                ev, value = self.signer.sign_to_json(event, seq=last + i)
             else:
+                ev = event.model_copy(update={"seq": last + i})
                 value = ev.to_json()
             stored.append(ev)
             key = ev.kafka_key()
