@@ -36,16 +36,16 @@ class SnapshotDigest:
     """The newest value of each snapshot tag, with its encoded member, in key order."""
 
     def __init__(self, names: Iterable[str]) -> None:
-        #: Config order: the order the snapshot's values are listed in.
-        self._names = list(dict.fromkeys(names))
-        self._values: dict[str, TagValue] = {}
+        unique = list(dict.fromkeys(names))
+        rank = {name: i for i, name in enumerate(sorted(unique))}
+        #: Each tag's place among the members (key order), listed in config order: the order
+        #: the snapshot's values are listed in.
+        self._position = {name: rank[name] for name in unique}
         self._readings: dict[str, Reading] = {}
         # Canonical JSON sorts keys by code point; a name UTF-8 cannot hold (a lone surrogate)
         # is written otherwise, so such a controller takes the slow path (never in practice).
-        self._fast = all(_utf8(n) for n in self._names)
-        ordered = sorted(self._names)
-        self._position = {name: i for i, name in enumerate(ordered)}
-        self._members: list[bytes | None] = [None] * len(ordered)
+        self._fast = all(_utf8(n) for n in unique)
+        self._members: list[bytes | None] = [None] * len(unique)
         self._present = 0
 
     def __len__(self) -> int:
@@ -63,7 +63,6 @@ class SnapshotDigest:
             if known.get(name) is reading:  # the same object: the value stands still
                 continue
             known[name] = reading
-            self._values[name] = reading.value
             i = position[name]
             if members[i] is None:
                 self._present += 1
@@ -71,8 +70,8 @@ class SnapshotDigest:
 
     def values(self, missing: Collection[str]) -> dict[str, TagValue]:
         """The snapshot's values (config order), without the tags that have no value now."""
-        have = self._values
-        return {n: have[n] for n in self._names if n in have and n not in missing}
+        have = self._readings
+        return {n: have[n].value for n in self._position if n in have and n not in missing}
 
     def sha256(self, missing: Collection[str]) -> str:
         """The SHA-256 `snapshot_sha256` gives `values(missing)`."""

@@ -27,7 +27,7 @@ BENCHMARKS: list[tuple[str, list[str], float, float]] = [
     ("spool_drain", ["spool_drain_events_per_s", "spool_drain_vs_bare_ratio"], 240, 120),
     ("classifier", ["classifier_events_per_s", "classifier_vs_bare_ratio"], 420, 180),
     ("modbus_scan", ["modbus_scan_ratio"], 180, 120),
-    ("scale", ["scale_tags", "scale_scan_share", "scale_rss_mb"], 600, 600),
+    ("scale", ["scale_tags", "scale_scan_share", "scale_rss_mb"], 720, 720),
     ("opcua", ["opcua_latency_p99_ms", "opcua_cpu_ratio"], 300, 180),
     ("e2e", ["e2e_latency_p99_ms"], 300, 180),
 ]
