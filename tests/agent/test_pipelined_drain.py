@@ -6,7 +6,6 @@ unreachable); once the network is back, every event arrives, in seq order per co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,11 @@ from agent.contract import SuspectChange
 from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Spool
-from simulators.broker import EmbeddedBroker, free_port
+from simulators.broker import EmbeddedBroker
 from tests.delivery.checks import assert_delivered
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.proxy import TcpProxy
+from tests.delivery.test_outage import proxied_broker  # noqa: F401 - the broker behind a proxy
 from tests.delivery.waiting import eventually, wait_until_empty
 from tests.support.events import numbered_events
 
@@ -26,19 +26,9 @@ pytestmark = pytest.mark.integration
 EVENTS, BATCH = 20_000, 500
 
 
-@pytest.fixture
-async def proxied_broker() -> AsyncIterator[tuple[EmbeddedBroker, TcpProxy]]:
-    proxy_port = free_port()
-    with EmbeddedBroker(advertised_port=proxy_port) as broker:
-        proxy = await TcpProxy(proxy_port, broker.port).start()
-        try:
-            yield broker, proxy
-        finally:
-            await proxy.stop()
-
-
 async def test_a_cut_in_the_middle_of_a_pipelined_drain_loses_and_drops_nothing(
-    proxied_broker: tuple[EmbeddedBroker, TcpProxy], tmp_path: Path
+    proxied_broker: tuple[EmbeddedBroker, TcpProxy],  # noqa: F811 - the fixture imported
+    tmp_path: Path,
 ) -> None:
     broker, proxy = proxied_broker
     topics = TopicNames()
