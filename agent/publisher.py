@@ -305,8 +305,10 @@ class SpoolPublisher:
         on are sent again)."""
         sent = flight.sent
         for _, outcome in sent:  # most are done by the time the first is: no gather
-            if isinstance(outcome, asyncio.Future) and not outcome.done():
-                await asyncio.wait((outcome,))
+            if isinstance(outcome, asyncio.Future):
+                if not outcome.done():
+                    await asyncio.wait((outcome,))
+                _retrieve(outcome)  # a failure after the first one raised is read too
         acked: list[Row] = []
         try:
             await self._settle_all(producer, sent, acked)
