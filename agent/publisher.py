@@ -3,6 +3,8 @@
 The :class:`SpoolPublisher` owns one background task. It sends the oldest rows of the spool as
 a batch (``producer.send`` for each, then awaits every delivery), removes from the spool the
 longest acknowledged prefix, and on any failure starts again from the oldest unacknowledged row.
+While one batch waits for the broker, the next is already sent (one batch deep), so a drain
+after an outage runs at the producer's pace rather than a round trip and an fsync per batch.
 A resend therefore carries the same bytes and the same ``event_id``; consumers dedupe on it.
 Kafka keeps one controller's events in one partition (key ``<site>/<controller>``) and aiokafka
 has one request in flight per partition, so per-controller order holds.
@@ -101,6 +103,42 @@ def refusal(exc: BaseException) -> str | None:
     return None
 
 
+class _Flight:
+    """One batch handed to the producer and not yet settled."""
+
+    def __init__(self, rows: list[Row], barrier_topics: frozenset[str]) -> None:
+        self.rows = rows
+        self.last_id = rows[-1][0]
+        self.sent: list[tuple[Row, asyncio.Future[Any] | BaseException]] = []
+        self.send_error: BaseException | None = None
+        self._barrier = rows[-1][1] in barrier_topics
+
+    @property
+    def open(self) -> bool:
+        """Whether rows behind this batch may be sent before it is settled: not past a
+        barrier row (`SpoolPublisher` docstring), nor past a send that failed."""
+        return self.send_error is None and not self._barrier
+
+    def forget(self) -> None:
+        """Abandon the deliveries (a failure or a stop came first): their outcome is not
+        waited for; the rows stay in the spool and are sent again."""
+        for _, outcome in self.sent:
+            if isinstance(outcome, asyncio.Future):
+                outcome.add_done_callback(_retrieve)
+
+
+def _delivered(outcome: asyncio.Future[Any] | BaseException) -> bool:
+    return (
+        isinstance(outcome, asyncio.Future) and not outcome.cancelled()
+        and outcome.exception() is None
+    )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: no "never retrieved" warning for an abandoned send
+
+
 class SpoolPublisher:
     """Owns the drain task from the spool to Kafka; see the module docstring."""
 
@@ -109,7 +147,7 @@ class SpoolPublisher:
         spool: Spool,
         settings: KafkaSettings,
         *,
-        batch_size: int = 500,
+        batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         barrier_topics: frozenset[str] = frozenset(),
     ) -> None:
@@ -195,15 +233,33 @@ class SpoolPublisher:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def _drain(self) -> None:
-        """Send until the spool is empty (or stop is asked); raise on the first failure."""
+        """Send until the spool is empty (or stop is asked); raise on the first failure.
+
+        Pipelined one batch deep: the next batch is read and sent while the broker is still
+        acknowledging the one before (the bare producer's pace, not a round trip and an fsync
+        per batch). A batch is removed from the spool only once it is acknowledged, in order;
+        nothing is sent past a barrier row or a failed send before it is settled.
+        """
         producer = await self._ensure_producer()
-        while not self._stopping:
-            self._wake.clear()
-            rows = self._up_to_barrier(self.spool.peek(self.batch_size))
-            if not rows:
-                return
-            await self._send_batch(producer, rows)
-            self._on_success()
+        flight: _Flight | None = None
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                ahead = None
+                if flight is None or flight.open:
+                    after = flight.last_id if flight is not None else 0
+                    rows = self._up_to_barrier(self.spool.peek(self.batch_size, after=after))
+                    if rows:
+                        ahead = await self._send_rows(producer, rows)
+                if flight is None and ahead is None:
+                    return
+                done, flight = flight, ahead
+                if done is not None:
+                    await self._settle_flight(producer, done)
+                    self._on_success()
+        finally:
+            if flight is not None:  # sent but not settled: it stays in the spool, sent again
+                flight.forget()
 
     def _up_to_barrier(self, rows: list[Row]) -> list[Row]:
         """The rows up to and including the first one to a barrier topic."""
@@ -225,22 +281,34 @@ class SpoolPublisher:
         return self._producer
 
     async def _send_batch(self, producer: AIOKafkaProducer, rows: list[Row]) -> None:
-        """Send all rows, await every delivery; in row order, ack what was delivered and
-        quarantine what is refused for good, up to the first other failure, which is raised
-        (the rows from there on are sent again)."""
-        sent: list[tuple[Row, asyncio.Future[Any] | BaseException]] = []
-        send_error: BaseException | None = None
+        """Send all rows and settle them (`_send_rows`, then `_settle_flight`)."""
+        await self._settle_flight(producer, await self._send_rows(producer, rows))
+
+    async def _send_rows(self, producer: AIOKafkaProducer, rows: list[Row]) -> _Flight:
+        """Hand every row to the producer (pipelined: no wait for the broker), up to the first
+        send that fails for a reason other than this record alone."""
+        flight = _Flight(rows, self.barrier_topics)
         for row in rows:
             _row_id, topic, key, value = row
             try:
-                sent.append((row, await producer.send(topic, value, key=key)))
+                flight.sent.append((row, await producer.send(topic, value, key=key)))
             except TRANSIENT as exc:
                 if refusal(exc) is None:
-                    send_error = exc
+                    flight.send_error = exc
                     break
-                sent.append((row, exc))  # the client refused this record alone
-        futures = [f for _, f in sent if isinstance(f, asyncio.Future)]
-        await asyncio.gather(*futures, return_exceptions=True)
+                flight.sent.append((row, exc))  # the client refused this record alone
+        return flight
+
+    async def _settle_flight(self, producer: AIOKafkaProducer, flight: _Flight) -> None:
+        """Await every delivery; in row order, ack what was delivered and quarantine what is
+        refused for good, up to the first other failure, which is raised (the rows from there
+        on are sent again)."""
+        sent = flight.sent
+        for _, outcome in sent:  # most are done by the time the first is: no gather
+            if isinstance(outcome, asyncio.Future):
+                if not outcome.done():
+                    await asyncio.wait((outcome,))
+                _retrieve(outcome)  # a failure after the first one raised is read too
         acked: list[Row] = []
         try:
             await self._settle_all(producer, sent, acked)
@@ -248,8 +316,8 @@ class SpoolPublisher:
             self.spool.ack([row[0] for row in acked])
             for topic, count in Counter(row[1] for row in acked).items():
                 PUBLISHED.labels(topic=topic).inc(count)
-        if send_error is not None:
-            raise send_error
+        if flight.send_error is not None:
+            raise flight.send_error
 
     async def _settle_all(
         self,
@@ -265,6 +333,9 @@ class SpoolPublisher:
         """
         suspect: tuple[Row, BaseException] | None = None
         for row, outcome in sent:
+            if suspect is None and _delivered(outcome):  # nearly every row: no coroutine
+                acked.append(row)
+                continue
             result = await self._settle(producer, row, outcome)
             if isinstance(result, BaseException):
                 if suspect is not None or not isinstance(result, UNNAMED_REFUSALS):

@@ -23,9 +23,9 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,12 +46,12 @@ from agent.contract import (
     TagRef,
     TagValue,
     Verdict,
-    take_snapshot,
 )
-from agent.contract.limits import EventLimits, fit_event, value_json
+from agent.contract.limits import EventLimits, fit_event, limit_mapping
 from agent.detect import Change
 from agent.downloads import SESSION_TAG, covered_by, download_reason
 from agent.recipes import RecipeTag
+from agent.snapshot_digest import SnapshotDigest
 from agent.sources.base import Reading
 
 ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
@@ -93,8 +93,11 @@ class ControllerReports:
             if tag.is_measurement:
                 keys.setdefault(tag.name, []).append(tag.name)
         self._context_keys = {name: tuple(k) for name, k in keys.items()}
-        #: The tags whose values make the snapshot: watched and measured ones.
-        self._snapshot_tags = [t.name for t in config.tags if t.kind is not None]
+        #: The values of the tags that make the snapshot (watched and measured ones), kept
+        #: current by `note_values`, with their hash.
+        self.snapshot = SnapshotDigest(t.name for t in config.tags if t.kind is not None)
+        #: Each tag's reference in its events, built once.
+        self._tag_refs: dict[str, TagRef] = {}
         #: When a large snapshot last went whole into an event (monotonic s).
         self._large_sent: float | None = None
 
@@ -111,47 +114,46 @@ class ControllerReports:
             for key in keys[name]:
                 self.context[key] = reading.value
 
-    def finish(self, events: list[SuspectChange], latest: Mapping[str, Reading],
+    def note_values(self, values: Mapping[str, Reading]) -> None:
+        """Take the newest readings (a scan, a batch, the baseline at start) for the snapshot."""
+        self.snapshot.update(values)
+
+    def finish(self, events: list[SuspectChange],
                missing: Collection[str]) -> list[SuspectChange]:
         """The batch's events with the snapshot in the suspect ones, counted and fitted.
 
-        ``latest``: every tag's newest reading; ``missing``: tags the agent cannot read now
-        (left out of the snapshot: their last value is not their value at detection).
+        The snapshot holds each tag's newest reading (`note_values`) but for ``missing``:
+        tags the agent cannot read now (their last value is not their value at detection).
         """
         suspect = [i for i, e in enumerate(events) if e.verdict is not Verdict.AUTHORIZED]
         if suspect:
-            values = self._snapshot_values(latest, missing)
-            whole = self._whole_snapshot(values)
-            sha256 = whole.sha256 if whole is not None else snapshot_sha256(values)
-            reference = Snapshot(values={}, sha256=sha256)
+            whole = self._whole_snapshot(missing)
+            sha256 = whole.sha256 if whole is not None else self.snapshot.sha256(missing)
+            reference = Snapshot.model_construct(values={}, sha256=sha256)
+            shared = len(self.snapshot) <= SHARED_SNAPSHOT_VALUES
             for n, i in enumerate(suspect):
-                carry = whole is not None and (n == 0 or len(values) <= SHARED_SNAPSHOT_VALUES)
+                carry = whole is not None and (n == 0 or shared)
                 update: dict[str, Any] = (
                     {"snapshot": whole} if carry
                     else {"snapshot": reference, "omitted": ["snapshot.values"]}
                 )
                 events[i] = events[i].model_copy(update=update)
-        for event in events:
-            metrics.CHANGES.labels(event.verdict.value, event.change_kind.value).inc()
+        for (verdict, kind), count in Counter((e.verdict, e.change_kind) for e in events).items():
+            metrics.CHANGES.labels(verdict.value, kind.value).inc(count)
         return [fit_event(e, self.limits) for e in events]
 
-    def _whole_snapshot(self, values: dict[str, TagValue]) -> Snapshot | None:
+    def _whole_snapshot(self, missing: Collection[str]) -> Snapshot | None:
         """The snapshot with its values, unless it is large and one went out just now."""
-        if len(values) <= SHARED_SNAPSHOT_VALUES:
-            return take_snapshot(values, self.limits)
-        now = time.monotonic()
-        if self._large_sent is not None and now - self._large_sent < LARGE_SNAPSHOT_EVERY_S:
-            return None
-        self._large_sent = now
-        return take_snapshot(values, self.limits)
-
-    def _snapshot_values(self, latest: Mapping[str, Reading],
-                         missing: Collection[str]) -> dict[str, TagValue]:
-        return {
-            name: reading.value
-            for name in self._snapshot_tags
-            if name not in missing and (reading := latest.get(name)) is not None
-        }
+        if len(self.snapshot) > SHARED_SNAPSHOT_VALUES:
+            now = time.monotonic()
+            if self._large_sent is not None and now - self._large_sent < LARGE_SNAPSHOT_EVERY_S:
+                return None
+            self._large_sent = now
+        values = self.snapshot.values(missing)
+        # Built from values that passed the source's decoding: limited, not validated again.
+        return Snapshot.model_construct(
+            values=limit_mapping(values, self.limits), sha256=self.snapshot.sha256(missing)
+        )
 
     def change(self, change: Change, at: datetime, actors: dict[str, str]) -> SuspectChange:
         """A change of a watched tag or recipe, with its verdict against change control."""
@@ -166,7 +168,7 @@ class ControllerReports:
             reason = download_reason(self.config.id, change.tag.name, change.old_value,
                                      change.new_value, actor, reason)
         return self._event(
-            tag=tag_ref(change.tag), old=change.old_value, new=change.new_value,
+            tag=self.tag_ref(change.tag), old=change.old_value, new=change.new_value,
             occurred_at=change.occurred_at, detected_at=at, kind=change.change_kind,
             verdict=result.verdict, reason=reason, approval=result.approval, actor=actor,
         )
@@ -229,6 +231,9 @@ class ControllerReports:
                detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
                approval: ApprovalConsidered | None = None, actor: str | None = None,
                gap: MonitoringGap | None = None) -> SuspectChange:
+        # The nested parts are models already (built once: controller, tag), so validating
+        # the envelope is cheap (cheaper than `model_construct`, which walks every field in
+        # Python) and the event is held to the contract as it is built.
         return SuspectChange.model_validate({
             "event_id": str(uuid.uuid4()),
             "seq": 0,  # the spool assigns the persisted, monotonic seq
@@ -250,10 +255,12 @@ class ControllerReports:
             "gap": gap,
         })
 
-
-def snapshot_sha256(values: Mapping[str, TagValue]) -> str:
-    """The hash `take_snapshot` gives these values, without building the snapshot."""
-    return hashlib.sha256(value_json(dict(values))).hexdigest()
+    def tag_ref(self, tag: TagBase) -> TagRef:
+        """The tag's reference in its events (built once per tag)."""
+        ref = self._tag_refs.get(tag.name)
+        if ref is None or ref.kind is not tag.kind:
+            ref = self._tag_refs[tag.name] = tag_ref(tag)
+        return ref
 
 
 def tag_ref(tag: TagBase) -> TagRef:

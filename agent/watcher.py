@@ -71,6 +71,7 @@ class ControllerWatcher:
         #: Tags the controller gives no value for: since when (their last good read), and why.
         self.unreadable: dict[str, tuple[datetime, str]] = {}
         self._latest: dict[str, Reading] = dict(baseline.tags)
+        self.reports.note_values(baseline.tags)
         #: Recipes seen changed but not yet settled, and when each pending value was first seen.
         self._pending: dict[str, dict[str, Any]] = {}
         self._pending_since: dict[str, float] = {}
@@ -123,6 +124,7 @@ class ControllerWatcher:
     async def _on_readings(self, scan: Readings) -> None:
         self.reports.note_context(scan.values)
         self._latest.update(scan.values)
+        self.reports.note_values(scan.values)
         back = self._track_unreadable(scan)
         changes = detect_changes(
             self._tags_in(scan), self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
@@ -150,7 +152,7 @@ class ControllerWatcher:
         events.extend(self._tag_gap_events(back, scan.at))
         adopted = self._recipe_members(recipes)  # journalled and adopted: the same readings
         if events:
-            events = self.reports.finish(events, self._latest, self._missing())
+            events = self.reports.finish(events, self._missing())
             moved = {c.tag.name: scan.values[c.tag.name] for c in changes}
             moved.update(adopted)
             try:
@@ -227,7 +229,7 @@ class ControllerWatcher:
         if recipes:
             self.approvals.refresh()
             events = [self.reports.change(c, now, {}) for c in recipes]
-            events = self.reports.finish(events, self._latest, self._missing())
+            events = self.reports.finish(events, self._missing())
             adopted = self._recipe_members(recipes)
             try:
                 await self.sink(events, adopted)

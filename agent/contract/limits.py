@@ -142,7 +142,7 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
     """The event within both limits, `RESERVED_BYTES` of ``max_event_bytes`` left for a
     ``seq`` and a signature.
 
-    An event of scalars and short strings with no snapshot fits as it is (no serialisation:
+    An event of scalars and short strings with no snapshot values fits as it is (no serialisation:
     this is every event's path). An event of huge names (controller, tag, approval) that no
     step can shrink is returned as small as it gets; the spool's quarantine is the last line
     for such a one.
@@ -159,7 +159,8 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
 
 
 def _surely_small(event: SuspectChange) -> bool:
-    if event.snapshot is not None:
+    # A snapshot by reference (its hash, no values) is 64 characters: small.
+    if event.snapshot is not None and event.snapshot.values:
         return False
     values = [event.old_value, event.new_value, *event.context.values()]
     return all(

@@ -139,17 +139,21 @@ class EventSigner:
         """The event with its signature (any earlier one replaced)."""
         return self.sign_to_json(event)[0]
 
-    def sign_to_json(self, event: SuspectChange) -> tuple[SuspectChange, bytes]:
-        """The signed event and its message bytes, from one serialisation."""
+    def sign_to_json(
+        self, event: SuspectChange, *, seq: int | None = None
+    ) -> tuple[SuspectChange, bytes]:
+        """The signed event and its message bytes, from one serialisation; ``seq``: set it
+        first (the spool numbers an event as it stores it)."""
         body = event.json_object()
         body.pop(SIGNATURE_MEMBER, None)
-        signature = EventSignature(
-            key_id=self.key_id,
-            alg=ALG,
-            value=base64.b64encode(self.private_key.sign(canonical_json(body))).decode(),
-        )
-        body[SIGNATURE_MEMBER] = signature.model_dump()
-        return event.model_copy(update={"signature": signature}), canonical_json(body)
+        update: dict[str, Any] = {}
+        if seq is not None:
+            body["seq"] = update["seq"] = seq
+        value = base64.b64encode(self.private_key.sign(canonical_json(body))).decode()
+        signature = EventSignature(key_id=self.key_id, alg=ALG, value=value)
+        body[SIGNATURE_MEMBER] = {"alg": ALG, "key_id": self.key_id, "value": value}
+        update["signature"] = signature
+        return event.model_copy(update=update), canonical_json(body)
 
 
 def sign_event(event: SuspectChange, signer: EventSigner) -> SuspectChange:

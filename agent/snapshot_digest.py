@@ -1,0 +1,94 @@
+"""The evidence snapshot's hash, kept up to date tag by tag instead of rebuilt per batch.
+
+Every suspect event carries the SHA-256 of the canonical JSON of its controller's watched
+values at detection (`agent.contract.limits.take_snapshot`). On a 10,000-tag controller that is
+a 180 KB document; rebuilding and encoding it for each notification batch cost more CPU than
+decoding the notifications themselves. `SnapshotDigest` keeps each value's encoded member
+(``"name":value``) in key order and re-encodes only what a batch changed; the hash is then one
+join and one SHA-256 pass over bytes equal to ``canonical_json(encode_value(values))``
+(tests/agent/test_snapshot_digest.py holds it to that).
+
+Example::
+
+    digest = SnapshotDigest(["sp_1", "sp_2"])
+    digest.update({"sp_1": Reading(1.0), "sp_2": Reading(float("nan"))})
+    digest.sha256(missing=set()) == snapshot_sha256(digest.values(set()))   # True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Iterable, Mapping
+from typing import cast
+
+from agent.contract import TagValue
+from agent.contract.limits import value_json
+from agent.contract.values import canonical_json, encode_value
+from agent.sources.base import Reading
+
+
+def snapshot_sha256(values: Mapping[str, TagValue]) -> str:
+    """The hash `take_snapshot` gives these values, without building the snapshot."""
+    return hashlib.sha256(value_json(dict(values))).hexdigest()
+
+
+class SnapshotDigest:
+    """The newest value of each snapshot tag, with its encoded member, in key order."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        unique = list(dict.fromkeys(names))
+        rank = {name: i for i, name in enumerate(sorted(unique))}
+        #: Each tag's place among the members (key order), listed in config order: the order
+        #: the snapshot's values are listed in.
+        self._position = {name: rank[name] for name in unique}
+        self._readings: dict[str, Reading] = {}
+        # Canonical JSON sorts keys by code point; a name UTF-8 cannot hold (a lone surrogate)
+        # is written otherwise, so such a controller takes the slow path (never in practice).
+        self._fast = all(_utf8(n) for n in unique)
+        self._members: list[bytes | None] = [None] * len(unique)
+        self._present = 0
+
+    def __len__(self) -> int:
+        """How many of the snapshot's tags have a value."""
+        return self._present
+
+    def update(self, readings: Mapping[str, Reading]) -> None:
+        """Take the snapshot tags' values from a scan or a notification batch."""
+        position, members, known = self._position, self._members, self._readings
+        if len(readings) > len(position):
+            items = [(n, readings[n]) for n in position if n in readings]
+        else:
+            items = [(n, r) for n, r in readings.items() if n in position]
+        for name, reading in items:
+            if known.get(name) is reading:  # the same object: the value stands still
+                continue
+            known[name] = reading
+            i = position[name]
+            if members[i] is None:
+                self._present += 1
+            members[i] = canonical_json({name: encode_value(reading.value)})[1:-1]
+
+    def values(self, missing: Collection[str]) -> dict[str, TagValue]:
+        """The snapshot's values (config order), without the tags that have no value now."""
+        have = self._readings
+        return {n: have[n].value for n in self._position if n in have and n not in missing}
+
+    def sha256(self, missing: Collection[str]) -> str:
+        """The SHA-256 `snapshot_sha256` gives `values(missing)`."""
+        position = self._position
+        if not self._fast or any(n in position for n in missing):
+            return snapshot_sha256(self.values(missing))
+        members = self._members
+        if self._present == len(members):
+            present = cast(list[bytes], members)
+        else:
+            present = [m for m in members if m is not None]
+        return hashlib.sha256(b"{" + b",".join(present) + b"}").hexdigest()
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

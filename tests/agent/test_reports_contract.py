@@ -1,0 +1,75 @@
+"""What the agent's fast path builds (events validated once, snapshot hashed incrementally,
+signed with its seq in one serialisation) is what the contract accepts: the bytes in the
+spool parse back into the same event, carry a valid signature, and every suspect event's
+snapshot hash is the hash of the controller's watched values at that batch."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agent.config import AgentConfig
+from agent.contract import SuspectChange, Verdict
+from agent.contract.signing import verify_event
+from agent.runner import Agent
+from agent.snapshot_digest import snapshot_sha256
+from agent.sources.base import Connected, Reading, Readings
+
+pytestmark = pytest.mark.asyncio
+TAGS = 600  # over the 256 values a snapshot shares whole: the by-reference path
+T0 = datetime.now(UTC).replace(microsecond=0)
+
+
+def config(state: Path) -> AgentConfig:
+    return AgentConfig.model_validate({
+        "agent": {"id": "edge-contract", "site": "plant-1", "state_dir": str(state)},
+        "kafka": {"bootstrap_servers": "127.0.0.1:1", "enable_idempotence": False},
+        "metrics": {"port": 0},
+        "controllers": [{
+            "id": "opc-big", "protocol": "opcua", "endpoint": "opc.tcp://127.0.0.1:4840",
+            "tags": [{"name": f"sp_{i:04d}", "kind": "setpoint", "node": f"ns=2;s=sp{i}"}
+                     for i in range(TAGS)],
+        }],
+    })
+
+
+async def test_spooled_bytes_validate_verify_and_hash_the_values_at_detection(
+    tmp_path: Path,
+) -> None:
+    agent = Agent(config(tmp_path))
+    try:
+        watcher = agent.watchers["opc-big"]
+        values = {f"sp_{i:04d}": float(i) for i in range(TAGS)}
+        await watcher.on_event(Connected(T0, session="s1"))
+        await watcher.on_event(Readings(T0, {k: Reading(v, T0) for k, v in values.items()}))
+        odd = [float("nan"), math.inf, 2**63, "text", True, {"id": "R1", "v": -math.inf}]
+        expected_hashes = []
+        for n, new in enumerate(odd, 1):
+            at = T0 + timedelta(seconds=n)
+            batch = {f"sp_{n:04d}": new, f"sp_{n + 100:04d}": float(n)}
+            values.update(batch)
+            await watcher.on_event(
+                Readings(at, {k: Reading(v, at) for k, v in batch.items()}, complete=False)
+            )
+            expected_hashes.append(snapshot_sha256(values))
+        rows = agent.spool.peek(100)
+        assert len(rows) == 2 * len(odd)
+        keys = {agent.signer.key_id: agent.signer.public_key_b64}
+        seqs = []
+        for (_id, _topic, key, raw), expected in zip(rows, [h for h in expected_hashes
+                                                            for _ in range(2)], strict=True):
+            event = SuspectChange.model_validate_json(raw)
+            assert event.to_json() == raw  # the stored bytes are the canonical form
+            assert verify_event(raw, keys).ok
+            assert key == b"plant-1/opc-big"
+            assert event.verdict is not Verdict.AUTHORIZED
+            assert event.snapshot is not None and event.snapshot.sha256 == expected
+            seqs.append(event.seq)
+            assert orjson.loads(raw)["seq"] == event.seq
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] >= 1
+    finally:
+        agent.spool.close()

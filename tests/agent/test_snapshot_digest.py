@@ -1,0 +1,58 @@
+"""The incremental snapshot hash equals the hash of the whole snapshot, whatever the values."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.contract.limits import EventLimits, take_snapshot
+from agent.detect import same_value
+from agent.snapshot_digest import SnapshotDigest, snapshot_sha256
+from agent.sources.base import Reading
+
+NAMES = ["sp_b", "sp_a", "Zeta", "ümlaut", "sp_10", "sp_9", "\u03b1-tag"]
+
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.dictionaries(st.text(max_size=5), st.floats(allow_nan=True) | st.text(max_size=5),
+                    max_size=3),
+)
+batches = st.lists(st.dictionaries(st.sampled_from(NAMES), values, max_size=len(NAMES)),
+                   min_size=1, max_size=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches, st.sets(st.sampled_from(NAMES)))
+def test_the_hash_equals_the_whole_snapshots_after_every_batch(
+    scans: list[dict[str, object]], missing: set[str]
+) -> None:
+    digest = SnapshotDigest(NAMES)
+    latest: dict[str, object] = {}
+    for scan in scans:
+        digest.update({name: Reading(value) for name, value in scan.items()})  # type: ignore[arg-type]
+        latest.update(scan)
+        for gone in (set(), missing):
+            expected = {n: latest[n] for n in NAMES if n in latest and n not in gone}
+            assert same_value(digest.values(gone), expected)
+            assert digest.sha256(gone) == snapshot_sha256(expected)
+            assert digest.sha256(gone) == take_snapshot(expected, EventLimits()).sha256  # type: ignore[arg-type]
+
+
+def test_a_reading_that_stands_still_is_not_encoded_again_and_a_new_one_is() -> None:
+    digest = SnapshotDigest(["a", "b"])
+    still = Reading(1.5)
+    digest.update({"a": still, "b": Reading(2)})
+    first = digest.sha256(set())
+    digest.update({"a": still})
+    assert digest.sha256(set()) == first
+    digest.update({"a": Reading(float("nan"))})
+    assert digest.sha256(set()) == snapshot_sha256({"a": float("nan"), "b": 2}) != first
+    assert len(digest) == 2
+
+
+def test_tags_outside_the_snapshot_are_ignored() -> None:
+    digest = SnapshotDigest(["a"])
+    digest.update({"a": Reading(1), "other": Reading(2)})
+    assert digest.values(set()) == {"a": 1}
+    assert digest.sha256(set()) == snapshot_sha256({"a": 1})
