@@ -15,6 +15,7 @@ from aiohttp import web
 from detectors.classification import Severity
 from detectors.identity import SecurityEvent, User, list_users, read_events
 from detectors.records import MasterRecord
+from detectors.records.permissions import Permission, allows
 from detectors.records.worklist import (
     PAGE_SIZES,
     SORTS,
@@ -44,6 +45,11 @@ class Viewer:
     printed_name: str
     roles: tuple[str, ...]
     csrf_token: str
+
+    @property
+    def may_report(self) -> bool:
+        """Whether the nav offers the hand-made report (a viewer would only be refused)."""
+        return allows(self.roles, Permission.REPORT)
 
 
 @dataclass(frozen=True)

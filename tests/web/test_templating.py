@@ -22,13 +22,21 @@ def test_a_misspelt_name_is_an_error_not_an_empty_cell() -> None:
 
 
 def test_the_base_page_shows_who_is_signed_in_with_a_sign_out_form() -> None:
-    class Viewer:
-        user_id, printed_name, roles, csrf_token = "qa.lee", "Lee <QA>", ("quality",), "tok"
+    from detectors.web._pages import Viewer
 
-    page = render("base.html", viewer=Viewer())
+    page = render("base.html", viewer=Viewer("qa.lee", "Lee <QA>", ("quality",), "tok"))
     assert "Lee &lt;QA&gt; (qa.lee; quality)" in page
     assert 'name="csrf_token" value="tok"' in page
     assert "Sign out" not in render("base.html")
+
+
+def test_the_nav_offers_the_hand_made_report_only_to_who_may_file_one() -> None:
+    from detectors.web._pages import Viewer
+
+    quality = render("base.html", viewer=Viewer("qa.lee", "Lee", ("quality",), "t"))
+    viewer = render("base.html", viewer=Viewer("view.vic", "Vic", ("viewer",), "t"))
+    assert 'href="/report"' in quality and 'href="/report"' not in viewer
+    assert 'href="/kpis"' in viewer
 
 
 def test_filters() -> None:
