@@ -39,19 +39,23 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, bindparam, select, text
 
 from agent.contract import ChangeKind, SuspectChange, Verdict
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.correlate import incident_key, line_key
 from detectors.records.db import Bulk, Database
-from detectors.records.incident import Summary, rank
-from detectors.records.models import OPEN_STATES, RecordOutcome, State
+from detectors.records.incident import Summary
+from detectors.records.ingest_state import (
+    OpenRecord,
+    Placed,
+    already_processed,
+    open_records,
+)
+from detectors.records.models import RecordOutcome, State
 from detectors.records.tables import (
     counters,
     evidence,
-    open_incidents,
     processed_events,
     records,
     tickets,
@@ -66,16 +70,11 @@ from detectors.records.trail import (
 )
 
 Item = tuple[SuspectChange, Classification]
-_Placed = tuple[str | None, str | None]  # record id, ticket id
-
-_CHUNK = 500
 
 #: Enum member → its string, by dict lookup: `Enum.value` is a slow descriptor on the hot path.
 _V: dict[Any, str] = {
     m: m.value for kind in (ChangeKind, Verdict, Severity, ClassKind) for m in kind
 }
-_SEVERITY = {s.value: s for s in Severity}
-_OPEN = sorted(s.value for s in OPEN_STATES)
 
 # Statements built once; SQLAlchemy caches their compiled form per dialect.
 _NEXT_ID = text(
@@ -117,28 +116,11 @@ TICKETED = frozenset({ClassKind.JOINT.value, ClassKind.SECURITY_ONLY.value})
 
 
 @dataclass
-class _OpenRecord:
-    id: str
-    ticket: str | None
-    last_event: datetime
-    indicators: list[str]
-    summary: Summary
-    start: Summary
-    start_indicators: int = 0
-    attached: list[dict[str, Any]] = field(default_factory=list)
-    seen_signatures: set[tuple[Any, ...]] = field(default_factory=set)
-
-    @property
-    def severity(self) -> Severity:
-        return self.summary.severity
-
-
-@dataclass
 class _Batch:
     now: str
     year: int
     trail: TrailWriter
-    open_by_key: dict[str, _OpenRecord]
+    open_by_key: dict[str, OpenRecord]
     burst_window_s: float = 0.0
     #: Key → record id, as claimed in the store before this batch (open records only).
     claimed: dict[str, str] = field(default_factory=dict)
@@ -146,11 +128,11 @@ class _Batch:
     records: list[dict[str, Any]] = field(default_factory=list)
     tickets: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
-    touched: dict[str, _OpenRecord] = field(default_factory=dict)
+    touched: dict[str, OpenRecord] = field(default_factory=dict)
     counters: dict[tuple[str, int], int] = field(default_factory=dict)
-    attached_to: dict[str, _OpenRecord] = field(default_factory=dict)
+    attached_to: dict[str, OpenRecord] = field(default_factory=dict)
     #: Records whose security ticket opened in this batch as evidence escalated them.
-    ticketed: dict[str, _OpenRecord] = field(default_factory=dict)
+    ticketed: dict[str, OpenRecord] = field(default_factory=dict)
 
 
 def correlation_key(event: SuspectChange, cls: Classification) -> str:
@@ -179,8 +161,8 @@ def record_batch(
     db.advisory_locks(keys)  # PostgreSQL: one incident, one writer (SQLite's write lock does it)
     db.lock_trail_head()
     conn = db.conn
-    seen = _already_processed(conn, [ev.event_id for ev, _ in items])
-    open_by_key = _open_records(conn, keys)
+    seen = already_processed(conn, [ev.event_id for ev, _ in items])
+    open_by_key = open_records(conn, keys)
     batch = _Batch(
         now=iso(now), year=now.year, trail=TrailWriter.at_head(conn),
         open_by_key=open_by_key, burst_window_s=burst_window_s,
@@ -196,7 +178,7 @@ def record_batch(
 
 
 def _one(
-    db: Connection, batch: _Batch, seen: dict[str, _Placed], ev: SuspectChange,
+    db: Connection, batch: _Batch, seen: dict[str, Placed], ev: SuspectChange,
     cls: Classification, window_s: float, raw: bytes | None, keys: tuple[str, ...],
 ) -> RecordOutcome:
     if ev.event_id in seen:
@@ -242,7 +224,7 @@ def _place(
 def _route(
     batch: _Batch, keys: tuple[str, ...], cls: Classification, detected_at: datetime,
     window_s: float,
-) -> _OpenRecord | None:
+) -> OpenRecord | None:
     """The open record this event joins (module docstring), or None: it opens one."""
     tried = keys if cls.line_key else keys[:1]
     for key in tried:
@@ -256,7 +238,7 @@ def _route(
     return None
 
 
-def _within(rec: _OpenRecord, detected_at: datetime, window_s: float) -> bool:
+def _within(rec: OpenRecord, detected_at: datetime, window_s: float) -> bool:
     return abs((detected_at - rec.last_event).total_seconds()) <= window_s
 
 
@@ -288,7 +270,7 @@ def _indicators(ev: SuspectChange, cls: Classification) -> list[str]:
 
 
 def _attach(
-    batch: _Batch, rec: _OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
+    batch: _Batch, rec: OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
     detected_at: datetime,
 ) -> None:
     row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
@@ -334,7 +316,7 @@ def _trail_attachments(batch: _Batch) -> None:
             )
 
 
-def _trail_ticket_opened(batch: _Batch, rec: _OpenRecord) -> None:
+def _trail_ticket_opened(batch: _Batch, rec: OpenRecord) -> None:
     """The security ticket of a record that evidence escalated from quality-only: opened
     with the record's severity and indicators as they stand after the batch."""
     ticket = {"id": rec.ticket, "severity": _V[rec.severity], "indicators": rec.indicators}
@@ -351,7 +333,7 @@ def _ticket_id(db: Connection, batch: _Batch) -> str:
 def _open(
     db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, key: str, raw: bytes,
     detected_at: datetime,
-) -> _OpenRecord:
+) -> OpenRecord:
     detected = iso(detected_at)
     rid = f"NC-{batch.year}-{_next_id(db, batch, 'NC'):06d}"
     ticket = _ticket_id(db, batch) if _V[cls.kind] in TICKETED else None
@@ -391,7 +373,7 @@ def _open(
         f"opened by the classifier: {', '.join(cls.rules_fired) or _V[cls.kind]}",
     )
     summary = Summary.of_event(ev, cls, _title(ev, cls))
-    return _OpenRecord(rid, ticket, detected_at, indicators, summary, summary.copy(),
+    return OpenRecord(rid, ticket, detected_at, indicators, summary, summary.copy(),
                        start_indicators=len(indicators))
 
 
@@ -417,98 +399,6 @@ def _next_id(db: Connection, batch: _Batch, kind: str) -> int:
     value = db.execute(_NEXT_ID, {"kind": kind, "year": batch.year}).scalar_one()
     batch.counters[key] = int(value)
     return batch.counters[key]
-
-
-#: Which of the batch's events were processed before, and where they went. The statements
-#: are built once with an expanding parameter: building one per chunk with ``in_(list)``
-#: made SQLAlchemy compute a cache key over every id (two thirds of the query's cost).
-_PROCESSED = select(
-    processed_events.c.event_id, processed_events.c.record_id, records.c.security_ticket
-).select_from(
-    processed_events.outerjoin(records, records.c.id == processed_events.c.record_id)
-).where(processed_events.c.event_id.in_(bindparam("ids", expanding=True)))
-
-
-def _already_processed(db: Connection, event_ids: list[str]) -> dict[str, _Placed]:
-    found: dict[str, _Placed] = {}
-    unique = list(dict.fromkeys(event_ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        for event_id, record_id, ticket in db.execute(_PROCESSED, {"ids": chunk}).all():
-            found[event_id] = (record_id, ticket)
-    return found
-
-
-_OPEN_BY_KEY = (
-    select(open_incidents.c.correlation_key, records.c.id, records.c.security_ticket,
-           records.c.severity, records.c.last_event_at, tickets.c.indicators,
-           records.c.classification, records.c.rules_fired, records.c.description,
-           records.c.controller, records.c.tag)
-    .select_from(open_incidents.join(records, records.c.id == open_incidents.c.record_id)
-                 .outerjoin(tickets, tickets.c.record_id == records.c.id))
-    .where(records.c.state.in_(_OPEN),
-           open_incidents.c.correlation_key.in_(bindparam("keys", expanding=True)))
-)
-
-
-def _open_records(db: Connection, keys: list[str]) -> dict[str, _OpenRecord]:
-    """The open record each key is claimed for, with its ticket (one object per record)."""
-    found: dict[str, _OpenRecord] = {}
-    by_id: dict[str, _OpenRecord] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        # Unpacked in the order of the select's columns above: on the hot path, named access
-        # on each row cost three times the rest of this loop.
-        for key, rid, ticket, severity, last, indicators, *said in db.execute(
-            _OPEN_BY_KEY, {"keys": chunk}
-        ).all():
-            if rid not in by_id:
-                by_id[rid] = _stored_record(rid, ticket, severity, last, indicators, said)
-            found[key] = by_id[rid]
-    _indicators_from_evidence(db, [rec for rec in by_id.values() if rec.ticket is None])
-    return found
-
-
-def _indicators_from_evidence(db: Connection, ticketless: list[_OpenRecord]) -> None:
-    """A quality-only record keeps no ticket, so no indicators: they are read back from its
-    evidence (verdicts, then kinds of change), for its headline rank and for the ticket it
-    gets if security evidence joins it."""
-    e = evidence
-    by_id = {rec.id: rec for rec in ticketless}
-    query = select(e.c.record_id, e.c.verdict, e.c.change_kind).distinct()
-    found: dict[str, set[str]] = {rid: set() for rid in by_id}
-    for start in range(0, len(by_id), _CHUNK):
-        chunk = list(by_id)[start : start + _CHUNK]
-        for rid, verdict, kind in db.execute(query.where(e.c.record_id.in_(chunk))).all():
-            found[rid].update((f"verdict:{verdict}", f"change:{kind}"))
-    for rid, rec in by_id.items():
-        said = sorted(found[rid], key=lambda i: (not i.startswith("verdict:"), i))
-        rec.indicators[:] = said
-        rec.start_indicators = len(said)
-        rec.summary.headline = rec.start.headline = _headline_rank(
-            rec.summary.severity.value, said)
-
-
-def _stored_record(
-    rid: str, ticket: str | None, severity: str, last: str, indicators: str | None,
-    said: list[Any],
-) -> _OpenRecord:
-    kind, rules, description, controller, tag = said
-    seen = list(orjson.loads(indicators)) if indicators is not None else []
-    summary = Summary(kind, _SEVERITY[severity], list(orjson.loads(rules)), description,
-                      controller, tag, _headline_rank(severity, seen))
-    return _OpenRecord(rid, ticket, datetime.fromisoformat(last), seen, summary, summary.copy(),
-                       start_indicators=len(seen))
-
-
-def _headline_rank(severity: str, indicators: list[str]) -> tuple[int, int]:
-    """The rank of a stored record's headline, from its ticket's indicators: the most
-    serious kind of change among them (every evidence adds its ``change:<kind>``), at the
-    record's severity. Reading the evidence instead would cost a scan of every row of a
-    long-running record per batch; a later event of the same kind escalates only when it is
-    more severe than the whole record."""
-    kinds = [i.removeprefix("change:") for i in indicators if i.startswith("change:")]
-    return max((rank(severity, kind) for kind in kinds), default=rank(severity, ""))
 
 
 def _many(db: Connection, bulk: Bulk, rows: Sequence[dict[str, Any]]) -> None:
@@ -560,7 +450,7 @@ def _open_tickets(db: Connection, batch: _Batch) -> None:
     ])
 
 
-def _touch(rec: _OpenRecord) -> dict[str, Any]:
+def _touch(rec: OpenRecord) -> dict[str, Any]:
     said = rec.summary
     return {
         "b_last": iso(rec.last_event), "b_severity": _V[said.severity], "b_id": rec.id,
