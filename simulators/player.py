@@ -2,6 +2,10 @@
 
 Each action is applied at ``at / speed`` seconds after the start; one label per action is appended
 to the labels file (and flushed) as soon as the action is done, so a watcher can follow along.
+When an action overruns (a restart whose server is slow to come back on a loaded machine), the
+rest of the timeline slips: an action never starts sooner after the one before it than the
+scenario's gap between them. Firing the overdue actions back to back would make a setpoint
+that lives 3 s in the scenario live a fraction of a millisecond, which no poll could see.
 Faults with a ``duration_s`` are cleared by owned tasks that ``play`` awaits before it returns.
 """
 
@@ -190,9 +194,14 @@ async def play(
     try:
         loop = asyncio.get_running_loop()
         start = loop.time()
+        previous: tuple[float, float] | None = None  # (its ``at``, when it started)
         for seq, action in enumerate(scenario.timeline(), start=1):
-            await asyncio.sleep(max(0.0, start + action.at / speed - loop.time()))
+            due = start + action.at / speed
+            if previous is not None:
+                due = max(due, previous[1] + (action.at - previous[0]) / speed)
+            await asyncio.sleep(max(0.0, due - loop.time()))
             old = await _read_or_none(plant, action)
+            previous = (action.at, loop.time())
             started = clock()
             await player.apply(action)
             new = await _read_or_none(plant, action)

@@ -264,11 +264,30 @@ _TYPED_SECTIONS = {
 }
 
 
-def _update_section(run: Run, cmd: UpdateSection) -> list[Change]:
-    if cmd.field in _TYPED_SECTIONS:
-        raise InvalidUpdate(f"field {cmd.field!r}: the whole section is not written by "
+#: Keys of a section written only through their typed commands: each stamps or checks who
+#: (a contribution is its author's, a notification decision is stamped with who decided, the
+#: root cause's validators must be enabled users, a CAPA action keeps its own guards).
+_TYPED_KEYS = {
+    "impact.contributions": "ContributeImpact (one function's contribution, in your name)",
+    "impact.notifications": "DecideNotification (a notification decision, in your name)",
+    "rca.validated_by": "RecordRootCause (validated_by must name enabled users)",
+}
+
+
+def _refuse_typed(field: str) -> None:
+    section = field.partition(".")[0]
+    if field in _TYPED_SECTIONS:
+        raise InvalidUpdate(f"field {field!r}: the whole section is not written by "
                             f"UpdateSection (it would bypass its guards); use "
-                            f"{_TYPED_SECTIONS[cmd.field]}")
+                            f"{_TYPED_SECTIONS[field]}")
+    if field in _TYPED_KEYS or section == "capa_actions":
+        use = _TYPED_KEYS.get(field) or _TYPED_SECTIONS["capa_actions"]
+        raise InvalidUpdate(f"field {field!r} is not written by UpdateSection (it would "
+                            f"bypass its guards); use {use}")
+
+
+def _update_section(run: Run, cmd: UpdateSection) -> list[Change]:
+    _refuse_typed(cmd.field)
     if cmd.field == "ticket.status":
         return _ticket_status(run, SetTicketStatus(record_id=cmd.record_id, reason=cmd.reason,
                                                    status=cmd.value))

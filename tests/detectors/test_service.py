@@ -128,12 +128,16 @@ async def test_two_processes_share_the_partitions_and_open_one_record_per_incide
         await asyncio.to_thread(
             wait_until, lambda: len(processed_events(db)) == 16 if db.exists() else False, 30,
             "every event processed", two)
-        counts = [status(config, n).get("processed", 0) for n in ("one", "two")]
+        # Each process writes its status after its batch's alerts were sent, a moment after
+        # the records commit the wait above saw: wait for both before judging the split.
+        def counts() -> list[int]:
+            return [status(config, n).get("processed", 0) for n in ("one", "two")]
+        await asyncio.to_thread(wait_until, lambda: all(c > 0 for c in counts()), 30,
+                                "both processes processed some of the events", one)
         assert two.poll() is None and one.poll() is None
     opened = records(db)
     assert sorted(r.controller for r in opened) == controllers
     assert all(len(r.evidence) == 2 for r in opened)
-    assert all(count > 0 for count in counts), counts
     assert "partitions assigned: ['otwatch.changes.suspect/" in log_text(config, "one")
 
 

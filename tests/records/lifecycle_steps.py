@@ -9,6 +9,8 @@ from detectors.records import (
     CapaAction,
     CheckEffectiveness,
     ContributeImpact,
+    DecideNotification,
+    NotificationDecision,
     RecordStore,
     State,
     UpdateCapaAction,
@@ -63,8 +65,10 @@ def finish_actions(store: RecordStore, rid: str, now: datetime) -> None:
     store.execute(CheckEffectiveness(record_id=rid, action_id="A1", effective=True,
                                      against_criteria="no shared accounts on the EWS",
                                      reason="action checked"), actor=SOC, now=now)
-    store.update_field(rid, "impact.notifications", NOTIFICATIONS, actor=QA,
-                       reason="notification decisions", now=now)
+    for decision in NOTIFICATIONS:
+        store.execute(DecideNotification(record_id=rid, reason="notification decision",
+                                         decision=NotificationDecision.model_validate(decision)),
+                      actor=QA, now=now)
     store.update_field(
         rid, "effectiveness_check",
         {"performed_by": "qa", "performed_at": now.isoformat(), "effective": True,

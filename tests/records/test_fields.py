@@ -105,6 +105,31 @@ def test_a_whole_section_with_its_own_steps_is_refused_naming_them(
         [], [], [])
 
 
+@pytest.mark.parametrize(("field", "value", "typed"), [
+    ("impact.contributions",
+     [{"function": "security", "author": "soc.kim", "signed_off": True}], "ContributeImpact"),
+    ("impact.notifications",
+     [{"audience": "regulator", "notify": False, "rationale": "none",
+       "decided_by": "someone.else"}], "DecideNotification"),
+    ("rca.validated_by", ["nobody"], "RecordRootCause"),
+    ("capa_actions.0", {**ACTION, "status": "done"}, "AddCapaAction, UpdateCapaAction"),
+])
+def test_a_key_with_its_own_step_is_refused_naming_it(
+    store: RecordStore, rid: str, field: str, value: object, typed: str,
+) -> None:
+    """One key of a section is no back door: written through UpdateSection, a contribution
+    would be signed off in another's name and a notification decided by someone who did not."""
+    before = store.trail()
+    with pytest.raises(InvalidUpdate, match=f"field '{field}' is not written by UpdateSection"
+                                            f".*use {typed}"):
+        store.execute(UpdateSection(record_id=rid, field=field, value=value, reason="x"),
+                      actor=QA, now=at(1))
+    assert store.trail() == before
+    record = store.get_record(rid)
+    assert (record.impact.contributions, record.impact.notifications,
+            record.rca.validated_by, record.capa_actions) == ([], [], [], [])
+
+
 def test_unchanged_value_writes_no_entry(store: RecordStore, rid: str) -> None:
     store.update_field(rid, "log.owner", "qa-lead", actor=QA, reason="owner", now=at(1))
     count = len(store.trail())

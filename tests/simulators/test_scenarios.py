@@ -17,7 +17,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from simulators.plant import load_plant
 from simulators.process import run_lots, run_measurements
 from simulators.runtime import SimulatedPlant
-from simulators.scenario import load_scenario, play
+from simulators.scenario import Scenario, load_scenario, play
 from tests.simulators.conftest import PLANT_FILE, ROOT, free_ports
 
 SCENARIOS = ROOT / "config" / "scenarios"
@@ -197,3 +197,22 @@ async def test_labels_say_when_an_action_started_and_ended(plant: SimulatedPlant
     download = next(lb for lb in labels if lb.action == "program_download")
     assert download.started is not None
     assert (download.time - download.started).total_seconds() >= 2 / 20  # its downtime
+
+
+async def test_an_overrunning_action_slips_the_timeline_and_keeps_the_gaps(
+    plant: SimulatedPlant,
+) -> None:
+    """The restart overruns its 0.2 s slot by 0.8 s; the two changes after it keep their 0.3 s
+    gap instead of firing back to back (a value that lived 0.1 ms would be no test at all)."""
+    scenario = Scenario.model_validate({"name": "slip", "actions": [
+        {"at": 0, "action": "restart", "controller": "oven-01", "downtime_s": 1.0},
+        {"at": 0.2, "action": "change", "controller": "press-01", "tag": "temperature_sp",
+         "value": 181.0},
+        {"at": 0.5, "action": "change", "controller": "press-01", "tag": "temperature_sp",
+         "value": 182.0},
+    ]})
+    restart, first, second = await play(plant, scenario)
+    assert restart.started is not None and first.started is not None
+    assert second.started is not None
+    assert first.started >= restart.time  # it waited for the restart, as before
+    assert (second.started - first.started).total_seconds() >= 0.3 - 0.005
