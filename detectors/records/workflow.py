@@ -261,6 +261,7 @@ _TYPED_SECTIONS = {
               "or DecideNotification (a notification decision)",
     "rca": "RecordRootCause (the root cause analysis)",
     "capa_actions": "AddCapaAction, UpdateCapaAction, MoveCapaDue or CheckEffectiveness",
+    "effectiveness_check": "CheckEffectiveness (the record's check, performed by you)",
 }
 
 

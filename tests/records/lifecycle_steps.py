@@ -69,12 +69,9 @@ def finish_actions(store: RecordStore, rid: str, now: datetime) -> None:
         store.execute(DecideNotification(record_id=rid, reason="notification decision",
                                          decision=NotificationDecision.model_validate(decision)),
                       actor=QA, now=now)
-    store.update_field(
-        rid, "effectiveness_check",
-        {"performed_by": "qa", "performed_at": now.isoformat(), "effective": True,
-         "against_criteria": "no unapproved setpoint change for 30 days"},
-        actor=QA, reason="30 days clean", now=now,
-    )
+    store.execute(CheckEffectiveness(record_id=rid, effective=True, reason="30 days clean",
+                                     against_criteria="no unapproved setpoint change for 30 days"),
+                  actor=QA, now=now)
 
 
 def sign_both(store: RecordStore, rid: str, now: datetime) -> None:

@@ -89,6 +89,8 @@ def test_bad_updates_are_refused_and_change_nothing(store: RecordStore, rid: str
         {"function": "security", "author": "qa.lee", "signed_off": True}]},
      "AssessImpact .the summary., ContributeImpact"),
     ("rca", {"five_whys": ["why"]}, "RecordRootCause"),
+    ("effectiveness_check", {"performed_by": "someone.else", "performed_at": "2026-03-01T00:00:00Z",
+                             "effective": True, "against_criteria": "x"}, "CheckEffectiveness"),
 ])
 def test_a_whole_section_with_its_own_steps_is_refused_naming_them(
     store: RecordStore, rid: str, section: str, value: object, typed: str,
@@ -101,8 +103,8 @@ def test_a_whole_section_with_its_own_steps_is_refused_naming_them(
                       actor=QA, now=at(1))
     assert store.trail() == before
     record = store.get_record(rid)
-    assert (record.capa_actions, record.impact.contributions, record.rca.five_whys) == (
-        [], [], [])
+    assert (record.capa_actions, record.impact.contributions, record.rca.five_whys,
+            record.effectiveness_check) == ([], [], [], None)
 
 
 @pytest.mark.parametrize(("field", "value", "typed"), [

@@ -6,6 +6,7 @@ import pytest
 
 from detectors.records import (
     OPEN_STATES,
+    CheckEffectiveness,
     MasterRecord,
     ReasonRequired,
     RecordStore,
@@ -137,10 +138,8 @@ def test_closing_needs_effective_check_every_action_done_and_new_signatures(
     with pytest.raises(TransitionRefused) as info:
         store.transition(rid, "closed", actor=QA, reason="close", now=at(9))
     assert "effectiveness check" in str(info.value) and "not done: A1" in str(info.value)
-    store.update_field(
-        rid, "effectiveness_check",
-        {"performed_by": "qa", "performed_at": at(9).isoformat(), "effective": False,
-         "against_criteria": "30 days"}, actor=QA, reason="check failed", now=at(9))
+    store.execute(CheckEffectiveness(record_id=rid, effective=False, reason="check failed",
+                                     against_criteria="30 days"), actor=QA, now=at(9))
     with pytest.raises(TransitionRefused, match="marked effective"):
         store.transition(rid, "closed", actor=QA, reason="close", now=at(9))
     # rework goes back to implementation, then forward again: the signatures given before
