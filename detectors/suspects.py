@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from agent.contract import SuspectChange
 from agent.kafka.consume import Batches, consume_batches
 from agent.kafka.startup import start_with_retry
 from detectors import health
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 #: A recorded batch whose messages the broker may not have acknowledged yet: its ledger plan
 #: and the wait for the acks.
 _Unacked = tuple[int, Awaitable[Any]]
+#: A message read, its token, and what parsing it gave: an event, a finding, or why not.
+_Judged = tuple[Any, Token, SuspectChange | Finding | BadMessage]
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -81,6 +84,10 @@ class SuspectConsumer:
         self.bursts: BurstCorrelator[Token] = BurstCorrelator(bursts)
         self.ledger: OffsetLedger[TopicPartition] = OffsetLedger()
         self._unacked: _Unacked | None = None
+        #: Planned batches older than `_unacked`, to commit at the next settle, in order.
+        self._previous: list[_Unacked] = []
+        #: The batch being recorded (its transaction may be running in a worker thread).
+        self._recording: asyncio.Future[Awaitable[Any]] | None = None
 
     def _forged(self, finding: Finding, msg: Any, token: Token) -> Placed:
         health.FINDINGS.labels(IntegrityKind.FORGED_EVENT.value).inc()
@@ -124,43 +131,41 @@ class SuspectConsumer:
                 await asyncio.wait_for(consumer.stop(), 10)
 
     async def _on_batch(self, consumer: AIOKafkaConsumer, batches: Batches) -> None:
-        """Record this batch, then commit the previous one once its messages are acked.
+        """Parse this batch while the previous one is recorded, then record it.
 
-        Waiting for the broker's acks before reading on idled the classifier for a round
-        trip per batch; now batch N's acks arrive while batch N+1 is read and recorded. The
-        order per batch still holds: record transaction committed, alerts and record events
-        acknowledged, then its offsets committed.
+        Pipelined: the previous batch's records transaction runs in a worker thread
+        (`RetryingStore.call`) while this batch is parsed and its signatures checked (pure
+        work that touches no state). Only then does this batch enter the burst correlator, the
+        offset ledger and the recorder, after the previous batch has settled (`_settle`): its
+        offsets are planned without this batch's, and the batches' transactions run one after
+        the other, in the order read. Waiting for the broker's acks is pipelined too: batch N's
+        offsets are committed during batch N+1, once N's alerts and record events are acked.
+        Per batch the order holds: records transaction committed, its messages acknowledged,
+        then its offsets committed.
         """
         now = self.clock()
         self.bursts.shared = _shares_partitions(consumer, self.config.topics.suspect)
+        judged = self._judge(batches, now)
+        await self._settle(consumer)
         placed: list[Placed] = []
         refused: list[tuple[Any, str]] = []
-        limit = self.config.classifier.max_message_bytes
+        for msg, token, verdict in judged:
+            if isinstance(verdict, BadMessage):
+                refused.append((msg, str(verdict)))
+            elif isinstance(verdict, Finding):  # never the record it claims: a finding
+                placed.append(self._forged(verdict, msg, token))
+            else:
+                placed += self.bursts.offer(verdict, token, now=now)
         for tp, messages in batches.items():
-            for msg in messages:
-                try:
-                    judged = judge_event(msg.value, max_bytes=limit, trusted=self.trusted,
-                                         now=now)
-                except BadMessage as exc:
-                    refused.append((msg, str(exc)))
-                    continue
-                token = (tp, msg.offset, msg.value)
-                if isinstance(judged, Finding):  # never the record it claims: a finding
-                    placed.append(self._forged(judged, msg, token))
-                    continue
-                placed += self.bursts.offer(judged, token, now=now)
             if messages:
                 self.ledger.consumed(tp, messages[-1].offset)
         # Acknowledged or given up before this batch's offsets can be planned for a commit.
         await self.dead_letters.send(refused)
         placed += self.bursts.due(now=now)
-        acked = await self.recorder.record(placed, now)
-        held = self.bursts.held_tokens()
-        plan = self.ledger.recorded((tp, offset) for tp, offset, _ in held)
-        previous, self._unacked = self._unacked, (plan, acked)
-        if previous is not None:
-            await self._commit(consumer, previous)
-        health.HELD.set(len(held))
+        if placed:
+            self._recording = asyncio.ensure_future(self.recorder.record(placed, now))
+        else:  # nothing to record: plan now (held events and dead letters may allow a commit)
+            self._plan(asyncio.gather())
         if self.progress is not None:
             self.progress.tick()
         health.set_lag(
@@ -168,9 +173,55 @@ class SuspectConsumer:
             for tp, pos in self.ledger.positions().items()
         )
 
+    def _judge(self, batches: Batches, now: datetime) -> list[_Judged]:
+        """Every message parsed and its signature checked (or why it is refused)."""
+        limit = self.config.classifier.max_message_bytes
+        judged: list[_Judged] = []
+        for tp, messages in batches.items():
+            for msg in messages:
+                token = (tp, msg.offset, msg.value)
+                try:
+                    verdict = judge_event(msg.value, max_bytes=limit, trusted=self.trusted,
+                                          now=now)
+                except BadMessage as exc:
+                    judged.append((msg, token, exc))
+                    continue
+                judged.append((msg, token, verdict))
+        return judged
+
+    async def _settle(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait for the batch being recorded, plan its offsets, and commit the batch before it
+        once that one's messages are acknowledged. A failed recording raises here: nothing of
+        it, or of anything read after it, is committed."""
+        recording = self._recording
+        if recording is not None:
+            # (shielded: a stop that cancels this wait lets the transaction finish; `run`
+            # settles it before the last commit; a failed one stays failed, never planned)
+            acked = await asyncio.shield(recording)
+            self._recording = None
+            self._plan(acked)
+        await self._commit_previous(consumer)
+
+    def _plan(self, acked: Awaitable[Any]) -> None:
+        """The recorded batch's offsets, as a plan waiting for its acks (`OffsetLedger`)."""
+        held = self.bursts.held_tokens()
+        plan = self.ledger.recorded((tp, offset) for tp, offset, _ in held)
+        if self._unacked is not None:
+            self._previous.append(self._unacked)
+        self._unacked = (plan, acked)
+        health.HELD.set(len(held))
+
+    async def _commit_previous(self, consumer: AIOKafkaConsumer) -> None:
+        previous, self._previous = self._previous, []
+        for batch in previous:
+            await self._commit(consumer, batch)
+
     async def _commit_last(self, consumer: AIOKafkaConsumer) -> None:
         """On stop: commit the last recorded batch if its messages were acked (else the next
         owner reads it again and the store recognises it)."""
+        if self._recording is not None:
+            await self._settle(consumer)
+        await self._commit_previous(consumer)
         last, self._unacked = self._unacked, None
         if last is not None:
             await self._commit(consumer, last)
