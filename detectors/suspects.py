@@ -208,7 +208,10 @@ class SuspectConsumer:
         async def record() -> Awaitable[Any]:
             try:
                 batch = await self.recorder.store(placed, now)
-            except BaseException as exc:
+            except asyncio.CancelledError:
+                stored.cancel()
+                raise
+            except Exception as exc:
                 stored.set_exception(exc)  # raised where the pipeline waits for it (`_stored`)
                 return asyncio.gather()
             stored.set_result(None)
