@@ -21,6 +21,7 @@ import asyncio
 import codecs
 import hashlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -143,10 +144,14 @@ def _plain(value: bytes) -> bool:
 
 def _small_ints(event: SuspectChange) -> bool:
     """No integer beyond 64 bits (orjson reads those as floats, pydantic as ints: the careful
-    way keeps what the classifier always did); a recipe value takes the careful way too."""
+    way keeps what the classifier always did), no number too large for a float (``1e400``:
+    pydantic reads infinity, orjson refuses it, and the evidence must load with orjson again;
+    the agent writes a real infinity as ``{"$float": "inf"}``); a recipe value takes the
+    careful way too."""
     values = (event.seq, event.old_value, event.new_value)
     return all(
         not isinstance(v, dict) and (not isinstance(v, int) or -(2**63) <= v < 2**64)
+        and (not isinstance(v, float) or math.isfinite(v))
         for v in values
     )
 

@@ -2,9 +2,11 @@
 
 `Recorder.record` classifies every event against the joint criteria (in the context the burst
 correlator or the integrity reader gave it), records the batch in one records-store transaction
-(deduplicated on ``event_id``), then sends each recorded event's record lifecycle event and
-alert as a few record batches (`agent.kafka.batching.Outbox`). It returns the wait for the
-broker's acknowledgements: the caller commits the batch's offsets only after both.
+(deduplicated on ``event_id``; `Recorder.store`), then sends each recorded event's record
+lifecycle event and alert as a few record batches (`Recorder.publish`, `Outbox`). It returns
+the wait for the broker's acknowledgements: the caller commits the batch's offsets only after
+both. The group consumer calls the two halves apart, to start the next batch's transaction
+before it publishes this one (`detectors.suspects`).
 
 Example::
 
@@ -43,6 +45,14 @@ Token = tuple[TopicPartition, int, bytes]
 #: An event ready to be classified, its context, and its token (None: made by the classifier).
 Placed = tuple[SuspectChange, EventContext, Token | None]
 Item = tuple[SuspectChange, Classification]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A batch whose records transaction committed: what it recorded, and how."""
+
+    items: list[Item]
+    outcomes: list[RecordOutcome]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +99,25 @@ class Recorder:
 
     async def record(self, placed: Sequence[Placed], now: datetime) -> Awaitable[Any]:
         """Classify, record in one transaction, send; returns the wait for the broker's acks."""
+        return await self.publish(await self.store(placed, now))
+
+    async def store(self, placed: Sequence[Placed], now: datetime) -> Stored:
+        """Classify and record in one transaction (`publish` sends what it recorded). The
+        group consumer starts the next batch's transaction before it publishes this one."""
         if not placed:
-            return asyncio.gather()  # already done: nothing to wait for
+            return Stored([], [])
         items = [(ev, classify(ev, self._criteria, ctx)) for ev, ctx, _ in placed]
         _count_classified(items)
         items, outcomes = await self._record_in_store(placed, items, now)
         if self._after_record is not None:
             self._after_record()
+        return Stored(items, outcomes)
+
+    async def publish(self, stored: Stored) -> Awaitable[Any]:
+        """Send a recorded batch's record events and alerts; returns the wait for the acks."""
+        items, outcomes = stored.items, stored.outcomes
+        if not items:
+            return asyncio.gather()  # already done: nothing to wait for
         acked = await self._publish(items, outcomes)
         done = self._clock().timestamp()
         for (event, _), outcome in zip(items, outcomes, strict=True):

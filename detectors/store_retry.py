@@ -13,6 +13,11 @@ starts, one INFO line when the database is back.
 A refusal that waiting cannot cure (a schema the role may not use, a database that refuses
 the migration) is not retried: it is raised as the `RecordsError` it is.
 
+Each call runs in a worker thread, one at a time (the store has one connection): SQLite steps
+and PostgreSQL answers without the event loop, which meanwhile reads and parses the next batch
+(`detectors.suspects`). A call whose caller is cancelled still waits for its thread to finish
+before it lets the next call in, so two threads never share the connection.
+
 Opening is the same retry (`open`), bounded by a stop event instead of a cancel: the classifier
 waits at start for a database that is not there yet, and SIGTERM still stops it cleanly.
 
@@ -67,6 +72,8 @@ class RetryingStore:
         self._opener = opener
         self._backoff = backoff or Backoff(first_s=0.5, cap_s=10.0)
         self._reopening = asyncio.Lock()
+        #: One call at a time on the store's one connection (calls run in a worker thread).
+        self._busy = asyncio.Lock()
         where = f"records database {redact(target)} (classifier.records_db)"
         self._outage = OutageLog(
             log,
@@ -93,13 +100,18 @@ class RetryingStore:
         """``operation(store)``, made again on a fresh store while the database is unavailable.
 
         Blocks the caller (not the event loop) until it succeeds; cancel the task to give up.
+        The operation runs in a worker thread, after any call still running has finished.
         """
+        async with self._busy:
+            return await self._call(operation)
+
+    async def _call(self, operation: Callable[[RecordStore], T]) -> T:
         while True:
             try:
                 store = self._store
                 if store is None:
                     store = await self._reopen()
-                result = operation(store)
+                result = await _in_thread(operation, store)
             except StoreUnavailable as exc:
                 self._outage.failure(one_line(exc))
                 self.close()
@@ -140,3 +152,14 @@ class RetryingStore:
         if store is not None:
             with contextlib.suppress(Exception):
                 store.close()
+
+
+async def _in_thread(operation: Callable[[RecordStore], T], store: RecordStore) -> T:
+    """``operation(store)`` in a worker thread. A cancel of the caller waits for the thread
+    (a transaction cannot be abandoned half-way from outside), then propagates."""
+    running = asyncio.ensure_future(asyncio.to_thread(operation, store))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait({running})
+        raise

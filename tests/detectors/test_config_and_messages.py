@@ -91,3 +91,14 @@ def test_alert_and_record_event_name_the_record_and_attack_technique() -> None:
 )
 def test_dead_letter_reasons_become_bounded_labels(reason: str, label: str) -> None:
     assert dead_letter_reason(reason) == label
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5e309"])
+def test_a_number_too_large_for_a_float_is_refused_as_on_the_careful_way(number: str) -> None:
+    # pydantic's own parser reads it as infinity; the evidence must load with orjson again,
+    # which refuses it: the event is dead-lettered, named, whichever way it is parsed
+    plain = make_event().to_json().decode()
+    raw = plain.replace('"new_value":230.0', f'"new_value":{number}')
+    assert raw != plain
+    with pytest.raises(BadMessage, match="not JSON: number is infinity"):
+        parse_event(raw.encode())

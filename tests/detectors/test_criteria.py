@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from agent.contract import SuspectChange
-from detectors.classification import ClassKind, Severity
+from detectors.classification import Classification, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, EventContext
 from detectors.criteria import Criteria, classify, load_criteria
 from detectors.criteria_table import decision_json, decision_table
@@ -267,3 +267,19 @@ def test_explain_refuses_a_broken_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and result.stdout == ""
     assert "verdict=authorized" in result.stderr and "fix:" in result.stderr
+
+
+@pytest.mark.parametrize("context", [NO_CONTEXT, EventContext(
+    burst_controllers=3, correlation_key="plant-1/oven-02", line_key="burst:plant-1/line-1")])
+def test_a_classification_built_without_validation_is_the_validated_model(
+    context: EventContext,
+) -> None:
+    made = classify(make_event(), CRITERIA, context)
+    again = Classification.model_validate(made.model_dump())
+    assert made == again and hash(made) == hash(again)
+    assert made.model_dump_json() == again.model_dump_json()
+    assert made.model_fields_set == again.model_fields_set
+    with pytest.raises(ValueError, match="frozen"):
+        made.kind = ClassKind.NONE  # type: ignore[misc]
+    assert made.model_copy(update={"line_key": "x"}).line_key == "x"
+    assert made.line_key == (context.line_key or "")
