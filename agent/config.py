@@ -15,6 +15,8 @@ into one list of controllers, told apart by ``protocol``, and re-exports them he
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -285,7 +287,22 @@ def load_agent_config(path: Path | str) -> AgentConfig:
         config = AgentConfig.model_validate(raw, context={"base_dir": path.parent})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc)) from None
+    del raw
+    _give_back_heap()
     return _resolve_paths(config, path.parent)
+
+
+def _give_back_heap() -> None:
+    """Return the heap the parsed file and its validation freed to the system.
+
+    A config of 100,000 tags parses into ~100 MB of dicts and strings, all freed once the
+    models are built; glibc keeps freed heap for reuse, so without a trim the agent's resident
+    set stays ~35 MB higher for good. A no-op where the C library has no ``malloc_trim``.
+    """
+    gc.collect()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def _read_yaml(path: Path) -> Any:

@@ -1,11 +1,18 @@
-"""What every tag and every controller has, whatever its protocol (see `agent.config`)."""
+"""What every tag and every controller has, whatever its protocol (see `agent.config`).
+
+A tag is validated by its settings model (`TagSettings` and each protocol's subclass: the
+checks, the messages naming key and fix, the reference page) and then kept as a `TagBase`
+row (`agent.config_rows`): slots, no pydantic instance. An agent watches up to 100,000 tags;
+as pydantic models they held ~820 bytes each, as rows ~200.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.config_rows import SettingsRow
 from agent.contract import TagKind
 
 ContextRole = Literal["lot", "batch", "recipe", "operator"]
@@ -19,7 +26,7 @@ class _Strict(BaseModel):
 CONTEXT_ROLES: tuple[str, ...] = ("lot", "batch", "recipe", "operator")
 
 
-class TagBase(_Strict):
+class TagSettings(_Strict):
     """A watched tag (``kind``) or a context tag (``context``) that travels with every event.
 
     A tag of ``kind: measurement`` (a process value, e.g. an actual temperature) is read with
@@ -41,6 +48,35 @@ class TagBase(_Strict):
     #: Analogue noise below this absolute difference is not a change.
     deadband: float = Field(default=0.0, ge=0.0)
 
+    @model_validator(mode="after")
+    def _has_role(self) -> TagSettings:
+        if self.kind is None and self.context is None:
+            raise ValueError(
+                "a tag needs `kind` (setpoint, recipe, program, mode) to be watched, "
+                "`kind: measurement` to be read as context, or `context` (lot, batch, recipe, "
+                "operator) to travel with events"
+            )
+        if self.kind is TagKind.MEASUREMENT and self.name in CONTEXT_ROLES:
+            raise ValueError(
+                f"a measurement travels in the events' context under its name, and {self.name!r} "
+                "is the key of a context role; fix: rename the tag (e.g. "
+                f"{self.name}_actual)"
+            )
+        return self
+
+
+class TagBase(SettingsRow):
+    """A validated tag (`TagSettings`): what the sources, the watcher and the events read."""
+
+    __settings__: ClassVar[type[BaseModel]] = TagSettings
+    __slots__ = ("context", "critical_to_quality", "deadband", "kind", "name", "unit")
+    name: str
+    kind: TagKind | None
+    context: ContextRole | None
+    critical_to_quality: bool
+    unit: str | None
+    deadband: float
+
     @property
     def event_address(self) -> str:
         """Where the tag lives, as ``SuspectChange.tag.address`` names it (each protocol's tag
@@ -55,22 +91,6 @@ class TagBase(_Strict):
     def is_watched(self) -> bool:
         """Compared with the baseline for changes (every kind but a measurement)."""
         return self.kind is not None and self.kind is not TagKind.MEASUREMENT
-
-    @model_validator(mode="after")
-    def _has_role(self) -> TagBase:
-        if self.kind is None and self.context is None:
-            raise ValueError(
-                "a tag needs `kind` (setpoint, recipe, program, mode) to be watched, "
-                "`kind: measurement` to be read as context, or `context` (lot, batch, recipe, "
-                "operator) to travel with events"
-            )
-        if self.is_measurement and self.name in CONTEXT_ROLES:
-            raise ValueError(
-                f"a measurement travels in the events' context under its name, and {self.name!r} "
-                "is the key of a context role; fix: rename the tag (e.g. "
-                f"{self.name}_actual)"
-            )
-        return self
 
 
 class RecipeGroup(_Strict):

@@ -30,6 +30,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from agent.config_rows import SettingsRow
+
 #: Where the page lives, beside the samples it describes.
 REFERENCE = Path(__file__).resolve().parents[1] / "config" / "REFERENCE.md"
 
@@ -97,6 +99,7 @@ def _key_name(name: str, field: FieldInfo) -> str:
 def _sub_models(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
     """The models a field holds, with the suffix their keys take (``[]`` inside a list, the
     discriminator's value inside a union of models)."""
+    annotation = _settings_of(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield "", annotation
         return
@@ -113,6 +116,13 @@ def _sub_models(annotation: Any) -> Iterator[tuple[str, type[BaseModel]]]:
         models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
         for sub in models:
             yield (_variant(sub) if len(models) > 1 else ""), sub
+
+
+def _settings_of(annotation: Any) -> Any:
+    """A row of validated settings (`agent.config_rows`) stands for its settings model."""
+    if isinstance(annotation, type) and issubclass(annotation, SettingsRow):
+        return annotation.__settings__
+    return annotation
 
 
 def _variant(model: type[BaseModel]) -> str:
@@ -139,6 +149,7 @@ def type_name(annotation: Any) -> str:
         return f"map of {type_name(args[0])} to {type_name(args[1])}"
     if annotation is type(None):
         return "null"
+    annotation = _settings_of(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "section"
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):

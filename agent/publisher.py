@@ -3,8 +3,9 @@
 The :class:`SpoolPublisher` owns one background task. It sends the oldest rows of the spool as
 a batch (``producer.send`` for each, then awaits every delivery), removes from the spool the
 longest acknowledged prefix, and on any failure starts again from the oldest unacknowledged row.
-While one batch waits for the broker, the next is already sent (one batch deep), so a drain
-after an outage runs at the producer's pace rather than a round trip and an fsync per batch.
+While one batch waits for the broker, the next two are already sent (`PIPELINE_DEPTH`), so a
+drain after an outage runs at the producer's pace rather than a round trip and a spool write
+per batch.
 A resend therefore carries the same bytes and the same ``event_id``; consumers dedupe on it.
 Kafka keeps one controller's events in one partition (key ``<site>/<controller>``) and aiokafka
 has one request in flight per partition, so per-controller order holds.
@@ -44,7 +45,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -80,6 +81,9 @@ PUBLISH_FAILURES = MetricCounter(
     "otwatch_agent_publish_failures_total", "Failed attempts to reach or publish to the broker"
 )
 BROKER_UP = Gauge("otwatch_agent_broker_up", "1 when the last contact with the broker succeeded")
+
+#: Batches handed to the producer and not yet settled, at most (the oldest is awaited first).
+PIPELINE_DEPTH = 3
 
 
 #: The broker's (or the client's) answers about one record's contents: no retry changes them.
@@ -235,30 +239,30 @@ class SpoolPublisher:
     async def _drain(self) -> None:
         """Send until the spool is empty (or stop is asked); raise on the first failure.
 
-        Pipelined one batch deep: the next batch is read and sent while the broker is still
-        acknowledging the one before (the bare producer's pace, not a round trip and an fsync
-        per batch). A batch is removed from the spool only once it is acknowledged, in order;
-        nothing is sent past a barrier row or a failed send before it is settled.
+        Pipelined `PIPELINE_DEPTH` batches deep: the next batches are read and sent while the
+        broker is still acknowledging the oldest (the bare producer's pace, not a round trip
+        and a spool write per batch; a second batch ahead covers the spool's checkpoints).
+        A batch is removed from the spool only once it is acknowledged, in order; nothing is
+        sent past a barrier row or a failed send before it is settled.
         """
         producer = await self._ensure_producer()
-        flight: _Flight | None = None
+        flights: deque[_Flight] = deque()
         try:
             while not self._stopping:
                 self._wake.clear()
-                ahead = None
-                if flight is None or flight.open:
-                    after = flight.last_id if flight is not None else 0
+                while len(flights) < PIPELINE_DEPTH and (not flights or flights[-1].open):
+                    after = flights[-1].last_id if flights else 0
                     rows = self._up_to_barrier(self.spool.peek(self.batch_size, after=after))
-                    if rows:
-                        ahead = await self._send_rows(producer, rows)
-                if flight is None and ahead is None:
+                    if not rows:
+                        break
+                    flights.append(await self._send_rows(producer, rows))
+                if not flights:
                     return
-                done, flight = flight, ahead
-                if done is not None:
-                    await self._settle_flight(producer, done)
-                    self._on_success()
+                await self._settle_flight(producer, flights[0])
+                flights.popleft()
+                self._on_success()
         finally:
-            if flight is not None:  # sent but not settled: it stays in the spool, sent again
+            for flight in flights:  # sent but not settled: they stay in the spool, sent again
                 flight.forget()
 
     def _up_to_barrier(self, rows: list[Row]) -> list[Row]:

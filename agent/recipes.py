@@ -21,7 +21,13 @@ from agent.sources.base import Reading
 class RecipeTag(TagBase):
     """The pseudo-tag that stands for a whole recipe group in events."""
 
-    members: tuple[str, ...] = ()
+    __slots__ = ("members",)
+    _fields = (*TagBase._fields, "members")
+    members: tuple[str, ...]
+
+    def __init__(self, *, members: tuple[str, ...] = (), **tag: Any) -> None:
+        super().__init__(**tag)
+        object.__setattr__(self, "members", members)
 
 
 def recipe_value(group: RecipeGroup, values: Mapping[str, Reading]) -> dict[str, Any]:

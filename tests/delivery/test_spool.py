@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,32 @@ def test_unusable_path_names_the_file(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(SpoolError, match=str(blocker / "spool.db")):
         Spool(blocker / "spool.db", topics=TOPICS)
+
+
+def synchronous(spool: Spool) -> int:
+    (level,) = spool._db.execute("PRAGMA synchronous").fetchone()
+    return int(level)
+
+
+def test_appends_stay_fully_synced_around_an_ack_that_succeeds_or_fails(tmp_path: Path) -> None:
+    """An ack commits without its own fsync (a lost removal is a resend); the appends around it
+    must still be durable on return: synchronous=FULL (2) again after every ack."""
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS)
+    spool.append(numbered_events(3))
+    assert synchronous(spool) == 2
+    spool.ack([spool.peek(1)[0][0]])
+    assert synchronous(spool) == 2 and spool.depth() == 2
+    spool._db.execute("PRAGMA busy_timeout=10")
+    other = sqlite3.connect(tmp_path / "spool.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock: the ack cannot commit
+    try:
+        with pytest.raises(SpoolError, match="cannot remove acknowledged rows"):
+            spool.ack([row[0] for row in spool.peek(10)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert synchronous(spool) == 2 and not spool._db.in_transaction
+    assert len(spool.peek(10)) == 2  # nothing removed
+    spool.ack([row[0] for row in spool.peek(10)])
+    assert spool.depth() == 0 and synchronous(spool) == 2
+    spool.close()

@@ -39,11 +39,11 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 
-from agent.config_base import ControllerBase, TagBase, _Strict
+from agent.config_base import ControllerBase, TagBase, TagSettings, _Strict
 from agent.sources.modbus.addresses import from_register_number, register_number_hint
 
 RegisterTable = Literal["holding", "input", "coil", "discrete"]
@@ -72,7 +72,7 @@ _PARITY_WORDS = {"none": "N", "even": "E", "odd": "O"}
 _DEFAULT_HOST, _DEFAULT_PORT = "127.0.0.1", 502
 
 
-class ModbusTag(TagBase):
+class ModbusTagSettings(TagSettings):
     #: Modbus table: holding or input registers, coils or discrete inputs.
     table: RegisterTable = "holding"
     #: The 0-based protocol address in ``table`` (what travels in the request).
@@ -128,7 +128,7 @@ class ModbusTag(TagBase):
         return {**data, "table": table, "address": from_number}
 
     @model_validator(mode="after")
-    def _shape(self) -> ModbusTag:
+    def _shape(self) -> ModbusTagSettings:
         bit_tables = ("coil", "discrete")
         if self.table in bit_tables and self.data_type != "bool":
             raise ValueError(f"table {self.table} holds single bits: set data_type: bool")
@@ -139,6 +139,34 @@ class ModbusTag(TagBase):
         if self.data_type == "bit" and self.bit is None:
             raise ValueError("data_type bit needs `bit` (0-15)")
         return self
+
+
+class ModbusTag(TagBase):
+    """A validated Modbus tag (`ModbusTagSettings`), kept as a row (`agent.config_rows`)."""
+
+    __settings__: ClassVar[type[BaseModel]] = ModbusTagSettings
+    __slots__ = (
+        "address",
+        "bit",
+        "byte_order",
+        "data_type",
+        "length",
+        "offset",
+        "register_number",
+        "scale",
+        "table",
+        "word_order",
+    )
+    table: RegisterTable
+    address: int
+    register_number: int | None
+    data_type: ModbusDataType
+    word_order: Literal["big", "little"]
+    byte_order: Literal["big", "little"]
+    scale: float
+    offset: float
+    length: int | None
+    bit: int | None
 
     @property
     def event_address(self) -> str:

@@ -41,11 +41,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
-from agent.config_base import ControllerBase, TagBase, _Strict
+from agent.config_base import ControllerBase, TagBase, TagSettings, _Strict
 
 #: Where every browse path starts (the standard Objects folder, ns=0;i=85).
 PATH_ROOT = "Objects"
@@ -103,7 +103,7 @@ def parse_browse_path(
     return out
 
 
-class OpcuaTag(TagBase):
+class OpcuaTagSettings(TagSettings):
     #: `nsu=<namespace uri>;s=<id>` (resolved on every connect) or `ns=<index>;...`.
     node: str | None = Field(default=None, min_length=3)
     #: Or the node's browse path from the Objects folder, resolved on every connect.
@@ -114,7 +114,7 @@ class OpcuaTag(TagBase):
     sampling_interval_ms: float | None = Field(default=None, ge=0.0)
 
     @model_validator(mode="after")
-    def _one_address(self) -> OpcuaTag:
+    def _one_address(self) -> OpcuaTagSettings:
         if (self.node is None) == (self.browse_path is None):
             raise ValueError(
                 "a tag needs exactly one of node (nsu=<uri>;s=<id>) or browse_path "
@@ -126,6 +126,17 @@ class OpcuaTag(TagBase):
         if self.browse_path is not None:
             path_elements(self.browse_path)
         return self
+
+
+class OpcuaTag(TagBase):
+    """A validated OPC UA tag (`OpcuaTagSettings`), kept as a row (`agent.config_rows`)."""
+
+    __settings__: ClassVar[type[BaseModel]] = OpcuaTagSettings
+    __slots__ = ("browse_path", "namespace_uri", "node", "sampling_interval_ms")
+    node: str | None
+    browse_path: str | None
+    namespace_uri: str | None
+    sampling_interval_ms: float | None
 
     @property
     def event_address(self) -> str:
