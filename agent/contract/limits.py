@@ -37,8 +37,10 @@ from agent.contract.values import TRUNCATED_KEY, TagValue, canonical_json, encod
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024
 DEFAULT_MAX_EVENT_BYTES = 512 * 1024
 DEFAULT_HEAD_CHARS = 256
-#: Room an event keeps for what is set after it is built: its seq and its signature.
-RESERVED_BYTES = 512
+#: Room an event keeps for what is set after it is built: its seq and its signature (with a
+#: batch's Merkle proof: about 600 bytes for a tree of
+#: `agent.contract.merkle.MAX_TREE_SIZE` events; a test holds it).
+RESERVED_BYTES = 1024
 #: How long a text of the event may be (a reason quotes the values it is about).
 MAX_TEXT_CHARS = 4096
 #: How long a text field may stay when an event must shrink to fit.

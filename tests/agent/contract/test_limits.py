@@ -68,7 +68,7 @@ def test_an_event_over_the_cap_drops_the_snapshot_values_then_the_context() -> N
     assert fitted.snapshot.sha256 == event.snapshot.sha256  # type: ignore[union-attr]
     assert fitted.context == {"lot": "x" * 900}
 
-    tight = EventLimits(max_value_bytes=1024, max_event_bytes=2600, head_chars=10)
+    tight = EventLimits(max_value_bytes=1024, max_event_bytes=3100, head_chars=10)
     fitted = fit_event(event.model_copy(update={"verdict_reason": "r" * 1500}), tight)
     assert fitted.omitted == ["snapshot.values", "context", "long texts"]
     assert len(fitted.to_json()) <= tight.max_event_bytes - RESERVED_BYTES
