@@ -174,6 +174,7 @@ class Spool:
         baseline: Sequence[BaselineEntry] = (), ahead: Sequence[AheadRow] = (),
     ) -> list[SuspectChange]:
         """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
+        Returns them as numbered (the stored bytes also carry the signature, when signed).
 
         ``baseline`` entries (the tags whose baseline these events move) are journalled in the
         same transaction: after a crash the agent replays them over its last baseline snapshot,
@@ -281,8 +282,10 @@ class Spool:
                 f"spool {self.path} holds {self._bytes} bytes, the bound "
                 f"max_bytes={self.max_bytes} is reached; the broker is not draining it",
             )
+        if self.max_age_s is None:  # no age bound: no query for the oldest row per append
+            return
         age = self.oldest_age_s(now)
-        if self.max_age_s is not None and age is not None and age > self.max_age_s:
+        if age is not None and age > self.max_age_s:
             raise self._refuse(
                 "age",
                 n,

@@ -181,8 +181,13 @@ class EventSigner:
     def sign_batch(
         self, events: Sequence[SuspectChange], *, first_seq: int | None = None
     ) -> list[tuple[SuspectChange, bytes]]:
-        """Each event signed, with its message bytes: one signature per `MAX_TREE_SIZE`
-        events (see the module docstring); ``first_seq``: number them from it first."""
+        """Each event (numbered from ``first_seq`` when given) with its signed message bytes:
+        one signature per `MAX_TREE_SIZE` events (see the module docstring).
+
+        The returned events carry their ``seq`` but not the signature: the bytes do (the
+        spool stores the bytes; building a signature model per event would cost more than the
+        Merkle proof). `SuspectChange.model_validate_json` of the bytes gives the signed event.
+        """
         signed: list[tuple[SuspectChange, bytes]] = []
         for start in range(0, len(events), MAX_TREE_SIZE):
             seq = None if first_seq is None else first_seq + start
@@ -192,35 +197,41 @@ class EventSigner:
     def _sign_tree(
         self, events: Sequence[SuspectChange], first_seq: int | None
     ) -> list[tuple[SuspectChange, bytes]]:
-        if len(events) == 1:
-            return [self.sign_to_json(events[0], seq=first_seq)]
-        bodies = []
-        for i, event in enumerate(events):
-            body = event.json_object()
-            body.pop(SIGNATURE_MEMBER, None)
-            if first_seq is not None:
-                body["seq"] = first_seq + i
-            bodies.append(body)
-        root, paths = audit_paths([leaf_hash(canonical_json(body)) for body in bodies])
+        numbered = [
+            event if first_seq is None else event.model_copy(update={"seq": first_seq + i})
+            for i, event in enumerate(events)
+        ]
+        halves = [_halves(event) for event in numbered]
+        if len(events) == 1:  # plain ed25519: what every classifier reads
+            (head, tail), event = halves[0], numbered[0]
+            value = _b64(self.private_key.sign(head + b"," + tail))
+            member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
+            return [(event, head + b',"signature":' + member + b"," + tail)]
+        root, paths = audit_paths([leaf_hash(head + b"," + tail) for head, tail in halves])
         size = len(events)
         value = _b64(self.private_key.sign(root_message(root, size)))
+        texts: dict[bytes, str] = {}  # a node is the sibling of many leaves: encoded once
         out = []
-        for i, (event, body, path) in enumerate(zip(events, bodies, paths, strict=True)):
-            hashes = [_b64(h) for h in path]
-            body[SIGNATURE_MEMBER] = {
+        for i, (event, (head, tail), path) in enumerate(zip(numbered, halves, paths, strict=True)):
+            hashes = [texts.get(h) or texts.setdefault(h, _b64(h)) for h in path]
+            member = canonical_json({
                 "alg": ALG_MERKLE, "key_id": self.key_id, "value": value,
                 "proof": {"leaf_index": i, "path": hashes, "tree_size": size},
-            }
-            # Built here from what was just signed: no validation to repeat.
-            proof = MerkleProof.model_construct(leaf_index=i, tree_size=size, path=hashes)
-            signature = EventSignature.model_construct(
-                key_id=self.key_id, alg=ALG_MERKLE, value=value, proof=proof
-            )
-            update: dict[str, Any] = {"signature": signature}
-            if first_seq is not None:
-                update["seq"] = body["seq"]
-            out.append((event.model_copy(update=update), canonical_json(body)))
+            })
+            out.append((event, head + b',"signature":' + member + b"," + tail))
         return out
+
+
+def _halves(event: SuspectChange) -> tuple[bytes, bytes]:
+    """The event's canonical JSON without ``signature``, cut where ``signature`` would go:
+    ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
+    tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
+    part of the event is encoded once."""
+    body = event.json_object()
+    body.pop(SIGNATURE_MEMBER, None)
+    head = {k: v for k, v in body.items() if k < SIGNATURE_MEMBER}
+    tail = {k: v for k, v in body.items() if k > SIGNATURE_MEMBER}
+    return canonical_json(head)[:-1], canonical_json(tail)[1:]
 
 
 def _b64(raw: bytes) -> str:
