@@ -149,6 +149,8 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
     step can shrink is returned as small as it gets; the spool's quarantine is the last line
     for such a one.
     """
+    if _untouched(event, limits):  # nothing to limit, nothing to measure: most events
+        return event
     event = limit_values(event, limits)
     if _surely_small(event):
         return event
@@ -158,6 +160,21 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
             break
         event = shrink(event)
     return event
+
+
+def _untouched(event: SuspectChange, limits: EventLimits) -> bool:
+    """True when `limit_values` would change nothing and the event is surely small: scalars
+    and short strings only, no snapshot values, short texts (no copy, no encoding)."""
+    if event.snapshot is not None and event.snapshot.values:
+        return False
+    longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
+    for value in (event.old_value, event.new_value, *event.context.values()):
+        if not (value is None or isinstance(value, bool | int | float)
+                or (isinstance(value, str) and len(value) <= longest)):
+            return False
+    why = event.approval.why_not_matched if event.approval is not None else None
+    return all(text is None or len(text) <= MAX_TEXT_CHARS
+               for text in (event.verdict_reason, event.actor, why))
 
 
 def _surely_small(event: SuspectChange) -> bool:
