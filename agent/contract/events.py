@@ -140,7 +140,11 @@ _HASH_B64 = r"^[A-Za-z0-9+/]{43}=$"
 class MerkleProof(_Frozen):
     """Where the event sits in the batch its signature covers (``alg`` ``ed25519-merkle``):
     its leaf index, the tree size and the sibling hashes from the leaf up (base64), as
-    `agent.contract.merkle` defines them. Bounded: a tree of at most `MAX_TREE_SIZE` leaves."""
+    `agent.contract.merkle` defines them. Bounded: a tree of at most `MAX_TREE_SIZE` leaves.
+    Strict (``5`` only, never ``"5"`` or ``5.0``): the member is not signed, so it has one
+    spelling, as the signature's base64 has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     leaf_index: int = Field(ge=0, lt=MAX_TREE_SIZE)
     tree_size: int = Field(ge=1, le=MAX_TREE_SIZE)

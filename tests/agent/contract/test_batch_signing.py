@@ -200,6 +200,8 @@ MALFORMED: dict[str, Tamper] = {
     "hash-not-canonical": lambda body: _proof(body)["path"].__setitem__(
         0, _spare_bit_set(_proof(body)["path"][0])),
     "extra-member": lambda body: _proof(body).update(root="x"),
+    "index-as-text": lambda body: _proof(body).update(leaf_index=str(_proof(body)["leaf_index"])),
+    "size-as-float": lambda body: _proof(body).update(tree_size=8.0),
     "path-not-a-list": lambda body: _proof(body).update(path="abc"),
 }
 
