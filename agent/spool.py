@@ -14,9 +14,10 @@ is written, no ``seq`` is consumed, nothing already spooled is dropped. The refu
 an append succeeds again). The caller must then treat the change as not detected (keep its
 baseline unchanged so the change is found again, as a monitoring gap, once there is room).
 
-Signing. With a ``signer`` (the agent's `agent.contract.signing.EventSigner`), each event is
-signed as it is stored, once its ``seq`` is known: the row holds the exact bytes the
-classifier verifies.
+Signing. With a ``signer`` (the agent's `agent.contract.signing.EventSigner`), the events of
+an append are signed as they are stored, once their ``seq`` is known: one signature over the
+Merkle root of the batch, each event with its proof (`EventSigner.sign_batch`); each row holds
+the exact bytes the classifier verifies, on their own.
 
 Quarantine. A row the broker refuses for good (too large, invalid: retrying cannot help) must
 not hold back the rows behind it. The publisher moves it with :meth:`Spool.quarantine` into
@@ -173,6 +174,7 @@ class Spool:
         baseline: Sequence[BaselineEntry] = (), ahead: Sequence[AheadRow] = (),
     ) -> list[SuspectChange]:
         """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
+        Returns them as numbered (the stored bytes also carry the signature, when signed).
 
         ``baseline`` entries (the tags whose baseline these events move) are journalled in the
         same transaction: after a crash the agent replays them over its last baseline snapshot,
@@ -218,12 +220,12 @@ class Spool:
         stored = []
         rows = [(0, topic, key, value, len(key) + len(value), now) for topic, key, value in ahead]
         added = sum(row[4] for row in rows)
-        for i, event in enumerate(events, 1):
-            if self.signer is not None:
-                ev, value = self.signer.sign_to_json(event, seq=last + i)
-            else:
-                ev = event.model_copy(update={"seq": last + i})
-                value = ev.to_json()
+        if self.signer is not None:
+            signed = self.signer.sign_batch(events, first_seq=last + 1)
+        else:
+            signed = [(ev, ev.to_json()) for ev in
+                      (e.model_copy(update={"seq": last + i}) for i, e in enumerate(events, 1))]
+        for ev, value in signed:
             stored.append(ev)
             key = ev.kafka_key()
             size = len(key) + len(value)
@@ -280,8 +282,10 @@ class Spool:
                 f"spool {self.path} holds {self._bytes} bytes, the bound "
                 f"max_bytes={self.max_bytes} is reached; the broker is not draining it",
             )
+        if self.max_age_s is None:  # no age bound: no query for the oldest row per append
+            return
         age = self.oldest_age_s(now)
-        if self.max_age_s is not None and age is not None and age > self.max_age_s:
+        if age is not None and age > self.max_age_s:
             raise self._refuse(
                 "age",
                 n,

@@ -6,7 +6,9 @@ key (`agent.contract.signing`); the classifier trusts the public keys it is give
 (``classifier.agent_keys``, ``classifier.agent_keys_dir``) and `TrustedAgents.check` judges
 each event by the bytes it arrived as:
 
-- a valid signature by a trusted key: the event is what it says;
+- a valid signature by a trusted key: the event is what it says (an agent signs each batch of
+  events once, over a Merkle root, and each event carries its proof: the root's signature is
+  checked once per batch, remembered in a bounded LRU, `VerifiedRoots`);
 - no signature: accepted only while ``classifier.require_signed_events`` is false (agents of
   schema ``otwatch.change/1`` sign nothing, and sites upgrade one at a time);
 - an unknown key, a signature that does not match, or a malformed one: never accepted.
@@ -41,6 +43,7 @@ from agent.contract import (
     TagKind,
     TagRef,
     Verdict,
+    VerifiedRoots,
     key_id_of,
     verify_event,
 )
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 
 #: How much of each claimed name a finding repeats (the claims are the sender's, unbounded).
 CLAIM_CHARS = 200
+#: How many verified batch signatures `TrustedAgents` remembers.
+VERIFIED_ROOTS = 4096
 
 
 class TrustedAgents:
@@ -62,6 +67,9 @@ class TrustedAgents:
     def __init__(self, keys: Mapping[str, str], *, require_signed: bool) -> None:
         self.keys = dict(keys)
         self.require_signed = require_signed
+        #: Batch signatures (``ed25519-merkle``) already verified: one Ed25519 check per
+        #: batch, not per event; bounded (a batch's events arrive close together).
+        self.verified_roots = VerifiedRoots(VERIFIED_ROOTS)
 
     def check(self, raw: bytes | None, event: SuspectChange) -> EventCheck | None:
         """None when ``event`` (parsed from ``raw``) may be taken as what it says; else why
@@ -69,7 +77,7 @@ class TrustedAgents:
         signatures are required."""
         if event.signature is None and not self.require_signed:
             return None
-        check = verify_event(raw or b"", self.keys)
+        check = verify_event(raw or b"", self.keys, cache=self.verified_roots)
         return None if check.ok else check
 
 

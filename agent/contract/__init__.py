@@ -3,7 +3,8 @@
 What the agent sends to Kafka, as models: the `SuspectChange` event (schema
 ``otwatch.change/2``, `agent.contract.events`; ``/1`` still read), how its values are written
 (`agent.contract.values`: NaN, infinities, truncated values), its size limits
-(`agent.contract.limits`), its signature (`agent.contract.signing`), and the `Heartbeat`
+(`agent.contract.limits`), its signature (`agent.contract.signing`, batches through
+`agent.contract.merkle`), and the `Heartbeat`
 (schema ``otwatch.heartbeat/2``, `agent.contract.heartbeat`; ``/1`` still read). Plain pydantic,
 orjson and cryptography: no Kafka client and no Prometheus metric is imported here, so
 reading the contract registers nothing in the reader.
@@ -35,6 +36,7 @@ from agent.contract.events import (
     ChangeKind,
     ControllerRef,
     EventSignature,
+    MerkleProof,
     MonitoringGap,
     Protocol,
     Snapshot,
@@ -54,6 +56,7 @@ from agent.contract.signing import (
     EventCheck,
     EventSigner,
     SignatureStatus,
+    VerifiedRoots,
     key_id_of,
     sign_event,
     verify_event,
@@ -84,6 +87,7 @@ __all__ = [
     "EventSigner",
     "EventValue",
     "Heartbeat",
+    "MerkleProof",
     "MonitoringGap",
     "Protocol",
     "SignatureStatus",
@@ -94,6 +98,7 @@ __all__ = [
     "TagValue",
     "TruncatedValue",
     "Verdict",
+    "VerifiedRoots",
     "canonical_json",
     "decode_value",
     "encode_value",

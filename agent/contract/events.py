@@ -11,7 +11,8 @@ Version 2 (what the agent publishes) adds to version 1:
   the full value's hash and length (`agent.contract.values`; in ``old_value``, ``new_value``,
   ``context`` and the snapshot);
 - ``snapshot``: the controller's watched values at detection and their SHA-256;
-- ``signature``: the agent's Ed25519 signature over the event (`agent.contract.signing`);
+- ``signature``: the agent's Ed25519 signature over the event, or over the root of a Merkle
+  tree over its batch with the event's proof (`agent.contract.signing`);
 - ``omitted``: the parts left out to keep the event under the agent's size cap
   (`agent.contract.limits`);
 - tag kind ``measurement`` (context for investigators, never a change of its own).
@@ -32,10 +33,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.contract.merkle import MAX_PROOF_HASHES, MAX_TREE_SIZE
 from agent.contract.values import EventValue, ValueMap, canonical_json
 
 #: The schema the agent publishes.
@@ -131,14 +133,48 @@ class Snapshot(_Frozen):
     sha256: str = Field(pattern=_HEX64)
 
 
+#: Base64 of a 32-byte hash: 44 characters, the last one ``=``.
+_HASH_B64 = r"^[A-Za-z0-9+/]{43}=$"
+
+
+class MerkleProof(_Frozen):
+    """Where the event sits in the batch its signature covers (``alg`` ``ed25519-merkle``):
+    its leaf index, the tree size and the sibling hashes from the leaf up (base64), as
+    `agent.contract.merkle` defines them. Bounded: a tree of at most `MAX_TREE_SIZE` leaves.
+    Strict (``5`` only, never ``"5"`` or ``5.0``): the member is not signed, so it has one
+    spelling, as the signature's base64 has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    leaf_index: int = Field(ge=0, lt=MAX_TREE_SIZE)
+    tree_size: int = Field(ge=1, le=MAX_TREE_SIZE)
+    path: list[Annotated[str, Field(pattern=_HASH_B64)]] = Field(max_length=MAX_PROOF_HASHES)
+
+    @model_validator(mode="after")
+    def _index_in_tree(self) -> MerkleProof:
+        if self.leaf_index >= self.tree_size:
+            raise ValueError(f"leaf_index {self.leaf_index} is outside a tree of {self.tree_size}")
+        return self
+
+
 class EventSignature(_Frozen):
-    """The agent's Ed25519 signature over the event (see `agent.contract.signing`)."""
+    """The agent's Ed25519 signature over the event (see `agent.contract.signing`): over the
+    event itself (``ed25519``), or over the root of its batch's Merkle tree, with the event's
+    ``proof`` (``ed25519-merkle``)."""
 
     #: Which of the agent's keys signed it (`agent.contract.signing.key_id_of`).
     key_id: str = Field(min_length=1, max_length=128)
-    alg: Literal["ed25519"] = "ed25519"
+    alg: Literal["ed25519", "ed25519-merkle"] = "ed25519"
     #: Base64 of the 64-byte signature.
     value: str = Field(min_length=1, max_length=128)
+    #: The event's place in its batch: with ``ed25519-merkle`` only.
+    proof: MerkleProof | None = Field(default=None, exclude_if=lambda proof: proof is None)
+
+    @model_validator(mode="after")
+    def _proof_with_merkle_only(self) -> EventSignature:
+        if (self.alg == "ed25519-merkle") != (self.proof is not None):
+            raise ValueError(f"alg {self.alg!r} takes a proof exactly when it is ed25519-merkle")
+        return self
 
 
 #: Fields a ``/1`` message must not carry.

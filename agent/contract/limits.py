@@ -37,8 +37,10 @@ from agent.contract.values import TRUNCATED_KEY, TagValue, canonical_json, encod
 DEFAULT_MAX_VALUE_BYTES = 64 * 1024
 DEFAULT_MAX_EVENT_BYTES = 512 * 1024
 DEFAULT_HEAD_CHARS = 256
-#: Room an event keeps for what is set after it is built: its seq and its signature.
-RESERVED_BYTES = 512
+#: Room an event keeps for what is set after it is built: its seq and its signature (with a
+#: batch's Merkle proof: about 600 bytes for a tree of
+#: `agent.contract.merkle.MAX_TREE_SIZE` events; a test holds it).
+RESERVED_BYTES = 1024
 #: How long a text of the event may be (a reason quotes the values it is about).
 MAX_TEXT_CHARS = 4096
 #: How long a text field may stay when an event must shrink to fit.
@@ -147,6 +149,8 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
     step can shrink is returned as small as it gets; the spool's quarantine is the last line
     for such a one.
     """
+    if _untouched(event, limits):  # nothing to limit, nothing to measure: most events
+        return event
     event = limit_values(event, limits)
     if _surely_small(event):
         return event
@@ -156,6 +160,21 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
             break
         event = shrink(event)
     return event
+
+
+def _untouched(event: SuspectChange, limits: EventLimits) -> bool:
+    """True when `limit_values` would change nothing and the event is surely small: scalars
+    and short strings only, no snapshot values, short texts (no copy, no encoding)."""
+    if event.snapshot is not None and event.snapshot.values:
+        return False
+    longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
+    for value in (event.old_value, event.new_value, *event.context.values()):
+        if not (value is None or isinstance(value, bool | int | float)
+                or (isinstance(value, str) and len(value) <= longest)):
+            return False
+    why = event.approval.why_not_matched if event.approval is not None else None
+    return all(text is None or len(text) <= MAX_TEXT_CHARS
+               for text in (event.verdict_reason, event.actor, why))
 
 
 def _surely_small(event: SuspectChange) -> bool:

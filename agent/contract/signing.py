@@ -16,10 +16,23 @@ verifies too, and means the same.
 bytes. Keys are written as base64 of their 32 raw bytes (private: the seed; public: the
 point), as the approvals keys are.
 
+**Batches** (``alg`` ``ed25519-merkle``, since the agent signs per spool append:
+`EventSigner.sign_batch`). One signature per batch of up to `MAX_TREE_SIZE` events, over the
+root of a Merkle tree whose leaves are the events' signed bytes (`agent.contract.merkle`); each
+event carries the root's signature and its own proof: ``{"alg": "ed25519-merkle", "key_id":
+..., "value": "<base64 root signature>", "proof": {"leaf_index": i, "tree_size": n, "path":
+["<base64 sibling hash>", ...]}}``. The event alone verifies: its leaf hash, hashed up the
+proof, gives the root the signature is checked against. A batch of one event is signed plain
+``ed25519`` (what classifiers before ``ed25519-merkle`` read). A classifier must read
+``ed25519-merkle`` before its agents are upgraded (older ones refuse the event).
+
 **Checking.** `verify_event` never raises: it says `SignatureStatus.VALID`, or why not:
 ``missing`` (no signature: a ``/1`` event, or a forged one), ``unknown_key`` (a key id the
 reader does not trust), ``bad_signature`` (the bytes were changed, or signed by another key),
-``malformed`` (not a JSON object, or a signature member of the wrong shape).
+``malformed`` (not a JSON object, or a signature member of the wrong shape: a proof of the
+wrong shape or longer than a tree of `MAX_TREE_SIZE` gives). A changed event, proof, index or
+tree size is ``bad_signature``. With a `VerifiedRoots` cache (the classifier keeps one), a
+batch's root signature is checked once; its other events cost a few SHA-256 passes each.
 
 Example::
 
@@ -39,20 +52,29 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.contract.events import EventSignature, SuspectChange
+from agent.contract.events import EventSignature, MerkleProof, SuspectChange
+from agent.contract.merkle import (
+    MAX_TREE_SIZE,
+    audit_paths,
+    leaf_hash,
+    root_from_proof,
+    root_message,
+)
 from agent.contract.values import canonical_json
 
-ALG = "ed25519"
+ALG: Final = "ed25519"
+ALG_MERKLE: Final = "ed25519-merkle"
 SIGNATURE_MEMBER = "signature"
 
 PublicKey = Ed25519PublicKey | str
@@ -156,6 +178,90 @@ class EventSigner:
         return event.model_copy(update=update), canonical_json(body)
 
 
+    def sign_batch(
+        self, events: Sequence[SuspectChange], *, first_seq: int | None = None
+    ) -> list[tuple[SuspectChange, bytes]]:
+        """Each event (numbered from ``first_seq`` when given) with its signed message bytes:
+        one signature per `MAX_TREE_SIZE` events (see the module docstring).
+
+        The returned events carry their ``seq`` but not the signature: the bytes do (the
+        spool stores the bytes; building a signature model per event would cost more than the
+        Merkle proof). `SuspectChange.model_validate_json` of the bytes gives the signed event.
+        """
+        signed: list[tuple[SuspectChange, bytes]] = []
+        for start in range(0, len(events), MAX_TREE_SIZE):
+            seq = None if first_seq is None else first_seq + start
+            signed.extend(self._sign_tree(events[start : start + MAX_TREE_SIZE], seq))
+        return signed
+
+    def _sign_tree(
+        self, events: Sequence[SuspectChange], first_seq: int | None
+    ) -> list[tuple[SuspectChange, bytes]]:
+        numbered = [
+            event if first_seq is None else event.model_copy(update={"seq": first_seq + i})
+            for i, event in enumerate(events)
+        ]
+        halves = [_halves(event) for event in numbered]
+        if len(events) == 1:  # plain ed25519: what every classifier reads
+            (head, tail), event = halves[0], numbered[0]
+            value = _b64(self.private_key.sign(head + b"," + tail))
+            member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
+            return [(event, head + b',"signature":' + member + b"," + tail)]
+        root, paths = audit_paths([leaf_hash(head + b"," + tail) for head, tail in halves])
+        size = len(events)
+        value = _b64(self.private_key.sign(root_message(root, size)))
+        texts: dict[bytes, str] = {}  # a node is the sibling of many leaves: encoded once
+        out = []
+        for i, (event, (head, tail), path) in enumerate(zip(numbered, halves, paths, strict=True)):
+            hashes = [texts.get(h) or texts.setdefault(h, _b64(h)) for h in path]
+            member = canonical_json({
+                "alg": ALG_MERKLE, "key_id": self.key_id, "value": value,
+                "proof": {"leaf_index": i, "path": hashes, "tree_size": size},
+            })
+            out.append((event, head + b',"signature":' + member + b"," + tail))
+        return out
+
+
+def _halves(event: SuspectChange) -> tuple[bytes, bytes]:
+    """The event's canonical JSON without ``signature``, cut where ``signature`` would go:
+    ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
+    tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
+    part of the event is encoded once."""
+    body = event.json_object()
+    body.pop(SIGNATURE_MEMBER, None)
+    head = {k: v for k, v in body.items() if k < SIGNATURE_MEMBER}
+    tail = {k: v for k, v in body.items() if k > SIGNATURE_MEMBER}
+    return canonical_json(head)[:-1], canonical_json(tail)[1:]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+class VerifiedRoots:
+    """The batch signatures already found valid (key, tree size, root, signature): a bounded
+    LRU, so the events of one batch cost one Ed25519 check between them. Only successes are
+    kept; a forged root is checked (and refused) every time."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._seen: OrderedDict[tuple[str, bytes, bytes], None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def seen(self, entry: tuple[str, bytes, bytes]) -> bool:
+        if entry in self._seen:
+            self._seen.move_to_end(entry)
+            return True
+        return False
+
+    def add(self, entry: tuple[str, bytes, bytes]) -> None:
+        self._seen[entry] = None
+        if len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+
+
 def sign_event(event: SuspectChange, signer: EventSigner) -> SuspectChange:
     """``event`` signed by ``signer`` (see the module docstring for what is signed)."""
     return signer.sign(event)
@@ -167,12 +273,14 @@ def signed_bytes(message: Mapping[str, Any]) -> bytes:
 
 
 def verify_event(
-    message: bytes | str | Mapping[str, Any], public_keys: Mapping[str, PublicKey]
+    message: bytes | str | Mapping[str, Any], public_keys: Mapping[str, PublicKey],
+    *, cache: VerifiedRoots | None = None,
 ) -> EventCheck:
     """Check an event's signature against ``public_keys`` (key id → key). Never raises.
 
     ``message`` is the raw message value (preferred: the bytes as received) or the object
-    parsed from it with orjson. Keys are `Ed25519PublicKey` objects or base64 text.
+    parsed from it with orjson. Keys are `Ed25519PublicKey` objects or base64 text. ``cache``:
+    batch signatures already verified (`VerifiedRoots`), for a reader of many events.
     """
     parsed = _as_object(message)
     if isinstance(parsed, EventCheck):
@@ -195,6 +303,8 @@ def verify_event(
         return EventCheck(
             SignatureStatus.UNKNOWN_KEY, f"signed by key {key_id!r}, which is not trusted", key_id
         )
+    if signature.proof is not None:
+        return _check_merkle(parsed, value, signature.proof, key, key_id, cache)
     return _check(parsed, value, key, key_id)
 
 
@@ -214,19 +324,57 @@ def _as_object(message: bytes | str | Mapping[str, Any]) -> dict[str, Any] | Eve
 
 def _check(parsed: dict[str, Any], value: bytes, key: PublicKey, key_id: str) -> EventCheck:
     try:
+        signed = signed_bytes(parsed)
+    except (TypeError, ValueError) as exc:  # bytes orjson cannot write again (a huge integer)
+        return EventCheck(SignatureStatus.MALFORMED, f"the event cannot be re-encoded: {exc}")
+    return _verify(key, key_id, value, signed, "the event (changed or forged)")
+
+
+def _check_merkle(
+    parsed: dict[str, Any], value: bytes, proof: MerkleProof, key: PublicKey, key_id: str,
+    cache: VerifiedRoots | None,
+) -> EventCheck:
+    path = []
+    for text in proof.path:  # 44 characters each (the model's pattern): 32 bytes
+        raw = base64.b64decode(text)
+        if _b64(raw) != text:
+            return EventCheck(SignatureStatus.MALFORMED, "a proof hash is not canonical base64")
+        path.append(raw)
+    try:
+        signed = signed_bytes(parsed)
+    except (TypeError, ValueError) as exc:
+        return EventCheck(SignatureStatus.MALFORMED, f"the event cannot be re-encoded: {exc}")
+    root = root_from_proof(leaf_hash(signed), proof.leaf_index, proof.tree_size, path)
+    if root is None:
+        return EventCheck(
+            SignatureStatus.BAD_SIGNATURE,
+            f"the proof does not fit leaf {proof.leaf_index} of a tree of {proof.tree_size} "
+            "(changed or forged)",
+            key_id,
+        )
+    message = root_message(root, proof.tree_size)
+    entry = (key if isinstance(key, str) else public_key_b64(key), message, value)
+    if cache is not None and cache.seen(entry):
+        return EventCheck(SignatureStatus.VALID, f"signed by key {key_id!r} (batch)", key_id)
+    check = _verify(key, key_id, value, message, "the event's batch (changed or forged)")
+    if check.ok and cache is not None:
+        cache.add(entry)
+    return check
+
+
+def _verify(key: PublicKey, key_id: str, value: bytes, signed: bytes, what: str) -> EventCheck:
+    try:
         public = load_public_key(key) if isinstance(key, str) else key
     except ValueError as exc:
         return EventCheck(
             SignatureStatus.UNKNOWN_KEY, f"the trusted key {key_id!r} is unusable: {exc}", key_id
         )
     try:
-        public.verify(value, signed_bytes(parsed))
+        public.verify(value, signed)
     except InvalidSignature:
         return EventCheck(
             SignatureStatus.BAD_SIGNATURE,
-            f"the signature of key {key_id!r} does not match the event (changed or forged)",
+            f"the signature of key {key_id!r} does not match {what}",
             key_id,
         )
-    except (TypeError, ValueError) as exc:  # bytes orjson cannot write again (a huge integer)
-        return EventCheck(SignatureStatus.MALFORMED, f"the event cannot be re-encoded: {exc}")
     return EventCheck(SignatureStatus.VALID, f"signed by key {key_id!r}", key_id)

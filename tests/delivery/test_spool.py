@@ -6,10 +6,12 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from agent.contract import Verdict
+from agent.contract import EventSigner, SignatureStatus, SuspectChange, Verdict, verify_event
+from agent.contract.merkle import MAX_TREE_SIZE
 from agent.kafka.settings import TopicNames
 from agent.spool import Spool, SpoolError, SpoolFull
 from tests.support.events import numbered_event, numbered_events
@@ -108,6 +110,43 @@ def test_full_disk_is_a_clear_counted_refusal(tmp_path: Path) -> None:
     assert info.value.reason == "disk"
     assert refused("disk") - before == 500
     assert spool.depth() == 0 and spool.last_seq() == 0
+    spool.close()
+
+
+def test_an_append_is_signed_once_per_tree_and_each_row_verifies_alone(tmp_path: Path) -> None:
+    signer = EventSigner.generate()
+    keys = {signer.key_id: signer.public_key_b64}
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS, signer=signer)
+    spool.append(numbered_events(1))
+    stored = spool.append(numbered_events(MAX_TREE_SIZE + 2, start=1))
+    rows = spool.peek(1000)
+    signed = [SuspectChange.model_validate_json(value) for *_, value in rows[1:]]
+    assert [ev.model_copy(update={"signature": None}) for ev in signed] == stored
+    algs = [orjson.loads(value)["signature"]["alg"] for *_, value in rows]
+    assert algs == ["ed25519"] + ["ed25519-merkle"] * (MAX_TREE_SIZE + 2)
+    roots = {orjson.loads(value)["signature"]["value"] for *_, value in rows[1:]}
+    assert len(roots) == 2  # 258 events: a tree of 256 and one of 2
+    assert all(verify_event(value, keys).status is SignatureStatus.VALID for *_, value in rows)
+    assert [orjson.loads(value)["seq"] for *_, value in rows] == list(range(1, MAX_TREE_SIZE + 4))
+    spool.close()
+
+
+def test_a_refused_signed_append_leaves_nothing_and_the_retry_signs_afresh(
+    tmp_path: Path,
+) -> None:
+    signer = EventSigner.generate()
+    keys = {signer.key_id: signer.public_key_b64}
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS, signer=signer)
+    (pages,) = spool._db.execute("PRAGMA page_count").fetchone()
+    spool._db.execute(f"PRAGMA max_page_count={pages + 1}")
+    events = numbered_events(300)
+    with pytest.raises(SpoolFull):
+        spool.append(events)
+    assert spool.depth() == 0 and spool.last_seq() == 0 and spool.peek(10) == []
+    spool._db.execute("PRAGMA max_page_count=1073741823")
+    stored = spool.append(events[:5])
+    assert [ev.seq for ev in stored] == [1, 2, 3, 4, 5]
+    assert all(verify_event(value, keys).ok for *_, value in spool.peek(10))
     spool.close()
 
 

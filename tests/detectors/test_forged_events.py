@@ -88,6 +88,19 @@ def test_what_is_trusted(
     assert (check.status if check else None) == status
 
 
+def test_batch_signed_events_are_trusted_with_one_signature_check_per_batch() -> None:
+    trusted = TrustedAgents({AGENT.key_id: AGENT.public_key_b64}, require_signed=True)
+    batch = AGENT.sign_batch([make_event(new_value=float(i)) for i in range(5)], first_seq=1)
+    for _event, raw in batch:
+        assert trusted.check(raw, SuspectChange.model_validate_json(raw)) is None
+    assert len(trusted.verified_roots) == 1
+    body = orjson.loads(batch[3][1])
+    body["new_value"] = 999.0
+    raw = orjson.dumps(body)
+    check = trusted.check(raw, SuspectChange.model_validate_json(raw))
+    assert check is not None and check.status is SignatureStatus.BAD_SIGNATURE
+
+
 def test_a_forged_event_becomes_a_critical_joint_integrity_finding_about_its_agent() -> None:
     claimed = make_event(agent_id="edge-07", controller={"id": "press-01"})
     raw = claimed.to_json()
@@ -147,13 +160,17 @@ def test_signatures_required_with_no_key_is_refused_with_the_fix() -> None:
     assert load_agent_keys(ClassifierSection(require_signed_events=False)) == {}
 
 
+async def _classifier_setup(broker: EmbeddedBroker, tmp_path: Path) -> Path:
+    """The topics, and a classifier config that reads them from the start."""
+    await create_topics(broker.bootstrap)
+    return write_config(tmp_path, broker.bootstrap, start_from="earliest", check_interval_s=0.5)
+
+
 @pytest.mark.e2e
 async def test_forged_events_open_one_integrity_record_and_no_record_of_what_they_claim(
     broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    await create_topics(broker.bootstrap)
-    config = write_config(tmp_path, broker.bootstrap, start_from="earliest",
-                          check_interval_s=0.5)
+    config = await _classifier_setup(broker, tmp_path)
     genuine = make_event(controller={"id": "oven-01"})
     unsigned = make_event(controller={"id": "press-01"}, line="line-2")
     stranger = make_event(controller={"id": "press-02"}, line="line-3")
@@ -187,3 +204,30 @@ async def test_forged_events_open_one_integrity_record_and_no_record_of_what_the
     assert kept == ["press-01", "press-02", "press-03", "press-04", "press-05"]
     (tampered_kept,) = [e for e in record.evidence if e.raw["controller"]["id"] == "press-03"]
     assert tampered_kept.raw["new_value"] == 999.0  # the message as it arrived
+
+
+@pytest.mark.e2e
+async def test_batch_signed_events_open_their_records_and_a_tampered_one_is_a_finding(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    config = await _classifier_setup(broker, tmp_path)
+    events = [make_event(controller={"id": f"press-1{i}"}, line=f"line-{i}") for i in range(3)]
+    batch = AGENT.sign_batch(events, first_seq=1)
+    body = orjson.loads(batch[2][1])
+    body["new_value"] = 999.0
+    messages = [(ev.kafka_key(), raw) for ev, raw in batch[:2]]
+    messages.append((events[2].kafka_key(), orjson.dumps(body)))
+    await produce(broker.bootstrap, "otwatch.changes.suspect", messages)
+    db = tmp_path / "records.db"
+
+    def opened() -> list[str]:
+        return sorted(r.controller for r in records(db))
+
+    with classifier(config) as proc:
+        await asyncio.to_thread(wait_until, lambda: len(opened()) == 3, 60,
+                                "two records and one integrity finding", proc)
+    assert opened() == ["agent:edge-01", "press-10", "press-11"]
+    (record,) = [r for r in records(db) if r.controller == "agent:edge-01"]
+    assert "DI-4" in record.rules_fired
+    (kept,) = record.evidence
+    assert kept.raw["controller"]["id"] == "press-12" and kept.raw["new_value"] == 999.0

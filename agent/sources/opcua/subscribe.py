@@ -301,12 +301,25 @@ async def next_event(sub: Subscription, wait: float) -> SubEvent | None:
     Not ``Subscription.next_event``: it uses ``asyncio.wait_for``, which on Python 3.11 swallows
     a cancellation that arrives together with a notification, and the source then cannot be
     stopped. ``asyncio.timeout`` keeps the cancellation.
+
+    A notification already queued is taken at once, with no timer: a publish response brings
+    hundreds, and arming and cancelling a timer for each (~3 µs) cost a sixth of what the bare
+    asyncua loop spends per notification.
     """
+    if _queued(sub):
+        return await anext(sub)  # does not wait: nothing for a cancellation to meet
     try:
         async with asyncio.timeout(wait):
             return await anext(sub)
     except TimeoutError:
         return None
+
+
+def _queued(sub: Subscription) -> bool:
+    """Whether a notification waits in the subscription's queue (asyncua's iterator mode keeps
+    them in ``_event_queue``; with other internals: False, and the timed path is taken)."""
+    queue = getattr(sub, "_event_queue", None)
+    return isinstance(queue, asyncio.Queue) and not queue.empty()
 
 
 def not_newer(reading: Reading, seen: Reading) -> bool:

@@ -7,6 +7,7 @@ import hashlib
 import math
 
 import orjson
+import pytest
 
 from agent.contract import EventLimits, SuspectChange, fit_event, limit_value, take_snapshot
 from agent.contract.limits import RESERVED_BYTES, value_json
@@ -68,7 +69,7 @@ def test_an_event_over_the_cap_drops_the_snapshot_values_then_the_context() -> N
     assert fitted.snapshot.sha256 == event.snapshot.sha256  # type: ignore[union-attr]
     assert fitted.context == {"lot": "x" * 900}
 
-    tight = EventLimits(max_value_bytes=1024, max_event_bytes=2600, head_chars=10)
+    tight = EventLimits(max_value_bytes=1024, max_event_bytes=3100, head_chars=10)
     fitted = fit_event(event.model_copy(update={"verdict_reason": "r" * 1500}), tight)
     assert fitted.omitted == ["snapshot.values", "context", "long texts"]
     assert len(fitted.to_json()) <= tight.max_event_bytes - RESERVED_BYTES
@@ -83,3 +84,14 @@ def test_a_reason_that_quotes_a_huge_value_is_cut() -> None:
 def test_a_small_event_is_returned_as_it_is() -> None:
     event = make_event(context={"lot": "L-1"})
     assert fit_event(event, EventLimits()) is event
+
+
+@pytest.mark.parametrize("chars", [100, 170, 171, 200, 1024])
+def test_a_short_string_of_escapes_is_limited_by_its_json_not_its_length(chars: int) -> None:
+    """Control characters take 6 bytes each in JSON: 200 of them are over 1,024 bytes."""
+    value = "\x01" * chars
+    fitted = fit_event(make_event(new_value=value, context={"lot": value}), SMALL)
+    fits = len(value_json(value)) <= SMALL.max_value_bytes
+    assert (fitted.new_value == value) is fits
+    assert (fitted.context["lot"] == value) is fits
+    assert len(value_json(fitted.new_value)) <= SMALL.max_value_bytes
