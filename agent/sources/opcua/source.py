@@ -67,6 +67,8 @@ class OpcuaSource:
         )
         #: Tags that did not resolve in the last session (logged once per spell).
         self._unresolved: set[str] = set()
+        #: When the server's last audit event arrived, across sessions (subscribe mode).
+        self._last_audit: float | None = None
         metrics.TAGS_MONITORED.labels(config.id).set(len(config.tags))
 
     async def run(self, emit: Emit) -> None:
@@ -137,7 +139,11 @@ class OpcuaSubscriptionSource(OpcuaSource):
     """One full read per session, then monitored items and audit events (``mode: subscribe``)."""
 
     async def watch(self, session: OpcuaSession, emit: Emit) -> None:
-        subscription = SessionSubscription(self.config, session, emit)
-        await subscription.start()
-        read = await self.scan(session, emit)
-        await subscription.pump(read)
+        subscription = SessionSubscription(self.config, session, emit,
+                                           last_audit=self._last_audit)
+        try:
+            await subscription.start()
+            read = await self.scan(session, emit)
+            await subscription.pump(read)
+        finally:  # the next session's first change waits for its audit event too
+            self._last_audit = subscription.last_audit

@@ -124,7 +124,8 @@ class SessionSubscription:
     is still notified, with its audit event; reported after it (`pump`).
     """
 
-    def __init__(self, config: OpcuaControllerConfig, session: OpcuaSession, emit: Emit) -> None:
+    def __init__(self, config: OpcuaControllerConfig, session: OpcuaSession, emit: Emit,
+                 last_audit: float | None = None) -> None:
         self.config = config
         self.session = session
         self.emit = emit
@@ -133,8 +134,10 @@ class SessionSubscription:
         self.sub: Subscription | None = None
         #: The full read's reading per tag, until the tag's first notification.
         self._initial: dict[str, Reading] = {}
-        #: When the last audit event arrived (monotonic s), None before the first.
-        self.last_audit: float | None = None
+        #: When the last audit event arrived (monotonic s), None before the first. Carried over
+        #: from the session before: the server's audit events outlive a session, and without
+        #: it the first change after a reconnect would not wait for its audit event (no actor).
+        self.last_audit: float | None = last_audit
         #: The last publish response told (as `Alive` or by `Readings`), and when it was told
         #: (monotonic s).
         self._heard: float | None = None

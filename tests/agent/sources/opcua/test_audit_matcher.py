@@ -86,3 +86,21 @@ def test_batches_never_put_one_tag_twice_in_a_readings() -> None:
     assert list(batches([(a1, None), (b, "x"), (a2, None)])) == [[(a1, None), (b, "x")],
                                                                  [(a2, None)]]
     assert list(batches([])) == []
+
+
+def test_a_new_session_keeps_waiting_for_the_servers_audit_events() -> None:
+    """The server's audit events outlive a session: after a reconnect (a program download
+    restarts the server) the first change still waits for its audit event, or it would be
+    reported without its actor."""
+    import time
+
+    from agent.config import OpcuaControllerConfig
+    from agent.sources.opcua.subscribe import SessionSubscription
+    from tests.agent.sources.opcua.test_browse_path_config import controller, tag
+
+    config = OpcuaControllerConfig.model_validate(controller(tag(node="ns=2;s=t")))
+    fresh = SessionSubscription(config, session=None, emit=None)  # type: ignore[arg-type]
+    again = SessionSubscription(config, session=None, emit=None,  # type: ignore[arg-type]
+                                last_audit=time.monotonic())
+    fresh.audited = again.audited = True
+    assert fresh._hold_s() < again._hold_s() == config.publishing_interval_ms / 1000
