@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agent.contract import EventSigner, SuspectChange
 from agent.kafka.settings import KafkaSettings
@@ -155,3 +155,18 @@ async def read_topic(bootstrap: str, topic: str, want: Callable[[list[dict[str, 
     finally:
         await consumer.stop()
     return seen
+
+
+async def committed(bootstrap: str, group: str,
+                    topic: str = "otwatch.changes.suspect") -> int:
+    """A consumer group's committed offsets on ``topic``, summed (read by a consumer that
+    names the group but never joins it)."""
+    reader = AIOKafkaConsumer(group_id=group, enable_auto_commit=False,
+                              **settings(bootstrap).consumer_kwargs())
+    await reader.start()
+    try:
+        partitions = sorted(reader.partitions_for_topic(topic) or [])
+        offsets = [await reader.committed(TopicPartition(topic, p)) for p in partitions]
+    finally:
+        await reader.stop()
+    return sum(offset or 0 for offset in offsets)

@@ -16,17 +16,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from detectors.records import MasterRecord, open_store
 from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.proxy import TcpProxy
 from tests.detectors.running import (
     classifier,
+    committed,
     create_topics,
     log_text,
     produce,
-    settings,
     signed,
     wait_until,
     write_config,
@@ -74,19 +73,6 @@ def processed(pg_dsn: str, schema: str) -> list[str]:
         rows = conn.execute(f"SELECT event_id FROM {schema}.processed_events").fetchall()
     return [r[0] for r in rows]
 
-
-async def committed(bootstrap: str) -> int:
-    """The classifier group's committed offsets on the suspect topic, summed (read by a
-    consumer that names the group but never joins it)."""
-    reader = AIOKafkaConsumer(group_id=GROUP, enable_auto_commit=False,
-                              **settings(bootstrap).consumer_kwargs())
-    await reader.start()
-    try:
-        partitions = sorted(reader.partitions_for_topic(SUSPECT) or [])
-        offsets = [await reader.committed(TopicPartition(SUSPECT, p)) for p in partitions]
-    finally:
-        await reader.stop()
-    return sum(offset or 0 for offset in offsets)
 
 
 async def eventually(check: Callable[[], object], timeout: float, what: str) -> None:
@@ -141,11 +127,11 @@ async def test_a_database_that_is_not_there_at_start_is_waited_for_and_nothing_i
     with classifier(config) as proc:
         await asyncio.to_thread(wait_until, lambda: DOWN in log_text(config), 60,
                                 "the outage line", proc)
-        assert await committed(broker.bootstrap) == 0
+        assert await committed(broker.bootstrap, GROUP) == 0
         proxies.append(await TcpProxy(port, 5432).start())  # the database is there now
         await produce(broker.bootstrap, SUSPECT, events(4, 2))
         await eventually(lambda: len(processed(pg_dsn, pg_schema)) == 6, 60, "six events")
-        await eventually(lambda: _equals(committed(broker.bootstrap), 6), 30, "the commits")
+        await eventually(lambda: _equals(committed(broker.bootstrap, GROUP), 6), 30, "the commits")
         assert proc.poll() is None
     text = log_text(config)
     assert text.count(DOWN) == 1 and text.count(UP) == 1, text
@@ -194,17 +180,19 @@ async def test_a_database_outage_while_running_holds_the_batch_and_loses_nothing
     with classifier(config) as proc:
         await produce(broker.bootstrap, SUSPECT, events(0, 4))
         await eventually(lambda: len(processed(pg_dsn, pg_role)) == 4, 60, "four events")
-        await eventually(lambda: _equals(committed(broker.bootstrap), 4), 30, "their commits")
+        await eventually(lambda: _equals(committed(broker.bootstrap, GROUP), 4), 30,
+                         "their commits")
         set_login(pg_dsn, pg_role, allowed=False)
         await produce(broker.bootstrap, SUSPECT, events(4, 4))
         await asyncio.to_thread(wait_until, lambda: DOWN in log_text(config), 60,
                                 "the outage line", proc)
         await asyncio.sleep(3)  # the classifier retries meanwhile
-        assert await committed(broker.bootstrap) == 4, "nothing read in the outage is committed"
+        assert await committed(broker.bootstrap, GROUP) == 4, \
+            "nothing read in the outage is committed"
         assert proc.poll() is None
         set_login(pg_dsn, pg_role, allowed=True)
         await eventually(lambda: len(processed(pg_dsn, pg_role)) == 8, 60, "all eight events")
-        await eventually(lambda: _equals(committed(broker.bootstrap), 8), 30, "all commits")
+        await eventually(lambda: _equals(committed(broker.bootstrap, GROUP), 8), 30, "all commits")
     text = log_text(config)
     assert text.count(DOWN) == 1 and text.count(UP) == 1, text
     assert "Traceback" not in text

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agent.contract import SuspectChange
 from agent.contract.signing import EventCheck
@@ -30,7 +29,7 @@ from detectors.service import Classifier
 from detectors.signatures import TrustedAgents
 from detectors.store_retry import RetryingStore
 from simulators.broker import EmbeddedBroker
-from tests.detectors.running import ROOT, create_topics, produce, settings
+from tests.detectors.running import ROOT, committed, create_topics, produce, settings
 from tests.support.events import make_event
 
 pytestmark = pytest.mark.e2e
@@ -87,17 +86,6 @@ def config(bootstrap: str, db: Path, tmp_path: Path) -> ClassifierConfig:
     )
 
 
-async def committed(bootstrap: str) -> int:
-    reader = AIOKafkaConsumer(group_id=GROUP, enable_auto_commit=False,
-                              **settings(bootstrap).consumer_kwargs())
-    await reader.start()
-    try:
-        partitions = sorted(reader.partitions_for_topic(SUSPECT) or [])
-        offsets = [await reader.committed(TopicPartition(SUSPECT, p)) for p in partitions]
-    finally:
-        await reader.stop()
-    return sum(offset or 0 for offset in offsets)
-
 
 def processed(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
@@ -124,14 +112,14 @@ async def test_a_failed_transaction_with_the_next_batch_in_flight_commits_neithe
             await asyncio.wait_for(first.run(), 60)
     assert failing.failed.is_set() and failing.overlapped, (failing.sizes, agents.parsed)
     first_batch = failing.sizes[0]
-    assert await committed(broker.bootstrap) <= first_batch  # nothing of batch 2 or later
+    assert await committed(broker.bootstrap, GROUP) <= first_batch  # nothing of batch 2 or later
     assert len(processed(db)) == first_batch
 
     second = Classifier(cfg, criteria, RetryingStore(str(db)), trusted=CountingAgents())
     task = asyncio.create_task(second.run())
     try:
         deadline = asyncio.get_running_loop().time() + 60
-        while len(processed(db)) < EVENTS or await committed(broker.bootstrap) < EVENTS:
+        while len(processed(db)) < EVENTS or await committed(broker.bootstrap, GROUP) < EVENTS:
             assert not task.done(), task
             assert asyncio.get_running_loop().time() < deadline, len(processed(db))
             await asyncio.sleep(0.2)
