@@ -77,8 +77,13 @@ class Pipeline:
                 raise RuntimeError(f"{name} exited with code {proc.returncode}; see {log}")
 
 
+#: The demo agent's reconnect backoff cap (seconds), against the simulated plant.
+DEMO_RECONNECT_MAX_S = 2.0
+
+
 def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[str, Any]:
-    """config/agent.yaml, pointed at this run's ports, broker, state and approvals."""
+    """config/agent.yaml, pointed at this run's ports, broker, state and approvals, with the
+    reconnect backoff capped at `DEMO_RECONNECT_MAX_S`."""
     cfg: dict[str, Any] = yaml.safe_load((CONFIG / "agent.yaml").read_text())
     cfg["agent"]["state_dir"] = str(workdir / "agent")
     cfg["kafka"]["bootstrap_servers"] = bootstrap
@@ -89,6 +94,10 @@ def agent_config(ports: dict[str, int], bootstrap: str, workdir: Path) -> dict[s
         str(workdir / "scenario-approvals.yaml"),
     ]
     for ctl in cfg["controllers"]:
+        # The simulated servers restart in seconds (a scenario's program download restarts
+        # one, then goes on): retrying at most every 2 s sees the next change live. A plant's
+        # 30 s cap spares its servers a storm of reconnects; on loopback there is none.
+        ctl["reconnect_max_s"] = min(float(ctl.get("reconnect_max_s", 30.0)), DEMO_RECONNECT_MAX_S)
         port = ports[ctl["id"]]
         if ctl["protocol"] == "modbus":
             ctl["port"] = port
