@@ -145,8 +145,8 @@ def test_outage_the_gap_is_as_long_as_the_controller_was_unreachable(
     def all_found(recs: list[MasterRecord]) -> bool:
         """The oven's restart and its later setpoint change, and the press's offline change,
         are recorded. Waited for, not slept on: on a busy machine the simulated server can
-        take 10 s to restart instead of 2, and the agent's doubling reconnect backoff (up to
-        30 s in the demo's config) then comes back well after the scenario's last label."""
+        take 10 s to restart instead of 2, and the agent then comes back well after the
+        scenario's last label."""
         found = {(c, t) for c, t, _ in evidence(recs)}
         return {("oven-01", "_session"), ("oven-01", "temperature_sp"),
                 ("press-01", "temperature_sp")} <= found
