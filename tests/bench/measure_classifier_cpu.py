@@ -25,6 +25,7 @@ from aiokafka import TopicPartition
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from agent.kafka.settings import TopicNames
+from agent.runtime.gc_tuning import tune_for_throughput
 from detectors import health, store_retry
 from detectors.correlate import BurstCorrelator
 from detectors.criteria import load_criteria
@@ -67,6 +68,7 @@ async def _run(events: int, batch_size: int, times: dict[str, float]) -> None:
                 health.Status(None), lambda: datetime.now(UTC),
             )
             bursts: BurstCorrelator[Any] = BurstCorrelator(criteria.burst)
+            tune_for_throughput()  # as `Classifier.run` does
             for start in range(0, events, batch_size):
                 now = datetime.now(UTC)
                 t = time.process_time()
