@@ -82,6 +82,23 @@ def test_duplicates_change_nothing_also_within_a_batch(store: RecordStore) -> No
     assert len(store.get_record(first[0].record_id or "").evidence) == 1
 
 
+def test_redelivered_ids_are_recognised_whatever_they_hold(store: RecordStore) -> None:
+    """The ids of a batch are looked up in one parameter (a JSON array on SQLite): ids with
+    quotes, backslashes, characters outside the BMP or digits only are found as they are,
+    and an id that differs by one character is not."""
+    odd = ['ev-"quoted"', "ev\\back", "ev-\U0001f600", "12345", "ev-1 ", "ev-1"]
+    items = []
+    for n, event_id in enumerate(odd):
+        ev = event(n, minutes=n / 10).model_copy(update={"event_id": event_id})
+        items.append((ev, classified(kind=ClassKind.NONE if n % 2 else ClassKind.JOINT)))
+    first = store.record_events(items, now=NOW)
+    assert not any(o.duplicate for o in first)
+    again = store.record_events([*items, (event(99), classified())], now=NOW)
+    assert [o.duplicate for o in again] == [True] * len(odd) + [False]
+    assert [(o.record_id, o.ticket_id) for o in again[:-1]] == [
+        (o.record_id, o.ticket_id) for o in first]
+
+
 def test_none_kind_is_only_marked_processed(store: RecordStore) -> None:
     (out,) = store.record_events([(event(1), classified(kind=ClassKind.NONE))], now=NOW)
     assert out.record_id is None and not out.created and not out.duplicate
