@@ -279,14 +279,15 @@ def _attach(
     batch: _Batch, rec: OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
     detected_at: datetime,
 ) -> None:
-    detected = iso(detected_at)
+    detected = detected_at.isoformat(timespec="microseconds")  # (`iso`: it is UTC already)
     row = _evidence_row(rec.id, ev, cls, raw, detected, batch.now)
     batch.evidence.append(row)
-    # The criteria's decision on this event alone, so verify can check its row (`replay`).
+    # The criteria's decision on this event alone, so verify can check its row (`replay`);
+    # only ever written as canonical JSON, where the tuple of rules is the same array.
     rec.attached.append({"event_id": ev.event_id, "sha256": row[_SHA256],
                          "severity": _V[cls.severity], "detected_at": detected,
                          "classification": _V[cls.kind],
-                         "rules_fired": list(cls.rules_fired)})
+                         "rules_fired": cls.rules_fired})
     batch.attached_to[rec.id] = rec
     if detected_at > rec.last_event:
         rec.last_event = detected_at
