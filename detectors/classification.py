@@ -26,6 +26,9 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+#: (a module constant: an enum member looked up on its class is a slow descriptor per event)
+_NONE = ClassKind.NONE
+
 SEVERITY_ORDER = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
 
 
@@ -51,7 +54,7 @@ class Classification(BaseModel):
 
     @property
     def opens_record(self) -> bool:
-        return self.kind is not ClassKind.NONE
+        return self.kind is not _NONE
 
 
 #: Every field of a `Classification`, as the set of fields given (`built`).

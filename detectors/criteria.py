@@ -315,11 +315,17 @@ def classify(
     )
 
 
+#: Each kind of change in words, and each verdict's value, looked up rather than formatted
+#: per event (``Enum.value`` is a slow descriptor).
+_CHANGE_WORDS = {kind: kind.value.replace("_", " ") for kind in ChangeKind}
+_VERDICT_TEXT = {verdict: verdict.value for verdict in Verdict}
+
+
 def _describe(event: SuspectChange, explanation: str) -> str:
     unit = f" {event.tag.unit}" if event.tag.unit else ""
     what = (
-        f"{event.change_kind.value.replace('_', ' ')} on {event.controller.id}/{event.tag.name}: "
-        f"{event.old_value!r} -> {event.new_value!r}{unit} ({event.verdict.value}"
+        f"{_CHANGE_WORDS[event.change_kind]} on {event.controller.id}/{event.tag.name}: "
+        f"{event.old_value!r} -> {event.new_value!r}{unit} ({_VERDICT_TEXT[event.verdict]}"
         f"{': ' + event.verdict_reason if event.verdict_reason else ''})"
     )
     return f"{what}. {explanation}" if explanation else what

@@ -6,6 +6,7 @@ Every other format is a mapping of this one (`detectors.alert_formats.ocsf`,
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -73,6 +74,8 @@ MAX_DESCRIPTION_CHARS = 2000
 def alert_value(value: TagValue) -> Any:
     """A value as an alert writes it: NaN and infinities as ``{"$float": ...}`` (plain JSON
     has no NaN: orjson would write ``null`` and hide the change), large ones truncated."""
+    if type(value) is float and math.isfinite(value):
+        return value  # (most values: what the two steps below give it, without them)
     return encode_value(limit_value(value, ALERT_VALUE_LIMITS))
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, Insert, Update, create_engine, event,
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import TableClause
 
 from detectors.records._exceptions import NotMigrated, RecordsError, StoreUnavailable
 from detectors.records.tables import write_lock
@@ -129,6 +130,8 @@ class Bulk:
     def __init__(self, statement: Insert | Update) -> None:
         self.statement = statement
         self._sqlite: tuple[str, itemgetter[Any]] | None = None
+        #: The compiled statement's parameter order (SQLite).
+        self._order: tuple[str, ...] = ()
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
@@ -139,16 +142,43 @@ class Bulk:
             else:
                 conn.execute(self.statement, list(rows))
             return
+        sql, getter = self._compiled(conn)
+        conn.exec_driver_sql(sql, [getter(row) for row in rows])
+
+    def run_tuples(
+        self, conn: Connection, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
+        """An INSERT of rows given as tuples in the order of ``columns`` (on SQLite, the
+        compiled statement's order: every column of the table): the ingest's per-event rows,
+        with no dict built per row and taken apart again."""
+        assert isinstance(self.statement, Insert)
+        if not rows:
+            return
+        if conn.dialect.name != "sqlite":
+            table = self.statement.table
+            assert isinstance(table, TableClause)  # (an INSERT or UPDATE of one table)
+            _copy_rows(conn, table.name, rows, columns)
+            return
+        sql, _ = self._compiled(conn)
+        if self._order != tuple(columns):
+            raise ValueError(f"rows in the order {columns}; the statement's is {self._order}")
+        conn.exec_driver_sql(sql, list(rows))
+
+    def _compiled(self, conn: Connection) -> tuple[str, itemgetter[Any]]:
         if self._sqlite is None:
             compiled = self.statement.compile(dialect=conn.dialect)
             assert isinstance(compiled, SQLCompiler) and compiled.positiontup is not None
             self._sqlite = (compiled.string, itemgetter(*compiled.positiontup))
-        sql, getter = self._sqlite
-        conn.exec_driver_sql(sql, [getter(row) for row in rows])
+            self._order = tuple(compiled.positiontup)
+        return self._sqlite
 
 
-def _copy_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> None:
-    """``rows`` into ``table`` with COPY, in the connection's transaction (PostgreSQL).
+def _copy_rows(
+    conn: Connection, table: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
+    names: Sequence[str] | None = None,
+) -> None:
+    """``rows`` into ``table`` with COPY, in the connection's transaction (PostgreSQL): dicts
+    by column name, or tuples in the order of ``names``.
 
     A driver error leaves as SQLAlchemy's `DBAPIError` (its right subclass), as an
     ``execute`` would raise it, so `translated` names it the same way.
@@ -156,7 +186,7 @@ def _copy_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> 
     import psycopg  # the PostgreSQL driver is there whenever the dialect is PostgreSQL
     from psycopg import sql
 
-    columns = list(rows[0])
+    columns = list(names) if names is not None else list(rows[0])
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
@@ -164,7 +194,7 @@ def _copy_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) -> 
     try:
         with cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                copy.write_row(row if isinstance(row, tuple) else [row[c] for c in columns])
     except psycopg.Error as exc:
         raise DBAPIError.instance(
             f"COPY {table}", None, exc, psycopg.Error, hide_parameters=True

@@ -74,6 +74,9 @@ class Summary:
     headline: tuple[int, int]
     #: Field → the event that last moved it (the trail's reason names it).
     moved_by: dict[str, str] = field(default_factory=dict)
+    #: What decided each event joined so far (`_signature`): joining the same again moves
+    #: nothing (every field only rises), so most events of an incident cost one set lookup.
+    joined: set[tuple[Any, ...]] = field(default_factory=set, compare=False, repr=False)
 
     @classmethod
     def of_event(cls, ev: SuspectChange, decided: Classification, description: str) -> Summary:
@@ -85,10 +88,14 @@ class Summary:
         )
 
     def copy(self) -> Summary:
-        return replace(self, rules_fired=list(self.rules_fired), moved_by={})
+        return replace(self, rules_fired=list(self.rules_fired), moved_by={}, joined=set())
 
     def join(self, ev: SuspectChange, decided: Classification, description: str) -> bool:
         """Take one more event into the record; True when anything the record says moved."""
+        signature = (decided.kind, decided.severity, decided.rules_fired, ev.change_kind)
+        if signature in self.joined:
+            return False
+        self.joined.add(signature)
         before = (self.classification, self.severity, len(self.rules_fired), self.headline)
         kind = united_kind(self.classification, decided.kind.value)
         if kind != self.classification:

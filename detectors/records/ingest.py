@@ -90,6 +90,9 @@ _INSERT_RECORDS = Bulk(records.insert().values({c: bindparam(c) for c in _RECORD
 _INSERT_TICKETS = Bulk(tickets.insert())
 _INSERT_EVIDENCE = Bulk(evidence.insert())
 _INSERT_PROCESSED = Bulk(processed_events.insert())
+#: The per-event rows are tuples in table order (`Bulk.run_tuples`): no dict per row.
+_EVIDENCE_COLUMNS = tuple(c.name for c in evidence.columns)
+_PROCESSED_COLUMNS = tuple(c.name for c in processed_events.columns)
 _SET_COUNTER = Bulk(counters.update().where(
     counters.c.kind == bindparam("b_kind"), counters.c.year == bindparam("b_year")
 ).values(value=bindparam("b_value")))
@@ -124,10 +127,12 @@ class _Batch:
     burst_window_s: float = 0.0
     #: Key → record id, as claimed in the store before this batch (open records only).
     claimed: dict[str, str] = field(default_factory=dict)
-    processed: list[dict[str, Any]] = field(default_factory=list)
+    #: (event_id, record_id, processed_at) per event (`_PROCESSED_COLUMNS`).
+    processed: list[tuple[str, str | None, str]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     tickets: list[dict[str, Any]] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    #: Evidence rows in `_EVIDENCE_COLUMNS` order (`_evidence_row`).
+    evidence: list[tuple[str, ...]] = field(default_factory=list)
     touched: dict[str, OpenRecord] = field(default_factory=dict)
     counters: dict[tuple[str, int], int] = field(default_factory=dict)
     attached_to: dict[str, OpenRecord] = field(default_factory=dict)
@@ -190,7 +195,7 @@ def _one(
     if cls.opens_record:
         rid, ticket, created = _place(db, batch, ev, cls, window_s, raw, keys)
     seen[ev.event_id] = (rid, ticket)
-    batch.processed.append({"event_id": ev.event_id, "record_id": rid, "processed_at": batch.now})
+    batch.processed.append((ev.event_id, rid, batch.now))
     return RecordOutcome(
         event_id=ev.event_id, record_id=rid, ticket_id=ticket, created=created, duplicate=False
     )
@@ -244,15 +249,16 @@ def _within(rec: OpenRecord, detected_at: datetime, window_s: float) -> bool:
 
 def _evidence_row(
     rid: str, ev: SuspectChange, cls: Classification, raw: bytes, detected: str, now: str
-) -> dict[str, Any]:
-    return {
-        "event_id": ev.event_id, "record_id": rid, "sha256": hashlib.sha256(raw).hexdigest(),
-        "change_kind": _V[ev.change_kind], "verdict": _V[ev.verdict],
-        "severity": _V[cls.severity], "occurred_at": iso(ev.occurred_at),
-        "detected_at": detected, "attached_at": now, "raw": raw.decode(),
-        "controller": ev.controller.id, "tag": ev.tag.name, "classification": _V[cls.kind],
-        "rules_fired": _rules_json(cls.rules_fired),
-    }
+) -> tuple[str, ...]:
+    """The evidence row, in `_EVIDENCE_COLUMNS` order (its SHA-256 is ``row[_SHA256]``)."""
+    return (
+        ev.event_id, rid, hashlib.sha256(raw).hexdigest(), _V[ev.change_kind], _V[ev.verdict],
+        _V[cls.severity], iso(ev.occurred_at), detected, now, raw.decode(), ev.controller.id,
+        ev.tag.name, _V[cls.kind], _rules_json(cls.rules_fired),
+    )
+
+
+_SHA256 = _EVIDENCE_COLUMNS.index("sha256")
 
 
 @lru_cache(maxsize=1024)
@@ -273,13 +279,15 @@ def _attach(
     batch: _Batch, rec: OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
     detected_at: datetime,
 ) -> None:
-    row = _evidence_row(rec.id, ev, cls, raw, iso(detected_at), batch.now)
+    detected = detected_at.isoformat(timespec="microseconds")  # (`iso`: it is UTC already)
+    row = _evidence_row(rec.id, ev, cls, raw, detected, batch.now)
     batch.evidence.append(row)
-    # The criteria's decision on this event alone, so verify can check its row (`replay`).
-    rec.attached.append({"event_id": ev.event_id, "sha256": row["sha256"],
-                         "severity": row["severity"], "detected_at": row["detected_at"],
-                         "classification": row["classification"],
-                         "rules_fired": list(cls.rules_fired)})
+    # The criteria's decision on this event alone, so verify can check its row (`replay`);
+    # only ever written as canonical JSON, where the tuple of rules is the same array.
+    rec.attached.append({"event_id": ev.event_id, "sha256": row[_SHA256],
+                         "severity": _V[cls.severity], "detected_at": detected,
+                         "classification": _V[cls.kind],
+                         "rules_fired": cls.rules_fired})
     batch.attached_to[rec.id] = rec
     if detected_at > rec.last_event:
         rec.last_event = detected_at
@@ -363,7 +371,7 @@ def _open(
         "severity": _V[cls.severity], "correlation_key": key,
         "rules_fired": list(cls.rules_fired),
         "criteria_version": cls.criteria_version, "occurred_at": iso(ev.occurred_at),
-        "detected_at": detected, "event_id": ev.event_id, "sha256": evidence["sha256"],
+        "detected_at": detected, "event_id": ev.event_id, "sha256": evidence[_SHA256],
         "quality_impact": cls.quality_impact, "security_impact": cls.security_impact,
         "recurrence_of": recurs,
         "description": batch.records[-1]["description"], "indicators": indicators,
@@ -408,14 +416,14 @@ def _many(db: Connection, bulk: Bulk, rows: Sequence[dict[str, Any]]) -> None:
 def _flush(db: Connection, batch: _Batch) -> None:
     _many(db, _INSERT_RECORDS, batch.records)
     _many(db, _INSERT_TICKETS, batch.tickets)
-    _many(db, _INSERT_EVIDENCE, batch.evidence)
+    _INSERT_EVIDENCE.run_tuples(db, _EVIDENCE_COLUMNS, batch.evidence)
     _many(db, _SET_COUNTER, [
         {"b_value": value, "b_kind": kind, "b_year": year}
         for (kind, year), value in batch.counters.items()
     ])
     _flush_touched(db, batch)
     _trail_attachments(batch)
-    _many(db, _INSERT_PROCESSED, batch.processed)
+    _INSERT_PROCESSED.run_tuples(db, _PROCESSED_COLUMNS, batch.processed)
     append_rows(db, batch.trail)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text
 
 from detectors.classification import Severity
 from detectors.records.incident import Summary, rank
@@ -60,9 +60,31 @@ _PROCESSED = select(
 ).where(processed_events.c.event_id.in_(bindparam("ids", expanding=True)))
 
 
+#: The same question with every id in one parameter: a JSON array that SQLite reads with
+#: ``json_each``, an array on PostgreSQL. The expanding form had SQLAlchemy render and bind
+#: one parameter per id (a batch of 2,000 ids: 7.5 ms of Python against 4.5 ms in all).
+_PROCESSED_AT_ONCE = {
+    "sqlite": text(
+        "SELECT p.event_id, p.record_id, r.security_ticket FROM processed_events p "
+        "LEFT OUTER JOIN records r ON r.id = p.record_id "
+        "WHERE p.event_id IN (SELECT value FROM json_each(:ids))"
+    ),
+    "postgresql": text(
+        "SELECT p.event_id, p.record_id, r.security_ticket FROM processed_events p "
+        "LEFT OUTER JOIN records r ON r.id = p.record_id WHERE p.event_id = ANY(:ids)"
+    ),
+}
+
+
 def already_processed(db: Connection, event_ids: list[str]) -> dict[str, Placed]:
-    found: dict[str, Placed] = {}
+    """Event id → (record id, ticket id) for each of ``event_ids`` processed before."""
     unique = list(dict.fromkeys(event_ids))
+    at_once = _PROCESSED_AT_ONCE.get(db.dialect.name)
+    if at_once is not None and unique:
+        ids = orjson.dumps(unique).decode() if db.dialect.name == "sqlite" else unique
+        return {event_id: (record_id, ticket)
+                for event_id, record_id, ticket in db.execute(at_once, {"ids": ids})}
+    found: dict[str, Placed] = {}
     for start in range(0, len(unique), CHUNK):
         chunk = unique[start : start + CHUNK]
         for event_id, record_id, ticket in db.execute(_PROCESSED, {"ids": chunk}).all():

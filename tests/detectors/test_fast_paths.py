@@ -8,6 +8,7 @@ messages. Each is compared here with a plain reference over many inputs. Pure: n
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,14 @@ def _careful(value: bytes | None) -> SuspectChange:
     return messages._parse(value, CHANGE_SCHEMAS, SuspectChange)
 
 
+def _decided(parse: Callable[[], SuspectChange]) -> SuspectChange | str:
+    """The event ``parse`` gives, or ``bad: <reason>``."""
+    try:
+        return parse()
+    except BadMessage as exc:
+        return f"bad: {exc}"
+
+
 PLAIN = make_event(actor="j.doe").to_json()
 
 
@@ -160,14 +169,41 @@ PLAIN = make_event(actor="j.doe").to_json()
     ],
 )
 def test_parse_event_decides_as_the_careful_path(value: bytes | None) -> None:
-    try:
-        want: SuspectChange | str = _careful(value)
-    except BadMessage as exc:
-        want = f"bad: {exc}"
-    try:
-        got: SuspectChange | str = messages.parse_event(value)
-    except BadMessage as exc:
-        got = f"bad: {exc}"
+    want = _decided(lambda: _careful(value))
+    got = _decided(lambda: messages.parse_event(value))
     assert got == want
     if isinstance(got, SuspectChange) and value is not None:
         orjson.loads(value)  # what the store keeps as evidence loads again
+
+
+def _with(path: str, text: str) -> bytes:
+    body = orjson.loads(PLAIN)
+    *parents, leaf = path.split(".")
+    node = body
+    for name in parents:
+        node = node[name]
+    node[leaf] = text
+    return orjson.dumps(body)
+
+
+_NAMES = ["event_id", "agent_id", "site", "line", "controller.id", "controller.endpoint",
+          "tag.name", "tag.address", "tag.unit", "actor"]
+
+
+@pytest.mark.parametrize(
+    ("path", "length"),
+    [(p, n) for p in _NAMES for n in (messages.MAX_NAME_CHARS, messages.MAX_NAME_CHARS + 1)]
+    + [("verdict_reason", n) for n in (messages.MAX_TEXT_CHARS, messages.MAX_TEXT_CHARS + 1)],
+)
+def test_name_and_text_limits_hold_on_the_plain_path(path: str, length: int) -> None:
+    """The plain path checks every name's length at a glance: a name at the limit passes, one
+    over it is refused with the reason the careful check gives (naming the field)."""
+    value = _with(path, "x" * length)
+    want = _decided(lambda: messages._names_fit(_careful(value), nul_possible=True))
+    got = _decided(lambda: messages.parse_event(value))
+    assert got == want
+    over = length > (messages.MAX_TEXT_CHARS if path == "verdict_reason"
+                     else messages.MAX_NAME_CHARS)
+    assert isinstance(got, str) == over
+    if over:
+        assert f": {path}: {length} characters, over" in got

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.correlate import BurstCorrelator, BurstSettings
@@ -224,3 +227,35 @@ def test_the_union_of_classifications_and_the_headline_rank() -> None:
     assert rank("high", "program_change") > rank("critical", "setpoint_change")
     assert rank("critical", "setpoint_change") > rank("high", "setpoint_change")
     assert rank("low", "setpoint_change") > rank("critical", "monitoring_gap")
+
+
+_KINDS = list(ClassKind)
+_SEVERITIES = list(Severity)
+_CHANGES = ["setpoint_change", "program_change", "mode_change", "recipe_edit", "monitoring_gap"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_KINDS), st.sampled_from(_SEVERITIES),
+                          st.sampled_from(["R1", "R2", "R3"]), st.sampled_from(_CHANGES)),
+                min_size=1, max_size=12))
+def test_a_summary_that_skips_repeated_decisions_says_what_joining_each_event_says(
+    joins: list[tuple[ClassKind, Severity, str, str]],
+) -> None:
+    """`Summary.join` returns at once for a decision it joined before; joined one by one with
+    that memory wiped each time, the same events must leave the same summary, the same
+    reasons in the trail and the same answers."""
+    from detectors.records.incident import Summary
+
+    first = setpoint(0)
+    start = decided(ClassKind.QUALITY_ONLY, Severity.LOW, "R0")
+    fast = Summary.of_event(first, start, "first")
+    slow = Summary.of_event(first, start, "first")
+    for n, (kind, severity, rule, change) in enumerate(joins, 1):
+        ev = setpoint(n, change_kind=change)
+        cls = decided(kind, severity, rule)
+        slow.joined.clear()
+        assert fast.join(ev, cls, f"title {n}") == slow.join(ev, cls, f"title {n}")
+    assert (fast.classification, fast.severity, fast.rules_fired, fast.description,
+            fast.controller, fast.tag, fast.headline, fast.moved_by) == (
+            slow.classification, slow.severity, slow.rules_fired, slow.description,
+            slow.controller, slow.tag, slow.headline, slow.moved_by)

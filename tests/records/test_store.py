@@ -82,6 +82,23 @@ def test_duplicates_change_nothing_also_within_a_batch(store: RecordStore) -> No
     assert len(store.get_record(first[0].record_id or "").evidence) == 1
 
 
+def test_redelivered_ids_are_recognised_whatever_they_hold(store: RecordStore) -> None:
+    """The ids of a batch are looked up in one parameter (a JSON array on SQLite): ids with
+    quotes, backslashes, characters outside the BMP or digits only are found as they are,
+    and an id that differs by one character is not."""
+    odd = ['ev-"quoted"', "ev\\back", "ev-\U0001f600", "12345", "ev-1 ", "ev-1"]
+    items = []
+    for n, event_id in enumerate(odd):
+        ev = event(n, minutes=n / 10).model_copy(update={"event_id": event_id})
+        items.append((ev, classified(kind=ClassKind.NONE if n % 2 else ClassKind.JOINT)))
+    first = store.record_events(items, now=NOW)
+    assert not any(o.duplicate for o in first)
+    again = store.record_events([*items, (event(99), classified())], now=NOW)
+    assert [o.duplicate for o in again] == [True] * len(odd) + [False]
+    assert [(o.record_id, o.ticket_id) for o in again[:-1]] == [
+        (o.record_id, o.ticket_id) for o in first]
+
+
 def test_none_kind_is_only_marked_processed(store: RecordStore) -> None:
     (out,) = store.record_events([(event(1), classified(kind=ClassKind.NONE))], now=NOW)
     assert out.record_id is None and not out.created and not out.duplicate
@@ -168,3 +185,37 @@ def test_a_percent_sign_in_sql_is_safe_on_both_dialects(store: RecordStore) -> N
     with store.database.read() as conn:
         found = conn.execute(query, {"controller": "press-01"}).scalars().all()
     assert found == ["NC-2026-000001"]
+
+
+def test_a_batch_the_database_refuses_half_way_leaves_nothing_and_records_once_after(
+    tmp_path: object,
+) -> None:
+    """Evidence and processed rows go in as tuples, in one transaction with the rest: when
+    the database refuses the batch after its evidence went in (a trigger refuses one
+    processed row), nothing of the batch is left, and the same batch delivered again is
+    recorded once, with a trail that verifies."""
+    from detectors.records import RecordsError
+
+    with open_store(f"{tmp_path}/refuse.db") as store:
+        store.migrate()
+        store.database.conn.exec_driver_sql(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON processed_events "
+            "WHEN NEW.event_id = 'ev-3' BEGIN SELECT RAISE(ABORT, 'poison'); END")
+        store.database.conn.commit()
+        batch = [(event(n, minutes=n / 10), classified()) for n in range(1, 5)]
+        with pytest.raises(RecordsError):
+            store.record_events(batch, now=NOW)
+        assert store.list_records() == []
+        assert store.trail() == []
+        assert store.database.conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM evidence) + (SELECT count(*) FROM processed_events)"
+        ).scalar() == 0
+        store.database.conn.exec_driver_sql("DROP TRIGGER refuse_poison")
+        store.database.conn.commit()
+        outcomes = store.record_events(batch, now=NOW)
+        again = store.record_events(batch, now=NOW)
+        assert not any(o.duplicate for o in outcomes) and all(o.duplicate for o in again)
+        (rec,) = store.list_records()
+        assert sorted(e.event_id for e in store.get_record(rec.id).evidence) == [
+            "ev-1", "ev-2", "ev-3", "ev-4"]
+        assert store.verify_trail().ok

@@ -1,0 +1,124 @@
+"""CPU per event of the classifier's own work, without a broker (not a test).
+
+Run: ``.venv/bin/python -m tests.bench.measure_classifier_cpu [--events N] [--profile OUT]``.
+The events of the classifier benchmark (`tests.bench.classifier.event_values`) go through what
+the group consumer does with each batch: parse and judge every message, the burst correlator,
+classify and record into SQLite (`Recorder.store`), then encode and batch the record events and
+alerts (`Recorder.publish`, into real aiokafka record batches that a stub producer drops).
+Prints CPU microseconds per event per stage: on a shared machine CPU time is the figure to
+compare (``--profile`` writes a cProfile dump of the whole run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import tempfile
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from agent.kafka.settings import TopicNames
+from agent.runtime.gc_tuning import tune_for_throughput
+from detectors import health, store_retry
+from detectors.correlate import BurstCorrelator
+from detectors.criteria import load_criteria
+from detectors.recorder import Placed, Recorder
+from detectors.records import open_store
+from detectors.signatures import TrustedAgents, judge_event
+from detectors.store_retry import RetryingStore
+from tests.bench._common import ROOT
+from tests.bench.classifier import event_values
+
+
+class _DroppingProducer:
+    """What `Outbox` asks of a producer: real record batches, sent nowhere."""
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(6))
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(16384, 0)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        batch._build()  # (what the sender does before the request)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+async def _run(events: int, batch_size: int, times: dict[str, float]) -> None:
+    criteria = load_criteria(ROOT / "config" / "criteria.yaml")
+    trusted = TrustedAgents({}, require_signed=False)
+    tp = TopicPartition("otwatch.changes.suspect", 0)
+    values = [value for _, value in event_values(events)]
+    with tempfile.TemporaryDirectory() as tmp:
+        target = str(Path(tmp) / "records.db")
+        with open_store(target) as store:
+            store.migrate()
+            retrying = RetryingStore(target, store=store)
+            recorder = Recorder(
+                _DroppingProducer(), TopicNames(), criteria, retrying,  # type: ignore[arg-type]
+                health.Status(None), lambda: datetime.now(UTC),
+            )
+            bursts: BurstCorrelator[Any] = BurstCorrelator(criteria.burst)
+            tune_for_throughput()  # as `Classifier.run` does
+            for start in range(0, events, batch_size):
+                now = datetime.now(UTC)
+                t = time.process_time()
+                judged = []
+                for offset, value in enumerate(values[start:start + batch_size], start):
+                    verdict = judge_event(value, max_bytes=1 << 20, trusted=trusted, now=now)
+                    judged.append((verdict, (tp, offset, value)))
+                t = _lap(times, "parse+judge", t)
+                placed: list[Placed] = []
+                for verdict, token in judged:
+                    placed += bursts.offer(verdict, token, now=now)  # type: ignore[arg-type]
+                placed += bursts.due(now=now)
+                t = _lap(times, "bursts", t)
+                stored = await recorder.store(placed, now)
+                t = _lap(times, "classify+record", t)
+                await (await recorder.publish(stored))
+                _lap(times, "publish", t)
+
+
+async def _inline(operation: Any, store: Any) -> Any:
+    return operation(store)
+
+
+def _lap(times: dict[str, float], stage: str, since: float) -> float:
+    now = time.process_time()
+    times[stage] += now - since
+    return now
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--profile", help="write a cProfile dump here")
+    args = parser.parse_args()
+    times: dict[str, float] = defaultdict(float)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:  # cProfile sees one thread: the transaction runs in this one
+        store_retry._in_thread = _inline  # type: ignore[assignment]
+        profiler.enable()
+    asyncio.run(_run(args.events, args.batch, times))
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    total = sum(times.values())
+    for stage, cpu in times.items():
+        print(f"{stage:>16}: {cpu / args.events * 1e6:6.1f} us/event")
+    print(f"{'total':>16}: {total / args.events * 1e6:6.1f} us/event "
+          f"({args.events / total:,.0f} events per CPU-second)")
+
+
+if __name__ == "__main__":
+    main()
