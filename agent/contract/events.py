@@ -37,6 +37,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.contract.encode import event_object
 from agent.contract.merkle import MAX_PROOF_HASHES, MAX_TREE_SIZE
 from agent.contract.values import EventValue, ValueMap, canonical_json
 
@@ -232,5 +233,6 @@ class SuspectChange(_Frozen):
 
     def json_object(self) -> dict[str, Any]:
         """The event as the JSON object `to_json` writes (what the signature is over, less
-        ``signature``)."""
-        return self.model_dump(mode="json", by_alias=True)
+        ``signature``): ``model_dump(mode="json", by_alias=True)``, written without pydantic's
+        serializer (`agent.contract.encode`: a test holds the two equal)."""
+        return event_object(self)
