@@ -63,6 +63,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.contract.encode import event_body, event_json
 from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
     MAX_TREE_SIZE,
@@ -166,16 +167,16 @@ class EventSigner:
     ) -> tuple[SuspectChange, bytes]:
         """The signed event and its message bytes, from one serialisation; ``seq``: set it
         first (the spool numbers an event as it stores it)."""
-        body = event.json_object()
+        body = event_body(event)
         body.pop(SIGNATURE_MEMBER, None)
         update: dict[str, Any] = {}
         if seq is not None:
             body["seq"] = update["seq"] = seq
-        value = base64.b64encode(self.private_key.sign(canonical_json(body))).decode()
+        value = base64.b64encode(self.private_key.sign(event_json(body))).decode()
         signature = EventSignature(key_id=self.key_id, alg=ALG, value=value)
         body[SIGNATURE_MEMBER] = {"alg": ALG, "key_id": self.key_id, "value": value}
         update["signature"] = signature
-        return event.model_copy(update=update), canonical_json(body)
+        return event.model_copy(update=update), event_json(body)
 
 
     def sign_batch(
@@ -227,11 +228,10 @@ def _halves(event: SuspectChange) -> tuple[bytes, bytes]:
     ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
     tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
     part of the event is encoded once."""
-    body = event.json_object()
-    body.pop(SIGNATURE_MEMBER, None)
+    body = event_body(event)
     head = {k: v for k, v in body.items() if k < SIGNATURE_MEMBER}
     tail = {k: v for k, v in body.items() if k > SIGNATURE_MEMBER}
-    return canonical_json(head)[:-1], canonical_json(tail)[1:]
+    return event_json(head)[:-1], event_json(tail)[1:]
 
 
 def _b64(raw: bytes) -> str:
