@@ -179,7 +179,7 @@ class Agent:
             for u in uses
         ]
         # SpoolFull: nothing counts as detected (the uses stay pending)
-        self.spool.append(events, baseline=journal, ahead=ahead)
+        self.spool.append(events, baseline=journal, ahead=ahead, numbered=False)
         self.approvals.uses_spooled(uses)
         self.publisher.wake()
         for ev in events:

@@ -172,9 +172,12 @@ class Spool:
     def append(
         self, events: Sequence[SuspectChange], *, now: float | None = None,
         baseline: Sequence[BaselineEntry] = (), ahead: Sequence[AheadRow] = (),
+        numbered: bool = True,
     ) -> list[SuspectChange]:
         """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
-        Returns them as numbered (the stored bytes also carry the signature, when signed).
+        Returns them as numbered (the stored bytes also carry the signature, when signed);
+        ``numbered=False``: returns nothing, and no numbered copy is made (the agent's path:
+        it does not read them back; with a signer, the bytes are written without a copy).
 
         ``baseline`` entries (the tags whose baseline these events move) are journalled in the
         same transaction: after a crash the agent replays them over its last baseline snapshot,
@@ -192,7 +195,7 @@ class Spool:
             return []
         self._check_bounds(events, now)
         try:
-            stored, added = self._insert(events, now, baseline, ahead)
+            stored, added = self._insert(events, now, baseline, ahead, numbered)
         except sqlite3.OperationalError as exc:
             self._rollback()
             if "full" in str(exc).lower():
@@ -203,41 +206,44 @@ class Spool:
                     "filesystem or move the spool (spool path setting)",
                 ) from exc
             raise SpoolError(f"spool {self.path}: cannot write ({exc})") from exc
-        self._depth += len(stored) + len(ahead)
+        self._depth += len(events) + len(ahead)
         self._bytes += added
         self._full_logged = False
-        SPOOL_APPENDED.inc(len(stored))
+        SPOOL_APPENDED.inc(len(events))
         self._refresh_gauges(now)
         return stored
 
     def _insert(
         self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineEntry],
-        ahead: Sequence[AheadRow] = (),
+        ahead: Sequence[AheadRow] = (), numbered: bool = True,
     ) -> tuple[list[SuspectChange], int]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         (last,) = db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
-        stored = []
+        stored: list[SuspectChange] = []
         rows = [(0, topic, key, value, len(key) + len(value), now) for topic, key, value in ahead]
         added = sum(row[4] for row in rows)
-        if self.signer is not None:
-            signed = self.signer.sign_batch(events, first_seq=last + 1)
+        if self.signer is not None and not numbered:
+            messages = self.signer.batch_messages(events, first_seq=last + 1)
+        elif self.signer is not None:
+            stored, messages = _unzip(self.signer.sign_batch(events, first_seq=last + 1))
         else:
-            signed = [(ev, ev.to_json()) for ev in
-                      (e.model_copy(update={"seq": last + i}) for i, e in enumerate(events, 1))]
-        for ev, value in signed:
-            stored.append(ev)
+            stored = [e.model_copy(update={"seq": last + i}) for i, e in enumerate(events, 1)]
+            messages = [ev.to_json() for ev in stored]
+        topics = self.topics
+        for seq, ev, value in zip(range(last + 1, last + 1 + len(events)), events, messages,
+                                  strict=True):
             key = ev.kafka_key()
             size = len(key) + len(value)
             added += size
-            rows.append((ev.seq, topic_for(ev, self.topics), key, value, size, now))
+            rows.append((seq, topic_for(ev, topics), key, value, size, now))
         db.executemany(
             "INSERT INTO events (seq, topic, key, value, size, appended_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
-        if stored:
-            db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (stored[-1].seq,))
+        if events:
+            db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (last + len(events),))
         if baseline:
             db.executemany(
                 "INSERT INTO baseline_journal (controller, tag, reading) VALUES (?, ?, ?)", baseline
@@ -446,6 +452,12 @@ class Spool:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _unzip(
+    signed: list[tuple[SuspectChange, bytes]]
+) -> tuple[list[SuspectChange], list[bytes]]:
+    return [ev for ev, _ in signed], [raw for _, raw in signed]
 
 
 def _open(path: Path) -> sqlite3.Connection:

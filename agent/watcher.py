@@ -142,6 +142,7 @@ class ControllerWatcher:
         )
         if changes or recipes:
             self.approvals.refresh()  # once per batch: the verdicts see the current records
+        self.reports.open_batch(self._missing())
         found = [self.reports.change(c, scan.at, scan.actors)
                  for c in _downloads_first([*changes, *recipes])]
         events = list(found)
@@ -228,6 +229,7 @@ class ControllerWatcher:
         )
         if recipes:
             self.approvals.refresh()
+            self.reports.open_batch(self._missing())
             events = [self.reports.change(c, now, {}) for c in recipes]
             events = self.reports.finish(events, self._missing())
             adopted = self._recipe_members(recipes)

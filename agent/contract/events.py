@@ -37,8 +37,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent.contract.encode import event_body, event_json
 from agent.contract.merkle import MAX_PROOF_HASHES, MAX_TREE_SIZE
-from agent.contract.values import EventValue, ValueMap, canonical_json
+from agent.contract.values import EventValue, ValueMap
 
 #: The schema the agent publishes.
 SCHEMA = "otwatch.change/2"
@@ -227,8 +228,10 @@ class SuspectChange(_Frozen):
         return f"{self.site}/{self.controller.id}".encode()
 
     def to_json(self) -> bytes:
-        """The message value: canonical JSON (sorted keys, no whitespace), values encoded."""
-        return canonical_json(self.json_object())
+        """The message value: canonical JSON (sorted keys, no whitespace), values encoded:
+        ``canonical_json(self.json_object())``, written without pydantic's serializer
+        (`agent.contract.encode`: a test holds the two equal)."""
+        return event_json(event_body(self))
 
     def json_object(self) -> dict[str, Any]:
         """The event as the JSON object `to_json` writes (what the signature is over, less

@@ -95,7 +95,15 @@ def _is_truncation(value: TagValue) -> bool:
 
 
 def limit_mapping(values: Mapping[str, TagValue], limits: EventLimits) -> dict[str, TagValue]:
-    return {name: limit_value(value, limits) for name, value in values.items()}
+    # A number stands as it is (`limit_value`'s first test), checked inline: a snapshot of
+    # 10,000 values is limited once a second per controller.
+    return {
+        name: value if type(value) in _NUMBERS else limit_value(value, limits)
+        for name, value in values.items()
+    }
+
+
+_NUMBERS = (float, int, bool, type(None))
 
 
 def take_snapshot(values: Mapping[str, TagValue], limits: EventLimits) -> Snapshot:
@@ -104,9 +112,12 @@ def take_snapshot(values: Mapping[str, TagValue], limits: EventLimits) -> Snapsh
     return Snapshot(values=limit_mapping(values, limits), sha256=digest)
 
 
-def limit_values(event: SuspectChange, limits: EventLimits) -> SuspectChange:
+def limit_values(
+    event: SuspectChange, limits: EventLimits, *, snapshot_limited: bool = False
+) -> SuspectChange:
     """The event with every value within ``max_value_bytes`` and every text within
-    `MAX_TEXT_CHARS` (the same object when all were)."""
+    `MAX_TEXT_CHARS` (the same object when all were). ``snapshot_limited``: the snapshot's
+    values were built within ``limits`` (`take_snapshot`, `limit_mapping`): not walked again."""
     update: dict[str, Any] = {}
     for name in ("old_value", "new_value"):
         value = getattr(event, name)
@@ -118,7 +129,7 @@ def limit_values(event: SuspectChange, limits: EventLimits) -> SuspectChange:
         if any(context[k] is not v for k, v in event.context.items()):
             update["context"] = context
     snapshot = event.snapshot
-    if snapshot is not None and snapshot.values:
+    if snapshot is not None and snapshot.values and not snapshot_limited:
         values = limit_mapping(snapshot.values, limits)
         if any(values[k] is not v for k, v in snapshot.values.items()):
             update["snapshot"] = snapshot.model_copy(update={"values": values})
@@ -140,9 +151,12 @@ def _cut_texts(event: SuspectChange, chars: int) -> dict[str, Any]:
     return update
 
 
-def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
+def fit_event(
+    event: SuspectChange, limits: EventLimits, *, snapshot_limited: bool = False
+) -> SuspectChange:
     """The event within both limits, `RESERVED_BYTES` of ``max_event_bytes`` left for a
-    ``seq`` and a signature.
+    ``seq`` and a signature. ``snapshot_limited``: its snapshot's values are within ``limits``
+    already (a 10,000-tag snapshot is not walked a second time).
 
     An event of scalars and short strings with no snapshot values fits as it is (no serialisation:
     this is every event's path). An event of huge names (controller, tag, approval) that no
@@ -151,7 +165,7 @@ def fit_event(event: SuspectChange, limits: EventLimits) -> SuspectChange:
     """
     if _untouched(event, limits):  # nothing to limit, nothing to measure: most events
         return event
-    event = limit_values(event, limits)
+    event = limit_values(event, limits, snapshot_limited=snapshot_limited)
     if _surely_small(event):
         return event
     budget = limits.max_event_bytes - RESERVED_BYTES

@@ -63,6 +63,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from agent.contract.encode import event_body, event_json
 from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
     MAX_TREE_SIZE,
@@ -166,16 +167,16 @@ class EventSigner:
     ) -> tuple[SuspectChange, bytes]:
         """The signed event and its message bytes, from one serialisation; ``seq``: set it
         first (the spool numbers an event as it stores it)."""
-        body = event.json_object()
+        body = event_body(event)
         body.pop(SIGNATURE_MEMBER, None)
         update: dict[str, Any] = {}
         if seq is not None:
             body["seq"] = update["seq"] = seq
-        value = base64.b64encode(self.private_key.sign(canonical_json(body))).decode()
+        value = base64.b64encode(self.private_key.sign(event_json(body))).decode()
         signature = EventSignature(key_id=self.key_id, alg=ALG, value=value)
         body[SIGNATURE_MEMBER] = {"alg": ALG, "key_id": self.key_id, "value": value}
         update["signature"] = signature
-        return event.model_copy(update=update), canonical_json(body)
+        return event.model_copy(update=update), event_json(body)
 
 
     def sign_batch(
@@ -188,50 +189,60 @@ class EventSigner:
         spool stores the bytes; building a signature model per event would cost more than the
         Merkle proof). `SuspectChange.model_validate_json` of the bytes gives the signed event.
         """
-        signed: list[tuple[SuspectChange, bytes]] = []
+        messages = self.batch_messages(events, first_seq=first_seq)
+        numbered = events if first_seq is None else [
+            event.model_copy(update={"seq": first_seq + i}) for i, event in enumerate(events)
+        ]
+        return list(zip(numbered, messages, strict=True))
+
+    def batch_messages(
+        self, events: Sequence[SuspectChange], *, first_seq: int | None = None
+    ) -> list[bytes]:
+        """`sign_batch`'s message bytes alone: no numbered copy of each event is made (the
+        spool stores the bytes, and the agent does not read the events back)."""
+        messages: list[bytes] = []
         for start in range(0, len(events), MAX_TREE_SIZE):
             seq = None if first_seq is None else first_seq + start
-            signed.extend(self._sign_tree(events[start : start + MAX_TREE_SIZE], seq))
-        return signed
+            messages.extend(self._sign_tree(events[start : start + MAX_TREE_SIZE], seq))
+        return messages
 
-    def _sign_tree(
-        self, events: Sequence[SuspectChange], first_seq: int | None
-    ) -> list[tuple[SuspectChange, bytes]]:
-        numbered = [
-            event if first_seq is None else event.model_copy(update={"seq": first_seq + i})
+    def _sign_tree(self, events: Sequence[SuspectChange], first_seq: int | None) -> list[bytes]:
+        halves = [
+            _halves(event, None if first_seq is None else first_seq + i)
             for i, event in enumerate(events)
         ]
-        halves = [_halves(event) for event in numbered]
         if len(events) == 1:  # plain ed25519: what every classifier reads
-            (head, tail), event = halves[0], numbered[0]
+            ((head, tail),) = halves
             value = _b64(self.private_key.sign(head + b"," + tail))
             member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
-            return [(event, head + b',"signature":' + member + b"," + tail)]
+            return [head + b',"signature":' + member + b"," + tail]
         root, paths = audit_paths([leaf_hash(head + b"," + tail) for head, tail in halves])
         size = len(events)
         value = _b64(self.private_key.sign(root_message(root, size)))
         texts: dict[bytes, str] = {}  # a node is the sibling of many leaves: encoded once
         out = []
-        for i, (event, (head, tail), path) in enumerate(zip(numbered, halves, paths, strict=True)):
+        for i, ((head, tail), path) in enumerate(zip(halves, paths, strict=True)):
             hashes = [texts.get(h) or texts.setdefault(h, _b64(h)) for h in path]
             member = canonical_json({
                 "alg": ALG_MERKLE, "key_id": self.key_id, "value": value,
                 "proof": {"leaf_index": i, "path": hashes, "tree_size": size},
             })
-            out.append((event, head + b',"signature":' + member + b"," + tail))
+            out.append(head + b',"signature":' + member + b"," + tail)
         return out
 
 
-def _halves(event: SuspectChange) -> tuple[bytes, bytes]:
-    """The event's canonical JSON without ``signature``, cut where ``signature`` would go:
+def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]:
+    """The event's canonical JSON without ``signature`` (with ``seq`` in place of its own,
+    when given), cut where ``signature`` would go:
     ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
     tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
     part of the event is encoded once."""
-    body = event.json_object()
-    body.pop(SIGNATURE_MEMBER, None)
+    body = event_body(event)
+    if seq is not None:
+        body["seq"] = seq
     head = {k: v for k, v in body.items() if k < SIGNATURE_MEMBER}
     tail = {k: v for k, v in body.items() if k > SIGNATURE_MEMBER}
-    return canonical_json(head)[:-1], canonical_json(tail)[1:]
+    return event_json(head)[:-1], event_json(tail)[1:]
 
 
 def _b64(raw: bytes) -> str:

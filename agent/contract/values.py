@@ -185,18 +185,18 @@ def canonical_json(data: Any) -> bytes:
     try:
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
-        return orjson.dumps(_scrub(data), option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(scrub(data), option=orjson.OPT_SORT_KEYS)
 
 
-def _scrub(data: Any) -> Any:
+def scrub(data: Any) -> Any:
     if isinstance(data, str):
         return data.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(data, int) and not isinstance(data, bool):
         return data if _INT_MIN <= data <= _INT_MAX else _big_int(data)
     if isinstance(data, Mapping):
-        return {_scrub(k): _scrub(v) for k, v in data.items()}
+        return {scrub(k): scrub(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
-        return [_scrub(v) for v in data]
+        return [scrub(v) for v in data]
     return data
 
 

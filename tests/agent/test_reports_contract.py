@@ -6,6 +6,7 @@ snapshot hash is the hash of the controller's watched values at that batch."""
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +16,11 @@ import pytest
 from agent.config import AgentConfig
 from agent.contract import SuspectChange, Verdict
 from agent.contract.signing import verify_event
+from agent.reports import new_event_id
 from agent.runner import Agent
 from agent.snapshot_digest import snapshot_sha256
 from agent.sources.base import Connected, Reading, Readings
 
-pytestmark = pytest.mark.asyncio
 TAGS = 600  # over the 256 values a snapshot shares whole: the by-reference path
 T0 = datetime.now(UTC).replace(microsecond=0)
 
@@ -37,6 +38,7 @@ def config(state: Path) -> AgentConfig:
     })
 
 
+@pytest.mark.asyncio
 async def test_spooled_bytes_validate_verify_and_hash_the_values_at_detection(
     tmp_path: Path,
 ) -> None:
@@ -73,3 +75,16 @@ async def test_spooled_bytes_validate_verify_and_hash_the_values_at_detection(
         assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] >= 1
     finally:
         agent.spool.close()
+
+
+def test_event_ids_are_distinct_random_uuids() -> None:
+    ids = [new_event_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:2000]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # the canonical lower-case spelling
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # every hex digit that is not fixed by the version and variant takes every value
+    free = [i for i in range(36) if i not in (8, 13, 14, 18, 19, 23)]
+    assert all(len({t[i] for t in ids}) == 16 for i in free)
+    assert {t[19] for t in ids} == set("89ab")

@@ -184,3 +184,40 @@ def test_appends_stay_fully_synced_around_an_ack_that_succeeds_or_fails(tmp_path
     spool.ack([row[0] for row in spool.peek(10)])
     assert spool.depth() == 0 and synchronous(spool) == 2
     spool.close()
+
+
+def test_an_append_without_numbered_copies_stores_the_same_rows(tmp_path: Path) -> None:
+    """The agent's path (``numbered=False``): the rows, seqs, routing, bytes and signatures
+    (Ed25519 is deterministic) are those of the path that returns the numbered events."""
+    signer = EventSigner.generate()
+    events = numbered_events(MAX_TREE_SIZE + 3, controllers=3)
+    events[4] = numbered_event(4, verdict=Verdict.AUTHORIZED)
+    rows = []
+    for name, numbered in (("a.db", True), ("b.db", False)):
+        spool = Spool(tmp_path / name, topics=TOPICS, signer=signer)
+        spool.append(events[:1], numbered=numbered)
+        returned = spool.append(events[1:], numbered=numbered, baseline=[("c", "t", "{}")])
+        assert len(returned) == (len(events) - 1 if numbered else 0)
+        assert spool.depth() == len(events) and spool.last_seq() == len(events)
+        rows.append([row[1:] for row in spool.peek(1000)])
+        assert spool.baseline_journal() == [(1, ("c", "t", "{}"))]
+        spool.close()
+    assert rows[0] == rows[1]
+    assert [orjson.loads(value)["seq"] for *_, value in rows[1]] == list(range(1, len(events) + 1))
+    assert rows[1][4][0] == "a"
+
+
+def test_a_refused_append_without_numbered_copies_leaves_nothing(tmp_path: Path) -> None:
+    signer = EventSigner.generate()
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS, signer=signer)
+    spool.append(numbered_events(2), numbered=False)
+    (pages,) = spool._db.execute("PRAGMA page_count").fetchone()
+    spool._db.execute(f"PRAGMA max_page_count={pages + 1}")
+    with pytest.raises(SpoolFull):
+        spool.append(numbered_events(300, start=2), numbered=False,
+                     baseline=[("c", "t", "{}")] * 300)
+    assert spool.depth() == 2 and spool.last_seq() == 2 and spool.baseline_journal() == []
+    spool._db.execute("PRAGMA max_page_count=1073741823")
+    spool.append(numbered_events(1, start=2), numbered=False)
+    assert [orjson.loads(v)["seq"] for *_, v in spool.peek(10)] == [1, 2, 3]
+    spool.close()
