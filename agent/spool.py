@@ -380,6 +380,10 @@ class Spool:
         self._dead_bytes -= sum(int(row[0]) for row in sizes)
         return len(sizes)
 
+    def acknowledged_rows(self) -> int:
+        """Rows acknowledged (out of the queue) but not yet deleted by `compact`."""
+        return self._dead
+
     def _count(self, where: str) -> tuple[int, int]:
         count, size = self._db.execute(
             f"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE {where}"

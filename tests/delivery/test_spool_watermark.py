@@ -66,9 +66,10 @@ def test_compaction_deletes_only_acknowledged_rows_in_chunks(tmp_path: Path) -> 
     spool = Spool(tmp_path / "spool.db", topics=TOPICS)
     spool.append(numbered_events(30))
     spool.ack([row[0] for row in spool.peek(25)])
+    assert spool.acknowledged_rows() == 25
     assert spool.compact(limit=10) == 10 and stored_rows(spool.path) == 20
     assert spool.compact(limit=10) == 10 and spool.compact(limit=10) == 5
-    assert spool.compact() == 0
+    assert spool.compact() == 0 and spool.acknowledged_rows() == 0
     assert stored_rows(spool.path) == 5 and seqs(spool.peek(100)) == [26, 27, 28, 29, 30]
     spool = reopen(spool)  # a crash after compaction: the same five rows
     assert spool.depth() == 5 and seqs(spool.peek(100)) == [26, 27, 28, 29, 30]
