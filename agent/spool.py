@@ -4,7 +4,9 @@ A SQLite database in WAL mode with ``synchronous=FULL``: when :meth:`Spool.appen
 events and the agent's ``seq`` counter are committed together and survive power loss. The
 publisher (``agent.publisher``) reads the oldest rows with :meth:`Spool.peek` and removes only
 what the broker acknowledged with :meth:`Spool.ack`; a crash in between means a resend of the
-same bytes (same ``event_id``), never a loss.
+same bytes (same ``event_id``), never a loss. An acknowledged batch leaves the queue by a
+watermark (``acked_upto``: every query reads only the rows above it); its rows are deleted for
+good later by :meth:`Spool.compact`, which the publisher calls when the drain is idle.
 
 Policy when full. The spool is bounded by ``max_events``, ``max_bytes`` and, optionally,
 ``max_age_s`` (the age of the oldest unpublished event). When an append would cross a bound, or
