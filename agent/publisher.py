@@ -221,6 +221,7 @@ class SpoolPublisher:
             self.spool.refresh_gauges(time.time())  # the oldest age grows during an outage too
             try:
                 await self._drain()
+                await self._compact()
             except TRANSIENT as exc:
                 if self._stopping:  # cut short by stop(): the events wait for the next start
                     log.debug("drain stopped: %r", exc)
@@ -230,6 +231,14 @@ class SpoolPublisher:
                 continue
             backoff.reset()
             await self._sleep(self.poll_interval_s)
+
+    async def _compact(self) -> None:
+        """Delete the acknowledged rows (`Spool.compact`) while there is nothing to send, a
+        chunk at a time, giving the loop back between chunks; new events come first."""
+        while not self._stopping and not self._wake.is_set():
+            if not self.spool.compact():
+                return
+            await asyncio.sleep(0)  # scans and appends run between chunks
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep until the tick, a wake() or stop(); whichever comes first."""

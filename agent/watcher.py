@@ -70,7 +70,13 @@ class ControllerWatcher:
         self._watched = {t.name: t for t in config.tags if t.is_watched}
         #: Tags the controller gives no value for: since when (their last good read), and why.
         self.unreadable: dict[str, tuple[datetime, str]] = {}
-        self._latest: dict[str, Reading] = dict(baseline.tags)
+        #: The newest reading of each recipe member (what a recipe settles on). Only the
+        #: members: the snapshot keeps every tag's newest reading already, and a dict of all
+        #: of them here cost ~5 MB per 100,000 tags for nothing.
+        self._members = tuple(sorted(members))
+        self._latest: dict[str, Reading] = {
+            m: baseline.tags[m] for m in self._members if m in baseline.tags
+        }
         self.reports.note_values(baseline.tags)
         #: Recipes seen changed but not yet settled, and when each pending value was first seen.
         self._pending: dict[str, dict[str, Any]] = {}
@@ -123,7 +129,7 @@ class ControllerWatcher:
 
     async def _on_readings(self, scan: Readings) -> None:
         self.reports.note_context(scan.values)
-        self._latest.update(scan.values)
+        self._note_members(scan.values)
         self.reports.note_values(scan.values)
         back = self._track_unreadable(scan)
         changes = detect_changes(
@@ -255,6 +261,13 @@ class ControllerWatcher:
             for name, value in pending.items()
         }
         self._pending = pending
+
+    def _note_members(self, values: Mapping[str, Reading]) -> None:
+        latest = self._latest
+        for member in self._members:
+            reading = values.get(member)
+            if reading is not None:
+                latest[member] = reading
 
     def _recipe_members(self, recipes: list[Change]) -> dict[str, Reading]:
         """The member readings a reported recipe moves the baseline to."""

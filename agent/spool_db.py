@@ -1,0 +1,66 @@
+"""The spool's SQLite file: its schema, and opening it in WAL mode with full fsync."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from agent.kafka.errors import DeliveryError
+
+__all__ = ["SpoolError", "open_spool_db"]
+
+
+class SpoolError(DeliveryError):
+    """The spool database failed (cannot open, corrupt, I/O error); the message names the file."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    appended_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS baseline_journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    controller TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    reading TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    appended_at REAL NOT NULL,
+    quarantined_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('last_seq', 0);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('acked_upto', 0);
+"""
+
+
+def open_spool_db(path: Path) -> sqlite3.Connection:
+    """Open (or create) the spool in WAL mode with full fsync; errors name the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise SpoolError(f"spool {path}: the filesystem does not support WAL mode ({mode})")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+    except (sqlite3.Error, OSError) as exc:
+        raise SpoolError(
+            f"spool {path}: cannot open ({exc}); check the spool path setting and that the "
+            "directory is writable by the agent"
+        ) from exc
+    return db
