@@ -42,6 +42,7 @@ from agent.runtime.gc_tuning import tune_for_throughput
 from agent.runtime.tasks import OwnedTasks, task_counter
 from agent.sources.base import Reading, Source
 from agent.sources.modbus import ModbusLines, ModbusSource
+from agent.sources.opcua import OpcuaSource
 from agent.spool import Spool
 from agent.watcher import AgentIdentity, ControllerWatcher
 
@@ -68,10 +69,6 @@ def make_source(
     ctl = config.controller(controller_id)
     if isinstance(ctl, ModbusControllerConfig):
         return ModbusSource(ctl, modbus_lines)
-    # asyncua is loaded here, by the first OPC UA controller: a Modbus-only agent never
-    # holds it (about 19 MB resident).
-    from agent.sources.opcua.source import OpcuaSource
-
     return OpcuaSource(ctl)
 
 
