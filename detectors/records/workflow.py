@@ -53,6 +53,7 @@ from detectors.records.models import (
     OPEN_STATES,
     ActionStatus,
     CapaAction,
+    Containment,
     ImpactContribution,
     LotHold,
     MasterRecord,
@@ -272,7 +273,13 @@ _TYPED_KEYS = {
     "impact.contributions": "ContributeImpact (one function's contribution, in your name)",
     "impact.notifications": "DecideNotification (a notification decision, in your name)",
     "rca.validated_by": "RecordRootCause (validated_by must name enabled users)",
+    "containment.lot_holds": "PlaceHold or ReleaseHold (a lot held or released in your name)",
+    "containment.decisions": "RecordDecision or UpdateDecision (a decision recorded in your "
+                             "name)",
 }
+
+#: Keys of ``containment`` that a whole-section write must leave as they are (see `_TYPED_KEYS`).
+_CONTAINMENT_TYPED = ("lot_holds", "decisions")
 
 
 def _refuse_typed(field: str) -> None:
@@ -295,6 +302,8 @@ def _update_section(run: Run, cmd: UpdateSection) -> list[Change]:
     old, new, updated = apply_update(run.record, cmd.field, cmd.value)
     if old == new:
         return []
+    if cmd.field == "containment":
+        _refuse_typed_containment(run.record.containment, updated.containment)
     if cmd.field in _CONTAINMENT_DECISIONS:
         require_gate(run, Gate.CONTAINMENT_DECISION, f"changing {cmd.field}")
     save_section(run.conn, updated, cmd.field.partition(".")[0])
@@ -302,8 +311,19 @@ def _update_section(run: Run, cmd: UpdateSection) -> list[Change]:
 
 
 #: Section updates that are containment decisions (guarded like `PlaceHold`, `RecordDecision`).
-_CONTAINMENT_DECISIONS = ("containment", "containment.lot_holds", "containment.decisions",
-                          "containment.release_freeze")
+_CONTAINMENT_DECISIONS = ("containment", "containment.release_freeze")
+
+
+def _refuse_typed_containment(before: Containment, after: Containment) -> None:
+    """A whole ``containment`` write that would add, drop or rewrite a lot hold or a decision
+    is refused: holds and decisions carry who placed or decided them, stamped by their own
+    commands; a whole-section write would name anyone (or wipe them)."""
+    for key in _CONTAINMENT_TYPED:
+        if getattr(before, key) != getattr(after, key):
+            raise InvalidUpdate(
+                f"field 'containment': it would change containment.{key}, which is not written "
+                f"by UpdateSection; use {_TYPED_KEYS['containment.' + key]}, and write the "
+                f"other keys one at a time (containment.<key>) or keep {key} as it is")
 
 
 def _dumped(items: Sequence[Any]) -> list[Any]:
@@ -350,9 +370,14 @@ def _record_decision(run: Run, cmd: RecordDecision) -> list[Change]:
     require_gate(run, Gate.CONTAINMENT_DECISION,
                  f"a containment decision ({cmd.decision.kind.value})")
     decisions = run.record.containment.decisions
+    named = cmd.decision.decided_by
+    if named not in (None, "", run.actor.user_id):
+        raise InvalidUpdate(f"decision.decided_by {named!r}: a containment decision is recorded "
+                            f"in the name of who records it ({run.actor.user_id}); leave "
+                            "decided_by out (otwatch sets it)")
     decision = cmd.decision.model_copy(update={
         "decided_at": cmd.decision.decided_at or run.now,
-        "decided_by": cmd.decision.decided_by or run.actor.user_id,
+        "decided_by": run.actor.user_id,
     })
     row = decision.model_dump(mode="json")
     run.conn.execute(insert(containment_decisions),

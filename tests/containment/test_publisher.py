@@ -16,7 +16,14 @@ import pytest
 from agent.kafka.settings import KafkaSettings
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.containment import ContainmentPublisher, TrailCursor
-from detectors.records import LotHold, RecordStore, StoreUnavailable, open_store
+from detectors.records import (
+    LotHold,
+    PlaceHold,
+    RecordStore,
+    ReleaseHold,
+    StoreUnavailable,
+    open_store,
+)
 from simulators.broker import EmbeddedBroker, free_port
 from tests.delivery.kafka_read import Received, read_topics
 from tests.records.lifecycle_steps import assess
@@ -57,15 +64,26 @@ def open_record(store: RecordStore) -> str:
 
 
 def set_holds(store: RecordStore, record_id: str, holds: list[LotHold], minutes: int) -> None:
-    store.update_field(record_id, "containment.lot_holds", holds, actor=QA,
-                       reason="lots made under the unapproved setpoint",
-                       now=WORKDAY + timedelta(minutes=minutes))
+    """Bring the record's lot holds to ``holds`` through the hold and release steps, in order
+    (one trail entry each), at ``minutes`` past the start of the workday."""
+    now = WORKDAY + timedelta(minutes=minutes)
+    current = {h.lot_id: h for h in store.get_record(record_id).containment.lot_holds}
+    reason = "lots made under the unapproved setpoint"
+    for want in holds:
+        have = current.get(want.lot_id)
+        if have is None:
+            store.execute(PlaceHold(record_id=record_id, lot_id=want.lot_id,
+                                    held_at=want.held_at, reason=reason), actor=QA, now=now)
+        if want.released_at is not None and (have is None or have.released_at is None):
+            store.execute(ReleaseHold(record_id=record_id, lot_id=want.lot_id, reason=reason),
+                          actor=QA, now=now)
 
 
 def hold(lot: str, released_min: int | None = None) -> LotHold:
+    """A lot held a minute into the workday, released at ``released_min`` (by whoever runs
+    `set_holds`)."""
     released = None if released_min is None else WORKDAY + timedelta(minutes=released_min)
-    return LotHold(lot_id=lot, held_at=WORKDAY + timedelta(minutes=1), released_at=released,
-                   released_by="qa-lead" if released else None)
+    return LotHold(lot_id=lot, held_at=WORKDAY + timedelta(minutes=1), released_at=released)
 
 
 def publisher(store: RecordStore, db: str, broker: EmbeddedBroker,
@@ -98,7 +116,7 @@ async def test_hold_release_and_restart(
         placed = await read(broker, 2)
         assert actions(placed) == [("LOT-7", "hold"), ("LOT-8", "hold")]
         record = store.get_record(record_id)
-        seq = store.trail()[-1].seq
+        seq = store.trail()[-2].seq  # LOT-7's hold; LOT-8's is the last entry
         assert placed[0] == {
             "schema": "otwatch.containment/1", "message_id": f"{seq}/LOT-7/hold",
             "trail_seq": seq, "record_id": record_id, "ticket_id": record.security_ticket,
@@ -110,7 +128,7 @@ async def test_hold_release_and_restart(
         set_holds(store, record_id, [hold("LOT-7", released_min=30), hold("LOT-8")], minutes=30)
         released = (await read(broker, 3))[2]
         assert (released["lot"], released["action"], released["released_by"]) == (
-            "LOT-7", "release", "qa-lead")
+            "LOT-7", "release", "qa.lee")
     finally:
         await first.stop()
     head = store.trail()[-1].seq

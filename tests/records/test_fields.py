@@ -12,6 +12,7 @@ from detectors.records import (
     CapaAction,
     FishboneCategory,
     InvalidUpdate,
+    PlaceHold,
     ReasonRequired,
     RecordRootCause,
     RecordStore,
@@ -44,9 +45,9 @@ def test_sections_update_with_old_new_actor_reason(store: RecordStore, rid: str)
     store.update_field(rid, "affected_lots", [
         {"lot_id": "LOT-7", "controller": "press-01", "started_at": at(0).isoformat()}],
         actor=QA, reason="MES lot genealogy", now=at(1))
-    store.update_field(rid, "containment", {
-        "lot_holds": [{"lot_id": "LOT-7", "held_at": at(1).isoformat()}],
-        "release_freeze": True, "evidence_preserved": True}, actor=QA, reason="hold", now=at(1))
+    store.update_field(rid, "containment", {"release_freeze": True, "evidence_preserved": True},
+                       actor=QA, reason="freeze", now=at(1))
+    store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"), actor=QA, now=at(1))
     store.execute(RecordRootCause(
         record_id=rid, reason="RCA",
         five_whys=[WhyAnswer(answer=a) for a in ("setpoint changed", "engineer logged in",
@@ -115,6 +116,11 @@ def test_a_whole_section_with_its_own_steps_is_refused_naming_them(
        "decided_by": "someone.else"}], "DecideNotification"),
     ("rca.validated_by", ["nobody"], "RecordRootCause"),
     ("capa_actions.0", {**ACTION, "status": "done"}, "AddCapaAction, UpdateCapaAction"),
+    ("containment.lot_holds", [{"lot_id": "LOT-7", "held_at": T0.isoformat(),
+                                "held_by": "someone.else"}], "PlaceHold or ReleaseHold"),
+    ("containment.decisions", [{"kind": "release_freeze", "status": "in_effect",
+                                "decided_by": "someone.else"}],
+     "RecordDecision or UpdateDecision"),
 ])
 def test_a_key_with_its_own_step_is_refused_naming_it(
     store: RecordStore, rid: str, field: str, value: object, typed: str,
@@ -129,7 +135,31 @@ def test_a_key_with_its_own_step_is_refused_naming_it(
     assert store.trail() == before
     record = store.get_record(rid)
     assert (record.impact.contributions, record.impact.notifications,
-            record.rca.validated_by, record.capa_actions) == ([], [], [], [])
+            record.rca.validated_by, record.capa_actions, record.containment.lot_holds,
+            record.containment.decisions) == ([], [], [], [], [], [])
+
+
+def test_a_whole_containment_write_leaves_holds_and_decisions_to_their_steps(
+    store: RecordStore, rid: str,
+) -> None:
+    """A whole ``containment`` value carries the lot holds and decisions too: writing it could
+    release a hold in nobody's name or hold a lot in someone else's. Only a write that keeps
+    them as they are goes through."""
+    assess(store, rid, at(1))
+    store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"), actor=QA, now=at(1))
+    held = store.get_record(rid).containment
+    before = store.trail()
+    forged = {"lot_holds": [{**held.lot_holds[0].model_dump(mode="json"), "held_by": "qa.boss"}]}
+    for value, key in (({"release_freeze": True}, "lot_holds"), (forged, "lot_holds"),
+                       ({"lot_holds": held.lot_holds, "decisions": [
+                           {"kind": "release_freeze", "decided_by": "qa.boss"}]}, "decisions")):
+        with pytest.raises(InvalidUpdate, match=f"would change containment.{key}.*use "):
+            store.update_field(rid, "containment", value, actor=QA, reason="x", now=at(2))
+    assert store.trail() == before and store.get_record(rid).containment == held
+    kept = {**held.model_dump(mode="json"), "release_freeze": True}
+    record = store.update_field(rid, "containment", kept, actor=QA, reason="freeze", now=at(2))
+    assert record.containment.release_freeze
+    assert [(h.lot_id, h.held_by) for h in record.containment.lot_holds] == [("LOT-7", "qa.lee")]
 
 
 def test_unchanged_value_writes_no_entry(store: RecordStore, rid: str) -> None:
@@ -159,11 +189,9 @@ def test_publisher_follows_trail_and_lot_suggestions(store: RecordStore, rid: st
     assert lot.lot_id == "LOT-7" and lot.controller == "press-01"
     assess(store, rid, at(1))
     head = store.trail()[-1].seq
-    store.update_field(rid, "containment", {
-        "lot_holds": [{"lot_id": "LOT-7", "held_at": at(1).isoformat()}]},
-        actor=QA, reason="hold", now=at(1))
+    store.execute(PlaceHold(record_id=rid, lot_id="LOT-7", reason="hold"), actor=QA, now=at(1))
     (entry,) = store.trail_since(head)
-    assert entry.field == "containment" and "LOT-7" in (entry.new or "")
+    assert entry.field == "containment.lot_holds" and "LOT-7" in (entry.new or "")
     assert store.trail_since(entry.seq) == []
 
 

@@ -138,6 +138,13 @@ def test_every_containment_decision_waits_for_the_assessment(
     record = store.execute(RecordDecision(record_id=rid, reason="freeze", decision=freeze),
                            actor=QA, now=at(2))
     assert record.containment.decisions[0].decided_by == "qa.lee"
+    trail = store.trail()
+    forged = freeze.model_copy(update={"decided_by": "qa.boss"})
+    with pytest.raises(InvalidUpdate, match=r"decided_by 'qa.boss'.*in the name of who records "
+                                            r"it \(qa.lee\)"):
+        store.execute(RecordDecision(record_id=rid, reason="x", decision=forged), actor=QA,
+                      now=at(3))
+    assert store.trail() == trail and len(store.get_record(rid).containment.decisions) == 1
 
 
 def test_closure_refused_until_notifications_and_containment(

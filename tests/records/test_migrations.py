@@ -19,9 +19,10 @@ from detectors.containment import CURSOR_SCHEMA_VERSION
 from detectors.records import (
     HEAD_REVISION,
     FishboneCategory,
-    LotHold,
+    PlaceHold,
     RecordRootCause,
     RecordStore,
+    ReleaseHold,
     State,
     StoreUnavailable,
     TrailCursor,
@@ -42,6 +43,8 @@ from tests.support.events import record_event as event
 SIGNER: dict[str, Any] = {
     "signatures": {"__all__": {"user_id", "step", "trail_seq"}},
     "impact": {"contributions"},
+    # ... nor lot holds who placed them (``held_by`` came with the lot_holds rows) ...
+    "containment": {"lot_holds": {"__all__": {"held_by"}}},
     # ... nor evidence rows made before revision 0008 their classification (their
     # controller and tag are read from the stored event by the migration).
     "evidence": {"__all__": {"classification", "rules_fired"}}}
@@ -73,11 +76,12 @@ def populate(store: RecordStore) -> None:
     store.update_field(held, "log.root_cause", "shared password", actor=QA, reason="RCA",
                        now=at(1))
     assess(store, held, at(1))  # impact contributions: rows the legacy schema never had
-    store.update_field(held, "containment", {
-        "lot_holds": [LotHold(lot_id="LOT-7", held_at=at(1)),
-                      LotHold(lot_id="LOT-8", held_at=at(1), released_at=at(2),
-                              released_by="qa-lead")],
-        "release_freeze": True, "notes": "frozen"}, actor=QA, reason="hold", now=at(2))
+    store.update_field(held, "containment", {"release_freeze": True, "notes": "frozen"},
+                       actor=QA, reason="freeze", now=at(2))
+    for command in (PlaceHold(record_id=held, lot_id="LOT-7", reason="hold"),
+                    PlaceHold(record_id=held, lot_id="LOT-8", reason="hold"),
+                    ReleaseHold(record_id=held, lot_id="LOT-8", reason="released")):
+        store.execute(command, actor=QA, now=at(2))
     store.execute(RecordRootCause(record_id=held, reason="RCA",
                                   five_whys=[WhyAnswer(answer="why")],
                                   fishbone={FishboneCategory.PEOPLE: ["x"]}),
@@ -124,11 +128,13 @@ def test_a_legacy_database_upgrades_and_every_record_reads_back_the_same(
         assert result.ok and result.entries == len(source.trail())
         # The rows 0003 moved are what the trail says. (This copy's signature entries name
         # users its legacy rows cannot: current code wrote them, so binding is not checked.)
-        # Impact contributions and each evidence row's own decision came after the legacy
-        # schema (its copy drops them, as SIGNER says): the trail has them, the rows cannot.
+        # Impact contributions, who held a lot and each evidence row's own decision came after
+        # the legacy schema (its copy drops them, as SIGNER says): the trail has them, the rows
+        # cannot.
         replayed = verify_store(upgraded.database, key=None, every=Interval())
         tampered = [p for p in replayed.problems if p.startswith("tampered")]
-        newer = re.compile(r"field impact\.contributions \(|evidence ev-\d+ classification \(")
+        newer = re.compile(r"field impact\.contributions \(|evidence ev-\d+ classification \(|"
+                           r"field containment\.lot_holds\[\d+\]\.held_by \(")
         assert tampered and all(newer.search(p) for p in tampered), tampered
         held = upgraded.list_records()[1]
         assert [h.lot_id for h in held.containment.lot_holds] == ["LOT-7", "LOT-8"]
