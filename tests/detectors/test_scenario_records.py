@@ -100,8 +100,17 @@ def gaps_of(record: MasterRecord, controller: str) -> list[tuple[datetime, datet
                         if e.controller == controller and e.change_kind == "monitoring_gap")]
 
 
-def gap_of(record: MasterRecord, controller: str) -> tuple[datetime, datetime]:
-    (gap,) = gaps_of(record, controller)
+def gap_of(record: MasterRecord, controller: str, during: tuple[datetime, datetime] | None = None,
+           ) -> tuple[datetime, datetime]:
+    """The controller's one monitoring gap (told per tag or for the session: the same spell).
+
+    ``during``: the gap over that spell only. Another fault of the scenario may be a gap of its
+    own on a busy machine: the press's 3 s exception window, with the last read before it a
+    few seconds late, was blind for longer than ``monitoring_gap_min_s``."""
+    gaps = set(gaps_of(record, controller))
+    if during is not None:
+        gaps = {(start, end) for start, end in gaps if start <= during[1] and end >= during[0]}
+    (gap,) = gaps
     return gap
 
 
@@ -185,8 +194,8 @@ def test_outage_the_gap_is_as_long_as_the_controller_was_unreachable(
     down, _ = spell("slow_responses", "press-01")
     gone, back = spell("offline_change", "press-01")
     press = by_controller["press-01"]
-    press_gap = assert_gap_spans(gap_of(press, "press-01"), down, back, "press-01 offline",
-                                 gone=gone)
+    press_gap = assert_gap_spans(gap_of(press, "press-01", during=(gone, back)), down, back,
+                                 "press-01 offline", gone=gone)
     assert press.tag == "temperature_sp" and "changed while unwatched" in press.description
     print(f"gaps: oven-01 {oven_gap:.1f} s (server away "
           f"{(spell('restart', 'oven-01')[1] - spell('restart', 'oven-01')[0]).total_seconds():.1f}"
