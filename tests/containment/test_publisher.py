@@ -95,8 +95,10 @@ def publisher(store: RecordStore, db: str, broker: EmbeddedBroker,
 
 
 async def read(broker: EmbeddedBroker, count: int) -> list[dict[str, Any]]:
+    # 30 s: the command's test starts a Python process that creates the topic; at load 12-17
+    # that took longer than the 10 s this had.
     got: list[Received] = await read_topics(broker.bootstrap, [TOPIC], until_count=count,
-                                            limit_s=10)
+                                            limit_s=30)
     assert len(got) == count, [r.value for r in got]
     return [r.value for r in sorted(got, key=lambda r: (r.partition, r.offset))]
 
