@@ -40,10 +40,8 @@ def unpack_registers(data: bytes, function_code: int) -> list[int]:
 
 
 def _text(answer: ReadHoldingRegistersResponse) -> str:
-    return (
-        f"{type(answer).__name__}(dev_id={answer.dev_id}, transaction_id="
-        f"{answer.transaction_id}, registers={len(answer.registers)})"
-    )
+    # pymodbus asks for it right after `decode`, before it sets the unit and transaction ids
+    return f"{type(answer).__name__}({len(answer.registers)} registers)"
 
 
 class HoldingRegistersAnswer(ReadHoldingRegistersResponse):

@@ -54,7 +54,7 @@ def test_the_text_of_an_answer_gives_the_count_not_the_values() -> None:
     answer = HoldingRegistersAnswer()
     answer.decode(bytes([4, 0x12, 0x34, 0xAB, 0xCD]))
     assert answer.registers == [0x1234, 0xABCD]
-    assert str(answer) == "HoldingRegistersAnswer(dev_id=0, transaction_id=0, registers=2)"
+    assert str(answer) == "HoldingRegistersAnswer(2 registers)"
 
 
 @pytest.mark.asyncio(loop_scope="module")
