@@ -17,6 +17,7 @@ found then is ``changed_while_unwatched``.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
@@ -132,7 +133,8 @@ class ControllerWatcher:
         self._note_members(scan.values)
         self.reports.note_values(scan.values)
         back = self._track_unreadable(scan)
-        changes = detect_changes(
+        still = _stands_still(scan.values, self.baseline.tags)
+        changes = [] if still else detect_changes(
             self._tags_in(scan), self.baseline.tags, scan.values, at=scan.at, unwatched=self._fresh
         )
         if back:
@@ -175,7 +177,8 @@ class ControllerWatcher:
         for name in back:
             del self.unreadable[name]
         self._set_pending(pending)
-        self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
+        if not still:  # else the baseline holds every one of these readings already
+            self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
         self.baseline.tags.update(adopted)
         if scan.complete:
             self.baseline.last_seen = scan.at
@@ -314,3 +317,10 @@ def _downloads_first(changes: list[Change]) -> list[Change]:
 def _unwatched(change: Change) -> Change:
     """A change found on a tag's first good read after a gap: it happened unwatched."""
     return dataclasses.replace(change, change_kind=ChangeKind.CHANGED_WHILE_UNWATCHED)
+
+
+def _stands_still(readings: Mapping[str, Reading], baseline: Mapping[str, Reading]) -> bool:
+    """True when every reading is the very object the baseline holds (a scan in which nothing
+    moved: sources hand back the same `Reading` while a value stands still). `detect_changes`
+    would skip each such tag and `next_baseline` keep it; this asks once for all, in C."""
+    return all(map(operator.is_, readings.values(), map(baseline.get, readings)))

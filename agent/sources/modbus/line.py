@@ -29,6 +29,7 @@ from pymodbus.pdu import ModbusPDU
 from agent.errors import ControllerUnreachable
 from agent.sources.modbus.config import ModbusControllerConfig
 from agent.sources.modbus.plan import ReadRequest
+from agent.sources.modbus.responses import register_fast_answers
 
 #: The client method that reads each register table.
 READ_METHOD = {
@@ -120,8 +121,15 @@ class ModbusLines:
 
 
 def _make_client(config: ModbusControllerConfig) -> ModbusBaseClient:
-    """A pymodbus client with no retries and no reconnects of its own: the source's loop
-    reconnects, with the capped backoff of its transport."""
+    """A pymodbus client with no retries and no reconnects of its own (the source's loop
+    reconnects, with the capped backoff of its transport), that decodes register answers
+    in one call (`agent.sources.modbus.responses`)."""
+    client = _new_client(config)
+    register_fast_answers(client)
+    return client
+
+
+def _new_client(config: ModbusControllerConfig) -> ModbusBaseClient:
     serial = config.serial
     if serial is not None:
         return AsyncModbusSerialClient(
