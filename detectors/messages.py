@@ -155,7 +155,12 @@ def _names(event: SuspectChange) -> list[tuple[str, str | None]]:
 
 def _plain(value: bytes) -> bool:
     """No NaN, Infinity or escaped code point: texts pydantic's parser and orjson may judge
-    differently. The store keeps the message as evidence, which must load with orjson again."""
+    differently. The store keeps the message as evidence, which must load with orjson again.
+
+    Three one-byte searches first (``memchr``: a third of the cost of one three-byte search):
+    without an ``N``, an ``I`` or a backslash none of the three texts can be there."""
+    if b"N" not in value and b"I" not in value and b"\\" not in value:
+        return True
     return b"NaN" not in value and b"Infinity" not in value and b"\\u" not in value
 
 

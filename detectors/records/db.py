@@ -3,7 +3,8 @@
 One `Database` holds one connection for the life of a `RecordStore` (which is not shared between
 threads). Transactions are explicit, and each dialect opens them the way the trail needs:
 
-- SQLite: WAL, ``synchronous=FULL``, foreign keys on, a 30 s busy timeout; a write transaction
+- SQLite: WAL, ``synchronous=FULL``, foreign keys on, a 30 s busy timeout, a 64 MiB page
+  cache (`SQLITE_CACHE_KIB`); a write transaction
   starts with ``BEGIN IMMEDIATE`` (the write lock is taken at once, so two writers never both
   read the trail head), a read with a plain ``BEGIN``. pysqlite would issue its own ``BEGIN``
   at the first write, so it is switched off and SQLAlchemy's ``begin`` event issues ours (the
@@ -36,6 +37,13 @@ from detectors.records.target import DatabaseTarget
 
 #: How long opening or writing waits for another process that holds the file (SQLite).
 SQLITE_BUSY_TIMEOUT_S = 30.0
+#: SQLite's page cache per connection, in KiB (its default is 2 MiB). The classifier's batch
+#: looks up and inserts every event id in ``processed_events`` (random keys), so with the
+#: default cache a growing store reads nearly every page it touches back from the OS and
+#: spills dirty pages to the WAL mid-transaction: 60,000 events with the default cache made
+#: 167k preads and 217k pwrites, with 64 MiB 53k and 160k (strace). The cache fills only as
+#: pages are used: a small store or a short-lived connection never takes it all.
+SQLITE_CACHE_KIB = 65_536
 #: The execution option that makes the next SQLite transaction ``BEGIN IMMEDIATE``.
 _WRITE = "otwatch_write"
 #: SQLSTATEs / SQLite messages of a schema that is missing or older than this code.
@@ -264,6 +272,7 @@ def _sqlite_engine(target: DatabaseTarget) -> Engine:
         _enable_wal(dbapi_conn)
         dbapi_conn.execute("PRAGMA synchronous=FULL")
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -138,6 +138,17 @@ class _Batch:
     attached_to: dict[str, OpenRecord] = field(default_factory=dict)
     #: Records whose security ticket opened in this batch as evidence escalated them.
     ticketed: dict[str, OpenRecord] = field(default_factory=dict)
+    #: Each instant's text (`iso`), formatted once per batch: the events of one poll share
+    #: their times, and an event's occurrence is often its detection (equal instants in any
+    #: offset have the same UTC text; a naive time never equals an aware one).
+    times: dict[datetime, str] = field(default_factory=dict)
+
+    def iso(self, moment: datetime) -> str:
+        """`iso` of ``moment``, formatted once per batch."""
+        text = self.times.get(moment)
+        if text is None:
+            text = self.times[moment] = iso(moment)
+        return text
 
 
 def correlation_key(event: SuspectChange, cls: Classification) -> str:
@@ -248,12 +259,13 @@ def _within(rec: OpenRecord, detected_at: datetime, window_s: float) -> bool:
 
 
 def _evidence_row(
-    rid: str, ev: SuspectChange, cls: Classification, raw: bytes, detected: str, now: str
+    batch: _Batch, rid: str, ev: SuspectChange, cls: Classification, raw: bytes, detected: str
 ) -> tuple[str, ...]:
     """The evidence row, in `_EVIDENCE_COLUMNS` order (its SHA-256 is ``row[_SHA256]``)."""
     return (
         ev.event_id, rid, hashlib.sha256(raw).hexdigest(), _V[ev.change_kind], _V[ev.verdict],
-        _V[cls.severity], iso(ev.occurred_at), detected, now, raw.decode(), ev.controller.id,
+        _V[cls.severity], batch.iso(ev.occurred_at), detected, batch.now, raw.decode(),
+        ev.controller.id,
         ev.tag.name, _V[cls.kind], _rules_json(cls.rules_fired),
     )
 
@@ -279,8 +291,8 @@ def _attach(
     batch: _Batch, rec: OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
     detected_at: datetime,
 ) -> None:
-    detected = detected_at.isoformat(timespec="microseconds")  # (`iso`: it is UTC already)
-    row = _evidence_row(rec.id, ev, cls, raw, detected, batch.now)
+    detected = batch.iso(detected_at)
+    row = _evidence_row(batch, rec.id, ev, cls, raw, detected)
     batch.evidence.append(row)
     # The criteria's decision on this event alone, so verify can check its row (`replay`);
     # only ever written as canonical JSON, where the tuple of rules is the same array.
@@ -342,7 +354,7 @@ def _open(
     db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, key: str, raw: bytes,
     detected_at: datetime,
 ) -> OpenRecord:
-    detected = iso(detected_at)
+    detected = batch.iso(detected_at)
     rid = f"NC-{batch.year}-{_next_id(db, batch, 'NC'):06d}"
     ticket = _ticket_id(db, batch) if _V[cls.kind] in TICKETED else None
     rules = canonical_json(list(cls.rules_fired))
@@ -363,14 +375,14 @@ def _open(
             "id": ticket, "record_id": rid, "severity": _V[cls.severity], "status": "open",
             "indicators": canonical_json(indicators),
         })
-    evidence = _evidence_row(rid, ev, cls, raw, detected, batch.now)
+    evidence = _evidence_row(batch, rid, ev, cls, raw, detected)
     batch.evidence.append(evidence)
     snapshot = {
         "classification": _V[cls.kind], "state": State.DETECTED.value, "security_ticket": ticket,
         "controller": ev.controller.id, "tag": ev.tag.name, "site": ev.site, "line": ev.line,
         "severity": _V[cls.severity], "correlation_key": key,
         "rules_fired": list(cls.rules_fired),
-        "criteria_version": cls.criteria_version, "occurred_at": iso(ev.occurred_at),
+        "criteria_version": cls.criteria_version, "occurred_at": batch.iso(ev.occurred_at),
         "detected_at": detected, "event_id": ev.event_id, "sha256": evidence[_SHA256],
         "quality_impact": cls.quality_impact, "security_impact": cls.security_impact,
         "recurrence_of": recurs,

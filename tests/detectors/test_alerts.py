@@ -4,6 +4,7 @@ an infinity reads as itself, never as ``null``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -37,3 +38,18 @@ def test_an_alert_stays_small_whatever_the_event_held() -> None:
     assert len(alert["description"]) == 2000 and alert["description"].endswith("\u2026")
     assert len(record_event_json(event, cls, OUTCOME, "2026-11-23T10:00:00Z",
                                  opened=True)) < 4096
+
+
+def test_an_alerts_time_is_its_events_own_detection_time_as_written() -> None:
+    """The alert's time is the event's detection time in its own offset, also when an equal
+    instant in another offset (or the same fields in another offset) was alerted before."""
+    at = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    times = [at, at.astimezone(timezone(timedelta(hours=2))), at.replace(microsecond=7),
+             at.replace(tzinfo=timezone(timedelta(hours=-5))), at, at.replace(tzinfo=None)]
+    written = []
+    for detected in times:
+        event = make_event(detected_at=detected, occurred_at=detected)
+        alert = orjson.loads(alert_json(event, classify(event, CRITERIA), OUTCOME))
+        assert alert["time"] == event.detected_at.isoformat()
+        written.append(alert["time"])
+    assert written[:2] == ["2026-11-23T10:00:00+00:00", "2026-11-23T12:00:00+02:00"]

@@ -207,3 +207,16 @@ def test_name_and_text_limits_hold_on_the_plain_path(path: str, length: int) -> 
     assert isinstance(got, str) == over
     if over:
         assert f": {path}: {length} characters, over" in got
+
+
+#: Pieces whose every combination tests `messages._plain` against the three-text search.
+_PIECES = [b"", b"a", b"N", b"Na", b"NaN", b"I", b"Infinity", b"Infinit", b"\\", b"\\u", b"u",
+           b"\\\\", b"\"n\"", b"{\"$float\":\"nan\"}"]
+
+
+def test_plain_decides_as_the_three_text_search() -> None:
+    """The one-byte searches only skip the three-text search where none of its texts can be."""
+    for parts in itertools.product(_PIECES, repeat=3):
+        value = b"".join(parts)
+        want = b"NaN" not in value and b"Infinity" not in value and b"\\u" not in value
+        assert messages._plain(value) is want, value

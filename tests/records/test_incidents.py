@@ -5,12 +5,13 @@ sharing the partitions). SQLite and PostgreSQL, the shipped criteria."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
@@ -21,7 +22,7 @@ from detectors.records.checkpoints import Interval
 from detectors.records.export import export_csv, export_html
 from detectors.records.tables import evidence, records
 from detectors.records.tamper import verify_store
-from detectors.records.trail import CLASSIFIER
+from detectors.records.trail import CLASSIFIER, iso
 from tests.support.events import make_event
 
 CRITERIA = load_criteria(Path(__file__).resolve().parents[2] / "config" / "criteria.yaml")
@@ -259,3 +260,25 @@ def test_a_summary_that_skips_repeated_decisions_says_what_joining_each_event_sa
             fast.controller, fast.tag, fast.headline, fast.moved_by) == (
             slow.classification, slow.severity, slow.rules_fired, slow.description,
             slow.controller, slow.tag, slow.headline, slow.moved_by)
+
+
+def test_times_formatted_once_per_batch_are_each_events_own(store: RecordStore) -> None:
+    """Ingest formats each instant once per batch: equal instants in other offsets share the
+    UTC text, and every event still gets the text of its own times (occurrence, detection)."""
+    plus_two = timezone(timedelta(hours=2))
+    times = [
+        (T, T), (T.astimezone(plus_two), T), (T, T.astimezone(plus_two)),
+        (T - timedelta(seconds=1), T.replace(microsecond=5)),
+        (T.replace(tzinfo=None) - timedelta(seconds=2), T + timedelta(seconds=1)),
+        (T.replace(tzinfo=plus_two), T.replace(tzinfo=None)),  # same fields, other instants
+    ]
+    events = [make_event(event_id=f"at-{n}", seq=n, occurred_at=occurred, detected_at=detected)
+              for n, (occurred, detected) in enumerate(times, 1)]
+    record(store, *events)
+    with store.database.read() as conn:
+        rows = conn.execute(select(evidence.c.event_id, evidence.c.occurred_at,
+                                   evidence.c.detected_at).order_by(evidence.c.event_id)).all()
+    assert [tuple(row) for row in rows] == [
+        (ev.event_id, iso(ev.occurred_at), iso(ev.detected_at)) for ev in events]
+    assert rows[0][1] == rows[1][1] == "2026-11-23T10:00:00.000000+00:00"
+    assert verify_store(store.database, key=None, every=Interval()).problems == []
