@@ -23,9 +23,12 @@ values = st.one_of(
     st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1),
     st.dictionaries(st.text(max_size=5), st.floats(allow_nan=True) | st.text(max_size=5)),
 )
-stamps = st.none() | st.builds(
+stamps = st.none() | st.datetimes(min_value=datetime(1970, 1, 1)) | st.builds(
     lambda d, m: d.replace(tzinfo=timezone(timedelta(minutes=m))),
     st.datetimes(min_value=datetime(1970, 1, 1)), st.integers(-600, 600),
+) | st.builds(
+    lambda d, s: d.replace(tzinfo=timezone(timedelta(seconds=s))),
+    st.datetimes(min_value=datetime(1970, 1, 1)), st.integers(-3599, 3599),
 )
 
 
