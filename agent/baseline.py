@@ -53,9 +53,10 @@ def encode_reading(r: Reading) -> str:
     """
     value = r.value
     if value is None or type(value) in _PLAIN or (type(value) is float and math.isfinite(value)):
-        ts: datetime | str | None = r.source_ts
-        if ts is not None and ts.tzinfo is not None and ts.tzinfo is not UTC:
-            ts = ts.isoformat()  # orjson rounds an offset to whole minutes
+        at = r.source_ts
+        ts: datetime | str | None = at
+        if at is not None and at.tzinfo is not None and at.tzinfo is not UTC:
+            ts = at.isoformat()  # orjson rounds an offset to whole minutes
         try:
             return orjson.dumps({"value": value, "source_ts": ts}).decode()
         except orjson.JSONEncodeError:  # an integer over 64 bits, a lone surrogate
