@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import is_
 from pathlib import Path
 from typing import Any
@@ -48,12 +48,15 @@ def encode_reading(r: Reading) -> str:
     """A reading as the JSON text the journal keeps (one per event, in its transaction).
 
     A plain scalar (no NaN or infinity, which only the standard library writes) is written by
-    orjson, a quarter of the CPU; anything else as before. Both read back the same (a test
-    holds it).
+    orjson, a quarter of the CPU, its timestamp too when naive or UTC (``isoformat`` cost as
+    much as the rest); anything else as before. Both read back the same (a test holds it).
     """
     value = r.value
     if value is None or type(value) in _PLAIN or (type(value) is float and math.isfinite(value)):
-        ts = r.source_ts.isoformat() if r.source_ts else None
+        at = r.source_ts
+        ts: datetime | str | None = at
+        if at is not None and at.tzinfo is not None and at.tzinfo is not UTC:
+            ts = at.isoformat()  # orjson rounds an offset to whole minutes
         try:
             return orjson.dumps({"value": value, "source_ts": ts}).decode()
         except orjson.JSONEncodeError:  # an integer over 64 bits, a lone surrogate
@@ -62,6 +65,8 @@ def encode_reading(r: Reading) -> str:
 
 
 _PLAIN = (str, int, bool)
+_PLAIN_TYPES = {str, int, bool, float, type(None)}
+_PLAIN_ZONES = {None, UTC}
 
 
 def _reading_from_json(d: dict[str, Any]) -> Reading:
@@ -141,9 +146,42 @@ class BaselineStore:
         cached = self._encoded.get(cid)
         if cached is not None and _same_objects(cached[0], tags):
             return cached[1]
-        text = json.dumps({k: _reading_to_json(v) for k, v in tags.items()}, default=str)
+        text = encode_tags(tags)
         self._encoded[cid] = (dict(tags), text)
         return text
+
+
+def encode_tags(tags: dict[str, Reading]) -> str:
+    """A controller's tags as the JSON text the snapshot keeps.
+
+    When every reading is a plain one (`_plain_readings`), orjson writes them, timestamps
+    too, in one call: a third of the CPU of the standard library's (``isoformat`` alone was
+    most of that), which at 10,000 tags and 1,000 changes a second was 8% of the agent.
+    Anything else as before. Both read back the same readings (a test holds it).
+    """
+    if _plain_readings(tags.values()):
+        plain = {k: {"value": r.value, "source_ts": r.source_ts} for k, r in tags.items()}
+        try:
+            return orjson.dumps(plain).decode()
+        except orjson.JSONEncodeError:  # an integer over 64 bits, a lone surrogate
+            pass
+    return json.dumps({k: _reading_to_json(v) for k, v in tags.items()}, default=str)
+
+
+def _plain_readings(readings: Iterable[Reading]) -> bool:
+    """Whether orjson writes these readings as the standard library does, up to spelling:
+    scalar values, no NaN or infinity (orjson would write null), timestamps naive or in UTC
+    (orjson rounds an offset to whole minutes). Passes over C loops, not a check per tag."""
+    listed = list(readings)
+    values = [r.value for r in listed]
+    if not set(map(type, values)) <= _PLAIN_TYPES:
+        return False
+    # A NaN or an infinity makes the sum so; an overflow of finite values only takes the
+    # slow path.
+    if not math.isfinite(sum([v for v in values if type(v) is float])):
+        return False
+    zones = {r.source_ts.tzinfo for r in listed if r.source_ts is not None}
+    return zones <= _PLAIN_ZONES
 
 
 def _same_objects(old: dict[str, Reading], new: dict[str, Reading]) -> bool:

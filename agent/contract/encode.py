@@ -71,30 +71,42 @@ def _at(at: datetime) -> datetime | str:
 def event_body(ev: SuspectChange) -> dict[str, Any]:
     """The event's members for `event_json` (every field, None too): ``model_dump(mode="json",
     by_alias=True)`` but for UTC datetimes and enums, left for orjson to write."""
-    return {
+    head, tail = event_halves(ev)
+    head["signature"] = None if ev.signature is None else _signature(ev.signature)
+    head.update(tail)
+    return head
+
+
+def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`event_body` but ``signature``, in two: the members whose keys sort before
+    ``signature``, and those after. The signer writes the signature between the two (canonical
+    JSON sorts keys); built apart, the halves cost no split of the body per event."""
+    head = {
         "schema": ev.schema_,
         "event_id": ev.event_id,
         "seq": ev.seq,
         "agent_id": ev.agent_id,
-        "site": ev.site,
         "line": ev.line,
         "controller": controller_object(ev.controller),
-        "tag": tag_object(ev.tag),
         "old_value": encode_value(ev.old_value),
         "new_value": encode_value(ev.new_value),
         "occurred_at": _at(ev.occurred_at),
         "detected_at": _at(ev.detected_at),
         "change_kind": ev.change_kind,
-        "verdict": ev.verdict,
-        "verdict_reason": ev.verdict_reason,
         "approval": None if ev.approval is None else _approval(ev.approval),
         "context": encode_value(ev.context),
         "actor": ev.actor,
         "gap": None if ev.gap is None else _gap(ev.gap),
-        "snapshot": None if ev.snapshot is None else _snapshot(ev.snapshot),
         "omitted": None if ev.omitted is None else list(ev.omitted),
-        "signature": None if ev.signature is None else _signature(ev.signature),
     }
+    tail = {
+        "site": ev.site,
+        "tag": tag_object(ev.tag),
+        "verdict": ev.verdict,
+        "verdict_reason": ev.verdict_reason,
+        "snapshot": None if ev.snapshot is None else _snapshot(ev.snapshot),
+    }
+    return head, tail
 
 
 def controller_object(ref: ControllerRef) -> dict[str, Any]:

@@ -63,7 +63,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.contract.encode import event_body, event_json
+from agent.contract.encode import event_body, event_halves, event_json
 from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
     MAX_TREE_SIZE,
@@ -237,11 +237,9 @@ def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]
     ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
     tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
     part of the event is encoded once."""
-    body = event_body(event)
+    head, tail = event_halves(event)
     if seq is not None:
-        body["seq"] = seq
-    head = {k: v for k, v in body.items() if k < SIGNATURE_MEMBER}
-    tail = {k: v for k, v in body.items() if k > SIGNATURE_MEMBER}
+        head["seq"] = seq
     return event_json(head)[:-1], event_json(tail)[1:]
 
 

