@@ -51,6 +51,7 @@ from agent.sources.base import Alive, Emit, Reading, Readings, utcnow
 from agent.sources.opcua.audit import ActorMatcher, Attributed, Change
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
 from agent.sources.opcua.decode import audited_write, plain_value
+from agent.sources.opcua.registry import MonitoredItems
 from agent.sources.opcua.session import OpcuaSession
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ class SessionSubscription:
     async def _monitor_values(self, sub: Subscription) -> None:
         # requests a chunk at a time: all of them at once (~1 KB each) only to be freed again
         # leaves the heap fragmented around what the session keeps
+        registry = MonitoredItems.install(sub, _FIRST_HANDLE, self._request_of)
         step = self.session.max_items_per_call
         nodes = self.session.nodes
         for start in range(0, len(nodes), step):
@@ -221,7 +223,15 @@ class SessionSubscription:
                                   self.config)
                      for tag, node in nodes[start : start + step]]
             results = await sub.create_monitored_items(chunk)
+            registry.compact()
             self._report_refused(chunk, results)
+
+    def _request_of(self, handle: int) -> ua.MonitoredItemCreateRequest | None:
+        """The create request of a data change item (None: refused, or no such handle)."""
+        if self.items.get(handle) is None:
+            return None
+        tag, node = self.session.nodes[handle - _FIRST_HANDLE]
+        return item_request(tag, node, handle, self.config)
 
     def _report_refused(self, chunk: list[ua.MonitoredItemCreateRequest],
                         results: list[int | ua.StatusCode]) -> None:
