@@ -16,11 +16,13 @@ from asyncua.common.subscription import SubscriptionItemData
 
 from agent.config import OpcuaControllerConfig
 from agent.sources.base import Readings, SourceEvent
+from agent.sources.opcua import OpcuaSource
 from agent.sources.opcua.registry import MonitoredItems, item_data
 from agent.sources.opcua.session import close_quietly, open_session
 from agent.sources.opcua.subscribe import ItemTable, SessionSubscription
 from simulators.runtime import SimulatedPlant
 from tests.agent.sources.opcua.conftest import OVEN
+from tests.agent.sources.running import Recorder, changes
 
 FIRST = 1_000_000
 
@@ -141,3 +143,23 @@ async def test_a_recreated_subscription_still_reports_changes_by_tag(
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
         await close_quietly(session.client)
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_item_the_server_refuses_leaves_the_others_under_their_own_tags(
+    plant: SimulatedPlant, oven: OpcuaControllerConfig
+) -> None:
+    """A node the server does not have: its item is refused, a hole among the handles; the
+    items after it still report under their own tags."""
+    missing = oven.tags[1].model_copy(
+        update={"name": "missing_sp", "node": "nsu=urn:otwatch:sim:oven-01;s=Oven.Missing"})
+    config = oven.model_copy(update={"tags": [oven.tags[0], missing, *oven.tags[1:]]})
+    async with Recorder(OpcuaSource(config)) as rec:
+        i, first = await rec.next(lambda e: isinstance(e, Readings))
+        assert isinstance(first, Readings) and not first.complete, "the missing tag is unread"
+        value = float(await plant.read(OVEN, "dwell_time_sp")) + 1.0
+        await plant.write(OVEN, "dwell_time_sp", value, actor="j.doe")
+        _, change = await rec.next(changes("dwell_time_sp", value), after=i + 1)
+    assert isinstance(change, Readings) and change.actors == {"dwell_time_sp": "j.doe"}
+    assert not any(isinstance(e, Readings) and "missing_sp" in e.values for e in rec.events)
