@@ -68,6 +68,11 @@ LIVENESS_S = 1.0
 #: How often a quiet subscription asks the server for a keep-alive (a publish response with
 #: no notification); `Alive` is reported at most this often.
 KEEPALIVE_S = 1.0
+#: asyncua re-creates a subscription after this many keep-alive periods without a publish
+#: response (its default, 1.5, is ~1.5 s here): a server busy creating thousands of monitored
+#: items misses that, and the re-creation then races the creation (BadSubscriptionIdInvalid,
+#: the session dropped and started again).
+STALE_KEEPALIVES = 10.0
 #: A change that waits for no audit event is held this long: to the end of its response.
 _END_OF_RESPONSE_S = 1e-3
 #: Client handles of data-change items start here (asyncua numbers its own from 201).
@@ -191,6 +196,7 @@ class SessionSubscription:
     async def start(self) -> None:
         """Create the subscription: a monitored item per tag, and audit events if offered."""
         size = 2 * len(self.session.nodes) + 1000
+        self.session.client._stale_check_margin = STALE_KEEPALIVES
         self.sub = await self.session.client.create_subscription(
             subscription_parameters(self.config.publishing_interval_ms), handler=None,
             queue_maxsize=size, overflow=OverflowPolicy.DISCONNECT,
