@@ -106,7 +106,11 @@ async def open_session(config: OpcuaControllerConfig) -> OpcuaSession:
     Bounded by a few request timeouts; on failure the client is closed and a connection
     error (see `CONNECTION_ERRORS`) is raised.
     """
-    client = Client(config.endpoint, timeout=config.timeout_s)
+    # asyncua probes the server's state every watchdog interval with that as its timeout (1 s
+    # by default, whatever the request timeout): a server busy creating monitored items, or an
+    # agent loop busy with 200 other controllers, missed it and every session was dropped.
+    client = Client(config.endpoint, timeout=config.timeout_s,
+                    watchdog_intervall=config.timeout_s)
     try:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         async with asyncio.timeout(4 * config.timeout_s):
