@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from asyncua import ua
 from asyncua.client.client import Client
-from asyncua.common.node import Node
+from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
@@ -78,7 +78,9 @@ _REFUSALS = {
 @dataclass
 class OpcuaSession:
     client: Client
-    nodes: list[tuple[OpcuaTag, Node]]
+    #: The node id of each watched tag (ids, not asyncua `Node` objects: kept for the session's
+    #: life, tens of thousands of them).
+    nodes: list[tuple[OpcuaTag, ua.NodeId]]
     #: Changes when the server restarted (possible program download).
     identity: str
     max_per_read: int
@@ -104,7 +106,11 @@ async def open_session(config: OpcuaControllerConfig) -> OpcuaSession:
     Bounded by a few request timeouts; on failure the client is closed and a connection
     error (see `CONNECTION_ERRORS`) is raised.
     """
-    client = Client(config.endpoint, timeout=config.timeout_s)
+    # asyncua probes the server's state every watchdog interval with that as its timeout (1 s
+    # by default, whatever the request timeout): a server busy creating monitored items, or an
+    # agent loop busy with 200 other controllers, missed it and every session was dropped.
+    client = Client(config.endpoint, timeout=config.timeout_s,
+                    watchdog_intervall=config.timeout_s)
     try:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         async with asyncio.timeout(4 * config.timeout_s):
@@ -155,7 +161,8 @@ async def read_all(session: OpcuaSession, controller: str) -> dict[str, Reading]
     size = session.max_per_read
     for i in range(0, len(session.nodes), size):
         chunk = session.nodes[i : i + size]
-        results = await session.client.read_attributes([n for _, n in chunk])
+        results = await session.client.uaclient.read_attributes(
+            [n for _, n in chunk], AttributeIds.Value)
         for (tag, _), dv in zip(chunk, results, strict=True):
             if not _good(dv):
                 metrics.READS.labels(controller, "bad_status").inc()

@@ -143,7 +143,7 @@ class OpcuaSubscriptionSource(OpcuaSource):
                                            last_audit=self._last_audit)
         try:
             await subscription.start()
-            read = await self.scan(session, emit)
-            await subscription.pump(read)
+            # the read goes to pump, which empties it: no reading kept here for the session's life
+            await subscription.pump(await self.scan(session, emit))
         finally:  # the next session's first change waits for its audit event too
             self._last_audit = subscription.last_audit

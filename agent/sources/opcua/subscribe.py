@@ -51,6 +51,7 @@ from agent.sources.base import Alive, Emit, Reading, Readings, utcnow
 from agent.sources.opcua.audit import ActorMatcher, Attributed, Change
 from agent.sources.opcua.config import OpcuaControllerConfig, OpcuaTag
 from agent.sources.opcua.decode import audited_write, plain_value
+from agent.sources.opcua.registry import MonitoredItems
 from agent.sources.opcua.session import OpcuaSession
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ LIVENESS_S = 1.0
 #: How often a quiet subscription asks the server for a keep-alive (a publish response with
 #: no notification); `Alive` is reported at most this often.
 KEEPALIVE_S = 1.0
+#: asyncua re-creates a subscription after this many keep-alive periods without a publish
+#: response (its default, 1.5, is ~1.5 s here): a server busy creating thousands of monitored
+#: items misses that, and the re-creation then races the creation (BadSubscriptionIdInvalid,
+#: the session dropped and started again).
+STALE_KEEPALIVES = 10.0
 #: A change that waits for no audit event is held this long: to the end of its response.
 _END_OF_RESPONSE_S = 1e-3
 #: Client handles of data-change items start here (asyncua numbers its own from 201).
@@ -77,6 +83,50 @@ _FIRST_HANDLE = 1_000_000
 class Item:
     tag: str
     node: str
+
+
+class ItemTable:
+    """Client handle -> `Item` of a subscription's data-change items.
+
+    Handles are handed out consecutively from ``first``, so the table is a list indexed by
+    ``handle - first``, not a dict keyed by 60,000 handle ints. A refused item's slot is
+    emptied: its handle then finds nothing, like a handle never handed out.
+
+    >>> items = ItemTable(1000)
+    >>> items.add("sp_1", "ns=2;s=A")
+    1000
+    >>> items.get(1000)
+    Item(tag='sp_1', node='ns=2;s=A')
+    """
+
+    __slots__ = ("_first", "_items", "_live")
+
+    def __init__(self, first: int) -> None:
+        self._first = first
+        self._items: list[Item | None] = []
+        self._live = 0
+
+    def add(self, tag: str, node: str) -> int:
+        """Keep an item; its client handle."""
+        self._items.append(Item(tag, node))
+        self._live += 1
+        return self._first + len(self._items) - 1
+
+    def get(self, handle: int) -> Item | None:
+        index = handle - self._first
+        return self._items[index] if 0 <= index < len(self._items) else None
+
+    def pop(self, handle: int) -> Item:
+        """Forget a handle's item (KeyError: none)."""
+        item = self.get(handle)
+        if item is None:
+            raise KeyError(handle)
+        self._items[handle - self._first] = None
+        self._live -= 1
+        return item
+
+    def __len__(self) -> int:
+        return self._live
 
 
 def subscription_parameters(publishing_interval_ms: float) -> ua.CreateSubscriptionParameters:
@@ -129,7 +179,7 @@ class SessionSubscription:
         self.config = config
         self.session = session
         self.emit = emit
-        self.items: dict[int, Item] = {}
+        self.items = ItemTable(_FIRST_HANDLE)
         self.audited = False
         self.sub: Subscription | None = None
         #: The full read's reading per tag, until the tag's first notification.
@@ -146,6 +196,7 @@ class SessionSubscription:
     async def start(self) -> None:
         """Create the subscription: a monitored item per tag, and audit events if offered."""
         size = 2 * len(self.session.nodes) + 1000
+        self.session.client._stale_check_margin = STALE_KEEPALIVES
         self.sub = await self.session.client.create_subscription(
             subscription_parameters(self.config.publishing_interval_ms), handler=None,
             queue_maxsize=size, overflow=OverflowPolicy.DISCONNECT,
@@ -161,21 +212,32 @@ class SessionSubscription:
         value) that is not newer than what the read saw is dropped: already reported.
         """
         assert self.sub is not None, "start() first"
+        # a copy: ``read`` went out in the scan's `Readings` too; not kept for the session's life
         self._initial = dict(read or {})
+        del read
         self._heard = self.sub.last_publish_at  # heard before the read: the read tells it
         await self._pump(self.sub, ActorMatcher(AUDIT_WINDOW_S, 0.0))
 
     async def _monitor_values(self, sub: Subscription) -> None:
-        requests = []
-        for i, (tag, node) in enumerate(self.session.nodes):
-            handle = _FIRST_HANDLE + i
-            self.items[handle] = Item(tag.name, node.nodeid.to_string())
-            requests.append(item_request(tag, node.nodeid, handle, self.config))
+        # requests a chunk at a time: all of them at once (~1 KB each) only to be freed again
+        # leaves the heap fragmented around what the session keeps
+        registry = MonitoredItems.install(sub, _FIRST_HANDLE, self._request_of)
         step = self.session.max_items_per_call
-        for start in range(0, len(requests), step):
-            chunk = requests[start : start + step]
+        nodes = self.session.nodes
+        for start in range(0, len(nodes), step):
+            chunk = [item_request(tag, node, self.items.add(tag.name, node.to_string()),
+                                  self.config)
+                     for tag, node in nodes[start : start + step]]
             results = await sub.create_monitored_items(chunk)
+            registry.compact()
             self._report_refused(chunk, results)
+
+    def _request_of(self, handle: int) -> ua.MonitoredItemCreateRequest | None:
+        """The create request of a data change item (None: refused, or no such handle)."""
+        if self.items.get(handle) is None:
+            return None
+        tag, node = self.session.nodes[handle - _FIRST_HANDLE]
+        return item_request(tag, node, handle, self.config)
 
     def _report_refused(self, chunk: list[ua.MonitoredItemCreateRequest],
                         results: list[int | ua.StatusCode]) -> None:
