@@ -46,7 +46,9 @@ def run_module(module: str, keys: list[str], quick: bool, limit_s: float) -> lis
         try:
             proc.wait(timeout=limit_s)
         except subprocess.TimeoutExpired:
-            stop_pid(proc, f"tests.bench.{module}")
+            # 60 s: on SIGTERM the child stops its own children (the scale part's 6 plant
+            # shards, TERM then KILL each); killed after 10 s, it left them running.
+            stop_pid(proc, f"tests.bench.{module}", timeout=60)
             return [_null(k, f"over its time limit of {limit_s:.0f} s: stopped") for k in keys]
         if not out.exists():
             return [_null(k, f"the benchmark exited with {proc.returncode}") for k in keys]
