@@ -9,20 +9,17 @@ mismatch). The watcher is driven directly with the source events a subscription 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from agent.baseline import ControllerBaseline
-from agent.config import OpcuaControllerConfig, load_agent_config
+from agent.config import OpcuaControllerConfig
 from agent.contract import SuspectChange, TagValue
-from agent.runner import approval_book
-from agent.sources.base import Connected, Reading, Readings
-from agent.watcher import AgentIdentity, ControllerWatcher
+from agent.sources.base import Reading, Readings
+from agent.watcher import ControllerWatcher
+from tests.agent.driven_watcher import demo_config, driven_watcher
 
-CONFIG = Path(__file__).parents[2] / "config" / "agent.yaml"
 pytestmark = pytest.mark.asyncio
 
 #: 0.4 s to settle: two looks of 100 ms sampling + 100 ms publishing. Long next to the
@@ -36,26 +33,14 @@ def now() -> datetime:
 
 
 async def oven_watcher(tmp_path: Path) -> tuple[ControllerWatcher, list[SuspectChange]]:
-    config = load_agent_config(CONFIG)
-    config = config.model_copy(
-        update={"agent": config.agent.model_copy(update={"state_dir": tmp_path})}
-    )
+    config = demo_config(tmp_path)
     oven = config.controller("oven-01")
     assert isinstance(oven, OpcuaControllerConfig) and oven.mode == "subscribe"
     oven = oven.model_copy(update=FAST)
     assert oven.look_interval_s == pytest.approx(0.2)
-    seen: list[SuspectChange] = []
-
-    async def sink(events: list[SuspectChange], moved: Mapping[str, Reading]) -> None:
-        seen.extend(events)
-
-    watcher = ControllerWatcher(
-        AgentIdentity("agent-test", "site-test"), oven, ControllerBaseline(),
-        approval_book(config), sink,
-    )
+    watcher, seen = await driven_watcher(config, oven, now())
     start = {t.name: Reading(0) for t in oven.tags}
     start.update(recipe_id=Reading("R-100"), recipe_version=Reading(2))
-    await watcher.on_event(Connected(now(), session="s1"))
     await watcher.on_event(Readings(now(), start))  # the first complete read: the baseline
     seen.clear()  # session findings of the first connect are not what this test is about
     return watcher, seen

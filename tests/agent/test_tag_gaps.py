@@ -5,20 +5,17 @@ short spell is no gap, and the rest of the controller is watched throughout."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from agent.baseline import ControllerBaseline
-from agent.config import ModbusControllerConfig, load_agent_config
+from agent.config import ModbusControllerConfig
 from agent.contract import SuspectChange
-from agent.runner import approval_book
-from agent.sources.base import Connected, Reading, Readings
-from agent.watcher import AgentIdentity, ControllerWatcher
+from agent.sources.base import Reading, Readings
+from agent.watcher import ControllerWatcher
+from tests.agent.driven_watcher import demo_config, driven_watcher
 
-CONFIG = Path(__file__).parents[2] / "config" / "agent.yaml"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 REFUSED = "Modbus exception 2 (illegal data address)"
 pytestmark = pytest.mark.asyncio
@@ -29,23 +26,10 @@ def at(seconds: float) -> datetime:
 
 
 async def press_watcher(tmp_path: Path) -> tuple[ControllerWatcher, list[SuspectChange]]:
-    config = load_agent_config(CONFIG)
-    config = config.model_copy(update={
-        "agent": config.agent.model_copy(update={"state_dir": tmp_path}),
-        "approvals": config.approvals.model_copy(update={"files": []}),
-    })
+    config = demo_config(tmp_path, approvals=False)
     press = config.controller("press-01")
     assert isinstance(press, ModbusControllerConfig) and press.monitoring_gap_min_s == 5.0
-    seen: list[SuspectChange] = []
-
-    async def sink(events: list[SuspectChange], moved: Mapping[str, Reading]) -> None:
-        seen.extend(events)
-
-    watcher = ControllerWatcher(
-        AgentIdentity("agent-test", "site-test"), press, ControllerBaseline(),
-        approval_book(config), sink,
-    )
-    await watcher.on_event(Connected(at(0), session="s1"))
+    watcher, seen = await driven_watcher(config, press, at(0))
     await watcher.on_event(Readings(at(0), values(speed_sp=1200, temperature_sp=180.0)))
     seen.clear()
     return watcher, seen

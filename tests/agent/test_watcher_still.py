@@ -6,18 +6,15 @@ in the next scan."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.baseline import ControllerBaseline
-from agent.config import ModbusControllerConfig, load_agent_config
+from agent.config import ModbusControllerConfig
 from agent.contract import SuspectChange
-from agent.runner import approval_book
-from agent.sources.base import Connected, Reading, Readings
-from agent.watcher import AgentIdentity, ControllerWatcher, _stands_still
+from agent.sources.base import Reading, Readings
+from agent.watcher import ControllerWatcher, _stands_still
+from tests.agent.driven_watcher import demo_config, driven_watcher
 
-CONFIG = Path(__file__).parents[2] / "config" / "agent.yaml"
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
@@ -26,24 +23,10 @@ def at(seconds: float) -> datetime:
 
 
 async def press_watcher(tmp_path: Path) -> tuple[ControllerWatcher, list[SuspectChange]]:
-    config = load_agent_config(CONFIG)
-    config = config.model_copy(update={
-        "agent": config.agent.model_copy(update={"state_dir": tmp_path}),
-        "approvals": config.approvals.model_copy(update={"files": []}),
-    })
+    config = demo_config(tmp_path, approvals=False)
     press = config.controller("press-01")
     assert isinstance(press, ModbusControllerConfig)
-    seen: list[SuspectChange] = []
-
-    async def sink(events: list[SuspectChange], moved: Mapping[str, Reading]) -> None:
-        seen.extend(events)
-
-    watcher = ControllerWatcher(
-        AgentIdentity("agent-test", "site-test"), press, ControllerBaseline(),
-        approval_book(config), sink,
-    )
-    await watcher.on_event(Connected(at(0), session="s1"))
-    return watcher, seen
+    return await driven_watcher(config, press, at(0))
 
 
 def test_stands_still_only_for_the_very_same_objects() -> None:
