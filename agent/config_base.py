@@ -129,7 +129,9 @@ class ControllerBase(_Strict):
     validated: bool = False
     #: Seconds between two reads of every tag (polling sources).
     poll_interval_s: float = Field(default=1.0, gt=0.0, le=3600.0)
-    #: How long one request may take before the controller counts as unreachable.
+    #: How long one request may take before the controller counts as unreachable. OPC UA also
+    #: checks this often that the server is alive, with this timeout: a server gone silent is
+    #: noticed within about twice this.
     timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
     #: Reconnect backoff: first delay doubles up to this cap.
     reconnect_max_s: float = Field(default=30.0, gt=0.0)
