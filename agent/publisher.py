@@ -58,7 +58,7 @@ from aiokafka.errors import (
     UnknownError,
     UnsupportedForMessageFormatError,
 )
-from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge
 
@@ -431,18 +431,22 @@ class KeyPartitioner:
     a tenth of the publisher's CPU. A record without a key goes where the default puts it."""
 
     MAX_KEYS = 4096
+    _DEFAULT = DefaultPartitioner()
 
     def __init__(self) -> None:
+        #: The default's choice per key and partition count, as an index into the partitions
+        #: (so it holds whatever order they are handed in).
         self._known: dict[tuple[bytes, int], int] = {}
 
     def __call__(self, key: bytes | None, all_partitions: list[int],
                  available: list[int]) -> int:
         if key is None:
-            return int(DefaultPartitioner()(key, all_partitions, available))
+            return int(self._DEFAULT(key, all_partitions, available))
         count = len(all_partitions)
         index = self._known.get((key, count))
         if index is None:
             if len(self._known) >= self.MAX_KEYS:  # keys of approval uses come and go
                 self._known.clear()
-            index = self._known[(key, count)] = (murmur2(key) & 0x7FFFFFFF) % count
+            chosen = self._DEFAULT(key, all_partitions, available)
+            index = self._known[(key, count)] = all_partitions.index(chosen)
         return all_partitions[index]
