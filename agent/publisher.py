@@ -1,8 +1,10 @@
 """Drain the spool to Kafka: acks=all, in order per controller, removing only what was acknowledged.
 
 The :class:`SpoolPublisher` owns one background task. It sends the oldest rows of the spool as
-a batch (``producer.send`` for each, then awaits every delivery), removes from the spool the
-longest acknowledged prefix, and on any failure starts again from the oldest unacknowledged row.
+a batch (appended straight into per-partition record batches, `agent.kafka.batching.Outbox`:
+``producer.send`` per row, a coroutine, a future and a partitioner call each, was about a
+third of the publisher's CPU), awaits every delivery, removes from the spool the longest
+acknowledged prefix, and on any failure starts again from the oldest unacknowledged row.
 While one batch waits for the broker, the next two are already sent (`PIPELINE_DEPTH`), so a
 drain after an outage runs at the producer's pace rather than a round trip and a spool write
 per batch.
@@ -14,9 +16,10 @@ A row the broker refuses for good (`refusal`: too large, corrupt, an invalid tim
 format: retrying cannot help) would otherwise sit at the head of the spool and hold back
 every event behind it. It is moved to the spool's quarantine (`Spool.quarantine`: kept,
 counted, logged once, reported in the heartbeat) and the drain goes on. A refusal the
-client makes itself (over ``max_request_size``) is about that record alone; one the broker
-sends for a batch is checked by sending the record alone before it is quarantined, so the
-records batched with it are never set aside. Errors that would refuse every record alike
+client makes itself (over ``max_request_size``: checked here, as ``producer.send`` would) is
+about that record alone; one the broker sends for a record batch fails every row in it, and
+each of them is then sent alone (``producer.send``) before it is quarantined, so the records
+batched with a refused one are never set aside. Errors that would refuse every record alike
 (authorization, an unknown topic, a broken broker) are not quarantined: they are retried and
 logged as an outage, so the queue is never emptied into quarantine by a misconfiguration.
 
@@ -58,10 +61,11 @@ from aiokafka.errors import (
     UnknownError,
     UnsupportedForMessageFormatError,
 )
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge
 
+from agent.kafka.batching import Outbox, PartitionCache, retrieve
 from agent.kafka.client_logs import demote_kafka_client_logs
 from agent.kafka.settings import KafkaSettings
 from agent.kafka.startup import TRANSIENT, start_client
@@ -85,6 +89,8 @@ BROKER_UP = Gauge("otwatch_agent_broker_up", "1 when the last contact with the b
 
 #: Batches handed to the producer and not yet settled, at most (the oldest is awaited first).
 PIPELINE_DEPTH = 3
+#: aiokafka's own default for ``max_request_size`` (our settings may set another).
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 
 
 #: The broker's (or the client's) answers about one record's contents: no retry changes them.
@@ -114,7 +120,11 @@ class _Flight:
     def __init__(self, rows: list[Row], barrier_topics: frozenset[str]) -> None:
         self.rows = rows
         self.last_id = rows[-1][0]
+        #: Per row, in row order, up to the first that was not handed over: its record batch's
+        #: delivery (shared with its batch-mates), or the client's refusal of it alone.
         self.sent: list[tuple[Row, asyncio.Future[Any] | BaseException]] = []
+        #: Every delivery handed to the producer, once each.
+        self.deliveries: list[asyncio.Future[Any]] = []
         self.send_error: BaseException | None = None
         self._barrier = rows[-1][1] in barrier_topics
 
@@ -127,9 +137,8 @@ class _Flight:
     def forget(self) -> None:
         """Abandon the deliveries (a failure or a stop came first): their outcome is not
         waited for; the rows stay in the spool and are sent again."""
-        for _, outcome in self.sent:
-            if isinstance(outcome, asyncio.Future):
-                outcome.add_done_callback(_retrieve)
+        for delivery in self.deliveries:
+            delivery.add_done_callback(retrieve)
 
 
 def _delivered(outcome: asyncio.Future[Any] | BaseException) -> bool:
@@ -137,11 +146,6 @@ def _delivered(outcome: asyncio.Future[Any] | BaseException) -> bool:
         isinstance(outcome, asyncio.Future) and not outcome.cancelled()
         and outcome.exception() is None
     )
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved: no "never retrieved" warning for an abandoned send
 
 
 class SpoolPublisher:
@@ -163,6 +167,8 @@ class SpoolPublisher:
         self.poll_interval_s = poll_interval_s
         self.last_error: str | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._kwargs: dict[str, Any] = {}
+        self._partitions = PartitionCache()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -182,7 +188,7 @@ class SpoolPublisher:
         if self._task is not None:
             return
         # fail fast on a bad setting
-        self._kwargs = {**self.settings.producer_kwargs(), "partitioner": KeyPartitioner()}
+        self._kwargs = self.settings.producer_kwargs()
         demote_kafka_client_logs()
         self._stopping = False
         self._task = asyncio.create_task(self._run(), name="otwatch-spool-publisher")
@@ -300,33 +306,40 @@ class SpoolPublisher:
         await self._settle_flight(producer, await self._send_rows(producer, rows))
 
     async def _send_rows(self, producer: AIOKafkaProducer, rows: list[Row]) -> _Flight:
-        """Hand every row to the producer (pipelined: no wait for the broker), up to the first
-        send that fails for a reason other than this record alone."""
+        """Hand every row to the producer in record batches (pipelined: no wait for the
+        broker), up to the first batch that could not be handed over; a row over
+        ``max_request_size`` is refused here, alone, as ``producer.send`` would refuse it."""
         flight = _Flight(rows, self.barrier_topics)
-        for row in rows:
-            _row_id, topic, key, value = row
-            try:
-                flight.sent.append((row, await producer.send(topic, value, key=key)))
-            except TRANSIENT as exc:
-                if refusal(exc) is None:
-                    flight.send_error = exc
-                    break
-                flight.sent.append((row, exc))  # the client refused this record alone
+        outbox = Outbox(producer, self._partitions)
+        refused: dict[int, BaseException] = {}
+        limit = self._kwargs.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE)
+        for i, (_row_id, topic, key, value) in enumerate(rows):
+            error = _too_large(key, value, limit)
+            if error is None:
+                outbox.add(topic, key, value)
+            else:
+                refused[i] = error
+        handed, flight.send_error = await outbox.send_each()
+        flight.deliveries = list(dict.fromkeys(d for d in handed if d is not None))
+        deliveries = iter(handed)
+        for i, row in enumerate(rows):
+            outcome = refused.get(i) or next(deliveries)
+            if outcome is None:  # its batch was not handed over: sent again after the error
+                break
+            flight.sent.append((row, outcome))
         return flight
 
     async def _settle_flight(self, producer: AIOKafkaProducer, flight: _Flight) -> None:
         """Await every delivery; in row order, ack what was delivered and quarantine what is
         refused for good, up to the first other failure, which is raised (the rows from there
         on are sent again)."""
-        sent = flight.sent
-        for _, outcome in sent:  # most are done by the time the first is: no gather
-            if isinstance(outcome, asyncio.Future):
-                if not outcome.done():
-                    await asyncio.wait((outcome,))
-                _retrieve(outcome)  # a failure after the first one raised is read too
+        for delivery in flight.deliveries:  # most are done by the time the first is: no gather
+            if not delivery.done():
+                await asyncio.wait((delivery,))
+            retrieve(delivery)  # a failure after the first one raised is read too
         acked: list[Row] = []
         try:
-            await self._settle_all(producer, sent, acked)
+            await self._settle_all(producer, flight.sent, acked)
         finally:
             self.spool.ack([row[0] for row in acked])
             for topic, count in Counter(row[1] for row in acked).items():
@@ -378,7 +391,7 @@ class SpoolPublisher:
             return True
         if refusal(failure) is None:
             return failure
-        # The broker refused a batch: is it this record? Ask again with it alone.
+        # The broker refused a record batch: is it this record? Ask again with it alone.
         alone = await self._send_alone(producer, row)
         if alone is None:
             return True
@@ -424,29 +437,15 @@ class SpoolPublisher:
         BROKER_UP.set(1 if up else 0)
 
 
-class KeyPartitioner:
-    """aiokafka's default partitioner (murmur2 of the key, as the Java client has it), each
-    key's partition remembered: an agent's keys are few (one per controller,
-    `SuspectChange.kafka_key`), and hashing the key in pure Python for every event was about
-    a tenth of the publisher's CPU. A record without a key goes where the default puts it."""
-
-    MAX_KEYS = 4096
-    _DEFAULT = DefaultPartitioner()
-
-    def __init__(self) -> None:
-        #: The default's choice per key and partition count, as an index into the partitions
-        #: (so it holds whatever order they are handed in).
-        self._known: dict[tuple[bytes, int], int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int],
-                 available: list[int]) -> int:
-        if key is None:
-            return int(self._DEFAULT(key, all_partitions, available))
-        count = len(all_partitions)
-        index = self._known.get((key, count))
-        if index is None:
-            if len(self._known) >= self.MAX_KEYS:  # keys of approval uses come and go
-                self._known.clear()
-            chosen = self._DEFAULT(key, all_partitions, available)
-            index = self._known[(key, count)] = all_partitions.index(chosen)
-        return all_partitions[index]
+def _too_large(key: bytes, value: bytes, limit: int) -> MessageSizeTooLargeError | None:
+    """aiokafka's own check in ``producer.send`` (same bound, same words): a record batch
+    takes a record of any size, and only the broker would refuse it then."""
+    if len(key) + len(value) < limit - 256:  # the estimate adds under 100 bytes: nearly all
+        return None
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+    if size <= limit:
+        return None
+    return MessageSizeTooLargeError(
+        f"The message is {size} bytes when serialized which is larger than the maximum "
+        "request size you have configured with the max_request_size configuration"
+    )

@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -66,20 +65,46 @@ class Outbox:
 
     async def send(self) -> asyncio.Future[Any]:
         """Send every message, in order per partition; returns the wait for all the acks."""
-        for topic in {topic for topic, _, _ in self._messages}:
+        handed, error = await self.send_each()
+        if error is not None:
+            for future in dict.fromkeys(f for f in handed if f is not None):
+                future.add_done_callback(retrieve)  # abandoned: the caller gets the error
+            raise error
+        return asyncio.gather(*dict.fromkeys(f for f in handed if f is not None))
+
+    async def send_each(self) -> tuple[list[asyncio.Future[Any] | None], KafkaError | None]:
+        """Send every message, in order per partition; returns, per message in the order
+        added, the wait for its record batch's ack (shared by the messages of one batch), and
+        the error that stopped the sending: the messages of the batches not handed to the
+        producer then have None (a batch handed over before the error is on its way)."""
+        for topic in dict.fromkeys(topic for topic, _, _ in self._messages):
             await self._partitions.refresh(self._producer, topic)
-        batches: dict[tuple[str, int], Any] = {}
-        sent: list[Awaitable[Any]] = []
+        # Filled first, then handed over, so each message's batch is known before any send.
+        batches: list[tuple[str, int, Any]] = []
+        filling: dict[tuple[str, int], int] = {}  # each partition's open batch, by position
+        where: list[int] = []
         for topic, key, value in self._messages:
             target = (topic, self._partitions.partition(topic, key))
-            batch = batches.get(target)
-            if batch is not None and batch.append(key=key, value=value, timestamp=None) is not None:
-                continue
-            if batch is not None:  # full: send it and start the next one
-                sent.append(await self._producer.send_batch(batch, topic, partition=target[1]))
-            batch = batches[target] = self._producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                raise KafkaError(f"a {len(value)}-byte message to {topic} exceeds a batch")
-        for (topic, partition), batch in batches.items():
-            sent.append(await self._producer.send_batch(batch, topic, partition=partition))
-        return asyncio.gather(*sent)
+            i = filling.get(target)
+            if i is None or batches[i][2].append(key=key, value=value, timestamp=None) is None:
+                batch = self._producer.create_batch()  # none yet, or the open one is full
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise KafkaError(f"a {len(value)}-byte message to {topic} exceeds a batch")
+                i = filling[target] = len(batches)
+                batches.append((topic, target[1], batch))
+            where.append(i)
+        futures: list[asyncio.Future[Any] | None] = [None] * len(batches)
+        error: KafkaError | None = None
+        try:
+            for i, (topic, partition, batch) in enumerate(batches):
+                futures[i] = await self._producer.send_batch(batch, topic, partition=partition)
+        except KafkaError as exc:
+            error = exc
+        return [futures[i] for i in where], error
+
+
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Read a delivery's outcome (a done-callback for one given up on): no "exception was
+    never retrieved" warning for an abandoned send."""
+    if not future.cancelled():
+        future.exception()

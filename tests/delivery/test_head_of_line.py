@@ -5,7 +5,8 @@ limits wrote a 1.5 MB OPC UA string) used to be retried for ever while every lat
 waited behind it and the log said "Kafka unreachable". Now it is moved to the spool's
 quarantine (kept, counted, logged once) and the later events flow, through the real broker.
 The broker-side refusal path (Tansu takes any size, so a stand-in producer answers for the
-broker there) checks that only the refused record is set aside, never its batch-mates.
+broker there: a refused record fails its whole record batch) checks that only the refused
+record is set aside, never its batch-mates.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agent.kafka.settings import KafkaSettings, TopicNames
 from agent.publisher import SpoolPublisher
 from agent.spool import Row, Spool
 from simulators.broker import EmbeddedBroker
+from tests.delivery.checks import assert_delivered
 from tests.delivery.head_of_line import oversized_event, write_raw_row
 from tests.delivery.kafka_read import read_topics
 from tests.delivery.waiting import wait_until_empty
@@ -74,6 +76,38 @@ async def test_an_oversized_head_is_quarantined_and_the_events_behind_it_flow(
     assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
 
 
+async def test_an_oversized_row_amid_a_batch_is_quarantined_and_its_neighbours_flow_in_order(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """The rows batched with it, the same controller's among them, arrive once each and in
+    seq order per key (several keys, several partitions): only the refused row is set aside."""
+    path = tmp_path / "spool.db"
+    spool = Spool(path, topics=TOPICS)
+    before = spool.append(numbered_events(30, controllers=4, start=1))
+    spool.close()
+    write_raw_row(path, oversized_event(), seq=31)  # the key of press-01, amid its events
+    spool = Spool(path, topics=TOPICS)
+    after = spool.append(numbered_events(30, controllers=4, start=32))
+    settings = KafkaSettings(bootstrap_servers=broker.bootstrap, enable_idempotence=False,
+                             topic_partitions=3)
+    pub = SpoolPublisher(spool, settings, batch_size=1000)  # all 61 rows in one flight
+    await pub.start()
+    try:
+        await wait_until_empty(spool)
+    finally:
+        await pub.stop()
+    try:
+        assert [(seq, reason.split(":")[0]) for _, seq, _, _, _, reason
+                in spool.quarantined_rows()] == [(31, "MessageSizeTooLargeError")]
+    finally:
+        spool.close()
+    stored = before + after
+    received = await read_topics(broker.bootstrap, [TOPICS.suspect, TOPICS.authorized],
+                                 until_count=len(stored))
+    assert_delivered(stored, received, TOPICS)
+    assert len(received) == len(stored)  # nothing sent twice: no failure, no resend
+
+
 async def test_requeue_puts_quarantined_events_back(tmp_path: Path) -> None:
     path = tmp_path / "spool.db"
     spool = Spool(path, topics=TOPICS)
@@ -87,26 +121,46 @@ async def test_requeue_puts_quarantined_events_back(tmp_path: Path) -> None:
     spool.close()
 
 
+class _Batch:
+    """A record batch as the stand-in takes it: the values, in order."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def append(self, *, key: bytes, value: bytes, timestamp: None) -> object:
+        self.values.append(value)
+        return self
+
+
 class _Broker:
-    """Stands in for the broker's answers: a record is refused by value, or every record."""
+    """Stands in for the broker's answers: a record is refused by value (and the record batch
+    it is in with it, as the broker answers per batch), or every record."""
 
     def __init__(self, refuse: dict[bytes, type[Exception]], refuse_all: type[Exception] | None
                  = None) -> None:
         self.refuse, self.refuse_all, self.sent = refuse, refuse_all, 0
-        self._batch: list[asyncio.Future[Any]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0}
+
+    def create_batch(self) -> _Batch:
+        return _Batch()
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int
+                         ) -> asyncio.Future[Any]:
+        self.sent += len(batch.values)
+        errors = [self.refuse[v] for v in batch.values if v in self.refuse]
+        return self._answer(self.refuse_all or (errors[0] if errors else None))
 
     async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
         self.sent += 1
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._batch.append(fut)
-        error = self.refuse_all or self.refuse.get(value)
+        return self._answer(self.refuse_all or self.refuse.get(value))
+
+    def _answer(self, error: type[Exception] | None) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         if error is None:
             loop.call_soon(fut.set_result, None)
-        elif len(self._batch) > 1 and self.refuse_all is None:
-            # the broker fails the whole batch the refused record is in
-            for f in self._batch:
-                loop.call_soon(f.set_exception, error())
         else:
             loop.call_soon(fut.set_exception, error())
         return fut

@@ -1,21 +1,21 @@
 """Pure pieces of the publisher and the heartbeat sender: which errors refuse one record for
-good, where a key's records go, heartbeat stamping.
+good, which records are too large, heartbeat stamping.
 
 (The backoff they share is `agent.runtime.backoff`, tested in tests/agent/runtime/.)"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka import errors
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka import AIOKafkaProducer, errors
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.contract import Heartbeat
 from agent.heartbeat import stamped
-from agent.publisher import KeyPartitioner, refusal
+from agent.publisher import _too_large, refusal
 
 
 @pytest.mark.parametrize(
@@ -54,18 +54,32 @@ def test_heartbeat_is_stamped_at_send_time_unless_set() -> None:
     assert stamped(earlier, now).sent_at == earlier.sent_at
 
 
-@given(st.lists(st.tuples(st.binary(max_size=40), st.integers(1, 64)), max_size=60))
-def test_a_key_goes_where_aiokafkas_default_partitioner_puts_it(
-    sends: list[tuple[bytes, int]],
+async def _aiokafka_refusal(key: bytes, value: bytes, limit: int) -> str | None:
+    """What ``producer.send`` says of the record before it sends anything (the check the
+    publisher makes itself now that it appends records into batches)."""
+    producer = AIOKafkaProducer(max_request_size=limit)
+    try:
+        producer._serialize(key, value, [])
+    except errors.MessageSizeTooLargeError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+@given(st.integers(0, 600), st.integers(0, 1200), st.integers(300, 1200))
+def test_a_record_is_too_large_exactly_when_aiokafkas_send_says_so(
+    key_size: int, value_size: int, limit: int
 ) -> None:
-    """Remembered per key and partition count, and forgotten past its bound: the same
-    partition as the default's murmur2, so one controller's events stay in one, in order."""
-    partitioner, default = KeyPartitioner(), DefaultPartitioner()
-    partitioner.MAX_KEYS = 8
-    for key, count in [*sends, *sends]:  # the second time from what it remembers
-        partitions = list(range(100, 100 + count))
-        assert partitioner(key, partitions, partitions[:1]) == default(key, partitions, [])
+    key, value = b"k" * key_size, b"v" * value_size
+    ours = _too_large(key, value, limit)
+    expected = asyncio.run(_aiokafka_refusal(key, value, limit))
+    assert (None if ours is None else f"{type(ours).__name__}: {ours}") == expected
 
 
-def test_a_record_without_a_key_goes_to_an_available_partition() -> None:
-    assert KeyPartitioner()(None, [0, 1, 2], [2]) == 2
+def test_the_size_bound_is_aiokafkas_to_the_byte() -> None:
+    limit = 1000
+    for value_size in range(limit - 300, limit + 2):
+        key, value = b"plant-1/press-01", b"v" * value_size
+        ours = _too_large(key, value, limit)
+        expected = asyncio.run(_aiokafka_refusal(key, value, limit))
+        assert (None if ours is None else f"{type(ours).__name__}: {ours}") == expected
+    assert _too_large(b"k", b"v" * 2000, limit) is not None
