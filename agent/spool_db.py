@@ -1,4 +1,4 @@
-"""The spool's SQLite file: its schema, and opening it in WAL mode with full fsync."""
+"""The spool's SQLite file: its schema, opening it in WAL mode with full fsync, its errors."""
 
 from __future__ import annotations
 
@@ -7,11 +7,25 @@ from pathlib import Path
 
 from agent.kafka.errors import DeliveryError
 
-__all__ = ["SpoolError", "open_spool_db"]
+__all__ = ["SpoolError", "SpoolFull", "open_spool_db"]
 
 
 class SpoolError(DeliveryError):
     """The spool database failed (cannot open, corrupt, I/O error); the message names the file."""
+
+
+class SpoolFull(SpoolError):
+    """The spool refused an append: a bound was reached or the disk is full. Nothing was written.
+
+    ``reason`` is one of ``events``, ``bytes``, ``age``, ``disk``. Retryable: room comes back as
+    the publisher drains.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 _SCHEMA = """

@@ -76,6 +76,28 @@ def test_compaction_deletes_only_acknowledged_rows_in_chunks(tmp_path: Path) -> 
     spool.close()
 
 
+def test_with_every_row_acknowledged_compaction_empties_the_table_and_ids_go_on(
+    tmp_path: Path,
+) -> None:
+    """The agent's usual case (the drain keeps up): all acknowledged rows go at once, by
+    SQLite's truncate; later rows get new ids above the watermark, never reused ones."""
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS)
+    spool.append(numbered_events(300))
+    acked = spool.peek(1000)
+    spool.ack([row[0] for row in acked])
+    assert spool.compact(limit=10) == 300
+    assert stored_rows(spool.path) == 0 and spool.acknowledged_rows() == 0
+    assert spool.compact() == 0
+    spool.append(numbered_events(3, start=300))
+    assert spool.peek(10)[0][0] == acked[-1][0] + 1
+    assert seqs(spool.peek(10)) == [301, 302, 303] and spool.depth() == 3
+    spool = reopen(spool)  # a crash after it: the same three rows, nothing acknowledged left
+    assert seqs(spool.peek(10)) == [301, 302, 303]
+    assert (spool.depth(), spool.acknowledged_rows()) == (3, 0)
+    assert spool.size_bytes() == sum(len(k) + len(v) for _i, _t, k, v in spool.peek(10))
+    spool.close()
+
+
 def test_acks_that_are_not_the_oldest_rows_delete_exactly_those(tmp_path: Path) -> None:
     """A gap (a row still waiting before them, or a hole in the ids) must not be covered by a
     watermark: those rows are deleted one by one instead, and the waiting row stays."""
