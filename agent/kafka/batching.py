@@ -97,6 +97,9 @@ class Outbox:
         error: KafkaError | None = None
         try:
             for i, (topic, partition, batch) in enumerate(batches):
+                # Closed: nothing more goes in, so the sender takes it at once instead of
+                # letting it linger (``linger_ms``) for records that will not come.
+                batch.close()
                 futures[i] = await self._producer.send_batch(batch, topic, partition=partition)
         except KafkaError as exc:
             error = exc

@@ -131,6 +131,9 @@ class _Batch:
         self.values.append(value)
         return self
 
+    def close(self) -> None:
+        pass
+
 
 class _Broker:
     """Stands in for the broker's answers: a record is refused by value (and the record batch
