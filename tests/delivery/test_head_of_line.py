@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, UnknownError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    UnknownError,
+)
 from prometheus_client import REGISTRY
 
 from agent.kafka.settings import KafkaSettings, TopicNames
@@ -140,8 +145,10 @@ class _Broker:
     it is in with it, as the broker answers per batch), or every record."""
 
     def __init__(self, refuse: dict[bytes, type[Exception]], refuse_all: type[Exception] | None
-                 = None) -> None:
+                 = None, *, batches_taken: int | None = None) -> None:
         self.refuse, self.refuse_all, self.sent = refuse, refuse_all, 0
+        #: After this many record batches, the producer's queue is stuck (the broker is away).
+        self.batches_taken = batches_taken
 
     async def partitions_for(self, topic: str) -> set[int]:
         return {0}
@@ -151,6 +158,10 @@ class _Broker:
 
     async def send_batch(self, batch: _Batch, topic: str, *, partition: int
                          ) -> asyncio.Future[Any]:
+        if self.batches_taken is not None:
+            if not self.batches_taken:
+                raise KafkaTimeoutError()
+            self.batches_taken -= 1
         self.sent += len(batch.values)
         errors = [self.refuse[v] for v in batch.values if v in self.refuse]
         return self._answer(self.refuse_all or (errors[0] if errors else None))
@@ -221,4 +232,23 @@ async def test_a_transient_failure_is_retried_not_quarantined(tmp_path: Path) ->
     with pytest.raises(KafkaConnectionError):
         await pub._send_batch(broker, _rows(spool))  # type: ignore[arg-type]
     assert (spool.depth(), spool.quarantined()) == (3, 0)
+    spool.close()
+
+
+async def test_rows_whose_batch_could_not_be_handed_over_stay_and_nothing_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """The producer's queue stuck after the first record batch (the authorized topic's, whose
+    first row is the oldest): that row is acknowledged; every row from the first one whose
+    batch was not handed over stays in the spool, also those of the handed batch behind it
+    (sent again: at least once), and none is quarantined."""
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS)
+    spool.append(numbered_events(10))  # rows 0 and 7 authorized, the others suspect
+    rows = _rows(spool)
+    assert [row[1] for row in rows[:2]] == [TOPICS.authorized, TOPICS.suspect]
+    pub = SpoolPublisher(spool, KafkaSettings(enable_idempotence=False))
+    with pytest.raises(KafkaTimeoutError):
+        await pub._send_batch(_Broker({}, batches_taken=1), rows)  # type: ignore[arg-type]
+    assert (spool.depth(), spool.quarantined()) == (9, 0)
+    assert _rows(spool) == rows[1:]
     spool.close()
