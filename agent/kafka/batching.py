@@ -77,8 +77,11 @@ class Outbox:
         added, the wait for its record batch's ack (shared by the messages of one batch), and
         the error that stopped the sending: the messages of the batches not handed to the
         producer then have None (a batch handed over before the error is on its way)."""
-        for topic in dict.fromkeys(topic for topic, _, _ in self._messages):
-            await self._partitions.refresh(self._producer, topic)
+        try:  # the topics' partitions (metadata: the broker may be away)
+            for topic in dict.fromkeys(topic for topic, _, _ in self._messages):
+                await self._partitions.refresh(self._producer, topic)
+        except KafkaError as exc:
+            return [None] * len(self._messages), exc
         # Filled first, then handed over, so each message's batch is known before any send.
         batches: list[tuple[str, int, Any]] = []
         filling: dict[tuple[str, int], int] = {}  # each partition's open batch, by position

@@ -145,12 +145,15 @@ class _Broker:
     it is in with it, as the broker answers per batch), or every record."""
 
     def __init__(self, refuse: dict[bytes, type[Exception]], refuse_all: type[Exception] | None
-                 = None, *, batches_taken: int | None = None) -> None:
+                 = None, *, batches_taken: int | None = None, metadata: bool = True) -> None:
         self.refuse, self.refuse_all, self.sent = refuse, refuse_all, 0
+        self.metadata = metadata  # False: the topics' partitions cannot be had
         #: After this many record batches, the producer's queue is stuck (the broker is away).
         self.batches_taken = batches_taken
 
     async def partitions_for(self, topic: str) -> set[int]:
+        if not self.metadata:
+            raise KafkaTimeoutError()
         return {0}
 
     def create_batch(self) -> _Batch:
@@ -251,4 +254,7 @@ async def test_rows_whose_batch_could_not_be_handed_over_stay_and_nothing_is_qua
         await pub._send_batch(_Broker({}, batches_taken=1), rows)  # type: ignore[arg-type]
     assert (spool.depth(), spool.quarantined()) == (9, 0)
     assert _rows(spool) == rows[1:]
+    with pytest.raises(KafkaTimeoutError):  # no partitions known: nothing is handed over
+        await pub._send_batch(_Broker({}, metadata=False), rows[1:])  # type: ignore[arg-type]
+    assert (spool.depth(), spool.quarantined()) == (9, 0)
     spool.close()
