@@ -2,8 +2,8 @@
 
 The :class:`SpoolPublisher` owns one background task. It sends the oldest rows of the spool as
 a batch (appended straight into per-partition record batches, `agent.kafka.batching.Outbox`:
-``producer.send`` per row, a coroutine, a future and a partitioner call each, was about a
-third of the publisher's CPU), awaits every delivery, removes from the spool the longest
+``producer.send`` per row, a coroutine, a future and a partitioner call each, was about half
+of the publisher's time), awaits every delivery, removes from the spool the longest
 acknowledged prefix, and on any failure starts again from the oldest unacknowledged row.
 While one batch waits for the broker, the next two are already sent (`PIPELINE_DEPTH`), so a
 drain after an outage runs at the producer's pace rather than a round trip and a spool write
