@@ -5,9 +5,11 @@ non-findings processed only; attach it as evidence to the open record its keys l
 otherwise open a new nonconformity, and its security ticket when the record concerns security
 (joint or security-only: a quality-only record has none until evidence that concerns security
 joins it, and then its ticket opens with a ``security_ticket`` trail entry), ids allocated from
-per-year counters. Everything is collected in memory and written with one executemany per table
-(Core inserts with lists of dicts; PostgreSQL folds them into multi-row INSERTs), so a batch of
-500 costs a few statements. The trail gets one entry per new record (its first evidence,
+per-year counters. What the batch reads first (the ids processed before, the open records its
+keys lead to) is asked in a few statements, every id in one parameter (`ingest_state`).
+Everything is collected in memory and written with one statement per table (`db.Bulk`: the
+per-event rows as tuples, SQLite's executemany or PostgreSQL's COPY), so a batch of 2,000
+costs a few statements. The trail gets one entry per new record (its first evidence,
 description and ticket indicators included) and one per record per batch for attached evidence
 (every event id, SHA-256 and detection time listed), plus one per field the evidence escalated
 (`detectors.records.incident`), each by the classifier with its reason, and any new ticket
