@@ -36,24 +36,10 @@ def record_event(
     event: SuspectChange, cls: Classification, outcome: RecordOutcome, at: datetime | str
 ) -> dict[str, Any]:
     """A record lifecycle event: ``opened`` (with its ticket) or ``evidence_attached``."""
-    assert outcome.record_id is not None
-    return {
-        "schema": RECORD_EVENT_SCHEMA,
-        "type": "opened" if outcome.created else "evidence_attached",
-        "record_id": outcome.record_id,
-        "ticket_id": outcome.ticket_id,
-        "classification": cls.kind,
-        "severity": cls.severity,
-        "rules_fired": list(cls.rules_fired),
-        "criteria_version": cls.criteria_version,
-        "correlation_key": cls.correlation_key,
-        "event_id": event.event_id,
-        "site": event.site,
-        "line": event.line,
-        "controller": event.controller.id,
-        "tag": event.tag.name,
-        "at": at if isinstance(at, str) else at.isoformat(),
-    }
+    body = _record_event(event, cls, outcome, at if isinstance(at, str) else at.isoformat(),
+                         opened=outcome.created)
+    body["rules_fired"] = list(cls.rules_fired)
+    return body
 
 
 def record_event_json(
@@ -61,6 +47,29 @@ def record_event_json(
 ) -> bytes:
     """`record_event` as the message value; ``opened`` also for a redelivered opening event
     (``at`` is ISO 8601 text: the service formats it once per batch)."""
-    body = record_event(event, cls, outcome, at)
-    body["type"] = "opened" if opened else "evidence_attached"
-    return orjson.dumps(body)
+    return orjson.dumps(_record_event(event, cls, outcome, at, opened=opened))
+
+
+def _record_event(
+    event: SuspectChange, cls: Classification, outcome: RecordOutcome, at: str, *, opened: bool
+) -> dict[str, Any]:
+    """`record_event` with its type given and the rules as the classification's tuple (orjson
+    writes it as the same array): built once per event, with no copy and no second write."""
+    assert outcome.record_id is not None
+    return {
+        "schema": RECORD_EVENT_SCHEMA,
+        "type": "opened" if opened else "evidence_attached",
+        "record_id": outcome.record_id,
+        "ticket_id": outcome.ticket_id,
+        "classification": cls.kind,
+        "severity": cls.severity,
+        "rules_fired": cls.rules_fired,
+        "criteria_version": cls.criteria_version,
+        "correlation_key": cls.correlation_key,
+        "event_id": event.event_id,
+        "site": event.site,
+        "line": event.line,
+        "controller": event.controller.id,
+        "tag": event.tag.name,
+        "at": at,
+    }

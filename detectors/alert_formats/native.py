@@ -32,15 +32,24 @@ def alert_for(event: SuspectChange, cls: Classification, outcome: RecordOutcome)
     members stand for their values (they are `StrEnum`s; orjson and json write the value):
     ``.value`` is a slow descriptor on the classifier's per-event path.
     """
+    alert = _alert(event, cls, outcome)
+    alert["rules_fired"] = list(cls.rules_fired)
+    alert["attack_techniques"] = list(cls.attack_techniques)
+    return alert
+
+
+def _alert(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> Alert:
+    """`alert_for` with the rules and techniques as the classification's own tuples: orjson
+    writes a tuple as the same array, so `alert_json` copies neither per event."""
     return {
         "schema": ALERT_SCHEMA,
         "alert_id": event.event_id,
         "time": _time_text(event.detected_at, event.detected_at.utcoffset()),
         "classification": cls.kind,
         "severity": cls.severity,
-        "rules_fired": list(cls.rules_fired),
+        "rules_fired": cls.rules_fired,
         "criteria_version": cls.criteria_version,
-        "attack_techniques": list(cls.attack_techniques),
+        "attack_techniques": cls.attack_techniques,
         "attack_framework": ATTACK_FRAMEWORK,
         "correlation_key": cls.correlation_key,
         "master_record": outcome.record_id,
@@ -71,7 +80,7 @@ def _time_text(moment: datetime, offset: timedelta | None) -> str:
 
 def alert_json(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> bytes:
     """`alert_for`, as the message value."""
-    return orjson.dumps(alert_for(event, cls, outcome))
+    return orjson.dumps(_alert(event, cls, outcome))
 
 
 #: An alert carries each value up to 4 KiB of JSON, a larger one as its truncation (SHA-256,

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from detectors.alerts import alert_json, record_event_json
+from agent.contract import ChangeKind, Verdict
+from detectors.alerts import alert_for, alert_json, record_event, record_event_json
 from detectors.criteria import classify, load_criteria
 from detectors.records import RecordOutcome
 from tests.support.events import make_event
@@ -53,3 +57,48 @@ def test_an_alerts_time_is_its_events_own_detection_time_as_written() -> None:
         assert alert["time"] == event.detected_at.isoformat()
         written.append(alert["time"])
     assert written[:2] == ["2026-11-23T10:00:00+00:00", "2026-11-23T12:00:00+02:00"]
+
+
+# The encoders write each message from one dict built per event (`alert_json`,
+# `record_event_json`); the public dicts (`alert_for`, `record_event`) are what other formats
+# and the SIEM tests read. Whatever the event held, the bytes are those of the public dict.
+_names = st.text(min_size=1, max_size=30)
+_values = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+           | st.floats() | st.text(max_size=300)
+           | st.dictionaries(st.text(max_size=8), st.floats() | st.integers(), max_size=3))
+_offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])
+
+
+@st.composite
+def _published(draw: st.DrawFn) -> tuple[Any, Any, RecordOutcome]:
+    detected = draw(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1),
+                                 timezones=_offsets))
+    event = make_event(
+        controller={"id": draw(_names), "validated": draw(st.booleans())},
+        tag={"name": draw(_names)}, old_value=draw(_values), new_value=draw(_values),
+        actor=draw(st.none() | _names), verdict_reason=draw(st.text(max_size=200)),
+        change_kind=draw(st.sampled_from(list(ChangeKind))),
+        verdict=draw(st.sampled_from(list(Verdict))), detected_at=detected, occurred_at=detected,
+    )
+    cls = classify(event, CRITERIA)
+    outcome = RecordOutcome(
+        event_id=event.event_id, record_id=draw(_names), ticket_id=draw(st.none() | _names),
+        created=draw(st.booleans()), duplicate=draw(st.booleans()),
+    )
+    return event, cls, outcome
+
+
+@settings(max_examples=300, deadline=None)
+@given(_published(), st.booleans())
+def test_encoded_messages_are_the_bytes_of_their_public_dicts(
+    published: tuple[Any, Any, RecordOutcome], opened: bool
+) -> None:
+    event, cls, outcome = published
+    assert alert_json(event, cls, outcome) == orjson.dumps(alert_for(event, cls, outcome))
+    at = "2026-11-23T10:00:00.000001+00:00"
+    body = {**record_event(event, cls, outcome, at),
+            "type": "opened" if opened else "evidence_attached"}
+    assert record_event_json(event, cls, outcome, at, opened=opened) == orjson.dumps(body)
+    alert = alert_for(event, cls, outcome)
+    assert type(alert["rules_fired"]) is list and type(alert["attack_techniques"]) is list
+    assert type(record_event(event, cls, outcome, at)["rules_fired"]) is list

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from agent.contract import SuspectChange
 from detectors.classification import ClassKind, Severity
 from detectors.records import HEAD_REVISION, RecordNotFound, RecordStore, open_store
 from tests.records.people import QA
@@ -68,6 +69,39 @@ def test_event_outside_window_or_other_key_opens_new_record(store: RecordStore) 
     )
     assert [o.created for o in outs] == [True, True, True]
     assert [o.record_id for o in outs] == ["NC-2026-000001", "NC-2026-000002", "NC-2026-000003"]
+
+
+def _parsed(n: int, detected: datetime) -> SuspectChange:
+    """Event ``n`` detected at ``detected``, as the classifier has it: parsed from its bytes
+    (its times then carry pydantic's own tzinfo, not `datetime.timezone`)."""
+    return SuspectChange.model_validate_json(
+        event(n).model_copy(update={"detected_at": detected}).to_json())
+
+
+def test_the_window_is_the_same_instant_whatever_offset_the_events_were_written_in(
+    store: RecordStore,
+) -> None:
+    """Ingest compares each event with its record's last one in UTC (`_Batch.instant`): an
+    event written in another offset joins at exactly the window's length, opens a new record
+    a microsecond past it, in one batch and against a record read back from the store."""
+    window = timedelta(seconds=900)
+    plus_two, minus_five = timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))
+    first = T0.replace(tzinfo=UTC)
+    edge = (first + window).astimezone(plus_two)
+    past = (edge + window + timedelta(microseconds=1)).astimezone(minus_five)
+    outs = store.record_events(
+        [(_parsed(1, first), classified()), (_parsed(2, edge), classified()),
+         (_parsed(3, past), classified())], now=NOW, correlation_window_s=900.0)
+    assert [(o.record_id, o.created) for o in outs] == [
+        ("NC-2026-000001", True), ("NC-2026-000001", False), ("NC-2026-000002", True)]
+    later = store.record_events(
+        [(_parsed(4, (past + window).astimezone(plus_two)), classified())], now=NOW,
+        correlation_window_s=900.0)
+    assert (later[0].record_id, later[0].created) == ("NC-2026-000002", False)
+    opened = store.get_record("NC-2026-000001")
+    assert opened.last_event_at == edge and opened.last_event_at.utcoffset() == timedelta(0)
+    assert [e.detected_at for e in opened.evidence] == [first, edge]
+    assert store.get_record("NC-2026-000002").last_event_at == past + window
 
 
 def test_duplicates_change_nothing_also_within_a_batch(store: RecordStore) -> None:
