@@ -18,8 +18,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from pydantic import TypeAdapter
@@ -87,7 +88,7 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
         "seq": ev.seq,
         "agent_id": ev.agent_id,
         "line": ev.line,
-        "controller": controller_object(ev.controller),
+        "controller": _ref_json(ev.controller, controller_object),
         "old_value": encode_value(ev.old_value),
         "new_value": encode_value(ev.new_value),
         "occurred_at": _at(ev.occurred_at),
@@ -101,12 +102,33 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     tail = {
         "site": ev.site,
-        "tag": tag_object(ev.tag),
+        "tag": _ref_json(ev.tag, tag_object),
         "verdict": ev.verdict,
         "verdict_reason": ev.verdict_reason,
         "snapshot": None if ev.snapshot is None else _snapshot(ev.snapshot),
     }
     return head, tail
+
+
+def _ref_json(ref: Ref, members: Callable[[Ref], dict[str, Any]]) -> orjson.Fragment:
+    """The canonical JSON of a controller's or tag's reference, written once per reference
+    object (the agent builds one per controller and per tag, and they are immutable)."""
+    known = _REFS.get(id(ref))
+    if known is not None and known[0] is ref:
+        return known[1]
+    if len(_REFS) >= _REFS_MAX:
+        _REFS.clear()
+    fragment = orjson.Fragment(event_json(members(ref)))
+    _REFS[id(ref)] = (ref, fragment)
+    return fragment
+
+
+Ref = TypeVar("Ref", "ControllerRef", "TagRef")
+#: The references written so far, by identity (each entry holds its object: no other takes
+#: its id while it is here); cleared when full (a controller of more tags than this that all
+#: change writes some twice).
+_REFS: dict[int, tuple[Any, orjson.Fragment]] = {}
+_REFS_MAX = 4096
 
 
 def controller_object(ref: ControllerRef) -> dict[str, Any]:
@@ -152,6 +174,8 @@ _KNOWN_MAX = 8
 
 def _snapshot(snapshot: Snapshot) -> dict[str, Any]:
     values = snapshot.values
+    if not values:  # by reference: the hash alone
+        return {"values": {}, "sha256": snapshot.sha256}
     known = _KNOWN.get(id(values))
     encoded = known[1] if known is not None and known[0] is values else encode_value(values)
     return {"values": encoded, "sha256": snapshot.sha256}
