@@ -18,9 +18,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import TypeAdapter
@@ -88,7 +87,7 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
         "seq": ev.seq,
         "agent_id": ev.agent_id,
         "line": ev.line,
-        "controller": _ref_json(ev.controller, controller_object),
+        "controller": _ref_json(ev.controller),
         "old_value": encode_value(ev.old_value),
         "new_value": encode_value(ev.new_value),
         "occurred_at": _at(ev.occurred_at),
@@ -102,7 +101,7 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     tail = {
         "site": ev.site,
-        "tag": _ref_json(ev.tag, tag_object),
+        "tag": tag_object(ev.tag),
         "verdict": ev.verdict,
         "verdict_reason": ev.verdict_reason,
         "snapshot": None if ev.snapshot is None else _snapshot(ev.snapshot),
@@ -110,25 +109,25 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
     return head, tail
 
 
-def _ref_json(ref: Ref, members: Callable[[Ref], dict[str, Any]]) -> orjson.Fragment:
-    """The canonical JSON of a controller's or tag's reference, written once per reference
-    object (the agent builds one per controller and per tag, and they are immutable)."""
+def _ref_json(ref: ControllerRef) -> orjson.Fragment:
+    """The canonical JSON of a controller's reference, written once per reference object (the
+    agent builds one per controller, immutable, and every event of the controller carries it).
+    Not so for tags: a controller of 10,000 tags changes a few of them at a time, so a cache
+    of their references would mostly miss (and hold memory per tag)."""
     known = _REFS.get(id(ref))
     if known is not None and known[0] is ref:
         return known[1]
     if len(_REFS) >= _REFS_MAX:
         _REFS.clear()
-    fragment = orjson.Fragment(event_json(members(ref)))
+    fragment = orjson.Fragment(event_json(controller_object(ref)))
     _REFS[id(ref)] = (ref, fragment)
     return fragment
 
 
-Ref = TypeVar("Ref", "ControllerRef", "TagRef")
-#: The references written so far, by identity (each entry holds its object: no other takes
-#: its id while it is here); cleared when full (a controller of more tags than this that all
-#: change writes some twice).
-_REFS: dict[int, tuple[Any, orjson.Fragment]] = {}
-_REFS_MAX = 4096
+#: The controller references written so far, by identity (each entry holds its object, so
+#: no other takes its id while it is here); cleared when full.
+_REFS: dict[int, tuple[ControllerRef, orjson.Fragment]] = {}
+_REFS_MAX = 1024
 
 
 def controller_object(ref: ControllerRef) -> dict[str, Any]:
