@@ -10,6 +10,11 @@ pydantic writes it (`datetime_text`). The pydantic model stays the contract:
 tests/agent/contract/test_encode.py holds ``event_json(event_body(e))`` equal, byte for byte,
 to the canonical JSON of ``model_dump`` for generated events of every shape.
 
+Parts already written are not written again: a controller's reference (one object per
+controller, in every event of it) and a whole snapshot's values, whose JSON the agent has from
+the snapshot's digest (`known_json`; tests/agent/test_snapshot_encoded.py holds the bytes equal
+with and without it). Both go in as `orjson.Fragment`.
+
 Example::
 
     >>> event_json(event_body(event)) == canonical_json(event.json_object())
@@ -157,7 +162,7 @@ def known_json(values: dict[str, Any], encoded: bytes) -> None:
     snapshot's map, never changed after): the event's encoding writes those bytes as they are.
     """
     if len(_KNOWN) >= _KNOWN_MAX:
-        del _KNOWN[next(iter(_KNOWN))]  # the oldest: its events were signed long ago
+        _KNOWN.clear()  # their events were signed long ago (a miss only costs an encoding)
     _KNOWN[id(values)] = (values, orjson.Fragment(encoded))
 
 
@@ -166,7 +171,8 @@ def known_json(values: dict[str, Any], encoded: bytes) -> None:
 #: (`agent.snapshot_digest.SnapshotDigest.encoded`), and its event is encoded twice between
 #: being built and signed (`agent.contract.limits.fit_event` measures it, the signer writes
 #: it): ~2 ms each for 10,000 values, where the bytes were at hand. Each entry holds its map,
-#: so no other map can take its id.
+#: so no other map can take its id; the notes are only ever cleared (never changed one by
+#: one), so a signer in another thread would at worst miss one.
 _KNOWN: dict[int, tuple[dict[str, Any], orjson.Fragment]] = {}
 _KNOWN_MAX = 8
 
