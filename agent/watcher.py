@@ -322,5 +322,5 @@ def _unwatched(change: Change) -> Change:
 def _stands_still(readings: Mapping[str, Reading], baseline: Mapping[str, Reading]) -> bool:
     """True when every reading is the very object the baseline holds (a scan in which nothing
     moved: sources hand back the same `Reading` while a value stands still). `detect_changes`
-    would skip each such tag and `next_baseline` keep it; this asks once for all, in C."""
+    would skip each such tag and `advance_baseline` keep it; this asks once for all, in C."""
     return all(map(operator.is_, readings.values(), map(baseline.get, readings)))
