@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 from collections import Counter
@@ -46,6 +47,7 @@ from agent.contract import (
     TagValue,
     Verdict,
 )
+from agent.contract.encode import known_json
 from agent.contract.limits import EventLimits, fit_event, limit_mapping
 from agent.detect import Change
 from agent.downloads import SESSION_TAG, covered_by, download_reason
@@ -158,9 +160,9 @@ class ControllerReports:
         """The next suspect event's snapshot in ``batch`` and what it leaves out: the values
         in the first (all, when the snapshot is small), the hash alone in the others."""
         if batch.reference is None:
-            batch.whole = self._whole_snapshot(batch.missing)
-            sha256 = (batch.whole.sha256 if batch.whole is not None
-                      else self.snapshot.sha256(batch.missing))
+            encoded = self.snapshot.encoded(batch.missing)  # joined once: hash and values
+            sha256 = self.snapshot.sha256(batch.missing, encoded)
+            batch.whole = self._whole_snapshot(batch.missing, sha256, encoded)
             batch.reference = Snapshot.model_construct(values={}, sha256=sha256)
             batch.shared = len(self.snapshot) <= SHARED_SNAPSHOT_VALUES
         carry = batch.whole is not None and (batch.suspects == 0 or batch.shared)
@@ -170,18 +172,22 @@ class ControllerReports:
             return batch.whole, None
         return batch.reference, ["snapshot.values"]
 
-    def _whole_snapshot(self, missing: Collection[str]) -> Snapshot | None:
-        """The snapshot with its values, unless it is large and one went out just now."""
+    def _whole_snapshot(self, missing: Collection[str], sha256: str,
+                        encoded: bytes | None) -> Snapshot | None:
+        """The snapshot with its values, unless it is large and one went out just now.
+        ``encoded``: the values' canonical JSON (`SnapshotDigest.encoded`), written as it is
+        when no value had to be truncated."""
         if len(self.snapshot) > SHARED_SNAPSHOT_VALUES:
             now = time.monotonic()
             if self._large_sent is not None and now - self._large_sent < LARGE_SNAPSHOT_EVERY_S:
                 return None
             self._large_sent = now
         values = self.snapshot.values(missing)
+        limited = limit_mapping(values, self.limits)
+        if encoded is not None and all(map(operator.is_, limited.values(), values.values())):
+            known_json(limited, encoded)
         # Built from values that passed the source's decoding: limited, not validated again.
-        return Snapshot.model_construct(
-            values=limit_mapping(values, self.limits), sha256=self.snapshot.sha256(missing)
-        )
+        return Snapshot.model_construct(values=limited, sha256=sha256)
 
     def change(self, change: Change, at: datetime, actors: dict[str, str]) -> SuspectChange:
         """A change of a watched tag or recipe, with its verdict against change control."""
@@ -299,10 +305,21 @@ class ControllerReports:
 
 def new_event_id() -> str:
     """A random (version 4) UUID, as ``str(uuid.uuid4())`` gives it in less than half the CPU
-    (one per event, thousands a second)."""
-    h = os.urandom(16).hex()
+    (one per event, thousands a second): the random bytes of `_ID_POOL` ids are read at once
+    (a system call per event cost as much as the rest)."""
+    if not _random_ids:
+        raw = os.urandom(16 * _ID_POOL).hex()
+        _random_ids.extend(raw[i : i + 32] for i in range(0, len(raw), 32))
+    h = _random_ids.pop()
     variant = "89ab"[int(h[16], 16) & 3]  # RFC 9562: the two top bits of byte 8 are 10
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+
+
+_ID_POOL = 64
+#: Random bytes (hex) of ids not yet given out; a forked child starts without them, so no two
+#: processes give the same id.
+_random_ids: list[str] = []
+os.register_at_fork(after_in_child=_random_ids.clear)
 
 
 def tag_ref(tag: TagBase) -> TagRef:

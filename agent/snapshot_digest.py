@@ -75,17 +75,27 @@ class SnapshotDigest:
             return {n: have[n].value for n in self._position}
         return {n: have[n].value for n in self._position if n in have and n not in missing}
 
-    def sha256(self, missing: Collection[str]) -> str:
-        """The SHA-256 `snapshot_sha256` gives `values(missing)`."""
+    def sha256(self, missing: Collection[str], encoded: bytes | None = None) -> str:
+        """The SHA-256 `snapshot_sha256` gives `values(missing)`; ``encoded``: what
+        `encoded` gave for the same ``missing`` (not joined again)."""
+        encoded = encoded if encoded is not None else self.encoded(missing)
+        if encoded is None:
+            return snapshot_sha256(self.values(missing))
+        return hashlib.sha256(encoded).hexdigest()
+
+    def encoded(self, missing: Collection[str]) -> bytes | None:
+        """``canonical_json(encode_value(self.values(missing)))`` from the members kept, or
+        None when they cannot give it (a tag of the snapshot missing, a name UTF-8 cannot
+        hold): the values' JSON in a whole snapshot, and what its hash is over."""
         position = self._position
         if not self._fast or any(n in position for n in missing):
-            return snapshot_sha256(self.values(missing))
+            return None
         members = self._members
         if self._present == len(members):
             present = cast(list[bytes], members)
         else:
             present = [m for m in members if m is not None]
-        return hashlib.sha256(b"{" + b",".join(present) + b"}").hexdigest()
+        return b"{" + b",".join(present) + b"}"
 
 
 def _utf8(name: str) -> bool:

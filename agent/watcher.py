@@ -28,7 +28,7 @@ from agent.baseline import ControllerBaseline
 from agent.config import ModbusControllerConfig, OpcuaControllerConfig, TagBase
 from agent.contract import ChangeKind, SuspectChange, TagKind, TagValue
 from agent.contract.limits import EventLimits
-from agent.detect import Change, detect_changes, next_baseline, same_value
+from agent.detect import Change, advance_baseline, detect_changes, same_value
 from agent.downloads import SESSION_TAG, Downloads
 from agent.recipes import settle_recipes
 from agent.reports import AgentIdentity, ControllerReports
@@ -178,7 +178,7 @@ class ControllerWatcher:
             del self.unreadable[name]
         self._set_pending(pending)
         if not still:  # else the baseline holds every one of these readings already
-            self.baseline.tags = next_baseline(self.baseline.tags, scan.values, changes)
+            advance_baseline(self.baseline.tags, scan.values, changes)
         self.baseline.tags.update(adopted)
         if scan.complete:
             self.baseline.last_seen = scan.at
@@ -322,5 +322,5 @@ def _unwatched(change: Change) -> Change:
 def _stands_still(readings: Mapping[str, Reading], baseline: Mapping[str, Reading]) -> bool:
     """True when every reading is the very object the baseline holds (a scan in which nothing
     moved: sources hand back the same `Reading` while a value stands still). `detect_changes`
-    would skip each such tag and `next_baseline` keep it; this asks once for all, in C."""
+    would skip each such tag and `advance_baseline` keep it; this asks once for all, in C."""
     return all(map(operator.is_, readings.values(), map(baseline.get, readings)))

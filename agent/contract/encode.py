@@ -10,6 +10,11 @@ pydantic writes it (`datetime_text`). The pydantic model stays the contract:
 tests/agent/contract/test_encode.py holds ``event_json(event_body(e))`` equal, byte for byte,
 to the canonical JSON of ``model_dump`` for generated events of every shape.
 
+Parts already written are not written again: a controller's reference (one object per
+controller, in every event of it) and a whole snapshot's values, whose JSON the agent has from
+the snapshot's digest (`known_json`; tests/agent/test_snapshot_encoded.py holds the bytes equal
+with and without it). Both go in as `orjson.Fragment`.
+
 Example::
 
     >>> event_json(event_body(event)) == canonical_json(event.json_object())
@@ -87,7 +92,7 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
         "seq": ev.seq,
         "agent_id": ev.agent_id,
         "line": ev.line,
-        "controller": controller_object(ev.controller),
+        "controller": _ref_json(ev.controller),
         "old_value": encode_value(ev.old_value),
         "new_value": encode_value(ev.new_value),
         "occurred_at": _at(ev.occurred_at),
@@ -107,6 +112,27 @@ def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
         "snapshot": None if ev.snapshot is None else _snapshot(ev.snapshot),
     }
     return head, tail
+
+
+def _ref_json(ref: ControllerRef) -> orjson.Fragment:
+    """The canonical JSON of a controller's reference, written once per reference object (the
+    agent builds one per controller, immutable, and every event of the controller carries it).
+    Not so for tags: a controller of 10,000 tags changes a few of them at a time, so a cache
+    of their references would mostly miss (and hold memory per tag)."""
+    known = _REFS.get(id(ref))
+    if known is not None and known[0] is ref:
+        return known[1]
+    if len(_REFS) >= _REFS_MAX:
+        _REFS.clear()
+    fragment = orjson.Fragment(event_json(controller_object(ref)))
+    _REFS[id(ref)] = (ref, fragment)
+    return fragment
+
+
+#: The controller references written so far, by identity (each entry holds its object, so
+#: no other takes its id while it is here); cleared when full.
+_REFS: dict[int, tuple[ControllerRef, orjson.Fragment]] = {}
+_REFS_MAX = 1024
 
 
 def controller_object(ref: ControllerRef) -> dict[str, Any]:
@@ -131,8 +157,33 @@ def _gap(gap: MonitoringGap) -> dict[str, Any]:
     return {"start": _at(gap.start), "end": _at(gap.end)}
 
 
+def known_json(values: dict[str, Any], encoded: bytes) -> None:
+    """Note that ``encoded`` is ``canonical_json(encode_value(values))`` (``values``: a
+    snapshot's map, never changed after): the event's encoding writes those bytes as they are.
+    """
+    if len(_KNOWN) >= _KNOWN_MAX:
+        _KNOWN.clear()  # their events were signed long ago (a miss only costs an encoding)
+    _KNOWN[id(values)] = (values, orjson.Fragment(encoded))
+
+
+#: Snapshot value maps whose canonical JSON is known (`known_json`), by identity, the newest
+#: few. A whole snapshot's JSON is its digest's members joined
+#: (`agent.snapshot_digest.SnapshotDigest.encoded`), and its event is encoded twice between
+#: being built and signed (`agent.contract.limits.fit_event` measures it, the signer writes
+#: it): ~2 ms each for 10,000 values, where the bytes were at hand. Each entry holds its map,
+#: so no other map can take its id; the notes are only ever cleared (never changed one by
+#: one), so a signer in another thread would at worst miss one.
+_KNOWN: dict[int, tuple[dict[str, Any], orjson.Fragment]] = {}
+_KNOWN_MAX = 8
+
+
 def _snapshot(snapshot: Snapshot) -> dict[str, Any]:
-    return {"values": encode_value(snapshot.values), "sha256": snapshot.sha256}
+    values = snapshot.values
+    if not values:  # by reference: the hash alone
+        return {"values": {}, "sha256": snapshot.sha256}
+    known = _KNOWN.get(id(values))
+    encoded = known[1] if known is not None and known[0] is values else encode_value(values)
+    return {"values": encoded, "sha256": snapshot.sha256}
 
 
 def _signature(sig: EventSignature) -> dict[str, Any]:

@@ -74,25 +74,28 @@ def tree_root(leaves: Sequence[bytes]) -> bytes:
 
 def audit_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
     """The root, and each leaf's proof: the sibling hashes from the leaf up to the root
-    (RFC 9162 §2.1.3.1), for all leaves in one pass over the tree."""
-    paths: list[list[bytes]] = [[] for _ in leaves]
-    return _fill(leaves, 0, paths), paths
+    (RFC 9162 §2.1.3.1), for all leaves in one pass over the tree.
 
-
-def _fill(leaves: Sequence[bytes], offset: int, paths: list[list[bytes]]) -> bytes:
-    """The root of ``leaves`` (starting at leaf ``offset``), appending each leaf's siblings
-    bottom-up to its path on the way."""
+    Built bottom-up, a level at a time: pairing neighbours and carrying an odd last node up
+    unchanged gives RFC 9162's tree (split at the largest power of two below the size), with
+    no recursion and no copies of the leaves (one tree per spool append)."""
     n = len(leaves)
-    if n == 1:
-        return leaves[0]
-    k = _split(n)
-    left = _fill(leaves[:k], offset, paths)
-    right = _fill(leaves[k:], offset + k, paths)
-    for i in range(offset, offset + k):
-        paths[i].append(right)
-    for i in range(offset + k, offset + n):
-        paths[i].append(left)
-    return node_hash(left, right)
+    paths: list[list[bytes]] = [[] for _ in range(n)]
+    level, width = list(leaves), 1  # width: the leaves under a whole node of this level
+    while len(level) > 1:
+        above = []
+        for j in range(0, len(level) - 1, 2):
+            left, right = level[j], level[j + 1]
+            middle = (j + 1) * width
+            for i in range(j * width, middle):
+                paths[i].append(right)
+            for i in range(middle, min(middle + width, n)):
+                paths[i].append(left)
+            above.append(node_hash(left, right))
+        if len(level) % 2:
+            above.append(level[-1])
+        level, width = above, 2 * width
+    return level[0], paths
 
 
 def root_from_proof(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes | None:

@@ -66,6 +66,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from agent.contract.encode import event_body, event_halves, event_json
 from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
+    LEAF_PREFIX,
     MAX_TREE_SIZE,
     audit_paths,
     leaf_hash,
@@ -216,19 +217,39 @@ class EventSigner:
             value = _b64(self.private_key.sign(head + b"," + tail))
             member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
             return [head + b',"signature":' + member + b"," + tail]
-        root, paths = audit_paths([leaf_hash(head + b"," + tail) for head, tail in halves])
+        root, paths = audit_paths([_leaf(head, tail) for head, tail in halves])
         size = len(events)
         value = _b64(self.private_key.sign(root_message(root, size)))
-        texts: dict[bytes, str] = {}  # a node is the sibling of many leaves: encoded once
+        # The member, canonical JSON (sorted keys) written around its two parts that differ
+        # per event (the leaf index and the path); a test holds it to `canonical_json`.
+        opening = (b',"signature":{"alg":"' + ALG_MERKLE.encode() + b'","key_id":'
+                   + canonical_json(self.key_id) + b',"proof":{"leaf_index":')
+        closing = (b'],"tree_size":' + str(size).encode() + b'},"value":"' + value.encode()
+                   + b'"},')
+        texts: dict[bytes, bytes] = {}  # a node is the sibling of many leaves: encoded once
         out = []
         for i, ((head, tail), path) in enumerate(zip(halves, paths, strict=True)):
-            hashes = [texts.get(h) or texts.setdefault(h, _b64(h)) for h in path]
-            member = canonical_json({
-                "alg": ALG_MERKLE, "key_id": self.key_id, "value": value,
-                "proof": {"leaf_index": i, "path": hashes, "tree_size": size},
-            })
-            out.append(head + b',"signature":' + member + b"," + tail)
+            hashes = b",".join([texts.get(h) or texts.setdefault(h, _quoted_b64(h))
+                                for h in path])
+            out.append(b"".join((head, opening, str(i).encode(), b',"path":[', hashes, closing,
+                                 tail)))
         return out
+
+
+def _leaf(head: bytes, tail: bytes) -> bytes:
+    """`leaf_hash` of ``head + b"," + tail`` (the signed bytes), without joining them."""
+    h = _LEAF.copy()
+    h.update(head)
+    h.update(b",")
+    h.update(tail)
+    return h.digest()
+
+
+_LEAF = hashlib.sha256(LEAF_PREFIX)
+
+
+def _quoted_b64(raw: bytes) -> bytes:
+    return b'"' + base64.b64encode(raw) + b'"'
 
 
 def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]:

@@ -80,6 +80,9 @@ def float_name(value: float) -> str:
 
 def encode_value(value: Any) -> Any:
     """A value as the event's JSON carries it (NaN and infinities as ``{"$float": ...}``)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # most values: as they are
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else {FLOAT_KEY: float_name(value)}
     if isinstance(value, dict):

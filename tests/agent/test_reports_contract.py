@@ -6,6 +6,7 @@ snapshot hash is the hash of the controller's watched values at that batch."""
 from __future__ import annotations
 
 import math
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,3 +89,18 @@ def test_event_ids_are_distinct_random_uuids() -> None:
     free = [i for i in range(36) if i not in (8, 13, 14, 18, 19, 23)]
     assert all(len({t[i] for t in ids}) == 16 for i in free)
     assert {t[19] for t in ids} == set("89ab")
+
+
+def test_a_forked_child_gives_other_event_ids_than_its_parent() -> None:
+    new_event_id()  # the parent holds random bytes for ids not yet given out
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, to the parent, then out at once
+        os.write(write, " ".join(new_event_id() for _ in range(8)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        theirs = set(pipe.read().split())
+    ours = {new_event_id() for _ in range(8)}
+    assert len(theirs) == 8 and not ours & theirs

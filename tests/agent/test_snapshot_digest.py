@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract.limits import EventLimits, take_snapshot
+from agent.contract.limits import EventLimits, take_snapshot, value_json
 from agent.detect import same_value
 from agent.snapshot_digest import SnapshotDigest, snapshot_sha256
 from agent.sources.base import Reading
@@ -15,6 +15,7 @@ NAMES = ["sp_b", "sp_a", "Zeta", "ümlaut", "sp_10", "sp_9", "\u03b1-tag"]
 values = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.sampled_from([-0.0, "\ud800 lone", 2**64, -(2**63) - 1]),
     st.dictionaries(st.text(max_size=5), st.floats(allow_nan=True) | st.text(max_size=5),
                     max_size=3),
 )
@@ -37,6 +38,11 @@ def test_the_hash_equals_the_whole_snapshots_after_every_batch(
             assert same_value(digest.values(gone), expected)
             assert digest.sha256(gone) == snapshot_sha256(expected)
             assert digest.sha256(gone) == take_snapshot(expected, EventLimits()).sha256  # type: ignore[arg-type]
+            encoded = digest.encoded(gone)
+            assert (encoded is None) == bool(gone)  # every name here is UTF-8
+            if encoded is not None:
+                assert encoded == value_json(expected)
+                assert digest.sha256(gone, encoded) == digest.sha256(gone)
 
 
 def test_a_reading_that_stands_still_is_not_encoded_again_and_a_new_one_is() -> None:

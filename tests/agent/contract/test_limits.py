@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.contract import EventLimits, SuspectChange, fit_event, limit_value, take_snapshot
-from agent.contract.limits import RESERVED_BYTES, value_json
+from agent.contract.limits import RESERVED_BYTES, limit_mapping, value_json
+from tests.agent.contract.test_fuzz_contract import tag_values
 from tests.support.events import make_event
 
 SMALL = EventLimits(max_value_bytes=1024, max_event_bytes=16 * 1024, head_chars=10)
@@ -95,3 +99,18 @@ def test_a_short_string_of_escapes_is_limited_by_its_json_not_its_length(chars: 
     assert (fitted.new_value == value) is fits
     assert (fitted.context["lot"] == value) is fits
     assert len(value_json(fitted.new_value)) <= SMALL.max_value_bytes
+
+
+SMALL_VALUES = EventLimits(max_value_bytes=64, head_chars=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), tag_values, max_size=6) | st.dictionaries(
+    st.text(max_size=4), st.floats(allow_nan=True) | st.integers() | st.none() | st.booleans()))
+def test_a_mapping_is_limited_value_by_value_numbers_or_not(values: dict[str, Any]) -> None:
+    limited = limit_mapping(values, SMALL_VALUES)
+    assert limited is not values
+    assert list(limited) == list(values)
+    for name, value in values.items():
+        expected = limit_value(value, SMALL_VALUES)
+        assert limited[name] is value if expected is value else limited[name] == expected
