@@ -304,15 +304,24 @@ class ControllerReports:
 
 
 def new_event_id() -> str:
-    """A random (version 4) UUID, as ``str(uuid.uuid4())`` gives it in less than half the CPU
-    (one per event, thousands a second): the random bytes of `_ID_POOL` ids are read at once
-    (a system call per event cost as much as the rest)."""
+    """A time-ordered (version 7, RFC 9562) UUID: the first 48 bits are the Unix time in ms,
+    the other 74 free bits are random.
+
+    Why version 7: the classifier keeps every event id it has recorded (``processed_events``,
+    its exactly-once check) in a B-tree keyed by the id. Random (version 4) ids land on a
+    random page each, so once that table outgrows a batch every insert dirtied a page of its
+    own and each commit rewrote about one page per event: the store's cost per event doubled
+    between 20,000 and 100,000 stored events. Ids that grow with time are appended near the
+    end of the tree. Uniqueness still rests on the random bits (74 per millisecond); the time
+    is the detection's own, already in the event. The random bytes of `_ID_POOL` ids are read
+    at once (a system call per event cost as much as the rest)."""
     if not _random_ids:
         raw = os.urandom(16 * _ID_POOL).hex()
         _random_ids.extend(raw[i : i + 32] for i in range(0, len(raw), 32))
     h = _random_ids.pop()
-    variant = "89ab"[int(h[16], 16) & 3]  # RFC 9562: the two top bits of byte 8 are 10
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
+    ms = f"{time.time_ns() // 1_000_000:012x}"
+    variant = "89ab"[int(h[3], 16) & 3]  # RFC 9562: the two top bits of byte 8 are 10
+    return f"{ms[:8]}-{ms[8:]}-7{h[:3]}-{variant}{h[4:7]}-{h[7:19]}"
 
 
 _ID_POOL = 64

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,15 +79,21 @@ async def test_spooled_bytes_validate_verify_and_hash_the_values_at_detection(
         agent.spool.close()
 
 
-def test_event_ids_are_distinct_random_uuids() -> None:
+def test_event_ids_are_distinct_time_ordered_uuids() -> None:
+    before_ms = time.time_ns() // 1_000_000
     ids = [new_event_id() for _ in range(20_000)]
+    after_ms = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for text in ids[:2000]:
         parsed = uuid.UUID(text)
         assert str(parsed) == text  # the canonical lower-case spelling
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
-    # every hex digit that is not fixed by the version and variant takes every value
-    free = [i for i in range(36) if i not in (8, 13, 14, 18, 19, 23)]
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    # RFC 9562 5.7: the top 48 bits are the Unix time in ms, when the id was made
+    stamps = [uuid.UUID(text).int >> 80 for text in ids]
+    assert before_ms <= stamps[0] and stamps[-1] <= after_ms
+    assert stamps == sorted(stamps)  # what keeps the classifier's id index append-mostly
+    # every hex digit of the 74 random bits takes every value
+    free = [i for i in range(15, 36) if i not in (18, 19, 23)]
     assert all(len({t[i] for t in ids}) == 16 for i in free)
     assert {t[19] for t in ids} == set("89ab")
 

@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from agent.contract import SuspectChange
 from agent.kafka.settings import KafkaSettings
 from agent.kafka.topics import ensure_topics
+from agent.reports import new_event_id
 from detectors.config import ClassifierConfig, ClassifierSection
 from detectors.criteria import load_criteria
 from detectors.records import open_store
@@ -49,14 +50,15 @@ CONTROLLERS = 1_000
 
 
 def event_values(n: int) -> list[tuple[bytes, bytes]]:
-    """N (key, value) messages: valid `otwatch.change/1` events, built from one template."""
+    """N (key, value) messages: valid `otwatch.change/1` events, built from one template, with
+    event ids as the agent makes them (`agent.reports.new_event_id`: time-ordered)."""
     now = datetime.now(UTC).isoformat()
     out = []
     for i in range(n):
         ctl = f"plc-{i % CONTROLLERS:04d}"
         body: dict[str, Any] = {
             "schema": "otwatch.change/1",
-            "event_id": str(uuid.uuid4()),
+            "event_id": new_event_id(),
             "seq": i + 1,
             "agent_id": "edge-bench",
             "site": "plant-1",
