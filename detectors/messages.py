@@ -179,11 +179,14 @@ def _plain(value: bytes) -> bool:
     """No NaN, Infinity or escaped code point: texts pydantic's parser and orjson may judge
     differently. The store keeps the message as evidence, which must load with orjson again.
 
-    Three one-byte searches first (``memchr``: a third of the cost of one three-byte search):
-    without an ``N``, an ``I`` or a backslash none of the three texts can be there."""
-    if b"N" not in value and b"I" not in value and b"\\" not in value:
-        return True
-    return b"NaN" not in value and b"Infinity" not in value and b"\\u" not in value
+    Each text is looked for only when its first byte is in the message (``memchr``: a fifth
+    of the cost of a search for two or more bytes): a signed event's base64 holds ``N`` and
+    ``I``, almost never a backslash, and its ``\\u`` search alone cost 1.5 µs."""
+    return (
+        (b"\\" not in value or b"\\u" not in value)
+        and (b"N" not in value or b"NaN" not in value)
+        and (b"I" not in value or b"Infinity" not in value)
+    )
 
 
 def _small_ints(event: SuspectChange) -> bool:
