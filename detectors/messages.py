@@ -75,8 +75,11 @@ def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> Suspect
     A value over ``max_bytes`` is refused unread (`too_large`).
 
     ``model_validate_json`` on the bytes costs half of ``orjson.loads`` plus ``model_validate``;
-    it decides alone only for a plain message that names its schema. Everything else goes the
-    careful way, which names the problem for the dead-letter topic.
+    it decides alone only for a plain message that names its schema. The common event is then
+    taken after one glance (`_common`); everything else goes the careful way, which names the
+    problem for the dead-letter topic. (A hand-written reader, ``orjson.loads`` plus exact type
+    checks plus building the frozen models directly, was measured at 13 µs against pydantic's
+    8: pydantic-core builds the three models faster than Python can.)
     """
     if value is None:
         return _parse(value, CHANGE_SCHEMAS, SuspectChange)  # (refused: a tombstone)

@@ -226,8 +226,8 @@ def test_every_valid_event_is_taken(value: bytes) -> None:
 def test_judge_event_takes_an_unsigned_event_only_when_signatures_are_not_required(
     require_signed: bool,
 ) -> None:
-    """`judge_event` skips the signature check for an unsigned event only where
-    `TrustedAgents.check` would have taken it."""
+    """`judge_event` takes an unsigned event only while signatures are not required, and a
+    signed one by a trusted key always."""
     value = make_event().to_json()
     trusted = TrustedAgents({SIGNER.key_id: SIGNER.public_key_b64},
                             require_signed=require_signed)
