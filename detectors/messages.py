@@ -75,17 +75,24 @@ def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> Suspect
     A value over ``max_bytes`` is refused unread (`too_large`).
 
     ``model_validate_json`` on the bytes costs half of ``orjson.loads`` plus ``model_validate``;
-    it decides alone only for a plain message that names its schema. Everything else goes the
-    careful way, which names the problem for the dead-letter topic.
+    it decides alone only for a plain message that names its schema. The common event is then
+    taken after one glance (`_common`); everything else goes the careful way, which names the
+    problem for the dead-letter topic. (A hand-written reader, ``orjson.loads`` plus exact type
+    checks plus building the frozen models directly, was measured at 13 µs against pydantic's
+    8: pydantic-core builds the three models faster than Python can.)
     """
-    if max_bytes is not None:
+    if value is None:
+        return _parse(value, CHANGE_SCHEMAS, SuspectChange)  # (refused: a tombstone)
+    if max_bytes is not None and len(value) > max_bytes:
         too_large(value, max_bytes)
-    if value is not None and _plain(value):
+    if _plain(value):
         try:
-            event = SuspectChange.model_validate_json(value)
+            event: SuspectChange = _validate_json(value)
         except ValidationError:
             pass
         else:
+            if _common(event):
+                return event
             if "schema_" in event.model_fields_set and _small_ints(event):
                 # (the model defaults a missing schema: the check above refuses it; a NUL
                 # character is always escaped in JSON, so a plain message holds none)
@@ -100,12 +107,45 @@ MAX_NAME_CHARS = 256
 MAX_TEXT_CHARS = 16_384
 
 
+#: What ``SuspectChange.model_validate_json`` calls, without the wrapper's checks of its
+#: arguments (none given here): about 0.6 µs of the ~11 µs the parse takes here.
+_validate_json = SuspectChange.__pydantic_validator__.validate_json
+
+
+def _common(event: SuspectChange) -> bool:
+    """True for the common event the plain path takes as it is: its schema given, plain values
+    (what `_small_ints` looks for), no approval, no context, every name and text within its
+    limit (what `_names_fit` checks). One glance costs a few ``len`` calls; False means only
+    "look the longer way" (`_small_ints`, then `_names_fit`, which name what is wrong)."""
+    if event.approval is not None or event.context:
+        return False
+    for v in (event.old_value, event.new_value):
+        # (``seq`` needs no look: the model holds it within 0 .. 2**63 - 1)
+        if type(v) is float:
+            if v - v != 0.0:  # (infinite or NaN: both give NaN)
+                return False
+        elif type(v) is int:
+            if not _INT64_MIN <= v < _UINT64_END:
+                return False
+        elif type(v) is not str and type(v) is not bool and v is not None:
+            return False
+    controller, tag = event.controller, event.tag
+    return (
+        "schema_" in event.model_fields_set
+        and len(event.event_id) <= MAX_NAME_CHARS and len(event.agent_id) <= MAX_NAME_CHARS
+        and len(event.site) <= MAX_NAME_CHARS and len(event.line) <= MAX_NAME_CHARS
+        and len(controller.id) <= MAX_NAME_CHARS and len(controller.endpoint) <= MAX_NAME_CHARS
+        and len(tag.name) <= MAX_NAME_CHARS and len(tag.address) <= MAX_NAME_CHARS
+        and (tag.unit is None or len(tag.unit) <= MAX_NAME_CHARS)
+        and (event.actor is None or len(event.actor) <= MAX_NAME_CHARS)
+        and len(event.verdict_reason) <= MAX_TEXT_CHARS
+    )
+
+
 def _names_fit(event: SuspectChange, *, nul_possible: bool) -> SuspectChange:
     """The event, if its names and texts are ones a records database can keep: no name over
     `MAX_NAME_CHARS` (PostgreSQL cannot index an id of 10 kB), no text over `MAX_TEXT_CHARS`,
     and no NUL character (PostgreSQL text cannot hold one). Values may hold anything."""
-    if not nul_possible and _fit_at_a_glance(event):
-        return event
     names = _names(event)
     texts: list[tuple[str, str | None]] = [("verdict_reason", event.verdict_reason)]
     if event.approval is not None:
@@ -121,21 +161,6 @@ def _names_fit(event: SuspectChange, *, nul_possible: bool) -> SuspectChange:
                 raise BadMessage(f"invalid {event.schema_} message: {where}: contains a NUL "
                                  "character")
     return event
-
-
-def _fit_at_a_glance(event: SuspectChange) -> bool:
-    """True when every name and text is within its limit, checked without naming each one:
-    the common event on the plain path (no NUL possible) costs a few ``len`` calls instead of
-    the list `_names` builds. False sends the event through the check that names the field."""
-    if event.approval is not None or event.context:
-        return False
-    controller, tag = event.controller, event.tag
-    longest = max(
-        len(event.event_id), len(event.agent_id), len(event.site), len(event.line),
-        len(controller.id), len(controller.endpoint), len(tag.name), len(tag.address),
-        len(tag.unit or ""), len(event.actor or ""),
-    )
-    return longest <= MAX_NAME_CHARS and len(event.verdict_reason or "") <= MAX_TEXT_CHARS
 
 
 def _names(event: SuspectChange) -> list[tuple[str, str | None]]:
@@ -157,11 +182,14 @@ def _plain(value: bytes) -> bool:
     """No NaN, Infinity or escaped code point: texts pydantic's parser and orjson may judge
     differently. The store keeps the message as evidence, which must load with orjson again.
 
-    Three one-byte searches first (``memchr``: a third of the cost of one three-byte search):
-    without an ``N``, an ``I`` or a backslash none of the three texts can be there."""
-    if b"N" not in value and b"I" not in value and b"\\" not in value:
-        return True
-    return b"NaN" not in value and b"Infinity" not in value and b"\\u" not in value
+    Each text is looked for only when its first byte is in the message (``memchr``: a fifth
+    of the cost of a search for two or more bytes): a signed event's base64 holds ``N`` and
+    ``I``, almost never a backslash, and its ``\\u`` search alone cost 1.5 µs."""
+    return (
+        (b"\\" not in value or b"\\u" not in value)
+        and (b"N" not in value or b"NaN" not in value)
+        and (b"I" not in value or b"Infinity" not in value)
+    )
 
 
 def _small_ints(event: SuspectChange) -> bool:

@@ -1,6 +1,7 @@
 """CPU per event of the classifier's own work, without a broker (not a test).
 
-Run: ``.venv/bin/python -m tests.bench.measure_classifier_cpu [--events N] [--profile OUT]``.
+Run: ``.venv/bin/python -m tests.bench.measure_classifier_cpu [--events N] [--profile OUT]
+[--signed]``.
 The events of the classifier benchmark (`tests.bench.classifier.event_values`) go through what
 the group consumer does with each batch: parse and judge every message, the burst correlator,
 classify and record into SQLite (`Recorder.store`), then encode and batch the record events and
@@ -26,6 +27,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from agent.contract import SCHEMA, EventSigner, SuspectChange
 from agent.kafka.settings import TopicNames
 from agent.runtime.gc_tuning import tune_for_throughput
 from detectors import health, store_retry
@@ -55,11 +57,27 @@ class _DroppingProducer:
         return future
 
 
-async def _run(events: int, batch_size: int, times: dict[str, list[float]]) -> None:
+def _signed_values(events: int) -> tuple[list[bytes], TrustedAgents]:
+    """The same events as schema v2, signed as an agent signs them (one Merkle batch per
+    spool append of `MAX_TREE_SIZE`), and a classifier that requires signatures."""
+    signer = EventSigner.generate()
+    changes = [
+        SuspectChange.model_validate_json(value).model_copy(update={"schema_": SCHEMA})
+        for _, value in event_values(events)
+    ]
+    trusted = TrustedAgents({signer.key_id: signer.public_key_b64}, require_signed=True)
+    return signer.batch_messages(changes), trusted
+
+
+async def _run(
+    events: int, batch_size: int, times: dict[str, list[float]], *, signed: bool = False
+) -> None:
     criteria = load_criteria(ROOT / "config" / "criteria.yaml")
     trusted = TrustedAgents({}, require_signed=False)
     tp = TopicPartition("otwatch.changes.suspect", 0)
     values = [value for _, value in event_values(events)]
+    if signed:
+        values, trusted = _signed_values(events)
     with tempfile.TemporaryDirectory() as tmp:
         target = str(Path(tmp) / "records.db")
         with open_store(target) as store:
@@ -105,13 +123,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=40_000)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--profile", help="write a cProfile dump here")
+    parser.add_argument("--signed", action="store_true",
+                        help="v2 events signed in Merkle batches, signatures required (the "
+                        "production setting; the benchmark's events are unsigned v1)")
     args = parser.parse_args()
     times: dict[str, list[float]] = defaultdict(list)
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:  # cProfile sees one thread: the transaction runs in this one
         store_retry._in_thread = _inline  # type: ignore[assignment]
         profiler.enable()
-    asyncio.run(_run(args.events, args.batch, times))
+    asyncio.run(_run(args.events, args.batch, times, signed=args.signed))
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
