@@ -50,7 +50,6 @@ from detectors.records.db import Bulk, Database
 from detectors.records.incident import Summary
 from detectors.records.ingest_state import (
     OpenRecord,
-    Placed,
     already_processed,
     open_records,
 )
@@ -72,6 +71,8 @@ from detectors.records.trail import (
 )
 
 Item = tuple[SuspectChange, Classification]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Enum member → its string, by dict lookup: `Enum.value` is a slow descriptor on the hot path.
 _V: dict[Any, str] = {
@@ -147,12 +148,22 @@ class _Batch:
     #: Each detection instant in UTC and as text (`instant`), worked out once per batch.
     instants: dict[datetime, tuple[datetime, str]] = field(default_factory=dict)
 
+    #: The last instant asked of `iso` and of `instant`, with its answer: consecutive events
+    #: mostly share their times, and comparing two times with the same tzinfo object costs
+    #: half a first hash of one (an aware time's hash asks its tzinfo for the offset).
+    last_iso: tuple[datetime | None, str] = (None, "")
+    last_instant: tuple[datetime | None, tuple[datetime, str]] = (None, (_EPOCH, ""))
+
     def iso(self, moment: datetime) -> str:
         """`iso` of ``moment``, formatted once per batch."""
-        text = self.times.get(moment)
-        if text is None:
-            text = self.times[moment] = iso(moment)
-        return text
+        last, text = self.last_iso
+        if last is not None and moment == last:
+            return text
+        found = self.times.get(moment)
+        if found is None:
+            found = self.times[moment] = iso(moment)
+        self.last_iso = (moment, found)
+        return found
 
     def instant(self, moment: datetime) -> tuple[datetime, str]:
         """``moment`` in UTC with the `datetime.UTC` tzinfo itself, and its `iso` text, once
@@ -160,12 +171,16 @@ class _Batch:
         it for their offsets (a parsed event's pydantic ``TzInfo``: 0.45 µs a comparison
         against 0.05), and a record's last event is compared and subtracted per event; the
         instant and its text are the same."""
+        last, answer = self.last_instant
+        if last is not None and moment == last:
+            return answer
         found = self.instants.get(moment)
         if found is None:
             at = utc(moment)
             if at.tzinfo is not UTC:  # (utc() gives a UTC time with any zero-offset tzinfo)
                 at = at.replace(tzinfo=UTC)
             found = self.instants[moment] = (at, self.iso(at))
+        self.last_instant = (moment, found)
         return found
 
 
@@ -174,14 +189,19 @@ def correlation_key(event: SuspectChange, cls: Classification) -> str:
     return cls.correlation_key or incident_key(event)
 
 
-def _keys(ev: SuspectChange, cls: Classification) -> tuple[str, ...]:
-    """The keys that may lead an event to an open record, in the order they are tried."""
-    key = correlation_key(ev, cls)
+def _keys(ev: SuspectChange, cls: Classification) -> tuple[str, tuple[str, ...]]:
+    """The event's correlation key, and the keys that may lead it to an open record, in the
+    order they are tried (its own key among them)."""
+    own = incident_key(ev)
+    key = cls.correlation_key or own
     if cls.line_key:
-        return (cls.line_key, key, incident_key(ev))
-    if key == incident_key(ev):
-        return (key, line_key(ev))
-    return (key,)
+        return key, (cls.line_key, key, own)
+    if key == own:
+        return key, (key, line_key(ev))
+    return key, (key,)
+
+
+_NO_KEYS: tuple[str, tuple[str, ...]] = ("", ())
 
 
 def record_batch(
@@ -190,8 +210,8 @@ def record_batch(
 ) -> list[RecordOutcome]:
     """The body of `RecordStore.record_events`; the caller holds the write transaction."""
     # Each event's keys, worked out once (routing and claiming read them again).
-    keyed = [_keys(ev, cls) if cls.opens_record else () for ev, cls in items]
-    keys = sorted({k for event_keys in keyed for k in event_keys})
+    keyed = [_keys(ev, cls) if cls.opens_record else _NO_KEYS for ev, cls in items]
+    keys = sorted({k for _, event_keys in keyed for k in event_keys})
     db.advisory_locks(keys)  # PostgreSQL: one incident, one writer (SQLite's write lock does it)
     db.lock_trail_head()
     conn = db.conn
@@ -203,36 +223,33 @@ def record_batch(
         claimed={key: rec.id for key, rec in open_by_key.items()},
     )
     raws: Sequence[bytes | None] = raw if raw is not None else [None] * len(items)
-    outcomes = [
-        _one(conn, batch, seen, ev, cls, window_s, data, event_keys)
-        for (ev, cls), data, event_keys in zip(items, raws, keyed, strict=True)
-    ]
+    outcomes = []
+    # One loop, few calls per event: this is the classifier's per-event cost in the store.
+    processed = batch.processed
+    processed_at = batch.now
+    for (ev, cls), data, (key, event_keys) in zip(items, raws, keyed, strict=True):
+        event_id = ev.event_id
+        placed = seen.get(event_id)
+        if placed is not None:
+            # (positional: keywords cost a third more per event)
+            outcomes.append(RecordOutcome(event_id, placed[0], placed[1], False, True))
+            continue
+        if event_keys:
+            rid, ticket, created = _place(conn, batch, ev, cls, window_s, data, key, event_keys)
+        else:
+            rid, ticket, created = None, None, False
+        seen[event_id] = (rid, ticket)
+        processed.append((event_id, rid, processed_at))
+        outcomes.append(RecordOutcome(event_id, rid, ticket, created, False))
     _flush(conn, batch)
     return outcomes
 
 
-def _one(
-    db: Connection, batch: _Batch, seen: dict[str, Placed], ev: SuspectChange,
-    cls: Classification, window_s: float, raw: bytes | None, keys: tuple[str, ...],
-) -> RecordOutcome:
-    if ev.event_id in seen:
-        rid, ticket = seen[ev.event_id]
-        # (positional: a frozen dataclass takes keywords at a third more per event)
-        return RecordOutcome(ev.event_id, rid, ticket, False, True)
-    rid, ticket, created = None, None, False
-    if cls.opens_record:
-        rid, ticket, created = _place(db, batch, ev, cls, window_s, raw, keys)
-    seen[ev.event_id] = (rid, ticket)
-    batch.processed.append((ev.event_id, rid, batch.now))
-    return RecordOutcome(ev.event_id, rid, ticket, created, False)
-
-
 def _place(
     db: Connection, batch: _Batch, ev: SuspectChange, cls: Classification, window_s: float,
-    raw: bytes | None, keys: tuple[str, ...],
+    raw: bytes | None, key: str, keys: tuple[str, ...],
 ) -> tuple[str, str | None, bool]:
     """Attach the event to the record its ``keys`` (`_keys`) lead to, or open one."""
-    key = correlation_key(ev, cls)
     raw = raw if raw is not None else ev.to_json()
     detected_at, detected = batch.instant(ev.detected_at)
     rec = _route(batch, keys, cls, detected_at, window_s)
@@ -246,9 +263,12 @@ def _place(
             batch.ticketed[rec.id] = rec
     # A burst's record is claimed under the line's key and each of its controllers' keys; an
     # event that joined the line's burst claims its own controller's key for it.
-    claims = keys if cls.line_key else (key,)
-    for claim in claims:
-        batch.open_by_key[claim] = rec
+    open_by_key = batch.open_by_key
+    if cls.line_key:
+        for claim in keys:
+            open_by_key[claim] = rec
+    else:
+        open_by_key[key] = rec
     return rec.id, rec.ticket, created
 
 
@@ -257,13 +277,18 @@ def _route(
     window_s: float,
 ) -> OpenRecord | None:
     """The open record this event joins (module docstring), or None: it opens one."""
-    tried = keys if cls.line_key else keys[:1]
-    for key in tried:
-        rec = batch.open_by_key.get(key)
+    open_by_key = batch.open_by_key
+    if cls.line_key:
+        for key in keys:
+            rec = open_by_key.get(key)
+            if rec is not None and _within(rec, detected_at, window_s):
+                return rec
+    else:
+        rec = open_by_key.get(keys[0])
         if rec is not None and _within(rec, detected_at, window_s):
             return rec
     if len(keys) == 2 and batch.burst_window_s > 0:  # a controller event: the line's burst
-        rec = batch.open_by_key.get(keys[1])
+        rec = open_by_key.get(keys[1])
         if rec is not None and _within(rec, detected_at, batch.burst_window_s):
             return rec
     return None

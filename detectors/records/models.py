@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -371,9 +371,10 @@ class RecordHeader:
     line: str
 
 
-@dataclass(frozen=True, slots=True)
-class RecordOutcome:
-    """What `RecordStore.record_events` did with one event (a dataclass: built per event)."""
+class RecordOutcome(NamedTuple):
+    """What `RecordStore.record_events` did with one event. A named tuple: one is built per
+    event, and a frozen dataclass took 1.0 µs to build against 0.35 (its ``__init__`` sets
+    each field through ``object.__setattr__``)."""
 
     event_id: str
     record_id: str | None
