@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -209,14 +209,19 @@ class _Plan:
     """
 
     rules: tuple[tuple[Rule, tuple[Test, ...]], ...]
-    off_hours: Callable[[datetime], bool] | None
+    #: Whether an instant (and its UTC offset) is off hours; None when no rule asks.
+    off_hours: Callable[[datetime, timedelta | None], bool] | None
     known_actors: frozenset[str] | None
     table: dict[tuple[object, ...], _Verdict] = field(default_factory=dict)
     by_rules: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
 
     def point_of(self, event: SuspectChange, context: EventContext) -> tuple[object, ...]:
         """The event's point; a dimension no rule looks at is not computed (a fixed value)."""
-        off_hours = self.off_hours(event.occurred_at) if self.off_hours is not None else False
+        if self.off_hours is None:
+            off_hours = False
+        else:
+            at = event.occurred_at
+            off_hours = self.off_hours(at, at.utcoffset())
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
         return (
@@ -239,10 +244,22 @@ def _uses(criteria: Criteria, key: str) -> bool:
     return any(getattr(w, key) is not None for w in whens)
 
 
+def _off_hours(calendar: SiteCalendar) -> Callable[[datetime, timedelta | None], bool]:
+    """`SiteCalendar.is_off_hours`, once per instant: the events of one poll share their time,
+    and converting it to the site's zone costs more than a cache lookup. The offset is part of
+    the key: datetimes of one zone that differ only in ``fold`` are equal keys."""
+
+    @functools.lru_cache(maxsize=4096)
+    def off_hours(moment: datetime, offset: timedelta | None) -> bool:
+        return calendar.is_off_hours(moment)
+
+    return off_hours
+
+
 def _build_plan(criteria: Criteria) -> _Plan:
     plan = _Plan(
         rules=tuple((r, compile_conditions(r.when)) for r in criteria.rules),
-        off_hours=criteria.calendar.is_off_hours if _uses(criteria, "off_hours") else None,
+        off_hours=_off_hours(criteria.calendar) if _uses(criteria, "off_hours") else None,
         known_actors=(
             frozenset(criteria.known_actors) if _uses(criteria, "unknown_actor") else None
         ),
