@@ -193,20 +193,24 @@ class Recorder:
 
     async def _publish(self, items: list[Item], outcomes: list[RecordOutcome]) -> Awaitable[Any]:
         """Send each recorded event's record event and alert; returns the wait for the acks."""
-        topics, at, encode_alert = self._topics, self._clock().isoformat(), self._encode_alert
+        at, encode_alert = self._clock().isoformat(), self._encode_alert
+        records_topic, alerts_topic = self._topics.records, self._topics.alerts
         outbox = Outbox(self._producer, self._partitions)
+        add, record_event_json = outbox.add, alerts.record_event_json  # (once, not per event)
         openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
-            if outcome.record_id is None:
+            record_id = outcome.record_id
+            if record_id is None:
                 continue
-            if outcome.created:
+            created = outcome.created
+            if created:
                 health.RECORDS.inc()
                 log.warning("%s record %s opened with ticket %s: %s", cls.kind.value,
-                            outcome.record_id, outcome.ticket_id, cls.description)
-            opened = outcome.created or openers.get(outcome.record_id) == event.event_id
-            body = alerts.record_event_json(event, cls, outcome, at, opened=opened)
-            outbox.add(topics.records, outcome.record_id.encode(), body)
-            outbox.add(topics.alerts, event.kafka_key(), encode_alert(event, cls, outcome))
+                            record_id, outcome.ticket_id, cls.description)
+            opened = created or (bool(openers) and openers.get(record_id) == event.event_id)
+            add(records_topic, record_id.encode(),
+                record_event_json(event, cls, outcome, at, opened=opened))
+            add(alerts_topic, event.kafka_key(), encode_alert(event, cls, outcome))
         return await outbox.send()
 
     async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
