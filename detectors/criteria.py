@@ -23,7 +23,7 @@ and `detectors.integrity`; ``classify`` itself stays a pure function of its argu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
@@ -224,9 +224,11 @@ class _Plan:
             off_hours = self.off_hours(at, at.utcoffset())
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
-        return (
-            event.verdict, event.change_kind, event.tag.kind, event.tag.critical_to_quality,
-            event.controller.validated, off_hours, unknown, context.in_burst, context.integrity,
+        tag = event.tag
+        return (  # (``burst_controllers > 0``: `EventContext.in_burst`, without its call)
+            event.verdict, event.change_kind, tag.kind, tag.critical_to_quality,
+            event.controller.validated, off_hours, unknown, context.burst_controllers > 0,
+            context.integrity,
         )
 
     def decide(self, point: tuple[object, ...]) -> _Verdict:
@@ -311,7 +313,20 @@ def classify(
     event: SuspectChange, criteria: Criteria, context: EventContext = NO_CONTEXT
 ) -> Classification:
     """Apply every rule to one event (in its context) and combine what the fired rules add."""
-    plan = _plan(criteria)
+    return _classified(_plan(criteria), criteria.version, event, context)
+
+
+def classify_all(
+    placed: Iterable[tuple[SuspectChange, EventContext]], criteria: Criteria
+) -> list[Classification]:
+    """`classify` for each event of a batch, in order (the plan looked up once per batch)."""
+    plan, version = _plan(criteria), criteria.version
+    return [_classified(plan, version, event, context) for event, context in placed]
+
+
+def _classified(
+    plan: _Plan, version: str, event: SuspectChange, context: EventContext
+) -> Classification:
     point = plan.point_of(event, context)
     decided = plan.table.get(point)
     if decided is None:
@@ -322,7 +337,7 @@ def classify(
         kind=decided.kind,
         severity=decided.severity,
         rules_fired=decided.rules_fired,
-        criteria_version=criteria.version,
+        criteria_version=version,
         quality_impact=decided.quality_impact,
         security_impact=decided.security_impact,
         description=_describe(event, decided.explanation),
@@ -356,5 +371,6 @@ __all__ = [
     "Rule",
     "SiteCalendar",
     "classify",
+    "classify_all",
     "load_criteria",
 ]

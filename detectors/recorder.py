@@ -33,7 +33,7 @@ from detectors import alerts, health
 from detectors.alert_formats import Encoder
 from detectors.classification import Classification
 from detectors.correlate import EventContext
-from detectors.criteria import Criteria, classify
+from detectors.criteria import Criteria, classify_all
 from detectors.messages import DeadLetters
 from detectors.records import RecordOutcome, RecordsError, RecordStore
 from detectors.store_retry import RetryingStore, one_line
@@ -106,7 +106,8 @@ class Recorder:
         group consumer starts the next batch's transaction before it publishes this one."""
         if not placed:
             return Stored([], [])
-        items = [(ev, classify(ev, self._criteria, ctx)) for ev, ctx, _ in placed]
+        decided = classify_all([(ev, ctx) for ev, ctx, _ in placed], self._criteria)
+        items = [(ev, cls) for (ev, _, _), cls in zip(placed, decided, strict=True)]
         _count_classified(items)
         items, outcomes = await self._record_in_store(placed, items, now)
         if self._after_record is not None:
