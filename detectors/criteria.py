@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, tzinfo
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -209,8 +209,8 @@ class _Plan:
     """
 
     rules: tuple[tuple[Rule, tuple[Test, ...]], ...]
-    #: Whether an instant (and its UTC offset) is off hours; None when no rule asks.
-    off_hours: Callable[[datetime, timedelta | None], bool] | None
+    #: Whether an instant (given with its zone and fold) is off hours; None when no rule asks.
+    off_hours: Callable[[datetime, tzinfo | None, int], bool] | None
     known_actors: frozenset[str] | None
     table: dict[tuple[object, ...], _Verdict] = field(default_factory=dict)
     by_rules: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
@@ -221,7 +221,7 @@ class _Plan:
             off_hours = False
         else:
             at = event.occurred_at
-            off_hours = self.off_hours(at, at.utcoffset())
+            off_hours = self.off_hours(at, at.tzinfo, at.fold)
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
         tag = event.tag
@@ -246,13 +246,14 @@ def _uses(criteria: Criteria, key: str) -> bool:
     return any(getattr(w, key) is not None for w in whens)
 
 
-def _off_hours(calendar: SiteCalendar) -> Callable[[datetime, timedelta | None], bool]:
+def _off_hours(calendar: SiteCalendar) -> Callable[[datetime, tzinfo | None, int], bool]:
     """`SiteCalendar.is_off_hours`, once per instant: the events of one poll share their time,
-    and converting it to the site's zone costs more than a cache lookup. The offset is part of
-    the key: datetimes of one zone that differ only in ``fold`` are equal keys."""
+    and converting it to the site's zone costs more than a cache lookup. The zone and fold are
+    part of the key (attributes: cheaper than ``utcoffset()``): datetimes of one zone that
+    differ only in ``fold`` are equal, yet an hour apart."""
 
     @functools.lru_cache(maxsize=4096)
-    def off_hours(moment: datetime, offset: timedelta | None) -> bool:
+    def off_hours(moment: datetime, zone: tzinfo | None, fold: int) -> bool:
         return calendar.is_off_hours(moment)
 
     return off_hours

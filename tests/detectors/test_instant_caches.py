@@ -1,4 +1,5 @@
-"""The criteria's off-hours lookup, cached per instant, answers as the calendar does."""
+"""Caches per instant answer as the uncached call: the criteria's off-hours lookup (as the
+calendar) and the alert's time text (as ``isoformat``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from detectors.alert_formats.native import _time_text
 from detectors.criteria import SiteCalendar, _off_hours
 
 CALENDAR = SiteCalendar(timezone="Europe/Berlin", working_days=["mon", "tue", "wed"],
@@ -25,7 +27,7 @@ def test_cached_answers_equal_the_calendars(moments: list[tuple[datetime, object
     for naive, zone, fold in moments:
         at = naive.replace(tzinfo=zone, fold=fold)  # type: ignore[arg-type]
         for same in (at, at.replace(fold=1 - fold), at.astimezone(UTC)):
-            assert off_hours(same, same.utcoffset()) == CALENDAR.is_off_hours(same)
+            assert off_hours(same, same.tzinfo, same.fold) == CALENDAR.is_off_hours(same)
 
 
 def test_the_ambiguous_hour_is_told_apart() -> None:
@@ -39,4 +41,14 @@ def test_the_ambiguous_hour_is_told_apart() -> None:
     assert calendar.is_off_hours(second) != calendar.is_off_hours(first)
     off_hours = _off_hours(calendar)
     for at in (first, second, first, datetime(2025, 10, 26, 0, 5, tzinfo=UTC)):
-        assert off_hours(at, at.utcoffset()) == calendar.is_off_hours(at)
+        assert off_hours(at, at.tzinfo, at.fold) == calendar.is_off_hours(at)
+
+
+@given(st.lists(st.tuples(st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1)), ZONES,
+                          st.sampled_from([0, 1])), max_size=40))
+def test_cached_time_text_is_isoformat(moments: list[tuple[datetime, object, int]]) -> None:
+    """The same instant in other zones, and both folds of a wall time, each its own text."""
+    for naive, zone, fold in moments:
+        at = naive.replace(tzinfo=zone, fold=fold)  # type: ignore[arg-type]
+        for same in (at, at.replace(fold=1 - fold), at.astimezone(UTC), naive):
+            assert _time_text(same, same.tzinfo, same.fold) == same.isoformat()
