@@ -23,9 +23,9 @@ and `detectors.integrity`; ``classify`` itself stays a pure function of its argu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, tzinfo
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -209,19 +209,26 @@ class _Plan:
     """
 
     rules: tuple[tuple[Rule, tuple[Test, ...]], ...]
-    off_hours: Callable[[datetime], bool] | None
+    #: Whether an instant (given with its zone and fold) is off hours; None when no rule asks.
+    off_hours: Callable[[datetime, tzinfo | None, int], bool] | None
     known_actors: frozenset[str] | None
     table: dict[tuple[object, ...], _Verdict] = field(default_factory=dict)
     by_rules: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
 
     def point_of(self, event: SuspectChange, context: EventContext) -> tuple[object, ...]:
         """The event's point; a dimension no rule looks at is not computed (a fixed value)."""
-        off_hours = self.off_hours(event.occurred_at) if self.off_hours is not None else False
+        if self.off_hours is None:
+            off_hours = False
+        else:
+            at = event.occurred_at
+            off_hours = self.off_hours(at, at.tzinfo, at.fold)
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
-        return (
-            event.verdict, event.change_kind, event.tag.kind, event.tag.critical_to_quality,
-            event.controller.validated, off_hours, unknown, context.in_burst, context.integrity,
+        tag = event.tag
+        return (  # (``burst_controllers > 0``: `EventContext.in_burst`, without its call)
+            event.verdict, event.change_kind, tag.kind, tag.critical_to_quality,
+            event.controller.validated, off_hours, unknown, context.burst_controllers > 0,
+            context.integrity,
         )
 
     def decide(self, point: tuple[object, ...]) -> _Verdict:
@@ -239,10 +246,23 @@ def _uses(criteria: Criteria, key: str) -> bool:
     return any(getattr(w, key) is not None for w in whens)
 
 
+def _off_hours(calendar: SiteCalendar) -> Callable[[datetime, tzinfo | None, int], bool]:
+    """`SiteCalendar.is_off_hours`, once per instant: the events of one poll share their time,
+    and converting it to the site's zone costs more than a cache lookup. The zone and fold are
+    part of the key (attributes: cheaper than ``utcoffset()``): datetimes of one zone that
+    differ only in ``fold`` are equal, yet an hour apart."""
+
+    @functools.lru_cache(maxsize=4096)
+    def off_hours(moment: datetime, zone: tzinfo | None, fold: int) -> bool:
+        return calendar.is_off_hours(moment)
+
+    return off_hours
+
+
 def _build_plan(criteria: Criteria) -> _Plan:
     plan = _Plan(
         rules=tuple((r, compile_conditions(r.when)) for r in criteria.rules),
-        off_hours=criteria.calendar.is_off_hours if _uses(criteria, "off_hours") else None,
+        off_hours=_off_hours(criteria.calendar) if _uses(criteria, "off_hours") else None,
         known_actors=(
             frozenset(criteria.known_actors) if _uses(criteria, "unknown_actor") else None
         ),
@@ -294,7 +314,20 @@ def classify(
     event: SuspectChange, criteria: Criteria, context: EventContext = NO_CONTEXT
 ) -> Classification:
     """Apply every rule to one event (in its context) and combine what the fired rules add."""
-    plan = _plan(criteria)
+    return _classified(_plan(criteria), criteria.version, event, context)
+
+
+def classify_all(
+    placed: Iterable[tuple[SuspectChange, EventContext]], criteria: Criteria
+) -> list[Classification]:
+    """`classify` for each event of a batch, in order (the plan looked up once per batch)."""
+    plan, version = _plan(criteria), criteria.version
+    return [_classified(plan, version, event, context) for event, context in placed]
+
+
+def _classified(
+    plan: _Plan, version: str, event: SuspectChange, context: EventContext
+) -> Classification:
     point = plan.point_of(event, context)
     decided = plan.table.get(point)
     if decided is None:
@@ -305,7 +338,7 @@ def classify(
         kind=decided.kind,
         severity=decided.severity,
         rules_fired=decided.rules_fired,
-        criteria_version=criteria.version,
+        criteria_version=version,
         quality_impact=decided.quality_impact,
         security_impact=decided.security_impact,
         description=_describe(event, decided.explanation),
@@ -339,5 +372,6 @@ __all__ = [
     "Rule",
     "SiteCalendar",
     "classify",
+    "classify_all",
     "load_criteria",
 ]

@@ -9,14 +9,19 @@ tests: pid, assigned partitions, counters; written atomically.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable
+import threading
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 from agent.runtime.files import write_atomically
 
@@ -42,7 +47,58 @@ ASSIGNED = Gauge("otwatch_classifier_assigned_partitions", "Partitions this proc
 ASYNCIO_TASKS = Gauge(
     "otwatch_classifier_asyncio_tasks", "Unfinished asyncio tasks in the classifier's event loop"
 )
-LATENCY = Histogram(
+
+
+class BatchedHistogram(Collector):
+    """A histogram observed a batch at a time: `observe_counts` adds many observations of a
+    few distinct values under one lock. ``Histogram.observe`` costs 1.5 us per event (a lock
+    per increment, a loop over the bounds); the events of a batch share a few detection
+    instants. Served as a ``Histogram`` with the same buckets is served (``le`` bounds,
+    ``_count``, ``_sum``; no ``_created`` sample), through the public collector API."""
+
+    def __init__(self, name: str, documentation: str, buckets: Iterable[float],
+                 registry: CollectorRegistry | None = REGISTRY) -> None:
+        self._name = name
+        self._documentation = documentation
+        #: Upper bounds, +Inf last (as `Histogram` adds it).
+        self._bounds = (*sorted(float(b) for b in buckets), math.inf)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()  # the metrics server reads from its own thread
+        if registry is not None:
+            registry.register(self)
+
+    def observe(self, amount: float) -> None:
+        self.observe_counts({amount: 1})
+
+    def observe_counts(self, counts: Mapping[float, int]) -> None:
+        """Observe each value its count of times: what as many ``observe`` calls would
+        count (a value goes in the first bucket whose bound is not below it; the sum may
+        differ from repeated additions in its last bits)."""
+        bounds, buckets = self._bounds, self._counts
+        with self._lock:
+            for amount, count in counts.items():
+                buckets[bisect_left(bounds, amount)] += count
+                self._sum += amount * count
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for bound, count in zip(self._bounds, counts, strict=True):
+            running += count
+            cumulative.append((_bound_text(bound), running))
+        family = HistogramMetricFamily(self._name, self._documentation)
+        family.add_metric([], cumulative, total)
+        yield family
+
+
+def _bound_text(bound: float) -> str:
+    """A bucket's ``le`` label as `Histogram` writes it (``0.01``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if bound == math.inf else repr(bound)
+
+
+LATENCY = BatchedHistogram(
     "otwatch_classifier_processing_seconds",
     "Detection (agent clock) to record committed",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),

@@ -33,7 +33,7 @@ from detectors import alerts, health
 from detectors.alert_formats import Encoder
 from detectors.classification import Classification
 from detectors.correlate import EventContext
-from detectors.criteria import Criteria, classify
+from detectors.criteria import Criteria, classify_all
 from detectors.messages import DeadLetters
 from detectors.records import RecordOutcome, RecordsError, RecordStore
 from detectors.store_retry import RetryingStore, one_line
@@ -106,7 +106,8 @@ class Recorder:
         group consumer starts the next batch's transaction before it publishes this one."""
         if not placed:
             return Stored([], [])
-        items = [(ev, classify(ev, self._criteria, ctx)) for ev, ctx, _ in placed]
+        decided = classify_all([(ev, ctx) for ev, ctx, _ in placed], self._criteria)
+        items = [(ev, cls) for (ev, _, _), cls in zip(placed, decided, strict=True)]
         _count_classified(items)
         items, outcomes = await self._record_in_store(placed, items, now)
         if self._after_record is not None:
@@ -120,18 +121,24 @@ class Recorder:
             return asyncio.gather()  # already done: nothing to wait for
         acked = await self._publish(items, outcomes)
         done = self._clock().timestamp()
-        #: Each detection instant's POSIX time, worked out once per batch (events of one poll
-        #: share it; ``timestamp`` costs a microsecond, a dict lookup a tenth of that).
-        seconds: dict[datetime, float] = {}
+        #: Events per detection instant (events of one poll share it): each instant's latency
+        #: is worked out once, and the histogram observed once per batch (`BatchedHistogram`).
+        detected: dict[datetime, int] = {}
+        duplicates = 0
         for (event, _), outcome in zip(items, outcomes, strict=True):
             if outcome.duplicate:
-                health.DUPLICATES.inc()
-                self._status.duplicates += 1
+                duplicates += 1
                 continue
-            at = seconds.get(event.detected_at)
-            if at is None:
-                at = seconds[event.detected_at] = event.detected_at.timestamp()
-            health.LATENCY.observe(max(0.0, done - at))
+            at = event.detected_at
+            detected[at] = detected.get(at, 0) + 1
+        if duplicates:
+            health.DUPLICATES.inc(duplicates)
+            self._status.duplicates += duplicates
+        latencies: dict[float, int] = {}
+        for at, count in detected.items():
+            latency = max(0.0, done - at.timestamp())
+            latencies[latency] = latencies.get(latency, 0) + count
+        health.LATENCY.observe_counts(latencies)
         self._status.processed += len(items)
         self._status.write()
         return acked
@@ -187,20 +194,24 @@ class Recorder:
 
     async def _publish(self, items: list[Item], outcomes: list[RecordOutcome]) -> Awaitable[Any]:
         """Send each recorded event's record event and alert; returns the wait for the acks."""
-        topics, at, encode_alert = self._topics, self._clock().isoformat(), self._encode_alert
+        at, encode_alert = self._clock().isoformat(), self._encode_alert
+        records_topic, alerts_topic = self._topics.records, self._topics.alerts
         outbox = Outbox(self._producer, self._partitions)
+        add, record_event_json = outbox.add, alerts.record_event_json  # (once, not per event)
         openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
-            if outcome.record_id is None:
+            record_id = outcome.record_id
+            if record_id is None:
                 continue
-            if outcome.created:
+            created = outcome.created
+            if created:
                 health.RECORDS.inc()
                 log.warning("%s record %s opened with ticket %s: %s", cls.kind.value,
-                            outcome.record_id, outcome.ticket_id, cls.description)
-            opened = outcome.created or openers.get(outcome.record_id) == event.event_id
-            body = alerts.record_event_json(event, cls, outcome, at, opened=opened)
-            outbox.add(topics.records, outcome.record_id.encode(), body)
-            outbox.add(topics.alerts, event.kafka_key(), encode_alert(event, cls, outcome))
+                            record_id, outcome.ticket_id, cls.description)
+            opened = created or (bool(openers) and openers.get(record_id) == event.event_id)
+            add(records_topic, record_id.encode(),
+                record_event_json(event, cls, outcome, at, opened=opened))
+            add(alerts_topic, event.kafka_key(), encode_alert(event, cls, outcome))
         return await outbox.send()
 
     async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:

@@ -43,6 +43,11 @@ class PartitionCache:
         if known is None or known[0] != partitions or len(known[1]) > self.MAX_KEYS:
             self._known[topic] = (partitions, {})
 
+    def keys(self, topic: str) -> dict[bytes, int]:
+        """The topic's known keys and their partitions (read-only: `partition` adds a key);
+        `refresh` the topic first."""
+        return self._known[topic][1]
+
     def partition(self, topic: str, key: bytes) -> int:
         """The key's partition; `refresh` the topic first."""
         partitions, by_key = self._known[topic]
@@ -78,23 +83,31 @@ class Outbox:
         the error that stopped the sending: the messages of the batches not handed to the
         producer then have None (a batch handed over before the error is on its way)."""
         try:  # the topics' partitions (metadata: the broker may be away)
-            for topic in dict.fromkeys(topic for topic, _, _ in self._messages):
+            for topic in {topic for topic, _, _ in self._messages}:
                 await self._partitions.refresh(self._producer, topic)
         except KafkaError as exc:
             return [None] * len(self._messages), exc
         # Filled first, then handed over, so each message's batch is known before any send.
         batches: list[tuple[str, int, Any]] = []
-        filling: dict[tuple[str, int], int] = {}  # each partition's open batch, by position
         where: list[int] = []
+        #: Per topic: its keys' partitions, and each partition's open batch (by position).
+        #: One lookup per message by topic (its hash is cached) instead of a key tuple each.
+        filling: dict[str, tuple[dict[bytes, int], dict[int, int]]] = {}
         for topic, key, value in self._messages:
-            target = (topic, self._partitions.partition(topic, key))
-            i = filling.get(target)
+            per_topic = filling.get(topic)
+            if per_topic is None:
+                per_topic = filling[topic] = (self._partitions.keys(topic), {})
+            by_key, open_batches = per_topic
+            partition = by_key.get(key)
+            if partition is None:
+                partition = self._partitions.partition(topic, key)
+            i = open_batches.get(partition)
             if i is None or batches[i][2].append(key=key, value=value, timestamp=None) is None:
                 batch = self._producer.create_batch()  # none yet, or the open one is full
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise KafkaError(f"a {len(value)}-byte message to {topic} exceeds a batch")
-                i = filling[target] = len(batches)
-                batches.append((topic, target[1], batch))
+                i = open_batches[partition] = len(batches)
+                batches.append((topic, partition, batch))
             where.append(i)
         futures: list[asyncio.Future[Any] | None] = [None] * len(batches)
         error: KafkaError | None = None

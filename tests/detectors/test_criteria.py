@@ -21,7 +21,7 @@ import yaml
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, EventContext
-from detectors.criteria import Criteria, classify, load_criteria
+from detectors.criteria import Criteria, classify, classify_all, load_criteria
 from detectors.criteria_table import decision_json, decision_table
 from detectors.decision_space import Point, decide_all, points, undecided
 from detectors.errors import CriteriaError
@@ -161,6 +161,15 @@ def test_classify_decides_every_combination_as_the_table_says() -> None:
         result = classify(event, CRITERIA, context)
         assert result.rules_fired == tuple(r.id for r in decision.rules), decision.point
         assert result.opens_record is bool(decision.rules), decision.point
+
+
+def test_classify_all_is_classify_per_event() -> None:
+    """The batch form (what the recorder calls) gives each event what `classify` gives it,
+    in order, over every combination of the space."""
+    placed = [realise(decision.point) for decision in decide_all(CRITERIA)]
+    assert classify_all(placed, CRITERIA) == [
+        classify(event, CRITERIA, context) for event, context in placed
+    ]
 
 
 def shipped_data() -> dict[str, Any]:
