@@ -3,8 +3,9 @@
 A fresh Tansu broker (separate process) holds N suspect events on the product's topic (6
 partitions), written before any clock starts: N = 20,000 x duration, enough to keep a classifier
 at the bar busy for the whole duration. Events spread over 1,000 controllers (correlation keys),
-half of them critical to quality, detected "now", so most attach as evidence to an open record
-and some open records, as a busy plant would produce.
+half of them critical to quality, detected in the last minute (a new instant every 10 events),
+so most attach as evidence to an open record and some open records, as a busy plant would
+produce.
 
 Measured: the real `detectors.service.Classifier` (consume, parse, classify against
 config/criteria.yaml, record into SQLite, publish alerts and record events, commit offsets) in
@@ -23,7 +24,7 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,22 @@ KEYS = ["classifier_events_per_s", "classifier_vs_bare_ratio", "classifier_pg_vs
 PG_DSN = os.environ.get("OTWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TOPIC = "otwatch.changes.suspect"
 CONTROLLERS = 1_000
+#: Events per detection instant: a new instant (1 ms later) every this many events, so the
+#: classifier's per-instant caches (time text, off-hours, the batch's times) hit as they would
+#: on a plant's scans, not on every event as when all events shared one instant (until
+#: 2026-12-01; that flattered those caches).
+EVENTS_PER_INSTANT = 10
 
 
 def event_values(n: int) -> list[tuple[bytes, bytes]]:
     """N (key, value) messages: valid `otwatch.change/1` events, built from one template, with
-    event ids as the agent makes them (`agent.reports.new_event_id`: time-ordered)."""
-    now = datetime.now(UTC).isoformat()
+    event ids as the agent makes them (`agent.reports.new_event_id`: time-ordered) and a
+    detection instant per `EVENTS_PER_INSTANT` events, the last one now."""
+    first = datetime.now(UTC) - timedelta(milliseconds=(n - 1) // EVENTS_PER_INSTANT)
     out = []
     for i in range(n):
+        if i % EVENTS_PER_INSTANT == 0:
+            now = (first + timedelta(milliseconds=i // EVENTS_PER_INSTANT)).isoformat()
         ctl = f"plc-{i % CONTROLLERS:04d}"
         body: dict[str, Any] = {
             "schema": "otwatch.change/1",
