@@ -1,8 +1,9 @@
 """The Prometheus series the product can expose, read from its source, and the ones a query uses.
 
 ``exposed_series()`` parses every ``.py`` file under ``agent/`` and ``detectors/`` and finds
-calls of ``prometheus_client`` metric classes (under any import alias) whose first argument is
-a literal name. It expands each name the way ``prometheus_client`` does: a Counter is exposed as
+calls of ``prometheus_client`` metric classes (under any import alias), and of the product's
+own collectors served as one of them (`PRODUCT_METRIC_CLASSES`), whose first argument is a
+literal name. It expands each name the way ``prometheus_client`` does: a Counter is exposed as
 ``<name>_total`` (``_total`` is added if missing), a Histogram as ``<name>_bucket``, ``_sum``
 and ``_count``, a Summary as ``<name>``, ``_sum`` and ``_count``, a Gauge as ``<name>``.
 
@@ -20,6 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SOURCE_DIRS = ("agent", "detectors")
 METRIC_CLASSES = {"Counter", "Gauge", "Histogram", "Summary"}
+#: The product's own collectors, by the prometheus_client class they are served as: called by
+#: name in the module that defines them (`detectors.health.BatchedHistogram`) or imported.
+PRODUCT_METRIC_CLASSES = {"BatchedHistogram": "Histogram"}
 
 #: Series Prometheus itself adds to every scrape target.
 PROMETHEUS_SERIES = {"up"}
@@ -42,6 +46,7 @@ def _metrics_in(tree: ast.Module) -> dict[str, str]:
         for alias in node.names
         if alias.name in METRIC_CLASSES
     }
+    aliases.update(PRODUCT_METRIC_CLASSES)
     found = {}
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and node.args):
