@@ -225,10 +225,9 @@ class _Plan:
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
         tag = event.tag
-        return (  # (``burst_controllers > 0``: `EventContext.in_burst`, without its call)
+        return (
             event.verdict, event.change_kind, tag.kind, tag.critical_to_quality,
-            event.controller.validated, off_hours, unknown, context.burst_controllers > 0,
-            context.integrity,
+            event.controller.validated, off_hours, unknown, context.in_burst, context.integrity,
         )
 
     def decide(self, point: tuple[object, ...]) -> _Verdict:
