@@ -42,7 +42,8 @@ async def replay(agent: Agent, names: list[str], batches: int, per_batch: int,
     # The batches are replayed faster than the subscription sends them (every 0.1 s): the
     # reports' clock (when a large snapshot last went whole into an event) runs at that pace.
     clock = [time.monotonic()]
-    reports.time = types.SimpleNamespace(monotonic=lambda: clock[0])  # type: ignore[assignment]
+    reports.time = types.SimpleNamespace(  # type: ignore[assignment]
+        monotonic=lambda: clock[0], time_ns=time.time_ns)
     for _ in range(rounds):
         cpu0 = time.process_time()
         for _ in range(batches):
