@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaProducer
 from agent.kafka.client_logs import demote_kafka_client_logs
 from agent.kafka.startup import start_with_retry
 from agent.kafka.topics import ensure_topics
-from agent.runtime.gc_tuning import tune_for_throughput
+from agent.runtime.gc_tuning import CLASSIFIER_THRESHOLDS, tune_for_throughput
 from agent.runtime.tasks import OwnedTasks
 from detectors import health
 from detectors.alert_formats import encoder_for
@@ -102,7 +102,7 @@ class Classifier:
         signer = load_signer(self.config.checkpoints)  # a bad key stops the start, named
         if not await self.store.open(self._stop):
             return
-        tune_for_throughput()
+        tune_for_throughput(CLASSIFIER_THRESHOLDS)
         kafka, topics = self.config.kafka, self.config.topics
         producer = await start_with_retry(
             lambda: AIOKafkaProducer(**kafka.producer_kwargs()), kafka, "producer", self._stop

@@ -29,7 +29,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from agent.contract import SCHEMA, EventSigner, SuspectChange
 from agent.kafka.settings import TopicNames
-from agent.runtime.gc_tuning import tune_for_throughput
+from agent.runtime.gc_tuning import CLASSIFIER_THRESHOLDS, tune_for_throughput
 from detectors import health, store_retry
 from detectors.correlate import BurstCorrelator
 from detectors.criteria import load_criteria
@@ -88,7 +88,7 @@ async def _run(
                 health.Status(None), lambda: datetime.now(UTC),
             )
             bursts: BurstCorrelator[Any] = BurstCorrelator(criteria.burst)
-            tune_for_throughput()  # as `Classifier.run` does
+            tune_for_throughput(CLASSIFIER_THRESHOLDS)  # as `Classifier.run` does
             for start in range(0, events, batch_size):
                 now = datetime.now(UTC)
                 t = time.process_time()
