@@ -11,6 +11,7 @@ counts the messages parsed), so the failure meets the pipeline with a batch in f
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import threading
 import time
@@ -22,6 +23,7 @@ import pytest
 
 from agent.contract import SuspectChange
 from agent.contract.signing import EventCheck
+from agent.runtime.gc_tuning import CLASSIFIER_THRESHOLDS
 from detectors.config import ClassifierConfig, ClassifierSection
 from detectors.criteria import load_criteria
 from detectors.records import RecordStore, open_store
@@ -133,3 +135,6 @@ async def test_a_failed_transaction_with_the_next_batch_in_flight_commits_neithe
         opened = store.list_records()
     assert sorted(r.controller for r in opened) == [f"oven-{i:02d}" for i in range(EVENTS)]
     assert all(len(r.evidence) == 1 for r in opened)
+    # The classifier raised the collector's thresholds for its pipeline (`CLASSIFIER_THRESHOLDS`)
+    assert all(now >= want for now, want in zip(gc.get_threshold(), CLASSIFIER_THRESHOLDS,
+                                                 strict=True)), gc.get_threshold()
