@@ -82,6 +82,10 @@ class ActorMatcher:
             out.append((self._held.popleft()[1], None))
         return out
 
+    def idle(self) -> bool:
+        """Nothing held and no audit write waiting: a change would pass straight through."""
+        return not self._held and not self._writes
+
     def next_due(self) -> float | None:
         """When the oldest held change must be released (None when nothing is held)."""
         return self._held[0][0] if self._held else None

@@ -111,10 +111,14 @@ class MonitoredItems(dict[int, SubscriptionItemData]):
         return True
 
     def get(self, handle: int, default: Any = None) -> Any:
+        # asyncua's lookup of every notification: `_compacted` inlined (a call less each)
         found = dict.get(self, handle)
         if found is not None:
             return found
-        return self._shared if self._compacted(handle) != _NONE else default
+        index = handle - self._first
+        if 0 <= index < len(self._server) and self._server[index] != _NONE:
+            return self._shared
+        return default
 
     def __getitem__(self, handle: int) -> SubscriptionItemData:
         found = dict.get(self, handle)

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from asyncua import ua
 from asyncua.client.ua_client import UaClientState
@@ -273,12 +274,12 @@ class SessionSubscription:
         released: list[Attributed] = []
         try:
             event = await next_event(sub, wait)
-            taken = 0
-            while event is not None:  # the rest of what is queued: its publish response
-                matcher.hold_s = self._hold_s()
-                released += self._on_event(event, matcher)
-                taken += 1
-                event = await next_event(sub, 0.0) if taken < MAX_BATCH else None
+            if event is not None:  # the rest of what is queued: its publish response
+                events, closed = take_queued(sub, MAX_BATCH - 1)
+                events.insert(0, event)
+                self._on_events(events, matcher, released)
+                if closed:
+                    raise StopAsyncIteration
         except StopAsyncIteration:
             await self._emit(released)  # taken from the matcher already: report them
             raise ControllerUnreachable("the subscription was closed",
@@ -293,6 +294,26 @@ class SessionSubscription:
         await self._emit(released)
         self._check_alive()
         await self._report_heard(sub, bool(released))
+
+    def _on_events(self, events: list[SubEvent], matcher: ActorMatcher,
+                   released: list[Attributed]) -> None:
+        """Add to ``released`` the changes one publish response's notifications release, in
+        order (added as they go: a ControllerUnreachable keeps those already released).
+
+        When nothing waits for an audit event (nothing held, no audit write unmatched, no
+        audit event in the response, no hold beyond the response), every change goes out at
+        the end of the response without an actor, as the matcher would release it: the
+        matcher is skipped (its bookkeeping per notification was most of this layer's cost).
+        """
+        matcher.hold_s = self._hold_s()
+        if (matcher.hold_s <= _END_OF_RESPONSE_S and matcher.idle()
+                and all(type(event) is DataChangeEvent for event in events)):
+            changes = map(self._change, cast(list[DataChangeEvent], events))
+            released.extend((change, None) for change in changes if change is not None)
+            return
+        for event in events:
+            matcher.hold_s = self._hold_s()  # an audit event in this response may change it
+            released += self._on_event(event, matcher)
 
     def _hold_s(self) -> float:
         """How long a change waits for its audit event (see `AUDIT_LIVE_S`)."""
@@ -378,6 +399,23 @@ async def next_event(sub: Subscription, wait: float) -> SubEvent | None:
             return await anext(sub)
     except TimeoutError:
         return None
+
+
+def take_queued(sub: Subscription, limit: int) -> tuple[list[SubEvent], bool]:
+    """Up to ``limit`` notifications already queued, without awaiting (no coroutine per
+    notification), and whether the subscription's end (asyncua's None) was met after them.
+    With other asyncua internals: none taken, and the caller's next step awaits them."""
+    queue = getattr(sub, "_event_queue", None)
+    events: list[SubEvent] = []
+    if not isinstance(queue, asyncio.Queue):
+        return events, False
+    get = queue.get_nowait
+    for _ in range(min(limit, queue.qsize())):
+        event = get()
+        if event is None:
+            return events, True
+        events.append(event)
+    return events, False
 
 
 def _queued(sub: Subscription) -> bool:
