@@ -28,6 +28,9 @@ class SpoolFull(SpoolError):
         self.reason = reason
 
 
+#: The page size of a new spool file (bytes).
+PAGE_SIZE = 16384
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -66,6 +69,10 @@ def open_spool_db(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+        # Only a new (empty) file takes it; an existing spool keeps its page size. An event is
+        # ~1.5 KB: with 4 KB pages a 100-event commit wrote ~80 WAL writes and split pages
+        # all the way; 16 KB pages cut the writes four-fold and the append's SQLite CPU by ~20%.
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise SpoolError(f"spool {path}: the filesystem does not support WAL mode ({mode})")
