@@ -2,9 +2,10 @@
 
 Two parts. A snapshot file, written atomically (temporary file, fsync, rename) every few
 seconds, so a power cut leaves either the old or the new snapshot, never half of one. And a
-journal in the spool database: the tags whose baseline a change moved are written in the
-same transaction as the change's events (`agent.spool.Spool.append`), so what is in the
-spool and what the baseline says can never disagree, and a change costs no snapshot. On
+journal in the spool database: the tags whose baseline a change moved are written (one
+row per append) in the same transaction as the change's events (`agent.spool.Spool.append`),
+so what is in the spool and what the baseline says can never disagree, and a change costs
+no snapshot. On
 start the agent replays the journal over the snapshot (`BaselineStore.replay`); after a
 snapshot is durable, the journal up to it is trimmed. Replaying an entry twice is harmless:
 the last entry of a tag wins.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import is_
@@ -44,27 +45,6 @@ def _reading_to_json(r: Reading) -> dict[str, Any]:
     return {"value": r.value, "source_ts": r.source_ts.isoformat() if r.source_ts else None}
 
 
-def encode_reading(r: Reading) -> str:
-    """A reading as the JSON text the journal keeps (one per event, in its transaction).
-
-    A plain scalar (no NaN or infinity, which only the standard library writes) is written by
-    orjson, a quarter of the CPU, its timestamp too when naive or UTC (``isoformat`` cost as
-    much as the rest); anything else as before. Both read back the same (a test holds it).
-    """
-    value = r.value
-    if value is None or type(value) in _PLAIN or (type(value) is float and math.isfinite(value)):
-        at = r.source_ts
-        ts: datetime | str | None = at
-        if at is not None and at.tzinfo is not None and at.tzinfo is not UTC:
-            ts = at.isoformat()  # orjson rounds an offset to whole minutes
-        try:
-            return orjson.dumps({"value": value, "source_ts": ts}).decode()
-        except orjson.JSONEncodeError:  # an integer over 64 bits, a lone surrogate
-            pass
-    return json.dumps(_reading_to_json(r), default=str)
-
-
-_PLAIN = (str, int, bool)
 _PLAIN_TYPES = {str, int, bool, float, type(None)}
 _PLAIN_ZONES = {None, UTC}
 
@@ -115,13 +95,16 @@ class BaselineStore:
             )
         return out
 
-    def replay(self, journal: Iterable[tuple[str, str, str]]) -> int:
-        """Apply journalled entries (controller, tag, reading JSON), oldest first; returns how
-        many. Call before the watchers take their baselines."""
+    def replay(self, journal: Iterable[tuple[str, str]]) -> int:
+        """Apply journalled moves (controller, its moved tags as `encode_tags` wrote them),
+        oldest first; returns how many readings. Call before the watchers take their
+        baselines."""
         count = 0
-        for cid, tag, text in journal:
-            self.get(cid).tags[tag] = _reading_from_json(json.loads(text))
-            count += 1
+        for cid, text in journal:
+            tags = self.get(cid).tags
+            for tag, reading in json.loads(text).items():
+                tags[tag] = _reading_from_json(reading)
+                count += 1
         return count
 
     def get(self, controller_id: str) -> ControllerBaseline:
@@ -151,8 +134,9 @@ class BaselineStore:
         return text
 
 
-def encode_tags(tags: dict[str, Reading]) -> str:
-    """A controller's tags as the JSON text the snapshot keeps.
+def encode_tags(tags: Mapping[str, Reading]) -> str:
+    """A controller's tags as the JSON text the snapshot keeps (and the journal, for the tags
+    an append moves: `agent.spool.Spool.append`).
 
     When every reading is a plain one (`_plain_readings`), orjson writes them, timestamps
     too, in one call: a third of the CPU of the standard library's (``isoformat`` alone was

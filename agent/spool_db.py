@@ -48,6 +48,14 @@ CREATE TABLE IF NOT EXISTS baseline_journal (
     tag TEXT NOT NULL,
     reading TEXT NOT NULL
 );
+-- The journal of baseline moves (`agent.baseline`): one row per append and controller, the
+-- moved tags as one JSON object. baseline_journal (a row per tag) is what earlier versions
+-- wrote; it is still replayed (before these) and trimmed.
+CREATE TABLE IF NOT EXISTS baseline_moves (
+    id INTEGER PRIMARY KEY,
+    controller TEXT NOT NULL,
+    readings TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
+from agent.baseline import BaselineStore, encode_tags
 from agent.kafka.settings import TopicNames
+from agent.sources.base import Reading
 from agent.spool import Spool
 from agent.spool_db import PAGE_SIZE
 from tests.support.events import numbered_events
@@ -35,4 +40,67 @@ def test_a_new_spool_has_large_pages_an_old_one_keeps_its_own(tmp_path: Path) ->
     spool = Spool(old, topics=TOPICS)
     assert page_size(old) == 4096
     assert spool.depth() == 2 and spool.last_seq() == 2
+    spool.close()
+
+
+def seqs(spool: Spool) -> list[int]:
+    return [orjson.loads(value)["seq"] for *_, value in spool.peek(100)]
+
+
+def test_the_last_seq_outlives_every_removal_of_its_row_and_a_restart(tmp_path: Path) -> None:
+    """An append writes no counter: the last seq is the largest stored, so whatever removes
+    the row holding it for good must keep it (a seq handed out twice is a false gap alarm)."""
+    path = tmp_path / "spool.db"
+    spool = Spool(path, topics=TOPICS)
+    spool.append(numbered_events(3))
+    spool.ack([row[0] for row in spool.peek(10)])
+    assert spool.compact() == 3  # every row gone, at once
+    spool.close()
+
+    spool = Spool(path, topics=TOPICS)
+    assert spool.last_seq() == 3
+    spool.append(numbered_events(3, start=3))
+    assert seqs(spool) == [4, 5, 6]
+    spool.ack([spool.peek(10)[-1][0]])  # not the oldest: deleted at once
+    spool.close()
+
+    spool = Spool(path, topics=TOPICS)
+    assert spool.last_seq() == 6
+    spool.append(numbered_events(1, start=6))
+    newest = spool.peek(10)[-1][0]
+    assert spool.quarantine(newest, "MessageSizeTooLarge") == 7
+    spool.close()
+
+    spool = Spool(path, topics=TOPICS)
+    assert spool.last_seq() == 7
+    spool.append(numbered_events(1, start=7))
+    assert seqs(spool) == [4, 5, 8]
+    spool.close()
+
+
+def test_the_per_tag_journal_of_an_earlier_version_replays_first_and_is_trimmed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool.db"
+    Spool(path, topics=TOPICS).close()
+    with sqlite3.connect(path) as db:  # what an earlier version journalled, a row per tag
+        db.executemany(
+            "INSERT INTO baseline_journal (controller, tag, reading) VALUES (?, ?, ?)",
+            [("opc", "a", '{"value": 1, "source_ts": null}'),
+             ("opc", 'b"', '{"value": "x", "source_ts": "2026-11-30T12:00:00+00:00"}')],
+        )
+    spool = Spool(path, topics=TOPICS)
+    spool.append(numbered_events(1), baseline=[("opc", encode_tags({"a": Reading(2.5)}))])
+    store = BaselineStore(tmp_path / "baseline.json")
+    assert store.replay(spool.baseline_journal()) == 3
+    assert store.get("opc").tags == {
+        "a": Reading(2.5), 'b"': Reading("x", datetime(2026, 11, 30, 12, tzinfo=UTC))}
+
+    spool.trim_baseline_journal(spool.baseline_journal_head())
+    assert spool.baseline_journal() == []
+    spool.append(numbered_events(1, start=1), baseline=[("opc", encode_tags({"c": Reading(1)}))])
+    head = spool.baseline_journal_head()
+    spool.append(numbered_events(1, start=2), baseline=[("opc", encode_tags({"d": Reading(2)}))])
+    spool.trim_baseline_journal(head)  # what came after the snapshot's mark stays
+    assert spool.baseline_journal() == [("opc", encode_tags({"d": Reading(2)}))]
     spool.close()
