@@ -61,8 +61,9 @@ class BaselineStore:
         self.path = path
         self.controllers: dict[str, ControllerBaseline] = self._load()
         #: Per controller, the tags last written and their JSON text: a save re-encodes only
-        #: the controllers whose tags changed (most saves only move `last_seen`).
-        self._encoded: dict[str, tuple[dict[str, Reading], str]] = {}
+        #: the pieces of `SNAPSHOT_PIECE` tags where a reading changed (most saves only move
+        #: `last_seen`; under a stream of changes, most pieces still stand still).
+        self._encoded: dict[str, _EncodedTags] = {}
 
     def _load(self) -> dict[str, ControllerBaseline]:
         try:
@@ -126,12 +127,38 @@ class BaselineStore:
         return f'{{"tags": {tags}, "last_seen": {seen}, "session": {json.dumps(baseline.session)}}}'
 
     def _encode_tags(self, cid: str, tags: dict[str, Reading]) -> str:
+        names, readings = list(tags), list(tags.values())
         cached = self._encoded.get(cid)
-        if cached is not None and _same_objects(cached[0], tags):
-            return cached[1]
-        text = encode_tags(tags)
-        self._encoded[cid] = (dict(tags), text)
+        old = cached if cached is not None and cached.names == names else None
+        if old is not None and all(map(is_, old.readings, readings)):
+            return old.text  # nothing moved (most saves): not even a join
+        pieces = []
+        for start in range(0, len(names), SNAPSHOT_PIECE):
+            end = start + SNAPSHOT_PIECE
+            if old is not None and all(map(is_, old.readings[start:end], readings[start:end])):
+                pieces.append(old.pieces[start // SNAPSHOT_PIECE])
+            else:  # the members of the piece's JSON object, without its braces
+                piece = dict(zip(names[start:end], readings[start:end], strict=True))
+                pieces.append(encode_tags(piece)[1:-1])
+        text = f"{{{','.join(pieces)}}}"
+        self._encoded[cid] = _EncodedTags(names, readings, pieces, text)
         return text
+
+
+#: Tags per piece of a controller's snapshot text (`BaselineStore._encode_tags`): small enough
+#: that a few changes re-encode little of 10,000 tags, large enough that the pieces are few.
+SNAPSHOT_PIECE = 256
+
+
+@dataclass
+class _EncodedTags:
+    """A controller's tags as last saved: names and readings in order, the JSON text of each
+    piece of `SNAPSHOT_PIECE` of them, and the whole text."""
+
+    names: list[str]
+    readings: list[Reading]
+    pieces: list[str]
+    text: str
 
 
 def encode_tags(tags: Mapping[str, Reading]) -> str:
@@ -166,12 +193,3 @@ def _plain_readings(readings: Iterable[Reading]) -> bool:
         return False
     zones = {r.source_ts.tzinfo for r in listed if r.source_ts is not None}
     return zones <= _PLAIN_ZONES
-
-
-def _same_objects(old: dict[str, Reading], new: dict[str, Reading]) -> bool:
-    """The same names in the same order, holding the very same (immutable) readings."""
-    return (
-        len(old) == len(new)
-        and all(map(is_, old.values(), new.values()))
-        and list(old) == list(new)
-    )
