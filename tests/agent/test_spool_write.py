@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
+from agent import spool_db
 from agent.baseline import BaselineStore, encode_tags
 from agent.kafka.settings import TopicNames
 from agent.sources.base import Reading
@@ -19,27 +22,57 @@ TOPICS = TopicNames(suspect="s", authorized="a")
 
 
 def page_size(path: Path) -> int:
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db:
         return int(db.execute("PRAGMA page_size").fetchone()[0])
 
 
-def test_a_new_spool_has_large_pages_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+def old_spool(path: Path) -> None:
+    """A spool as an earlier version left it: 4 KB pages, WAL, rows acknowledged and not."""
+    spool = Spool(path, topics=TOPICS)
+    spool.append(numbered_events(5))
+    spool.ack([row[0] for row in spool.peek(2)])
+    spool.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("PRAGMA journal_mode=DELETE")
+        db.execute("PRAGMA page_size=4096")
+        db.execute("VACUUM")
+        db.execute("PRAGMA journal_mode=WAL")
+    assert page_size(path) == 4096
+
+
+def test_a_new_spool_has_large_pages_and_a_small_old_one_is_rebuilt_with_them(
+    tmp_path: Path,
+) -> None:
     spool = Spool(tmp_path / "new.db", topics=TOPICS)
     spool.append(numbered_events(3))
     spool.close()
     assert page_size(tmp_path / "new.db") == PAGE_SIZE > 4096
 
     old = tmp_path / "old.db"
-    with sqlite3.connect(old) as db:  # a spool an earlier version created: 4 KB pages, WAL
-        db.execute("PRAGMA page_size=4096")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE t (x)")
+    old_spool(old)
     spool = Spool(old, topics=TOPICS)
-    spool.append(numbered_events(2))
+    assert page_size(old) == PAGE_SIZE
+    assert spool.depth() == 3 and spool.last_seq() == 5 and spool.acknowledged_rows() == 2
+    assert seqs(spool) == [3, 4, 5]
+    spool.append(numbered_events(1, start=5))
+    assert seqs(spool) == [3, 4, 5, 6]
     spool.close()
+
+
+def test_an_old_spool_too_large_or_open_elsewhere_keeps_its_pages_and_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = tmp_path / "old.db"
+    old_spool(old)
+    with closing(sqlite3.connect(old)) as other:  # the CLI, say, has it open
+        other.execute("SELECT COUNT(*) FROM events").fetchone()
+        spool = Spool(old, topics=TOPICS)
+        assert page_size(old) == 4096 and seqs(spool) == [3, 4, 5]
+        spool.close()
+    monkeypatch.setattr(spool_db, "REBUILD_MAX_BYTES", 0)
     spool = Spool(old, topics=TOPICS)
-    assert page_size(old) == 4096
-    assert spool.depth() == 2 and spool.last_seq() == 2
+    spool.append(numbered_events(1, start=5))
+    assert page_size(old) == 4096 and seqs(spool) == [3, 4, 5, 6]
     spool.close()
 
 
@@ -83,7 +116,7 @@ def test_the_per_tag_journal_of_an_earlier_version_replays_first_and_is_trimmed(
 ) -> None:
     path = tmp_path / "spool.db"
     Spool(path, topics=TOPICS).close()
-    with sqlite3.connect(path) as db:  # what an earlier version journalled, a row per tag
+    with closing(sqlite3.connect(path)) as db, db:  # an earlier version's rows, one per tag
         db.executemany(
             "INSERT INTO baseline_journal (controller, tag, reading) VALUES (?, ?, ?)",
             [("opc", "a", '{"value": 1, "source_ts": null}'),
