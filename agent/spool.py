@@ -42,6 +42,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -516,9 +517,10 @@ class Spool:
         return int(value)
 
     def _keep_last_seq(self) -> None:
-        """Write the last ``seq`` to ``meta`` in the open transaction, before rows go."""
+        """Write the last ``seq`` to ``meta`` in the open transaction, before rows go. Never
+        lower: another process (the spool CLI) may close the file with an older count."""
         self._db.execute(
-            "UPDATE meta SET value = ? WHERE name = 'last_seq'", (self._last_seq,))
+            "UPDATE meta SET value = MAX(value, ?) WHERE name = 'last_seq'", (self._last_seq,))
 
     def refresh_gauges(self, now: float) -> None:
         """Update the depth/bytes/age gauges; the publisher calls it on its poll tick."""
@@ -531,6 +533,11 @@ class Spool:
         SPOOL_QUARANTINED.set(self._quarantined)
 
     def close(self) -> None:
+        """Close the file; the last ``seq`` goes to ``meta`` first, where an earlier version
+        (after a downgrade) reads it. This one does not need it there (`_stored_last_seq`):
+        a failure to write it does not stop the close."""
+        with contextlib.suppress(sqlite3.Error):
+            self._keep_last_seq()
         self._db.close()
 
 

@@ -109,6 +109,8 @@ def test_the_last_seq_outlives_every_removal_of_its_row_and_a_restart(tmp_path: 
     spool.append(numbered_events(1, start=7))
     assert seqs(spool) == [4, 5, 8]
     spool.close()
+    with closing(sqlite3.connect(path)) as db:  # where an earlier version reads it
+        assert db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone() == (8,)
 
 
 def test_the_per_tag_journal_of_an_earlier_version_replays_first_and_is_trimmed(
@@ -137,3 +139,19 @@ def test_the_per_tag_journal_of_an_earlier_version_replays_first_and_is_trimmed(
     spool.trim_baseline_journal(head)  # what came after the snapshot's mark stays
     assert spool.baseline_journal() == [("opc", encode_tags({"d": Reading(2)}))]
     spool.close()
+
+
+def test_a_reader_that_closes_with_an_older_count_never_lowers_the_last_seq(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool.db"
+    agent = Spool(path, topics=TOPICS)
+    reader = Spool(path, topics=TOPICS)  # the spool CLI, opened before these appends
+    agent.append(numbered_events(4))
+    agent.ack([row[0] for row in agent.peek(10)])
+    agent.compact()  # no row holds the last seq any more
+    reader.close()
+    restarted = Spool(path, topics=TOPICS)  # as after a crash of the agent (no close)
+    assert restarted.last_seq() == 4
+    restarted.close()
+    agent.close()
