@@ -53,9 +53,10 @@ CREATE TABLE IF NOT EXISTS baseline_journal (
 );
 -- The journal of baseline moves (`agent.baseline`): one row per append and controller, the
 -- moved tags as one JSON object. baseline_journal (a row per tag) is what earlier versions
--- wrote; it is still replayed (before these) and trimmed.
+-- wrote; it is still replayed (before these) and trimmed. Ids never come back (AUTOINCREMENT,
+-- once per append): a trim up to a mark never takes a later move.
 CREATE TABLE IF NOT EXISTS baseline_moves (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     controller TEXT NOT NULL,
     readings TEXT NOT NULL
 );
