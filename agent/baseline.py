@@ -2,9 +2,10 @@
 
 Two parts. A snapshot file, written atomically (temporary file, fsync, rename) every few
 seconds, so a power cut leaves either the old or the new snapshot, never half of one. And a
-journal in the spool database: the tags whose baseline a change moved are written in the
-same transaction as the change's events (`agent.spool.Spool.append`), so what is in the
-spool and what the baseline says can never disagree, and a change costs no snapshot. On
+journal in the spool database: the tags whose baseline a change moved are written (one
+row per append) in the same transaction as the change's events (`agent.spool.Spool.append`),
+so what is in the spool and what the baseline says can never disagree, and a change costs
+no snapshot. On
 start the agent replays the journal over the snapshot (`BaselineStore.replay`); after a
 snapshot is durable, the journal up to it is trimmed. Replaying an entry twice is harmless:
 the last entry of a tag wins.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import is_
@@ -44,27 +45,6 @@ def _reading_to_json(r: Reading) -> dict[str, Any]:
     return {"value": r.value, "source_ts": r.source_ts.isoformat() if r.source_ts else None}
 
 
-def encode_reading(r: Reading) -> str:
-    """A reading as the JSON text the journal keeps (one per event, in its transaction).
-
-    A plain scalar (no NaN or infinity, which only the standard library writes) is written by
-    orjson, a quarter of the CPU, its timestamp too when naive or UTC (``isoformat`` cost as
-    much as the rest); anything else as before. Both read back the same (a test holds it).
-    """
-    value = r.value
-    if value is None or type(value) in _PLAIN or (type(value) is float and math.isfinite(value)):
-        at = r.source_ts
-        ts: datetime | str | None = at
-        if at is not None and at.tzinfo is not None and at.tzinfo is not UTC:
-            ts = at.isoformat()  # orjson rounds an offset to whole minutes
-        try:
-            return orjson.dumps({"value": value, "source_ts": ts}).decode()
-        except orjson.JSONEncodeError:  # an integer over 64 bits, a lone surrogate
-            pass
-    return json.dumps(_reading_to_json(r), default=str)
-
-
-_PLAIN = (str, int, bool)
 _PLAIN_TYPES = {str, int, bool, float, type(None)}
 _PLAIN_ZONES = {None, UTC}
 
@@ -81,8 +61,9 @@ class BaselineStore:
         self.path = path
         self.controllers: dict[str, ControllerBaseline] = self._load()
         #: Per controller, the tags last written and their JSON text: a save re-encodes only
-        #: the controllers whose tags changed (most saves only move `last_seen`).
-        self._encoded: dict[str, tuple[dict[str, Reading], str]] = {}
+        #: the pieces of `SNAPSHOT_PIECE` tags where a reading changed (most saves only move
+        #: `last_seen`; under a stream of changes, most pieces still stand still).
+        self._encoded: dict[str, _EncodedTags] = {}
 
     def _load(self) -> dict[str, ControllerBaseline]:
         try:
@@ -115,13 +96,16 @@ class BaselineStore:
             )
         return out
 
-    def replay(self, journal: Iterable[tuple[str, str, str]]) -> int:
-        """Apply journalled entries (controller, tag, reading JSON), oldest first; returns how
-        many. Call before the watchers take their baselines."""
+    def replay(self, journal: Iterable[tuple[str, str]]) -> int:
+        """Apply journalled moves (controller, its moved tags as `encode_tags` wrote them),
+        oldest first; returns how many readings. Call before the watchers take their
+        baselines."""
         count = 0
-        for cid, tag, text in journal:
-            self.get(cid).tags[tag] = _reading_from_json(json.loads(text))
-            count += 1
+        for cid, text in journal:
+            tags = self.get(cid).tags
+            for tag, reading in json.loads(text).items():
+                tags[tag] = _reading_from_json(reading)
+                count += 1
         return count
 
     def get(self, controller_id: str) -> ControllerBaseline:
@@ -143,16 +127,43 @@ class BaselineStore:
         return f'{{"tags": {tags}, "last_seen": {seen}, "session": {json.dumps(baseline.session)}}}'
 
     def _encode_tags(self, cid: str, tags: dict[str, Reading]) -> str:
+        names, readings = list(tags), list(tags.values())
         cached = self._encoded.get(cid)
-        if cached is not None and _same_objects(cached[0], tags):
-            return cached[1]
-        text = encode_tags(tags)
-        self._encoded[cid] = (dict(tags), text)
+        old = cached if cached is not None and cached.names == names else None
+        if old is not None and all(map(is_, old.readings, readings)):
+            return old.text  # nothing moved (most saves): not even a join
+        pieces = []
+        for start in range(0, len(names), SNAPSHOT_PIECE):
+            end = start + SNAPSHOT_PIECE
+            if old is not None and all(map(is_, old.readings[start:end], readings[start:end])):
+                pieces.append(old.pieces[start // SNAPSHOT_PIECE])
+            else:  # the members of the piece's JSON object, without its braces
+                piece = dict(zip(names[start:end], readings[start:end], strict=True))
+                pieces.append(encode_tags(piece)[1:-1])
+        text = f"{{{','.join(pieces)}}}"
+        self._encoded[cid] = _EncodedTags(names, readings, pieces, text)
         return text
 
 
-def encode_tags(tags: dict[str, Reading]) -> str:
-    """A controller's tags as the JSON text the snapshot keeps.
+#: Tags per piece of a controller's snapshot text (`BaselineStore._encode_tags`): small enough
+#: that a few changes re-encode little of 10,000 tags, large enough that the pieces are few.
+SNAPSHOT_PIECE = 256
+
+
+@dataclass
+class _EncodedTags:
+    """A controller's tags as last saved: names and readings in order, the JSON text of each
+    piece of `SNAPSHOT_PIECE` of them, and the whole text."""
+
+    names: list[str]
+    readings: list[Reading]
+    pieces: list[str]
+    text: str
+
+
+def encode_tags(tags: Mapping[str, Reading]) -> str:
+    """A controller's tags as the JSON text the snapshot keeps (and the journal, for the tags
+    an append moves: `agent.spool.Spool.append`).
 
     When every reading is a plain one (`_plain_readings`), orjson writes them, timestamps
     too, in one call: a third of the CPU of the standard library's (``isoformat`` alone was
@@ -182,12 +193,3 @@ def _plain_readings(readings: Iterable[Reading]) -> bool:
         return False
     zones = {r.source_ts.tzinfo for r in listed if r.source_ts is not None}
     return zones <= _PLAIN_ZONES
-
-
-def _same_objects(old: dict[str, Reading], new: dict[str, Reading]) -> bool:
-    """The same names in the same order, holding the very same (immutable) readings."""
-    return (
-        len(old) == len(new)
-        and all(map(is_, old.values(), new.values()))
-        and list(old) == list(new)
-    )

@@ -28,7 +28,7 @@ from agent import __version__
 from agent import metrics as agent_metrics
 from agent.approvals import ApprovalBook, ApprovalTopicSource, MatchPolicy, UsedApprovalsSource
 from agent.approvals.targets import target_checker
-from agent.baseline import BaselineStore, encode_reading
+from agent.baseline import BaselineStore, encode_tags
 from agent.config import AgentConfig, ModbusControllerConfig
 from agent.contract import Heartbeat, SuspectChange
 from agent.errors import StartupError
@@ -133,7 +133,7 @@ class Agent:
             max_events=config.spool.max_events, max_bytes=config.spool.max_bytes,
         )
         self.baseline = BaselineStore(state / "baseline.json")
-        replayed = self.baseline.replay(entry for _, entry in self.spool.baseline_journal())
+        replayed = self.baseline.replay(self.spool.baseline_journal())
         if replayed:
             log.info("baseline: %d journalled entries replayed over the snapshot", replayed)
         self.approvals = approval_book(config)
@@ -169,7 +169,7 @@ class Agent:
     ) -> None:
         """Durable before acknowledged: the events and the baseline entries they move, in one
         spool transaction; only then may the watcher's baseline move on."""
-        journal = [(controller_id, tag, encode_reading(r)) for tag, r in moved.items()]
+        journal = [(controller_id, encode_tags(moved))] if moved else []
         # The uses of single-use approvals these verdicts (or earlier ones) made go ahead of the
         # events, in the same transaction (agent.approvals.uses).
         uses = self.approvals.pending_uses()
@@ -318,8 +318,7 @@ class Agent:
         """A snapshot of every baseline; the journal it now holds is trimmed after it."""
         head = self.spool.baseline_journal_head()
         self.baseline.save()
-        if head:
-            self.spool.trim_baseline_journal(head)
+        self.spool.trim_baseline_journal(head)
 
     async def _shutdown(self, started: bool) -> None:
         await self.tasks.stop(timeout_s=5.0)

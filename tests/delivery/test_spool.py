@@ -196,11 +196,11 @@ def test_an_append_without_numbered_copies_stores_the_same_rows(tmp_path: Path) 
     for name, numbered in (("a.db", True), ("b.db", False)):
         spool = Spool(tmp_path / name, topics=TOPICS, signer=signer)
         spool.append(events[:1], numbered=numbered)
-        returned = spool.append(events[1:], numbered=numbered, baseline=[("c", "t", "{}")])
+        returned = spool.append(events[1:], numbered=numbered, baseline=[("c", '{"t": {}}')])
         assert len(returned) == (len(events) - 1 if numbered else 0)
         assert spool.depth() == len(events) and spool.last_seq() == len(events)
         rows.append([row[1:] for row in spool.peek(1000)])
-        assert spool.baseline_journal() == [(1, ("c", "t", "{}"))]
+        assert spool.baseline_journal() == [("c", '{"t": {}}')]
         spool.close()
     assert rows[0] == rows[1]
     assert [orjson.loads(value)["seq"] for *_, value in rows[1]] == list(range(1, len(events) + 1))
@@ -215,7 +215,7 @@ def test_a_refused_append_without_numbered_copies_leaves_nothing(tmp_path: Path)
     spool._db.execute(f"PRAGMA max_page_count={pages + 1}")
     with pytest.raises(SpoolFull):
         spool.append(numbered_events(300, start=2), numbered=False,
-                     baseline=[("c", "t", "{}")] * 300)
+                     baseline=[("c", '{"t": {}}')] * 300)
     assert spool.depth() == 2 and spool.last_seq() == 2 and spool.baseline_journal() == []
     spool._db.execute("PRAGMA max_page_count=1073741823")
     spool.append(numbered_events(1, start=2), numbered=False)
