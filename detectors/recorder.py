@@ -195,9 +195,12 @@ class Recorder:
     async def _publish(self, items: list[Item], outcomes: list[RecordOutcome]) -> Awaitable[Any]:
         """Send each recorded event's record event and alert; returns the wait for the acks."""
         at, encode_alert = self._clock().isoformat(), self._encode_alert
-        records_topic, alerts_topic = self._topics.records, self._topics.alerts
-        outbox = Outbox(self._producer, self._partitions)
-        add, record_event_json = outbox.add, alerts.record_event_json  # (once, not per event)
+        record_event_json = alerts.record_event_json  # (once, not per event)
+        #: Each topic's (key, value) messages, handed to the `Outbox` as two runs: a list
+        #: append per message instead of a method call (the topics' order is per partition).
+        records: list[tuple[bytes, bytes]] = []
+        sent_alerts: list[tuple[bytes, bytes]] = []
+        add_record, add_alert = records.append, sent_alerts.append
         openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
         for (event, cls), outcome in zip(items, outcomes, strict=True):
             record_id = outcome.record_id
@@ -209,9 +212,12 @@ class Recorder:
                 log.warning("%s record %s opened with ticket %s: %s", cls.kind.value,
                             record_id, outcome.ticket_id, cls.description)
             opened = created or (bool(openers) and openers.get(record_id) == event.event_id)
-            add(records_topic, record_id.encode(),
-                record_event_json(event, cls, outcome, at, opened=opened))
-            add(alerts_topic, event.kafka_key(), encode_alert(event, cls, outcome))
+            add_record((record_id.encode(),
+                        record_event_json(event, cls, outcome, at, opened=opened)))
+            add_alert((event.kafka_key(), encode_alert(event, cls, outcome)))
+        outbox = Outbox(self._producer, self._partitions)
+        outbox.add_all(self._topics.records, records)
+        outbox.add_all(self._topics.alerts, sent_alerts)
         return await outbox.send()
 
     async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
