@@ -119,18 +119,11 @@ class Recorder:
         items, outcomes = stored.items, stored.outcomes
         if not items:
             return asyncio.gather()  # already done: nothing to wait for
-        acked = await self._publish(items, outcomes)
-        done = self._clock().timestamp()
         #: Events per detection instant (events of one poll share it): each instant's latency
         #: is worked out once, and the histogram observed once per batch (`BatchedHistogram`).
         detected: dict[datetime, int] = {}
-        duplicates = 0
-        for (event, _), outcome in zip(items, outcomes, strict=True):
-            if outcome.duplicate:
-                duplicates += 1
-                continue
-            at = event.detected_at
-            detected[at] = detected.get(at, 0) + 1
+        acked, duplicates = await self._publish(items, outcomes, detected)
+        done = self._clock().timestamp()
         if duplicates:
             health.DUPLICATES.inc(duplicates)
             self._status.duplicates += duplicates
@@ -192,14 +185,27 @@ class Recorder:
         if self._dead_letters is not None:
             await self._dead_letters.send(letters)
 
-    async def _publish(self, items: list[Item], outcomes: list[RecordOutcome]) -> Awaitable[Any]:
-        """Send each recorded event's record event and alert; returns the wait for the acks."""
+    async def _publish(
+        self, items: list[Item], outcomes: list[RecordOutcome], detected: dict[datetime, int]
+    ) -> tuple[Awaitable[Any], int]:
+        """Send each recorded event's record event and alert; returns the wait for the acks
+        and how many were duplicates, and counts the others per detection instant in
+        ``detected`` (in the same pass over the batch)."""
         at, encode_alert = self._clock().isoformat(), self._encode_alert
-        records_topic, alerts_topic = self._topics.records, self._topics.alerts
-        outbox = Outbox(self._producer, self._partitions)
-        add, record_event_json = outbox.add, alerts.record_event_json  # (once, not per event)
+        record_event_json = alerts.record_event_json  # (once, not per event)
+        #: Each topic's (key, value) messages, handed to the `Outbox` as two runs: a list
+        #: append per message instead of a method call (the topics' order is per partition).
+        records: list[tuple[bytes, bytes]] = []
+        sent_alerts: list[tuple[bytes, bytes]] = []
+        add_record, add_alert = records.append, sent_alerts.append
         openers = await self._openers([o for o in outcomes if o.duplicate and o.record_id])
+        duplicates = 0
         for (event, cls), outcome in zip(items, outcomes, strict=True):
+            if outcome.duplicate:
+                duplicates += 1
+            else:
+                detected_at = event.detected_at
+                detected[detected_at] = detected.get(detected_at, 0) + 1
             record_id = outcome.record_id
             if record_id is None:
                 continue
@@ -209,10 +215,13 @@ class Recorder:
                 log.warning("%s record %s opened with ticket %s: %s", cls.kind.value,
                             record_id, outcome.ticket_id, cls.description)
             opened = created or (bool(openers) and openers.get(record_id) == event.event_id)
-            add(records_topic, record_id.encode(),
-                record_event_json(event, cls, outcome, at, opened=opened))
-            add(alerts_topic, event.kafka_key(), encode_alert(event, cls, outcome))
-        return await outbox.send()
+            add_record((record_id.encode(),
+                        record_event_json(event, cls, outcome, at, opened=opened)))
+            add_alert((event.kafka_key(), encode_alert(event, cls, outcome)))
+        outbox = Outbox(self._producer, self._partitions)
+        outbox.add_all(self._topics.records, records)
+        outbox.add_all(self._topics.alerts, sent_alerts)
+        return await outbox.send(), duplicates
 
     async def _openers(self, duplicates: list[RecordOutcome]) -> dict[str, str]:
         """For redelivered events: which event opened each record (to resend ``opened``)."""

@@ -63,52 +63,75 @@ class Outbox:
     def __init__(self, producer: AIOKafkaProducer, partitions: PartitionCache) -> None:
         self._producer = producer
         self._partitions = partitions
-        self._messages: list[tuple[str, bytes, bytes]] = []
+        #: The messages in the order added, as runs of one topic: each run is filled with one
+        #: lookup of its topic's partitions, not one per message.
+        self._runs: list[tuple[str, list[tuple[bytes, bytes]]]] = []
 
     def add(self, topic: str, key: bytes, value: bytes) -> None:
-        self._messages.append((topic, key, value))
+        runs = self._runs
+        if not runs or runs[-1][0] != topic:
+            runs.append((topic, []))
+        runs[-1][1].append((key, value))
+
+    def add_all(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """`add` for many (key, value) messages to one topic, after those added before (the
+        list is kept, not copied: add nothing more to it)."""
+        if messages:
+            self._runs.append((topic, messages))
 
     async def send(self) -> asyncio.Future[Any]:
         """Send every message, in order per partition; returns the wait for all the acks."""
-        handed, error = await self.send_each()
+        futures, _, error = await self._hand_over()
+        handed = [f for f in futures if f is not None]  # (one per record batch, not message)
         if error is not None:
-            for future in dict.fromkeys(f for f in handed if f is not None):
+            for future in handed:
                 future.add_done_callback(retrieve)  # abandoned: the caller gets the error
             raise error
-        return asyncio.gather(*dict.fromkeys(f for f in handed if f is not None))
+        return asyncio.gather(*handed)
 
     async def send_each(self) -> tuple[list[asyncio.Future[Any] | None], KafkaError | None]:
         """Send every message, in order per partition; returns, per message in the order
         added, the wait for its record batch's ack (shared by the messages of one batch), and
         the error that stopped the sending: the messages of the batches not handed to the
         producer then have None (a batch handed over before the error is on its way)."""
+        futures, where, error = await self._hand_over()
+        if where is None:
+            return [None] * sum(len(messages) for _, messages in self._runs), error
+        return [futures[i] for i in where], error
+
+    async def _hand_over(
+        self,
+    ) -> tuple[list[asyncio.Future[Any] | None], list[int] | None, KafkaError | None]:
+        """Fill the record batches and hand them to the producer: the wait for each batch's
+        ack (None: not handed over), each message's batch (None: the partitions were not
+        known), and the error that stopped the sending."""
+        runs = self._runs
         try:  # the topics' partitions (metadata: the broker may be away)
-            for topic in {topic for topic, _, _ in self._messages}:
+            for topic in {topic for topic, _ in runs}:
                 await self._partitions.refresh(self._producer, topic)
         except KafkaError as exc:
-            return [None] * len(self._messages), exc
+            return [], None, exc
         # Filled first, then handed over, so each message's batch is known before any send.
         batches: list[tuple[str, int, Any]] = []
         where: list[int] = []
-        #: Per topic: its keys' partitions, and each partition's open batch (by position).
-        #: One lookup per message by topic (its hash is cached) instead of a key tuple each.
-        filling: dict[str, tuple[dict[bytes, int], dict[int, int]]] = {}
-        for topic, key, value in self._messages:
-            per_topic = filling.get(topic)
-            if per_topic is None:
-                per_topic = filling[topic] = (self._partitions.keys(topic), {})
-            by_key, open_batches = per_topic
-            partition = by_key.get(key)
-            if partition is None:
-                partition = self._partitions.partition(topic, key)
-            i = open_batches.get(partition)
-            if i is None or batches[i][2].append(key=key, value=value, timestamp=None) is None:
-                batch = self._producer.create_batch()  # none yet, or the open one is full
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise KafkaError(f"a {len(value)}-byte message to {topic} exceeds a batch")
-                i = open_batches[partition] = len(batches)
-                batches.append((topic, partition, batch))
-            where.append(i)
+        #: Per topic, each partition's open batch (by position).
+        open_by_topic: dict[str, dict[int, int]] = {}
+        create_batch = self._producer.create_batch
+        for topic, messages in runs:
+            by_key = self._partitions.keys(topic)
+            open_batches = open_by_topic.setdefault(topic, {})
+            for key, value in messages:
+                partition = by_key.get(key)
+                if partition is None:
+                    partition = self._partitions.partition(topic, key)
+                i = open_batches.get(partition)
+                if i is None or batches[i][2].append(key=key, value=value, timestamp=None) is None:
+                    batch = create_batch()  # none yet, or the open one is full
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise KafkaError(f"a {len(value)}-byte message to {topic} exceeds a batch")
+                    i = open_batches[partition] = len(batches)
+                    batches.append((topic, partition, batch))
+                where.append(i)
         futures: list[asyncio.Future[Any] | None] = [None] * len(batches)
         error: KafkaError | None = None
         try:
@@ -119,7 +142,7 @@ class Outbox:
                 futures[i] = await self._producer.send_batch(batch, topic, partition=partition)
         except KafkaError as exc:
             error = exc
-        return [futures[i] for i in where], error
+        return futures, where, error
 
 
 def retrieve(future: asyncio.Future[Any]) -> None:
