@@ -237,3 +237,34 @@ class SuspectChange(_Frozen):
         """The event as the JSON object `to_json` writes (what the signature is over, less
         ``signature``)."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+#: The fields an event built by `built_event` counts as given: what ``model_validate`` of the
+#: agent's own dict (every field but ``schema``) counts.
+_BUILT_FIELDS_SET = frozenset(SuspectChange.model_fields) - {"schema_"}
+_FIELD_COUNT = len(SuspectChange.model_fields)
+
+
+def built_event(fields: dict[str, Any]) -> SuspectChange:
+    """A `SuspectChange` of ``fields`` (every field, by its Python name, ``schema_`` too)
+    as the agent built them, not validated again: what ``model_validate`` gives for them,
+    at a fifth of its cost (half of building an event).
+
+    For the agent's own builder only (`agent.reports`), whose parts are models already
+    (controller, tag, approval, gap, snapshot), whose names come from the validated config,
+    and whose values went through `agent.contract.values.decode_value` (the field
+    validator) there: validation stays where data enters (sources, config, the wire).
+    tests/agent/test_reports_contract.py holds every kind of event equal to the validated
+    model."""
+    if len(fields) != _FIELD_COUNT:
+        raise ValueError(f"an event has {_FIELD_COUNT} fields, not {len(fields)}")
+    made = _new(SuspectChange)
+    _set(made, "__dict__", fields)
+    _set(made, "__pydantic_fields_set__", set(_BUILT_FIELDS_SET))
+    _set(made, "__pydantic_extra__", None)
+    _set(made, "__pydantic_private__", None)
+    return made
+
+
+_new = object.__new__
+_set = object.__setattr__

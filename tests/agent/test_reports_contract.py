@@ -16,8 +16,9 @@ import orjson
 import pytest
 
 from agent.config import AgentConfig
-from agent.contract import SuspectChange, Verdict
+from agent.contract import ChangeKind, SuspectChange, Verdict
 from agent.contract.signing import verify_event
+from agent.detect import Change
 from agent.reports import new_event_id
 from agent.runner import Agent
 from agent.snapshot_digest import snapshot_sha256
@@ -111,3 +112,54 @@ def test_a_forked_child_gives_other_event_ids_than_its_parent() -> None:
         theirs = set(pipe.read().split())
     ours = {new_event_id() for _ in range(8)}
     assert len(theirs) == 8 and not ours & theirs
+
+
+def _validated(event: SuspectChange) -> SuspectChange:
+    """The event as ``model_validate`` builds it from the same fields (schema left to its
+    default, as the agent's builder did before it stopped validating its own events)."""
+    fields = {k: v for k, v in event.__dict__.items() if k != "schema_"}
+    return SuspectChange.model_validate(fields)
+
+
+def test_every_kind_of_event_the_reports_build_is_what_validation_gives(tmp_path: Path) -> None:
+    agent = Agent(config(tmp_path))
+    try:
+        reports = agent.watchers["opc-big"].reports
+        tag = agent.config.controllers[0].tags[3]
+        reports.context.update({"lot": "L-7", "temp": float("nan"), "big": 2**70})
+        at = T0 + timedelta(seconds=5)
+        reports.open_batch(set())
+        odd = [float("nan"), -math.inf, 2**63, 2**70, "text", True, None, 7,
+               {"id": "R1", "v": -math.inf, "n": {"$float": "Infinity"}}]
+        events = [reports.change(Change(tag, old, new, at, ChangeKind.SETPOINT_CHANGE), at,
+                                 {tag.name: "operator 4"})
+                  for old, new in zip(odd, [*odd[1:], odd[0]], strict=True)]
+        events += [
+            reports.gap(T0, at, None), reports.restart("s1", "s2", at, None),
+            reports.tag_gap(tag, T0, at, "bad node"), reports.unresolved(tag, "no node", T0, at),
+        ]
+        events = reports.finish(events, set())
+        for event in events:
+            validated = _validated(event)
+            assert event == validated
+            assert event.model_fields_set == validated.model_fields_set
+            assert event.to_json() == validated.to_json()
+            for a, b in ((event.old_value, validated.old_value),
+                         (event.new_value, validated.new_value)):
+                assert type(a) is type(b)  # 2**70 a float in both, NaN a float in both
+        assert type(events[0].context["big"]) is float
+    finally:
+        agent.spool.close()
+
+
+def test_a_value_the_contract_refuses_is_refused_when_the_event_is_built(
+    tmp_path: Path,
+) -> None:
+    agent = Agent(config(tmp_path))
+    try:
+        reports = agent.watchers["opc-big"].reports
+        tag = agent.config.controllers[0].tags[0]
+        with pytest.raises(ValueError, match="not an array"):
+            reports.change(Change(tag, 1.0, [1, 2], T0, ChangeKind.SETPOINT_CHANGE), T0, {})
+    finally:
+        agent.spool.close()
