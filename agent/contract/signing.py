@@ -68,7 +68,7 @@ from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
     LEAF_PREFIX,
     MAX_TREE_SIZE,
-    audit_paths,
+    joined_audit_paths,
     leaf_hash,
     root_from_proof,
     root_message,
@@ -217,7 +217,8 @@ class EventSigner:
             value = _b64(self.private_key.sign(head + b"," + tail))
             member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
             return [head + b',"signature":' + member + b"," + tail]
-        root, paths = audit_paths([_leaf(head, tail) for head, tail in halves])
+        root, paths = joined_audit_paths([_leaf(head, tail) for head, tail in halves],
+                                         _quoted_b64)
         size = len(events)
         value = _b64(self.private_key.sign(root_message(root, size)))
         # The member, canonical JSON (sorted keys) written around its two parts that differ
@@ -226,14 +227,10 @@ class EventSigner:
                    + canonical_json(self.key_id) + b',"proof":{"leaf_index":')
         closing = (b'],"tree_size":' + str(size).encode() + b'},"value":"' + value.encode()
                    + b'"},')
-        texts: dict[bytes, bytes] = {}  # a node is the sibling of many leaves: encoded once
-        out = []
-        for i, ((head, tail), path) in enumerate(zip(halves, paths, strict=True)):
-            hashes = b",".join([texts.get(h) or texts.setdefault(h, _quoted_b64(h))
-                                for h in path])
-            out.append(b"".join((head, opening, str(i).encode(), b',"path":[', hashes, closing,
-                                 tail)))
-        return out
+        return [
+            b"".join((head, opening, str(i).encode(), b',"path":[', path, closing, tail))
+            for i, ((head, tail), path) in enumerate(zip(halves, paths, strict=True))
+        ]
 
 
 def _leaf(head: bytes, tail: bytes) -> bytes:
@@ -249,7 +246,7 @@ _LEAF = hashlib.sha256(LEAF_PREFIX)
 
 
 def _quoted_b64(raw: bytes) -> bytes:
-    return b'"' + base64.b64encode(raw) + b'"'
+    return b'"' + binascii.b2a_base64(raw, newline=False) + b'"'
 
 
 def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]:
