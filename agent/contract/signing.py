@@ -63,7 +63,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.contract.encode import event_body, event_halves, event_json
+from agent.contract.encode import event_body, event_json, event_members
 from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
     LEAF_PREFIX,
@@ -253,12 +253,23 @@ def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]
     """The event's canonical JSON without ``signature`` (with ``seq`` in place of its own,
     when given), cut where ``signature`` would go:
     ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
-    tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
-    part of the event is encoded once."""
-    head, tail = event_halves(event)
+    tail`` the message (canonical JSON sorts the keys, so the member's place is fixed:
+    ``seq`` before it, ``site`` after it, both in every event).
+
+    One serialisation: the member is written as `_MARK`, a NUL byte, which canonical JSON
+    never holds raw (it escapes it in a string), so the first NUL is the cut."""
+    members = event_members(event)
     if seq is not None:
-        head["seq"] = seq
-    return event_json(head)[:-1], event_json(tail)[1:]
+        members["seq"] = seq
+    members[SIGNATURE_MEMBER] = _MARK
+    text = event_json(members)
+    cut = text.index(0)
+    return text[: cut - _MEMBER_KEY_BYTES], text[cut + 2 :]
+
+
+_MARK = orjson.Fragment(b"\x00")
+#: ``,"signature":`` before the mark (the comma after it is the tail's).
+_MEMBER_KEY_BYTES = len(b',"signature":')
 
 
 def _b64(raw: bytes) -> str:
