@@ -318,21 +318,37 @@ def new_event_id() -> str:
     between 20,000 and 100,000 stored events. Ids that grow with time are appended near the
     end of the tree. Uniqueness still rests on the random bits (74 per millisecond); the time
     is the detection's own, already in the event. The random bytes of `_ID_POOL` ids are read
-    at once (a system call per event cost as much as the rest)."""
+    and written at once (a system call per event cost as much as the rest), the time part once
+    per millisecond."""
+    global _stamp
     if not _random_ids:
-        raw = os.urandom(16 * _ID_POOL).hex()
-        _random_ids.extend(raw[i : i + 32] for i in range(0, len(raw), 32))
-    h = _random_ids.pop()
-    ms = f"{time.time_ns() // 1_000_000:012x}"
-    variant = "89ab"[int(h[3], 16) & 3]  # RFC 9562: the two top bits of byte 8 are 10
-    return f"{ms[:8]}-{ms[8:]}-7{h[:3]}-{variant}{h[4:7]}-{h[7:19]}"
+        _random_ids.extend(_random_tails(_ID_POOL))
+    ms = time.time_ns() // 1_000_000
+    if ms != _stamp[0]:  # the time part is written once per millisecond
+        text = f"{ms:012x}"
+        _stamp = (ms, f"{text[:8]}-{text[8:]}-7")
+    return _stamp[1] + _random_ids.pop()
 
 
-_ID_POOL = 64
-#: Random bytes (hex) of ids not yet given out; a forked child starts without them, so no two
-#: processes give the same id.
+def _random_tails(count: int) -> list[str]:
+    """The random parts of ``count`` ids, as written after the version digit: the variant
+    bits set (RFC 9562: the two top bits of byte 8 are 10) and the dashes in place."""
+    raw = os.urandom(16 * count).hex()
+    tails = []
+    for i in range(0, len(raw), 32):
+        h = raw[i : i + 32]
+        variant = "89ab"[int(h[3], 16) & 3]
+        tails.append(f"{h[:3]}-{variant}{h[4:7]}-{h[7:19]}")
+    return tails
+
+
+_ID_POOL = 256
+#: The random parts (`_random_tails`) of ids not yet given out; a forked child starts without
+#: them, so no two processes give the same id.
 _random_ids: list[str] = []
 os.register_at_fork(after_in_child=_random_ids.clear)
+#: The millisecond of the last id, and its time part (with the version digit) as written.
+_stamp: tuple[int, str] = (-1, "")
 
 
 def tag_ref(tag: TagBase) -> TagRef:
