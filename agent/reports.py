@@ -162,9 +162,8 @@ class ControllerReports:
         """The next suspect event's snapshot in ``batch`` and what it leaves out: the values
         in the first (all, when the snapshot is small), the hash alone in the others."""
         if batch.reference is None:
-            encoded = self.snapshot.encoded(batch.missing)  # joined once: hash and values
-            sha256 = self.snapshot.sha256(batch.missing, encoded)
-            batch.whole = self._whole_snapshot(batch.missing, sha256, encoded)
+            sha256 = self.snapshot.sha256(batch.missing)  # on from the first change
+            batch.whole = self._whole_snapshot(batch.missing, sha256)
             batch.reference = Snapshot.model_construct(values={}, sha256=sha256)
             batch.shared = len(self.snapshot) <= SHARED_SNAPSHOT_VALUES
         carry = batch.whole is not None and (batch.suspects == 0 or batch.shared)
@@ -174,16 +173,16 @@ class ControllerReports:
             return batch.whole, None
         return batch.reference, ["snapshot.values"]
 
-    def _whole_snapshot(self, missing: Collection[str], sha256: str,
-                        encoded: bytes | None) -> Snapshot | None:
-        """The snapshot with its values, unless it is large and one went out just now.
-        ``encoded``: the values' canonical JSON (`SnapshotDigest.encoded`), written as it is
-        when no value had to be truncated."""
+    def _whole_snapshot(self, missing: Collection[str], sha256: str) -> Snapshot | None:
+        """The snapshot with its values, unless it is large and one went out just now. The
+        values' canonical JSON (`SnapshotDigest.encoded`) is written as it is when no value
+        had to be truncated."""
         if len(self.snapshot) > SHARED_SNAPSHOT_VALUES:
             now = time.monotonic()
             if self._large_sent is not None and now - self._large_sent < LARGE_SNAPSHOT_EVERY_S:
                 return None
             self._large_sent = now
+        encoded = self.snapshot.encoded(missing)
         values = self.snapshot.values(missing)
         limited = limit_mapping(values, self.limits)
         if encoded is not None and all(map(operator.is_, limited.values(), values.values())):
