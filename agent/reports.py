@@ -59,6 +59,9 @@ from agent.sources.base import Reading
 
 ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
 
+#: Members read per event, looked up once (an enum member is a lookup on its class).
+_AUTHORIZED = Verdict.AUTHORIZED
+_PROGRAM = TagKind.PROGRAM
 #: A snapshot of up to this many values goes whole into every suspect event of its batch.
 SHARED_SNAPSHOT_VALUES = 256
 #: A larger one goes whole into at most one event this often (per controller, monotonic s).
@@ -150,7 +153,7 @@ class ControllerReports:
         """
         batch, self._batch = self._batch or _Batch(missing), None
         for i, event in enumerate(events):
-            if event.snapshot is None and event.verdict is not Verdict.AUTHORIZED:
+            if event.snapshot is None and event.verdict is not _AUTHORIZED:
                 snapshot, omitted = self._snapshot_for(batch)
                 events[i] = event.model_copy(update={"snapshot": snapshot, "omitted": omitted})
         for (verdict, kind), count in Counter((e.verdict, e.change_kind) for e in events).items():
@@ -197,9 +200,9 @@ class ControllerReports:
             new_value=change.new_value, occurred_at=change.occurred_at, refresh=False,
             tag_kind=change.tag.kind, old_value=change.old_value,
         )
-        actor = _actor(change, actors)
+        actor = _actor(change, actors) if actors else None
         reason = result.reason
-        if change.tag.kind is TagKind.PROGRAM:
+        if change.tag.kind is _PROGRAM:
             reason = download_reason(self.config.id, change.tag.name, change.old_value,
                                      change.new_value, actor, reason)
         return self._event(
@@ -271,7 +274,7 @@ class ControllerReports:
         # (`built_event`; pydantic's validation was half the cost of building it).
         snapshot: Snapshot | None = None
         omitted: list[str] | None = None
-        if self._batch is not None and verdict is not Verdict.AUTHORIZED:
+        if self._batch is not None and verdict is not _AUTHORIZED:
             snapshot, omitted = self._snapshot_for(self._batch)
         return built_event({
             "schema_": SCHEMA,
@@ -282,8 +285,8 @@ class ControllerReports:
             "line": self.config.line,
             "controller": self.ref,
             "tag": tag,
-            "old_value": decode_value(old),
-            "new_value": decode_value(new),
+            "old_value": old if type(old) is float else decode_value(old),
+            "new_value": new if type(new) is float else decode_value(new),
             "occurred_at": occurred_at,
             "detected_at": detected_at,
             "change_kind": kind,
