@@ -48,7 +48,7 @@ from agent.contract import (
     Verdict,
 )
 from agent.contract.encode import known_json
-from agent.contract.events import SCHEMA, built_event
+from agent.contract.events import SCHEMA, built_event, built_tag_ref
 from agent.contract.limits import EventLimits, fit_event, limit_mapping
 from agent.contract.values import decode_mapping, decode_value
 from agent.detect import Change
@@ -359,13 +359,8 @@ def tag_ref(tag: TagBase) -> TagRef:
     else:
         address = tag.event_address
     assert tag.kind is not None
-    return TagRef(
-        name=tag.name,
-        address=str(address),
-        kind=tag.kind,
-        critical_to_quality=tag.critical_to_quality,
-        unit=tag.unit,
-    )
+    # The parts of a validated config tag: not validated again.
+    return built_tag_ref(tag.name, str(address), tag.kind, tag.critical_to_quality, tag.unit)
 
 
 def _actor(change: Change, actors: dict[str, str]) -> str | None:

@@ -15,14 +15,16 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agent.config import AgentConfig
-from agent.contract import ChangeKind, SuspectChange, Verdict
+from agent.config import AgentConfig, load_agent_config
+from agent.contract import ChangeKind, SuspectChange, TagKind, TagRef, Verdict
 from agent.contract.signing import verify_event
 from agent.detect import Change
-from agent.reports import new_event_id
+from agent.recipes import RecipeTag
+from agent.reports import new_event_id, tag_ref
 from agent.runner import Agent
 from agent.snapshot_digest import snapshot_sha256
 from agent.sources.base import Connected, Reading, Readings
+from tests.agent.sources.factories import SAMPLE
 
 TAGS = 600  # over the 256 values a snapshot shares whole: the by-reference path
 T0 = datetime.now(UTC).replace(microsecond=0)
@@ -163,3 +165,19 @@ def test_a_value_the_contract_refuses_is_refused_when_the_event_is_built(
             reports.change(Change(tag, 1.0, [1, 2], T0, ChangeKind.SETPOINT_CHANGE), T0, {})
     finally:
         agent.spool.close()
+
+
+def test_each_tags_reference_is_what_validation_gives() -> None:
+    """`tag_ref` builds from the validated config without validating again: every watched
+    tag of the sample (units, critical to quality, each protocol's address) and a recipe."""
+    tags = [t for c in load_agent_config(SAMPLE).controllers for t in c.tags if t.is_watched]
+    tags.append(RecipeTag(name="active_recipe", kind=TagKind.RECIPE, critical_to_quality=True,
+                          members=("a", "b")))
+    assert any(t.unit for t in tags) and any(t.critical_to_quality for t in tags)
+    for tag in tags:
+        ref = tag_ref(tag)
+        address = tag.event_address if tag.name != "active_recipe" else "recipe(a, b)"
+        validated = TagRef(name=tag.name, address=address, kind=tag.kind,
+                           critical_to_quality=tag.critical_to_quality, unit=tag.unit)
+        assert ref == validated and ref.model_fields_set == validated.model_fields_set
+        assert ref.model_copy(update={"unit": "bar"}).unit == "bar"
