@@ -87,5 +87,9 @@ def test_the_hash_kept_by_chunks_equals_the_whole_snapshots(
         assert digest.sha256(set()) == expected
         assert digest.sha256(set()) == expected  # again, nothing changed: the hash kept
         assert digest.encoded(set()) == value_json(latest)
+        values = digest.values(set())
+        assert same_value(values, latest) and list(values) == MANY  # config order
+        values[MANY[0]] = "changed by its reader"  # a copy: the digest's values stay
+        assert same_value(digest.values(set()), latest)
         assert digest.sha256({MANY[3]}) == snapshot_sha256(
             {n: v for n, v in latest.items() if n != MANY[3]})  # type: ignore[arg-type]
