@@ -186,9 +186,14 @@ class ControllerReports:
                 return None
             self._large_sent = now
         encoded = self.snapshot.encoded(missing)
-        values = self.snapshot.values(missing)
-        limited = limit_mapping(values, self.limits)
-        if encoded is not None and all(map(operator.is_, limited.values(), values.values())):
+        values = self.snapshot.values(missing)  # a copy: the snapshot's own
+        if self.snapshot.numbers_only():  # nothing to limit (most controllers)
+            limited = values
+        else:
+            limited = limit_mapping(values, self.limits)
+        if encoded is not None and (
+            limited is values or all(map(operator.is_, limited.values(), values.values()))
+        ):
             known_json(limited, encoded)
         # Built from values that passed the source's decoding: limited, not validated again.
         return Snapshot.model_construct(values=limited, sha256=sha256)

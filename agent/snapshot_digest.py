@@ -29,7 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any, cast
 
 from agent.contract import TagValue
-from agent.contract.limits import value_json
+from agent.contract.limits import NUMBER_TYPES, value_json
 from agent.contract.values import canonical_json, encode_value
 from agent.sources.base import Reading
 
@@ -64,6 +64,8 @@ class SnapshotDigest:
         self._states: dict[int, Any] = {0: hashlib.sha256(b"{")}
         self._stale_from = 0
         self._sha256: str | None = None
+        #: The tags whose value is not a number (`NUMBER_TYPES`): a size limit may cut it.
+        self._limitable: set[str] = set()
         #: Every tag's value in config order, kept current once every tag has one.
         self._values: dict[str, TagValue] | None = None
 
@@ -83,11 +85,16 @@ class SnapshotDigest:
                 continue
             known[name] = reading
             i = position[name]
+            value = reading.value
             if members[i] is None:
                 self._present += 1
                 self._values = None  # a new tag: its place in config order is not kept
             elif self._values is not None:
-                self._values[name] = reading.value
+                self._values[name] = value
+            if type(value) not in NUMBER_TYPES:
+                self._limitable.add(name)
+            elif self._limitable:
+                self._limitable.discard(name)
             members[i] = canonical_json({name: encode_value(reading.value)})[1:-1]
             c = i // self._chunk
             self._chunks[c] = None
@@ -103,6 +110,11 @@ class SnapshotDigest:
             return self._values.copy()  # a copy in C (10,000 values: a dict built in Python
             # per whole snapshot cost a millisecond)
         return {n: have[n].value for n in self._position if n in have and n not in missing}
+
+    def numbers_only(self) -> bool:
+        """True when every value is a number, a boolean or null: none a size limit changes
+        (`agent.contract.limits.limit_mapping` would copy the values and look at each)."""
+        return not self._limitable
 
     def sha256(self, missing: Collection[str], encoded: bytes | None = None) -> str:
         """The SHA-256 `snapshot_sha256` gives `values(missing)`; ``encoded``: what

@@ -98,7 +98,7 @@ def limit_mapping(values: Mapping[str, TagValue], limits: EventLimits) -> dict[s
     # A number stands as it is (`limit_value`'s first test), checked inline: a snapshot of
     # 10,000 values is limited once a second per controller. Numbers only (most snapshots):
     # the types are looked at in C, and the copy made there.
-    if _NUMBER_TYPES.issuperset(map(type, values.values())):
+    if NUMBER_TYPES.issuperset(map(type, values.values())):
         return dict(values)
     return {
         name: value if type(value) in _NUMBERS else limit_value(value, limits)
@@ -107,7 +107,8 @@ def limit_mapping(values: Mapping[str, TagValue], limits: EventLimits) -> dict[s
 
 
 _NUMBERS = (float, int, bool, type(None))
-_NUMBER_TYPES = frozenset(_NUMBERS)
+#: The types of value no limit ever changes (`limit_value` returns them as they are).
+NUMBER_TYPES = frozenset(_NUMBERS)
 
 
 def take_snapshot(values: Mapping[str, TagValue], limits: EventLimits) -> Snapshot:
@@ -187,7 +188,7 @@ def _untouched(event: SuspectChange, limits: EventLimits) -> bool:
         return False
     longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
     for value in (event.old_value, event.new_value, *event.context.values()):
-        if type(value) in _NUMBER_TYPES:  # every event has two values: the usual ones first
+        if type(value) in NUMBER_TYPES:  # every event has two values: the usual ones first
             continue
         if not (isinstance(value, bool | int | float)
                 or (isinstance(value, str) and len(value) <= longest)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract.limits import EventLimits, take_snapshot, value_json
+from agent.contract.limits import NUMBER_TYPES, EventLimits, take_snapshot, value_json
 from agent.detect import same_value
 from agent.snapshot_digest import SnapshotDigest, snapshot_sha256
 from agent.sources.base import Reading
@@ -90,6 +90,7 @@ def test_the_hash_kept_by_chunks_equals_the_whole_snapshots(
         values = digest.values(set())
         assert same_value(values, latest) and list(values) == MANY  # config order
         values[MANY[0]] = "changed by its reader"  # a copy: the digest's values stay
+        assert digest.numbers_only() == all(type(v) in NUMBER_TYPES for v in latest.values())
         assert same_value(digest.values(set()), latest)
         assert digest.sha256({MANY[3]}) == snapshot_sha256(
             {n: v for n, v in latest.items() if n != MANY[3]})  # type: ignore[arg-type]
