@@ -39,7 +39,6 @@ if TYPE_CHECKING:
         MonitoringGap,
         Snapshot,
         SuspectChange,
-        TagRef,
     )
 
 _ZERO = timedelta(0)
@@ -91,7 +90,8 @@ def event_members(ev: SuspectChange) -> dict[str, Any]:
     del members["signature"]
     members["schema"] = members.pop("schema_")
     members["controller"] = _ref_json(fields["controller"])
-    members["tag"] = tag_object(fields["tag"])
+    # A tag reference's fields are its members, as they are (read, never changed, here).
+    members["tag"] = fields["tag"].__dict__
     old, new = fields["old_value"], fields["new_value"]
     if type(old) is not float or old - old:  # a finite float is written as it is (x - x: 0.0)
         members["old_value"] = encode_value(old)
@@ -136,11 +136,6 @@ _REFS_MAX = 1024
 def controller_object(ref: ControllerRef) -> dict[str, Any]:
     return {"id": ref.id, "protocol": ref.protocol, "endpoint": ref.endpoint,
             "validated": ref.validated}
-
-
-def tag_object(ref: TagRef) -> dict[str, Any]:
-    return {"name": ref.name, "address": ref.address, "kind": ref.kind,
-            "critical_to_quality": ref.critical_to_quality, "unit": ref.unit}
 
 
 def _approval(ap: ApprovalConsidered) -> dict[str, Any]:

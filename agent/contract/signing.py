@@ -228,9 +228,13 @@ class EventSigner:
         closing = (b'],"tree_size":' + str(size).encode() + b'},"value":"' + value.encode()
                    + b'"},')
         return [
-            b"".join((head, opening, str(i).encode(), b',"path":[', path, closing, tail))
-            for i, ((head, tail), path) in enumerate(zip(halves, paths, strict=True))
+            b"".join((head, opening, index, path, closing, tail))
+            for index, (head, tail), path in zip(_LEAF_INDEX, halves, paths, strict=False)
         ]
+
+
+#: Each leaf index as the proof writes it, up to the path's opening bracket.
+_LEAF_INDEX = [b'%d,"path":[' % i for i in range(MAX_TREE_SIZE)]
 
 
 def _leaf(head: bytes, tail: bytes) -> bytes:
