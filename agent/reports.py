@@ -62,6 +62,7 @@ ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
 #: Members read per event, looked up once (an enum member is a lookup on its class).
 _AUTHORIZED = Verdict.AUTHORIZED
 _PROGRAM = TagKind.PROGRAM
+_VERDICT_AND_KIND = operator.attrgetter("verdict", "change_kind")
 #: A snapshot of up to this many values goes whole into every suspect event of its batch.
 SHARED_SNAPSHOT_VALUES = 256
 #: A larger one goes whole into at most one event this often (per controller, monotonic s).
@@ -156,7 +157,7 @@ class ControllerReports:
             if event.snapshot is None and event.verdict is not _AUTHORIZED:
                 snapshot, omitted = self._snapshot_for(batch)
                 events[i] = event.model_copy(update={"snapshot": snapshot, "omitted": omitted})
-        for (verdict, kind), count in Counter((e.verdict, e.change_kind) for e in events).items():
+        for (verdict, kind), count in Counter(map(_VERDICT_AND_KIND, events)).items():
             metrics.CHANGES.labels(verdict.value, kind.value).inc(count)
         # Every snapshot here was built within the limits (`_whole_snapshot`).
         return [fit_event(e, self.limits, snapshot_limited=True) for e in events]

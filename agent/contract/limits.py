@@ -184,15 +184,19 @@ def fit_event(
 def _untouched(event: SuspectChange, limits: EventLimits) -> bool:
     """True when `limit_values` would change nothing and the event is surely small: scalars
     and short strings only, no snapshot values, short texts (no copy, no encoding)."""
-    if event.snapshot is not None and event.snapshot.values:
+    snapshot, context = event.snapshot, event.context
+    if snapshot is not None and snapshot.values:
         return False
-    longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
-    for value in (event.old_value, event.new_value, *event.context.values()):
-        if type(value) in NUMBER_TYPES:  # every event has two values: the usual ones first
-            continue
-        if not (isinstance(value, bool | int | float)
-                or (isinstance(value, str) and len(value) <= longest)):
-            return False
+    old, new = event.old_value, event.new_value
+    if not (type(old) in NUMBER_TYPES and type(new) in NUMBER_TYPES and not context):
+        # (else: two numbers and no context, every event of most controllers: no loop)
+        longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
+        for value in (old, new, *context.values()):
+            if type(value) in NUMBER_TYPES:
+                continue
+            if not (isinstance(value, bool | int | float)
+                    or (isinstance(value, str) and len(value) <= longest)):
+                return False
     reason, actor, approval = event.verdict_reason, event.actor, event.approval
     why = approval.why_not_matched if approval is not None else None
     return ((reason is None or len(reason) <= MAX_TEXT_CHARS)
