@@ -1,7 +1,8 @@
-"""What the agent's fast path builds (events validated once, snapshot hashed incrementally,
-signed with its seq in one serialisation) is what the contract accepts: the bytes in the
-spool parse back into the same event, carry a valid signature, and every suspect event's
-snapshot hash is the hash of the controller's watched values at that batch."""
+"""What the agent's fast path builds (events of validated parts, not validated again; snapshot
+hashed incrementally; signed with its seq in one serialisation) is what the contract accepts:
+each event equals the model validation gives, the bytes in the spool parse back into the same
+event, carry a valid signature, and every suspect event's snapshot hash is the hash of the
+controller's watched values at that batch."""
 
 from __future__ import annotations
 
