@@ -48,7 +48,9 @@ from agent.contract import (
     Verdict,
 )
 from agent.contract.encode import known_json
+from agent.contract.events import SCHEMA, built_event, built_tag_ref
 from agent.contract.limits import EventLimits, fit_event, limit_mapping
+from agent.contract.values import decode_mapping, decode_value
 from agent.detect import Change
 from agent.downloads import SESSION_TAG, covered_by, download_reason
 from agent.recipes import RecipeTag
@@ -57,6 +59,10 @@ from agent.sources.base import Reading
 
 ControllerConfig = ModbusControllerConfig | OpcuaControllerConfig
 
+#: Members read per event, looked up once (an enum member is a lookup on its class).
+_AUTHORIZED = Verdict.AUTHORIZED
+_PROGRAM = TagKind.PROGRAM
+_VERDICT_AND_KIND = operator.attrgetter("verdict", "change_kind")
 #: A snapshot of up to this many values goes whole into every suspect event of its batch.
 SHARED_SNAPSHOT_VALUES = 256
 #: A larger one goes whole into at most one event this often (per controller, monotonic s).
@@ -148,10 +154,10 @@ class ControllerReports:
         """
         batch, self._batch = self._batch or _Batch(missing), None
         for i, event in enumerate(events):
-            if event.snapshot is None and event.verdict is not Verdict.AUTHORIZED:
+            if event.snapshot is None and event.verdict is not _AUTHORIZED:
                 snapshot, omitted = self._snapshot_for(batch)
                 events[i] = event.model_copy(update={"snapshot": snapshot, "omitted": omitted})
-        for (verdict, kind), count in Counter((e.verdict, e.change_kind) for e in events).items():
+        for (verdict, kind), count in Counter(map(_VERDICT_AND_KIND, events)).items():
             metrics.CHANGES.labels(verdict.value, kind.value).inc(count)
         # Every snapshot here was built within the limits (`_whole_snapshot`).
         return [fit_event(e, self.limits, snapshot_limited=True) for e in events]
@@ -160,9 +166,8 @@ class ControllerReports:
         """The next suspect event's snapshot in ``batch`` and what it leaves out: the values
         in the first (all, when the snapshot is small), the hash alone in the others."""
         if batch.reference is None:
-            encoded = self.snapshot.encoded(batch.missing)  # joined once: hash and values
-            sha256 = self.snapshot.sha256(batch.missing, encoded)
-            batch.whole = self._whole_snapshot(batch.missing, sha256, encoded)
+            sha256 = self.snapshot.sha256(batch.missing)  # on from the first change
+            batch.whole = self._whole_snapshot(batch.missing, sha256)
             batch.reference = Snapshot.model_construct(values={}, sha256=sha256)
             batch.shared = len(self.snapshot) <= SHARED_SNAPSHOT_VALUES
         carry = batch.whole is not None and (batch.suspects == 0 or batch.shared)
@@ -172,19 +177,24 @@ class ControllerReports:
             return batch.whole, None
         return batch.reference, ["snapshot.values"]
 
-    def _whole_snapshot(self, missing: Collection[str], sha256: str,
-                        encoded: bytes | None) -> Snapshot | None:
-        """The snapshot with its values, unless it is large and one went out just now.
-        ``encoded``: the values' canonical JSON (`SnapshotDigest.encoded`), written as it is
-        when no value had to be truncated."""
+    def _whole_snapshot(self, missing: Collection[str], sha256: str) -> Snapshot | None:
+        """The snapshot with its values, unless it is large and one went out just now. The
+        values' canonical JSON (`SnapshotDigest.encoded`) is written as it is when no value
+        had to be truncated."""
         if len(self.snapshot) > SHARED_SNAPSHOT_VALUES:
             now = time.monotonic()
             if self._large_sent is not None and now - self._large_sent < LARGE_SNAPSHOT_EVERY_S:
                 return None
             self._large_sent = now
-        values = self.snapshot.values(missing)
-        limited = limit_mapping(values, self.limits)
-        if encoded is not None and all(map(operator.is_, limited.values(), values.values())):
+        encoded = self.snapshot.encoded(missing)
+        values = self.snapshot.values(missing)  # a copy: the snapshot's own
+        if self.snapshot.numbers_only():  # nothing to limit (most controllers)
+            limited = values
+        else:
+            limited = limit_mapping(values, self.limits)
+        if encoded is not None and (
+            limited is values or all(map(operator.is_, limited.values(), values.values()))
+        ):
             known_json(limited, encoded)
         # Built from values that passed the source's decoding: limited, not validated again.
         return Snapshot.model_construct(values=limited, sha256=sha256)
@@ -196,9 +206,9 @@ class ControllerReports:
             new_value=change.new_value, occurred_at=change.occurred_at, refresh=False,
             tag_kind=change.tag.kind, old_value=change.old_value,
         )
-        actor = _actor(change, actors)
+        actor = _actor(change, actors) if actors else None
         reason = result.reason
-        if change.tag.kind is TagKind.PROGRAM:
+        if change.tag.kind is _PROGRAM:
             reason = download_reason(self.config.id, change.tag.name, change.old_value,
                                      change.new_value, actor, reason)
         return self._event(
@@ -265,14 +275,15 @@ class ControllerReports:
                detected_at: datetime, kind: ChangeKind, verdict: Verdict, reason: str,
                approval: ApprovalConsidered | None = None, actor: str | None = None,
                gap: MonitoringGap | None = None) -> SuspectChange:
-        # The nested parts are models already (built once: controller, tag), so validating
-        # the envelope is cheap (cheaper than `model_construct`, which walks every field in
-        # Python) and the event is held to the contract as it is built.
+        # The nested parts are models already (controller and tag built once), the values
+        # are decoded here as the model's validator would: the event is not validated again
+        # (`built_event`; pydantic's validation was half the cost of building it).
         snapshot: Snapshot | None = None
         omitted: list[str] | None = None
-        if self._batch is not None and verdict is not Verdict.AUTHORIZED:
+        if self._batch is not None and verdict is not _AUTHORIZED:
             snapshot, omitted = self._snapshot_for(self._batch)
-        return SuspectChange.model_validate({
+        return built_event({
+            "schema_": SCHEMA,
             "event_id": new_event_id(),
             "seq": 0,  # the spool assigns the persisted, monotonic seq
             "agent_id": self.identity.agent_id,
@@ -280,19 +291,20 @@ class ControllerReports:
             "line": self.config.line,
             "controller": self.ref,
             "tag": tag,
-            "old_value": old,
-            "new_value": new,
+            "old_value": old if type(old) is float else decode_value(old),
+            "new_value": new if type(new) is float else decode_value(new),
             "occurred_at": occurred_at,
             "detected_at": detected_at,
             "change_kind": kind,
             "verdict": verdict,
             "verdict_reason": reason,
             "approval": approval,
-            "context": dict(self.context),
+            "context": decode_mapping(self.context) if self.context else {},
             "actor": actor,
             "gap": gap,
             "snapshot": snapshot,
             "omitted": omitted,
+            "signature": None,
         })
 
     def tag_ref(self, tag: TagBase) -> TagRef:
@@ -314,21 +326,37 @@ def new_event_id() -> str:
     between 20,000 and 100,000 stored events. Ids that grow with time are appended near the
     end of the tree. Uniqueness still rests on the random bits (74 per millisecond); the time
     is the detection's own, already in the event. The random bytes of `_ID_POOL` ids are read
-    at once (a system call per event cost as much as the rest)."""
+    and written at once (a system call per event cost as much as the rest), the time part once
+    per millisecond."""
+    global _stamp
     if not _random_ids:
-        raw = os.urandom(16 * _ID_POOL).hex()
-        _random_ids.extend(raw[i : i + 32] for i in range(0, len(raw), 32))
-    h = _random_ids.pop()
-    ms = f"{time.time_ns() // 1_000_000:012x}"
-    variant = "89ab"[int(h[3], 16) & 3]  # RFC 9562: the two top bits of byte 8 are 10
-    return f"{ms[:8]}-{ms[8:]}-7{h[:3]}-{variant}{h[4:7]}-{h[7:19]}"
+        _random_ids.extend(_random_tails(_ID_POOL))
+    ms = time.time_ns() // 1_000_000
+    if ms != _stamp[0]:  # the time part is written once per millisecond
+        text = f"{ms:012x}"
+        _stamp = (ms, f"{text[:8]}-{text[8:]}-7")
+    return _stamp[1] + _random_ids.pop()
 
 
-_ID_POOL = 64
-#: Random bytes (hex) of ids not yet given out; a forked child starts without them, so no two
-#: processes give the same id.
+def _random_tails(count: int) -> list[str]:
+    """The random parts of ``count`` ids, as written after the version digit: the variant
+    bits set (RFC 9562: the two top bits of byte 8 are 10) and the dashes in place."""
+    raw = os.urandom(16 * count).hex()
+    tails = []
+    for i in range(0, len(raw), 32):
+        h = raw[i : i + 32]
+        variant = "89ab"[int(h[3], 16) & 3]
+        tails.append(f"{h[:3]}-{variant}{h[4:7]}-{h[7:19]}")
+    return tails
+
+
+_ID_POOL = 256
+#: The random parts (`_random_tails`) of ids not yet given out; a forked child starts without
+#: them, so no two processes give the same id.
 _random_ids: list[str] = []
 os.register_at_fork(after_in_child=_random_ids.clear)
+#: The millisecond of the last id, and its time part (with the version digit) as written.
+_stamp: tuple[int, str] = (-1, "")
 
 
 def tag_ref(tag: TagBase) -> TagRef:
@@ -337,13 +365,8 @@ def tag_ref(tag: TagBase) -> TagRef:
     else:
         address = tag.event_address
     assert tag.kind is not None
-    return TagRef(
-        name=tag.name,
-        address=str(address),
-        kind=tag.kind,
-        critical_to_quality=tag.critical_to_quality,
-        unit=tag.unit,
-    )
+    # The parts of a validated config tag: not validated again.
+    return built_tag_ref(tag.name, str(address), tag.kind, tag.critical_to_quality, tag.unit)
 
 
 def _actor(change: Change, actors: dict[str, str]) -> str | None:

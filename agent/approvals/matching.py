@@ -211,10 +211,15 @@ def match_change(
     ``policy.topic_require_signed``). ``uses_known=False``: the uses recorded on Kafka are not
     read yet, so no single-use approval authorises.
     """
+    targeted = [rec for rec in approvals if rec.controller == controller and rec.tag == tag]
+    if not targeted:  # no record for the tag (most tags): nothing to weigh
+        return MatchResult(
+            verdict=Verdict.UNAPPROVED,
+            reason=f"no approved change record for {controller}/{tag}",
+        )
     if occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
     occurred_at = occurred_at.astimezone(UTC)
-    targeted = [rec for rec in approvals if rec.controller == controller and rec.tag == tag]
     kind = kind_of_change(change_kind, tag_kind, old_value, new_value)
     book = _Book(used=used, from_topic=from_topic, uses_known=uses_known)
     found = [
@@ -223,12 +228,7 @@ def match_change(
         if covers(rec, kind, new_value)
     ]
     if not found:
-        if targeted:
-            return _other_kind(targeted, kind, controller, tag)
-        return MatchResult(
-            verdict=Verdict.UNAPPROVED,
-            reason=f"no approved change record for {controller}/{tag}",
-        )
+        return _other_kind(targeted, kind, controller, tag)
     winners = [a for a in found if a.authorizes]
     if winners:
         # A reusable approval first, so a single-use one is not spent when it need not be.

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
         MonitoringGap,
         Snapshot,
         SuspectChange,
-        TagRef,
     )
 
 _ZERO = timedelta(0)
@@ -76,42 +75,41 @@ def _at(at: datetime) -> datetime | str:
 def event_body(ev: SuspectChange) -> dict[str, Any]:
     """The event's members for `event_json` (every field, None too): ``model_dump(mode="json",
     by_alias=True)`` but for UTC datetimes and enums, left for orjson to write."""
-    head, tail = event_halves(ev)
-    head["signature"] = None if ev.signature is None else _signature(ev.signature)
-    head.update(tail)
-    return head
+    body = event_members(ev)
+    body["signature"] = None if ev.signature is None else _signature(ev.signature)
+    return body
 
 
-def event_halves(ev: SuspectChange) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`event_body` but ``signature``, in two: the members whose keys sort before
-    ``signature``, and those after. The signer writes the signature between the two (canonical
-    JSON sorts keys); built apart, the halves cost no split of the body per event."""
-    head = {
-        "schema": ev.schema_,
-        "event_id": ev.event_id,
-        "seq": ev.seq,
-        "agent_id": ev.agent_id,
-        "line": ev.line,
-        "controller": _ref_json(ev.controller),
-        "old_value": encode_value(ev.old_value),
-        "new_value": encode_value(ev.new_value),
-        "occurred_at": _at(ev.occurred_at),
-        "detected_at": _at(ev.detected_at),
-        "change_kind": ev.change_kind,
-        "approval": None if ev.approval is None else _approval(ev.approval),
-        "context": encode_value(ev.context),
-        "actor": ev.actor,
-        "gap": None if ev.gap is None else _gap(ev.gap),
-        "omitted": None if ev.omitted is None else list(ev.omitted),
-    }
-    tail = {
-        "site": ev.site,
-        "tag": tag_object(ev.tag),
-        "verdict": ev.verdict,
-        "verdict_reason": ev.verdict_reason,
-        "snapshot": None if ev.snapshot is None else _snapshot(ev.snapshot),
-    }
-    return head, tail
+def event_members(ev: SuspectChange) -> dict[str, Any]:
+    """`event_body` but ``signature`` (the signer writes its own). The model's fields are
+    copied at once (its ``__dict__``, in C); only the members orjson cannot write as they are
+    (nested models, a value that is not a finite float, a datetime not in UTC) are replaced,
+    so the common event costs one copy and a few lookups (this runs once per event)."""
+    fields = ev.__dict__
+    members = fields.copy()
+    del members["signature"]
+    members["schema"] = members.pop("schema_")
+    members["controller"] = _ref_json(fields["controller"])
+    # A tag reference's fields are its members, as they are (read, never changed, here).
+    members["tag"] = fields["tag"].__dict__
+    old, new = fields["old_value"], fields["new_value"]
+    if type(old) is not float or old - old:  # a finite float is written as it is (x - x: 0.0)
+        members["old_value"] = encode_value(old)
+    if type(new) is not float or new - new:
+        members["new_value"] = encode_value(new)
+    if fields["occurred_at"].tzinfo is not UTC:
+        members["occurred_at"] = datetime_text(fields["occurred_at"])
+    if fields["detected_at"].tzinfo is not UTC:
+        members["detected_at"] = datetime_text(fields["detected_at"])
+    if fields["context"]:
+        members["context"] = encode_value(fields["context"])
+    if fields["approval"] is not None:
+        members["approval"] = _approval(fields["approval"])
+    if fields["gap"] is not None:
+        members["gap"] = _gap(fields["gap"])
+    if fields["snapshot"] is not None:
+        members["snapshot"] = _snapshot(fields["snapshot"])
+    return members
 
 
 def _ref_json(ref: ControllerRef) -> orjson.Fragment:
@@ -138,11 +136,6 @@ _REFS_MAX = 1024
 def controller_object(ref: ControllerRef) -> dict[str, Any]:
     return {"id": ref.id, "protocol": ref.protocol, "endpoint": ref.endpoint,
             "validated": ref.validated}
-
-
-def tag_object(ref: TagRef) -> dict[str, Any]:
-    return {"name": ref.name, "address": ref.address, "kind": ref.kind,
-            "critical_to_quality": ref.critical_to_quality, "unit": ref.unit}
 
 
 def _approval(ap: ApprovalConsidered) -> dict[str, Any]:

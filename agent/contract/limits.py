@@ -98,7 +98,7 @@ def limit_mapping(values: Mapping[str, TagValue], limits: EventLimits) -> dict[s
     # A number stands as it is (`limit_value`'s first test), checked inline: a snapshot of
     # 10,000 values is limited once a second per controller. Numbers only (most snapshots):
     # the types are looked at in C, and the copy made there.
-    if _NUMBER_TYPES.issuperset(map(type, values.values())):
+    if NUMBER_TYPES.issuperset(map(type, values.values())):
         return dict(values)
     return {
         name: value if type(value) in _NUMBERS else limit_value(value, limits)
@@ -107,7 +107,8 @@ def limit_mapping(values: Mapping[str, TagValue], limits: EventLimits) -> dict[s
 
 
 _NUMBERS = (float, int, bool, type(None))
-_NUMBER_TYPES = frozenset(_NUMBERS)
+#: The types of value no limit ever changes (`limit_value` returns them as they are).
+NUMBER_TYPES = frozenset(_NUMBERS)
 
 
 def take_snapshot(values: Mapping[str, TagValue], limits: EventLimits) -> Snapshot:
@@ -183,15 +184,19 @@ def fit_event(
 def _untouched(event: SuspectChange, limits: EventLimits) -> bool:
     """True when `limit_values` would change nothing and the event is surely small: scalars
     and short strings only, no snapshot values, short texts (no copy, no encoding)."""
-    if event.snapshot is not None and event.snapshot.values:
+    snapshot, context = event.snapshot, event.context
+    if snapshot is not None and snapshot.values:
         return False
-    longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
-    for value in (event.old_value, event.new_value, *event.context.values()):
-        if type(value) in _NUMBER_TYPES:  # every event has two values: the usual ones first
-            continue
-        if not (isinstance(value, bool | int | float)
-                or (isinstance(value, str) and len(value) <= longest)):
-            return False
+    old, new = event.old_value, event.new_value
+    if not (type(old) in NUMBER_TYPES and type(new) in NUMBER_TYPES and not context):
+        # (else: two numbers and no context, every event of most controllers: no loop)
+        longest = min(_SMALL_STRING, (limits.max_value_bytes - 2) // 6)
+        for value in (old, new, *context.values()):
+            if type(value) in NUMBER_TYPES:
+                continue
+            if not (isinstance(value, bool | int | float)
+                    or (isinstance(value, str) and len(value) <= longest)):
+                return False
     reason, actor, approval = event.verdict_reason, event.actor, event.approval
     why = approval.why_not_matched if approval is not None else None
     return ((reason is None or len(reason) <= MAX_TEXT_CHARS)

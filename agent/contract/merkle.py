@@ -34,7 +34,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: Prefixes of RFC 9162 §2.1.1: a leaf can never pass for an interior node.
 LEAF_PREFIX = b"\x00"
@@ -96,6 +96,38 @@ def audit_paths(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
             above.append(level[-1])
         level, width = above, 2 * width
     return level[0], paths
+
+
+def joined_audit_paths(
+    leaves: Sequence[bytes], encode: Callable[[bytes], bytes], sep: bytes = b","
+) -> tuple[bytes, list[bytes]]:
+    """`audit_paths`, each proof written as its hashes ``encode``-d and joined by ``sep``:
+    ``sep.join(map(encode, path))`` for each leaf's ``path``, and the same root.
+
+    The leaves under one node share the proof from that node up: it is written once per node,
+    top down, and each leaf's proof is its sibling's text ahead of its parent's. So each hash
+    is encoded once and a batch costs two joins per leaf, where encoding every proof on its
+    own cost a list, a hash lookup per level and a join per leaf (a third of signing a batch).
+    """
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        level = levels[-1]
+        above = [node_hash(level[j], level[j + 1]) for j in range(0, len(level) - 1, 2)]
+        if len(level) % 2:  # the odd last node goes up unchanged: no sibling on this level
+            above.append(level[-1])
+        levels.append(above)
+    uppers = [b""]  # the root's proof: no hash
+    for level in reversed(levels[:-1]):
+        width, texts = len(level), []
+        for j in range(width):
+            upper = uppers[j >> 1]
+            if j ^ 1 < width:
+                sibling = encode(level[j ^ 1])
+                texts.append(sibling + sep + upper if upper else sibling)
+            else:
+                texts.append(upper)
+        uppers = texts
+    return levels[-1][0], uppers
 
 
 def root_from_proof(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes | None:

@@ -63,12 +63,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from agent.contract.encode import event_body, event_halves, event_json
+from agent.contract.encode import event_body, event_json, event_members
 from agent.contract.events import EventSignature, MerkleProof, SuspectChange
 from agent.contract.merkle import (
     LEAF_PREFIX,
     MAX_TREE_SIZE,
-    audit_paths,
+    joined_audit_paths,
     leaf_hash,
     root_from_proof,
     root_message,
@@ -217,7 +217,8 @@ class EventSigner:
             value = _b64(self.private_key.sign(head + b"," + tail))
             member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
             return [head + b',"signature":' + member + b"," + tail]
-        root, paths = audit_paths([_leaf(head, tail) for head, tail in halves])
+        root, paths = joined_audit_paths([_leaf(head, tail) for head, tail in halves],
+                                         _quoted_b64)
         size = len(events)
         value = _b64(self.private_key.sign(root_message(root, size)))
         # The member, canonical JSON (sorted keys) written around its two parts that differ
@@ -226,14 +227,14 @@ class EventSigner:
                    + canonical_json(self.key_id) + b',"proof":{"leaf_index":')
         closing = (b'],"tree_size":' + str(size).encode() + b'},"value":"' + value.encode()
                    + b'"},')
-        texts: dict[bytes, bytes] = {}  # a node is the sibling of many leaves: encoded once
-        out = []
-        for i, ((head, tail), path) in enumerate(zip(halves, paths, strict=True)):
-            hashes = b",".join([texts.get(h) or texts.setdefault(h, _quoted_b64(h))
-                                for h in path])
-            out.append(b"".join((head, opening, str(i).encode(), b',"path":[', hashes, closing,
-                                 tail)))
-        return out
+        return [
+            b"".join((head, opening, index, path, closing, tail))
+            for index, (head, tail), path in zip(_LEAF_INDEX, halves, paths, strict=False)
+        ]
+
+
+#: Each leaf index as the proof writes it, up to the path's opening bracket.
+_LEAF_INDEX = [b'%d,"path":[' % i for i in range(MAX_TREE_SIZE)]
 
 
 def _leaf(head: bytes, tail: bytes) -> bytes:
@@ -249,19 +250,30 @@ _LEAF = hashlib.sha256(LEAF_PREFIX)
 
 
 def _quoted_b64(raw: bytes) -> bytes:
-    return b'"' + base64.b64encode(raw) + b'"'
+    return b'"' + binascii.b2a_base64(raw, newline=False) + b'"'
 
 
 def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]:
     """The event's canonical JSON without ``signature`` (with ``seq`` in place of its own,
     when given), cut where ``signature`` would go:
     ``head + b"," + tail`` is what is signed, and ``head + b',"signature":' + member + b"," +
-    tail`` the message (canonical JSON sorts the keys, so the member's place is fixed). Each
-    part of the event is encoded once."""
-    head, tail = event_halves(event)
+    tail`` the message (canonical JSON sorts the keys, so the member's place is fixed:
+    ``seq`` before it, ``site`` after it, both in every event).
+
+    One serialisation: the member is written as `_MARK`, a NUL byte, which canonical JSON
+    never holds raw (it escapes it in a string), so the first NUL is the cut."""
+    members = event_members(event)
     if seq is not None:
-        head["seq"] = seq
-    return event_json(head)[:-1], event_json(tail)[1:]
+        members["seq"] = seq
+    members[SIGNATURE_MEMBER] = _MARK
+    text = event_json(members)
+    cut = text.index(0)
+    return text[: cut - _MEMBER_KEY_BYTES], text[cut + 2 :]
+
+
+_MARK = orjson.Fragment(b"\x00")
+#: ``,"signature":`` before the mark (the comma after it is the tail's).
+_MEMBER_KEY_BYTES = len(b',"signature":')
 
 
 def _b64(raw: bytes) -> str:

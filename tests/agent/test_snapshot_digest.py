@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.contract.limits import EventLimits, take_snapshot, value_json
+from agent.contract.limits import NUMBER_TYPES, EventLimits, take_snapshot, value_json
 from agent.detect import same_value
 from agent.snapshot_digest import SnapshotDigest, snapshot_sha256
 from agent.sources.base import Reading
@@ -62,3 +62,35 @@ def test_tags_outside_the_snapshot_are_ignored() -> None:
     digest.update({"a": Reading(1), "other": Reading(2)})
     assert digest.values(set()) == {"a": 1}
     assert digest.sha256(set()) == snapshot_sha256({"a": 1})
+
+
+MANY = [f"tag_{i:03d}" for i in range(41)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(MANY), values, max_size=12), min_size=1,
+                max_size=8),
+       st.integers(1, 5), st.integers(1, 4))
+def test_the_hash_kept_by_chunks_equals_the_whole_snapshots(
+    scans: list[dict[str, object]], chunk: int, checkpoint: int
+) -> None:
+    """Small chunks, states kept every few: a change in any chunk (the first, the last, one
+    between two kept states) gives the hash of the whole snapshot, and nothing stale."""
+    digest = SnapshotDigest(MANY, chunk=chunk, checkpoint=checkpoint)
+    latest: dict[str, object] = {name: i for i, name in enumerate(MANY)}
+    digest.update({name: Reading(value) for name, value in latest.items()})  # type: ignore[arg-type]
+    assert digest.sha256(set()) == snapshot_sha256(latest)  # type: ignore[arg-type]
+    for scan in scans:
+        digest.update({name: Reading(value) for name, value in scan.items()})  # type: ignore[arg-type]
+        latest.update(scan)
+        expected = snapshot_sha256(latest)  # type: ignore[arg-type]
+        assert digest.sha256(set()) == expected
+        assert digest.sha256(set()) == expected  # again, nothing changed: the hash kept
+        assert digest.encoded(set()) == value_json(latest)
+        values = digest.values(set())
+        assert same_value(values, latest) and list(values) == MANY  # config order
+        values[MANY[0]] = "changed by its reader"  # a copy: the digest's values stay
+        assert digest.numbers_only() == all(type(v) in NUMBER_TYPES for v in latest.values())
+        assert same_value(digest.values(set()), latest)
+        assert digest.sha256({MANY[3]}) == snapshot_sha256(
+            {n: v for n, v in latest.items() if n != MANY[3]})  # type: ignore[arg-type]

@@ -63,6 +63,30 @@ def test_the_batch_messages_are_the_reference_bytes(
         signer, batch, first_seq)
 
 
+@SETTINGS
+@given(events, st.none() | st.integers(0, 2**40))
+def test_the_halves_are_the_event_cut_where_its_signature_goes(
+    event: SuspectChange, seq: int | None,
+) -> None:
+    head, tail = _halves(event, seq)
+    unsigned = event.model_copy(update={"signature": None, "seq": event.seq if seq is None
+                                        else seq})
+    assert head + b',"signature":null,' + tail == unsigned.to_json()
+
+
+def test_nul_and_signature_texts_in_an_event_do_not_move_the_cut() -> None:
+    odd = '\x00,"signature":\x00'
+    event = make_event(verdict_reason=odd, actor=odd, new_value=odd,
+                       context={odd: odd, "signature": None})
+    head, tail = _halves(event, 3)
+    assert head + b',"signature":null,' + tail == event.model_copy(
+        update={"seq": 3}).to_json()
+    signer = EventSigner.generate()
+    keys = {signer.key_id: signer.public_key_b64}
+    assert all(verify_event(m, keys).ok for m in signer.batch_messages([event] * 3, first_seq=1))
+    assert verify_event(signer.batch_messages([event])[0], keys).ok
+
+
 def test_a_batch_over_one_tree_is_the_reference_bytes_and_verifies() -> None:
     signer = EventSigner.generate()
     batch = [make_event(new_value=float(i), seq=0) for i in range(MAX_TREE_SIZE + 45)]

@@ -23,6 +23,7 @@ from agent.contract.merkle import (
     MAX_PROOF_HASHES,
     MAX_TREE_SIZE,
     audit_paths,
+    joined_audit_paths,
     leaf_hash,
     root_from_proof,
     tree_root,
@@ -58,6 +59,15 @@ def test_every_leaf_proves_the_rfc_root_and_no_other_place(size: int) -> None:
             other = (i + 1) % size
             assert root_from_proof(leaves[i], other, size, path) != root
     assert root_from_proof(leaves[0], size, size, paths[0]) is None  # outside the tree
+
+
+@pytest.mark.parametrize("size", [*range(1, 34), 100, 255, MAX_TREE_SIZE])
+def test_joined_proofs_are_the_proofs_written_one_by_one(size: int) -> None:
+    leaves = [leaf_hash(str(i).encode()) for i in range(size)]
+    root, paths = audit_paths(leaves)
+    joined_root, texts = joined_audit_paths(leaves, base64.b64encode, b";")
+    assert joined_root == root == _rfc_root(leaves)
+    assert texts == [b";".join(base64.b64encode(h) for h in path) for path in paths]
 
 
 def test_a_leaf_is_never_an_interior_node() -> None:
