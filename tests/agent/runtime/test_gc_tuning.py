@@ -1,13 +1,21 @@
-"""GC thresholds: the agent's default and the classifier's higher ones; a higher one is kept."""
+"""GC thresholds: the default, the agent's and the classifier's; a higher one is kept; the
+agent's long-lived objects are frozen, its garbage is not."""
 
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from agent.runtime.gc_tuning import CLASSIFIER_THRESHOLDS, YOUNG_THRESHOLD, tune_for_throughput
+from agent.runtime.gc_tuning import (
+    AGENT_THRESHOLDS,
+    CLASSIFIER_THRESHOLDS,
+    YOUNG_THRESHOLD,
+    freeze_long_lived,
+    tune_for_throughput,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +23,7 @@ def restore_gc() -> Iterator[None]:
     before = gc.get_threshold()
     yield
     gc.set_threshold(*before)
+    gc.unfreeze()
 
 
 def test_default_raises_only_the_young_threshold() -> None:
@@ -36,3 +45,31 @@ def test_a_higher_threshold_already_set_is_kept() -> None:
     tune_for_throughput(CLASSIFIER_THRESHOLDS)
     assert gc.get_threshold() == (500_000, CLASSIFIER_THRESHOLDS[1], 50)
 
+
+
+def test_agent_thresholds_are_set() -> None:
+    gc.set_threshold(700, 10, 10)
+    tune_for_throughput(AGENT_THRESHOLDS)
+    assert gc.get_threshold() == AGENT_THRESHOLDS
+    assert AGENT_THRESHOLDS[0] > YOUNG_THRESHOLD
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.peer: _Node | None = None
+
+
+def test_freeze_long_lived_freezes_live_objects_and_collects_garbage_first() -> None:
+    live = _Node()
+    garbage = _Node()
+    garbage.peer = garbage  # a reference cycle: only the collector frees it
+    alive_after = weakref.ref(live)
+    freed = weakref.ref(garbage)
+    del garbage
+    before = gc.get_freeze_count()
+    freeze_long_lived()
+    assert freed() is None  # collected, not frozen (it would stay for good)
+    assert gc.get_freeze_count() > before
+    assert not any(o is live for o in gc.get_objects())  # out of every generation
+    gc.collect()
+    assert alive_after() is live
