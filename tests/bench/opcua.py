@@ -115,7 +115,9 @@ Seen = list[tuple[str, Any, float]]  # (tag, value, time.time() when durable or 
 class GcByGeneration:
     """CPU seconds and collections of the cyclic garbage collector per generation while in
     the ``with`` block, each collection timed on the thread that ran it. py-spy charges a
-    collection to whatever line allocated when it started, so a profile does not show it."""
+    collection to whatever line allocated when it started, so a profile does not show it (in
+    the classifier's process it was 1.0-1.5 CPU-s of a 10 s run at thresholds (10000, 10, 10);
+    in the agent's, 1.6-2.1 us of its ~85 us CPU per event in the ``opcua`` window)."""
 
     def __init__(self) -> None:
         self.seconds = [0.0, 0.0, 0.0]
@@ -138,12 +140,16 @@ class GcByGeneration:
             self.seconds[generation] += time.thread_time() - self._started.pop(thread)
             self.collections[generation] += 1
 
+    @property
+    def total_s(self) -> float:
+        return sum(self.seconds)
+
     def describe(self, events: int) -> str:
         per_generation = ", ".join(
             f"gen {g} {n}x {1e6 * s / max(events, 1):.1f}"
             for g, (n, s) in enumerate(zip(self.collections, self.seconds, strict=True))
         )
-        return (f"gc {sum(self.seconds):.2f} CPU-s, {1e6 * sum(self.seconds) / max(events, 1):.1f}"
+        return (f"gc {self.total_s:.2f} CPU-s, {1e6 * self.total_s / max(events, 1):.1f}"
                 f" us per event ({per_generation}); thresholds {gc.get_threshold()},"
                 f" {gc.get_freeze_count():,} frozen")
 

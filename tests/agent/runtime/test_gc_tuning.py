@@ -1,11 +1,13 @@
 """GC thresholds: the default, the agent's and the classifier's; a higher one is kept; the
-agent's long-lived objects are frozen, its garbage is not."""
+agent's long-lived objects are frozen once it is ready, its garbage is not."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,8 @@ from agent.runtime.gc_tuning import (
     freeze_long_lived,
     tune_for_throughput,
 )
+from simulators.runtime import SimulatedPlant
+from tests.agent.test_agent_detects import config_for, running
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +77,19 @@ def test_freeze_long_lived_freezes_live_objects_and_collects_garbage_first() -> 
     assert not any(o is live for o in gc.get_objects())  # out of every generation
     gc.collect()
     assert alive_after() is live
+
+
+@pytest.mark.integration
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_ready_agent_has_frozen_what_it_started(
+    plant: SimulatedPlant, tmp_path: Path
+) -> None:
+    gc.unfreeze()
+    async with running(config_for(plant, tmp_path)):
+        assert gc.get_threshold() == AGENT_THRESHOLDS
+        # The watch tasks start after `Agent.run` tuned the collector: only the freeze once
+        # ready takes them out of the generations (frozen objects are in none of them).
+        watching = [t for t in asyncio.all_tasks() if t.get_name().startswith("watch ")]
+        assert watching
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not [t.get_name() for t in watching if id(t) in tracked]
