@@ -38,7 +38,7 @@ from agent.publisher import SpoolPublisher
 from agent.runtime.backoff import Backoff
 from agent.runtime.build_info import set_build_info
 from agent.runtime.cancel import raise_if_cancel_swallowed
-from agent.runtime.gc_tuning import tune_for_throughput
+from agent.runtime.gc_tuning import AGENT_THRESHOLDS, freeze_long_lived, tune_for_throughput
 from agent.runtime.tasks import OwnedTasks, task_counter
 from agent.sources.base import Reading, Source
 from agent.sources.modbus import ModbusLines, ModbusSource
@@ -223,7 +223,7 @@ class Agent:
         return problems
 
     async def run(self) -> None:
-        tune_for_throughput()
+        tune_for_throughput(AGENT_THRESHOLDS)
         started = False
         try:
             await self._start()
@@ -306,6 +306,7 @@ class Agent:
                 await watcher.tick(now)
             if not ready.exists() and all(w.up for w in self.watchers.values()):
                 ready.write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+                freeze_long_lived()  # the first complete scan built what lives on
             self._maybe_save_baseline()
 
     def _maybe_save_baseline(self) -> None:

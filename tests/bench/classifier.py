@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -46,6 +44,7 @@ from detectors.service import Classifier
 from detectors.store_retry import RetryingStore
 from simulators.broker import EmbeddedBroker
 from tests.bench._common import ROOT, Result, child_main, run_loop
+from tests.bench.opcua import GcByGeneration
 
 KEYS = ["classifier_events_per_s", "classifier_vs_bare_ratio", "classifier_pg_vs_bare_ratio"]
 PG_DSN = os.environ.get("OTWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -106,33 +105,8 @@ async def prefill(settings: KafkaSettings, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-class _GcTime:
-    """CPU seconds the cyclic garbage collector took in this process while counting (each
-    collection timed on the thread that ran it). Not visible as such in a py-spy profile:
-    a collection is charged to whatever line allocated when it started (in the classifier's
-    process it was 1.0-1.5 CPU-s of a 10 s run at gc thresholds of (10000, 10, 10))."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._started: dict[int, float] = {}
-
-    def __enter__(self) -> _GcTime:
-        gc.callbacks.append(self._on_gc)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        gc.callbacks.remove(self._on_gc)
-
-    def _on_gc(self, phase: str, _info: dict[str, int]) -> None:
-        thread = threading.get_ident()
-        if phase == "start":
-            self._started[thread] = time.thread_time()
-        elif thread in self._started:
-            self.seconds += time.thread_time() - self._started.pop(thread)
-
-
 async def _sample(
-    count: Any, total: int, duration: float, limit_s: float, gc_time: _GcTime | None = None,
+    count: Any, total: int, duration: float, limit_s: float, gc_time: GcByGeneration | None = None,
 ) -> tuple[float, int, float]:
     """Wait for the first event, then measure ``duration`` s (or until ``total`` are done).
 
@@ -172,7 +146,7 @@ async def measure_classifier(
         store.migrate()
         classifier = Classifier(config, criteria, RetryingStore(target, store=store))
         task = asyncio.create_task(classifier.run(), name="bench-classifier")
-        gc_time = _GcTime()
+        gc_time = GcByGeneration()
         try:
             elapsed, done, cpu = await _sample(
                 lambda: classifier.processed, n, duration, 60, gc_time
@@ -188,7 +162,7 @@ async def measure_classifier(
     where = "SQLite" if schema is None else "PostgreSQL"
     notes = [
         f"classifier on {where}: {done:,} events in {elapsed:.1f} s ({rate:,.0f}/s); {cpu:.1f}"
-        f" CPU-s ({done / cpu:,.0f} events per CPU-second, of which gc {gc_time.seconds:.2f}"
+        f" CPU-s ({done / cpu:,.0f} events per CPU-second, of which gc {gc_time.total_s:.2f}"
         f" CPU-s); {records:,} master records open",
     ]
     if classifier.processed >= n:

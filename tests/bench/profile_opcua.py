@@ -22,7 +22,7 @@ from pathlib import Path
 
 from simulators.broker import EmbeddedBroker
 from tests.bench._common import Children, run_loop
-from tests.bench.opcua import agent_config, agent_phase, start_plc
+from tests.bench.opcua import GcByGeneration, agent_config, agent_phase, start_plc
 
 #: agent_phase lets the PLC change values this long before its window starts.
 WARMUP_S = 2.0
@@ -47,12 +47,14 @@ async def profile(workdir: Path, children: Children, window: float, out: Path | 
     spying = asyncio.ensure_future(record(go, window, out)) if out is not None else None
     with EmbeddedBroker() as broker:
         config = agent_config(port, workdir / "agent", broker.bootstrap, ctrl)
-        durable, t0, t1, cpu = await agent_phase(config, go, window)
+        gc_time = GcByGeneration()
+        durable, t0, t1, cpu = await agent_phase(config, go, window, gc_time)
     if spying is not None:
         await (await spying).wait()
     events = sum(1 for _, _, at in durable if t0 <= at <= t1)
     return (f"agent CPU {cpu:.2f} s in {t1 - t0:.1f} s ({100 * cpu / (t1 - t0):.1f}% of a core);"
-            f" {events} events durable, {1e6 * cpu / max(events, 1):.0f} us CPU per event")
+            f" {events} events durable, {1e6 * cpu / max(events, 1):.0f} us CPU per event;"
+            f" {gc_time.describe(events)}")
 
 
 def main() -> None:
