@@ -3,10 +3,12 @@ many rows into each INSERT, under `SQLITE_MAX_VARIABLES`; PostgreSQL copies them
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
-from detectors.records import RecordsError, RecordStore
+from detectors.records import RecordsError, RecordStore, open_store
 from detectors.records.db import SQLITE_MAX_VARIABLES, Bulk, translated
 from detectors.records.tables import processed_events
 
@@ -37,9 +39,13 @@ def test_a_bad_row_among_many_writes_none(store: RecordStore) -> None:
         assert conn.execute(select(processed_events.c.event_id)).all() == []
 
 
-def test_rows_in_another_order_are_refused(store: RecordStore) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("PostgreSQL's COPY names the columns in the order given")
-    bulk = Bulk(processed_events.insert())
-    with pytest.raises(ValueError, match="order"), store.database.write() as conn:
-        bulk.run_tuples(conn, tuple(reversed(_COLUMNS)), [("a", "b", "c")])
+def test_rows_in_another_order_are_refused(tmp_path: Path) -> None:
+    """SQLite only: PostgreSQL's COPY names the columns in the order given."""
+    store = open_store(str(tmp_path / "records.db"))
+    try:
+        store.migrate()
+        bulk = Bulk(processed_events.insert())
+        with pytest.raises(ValueError, match="order"), store.database.write() as conn:
+            bulk.run_tuples(conn, tuple(reversed(_COLUMNS)), [("a", "b", "c")])
+    finally:
+        store.close()
