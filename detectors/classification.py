@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent.contract.events import built_model
+
 
 class ClassKind(StrEnum):
     JOINT = "joint"
@@ -70,15 +72,10 @@ def built(
     validated event's), every field given: what ``model_construct`` makes, at a third of its
     cost (it fills defaults and checks names per call; half of classifying an event). The
     instance is frozen like any other; a test checks it equals the validated model."""
-    made = Classification.__new__(Classification)
-    object.__setattr__(made, "__dict__", {
+    return built_model(Classification, {
         "kind": kind, "severity": severity, "rules_fired": rules_fired,
         "criteria_version": criteria_version, "quality_impact": quality_impact,
         "security_impact": security_impact, "description": description,
         "correlation_key": correlation_key, "line_key": line_key,
         "attack_techniques": attack_techniques,
-    })
-    object.__setattr__(made, "__pydantic_fields_set__", set(_FIELDS))
-    object.__setattr__(made, "__pydantic_extra__", None)
-    object.__setattr__(made, "__pydantic_private__", None)
-    return made
+    }, _FIELDS)

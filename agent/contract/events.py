@@ -259,7 +259,7 @@ def built_event(fields: dict[str, Any]) -> SuspectChange:
     model."""
     if len(fields) != _FIELD_COUNT:
         raise ValueError(f"an event has {_FIELD_COUNT} fields, not {len(fields)}")
-    return _built(SuspectChange, fields, _BUILT_FIELDS_SET)
+    return built_model(SuspectChange, fields, _BUILT_FIELDS_SET)
 
 
 def built_tag_ref(name: str, address: str, kind: TagKind, critical_to_quality: bool,
@@ -267,14 +267,16 @@ def built_tag_ref(name: str, address: str, kind: TagKind, critical_to_quality: b
     """A `TagRef` of a validated config tag's parts, not validated again (as `built_event`):
     the first event of each tag builds one, and a 10,000-tag controller's first minutes
     build thousands."""
-    return _built(TagRef, {"name": name, "address": address, "kind": kind,
+    return built_model(TagRef, {"name": name, "address": address, "kind": kind,
                            "critical_to_quality": critical_to_quality, "unit": unit},
                   _TAG_FIELDS_SET)
 
 
-def _built(cls: type[_M], fields: dict[str, Any], given: frozenset[str]) -> _M:
-    """An instance of ``cls`` holding ``fields`` as they are (what ``model_construct`` makes,
-    without its pass over every field in Python)."""
+def built_model(cls: type[_M], fields: dict[str, Any], given: frozenset[str]) -> _M:
+    """An instance of ``cls`` holding ``fields`` (already valid, every field given) as they
+    are, with ``given`` as its fields-set: what ``model_construct`` makes, without its pass
+    over every field in Python. The agent's events and tag references use it, and so do the
+    classifier's classifications (`detectors.classification.built`)."""
     made = _new(cls)
     _set(made, "__dict__", fields)
     _set(made, "__pydantic_fields_set__", set(given))
