@@ -19,7 +19,6 @@ here writes.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 from pymodbus.client.base import ModbusBaseClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
@@ -43,19 +42,10 @@ def read_request(table: str, start: int, count: int, device_id: int) -> ModbusPD
     return READ_REQUESTS[table](address=start, count=count, dev_id=device_id)
 
 
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """A request on its way: the future its answer completes, and the timer of its timeout."""
-
-    answer: asyncio.Future[ModbusPDU]
-    timer: asyncio.TimerHandle
-    device_id: int
-    tid: int
-
-
-def send(client: ModbusBaseClient, request: ModbusPDU) -> Asked:
-    """Send ``request`` now; `receive` gives its answer. The caller holds the line, so this
-    is the one request in flight on ``client`` until it is answered or given up."""
+async def ask(client: ModbusBaseClient, request: ModbusPDU) -> ModbusPDU:
+    """Send ``request`` and return the answer as the client decodes it (an exception answer
+    included: ``isError()``). The caller holds the line, so this is the one request in
+    flight on ``client``."""
     ctx = client.ctx
     if not ctx.transport:
         raise ConnectionException(f"Not connected[{client!s}]")
@@ -67,17 +57,11 @@ def send(client: ModbusBaseClient, request: ModbusPDU) -> Asked:
     ctx.pdu_send(request)
     timeout = ctx.comm_params.timeout_connect
     timer = loop.call_later(timeout, _no_answer, answer, timeout)
-    return Asked(answer, timer, request.dev_id, tid)
-
-
-async def receive(asked: Asked) -> ModbusPDU:
-    """The answer to a request `send` sent, as the client decodes it (an exception answer
-    included: ``isError()``)."""
     try:
-        response = await asked.answer
+        response = await answer
     finally:
-        asked.timer.cancel()
-    _check_answers(asked.device_id, asked.tid, response)
+        timer.cancel()
+    _check_answers(request.dev_id, tid, response)
     return response
 
 

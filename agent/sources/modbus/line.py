@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, Sequence
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.client.base import ModbusBaseClient
@@ -29,7 +28,7 @@ from pymodbus.pdu import ModbusPDU
 
 from agent.errors import ControllerUnreachable
 from agent.sources.modbus.config import ModbusControllerConfig
-from agent.sources.modbus.exchange import Asked, read_request, receive, send
+from agent.sources.modbus.exchange import ask, read_request
 from agent.sources.modbus.plan import ReadRequest
 from agent.sources.modbus.responses import register_fast_answers
 
@@ -72,48 +71,7 @@ class ModbusLine:
     ) -> ModbusPDU:
         """Send one read request to ``device_id`` once the line is free, after ``pause_s``
         of quiet; the answer as pymodbus gives it. A lost connection raises."""
-        asked = await self._send(device_id, request, pause_s, controller)
-        try:
-            return await receive(asked)
-        finally:
-            self._lock.release()
-
-    async def read_all(
-        self, device_id: int, requests: Sequence[ReadRequest], pause_s: float, controller: str
-    ) -> AsyncGenerator[ModbusPDU, None]:
-        """The answers of ``device_id`` to ``requests``, in order, one request in flight:
-        each request goes out as soon as the answer before it is in, before that answer is
-        handed over, so that the caller's work on it overlaps the next round trip. A pause
-        of ``pause_s`` before each request but the first. The line is free for the other
-        devices on it between an answer and the next request; a lost connection raises."""
-        asked: Asked | None = None  # sent and not yet answered: the line is held meanwhile
-        try:
-            previous: ModbusPDU | None = None
-            for index, request in enumerate(requests):
-                if asked is not None:
-                    previous = await receive(asked)
-                    asked = None
-                    self._lock.release()
-                asked = await self._send(device_id, request, pause_s if index else 0.0, controller)
-                if previous is not None:
-                    yield previous
-            if asked is not None:
-                previous = await receive(asked)
-                asked = None
-                self._lock.release()
-                yield previous
-        finally:
-            if asked is not None:  # given up (cancelled, or the caller stopped): free the line
-                asked.timer.cancel()
-                self._lock.release()
-
-    async def _send(
-        self, device_id: int, request: ReadRequest, pause_s: float, controller: str
-    ) -> Asked:
-        """Take the line, pause, and send ``request``; the line stays taken until the
-        caller has its answer (or gives up) and releases it."""
-        await self._lock.acquire()
-        try:
+        async with self._lock:
             client = self._client
             if client is None:
                 raise ControllerUnreachable(f"{self.name} is not open", controller=controller)
@@ -123,10 +81,7 @@ class ModbusLine:
             pdu = self._requests.get(key)
             if pdu is None:
                 pdu = self._requests[key] = read_request(*key)
-            return send(client, pdu)
-        except BaseException:
-            self._lock.release()
-            raise
+            return await ask(client, pdu)
 
     async def _open(self, controller: str) -> None:
         self._close()

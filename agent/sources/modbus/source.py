@@ -3,10 +3,8 @@
 One `ModbusSource` owns one `ModbusTransport` (the device on its line: pacing, backoff, the
 answers translated); the line (`agent.sources.modbus.line`) owns the connection, its own for
 a Modbus TCP device, shared by the devices on one serial port or RTU over TCP gateway.
-Each scan sends the plan's requests one at a time (never two in flight: many PLCs serve one
-at a time) and decodes the answers with decoders compiled once at start-up; each request goes
-out as soon as the answer before it is in, so that decoding that answer overlaps the next
-round trip. A request the device answers with a Modbus exception (illegal data
+Each scan sends the plan's requests one at a time and decodes the answers with decoders
+compiled once at start-up. A request the device answers with a Modbus exception (illegal data
 address, device busy, gateway errors) affects only its own tags: they go to ``Readings.bad``
 with the reason (the watcher reports the monitoring gap), the rest of the plan is read, and the
 request is sent again on every scan; each request's refusal is logged once, at ERROR, and its
@@ -21,7 +19,6 @@ import asyncio
 import logging
 import math
 import time
-from contextlib import aclosing
 
 from agent import metrics
 from agent.contract import TagValue
@@ -124,32 +121,22 @@ class ModbusSource:
         parts: list[dict[str, Reading]] = []  # per answered request, in plan order
         bad: dict[str, str] = {}
         refused: dict[int, Refusal] = {}
-        index = -1
-        async with aclosing(self.transport.read_all(self.plan)) as answers:
-            async for answer in answers:  # decoded while the next request is on its way
-                index += 1
-                self._take(index, answer, parts, bad, refused)
+        for index, request in enumerate(self.plan):
+            answer = await self.transport.read(request, paced=index > 0)
+            if isinstance(answer, Refusal):
+                refused[index] = answer
+                bad.update(dict.fromkeys((t.name for t in request.tags), answer.reason))
+                continue
+            if len(answer) != request.count:  # a damaged answer: tag by tag
+                decoded, broken = decode_tags(request, answer)
+                parts.append({name: Reading(v) for name, v in decoded.items()})
+                bad.update(broken)
+                self._last[index] = None
+                continue
+            parts.append(self._readings(index, answer))
         if refused or self._refused:
             self._log_refusals(refused, len(bad))
         return self._merged(parts), bad
-
-    def _take(
-        self, index: int, answer: RawValues | Refusal, parts: list[dict[str, Reading]],
-        bad: dict[str, str], refused: dict[int, Refusal],
-    ) -> None:
-        """One answer of a scan into its readings (``parts``), unreadable tags (``bad``) and
-        refusals (``refused``)."""
-        request = self.plan[index]
-        if isinstance(answer, Refusal):
-            refused[index] = answer
-            bad.update(dict.fromkeys((t.name for t in request.tags), answer.reason))
-        elif len(answer) != request.count:  # a damaged answer: tag by tag
-            decoded, broken = decode_tags(request, answer)
-            parts.append({name: Reading(v) for name, v in decoded.items()})
-            bad.update(broken)
-            self._last[index] = None
-        else:
-            parts.append(self._readings(index, answer))
 
     def _merged(self, parts: list[dict[str, Reading]]) -> dict[str, Reading]:
         """One dict of a scan's readings; a copy of the last scan's when every request gave

@@ -17,12 +17,9 @@ there is no write path here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
 
 from pymodbus.exceptions import ModbusException, ModbusIOException
-from pymodbus.pdu import ModbusPDU
 
 from agent import metrics
 from agent.errors import ControllerUnreachable
@@ -109,44 +106,19 @@ class ModbusTransport:
         a lost connection, raises one of `CONNECTION_ERRORS`.
         """
         config = self.config
+        if not self._attached:
+            raise ControllerUnreachable("not connected", controller=config.id)
         pause = self._pacing_s if paced else 0.0
         try:
-            response = await self._line().read(config.device_id, request, pause, config.id)
+            response = await self.line.read(config.device_id, request, pause, config.id)
         except ModbusIOException as exc:
-            raise self._no_answer(exc) from exc
-        return self._translated(request, response)
-
-    async def read_all(
-        self, requests: Sequence[ReadRequest]
-    ) -> AsyncGenerator[RawValues | Refusal, None]:
-        """What `read` gives for each of ``requests``, in order, paced as a scan is (every
-        request but the first); each request goes out before the answer before it is handed
-        over (`ModbusLine.read_all`)."""
-        config = self.config
-        answers = self._line().read_all(config.device_id, requests, self._pacing_s, config.id)
-        async with aclosing(answers):
-            for request in requests:
-                try:
-                    response = await anext(answers)
-                except ModbusIOException as exc:
-                    raise self._no_answer(exc) from exc
-                yield self._translated(request, response)
-
-    def _line(self) -> ModbusLine:
-        if not self._attached:
-            raise ControllerUnreachable("not connected", controller=self.config.id)
-        return self.line
-
-    def _no_answer(self, exc: ModbusIOException) -> ControllerUnreachable:
-        return ControllerUnreachable(
-            f"no answer from device_id {self.config.device_id} on {self.line.name} ({exc})",
-            controller=self.config.id,
-        )
-
-    def _translated(self, request: ReadRequest, response: ModbusPDU) -> RawValues | Refusal:
+            raise ControllerUnreachable(
+                f"no answer from device_id {config.device_id} on {self.line.name} ({exc})",
+                controller=config.id,
+            ) from exc
         if response.isError():
             code = int(getattr(response, "exception_code", 0) or 0)
-            metrics.READS.labels(self.config.id, f"exception_{code}").inc()
+            metrics.READS.labels(config.id, f"exception_{code}").inc()
             return Refusal(code)
         self._reads_ok.inc()
         if request.is_bits:

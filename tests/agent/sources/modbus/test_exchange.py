@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing, nullcontext
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
@@ -19,7 +18,7 @@ from pymodbus.exceptions import ConnectionException
 
 from agent.errors import ControllerUnreachable
 from agent.sources.modbus import ModbusControllerConfig, ModbusTransport, ReadRequest
-from agent.sources.modbus.exchange import read_request, send
+from agent.sources.modbus.exchange import ask, read_request
 from agent.sources.modbus.transport import Refusal
 from tests.agent.sources.factories import modbus_controller
 
@@ -47,36 +46,25 @@ def honest(tid: int, unit: int, fc: int, start: int, count: int) -> list[bytes]:
 
 
 class Device:
-    """A Modbus TCP device that answers each read request as its script says, after
-    ``delay_s``; it counts the requests that reach it before the one before is answered."""
+    """A Modbus TCP device that answers each read request as its script says."""
 
     def __init__(self, script: Script) -> None:
         self.script = script
-        self.delay_s = 0.0
         self.requests: list[tuple[int, int, int, int, int]] = []
-        self.unanswered = 0
-        self.most_unanswered = 0
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 frame = await reader.readexactly(12)  # MBAP header and a read request's PDU
                 tid, _, _, unit, fc, start, count = struct.unpack(">HHHBBHH", frame)
                 self.requests.append((tid, unit, fc, start, count))
-                self.unanswered += 1
-                self.most_unanswered = max(self.most_unanswered, self.unanswered)
-                answers = self.script(tid, unit, fc, start, count)
-                loop.call_later(self.delay_s, self._answer, writer, answers)
+                for answer in self.script(tid, unit, fc, start, count):
+                    writer.write(answer)
+                await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
-
-    def _answer(self, writer: asyncio.StreamWriter, answers: list[bytes]) -> None:
-        self.unanswered -= 1
-        if not writer.is_closing():
-            writer.writelines(answers)
 
 
 @pytest.fixture
@@ -96,57 +84,6 @@ def transport_to(port: int, **extra: object) -> ModbusTransport:
 
 HOLDING_0_10 = ReadRequest("holding", 0, 10, ())
 HOLDING_20_5 = ReadRequest("holding", 20, 5, ())
-PLAN = [ReadRequest("holding", start, 4, ()) for start in range(0, 40, 8)]
-
-
-async def test_a_scan_sends_each_request_before_handing_over_the_answer_before_it(
-    device: tuple[Device, int],
-) -> None:
-    """The caller's work on an answer overlaps the next round trip, and the device still
-    never has more than one request to answer."""
-    dev, port = device
-    dev.delay_s = 0.01
-    transport = transport_to(port)
-    await transport.connect()
-    got = []
-    try:
-        async with aclosing(transport.read_all(PLAN)) as answers:
-            async for answer in answers:
-                got.append(answer)
-                if len(got) < len(PLAN):  # the next request reaches the device meanwhile
-                    await asyncio.wait_for(arrived(dev, len(got) + 1), 2.0)
-    finally:
-        transport.close()
-    assert got == [register_values(r.start, r.count) for r in PLAN]
-    assert dev.most_unanswered == 1
-
-
-async def arrived(dev: Device, count: int) -> None:
-    while len(dev.requests) < count:
-        await asyncio.sleep(0.001)
-
-
-@pytest.mark.parametrize("stop", ["caller stops", "no answer"])
-async def test_a_scan_that_ends_early_frees_the_line(
-    device: tuple[Device, int], stop: str
-) -> None:
-    """Its request in flight is given up; the next read gets its own answer, not that one."""
-    dev, port = device
-    if stop == "no answer":
-        dev.script = lambda tid, unit, fc, start, count: (
-            [] if start == PLAN[1].start else honest(tid, unit, fc, start, count))
-    transport = transport_to(port)
-    await transport.connect()
-    try:
-        with pytest.raises(ControllerUnreachable) if stop == "no answer" else nullcontext():
-            async with aclosing(transport.read_all(PLAN)) as answers:
-                async for _ in answers:
-                    if stop == "caller stops":
-                        break
-        after = await asyncio.wait_for(transport.read(HOLDING_20_5), 5.0)  # not left waiting
-        assert after == register_values(20, 5)
-    finally:
-        transport.close()
 
 
 async def test_every_answer_is_the_one_to_its_own_request(device: tuple[Device, int]) -> None:
@@ -216,8 +153,8 @@ async def test_an_exception_answer_is_a_refusal(device: tuple[Device, int]) -> N
         transport.close()
 
 
-async def test_sending_on_a_client_that_is_not_connected_raises(device: tuple[Device, int]) -> None:
+async def test_asking_a_client_that_is_not_connected_raises(device: tuple[Device, int]) -> None:
     _, port = device
     client = AsyncModbusTcpClient("127.0.0.1", port=port, retries=0, reconnect_delay=0)
     with pytest.raises(ConnectionException):
-        send(client, read_request("holding", 0, 1, 1))
+        await ask(client, read_request("holding", 0, 1, 1))

@@ -6,7 +6,6 @@ fixed deadlines (pure: no connection; a scripted device stands in for the transp
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 from agent.sources.modbus.plan import RawValues, ReadRequest
@@ -47,9 +46,8 @@ class ScriptedDevice:
     def __init__(self, answers: dict[int, RawValues | Refusal]) -> None:
         self.answers = answers  # by request start
 
-    async def read_all(self, requests: list[ReadRequest]) -> AsyncIterator[RawValues | Refusal]:
-        for request in requests:
-            yield self.answers[request.start]
+    async def read(self, request: ReadRequest, *, paced: bool = False) -> RawValues | Refusal:
+        return self.answers[request.start]
 
 
 def scripted(answers: dict[int, RawValues | Refusal]) -> tuple[ModbusSource, ScriptedDevice]:
