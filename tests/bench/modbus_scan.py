@@ -23,6 +23,20 @@ rises or falls through the run (the classifier's part ends just before this one 
 the median of the pairs' ratios, so one round hit by a burst of other work does not decide it.
 Registers per CPU-second of this process are reported too: when the PLC process is the
 bottleneck the ratio says little, and the CPU per register still shows what the agent adds.
+
+Measurement notes (2026-12-02, 2 vCPUs at a load average of 6-10 from other work): the
+simulated PLCs' process used 0.14-0.6 of a core during the rounds and this process 0.1-0.4,
+so on a loaded machine neither is the bottleneck: a round waits on the two processes'
+wake-ups, rates swing 3-8x from one run to the next, and the ratio of one quick run fell
+anywhere in 0.6-2.5. The steadiest figure for a change to the agent is its CPU per register
+against the bare loop's in the same run (the "registers per CPU-second" note), paired against
+the old code in alternating runs. Reading through `agent.sources.modbus.exchange` instead of
+pymodbus's ``execute`` moved it from 1.09 to 1.26 (medians of 6 alternating pairs of quick
+runs of 6 ABBA pairs of 2 s; higher in all 6 pairs) and the ratio from 1.02 to 1.10 (higher
+in 5 of 6). Sending each request before decoding the answer before it (one request still in
+flight) was measured and dropped: with values that never change, as here, the decode it
+takes off the round trip is a list compare, and two async generators per answer cost more
+(1.19 against 1.29 without it, in 5 rounds).
 """
 
 from __future__ import annotations

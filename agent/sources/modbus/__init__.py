@@ -8,14 +8,17 @@
     decode.py     registers -> tag values: the reference `decode`, and `compile_request`,
                   the per-request decoder a scan runs (pure)
     responses.py  register answers decoded in one struct call (the lines' clients use them)
+    exchange.py   ask: one read request and its answer on a line's client, without
+                  pymodbus's per-request lock, retry loop and wait_for (the line has its own)
     line.py       ModbusLine: the one owner of a connection (pymodbus client, lock), shared
                   by the devices on one serial port or gateway; ModbusLines hands them out
     transport.py  ModbusTransport: one device on its line (unit id, pacing, reconnect
                   backoff, answers translated); reads only
     source.py     ModbusSource: polls one controller with its compiled plan (`Source`)
 
-The answers, the line, the transport and the source load pymodbus; they are imported on
-first use, so that loading a config (``otwatch-agent check``) never loads the protocol library.
+The answers, the exchange, the line, the transport and the source load pymodbus; they are
+imported on first use, so that loading a config (``otwatch-agent check``) never loads the
+protocol library.
 """
 
 from __future__ import annotations

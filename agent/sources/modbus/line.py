@@ -28,16 +28,9 @@ from pymodbus.pdu import ModbusPDU
 
 from agent.errors import ControllerUnreachable
 from agent.sources.modbus.config import ModbusControllerConfig
+from agent.sources.modbus.exchange import ask, read_request
 from agent.sources.modbus.plan import ReadRequest
 from agent.sources.modbus.responses import register_fast_answers
-
-#: The client method that reads each register table.
-READ_METHOD = {
-    "holding": "read_holding_registers",
-    "input": "read_input_registers",
-    "coil": "read_coils",
-    "discrete": "read_discrete_inputs",
-}
 
 
 class ModbusLine:
@@ -52,6 +45,8 @@ class ModbusLine:
         self._client: ModbusBaseClient | None = None
         self._users = 0
         self._lock = asyncio.Lock()
+        #: The request object of each read the line's devices make, built on first use.
+        self._requests: dict[tuple[str, int, int, int], ModbusPDU] = {}
 
     @property
     def is_open(self) -> bool:
@@ -82,8 +77,11 @@ class ModbusLine:
                 raise ControllerUnreachable(f"{self.name} is not open", controller=controller)
             if pause_s:
                 await asyncio.sleep(pause_s)
-            read = getattr(client, READ_METHOD[request.table])
-            return await read(request.start, count=request.count, device_id=device_id)  # type: ignore[no-any-return]
+            key = (request.table, request.start, request.count, device_id)
+            pdu = self._requests.get(key)
+            if pdu is None:
+                pdu = self._requests[key] = read_request(*key)
+            return await ask(client, pdu)
 
     async def _open(self, controller: str) -> None:
         self._close()
