@@ -84,6 +84,8 @@ class EventContext:
 
 
 NO_CONTEXT = EventContext()
+#: (a module constant: an enum member looked up on its class is a slow descriptor per event)
+_AUTHORIZED = Verdict.AUTHORIZED
 
 
 class BurstSettings(BaseModel):
@@ -131,41 +133,50 @@ class BurstCorrelator(Generic[T]):
 
     def __init__(self, settings: BurstSettings) -> None:
         self.settings = settings
+        #: The settings' window as a timedelta, made once (``timedelta()`` costs more than
+        #: the rest of an event's window check; the settings are frozen).
+        self._window = timedelta(seconds=settings.window_s)
         self._episodes: dict[tuple[str, str], _Episode[T]] = {}
         #: True while other processes share the partitions: hold the first controller too.
         self.shared = False
 
     def offer(self, event: SuspectChange, token: T, *, now: datetime) -> list[Released[T]]:
         """Take one event; return the events that may be classified now (this one or held)."""
-        if event.verdict is Verdict.AUTHORIZED:
+        if event.verdict is _AUTHORIZED:
             return [(event, NO_CONTEXT, token)]
         line = (event.site, event.line)
         released: list[Released[T]] = []
         episode = self._episodes.get(line)
-        window = timedelta(seconds=self.settings.window_s)
-        if episode is None or abs(event.detected_at - episode.started) > window:
+        if episode is None or abs(event.detected_at - episode.started) > self._window:
             if episode is not None:
-                released += self._end(line, episode)
+                released = self._end(line, episode)
             episode = _Episode(
                 event.detected_at, now, incident_key(event), event.controller.id, line
             )
             self._episodes[line] = episode
-        episode.controllers.add(event.controller.id)
-        if episode.is_burst:
-            return [*released, (event, self._context(episode), token)]
-        if len(episode.controllers) >= self.settings.min_controllers:
+        controller = event.controller.id
+        controllers = episode.controllers
+        controllers.add(controller)
+        if episode.is_burst:  # (most events of a burst: its context is the one given last)
+            context = episode.context
+            if context is None or context.burst_controllers != len(controllers):
+                context = self._context(episode)
+            released.append((event, context, token))
+            return released
+        if len(controllers) >= self.settings.min_controllers:
             episode.is_burst = True
             ctx = self._context(episode)
             held, episode.held = episode.held, []
             return [*released, *((ev, ctx, tok) for ev, tok in held), (event, ctx, token)]
-        if event.controller.id == episode.first_controller and not self.shared:
-            return [*released, (event, NO_CONTEXT, token)]
+        if controller == episode.first_controller and not self.shared:
+            released.append((event, NO_CONTEXT, token))
+            return released
         episode.held.append((event, token))
         return released
 
     def due(self, *, now: datetime) -> list[Released[T]]:
         """Release the holds of episodes older than the window (processing time)."""
-        window = timedelta(seconds=self.settings.window_s)
+        window = self._window
         released: list[Released[T]] = []
         for line, episode in list(self._episodes.items()):
             if now - episode.opened_at > window:
