@@ -47,7 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -56,6 +56,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.contract import SuspectChange, Verdict
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def per_instant(answer: Callable[[datetime, tzinfo | None, int], R]) -> Callable[[datetime], R]:
+    """``answer(moment, moment.tzinfo, moment.fold)``, given again without a call while the
+    instants asked are one after the other the same: the events of one poll share their
+    times, and arrive together. ``answer`` is a cache per instant itself (`functools.lru_cache`
+    keyed by the instant, its zone and fold), but hashing a parsed instant the first time costs
+    more than the lookup (its zone's ``utcoffset`` makes a `timedelta`), and each event brings
+    its own instant object; comparing it with the last one, in the same zone object, reads
+    its fields only. The zone object and the fold must be the last one's too: that is the
+    key ``answer`` was asked with (equal instants of other zones may differ in text, and equal
+    wall times of one zone an hour apart differ in ``fold``)."""
+    last: tuple[datetime | None, tzinfo | None, int, R | None] = (None, None, 0, None)
+
+    def of(moment: datetime) -> R:
+        nonlocal last
+        zone, fold = moment.tzinfo, moment.fold
+        last_moment, last_zone, last_fold, value = last  # (one read: another thread may set it)
+        if zone is last_zone and fold == last_fold and moment == last_moment:
+            return value  # type: ignore[return-value]
+        value = answer(moment, zone, fold)
+        last = (moment, zone, fold, value)
+        return value
+
+    return of
 
 
 class IntegrityKind(StrEnum):

@@ -43,7 +43,14 @@ from detectors.classification import (
     built_for,
     decision,
 )
-from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind, incident_key
+from detectors.correlate import (
+    NO_CONTEXT,
+    BurstSettings,
+    EventContext,
+    IntegrityKind,
+    incident_key,
+    per_instant,
+)
 from detectors.decision_space import Point, Test, check_decided, compile_conditions, holds, points
 from detectors.errors import CriteriaError
 
@@ -210,19 +217,15 @@ class _Plan:
     rules: tuple[tuple[Rule, tuple[Test, ...]], ...]
     #: The criteria's version, recorded with each classification.
     version: str
-    #: Whether an instant (given with its zone and fold) is off hours; None when no rule asks.
-    off_hours: Callable[[datetime, tzinfo | None, int], bool] | None
+    #: Whether an instant is off hours (`_off_hours`, `per_instant`); None when no rule asks.
+    off_hours: Callable[[datetime], bool] | None
     known_actors: frozenset[str] | None
     table: dict[tuple[object, ...], _Verdict] = field(default_factory=dict)
     by_rules: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
 
     def point_of(self, event: SuspectChange, context: EventContext) -> tuple[object, ...]:
         """The event's point; a dimension no rule looks at is not computed (a fixed value)."""
-        if self.off_hours is None:
-            off_hours = False
-        else:
-            at = event.occurred_at
-            off_hours = self.off_hours(at, at.tzinfo, at.fold)
+        off_hours = False if self.off_hours is None else self.off_hours(event.occurred_at)
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
         tag = event.tag
@@ -263,7 +266,9 @@ def _build_plan(criteria: Criteria) -> _Plan:
     plan = _Plan(
         rules=tuple((r, compile_conditions(r.when)) for r in criteria.rules),
         version=criteria.version,
-        off_hours=_off_hours(criteria.calendar) if _uses(criteria, "off_hours") else None,
+        off_hours=(
+            per_instant(_off_hours(criteria.calendar)) if _uses(criteria, "off_hours") else None
+        ),
         known_actors=(
             frozenset(criteria.known_actors) if _uses(criteria, "unknown_actor") else None
         ),

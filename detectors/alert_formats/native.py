@@ -15,6 +15,7 @@ import orjson
 
 from agent.contract import EventLimits, SuspectChange, TagValue, encode_value, limit_value
 from detectors.classification import Classification
+from detectors.correlate import per_instant
 from detectors.records import RecordOutcome
 
 ALERT_SCHEMA = "otwatch.alert/1"
@@ -42,13 +43,13 @@ def _alert(event: SuspectChange, cls: Classification, outcome: RecordOutcome) ->
     """`alert_for` with the rules and techniques as the classification's own tuples: orjson
     writes a tuple as the same array, so `alert_json` copies neither per event. Per event, a
     finite float value and a short description are taken as they are, without a call."""
-    detected_at, controller, description = event.detected_at, event.controller, cls.description
+    controller, description = event.controller, cls.description
     _, record_id, ticket_id, created, _ = outcome
     old, new = event.old_value, event.new_value
     return {
         "schema": ALERT_SCHEMA,
         "alert_id": event.event_id,
-        "time": _time_text(detected_at, detected_at.tzinfo, detected_at.fold),
+        "time": _time_of(event.detected_at),
         "classification": cls.kind,
         "severity": cls.severity,
         "rules_fired": cls.rules_fired,
@@ -85,6 +86,10 @@ def _time_text(moment: datetime, zone: tzinfo | None, fold: int) -> str:
     the zone and the fold are part of the key, read as attributes (``utcoffset()`` would cost
     a third of the lookup)."""
     return moment.isoformat()
+
+
+#: `_time_text` without a call while the instant stays the same (`per_instant`).
+_time_of = per_instant(_time_text)
 
 
 def alert_json(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> bytes:

@@ -11,8 +11,10 @@ no broker and no threads: parse and judge (`judge_event`), the burst correlator
 event (the alert, `alert_json`, and its record event, `record_event_json`).
 
 Each round takes fresh events of the classifier benchmark (`tests.bench.classifier.event_values`:
-a new detection instant every 10 events, so the per-instant caches hit as they do there, not
-more), in batches as the group consumer reads them. Prints, per stage, the median over rounds of
+a new detection instant every 10 events) in batches as the group consumer reads them: each
+event on the partition its key goes to (6, as there), a batch holding each partition's events in
+turn, so the events of one instant are spread as there and the per-instant caches hit as they
+do there, not more. Prints, per stage, the median over rounds of
 CPU microseconds per event. For a paired A/B, run it alternately in two worktrees
 (``PYTHONPATH=<worktree> python <this file>`` from inside each).
 """
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from agent.runtime.gc_tuning import CLASSIFIER_THRESHOLDS, tune_for_throughput
 from detectors.alerts import alert_json, record_event_json
@@ -37,12 +40,14 @@ from detectors.signatures import TrustedAgents, judge_event
 from tests.bench._common import ROOT
 from tests.bench.classifier import event_values
 
+#: The suspect topic's partitions in the classifier benchmark.
+PARTITIONS = 6
 STAGES = ("parse", "bursts", "classify", "alert_json", "record_event_json")
 
 
 def _round(events: int, batch: int, criteria: Any, laps: dict[str, float]) -> None:
     """One pass over fresh events; adds each stage's CPU seconds to ``laps``."""
-    values = [value for _, value in event_values(events)]
+    values = _as_read(event_values(events), batch)
     trusted = TrustedAgents({}, require_signed=False)
     tp = TopicPartition("otwatch.changes.suspect", 0)
     bursts: BurstCorrelator[Any] = BurstCorrelator(criteria.burst)
@@ -75,6 +80,16 @@ def _round(events: int, batch: int, criteria: Any, laps: dict[str, float]) -> No
         t6 = clock()
         for stage, lap in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5), strict=True):
             laps[stage] += lap
+
+
+def _as_read(messages: list[tuple[bytes, bytes]], batch: int) -> list[bytes]:
+    """The values in the order a consumer reads them: per batch, partition by partition."""
+    partitioner, partitions = DefaultPartitioner(), list(range(PARTITIONS))
+    keyed = [(partitioner(key, partitions, partitions), value) for key, value in messages]
+    read: list[bytes] = []
+    for start in range(0, len(keyed), batch):
+        read += [value for _, value in sorted(keyed[start:start + batch], key=lambda m: m[0])]
+    return read
 
 
 def _outcome(event_id: str, key: str, records: dict[str, str]) -> RecordOutcome:

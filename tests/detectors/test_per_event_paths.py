@@ -1,12 +1,13 @@
 """The classifier's per-event paths (burst correlator, classification, alert and record event
-encoders) say what their plain spelling says: each is compared here with that spelling,
-written out as the contract reads, not with the shortcuts the product code takes."""
+encoders, the caches of the last instant) say what their plain spelling says: each is compared
+here with that spelling, written out as the contract reads, not with the product's shortcuts."""
 
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from hypothesis import given, settings
@@ -15,8 +16,14 @@ from hypothesis import strategies as st
 from detectors.alert_formats.native import MAX_DESCRIPTION_CHARS, alert_value
 from detectors.alerts import alert_json, record_event_json
 from detectors.classification import Classification
-from detectors.correlate import NO_CONTEXT, BurstCorrelator, BurstSettings, EventContext
-from detectors.criteria import classify
+from detectors.correlate import (
+    NO_CONTEXT,
+    BurstCorrelator,
+    BurstSettings,
+    EventContext,
+    per_instant,
+)
+from detectors.criteria import SiteCalendar, _off_hours, classify
 from detectors.records import RecordOutcome
 from tests.detectors.test_alerts import CRITERIA, _published
 from tests.detectors.test_correlate import change
@@ -134,3 +141,57 @@ def test_a_bursts_context_follows_its_controller_count() -> None:
     assert [ctx for _, ctx, _ in fourth] == [EventContext(
         burst_controllers=4, correlation_key="plant-1/a", line_key="burst:plant-1/line-1")]
     assert bursts.offer(change("a", 0.7), 11, now=WORKDAY)[0][1] is fourth[0][1]
+
+
+_ZONES = st.sampled_from([UTC, ZoneInfo("Europe/Berlin"), timezone(timedelta(hours=5, minutes=30)),
+                          None])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.datetimes(datetime(2020, 1, 1), datetime(2030, 1, 1)), _ZONES,
+                          st.sampled_from([0, 1]), st.integers(1, 3)), max_size=30))
+def test_the_last_instant_answers_as_the_uncached_call(
+    asked: list[tuple[datetime, Any, int, int]]
+) -> None:
+    """Runs of one instant (as a poll's events come), then another: in other zones, the other
+    fold of a wall time, an equal instant written in UTC, a naive time; each its own answer."""
+    calendar = SiteCalendar(timezone="Europe/Berlin", working_days=["mon", "tue"],
+                            working_hours_start=time(6, 0), working_hours_end=time(22, 30))
+    texts, off_hours = per_instant(lambda m, z, f: m.isoformat()), per_instant(
+        _off_hours(calendar))
+    for naive, zone, fold, repeat in asked:
+        at = naive.replace(tzinfo=zone, fold=fold)
+        for same in [at] * repeat + [at.replace(fold=1 - fold), at.astimezone(UTC), at]:
+            assert texts(same) == same.isoformat()
+            if same.tzinfo is not None:
+                assert off_hours(same) == calendar.is_off_hours(same)
+
+
+def test_the_ambiguous_hour_of_one_zone_object_is_told_apart() -> None:
+    """02:30 twice on the night Berlin leaves summer time: equal datetimes of one zone object,
+    an hour apart; asked one after the other, each gets its own answer."""
+    first = datetime(2025, 10, 26, 2, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+    second = first.replace(fold=1)
+    assert first == second
+    calendar = SiteCalendar(timezone="UTC", working_days=["sun"],
+                            working_hours_start=time(0, 0), working_hours_end=time(1, 0))
+    off_hours = per_instant(_off_hours(calendar))
+    assert [off_hours(first), off_hours(second), off_hours(first)] == [False, True, False]
+    asked: list[datetime] = []
+
+    def text(moment: datetime, zone: object, fold: int) -> str:
+        asked.append(moment)
+        return moment.isoformat()
+
+    texts = per_instant(text)
+    assert [texts(first), texts(second)] == [first.isoformat(), second.isoformat()]
+    assert texts(second.replace()) == second.isoformat() and asked == [first, second]
+
+
+def test_an_alerts_time_follows_its_events_instant() -> None:
+    """One instant after another, and back: each alert carries its own event's time."""
+    events = [make_event(detected_at=WORKDAY + timedelta(microseconds=us))
+              for us in (0, 0, 1, 1, 0)]
+    times = [orjson.loads(alert_json(e, classify(e, CRITERIA), OUTCOME))["time"] for e in events]
+    assert times == [e.detected_at.isoformat() for e in events]
+    assert len(set(times)) == 2
