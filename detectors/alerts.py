@@ -55,13 +55,12 @@ def _record_event(
 ) -> dict[str, Any]:
     """`record_event` with its type given and the rules as the classification's tuple (orjson
     writes it as the same array): built once per event, with no copy and no second write."""
-    _, record_id, ticket_id, _, _ = outcome  # (one unpacking: cheaper than two attributes)
-    assert record_id is not None
+    assert outcome.record_id is not None
     return {
         "schema": RECORD_EVENT_SCHEMA,
         "type": "opened" if opened else "evidence_attached",
-        "record_id": record_id,
-        "ticket_id": ticket_id,
+        "record_id": outcome.record_id,
+        "ticket_id": outcome.ticket_id,
         "classification": cls.kind,
         "severity": cls.severity,
         "rules_fired": cls.rules_fired,
