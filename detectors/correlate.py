@@ -36,6 +36,9 @@ that record's last event (the other process saw the burst this one could not).
 `BurstCorrelator` is plain state, generic over a token (the service passes a partition and
 offset) and driven with explicit times: it never reads a clock.
 
+**Events of one instant** come together (the changes one poll found): `per_instant` answers a
+question about an event's time (off hours, the alert's time text) once per run of one instant.
+
 Example::
 
     >>> bursts = BurstCorrelator(BurstSettings(window_s=10, min_controllers=3))
