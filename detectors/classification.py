@@ -59,23 +59,39 @@ class Classification(BaseModel):
         return self.kind is not _NONE
 
 
-#: Every field of a `Classification`, as the set of fields given (`built`).
+#: Every field of a `Classification`, as the set of fields given (`built_for`).
 _FIELDS = frozenset(Classification.model_fields)
 
+#: The fields of a `Classification` that a decision of the criteria fixes, with the event's
+#: own (description and keys) left empty: `decision`, filled in per event by `built_for`.
+Decision = dict[str, object]
 
-def built(
+
+def decision(
     *, kind: ClassKind, severity: Severity, rules_fired: tuple[str, ...], criteria_version: str,
-    quality_impact: str, security_impact: str, description: str, correlation_key: str,
-    line_key: str, attack_techniques: tuple[str, ...],
-) -> Classification:
-    """A `Classification` from values that are already valid (the compiled criteria's and a
-    validated event's), every field given: what ``model_construct`` makes, at a third of its
-    cost (it fills defaults and checks names per call; half of classifying an event). The
-    instance is frozen like any other; a test checks it equals the validated model."""
-    return built_model(Classification, {
+    quality_impact: str, security_impact: str, attack_techniques: tuple[str, ...],
+) -> Decision:
+    """What a set of fired rules decides, as the fields of its classifications in the model's
+    order: made once per decision of the compiled criteria, not per event."""
+    return {
         "kind": kind, "severity": severity, "rules_fired": rules_fired,
         "criteria_version": criteria_version, "quality_impact": quality_impact,
-        "security_impact": security_impact, "description": description,
-        "correlation_key": correlation_key, "line_key": line_key,
-        "attack_techniques": attack_techniques,
-    }, _FIELDS)
+        "security_impact": security_impact, "description": "", "correlation_key": "",
+        "line_key": "", "attack_techniques": attack_techniques,
+    }
+
+
+def built_for(
+    decided: Decision, description: str, correlation_key: str, line_key: str
+) -> Classification:
+    """A `Classification` of a `decision` and one event's description and keys, from values
+    that are already valid (the compiled criteria's and a validated event's): what
+    ``model_construct`` makes, at a third of its cost (it fills defaults and checks names per
+    call; half of classifying an event), and the decision's fields copied rather than named
+    again per event. The instance is frozen like any other; a test checks it equals the
+    validated model."""
+    fields = decided.copy()
+    fields["description"] = description
+    fields["correlation_key"] = correlation_key
+    fields["line_key"] = line_key
+    return built_model(Classification, fields, _FIELDS)

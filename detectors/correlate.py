@@ -36,6 +36,9 @@ that record's last event (the other process saw the burst this one could not).
 `BurstCorrelator` is plain state, generic over a token (the service passes a partition and
 offset) and driven with explicit times: it never reads a clock.
 
+**Events of one instant** come together (the changes one poll found): `per_instant` answers a
+question about an event's time (off hours, the alert's time text) once per run of one instant.
+
 Example::
 
     >>> bursts = BurstCorrelator(BurstSettings(window_s=10, min_controllers=3))
@@ -47,7 +50,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -56,6 +59,32 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.contract import SuspectChange, Verdict
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+def per_instant(answer: Callable[[datetime, tzinfo | None, int], R]) -> Callable[[datetime], R]:
+    """``answer(moment, moment.tzinfo, moment.fold)``, given again without a call while the
+    instants asked are one after the other the same: the events of one poll share their
+    times, and arrive together. ``answer`` is a cache per instant itself (`functools.lru_cache`
+    keyed by the instant, its zone and fold), but hashing a parsed instant the first time costs
+    more than the lookup (its zone's ``utcoffset`` makes a `timedelta`), and each event brings
+    its own instant object; comparing it with the last one, in the same zone object, reads
+    its fields only. The zone object and the fold must be the last one's too: that is the
+    key ``answer`` was asked with (equal instants of other zones may differ in text, and equal
+    wall times of one zone an hour apart differ in ``fold``)."""
+    last: tuple[datetime | None, tzinfo | None, int, R | None] = (None, None, 0, None)
+
+    def of(moment: datetime) -> R:
+        nonlocal last
+        zone, fold = moment.tzinfo, moment.fold
+        last_moment, last_zone, last_fold, value = last  # (one read: another thread may set it)
+        if zone is last_zone and fold == last_fold and moment == last_moment:
+            return value  # type: ignore[return-value]
+        value = answer(moment, zone, fold)
+        last = (moment, zone, fold, value)
+        return value
+
+    return of
 
 
 class IntegrityKind(StrEnum):
@@ -84,6 +113,8 @@ class EventContext:
 
 
 NO_CONTEXT = EventContext()
+#: (a module constant: an enum member looked up on its class is a slow descriptor per event)
+_AUTHORIZED = Verdict.AUTHORIZED
 
 
 class BurstSettings(BaseModel):
@@ -131,41 +162,50 @@ class BurstCorrelator(Generic[T]):
 
     def __init__(self, settings: BurstSettings) -> None:
         self.settings = settings
+        #: The settings' window as a timedelta, made once (``timedelta()`` costs more than
+        #: the rest of an event's window check; the settings are frozen).
+        self._window = timedelta(seconds=settings.window_s)
         self._episodes: dict[tuple[str, str], _Episode[T]] = {}
         #: True while other processes share the partitions: hold the first controller too.
         self.shared = False
 
     def offer(self, event: SuspectChange, token: T, *, now: datetime) -> list[Released[T]]:
         """Take one event; return the events that may be classified now (this one or held)."""
-        if event.verdict is Verdict.AUTHORIZED:
+        if event.verdict is _AUTHORIZED:
             return [(event, NO_CONTEXT, token)]
         line = (event.site, event.line)
         released: list[Released[T]] = []
         episode = self._episodes.get(line)
-        window = timedelta(seconds=self.settings.window_s)
-        if episode is None or abs(event.detected_at - episode.started) > window:
+        if episode is None or abs(event.detected_at - episode.started) > self._window:
             if episode is not None:
-                released += self._end(line, episode)
+                released = self._end(line, episode)
             episode = _Episode(
                 event.detected_at, now, incident_key(event), event.controller.id, line
             )
             self._episodes[line] = episode
-        episode.controllers.add(event.controller.id)
-        if episode.is_burst:
-            return [*released, (event, self._context(episode), token)]
-        if len(episode.controllers) >= self.settings.min_controllers:
+        controller = event.controller.id
+        controllers = episode.controllers
+        controllers.add(controller)
+        if episode.is_burst:  # (most events of a burst: its context is the one given last)
+            context = episode.context
+            if context is None or context.burst_controllers != len(controllers):
+                context = self._context(episode)
+            released.append((event, context, token))
+            return released
+        if len(controllers) >= self.settings.min_controllers:
             episode.is_burst = True
             ctx = self._context(episode)
             held, episode.held = episode.held, []
             return [*released, *((ev, ctx, tok) for ev, tok in held), (event, ctx, token)]
-        if event.controller.id == episode.first_controller and not self.shared:
-            return [*released, (event, NO_CONTEXT, token)]
+        if controller == episode.first_controller and not self.shared:
+            released.append((event, NO_CONTEXT, token))
+            return released
         episode.held.append((event, token))
         return released
 
     def due(self, *, now: datetime) -> list[Released[T]]:
         """Release the holds of episodes older than the window (processing time)."""
-        window = timedelta(seconds=self.settings.window_s)
+        window = self._window
         released: list[Released[T]] = []
         for line, episode in list(self._episodes.items()):
             if now - episode.opened_at > window:

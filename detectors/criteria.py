@@ -38,10 +38,19 @@ from detectors.classification import (
     SEVERITY_ORDER,
     Classification,
     ClassKind,
+    Decision,
     Severity,
-    built,
+    built_for,
+    decision,
 )
-from detectors.correlate import NO_CONTEXT, BurstSettings, EventContext, IntegrityKind, incident_key
+from detectors.correlate import (
+    NO_CONTEXT,
+    BurstSettings,
+    EventContext,
+    IntegrityKind,
+    incident_key,
+    per_instant,
+)
 from detectors.decision_space import Point, Test, check_decided, compile_conditions, holds, points
 from detectors.errors import CriteriaError
 
@@ -189,14 +198,11 @@ def load_criteria(path: Path) -> Criteria:
 class _Verdict:
     """What a set of fired rules decides, apart from the event's own description and key."""
 
-    kind: ClassKind
-    severity: Severity
-    rules_fired: tuple[str, ...]
-    quality_impact: str
-    security_impact: str
-    attack_techniques: tuple[str, ...]
-    #: The first fired rule's description, which the record's description ends with.
-    explanation: str
+    #: The fields of each classification it makes (`detectors.classification.decision`).
+    fields: Decision
+    #: How the record's description ends: ``. `` and the first fired rule's description, or
+    #: nothing when no rule fired.
+    ending: str
 
 
 @dataclass
@@ -209,19 +215,17 @@ class _Plan:
     """
 
     rules: tuple[tuple[Rule, tuple[Test, ...]], ...]
-    #: Whether an instant (given with its zone and fold) is off hours; None when no rule asks.
-    off_hours: Callable[[datetime, tzinfo | None, int], bool] | None
+    #: The criteria's version, recorded with each classification.
+    version: str
+    #: Whether an instant is off hours (`_off_hours`, `per_instant`); None when no rule asks.
+    off_hours: Callable[[datetime], bool] | None
     known_actors: frozenset[str] | None
     table: dict[tuple[object, ...], _Verdict] = field(default_factory=dict)
     by_rules: dict[tuple[str, ...], _Verdict] = field(default_factory=dict)
 
     def point_of(self, event: SuspectChange, context: EventContext) -> tuple[object, ...]:
         """The event's point; a dimension no rule looks at is not computed (a fixed value)."""
-        if self.off_hours is None:
-            off_hours = False
-        else:
-            at = event.occurred_at
-            off_hours = self.off_hours(at, at.tzinfo, at.fold)
+        off_hours = False if self.off_hours is None else self.off_hours(event.occurred_at)
         known = self.known_actors
         unknown = known is None or event.actor is None or event.actor not in known
         tag = event.tag
@@ -235,7 +239,7 @@ class _Plan:
         ids = tuple(r.id for r in fired)
         decided = self.by_rules.get(ids)
         if decided is None:  # few distinct rule sets fire: decide each once
-            decided = self.by_rules[ids] = _decide(fired)
+            decided = self.by_rules[ids] = _decide(fired, self.version)
         self.table[point] = decided
         return decided
 
@@ -261,7 +265,10 @@ def _off_hours(calendar: SiteCalendar) -> Callable[[datetime, tzinfo | None, int
 def _build_plan(criteria: Criteria) -> _Plan:
     plan = _Plan(
         rules=tuple((r, compile_conditions(r.when)) for r in criteria.rules),
-        off_hours=_off_hours(criteria.calendar) if _uses(criteria, "off_hours") else None,
+        version=criteria.version,
+        off_hours=(
+            per_instant(_off_hours(criteria.calendar)) if _uses(criteria, "off_hours") else None
+        ),
         known_actors=(
             frozenset(criteria.known_actors) if _uses(criteria, "unknown_actor") else None
         ),
@@ -286,7 +293,7 @@ def _plan(criteria: Criteria) -> _Plan:
     return plan
 
 
-def _decide(fired: tuple[Rule, ...]) -> _Verdict:
+def _decide(fired: tuple[Rule, ...], version: str) -> _Verdict:
     domains = {d for r in fired for d in r.contributes}
     if {"quality", "security"} <= domains:
         kind = ClassKind.JOINT
@@ -296,54 +303,46 @@ def _decide(fired: tuple[Rule, ...]) -> _Verdict:
         kind = ClassKind.SECURITY_ONLY
     else:
         kind = ClassKind.NONE
-    return _Verdict(
+    fields = decision(
         kind=kind,
         severity=max(
             (r.severity for r in fired), key=SEVERITY_ORDER.__getitem__, default=Severity.LOW
         ),
         rules_fired=tuple(r.id for r in fired),
+        criteria_version=version,
         quality_impact="; ".join(r.quality_impact for r in fired if r.quality_impact),
         security_impact="; ".join(r.security_impact for r in fired if r.security_impact),
         attack_techniques=tuple(sorted({r.attack_technique for r in fired if r.attack_technique})),
-        explanation=fired[0].description if fired else "",
     )
+    explanation = fired[0].description if fired else ""
+    return _Verdict(fields, f". {explanation}" if explanation else "")
 
 
 def classify(
     event: SuspectChange, criteria: Criteria, context: EventContext = NO_CONTEXT
 ) -> Classification:
     """Apply every rule to one event (in its context) and combine what the fired rules add."""
-    return _classified(_plan(criteria), criteria.version, event, context)
+    return _classified(_plan(criteria), event, context)
 
 
 def classify_all(
     placed: Iterable[tuple[SuspectChange, EventContext]], criteria: Criteria
 ) -> list[Classification]:
     """`classify` for each event of a batch, in order (the plan looked up once per batch)."""
-    plan, version = _plan(criteria), criteria.version
-    return [_classified(plan, version, event, context) for event, context in placed]
+    plan = _plan(criteria)
+    return [_classified(plan, event, context) for event, context in placed]
 
 
-def _classified(
-    plan: _Plan, version: str, event: SuspectChange, context: EventContext
-) -> Classification:
+def _classified(plan: _Plan, event: SuspectChange, context: EventContext) -> Classification:
     point = plan.point_of(event, context)
     decided = plan.table.get(point)
     if decided is None:
         decided = plan.decide(point)
-    # Every value below comes from validated criteria and a validated event, so the model is
-    # built without validating it again (`built`: most of the cost of classifying).
-    return built(
-        kind=decided.kind,
-        severity=decided.severity,
-        rules_fired=decided.rules_fired,
-        criteria_version=version,
-        quality_impact=decided.quality_impact,
-        security_impact=decided.security_impact,
-        description=_describe(event, decided.explanation),
-        correlation_key=context.correlation_key or incident_key(event),
-        line_key=context.line_key or "",
-        attack_techniques=decided.attack_techniques,
+    # Every value comes from validated criteria and a validated event, so the model is built
+    # without validating it again (`built_for`: most of the cost of classifying).
+    return built_for(
+        decided.fields, _describe(event, decided.ending),
+        context.correlation_key or incident_key(event), context.line_key or "",
     )
 
 
@@ -353,14 +352,15 @@ _CHANGE_WORDS = {kind: kind.value.replace("_", " ") for kind in ChangeKind}
 _VERDICT_TEXT = {verdict: verdict.value for verdict in Verdict}
 
 
-def _describe(event: SuspectChange, explanation: str) -> str:
-    unit = f" {event.tag.unit}" if event.tag.unit else ""
-    what = (
-        f"{_CHANGE_WORDS[event.change_kind]} on {event.controller.id}/{event.tag.name}: "
-        f"{event.old_value!r} -> {event.new_value!r}{unit} ({_VERDICT_TEXT[event.verdict]}"
-        f"{': ' + event.verdict_reason if event.verdict_reason else ''})"
+def _describe(event: SuspectChange, ending: str) -> str:
+    """What happened, in words, then why it matters (``ending``: `_Verdict.ending`); one
+    f-string, so the long text is written once."""
+    tag, reason = event.tag, event.verdict_reason
+    return (
+        f"{_CHANGE_WORDS[event.change_kind]} on {event.controller.id}/{tag.name}: "
+        f"{event.old_value!r} -> {event.new_value!r}{' ' + tag.unit if tag.unit else ''} "
+        f"({_VERDICT_TEXT[event.verdict]}{': ' + reason if reason else ''}){ending}"
     )
-    return f"{what}. {explanation}" if explanation else what
 
 
 __all__ = [

@@ -15,6 +15,7 @@ import orjson
 
 from agent.contract import EventLimits, SuspectChange, TagValue, encode_value, limit_value
 from detectors.classification import Classification
+from detectors.correlate import per_instant
 from detectors.records import RecordOutcome
 
 ALERT_SCHEMA = "otwatch.alert/1"
@@ -40,12 +41,15 @@ def alert_for(event: SuspectChange, cls: Classification, outcome: RecordOutcome)
 
 def _alert(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> Alert:
     """`alert_for` with the rules and techniques as the classification's own tuples: orjson
-    writes a tuple as the same array, so `alert_json` copies neither per event."""
-    detected_at = event.detected_at
+    writes a tuple as the same array, so `alert_json` copies neither per event. Per event, a
+    finite float value and a short description are taken as they are, without a call."""
+    controller, description = event.controller, cls.description
+    _, record_id, ticket_id, created, _ = outcome
+    old, new = event.old_value, event.new_value
     return {
         "schema": ALERT_SCHEMA,
         "alert_id": event.event_id,
-        "time": _time_text(detected_at, detected_at.tzinfo, detected_at.fold),
+        "time": _time_of(event.detected_at),
         "classification": cls.kind,
         "severity": cls.severity,
         "rules_fired": cls.rules_fired,
@@ -53,21 +57,24 @@ def _alert(event: SuspectChange, cls: Classification, outcome: RecordOutcome) ->
         "attack_techniques": cls.attack_techniques,
         "attack_framework": ATTACK_FRAMEWORK,
         "correlation_key": cls.correlation_key,
-        "master_record": outcome.record_id,
-        "security_ticket": outcome.ticket_id,
-        "new_record": outcome.created,
+        "master_record": record_id,
+        "security_ticket": ticket_id,
+        "new_record": created,
         "site": event.site,
         "line": event.line,
-        "controller": event.controller.id,
-        "controller_validated": event.controller.validated,
+        "controller": controller.id,
+        "controller_validated": controller.validated,
         "tag": event.tag.name,
         "change_kind": event.change_kind,
         "verdict": event.verdict,
-        "old_value": alert_value(event.old_value),
-        "new_value": alert_value(event.new_value),
+        # (``v - v`` is 0.0 for a finite float only: `alert_value` gives those back as they are)
+        "old_value": old if type(old) is float and old - old == 0.0 else alert_value(old),
+        "new_value": new if type(new) is float and new - new == 0.0 else alert_value(new),
         "actor": event.actor,
         "agent_id": event.agent_id,
-        "description": _short(cls.description),
+        "description": (
+            description if len(description) <= MAX_DESCRIPTION_CHARS else _short(description)
+        ),
     }
 
 
@@ -79,6 +86,10 @@ def _time_text(moment: datetime, zone: tzinfo | None, fold: int) -> str:
     the zone and the fold are part of the key, read as attributes (``utcoffset()`` would cost
     a third of the lookup)."""
     return moment.isoformat()
+
+
+#: `_time_text` without a call while the instant stays the same (`per_instant`).
+_time_of = per_instant(_time_text)
 
 
 def alert_json(event: SuspectChange, cls: Classification, outcome: RecordOutcome) -> bytes:
