@@ -179,7 +179,9 @@ class _Batch:
             at = utc(moment)
             if at.tzinfo is not UTC:  # (utc() gives a UTC time with any zero-offset tzinfo)
                 at = at.replace(tzinfo=UTC)
-            found = self.instants[moment] = (at, self.iso(at))
+            # (not `self.iso`: its last instant is an event's occurrence, whose tzinfo is the
+            # parsed one; a UTC time there made every next comparison ask both for offsets)
+            found = self.instants[moment] = (at, iso(at))
         self.last_instant = (moment, found)
         return found
 
