@@ -31,8 +31,8 @@ from aiokafka import TopicPartition
 from agent.runtime.gc_tuning import CLASSIFIER_THRESHOLDS, tune_for_throughput
 from detectors.correlate import BurstCorrelator
 from detectors.criteria import classify_all, load_criteria
-from detectors.records import RecordStore, open_store
 from detectors.recorder import Item, Placed
+from detectors.records import RecordStore, open_store
 from detectors.signatures import TrustedAgents, judge_event
 from tests.bench._common import ROOT
 from tests.bench.classifier import event_values
