@@ -132,18 +132,37 @@ def _keys(ev: SuspectChange, cls: Classification) -> tuple[str, tuple[str, ...]]
 _NO_KEYS: tuple[str, tuple[str, ...]] = ("", ())
 
 
+def _event_keys(
+    items: Sequence[Item],
+) -> tuple[list[str], list[tuple[str, tuple[str, ...]]], list[str]]:
+    """Each event's id and keys (`_keys`; none for an event that opens no record), and
+    every key of the batch sorted, in one pass over the batch (routing and claiming read
+    the keys again)."""
+    event_ids: list[str] = []
+    keyed: list[tuple[str, tuple[str, ...]]] = []
+    wanted: set[str] = set()
+    add_id, add_keys, want = event_ids.append, keyed.append, wanted.update
+    for ev, cls in items:
+        add_id(ev.event_id)
+        if cls.opens_record:
+            pair = _keys(ev, cls)
+            add_keys(pair)
+            want(pair[1])
+        else:
+            add_keys(_NO_KEYS)
+    return event_ids, keyed, sorted(wanted)
+
+
 def record_batch(
     db: Database, items: Sequence[Item], now: datetime, window_s: float,
     raw: Sequence[bytes] | None = None, burst_window_s: float = 0.0,
 ) -> list[RecordOutcome]:
     """The body of `RecordStore.record_events`; the caller holds the write transaction."""
-    # Each event's keys, worked out once (routing and claiming read them again).
-    keyed = [_keys(ev, cls) if cls.opens_record else _NO_KEYS for ev, cls in items]
-    keys = sorted({k for _, event_keys in keyed for k in event_keys})
+    event_ids, keyed, keys = _event_keys(items)
     db.advisory_locks(keys)  # PostgreSQL: one incident, one writer (SQLite's write lock does it)
     db.lock_trail_head()
     conn = db.conn
-    seen = already_processed(conn, [ev.event_id for ev, _ in items])
+    seen = already_processed(conn, event_ids)
     open_by_key = open_records(conn, keys)
     batch = Batch(
         now=iso(now), year=now.year, trail=TrailWriter.at_head(conn),
@@ -155,8 +174,9 @@ def record_batch(
     # One loop, few calls per event: this is the classifier's per-event cost in the store.
     processed = batch.processed
     processed_at = batch.now
-    for (ev, cls), data, (key, event_keys) in zip(items, raws, keyed, strict=True):
-        event_id = ev.event_id
+    for (ev, cls), event_id, data, (key, event_keys) in zip(
+        items, event_ids, raws, keyed, strict=True
+    ):
         placed = seen.get(event_id)
         if placed is not None:
             # (positional: keywords cost a third more per event)
