@@ -84,7 +84,7 @@ def main() -> None:
     events = sum(len(items) for items, _ in work)
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory() as tmp:
-        schema = f"bench_{uuid.uuid4().hex[:12]}" if args.pg else None
+        schema = f"records_txn_{uuid.uuid4().hex[:12]}" if args.pg else None
         target = PG_DSN if args.pg else str(Path(tmp) / "records.db")
         try:
             with open_store(target, schema=schema) as store:
