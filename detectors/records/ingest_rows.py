@@ -40,6 +40,8 @@ TICKETED = frozenset({ClassKind.JOINT.value, ClassKind.SECURITY_ONLY.value})
 
 @dataclass
 class Batch:
+    """What one records batch writes, built in memory while its events are placed."""
+
     now: str
     year: int
     trail: TrailWriter
@@ -51,7 +53,7 @@ class Batch:
     processed: list[tuple[str, str | None, str]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     tickets: list[dict[str, Any]] = field(default_factory=list)
-    #: Evidence rows in `EVIDENCE_COLUMNS` order (`_evidence_row`).
+    #: Evidence rows in `EVIDENCE_COLUMNS` order (`evidence_row`).
     evidence: list[tuple[str, ...]] = field(default_factory=list)
     touched: dict[str, OpenRecord] = field(default_factory=dict)
     counters: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -136,6 +138,8 @@ def attach(
     batch: Batch, rec: OpenRecord, ev: SuspectChange, cls: Classification, raw: bytes,
     detected_at: datetime, detected: str,
 ) -> None:
+    """An event joins the open record ``rec``: its evidence row, its entry in the record's
+    evidence trail entry, and whatever it moves in what the record says."""
     row = evidence_row(batch, rec.id, ev, cls, raw, detected)
     batch.evidence.append(row)
     # The criteria's decision on this event alone, so verify can check its row (`replay`);
