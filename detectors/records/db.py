@@ -33,6 +33,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import TableClause
 
 from detectors.records._exceptions import NotMigrated, RecordsError, StoreUnavailable
+from detectors.records.driver import driver_connection, driver_errors
 from detectors.records.tables import write_lock
 from detectors.records.target import DatabaseTarget
 
@@ -163,7 +164,7 @@ class Bulk:
                 conn.execute(self.statement, list(rows))
             return
         sql, getter = self._compiled(conn)
-        conn.exec_driver_sql(sql, [getter(row) for row in rows])
+        _executemany(conn, sql, [getter(row) for row in rows])
 
     def run_tuples(
         self, conn: Connection, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
@@ -188,11 +189,11 @@ class Bulk:
         whole = len(rows) - len(rows) % per
         if whole:
             chain = itertools.chain.from_iterable
-            conn.exec_driver_sql(self._many_rows_sql(sql, per), [
+            _executemany(conn, self._many_rows_sql(sql, per), [
                 tuple(chain(rows[start:start + per])) for start in range(0, whole, per)
             ])
         if whole < len(rows):
-            conn.exec_driver_sql(sql, list(rows[whole:]))
+            _executemany(conn, sql, rows[whole:])
 
     def _many_rows_sql(self, sql: str, per: int) -> str:
         """The compiled one-row INSERT with ``per`` rows of placeholders after VALUES."""
@@ -211,6 +212,18 @@ class Bulk:
         return self._sqlite
 
 
+def _executemany(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """The driver's ``executemany`` on the transaction's own connection (SQLite): the
+    statement is compiled already, and SQLAlchemy's execution context around it cost more
+    than the rows' binding on the ingest path."""
+    with driver_errors(conn, sql):
+        cursor = driver_connection(conn).cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
+
 def _copy_rows(
     conn: Connection, table: str, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]],
     names: Sequence[str] | None = None,
@@ -221,24 +234,20 @@ def _copy_rows(
     A driver error leaves as SQLAlchemy's `DBAPIError` (its right subclass), as an
     ``execute`` would raise it, so `translated` names it the same way.
     """
-    import psycopg  # the PostgreSQL driver is there whenever the dialect is PostgreSQL
-    from psycopg import sql
+    from psycopg import sql  # the PostgreSQL driver is there whenever the dialect is
 
     columns = list(names) if names is not None else list(rows[0])
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        with cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row if isinstance(row, tuple) else [row[c] for c in columns])
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(
-            f"COPY {table}", None, exc, psycopg.Error, hide_parameters=True
-        ) from exc
-    finally:
-        cursor.close()
+    with driver_errors(conn, f"COPY {table}"):
+        cursor = driver_connection(conn).cursor()
+        try:
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row if isinstance(row, tuple) else [row[c] for c in columns])
+        finally:
+            cursor.close()
 
 
 @contextmanager

@@ -103,8 +103,9 @@ def head_of(conn: Connection) -> tuple[int, str] | None:
 
 
 def append_rows(conn: Connection, writer: TrailWriter) -> None:
-    """Insert the writer's rows (one executemany), in the write transaction that made them."""
-    _INSERT.run(conn, [dict(zip(COLUMNS, row, strict=True)) for row in writer.rows])
+    """Insert the writer's rows (tuples in `COLUMNS` order, as they are), in the write
+    transaction that made them."""
+    _INSERT.run_tuples(conn, COLUMNS, writer.rows)
 
 
 def read_entries(

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from detectors.records.ingest import _Batch
+from detectors.records.ingest_rows import Batch as _Batch
 from detectors.records.trail import TrailWriter, iso, utc
 
 
