@@ -22,11 +22,13 @@ import codecs
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
+import pydantic_core
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
@@ -56,7 +58,7 @@ def _parse(value: bytes | None, schemas: tuple[str, ...], model: type[M]) -> M:
     try:
         head = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise BadMessage(f"not JSON: {exc}") from None
+        raise BadMessage(f"not JSON: {exc}{_bare_number_named(value)}") from None
     if not isinstance(head, dict):
         raise BadMessage("not a JSON object")
     if head.get("schema") not in schemas:
@@ -67,6 +69,51 @@ def _parse(value: bytes | None, schemas: tuple[str, ...], model: type[M]) -> M:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadMessage(f"invalid {head['schema']} message: {where}: {first['msg']}") from None
+
+
+#: How a refusal names a member holding a number JSON cannot carry, and says the fix.
+_BARE_NUMBER = (
+    "; {where}: a bare NaN, Infinity or number beyond a float's range, which JSON has not and "
+    'the evidence could not keep; fix: write it as {{"$float": "NaN"}}, {{"$float": '
+    '"Infinity"}} or {{"$float": "-Infinity"}} (agent.contract.values)'
+)
+
+
+def _bare_number_named(value: bytes) -> str:
+    """For a message orjson refused: the first member holding a bare ``NaN``, ``Infinity``
+    or a number beyond a float's range (``1e400``), which pydantic's own parser reads and
+    orjson refuses, and the fix; "" when there is none (or the message is not JSON at all)."""
+    try:
+        body = pydantic_core.from_json(value, allow_inf_nan=True)
+    except ValueError:
+        return ""
+    where = _bare_number_at(body, ())
+    if where is None:
+        return ""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p[:40]}" for p in where)
+    return _BARE_NUMBER.format(where=path[1:] if path.startswith(".") else path)
+
+
+def _bare_number_at(node: object, where: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    if isinstance(node, float):
+        return None if math.isfinite(node) else where
+    if isinstance(node, int):
+        return None if -_FLOAT_MAX <= node <= _FLOAT_MAX else where
+    items: Iterable[tuple[str | int, object]]
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return None
+    for key, item in items:
+        found = _bare_number_at(item, (*where, key))
+        if found is not None:
+            return found
+    return None
+
+
+_FLOAT_MAX = int(sys.float_info.max)
 
 
 def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> SuspectChange:
@@ -118,6 +165,8 @@ def _common(event: SuspectChange) -> bool:
     limit (what `_names_fit` checks). One glance costs a few ``len`` calls; False means only
     "look the longer way" (`_small_ints`, then `_names_fit`, which name what is wrong)."""
     if event.approval is not None or event.context:
+        return False
+    if event.snapshot is not None and not _finite(event.snapshot.values):
         return False
     for v in (event.old_value, event.new_value):
         # (``seq`` needs no look: the model holds it within 0 .. 2**63 - 1)
@@ -197,7 +246,7 @@ def _small_ints(event: SuspectChange) -> bool:
     way keeps what the classifier always did), no number too large for a float (``1e400``:
     pydantic reads infinity, orjson refuses it, and the evidence must load with orjson again;
     the agent writes a real infinity as ``{"$float": "inf"}``); a recipe value takes the
-    careful way too."""
+    careful way too. No NaN or infinity in ``context`` or the snapshot either (`_finite`)."""
     for v in (event.seq, event.old_value, event.new_value):
         # (exact types first: the common values cost no isinstance chain)
         if type(v) is float:
@@ -208,6 +257,28 @@ def _small_ints(event: SuspectChange) -> bool:
                 return False
         elif type(v) is not str and type(v) is not bool and v is not None and not _small(v):
             return False
+    snapshot = event.snapshot
+    return _finite(event.context) and (snapshot is None or _finite(snapshot.values))
+
+
+def _finite(values: dict[str, Any]) -> bool:
+    """No NaN or infinity among ``values`` (``context``, a snapshot's values), recipes and
+    arrays in them included. pydantic's parser reads a bare ``NaN``, ``Infinity`` or
+    ``1e400`` as one, orjson refuses them; the agent's ``{"$float": "NaN"}`` reads as one too.
+    False means only "let orjson decide" (the careful way), which tells the two apart."""
+    try:
+        return all(map(math.isfinite, values.values()))  # (numbers only: most of them)
+    except (TypeError, OverflowError):
+        return all(map(_finite_value, values.values()))
+
+
+def _finite_value(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_finite_value, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite_value, value))
     return True
 
 
