@@ -17,11 +17,15 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from agent.contract import EventSigner, SuspectChange
+from agent.contract import CHANGE_SCHEMAS, EventSigner, SuspectChange
+from detectors import messages
 from detectors.errors import BadMessage
 from detectors.messages import parse_event
 from detectors.signatures import TrustedAgents, judge_event
+from tests.detectors.test_parse_equivalence import event_messages
 from tests.support.events import WORKDAY, make_event
 
 SIGNER = EventSigner.generate()
@@ -115,3 +119,57 @@ def test_a_heartbeat_with_a_bare_nan_names_the_member_too() -> None:
            b'"controllers_total": 1, "spool_depth": 0, "last_seq": 0}')
     with pytest.raises(BadMessage, match=r"^not JSON: .*; controllers_up: "):
         parse_heartbeat(raw)
+
+
+# --- any place, any spelling: the plain way decides as the careful way -----------------------
+
+#: Text spliced in place of a value anywhere in an event: numbers JSON has not, numbers
+#: spelled oddly, the agent's markers, long names, and values of the wrong type.
+SPLICED = st.sampled_from([
+    *BARE, "-0", "1E2", "0.1e1", "123456789012345678901234567", "1e308", "1e-400",
+    '{"$float": "NaN"}', '{"$float": "-Infinity"}', '{"$float": "nan"}', "[1, NaN]",
+    '{"a": [1e400]}', '{"a": {"b": 2}}', '"x"', '"' + "x" * 257 + '"', '"' + "x" * 16385 + '"',
+    "null", "true", "[]", "{}",
+])
+
+
+def _places(node: Any, where: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Every member and item of a JSON value, by its path."""
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return []
+    return [p for key, item in items for p in [(*where, key), *_places(item, (*where, key))]]
+
+
+def _careful(value: bytes) -> str:
+    """What the careful way (orjson, then the model, then every name) decides."""
+    try:
+        return repr(messages._names_fit(messages._parse(value, CHANGE_SCHEMAS, SuspectChange),
+                                        nul_possible=True))
+    except BadMessage as exc:
+        return f"refused: {exc}"
+
+
+@settings(max_examples=600, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data(), value=event_messages())
+def test_the_plain_way_decides_as_the_careful_way_wherever_a_value_is_odd(
+    data: st.DataObject, value: bytes
+) -> None:
+    """One member anywhere (inside context, snapshot, recipes, the approval, the signature)
+    written as one of `SPLICED`: `parse_event` gives the event or the refusal the careful way
+    gives, and an event it takes loads with orjson again (the evidence)."""
+    places = _places(orjson.loads(value))
+    in_values = [p for p in places if p[0] in ("old_value", "new_value", "context", "snapshot")]
+    path = data.draw(st.sampled_from(in_values or places) | st.sampled_from(places))
+    value = _with(value, path, data.draw(SPLICED))
+    try:
+        got = repr(parse_event(value, max_bytes=LIMIT))
+    except BadMessage as exc:
+        got = f"refused: {exc}"
+    assert got == _careful(value)
+    if not got.startswith("refused"):
+        orjson.loads(value)
