@@ -316,13 +316,16 @@ def signed_bytes(message: Mapping[str, Any]) -> bytes:
 
 def verify_event(
     message: bytes | str | Mapping[str, Any], public_keys: Mapping[str, PublicKey],
-    *, cache: VerifiedRoots | None = None,
+    *, cache: VerifiedRoots | None = None, event: SuspectChange | None = None,
 ) -> EventCheck:
     """Check an event's signature against ``public_keys`` (key id → key). Never raises.
 
     ``message`` is the raw message value (preferred: the bytes as received) or the object
     parsed from it with orjson. Keys are `Ed25519PublicKey` objects or base64 text. ``cache``:
     batch signatures already verified (`VerifiedRoots`), for a reader of many events.
+    ``event``: the event already validated from ``message`` (the classifier's), whose
+    signature member is then taken as validated there rather than validated again; what is
+    checked is still ``message``'s bytes.
     """
     parsed = _as_object(message)
     if isinstance(parsed, EventCheck):
@@ -331,7 +334,10 @@ def verify_event(
     if member is None:
         return EventCheck(SignatureStatus.MISSING, "the event carries no signature")
     try:
-        signature = EventSignature.model_validate(member)
+        signature = (
+            event.signature if event is not None and type(event.signature) is EventSignature
+            else EventSignature.model_validate(member)
+        )
         value = base64.b64decode(signature.value, validate=True)
     except (ValueError, binascii.Error) as exc:
         return EventCheck(SignatureStatus.MALFORMED, f"the signature member is malformed: {exc}")
