@@ -283,7 +283,8 @@ def _b64(raw: bytes) -> str:
 class VerifiedRoots:
     """The batch signatures already found valid (key, tree size, root, signature): a bounded
     LRU, so the events of one batch cost one Ed25519 check between them. Only successes are
-    kept; a forged root is checked (and refused) every time."""
+    kept; a forged root is checked (and refused) every time. (The classifier keeps a second
+    one of whole messages: key, the message's SHA-256, signature.)"""
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
