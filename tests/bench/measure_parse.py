@@ -1,7 +1,7 @@
 """CPU per event of the classifier's message intake, and a paired A/B of two trees (not a test).
 
-One run (``--one``) prints a JSON line of CPU microseconds per event, each the median over
-``--rounds`` rounds of ``--events`` events:
+Alone, it prints a JSON line of CPU microseconds per event, each the median of 9 rounds of
+``--events`` events:
 
 - ``unsigned``: `parse_event` of the classifier benchmark's events (schema ``/1``, unsigned);
 - ``signed``: `parse_event` of the same events as ``/2``, signed in Merkle batches of
@@ -11,12 +11,13 @@ One run (``--one``) prints a JSON line of CPU microseconds per event, each the m
   (what the group consumer does);
 - ``recheck``: the same check again on the same messages (what the integrity reader does).
 
-Paired: ``--base DIR`` alternates runs of this file in DIR (its own ``.venv``, e.g. a detached
-worktree of main) and in this tree, ``--pairs`` times each, and prints each metric's median of
-the pairs and the median of the per-pair ratios (this tree over the base). The machine's speed
-drifts: only such paired figures compare two versions.
+Paired: ``--base DIR`` starts a worker of this file in DIR (its own ``.venv``, e.g. a
+detached worktree of main) and one in this tree, alternates rounds between them ``--pairs``
+times, and prints each metric's median per side and the median of the per-pair ratios (this
+tree over the base). The machine's speed drifts by the minute: only such paired figures
+compare two versions.
 
-Run: ``.venv/bin/python tests/bench/measure_parse.py --pairs 7 --base /work/wt/x-base``.
+Run: ``.venv/bin/python tests/bench/measure_parse.py --base /work/wt/x-base``.
 Imports only ``agent`` and ``detectors``, so the same file measures any tree.
 """
 
@@ -82,50 +83,80 @@ def _cpu_us(work: Callable[[], object], n: int) -> float:
         gc.enable()
 
 
+def _parsing(values: list[bytes]) -> Callable[[], object]:
+    return lambda: [parse_event(v) for v in values]
+
+
 def _judging(trusted: TrustedAgents, values: list[bytes], events: list[SuspectChange],
              out: list[object]) -> Callable[[], object]:
     """A check of every message by ``trusted``, as the classifier checks each (into ``out``)."""
     return lambda: out.extend(trusted.check(v, e) for v, e in zip(values, events, strict=True))
 
 
-def one(events: int, rounds: int) -> dict[str, float]:
-    """Each metric's median over ``rounds``, in CPU µs per event."""
-    signer = EventSigner.generate()
-    keys = {signer.key_id: signer.public_key_b64}
-    bodies = _bodies(events)
-    unsigned = [orjson.dumps(b) for b in bodies]
-    signed = _signed(signer, bodies)
-    snapshot = _signed(signer, bodies, context={"lot": "L-17", "batch": 4},
-                       snapshot={"values": {f"sp_{k}": float(k) for k in range(32)},
-                                 "sha256": "ab" * 32})
-    parsed = [parse_event(v) for v in signed]
-    laps: dict[str, list[float]] = {m: [] for m in METRICS}
-    for _ in range(rounds):
-        laps["unsigned"].append(_cpu_us(lambda: [parse_event(v) for v in unsigned], events))
-        laps["signed"].append(_cpu_us(lambda: [parse_event(v) for v in signed], events))
-        laps["snapshot"].append(_cpu_us(lambda: [parse_event(v) for v in snapshot], events))
+class Intake:
+    """The messages of one measurement, made once; `round` measures each metric once."""
+
+    def __init__(self, events: int) -> None:
+        signer = EventSigner.generate()
+        self.keys = {signer.key_id: signer.public_key_b64}
+        self.events = events
+        bodies = _bodies(events)
+        self.unsigned = [orjson.dumps(b) for b in bodies]
+        self.signed = _signed(signer, bodies)
+        self.snapshot = _signed(signer, bodies, context={"lot": "L-17", "batch": 4},
+                                snapshot={"values": {f"sp_{k}": float(k) for k in range(32)},
+                                          "sha256": "ab" * 32})
+        self.parsed = [parse_event(v) for v in self.signed]
+
+    def round(self) -> dict[str, float]:
+        """CPU µs per event of each metric, once (a fresh classifier's checks)."""
+        n = self.events
+        laps = {name: _cpu_us(_parsing(values), n)
+                for name, values in (("unsigned", self.unsigned), ("signed", self.signed),
+                                     ("snapshot", self.snapshot))}
         checks: list[object] = []
-        judge = _judging(TrustedAgents(keys, require_signed=True), signed, parsed, checks)
-        laps["check"].append(_cpu_us(judge, events))
-        laps["recheck"].append(_cpu_us(judge, events))
+        judge = _judging(TrustedAgents(self.keys, require_signed=True), self.signed,
+                         self.parsed, checks)
+        laps["check"] = _cpu_us(judge, n)
+        laps["recheck"] = _cpu_us(judge, n)
         assert not any(checks), "every signed event verifies"
-    return {m: statistics.median(v) for m, v in laps.items()}
+        return laps
 
 
-def paired(base: Path, pairs: int, events: int, rounds: int) -> None:
-    here = Path(__file__).resolve().parents[2]
-    script = Path(__file__).resolve()
-    runs: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
-    for i in range(pairs):
-        for name, root in (("base", base), ("this", here))[:: 1 if i % 2 == 0 else -1]:
-            out = subprocess.run(
-                [str(root / ".venv/bin/python"), str(script), "--one", "--events", str(events),
-                 "--rounds", str(rounds)],
-                cwd=root, check=True, capture_output=True, text=True,
-            ).stdout
-            runs[name].append(json.loads(out.splitlines()[-1]))
-            print(name, out.strip(), file=sys.stderr)
-    print(f"{'metric':10} {'base us':>9} {'this us':>9} {'ratio':>7}   (medians of {pairs} pairs)")
+def serve(events: int) -> None:
+    """One JSON line of `Intake.round` per line read: a worker of `paired`."""
+    intake = Intake(events)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(json.dumps(intake.round()), flush=True)
+
+
+def paired(base: Path, here: Path, pairs: int, events: int) -> None:
+    """Rounds alternated between a worker in ``base`` and one in ``here`` (which goes first
+    alternates too), so the machine's drift falls on both sides of each pair alike."""
+    workers = {name: subprocess.Popen(
+        [str(root / ".venv/bin/python"), str(Path(__file__).resolve()), "--serve",
+         "--events", str(events)],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    ) for name, root in (("base", base), ("this", here))}
+    try:
+        runs: dict[str, list[dict[str, float]]] = {"base": [], "this": []}
+        for worker in workers.values():
+            assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+        for i in range(pairs):
+            for name in ("base", "this")[:: 1 if i % 2 == 0 else -1]:
+                worker = workers[name]
+                assert worker.stdin is not None and worker.stdout is not None
+                worker.stdin.write("go\n")
+                worker.stdin.flush()
+                runs[name].append(json.loads(worker.stdout.readline()))
+    finally:
+        for worker in workers.values():
+            if worker.stdin is not None:
+                worker.stdin.close()
+            worker.wait(timeout=60)
+    print(f"{'metric':10} {'base us':>9} {'this us':>9} {'ratio':>7}   "
+          f"(medians of {pairs} pairs of {events}-event rounds)")
     for m in METRICS:
         a = [r[m] for r in runs["base"]]
         b = [r[m] for r in runs["this"]]
@@ -135,16 +166,21 @@ def paired(base: Path, pairs: int, events: int, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--one", action="store_true", help="one run: a JSON line")
+    parser.add_argument("--serve", action="store_true", help="a worker of --base")
     parser.add_argument("--base", type=Path, help="the other tree (with its own .venv)")
-    parser.add_argument("--pairs", type=int, default=7)
-    parser.add_argument("--events", type=int, default=2048)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--this", type=Path, default=Path(__file__).resolve().parents[2],
+                        help="the tree compared with --base (default: this file's)")
+    parser.add_argument("--pairs", type=int, default=41)
+    parser.add_argument("--events", type=int, default=1024)
     args = parser.parse_args()
-    if args.base is not None:
-        paired(args.base, args.pairs, args.events, args.rounds)
+    if args.serve:
+        serve(args.events)
+    elif args.base is not None:
+        paired(args.base, args.this, args.pairs, args.events)
     else:
-        print(json.dumps(one(args.events, args.rounds)))
+        intake = Intake(args.events)
+        print(json.dumps({m: statistics.median(r[m] for r in [intake.round() for _ in range(9)])
+                          for m in METRICS}))
 
 
 if __name__ == "__main__":
