@@ -198,11 +198,14 @@ def _names_glance(event: SuspectChange) -> bool:
     the tag, the context keys) are within `MAX_NAME_CHARS` and there is no approval: a few
     ``len`` calls. False means only "look the longer way" (`_names_fit`, which names what is
     wrong)."""
-    controller, tag, unit = event.controller, event.tag, event.tag.unit
-    return (
+    controller, tag, context = event.controller, event.tag, event.context
+    unit = tag.unit
+    return (  # (``len`` calls and ``and``: a ``max`` of them cost twice as much)
         event.approval is None
-        and max(len(controller.id), len(controller.endpoint), len(tag.name), len(tag.address),
-                0 if unit is None else len(unit), *map(len, event.context)) <= MAX_NAME_CHARS
+        and len(controller.id) <= MAX_NAME_CHARS and len(controller.endpoint) <= MAX_NAME_CHARS
+        and len(tag.name) <= MAX_NAME_CHARS and len(tag.address) <= MAX_NAME_CHARS
+        and (unit is None or len(unit) <= MAX_NAME_CHARS)
+        and (not context or max(map(len, context)) <= MAX_NAME_CHARS)
     )
 
 
@@ -250,33 +253,33 @@ def _values_plain(event: SuspectChange) -> bool:
     into floats, as orjson reads them; the model holds ``seq`` within 0 .. 2**63 - 1.)"""
     old, new, context, snapshot = event.old_value, event.new_value, event.context, event.snapshot
     return (
-        (old - old == 0.0 if type(old) is float else _finite_value(old))
-        and (new - new == 0.0 if type(new) is float else _finite_value(new))
+        (old - old == 0.0 if type(old) is float else _finite(old))
+        and (new - new == 0.0 if type(new) is float else _finite(new))
         and (not context or _finite(context))
-        and (snapshot is None or _finite(snapshot.values))
+        and (snapshot is None or _finite_numbers(snapshot.values))
     )
 
 
-def _finite(values: dict[str, Any]) -> bool:
-    """No NaN or infinity among ``values`` (``context``, a snapshot's values), recipes and
-    arrays in them included. pydantic's parser reads a bare ``NaN``, ``Infinity`` or ``1e400``
-    as one, and orjson refuses them; the agent's ``{"$float": "NaN"}`` reads as one too. False
-    means only "let orjson decide" (the careful way), which tells the two apart."""
-    try:
-        return all(map(math.isfinite, values.values()))  # (numbers only: most of them)
-    except (TypeError, OverflowError):
-        return all(map(_finite_value, values.values()))
-
-
-def _finite_value(value: object) -> bool:
-    """`_finite` of one value."""
+def _finite(value: object) -> bool:
+    """No NaN or infinity in ``value`` (a tag value, recipes and arrays included, or a mapping
+    of them). pydantic's parser reads a bare ``NaN``, ``Infinity`` or ``1e400`` as one, and
+    orjson refuses them; the agent's ``{"$float": "NaN"}`` reads as one too. False means only
+    "let orjson decide" (the careful way), which tells the two apart."""
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, dict):
-        return all(map(_finite_value, value.values()))
+        return all(map(_finite, value.values()))
     if isinstance(value, list):
-        return all(map(_finite_value, value))
+        return all(map(_finite, value))
     return True
+
+
+def _finite_numbers(values: dict[str, Any]) -> bool:
+    """`_finite` of a mapping of mostly numbers (a snapshot's values): one pass in C first."""
+    try:
+        return all(map(math.isfinite, values.values()))
+    except (TypeError, OverflowError):  # (a text, a recipe, ...)
+        return _finite(values)
 
 
 def parse_heartbeat(value: bytes | None, *, max_bytes: int | None = None) -> Heartbeat:
