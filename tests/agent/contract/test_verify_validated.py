@@ -5,6 +5,7 @@ signature member is taken as validated, the bytes checked are the message's. The
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -72,3 +73,18 @@ def test_a_signature_that_is_not_the_messages_does_not_verify_it() -> None:
 def test_the_raw_path_never_raises(message: bytes) -> None:
     check = verify_event(message, KEYS)
     assert check.status is SignatureStatus.MALFORMED and check.reason
+
+
+def test_a_proof_hash_is_canonical_exactly_when_it_encodes_back_to_itself() -> None:
+    """Every character at the end of a proof hash: refused as not canonical exactly when
+    decoding and encoding the hash again gives another text (its 2 spare bits set)."""
+    raw = SIGNER.batch_messages([make_event(), make_event()])[0]
+    body: Any = orjson.loads(raw)
+    first = body["signature"]["proof"]["path"][0]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for last in alphabet:
+        text = first[:42] + last + "="
+        canonical = base64.b64encode(base64.b64decode(text)).decode() == text
+        check = verify_event(_edited(raw, ("signature", "proof", "path", 0), text), KEYS)
+        assert (check.reason == "a proof hash is not canonical base64") is (not canonical), last
+        assert check.ok is (text == first)
