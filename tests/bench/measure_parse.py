@@ -18,6 +18,10 @@ tree over the base). The machine's speed drifts by the minute: only such paired 
 compare two versions.
 
 Run: ``.venv/bin/python tests/bench/measure_parse.py --base /work/wt/x-base``.
+
+Measured 2026-12-02 (61 pairs, load ~7 on 2 cores; µs, main -> branch c-parse): unsigned
+9.88 -> 9.24 (0.949), signed 16.02 -> 13.82 (0.860), snapshot 32.98 -> 29.81 (0.916), check
+20.89 -> 18.43 (0.860), recheck 19.91 -> 2.83 (0.138). Same code on both sides read 0.98-1.01.
 Imports only ``agent`` and ``detectors``, so the same file measures any tree.
 """
 
