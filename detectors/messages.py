@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import copy
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
+import pydantic_core
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
 
 from agent.contract import CHANGE_SCHEMAS, HEARTBEAT_SCHEMAS, Heartbeat, SuspectChange
 from agent.runtime.backoff import Backoff
@@ -56,7 +59,7 @@ def _parse(value: bytes | None, schemas: tuple[str, ...], model: type[M]) -> M:
     try:
         head = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
-        raise BadMessage(f"not JSON: {exc}") from None
+        raise BadMessage(f"not JSON: {exc}{_bare_number_named(value)}") from None
     if not isinstance(head, dict):
         raise BadMessage("not a JSON object")
     if head.get("schema") not in schemas:
@@ -69,34 +72,80 @@ def _parse(value: bytes | None, schemas: tuple[str, ...], model: type[M]) -> M:
         raise BadMessage(f"invalid {head['schema']} message: {where}: {first['msg']}") from None
 
 
+#: How a refusal names a member holding a number JSON cannot carry, and says the fix.
+_BARE_NUMBER = (
+    "; {where}: a bare NaN, Infinity or number beyond a float's range, which JSON has not and "
+    'the evidence could not keep; fix: write it as {{"$float": "NaN"}}, {{"$float": '
+    '"Infinity"}} or {{"$float": "-Infinity"}} (agent.contract.values)'
+)
+
+
+def _bare_number_named(value: bytes) -> str:
+    """For a message orjson refused: the first member holding a bare ``NaN``, ``Infinity``
+    or a number beyond a float's range (``1e400``), which pydantic's own parser reads and
+    orjson refuses, and the fix; "" when there is none (or the message is not JSON at all)."""
+    try:
+        body = pydantic_core.from_json(value, allow_inf_nan=True)
+    except ValueError:
+        return ""
+    where = _bare_number_at(body, ())
+    if where is None:
+        return ""
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p[:40]}" for p in where)
+    return _BARE_NUMBER.format(where=path[1:] if path.startswith(".") else path)
+
+
+def _bare_number_at(node: object, where: tuple[str | int, ...]) -> tuple[str | int, ...] | None:
+    if isinstance(node, float):
+        return None if math.isfinite(node) else where
+    if isinstance(node, int):  # (orjson reads one beyond 64 bits as a float)
+        try:
+            float(node)
+        except OverflowError:
+            return where
+        return None
+    items: Iterable[tuple[str | int, object]]
+    if isinstance(node, dict):
+        items = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return None
+    for key, item in items:
+        found = _bare_number_at(item, (*where, key))
+        if found is not None:
+            return found
+    return None
+
+
 def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> SuspectChange:
     """One Kafka message value to an event, or `BadMessage` with a reason a person can act on.
 
     A value over ``max_bytes`` is refused unread (`too_large`).
 
-    ``model_validate_json`` on the bytes costs half of ``orjson.loads`` plus ``model_validate``;
-    it decides alone only for a plain message that names its schema. The common event is then
-    taken after one glance (`_common`); everything else goes the careful way, which names the
-    problem for the dead-letter topic. (A hand-written reader, ``orjson.loads`` plus exact type
-    checks plus building the frozen models directly, was measured at 13 µs against pydantic's
-    8: pydantic-core builds the three models faster than Python can.)
+    ``model_validate_json`` on the bytes costs half of ``orjson.loads`` plus ``model_validate``,
+    so it decides alone for a message with no escaped code point (`_unescaped`), with the
+    schema required and the top-level names' and texts' limits in the validator itself
+    (`_validate_limited`), once a glance finds no value that orjson would read otherwise
+    (`_values_plain`) and the other names within their limits (`_names_glance`). Everything
+    else goes the careful way, which names the problem for the dead-letter topic.
+    (A hand-written reader, ``orjson.loads`` plus exact type checks plus building the frozen
+    models directly, was measured at 13 µs against pydantic's 8: pydantic-core builds the three
+    models faster than Python can.)
     """
     if value is None:
         return _parse(value, CHANGE_SCHEMAS, SuspectChange)  # (refused: a tombstone)
     if max_bytes is not None and len(value) > max_bytes:
         too_large(value, max_bytes)
-    if _plain(value):
+    if _unescaped(value):
         try:
-            event: SuspectChange = _validate_json(value)
+            event: SuspectChange = _validate_limited(value)
         except ValidationError:
             pass
         else:
-            if _common(event):
-                return event
-            if "schema_" in event.model_fields_set and _small_ints(event):
-                # (the model defaults a missing schema: the check above refuses it; a NUL
-                # character is always escaped in JSON, so a plain message holds none)
-                return _names_fit(event, nul_possible=False)
+            if _values_plain(event):
+                # (a NUL character is always escaped in JSON: an unescaped message holds none)
+                return event if _names_glance(event) else _names_fit(event, nul_possible=False)
     return _names_fit(_parse(value, CHANGE_SCHEMAS, SuspectChange), nul_possible=True)
 
 
@@ -105,121 +154,132 @@ def parse_event(value: bytes | None, *, max_bytes: int | None = None) -> Suspect
 MAX_NAME_CHARS = 256
 #: The longest free text (verdict reasons, why an approval did not match).
 MAX_TEXT_CHARS = 16_384
-
-
-#: What ``SuspectChange.model_validate_json`` calls, without the wrapper's checks of its
-#: arguments (none given here): about 0.6 µs of the ~11 µs the parse takes here.
-_validate_json = SuspectChange.__pydantic_validator__.validate_json
-
-
-def _common(event: SuspectChange) -> bool:
-    """True for the common event the plain path takes as it is: its schema given, plain values
-    (what `_small_ints` looks for), no approval, no context, every name and text within its
-    limit (what `_names_fit` checks). One glance costs a few ``len`` calls; False means only
-    "look the longer way" (`_small_ints`, then `_names_fit`, which name what is wrong)."""
-    if event.approval is not None or event.context:
-        return False
-    for v in (event.old_value, event.new_value):
-        # (``seq`` needs no look: the model holds it within 0 .. 2**63 - 1)
-        if type(v) is float:
-            if v - v != 0.0:  # (infinite or NaN: both give NaN)
-                return False
-        elif type(v) is int:
-            if not _INT64_MIN <= v < _UINT64_END:
-                return False
-        elif type(v) is not str and type(v) is not bool and v is not None:
-            return False
-    controller, tag = event.controller, event.tag
-    return (
-        "schema_" in event.model_fields_set
-        and len(event.event_id) <= MAX_NAME_CHARS and len(event.agent_id) <= MAX_NAME_CHARS
-        and len(event.site) <= MAX_NAME_CHARS and len(event.line) <= MAX_NAME_CHARS
-        and len(controller.id) <= MAX_NAME_CHARS and len(controller.endpoint) <= MAX_NAME_CHARS
-        and len(tag.name) <= MAX_NAME_CHARS and len(tag.address) <= MAX_NAME_CHARS
-        and (tag.unit is None or len(tag.unit) <= MAX_NAME_CHARS)
-        and (event.actor is None or len(event.actor) <= MAX_NAME_CHARS)
-        and len(event.verdict_reason) <= MAX_TEXT_CHARS
-    )
+#: The event's names and texts, each with its limit, in the order a refusal looks at them.
+_LIMITS = (
+    *((name, MAX_NAME_CHARS) for name in (
+        "event_id", "agent_id", "site", "line", "controller.id", "controller.endpoint",
+        "tag.name", "tag.address", "tag.unit", "actor", "approval.id", "approval.approved_by",
+        "approval.change_control_ref",
+    )),
+    ("verdict_reason", MAX_TEXT_CHARS), ("approval.why_not_matched", MAX_TEXT_CHARS),
+)
 
 
 def _names_fit(event: SuspectChange, *, nul_possible: bool) -> SuspectChange:
     """The event, if its names and texts are ones a records database can keep: no name over
     `MAX_NAME_CHARS` (PostgreSQL cannot index an id of 10 kB), no text over `MAX_TEXT_CHARS`,
     and no NUL character (PostgreSQL text cannot hold one). Values may hold anything."""
-    names = _names(event)
-    texts: list[tuple[str, str | None]] = [("verdict_reason", event.verdict_reason)]
-    if event.approval is not None:
-        texts.append(("approval.why_not_matched", event.approval.why_not_matched))
-    for limit, fields in ((MAX_NAME_CHARS, names), (MAX_TEXT_CHARS, texts)):
-        for where, text in fields:
-            if text is None:
-                continue
-            if len(text) > limit:
-                raise BadMessage(f"invalid {event.schema_} message: {where}: {len(text)} "
-                                 f"characters, over {limit}")
-            if nul_possible and "\x00" in text:
-                raise BadMessage(f"invalid {event.schema_} message: {where}: contains a NUL "
-                                 "character")
+    fields = [(where, _at(event, where), limit) for where, limit in _LIMITS]
+    fields[-2:-2] = [(f"context key {key[:40]!r}", key, MAX_NAME_CHARS) for key in event.context]
+    for where, text, limit in fields:
+        if text is None:
+            continue
+        if len(text) > limit:
+            raise BadMessage(f"invalid {event.schema_} message: {where}: {len(text)} "
+                             f"characters, over {limit}")
+        if nul_possible and "\x00" in text:
+            raise BadMessage(f"invalid {event.schema_} message: {where}: contains a NUL "
+                             "character")
     return event
 
 
-def _names(event: SuspectChange) -> list[tuple[str, str | None]]:
-    controller, tag, approval = event.controller, event.tag, event.approval
-    names: list[tuple[str, str | None]] = [
-        ("event_id", event.event_id), ("agent_id", event.agent_id), ("site", event.site),
-        ("line", event.line), ("controller.id", controller.id),
-        ("controller.endpoint", controller.endpoint), ("tag.name", tag.name),
-        ("tag.address", tag.address), ("tag.unit", tag.unit), ("actor", event.actor),
-    ]
-    if approval is not None:
-        names += [("approval.id", approval.id), ("approval.approved_by", approval.approved_by),
-                  ("approval.change_control_ref", approval.change_control_ref)]
-    names += [(f"context key {key[:40]!r}", key) for key in event.context]
-    return names
+def _at(event: SuspectChange, where: str) -> str | None:
+    """The text at a dotted place of the event (None where a part on the way is missing)."""
+    node: Any = event
+    for part in where.split("."):
+        node = getattr(node, part)
+        if node is None:
+            return None
+    return cast(str, node)
 
 
-def _plain(value: bytes) -> bool:
-    """No NaN, Infinity or escaped code point: texts pydantic's parser and orjson may judge
-    differently. The store keeps the message as evidence, which must load with orjson again.
-
-    Each text is looked for only when its first byte is in the message (``memchr``: a fifth
-    of the cost of a search for two or more bytes): a signed event's base64 holds ``N`` and
-    ``I``, almost never a backslash, and its ``\\u`` search alone cost 1.5 µs."""
-    return (
-        (b"\\" not in value or b"\\u" not in value)
-        and (b"N" not in value or b"NaN" not in value)
-        and (b"I" not in value or b"Infinity" not in value)
+def _names_glance(event: SuspectChange) -> bool:
+    """True when the names `_validate_limited` does not limit (those of the controller and
+    the tag, the context keys) are within `MAX_NAME_CHARS` and there is no approval: a few
+    ``len`` calls. False means only "look the longer way" (`_names_fit`, which names what is
+    wrong)."""
+    controller, tag, context = event.controller, event.tag, event.context
+    unit = tag.unit
+    return (  # (``len`` calls and ``and``: a ``max`` of them cost twice as much)
+        event.approval is None
+        and len(controller.id) <= MAX_NAME_CHARS and len(controller.endpoint) <= MAX_NAME_CHARS
+        and len(tag.name) <= MAX_NAME_CHARS and len(tag.address) <= MAX_NAME_CHARS
+        and (unit is None or len(unit) <= MAX_NAME_CHARS)
+        and (not context or max(map(len, context)) <= MAX_NAME_CHARS)
     )
 
 
-def _small_ints(event: SuspectChange) -> bool:
-    """No integer beyond 64 bits (orjson reads those as floats, pydantic as ints: the careful
-    way keeps what the classifier always did), no number too large for a float (``1e400``:
-    pydantic reads infinity, orjson refuses it, and the evidence must load with orjson again;
-    the agent writes a real infinity as ``{"$float": "inf"}``); a recipe value takes the
-    careful way too."""
-    for v in (event.seq, event.old_value, event.new_value):
-        # (exact types first: the common values cost no isinstance chain)
-        if type(v) is float:
-            if not math.isfinite(v):
-                return False
-        elif type(v) is int:
-            if not _INT64_MIN <= v < _UINT64_END:
-                return False
-        elif type(v) is not str and type(v) is not bool and v is not None and not _small(v):
-            return False
+def _limited_validator() -> SchemaValidator:
+    """`SuspectChange`'s validator with ``schema`` required (the model defaults it, and the
+    classifier refuses a message without one) and the limit of each top-level name and text
+    (`_LIMITS`) on its string: pydantic-core checks them as it reads. An event over one goes
+    the careful way, which names what is wrong. (The nested models' limits cannot go there:
+    pydantic-core builds a nested model with the validator its class already has.)"""
+    schema = copy.deepcopy(SuspectChange.__pydantic_core_schema__)
+    node = schema
+    while node["type"] != "model-fields":  # (through the model's validator and the model)
+        node = node["schema"]
+    fields = node["fields"]
+    fields["schema_"]["schema"] = fields["schema_"]["schema"]["schema"]  # (its default gone)
+    for where, limit in _LIMITS:
+        if "." not in where:
+            string = fields[where]["schema"]
+            while string["type"] != "str":  # (through a default and a nullable)
+                string = string["schema"]
+            string["max_length"] = limit
+    return SchemaValidator(schema)
+
+
+#: What ``SuspectChange.model_validate_json`` calls (without the wrapper's checks of its
+#: arguments), with `_LIMITS` and ``schema`` required (`_limited_validator`).
+_validate_limited = _limited_validator().validate_json
+
+
+def _unescaped(value: bytes) -> bool:
+    """No escaped code point (``\\u``): a text pydantic's parser and orjson may judge
+    differently (a lone surrogate), or a NUL character. The store keeps the message as
+    evidence, which must load with orjson again.
+
+    The backslash is looked for first (``memchr``: a fifth of the cost of a two-byte search):
+    an event holds almost none, and the ``\\u`` search alone cost 1.5 µs in a signed one."""
+    return b"\\" not in value or b"\\u" not in value
+
+
+def _values_plain(event: SuspectChange) -> bool:
+    """No value pydantic's parser may have read otherwise than orjson: no NaN or infinity
+    (`_finite`) in ``old_value``, ``new_value``, ``context`` or the snapshot. False means only
+    "let the careful way decide" (orjson refuses a bare one, and reads the agent's spelling).
+    (Integers need no look: the values' validator keeps those of 64 bits and turns larger ones
+    into floats, as orjson reads them; the model holds ``seq`` within 0 .. 2**63 - 1.)"""
+    old, new, context, snapshot = event.old_value, event.new_value, event.context, event.snapshot
+    return (
+        (old - old == 0.0 if type(old) is float else _finite(old))
+        and (new - new == 0.0 if type(new) is float else _finite(new))
+        and (not context or _finite(context))
+        and (snapshot is None or _finite_numbers(snapshot.values))
+    )
+
+
+def _finite(value: object) -> bool:
+    """No NaN or infinity in ``value`` (a tag value, recipes and arrays included, or a mapping
+    of them). pydantic's parser reads a bare ``NaN``, ``Infinity`` or ``1e400`` as one, and
+    orjson refuses them; the agent's ``{"$float": "NaN"}`` reads as one too. False means only
+    "let orjson decide" (the careful way), which tells the two apart."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(map(_finite, value.values()))
+    if isinstance(value, list):
+        return all(map(_finite, value))
     return True
 
 
-_INT64_MIN, _UINT64_END = -(2**63), 2**64
-
-
-def _small(v: object) -> bool:
-    """`_small_ints` for a value of any other type (a subclass, a list, a recipe)."""
-    return (
-        not isinstance(v, dict) and (not isinstance(v, int) or _INT64_MIN <= v < _UINT64_END)
-        and (not isinstance(v, float) or math.isfinite(v))
-    )
+def _finite_numbers(values: dict[str, Any]) -> bool:
+    """`_finite` of a mapping of mostly numbers (a snapshot's values): one pass in C first."""
+    try:
+        return all(map(math.isfinite, values.values()))
+    except (TypeError, OverflowError):  # (a text, a recipe, ...)
+        return _finite(values)
 
 
 def parse_heartbeat(value: bytes | None, *, max_bytes: int | None = None) -> Heartbeat:

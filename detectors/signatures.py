@@ -8,7 +8,9 @@ each event by the bytes it arrived as:
 
 - a valid signature by a trusted key: the event is what it says (an agent signs each batch of
   events once, over a Merkle root, and each event carries its proof: the root's signature is
-  checked once per batch, remembered in a bounded LRU, `VerifiedRoots`);
+  checked once per batch, remembered in a bounded LRU, `VerifiedRoots`; a message found
+  valid is remembered by its SHA-256, so the integrity reader's second check of a message of
+  the suspect topic is a hash and a look-up);
 - no signature: accepted only while ``classifier.require_signed_events`` is false (agents of
   schema ``otwatch.change/1`` sign nothing, and sites upgrade one at a time);
 - an unknown key, a signature that does not match, or a malformed one: never accepted.
@@ -59,6 +61,9 @@ log = logging.getLogger(__name__)
 CLAIM_CHARS = 200
 #: How many verified batch signatures `TrustedAgents` remembers.
 VERIFIED_ROOTS = 4096
+#: How many verified messages `TrustedAgents` remembers (by their SHA-256): more than the
+#: integrity reader and the group consumer are usually apart, in messages.
+VERIFIED_MESSAGES = 16_384
 
 
 class TrustedAgents:
@@ -70,15 +75,33 @@ class TrustedAgents:
         #: Batch signatures (``ed25519-merkle``) already verified: one Ed25519 check per
         #: batch, not per event; bounded (a batch's events arrive close together).
         self.verified_roots = VerifiedRoots(VERIFIED_ROOTS)
+        #: Messages already verified (key, SHA-256 of the message, signature): the group
+        #: consumer and the integrity reader each check every message of the suspect topic,
+        #: and the second check is then a hash and a look-up. Only successes; keyed by the key
+        #: itself, so a message whose key is no longer trusted (or another key under its id)
+        #: is checked again.
+        self.verified_messages = VerifiedRoots(VERIFIED_MESSAGES)
 
     def check(self, raw: bytes | None, event: SuspectChange) -> EventCheck | None:
         """None when ``event`` (parsed from ``raw``) may be taken as what it says; else why
-        not. A signature that is there is always checked; a missing one only matters when
-        signatures are required."""
-        if event.signature is None and not self.require_signed:
+        not. A signature that is there is always checked (once per message and trusted key:
+        `verified_messages`); a missing one only matters when signatures are required."""
+        signature = event.signature
+        if signature is None and not self.require_signed:
             return None
-        check = verify_event(raw or b"", self.keys, cache=self.verified_roots)
-        return None if check.ok else check
+        raw = raw or b""
+        if signature is None or signature.key_id not in self.keys:  # (missing, unknown key)
+            check = verify_event(raw, self.keys, cache=self.verified_roots, event=event)
+            return None if check.ok else check
+        seen = (self.keys[signature.key_id], hashlib.sha256(raw).digest(),
+                signature.value.encode())
+        if self.verified_messages.seen(seen):
+            return None
+        check = verify_event(raw, self.keys, cache=self.verified_roots, event=event)
+        if not check.ok:
+            return check
+        self.verified_messages.add(seen)
+        return None
 
 
 def judge_event(

@@ -52,6 +52,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import string
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -283,7 +284,8 @@ def _b64(raw: bytes) -> str:
 class VerifiedRoots:
     """The batch signatures already found valid (key, tree size, root, signature): a bounded
     LRU, so the events of one batch cost one Ed25519 check between them. Only successes are
-    kept; a forged root is checked (and refused) every time."""
+    kept; a forged root is checked (and refused) every time. (The classifier keeps a second
+    one of whole messages: key, the message's SHA-256, signature.)"""
 
     def __init__(self, max_entries: int = 1024) -> None:
         self.max_entries = max_entries
@@ -316,13 +318,16 @@ def signed_bytes(message: Mapping[str, Any]) -> bytes:
 
 def verify_event(
     message: bytes | str | Mapping[str, Any], public_keys: Mapping[str, PublicKey],
-    *, cache: VerifiedRoots | None = None,
+    *, cache: VerifiedRoots | None = None, event: SuspectChange | None = None,
 ) -> EventCheck:
     """Check an event's signature against ``public_keys`` (key id → key). Never raises.
 
     ``message`` is the raw message value (preferred: the bytes as received) or the object
     parsed from it with orjson. Keys are `Ed25519PublicKey` objects or base64 text. ``cache``:
     batch signatures already verified (`VerifiedRoots`), for a reader of many events.
+    ``event``: the event already validated from ``message`` (the classifier's), whose
+    signature member is then taken as validated there rather than validated again; what is
+    checked is still ``message``'s bytes.
     """
     parsed = _as_object(message)
     if isinstance(parsed, EventCheck):
@@ -331,7 +336,10 @@ def verify_event(
     if member is None:
         return EventCheck(SignatureStatus.MISSING, "the event carries no signature")
     try:
-        signature = EventSignature.model_validate(member)
+        signature = (
+            event.signature if event is not None and type(event.signature) is EventSignature
+            else EventSignature.model_validate(member)
+        )
         value = base64.b64decode(signature.value, validate=True)
     except (ValueError, binascii.Error) as exc:
         return EventCheck(SignatureStatus.MALFORMED, f"the signature member is malformed: {exc}")
@@ -378,10 +386,9 @@ def _check_merkle(
 ) -> EventCheck:
     path = []
     for text in proof.path:  # 44 characters each (the model's pattern): 32 bytes
-        raw = base64.b64decode(text)
-        if _b64(raw) != text:
+        if text[42] not in _ENDS_32_BYTES:
             return EventCheck(SignatureStatus.MALFORMED, "a proof hash is not canonical base64")
-        path.append(raw)
+        path.append(binascii.a2b_base64(text))
     try:
         signed = signed_bytes(parsed)
     except (TypeError, ValueError) as exc:
@@ -402,6 +409,14 @@ def _check_merkle(
     if check.ok and cache is not None:
         cache.add(entry)
     return check
+
+
+#: The characters that may end 32 bytes in base64 (before the ``=``): the last one carries 2
+#: spare bits, which the agent's spelling leaves 0 (a look-up, not an encoding per hash).
+_ENDS_32_BYTES = frozenset(
+    c for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/")
+    if i % 4 == 0
+)
 
 
 def _verify(key: PublicKey, key_id: str, value: bytes, signed: bytes, what: str) -> EventCheck:

@@ -1,8 +1,9 @@
 """`parse_event`'s common-event shortcut decides exactly as the parse before it did.
 
-The reference below is `parse_event` as it was before `messages._common` (and before the
-bound validator): ``SuspectChange.model_validate_json`` for a plain message, then
-`_small_ints` and `_names_fit`, else the careful way. Hypothesis feeds both the same bytes:
+The reference below is `parse_event` as it was before its shortcuts (the common-event glance,
+the bound validator, the limited validator and the values' glance):
+``SuspectChange.model_validate_json`` for a plain message, then `small_ints` and `_names_fit`,
+else the careful way. Hypothesis feeds both the same bytes:
 valid events (schema v1 and v2, unsigned, signed, signed in a Merkle batch, with approval,
 gap, context, recipes, snapshot), the same events broken (fields removed, replaced by a value
 of the wrong type or added, times spelled every way, NaN and infinities, huge integers,
@@ -14,6 +15,7 @@ same refusal with the same reason. Pure: no broker.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -35,19 +37,50 @@ EXAMPLES = settings(max_examples=400, deadline=None,
 
 
 def reference(value: bytes | None) -> SuspectChange:
-    """`parse_event` before the shortcut (the code of the commit before it)."""
+    """`parse_event` before the shortcut (the code of the commit before it), its checks kept
+    here as they were (`plain`, `small_ints`), with the later fix: a value pydantic's parser
+    reads as NaN or an infinity in ``context`` or the snapshot also goes the careful way."""
     if value is not None:
         messages.too_large(value, LIMIT)
-    if value is not None and messages._plain(value):
+    if value is not None and plain(value):
         try:
             event = SuspectChange.model_validate_json(value)
         except ValidationError:
             pass
         else:
-            if "schema_" in event.model_fields_set and messages._small_ints(event):
+            if "schema_" in event.model_fields_set and small_ints(event):
                 return messages._names_fit(event, nul_possible=False)
     return messages._names_fit(
         messages._parse(value, CHANGE_SCHEMAS, SuspectChange), nul_possible=True)
+
+
+def plain(value: bytes) -> bool:
+    """No NaN, Infinity or escaped code point in the message (the earlier rule)."""
+    return b"NaN" not in value and b"Infinity" not in value and b"\\u" not in value
+
+
+def small_ints(event: SuspectChange) -> bool:
+    """No integer beyond 64 bits, no NaN or infinity (pydantic reads ``1e400`` as one; orjson
+    refuses it) and no recipe in ``old_value`` and ``new_value``; no NaN or infinity in
+    ``context`` or the snapshot's values (nor in recipes and arrays there)."""
+    for v in (event.seq, event.old_value, event.new_value):
+        if isinstance(v, dict) or (isinstance(v, float) and not math.isfinite(v)):
+            return False
+        if isinstance(v, int) and not -(2**63) <= v < 2**64:
+            return False
+    values = [*event.context.values(), *(event.snapshot.values.values() if event.snapshot
+                                         else ())]
+    return all(finite(v) for v in values)
+
+
+def finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(finite(v) for v in value)
+    return True
 
 
 def outcome(parse: Any, value: bytes | None) -> tuple[str, Any] | str:
@@ -203,7 +236,7 @@ def test_an_event_taken_plainly_is_what_pydantic_reads(value: bytes) -> None:
         event = messages.parse_event(value, max_bytes=LIMIT)
     except BadMessage:
         return
-    if messages._plain(value):
+    if plain(value):
         pydantic = SuspectChange.model_validate_json(value)
         assert repr(event) == repr(pydantic) and event == pydantic
         assert given_fields(event) == given_fields(pydantic)
