@@ -324,7 +324,7 @@ class SpoolPublisher:
                 flights.popleft()
                 self._on_success()
         finally:
-            chain.close()
+            await chain.close()
             for flight in flights:  # sent but not settled: they stay in the spool, sent again
                 flight.forget()
 
@@ -353,7 +353,7 @@ class SpoolPublisher:
         try:
             await self._settle_flight(producer, await self._send_rows(producer, rows, chain))
         finally:
-            chain.close()
+            await chain.close()
 
     async def _send_rows(
         self, producer: AIOKafkaProducer, rows: list[Row], chain: BatchChain

@@ -14,7 +14,7 @@ behind it, is delivered if the broker comes back in time: it lands before the fa
 sent again. A `BatchChain` given to the `Outbox` prevents that: it hands a partition's record
 batch to the producer only once the one before it was delivered (aiokafka has one request in
 flight per partition anyway, so this costs no round trip) and fails the batches behind a failed
-one without handing them over.
+one (`KeptBack`) without handing them over.
 
 Example::
 
@@ -24,6 +24,7 @@ Example::
     >>> acked = await outbox.send()                   # sent; await acked for the broker's acks
     >>> chain = BatchChain(producer)                  # one per sending run, closed after it
     >>> Outbox(producer, partitions, chain)           # each partition's batches one at a time
+    >>> await chain.close()
 """
 
 from __future__ import annotations
@@ -109,14 +110,18 @@ class BatchChain:
             before.add_done_callback(partial(self._after, batch, topic, partition, delivery))
         return delivery
 
-    def close(self) -> None:
-        """Hand nothing more over: the batches kept back are abandoned (cancelled)."""
+    async def close(self) -> None:
+        """Hand nothing more over: the batches kept back are abandoned (cancelled), and the
+        handovers under way are cancelled and awaited."""
         self._closed = True
-        for task in self._handing:
+        handing = list(self._handing)
+        for task in handing:
             task.cancel()
         for delivery in self._kept:
             delivery.cancel()
         self._kept.clear()
+        if handing:
+            await asyncio.wait(handing, timeout=1.0)
 
     def _after(
         self, batch: Any, topic: str, partition: int, delivery: asyncio.Future[Any],

@@ -68,7 +68,7 @@ async def test_a_batch_failed_for_its_age_is_not_overtaken_by_the_one_behind_it(
         assert all(f.done() and f.exception() is not None for f in flight_b), "B did not fail"
         await asyncio.wait(flight_c, timeout=2 * REQUEST_TIMEOUT_S)
         assert all(isinstance(f.exception(), KeptBack) for f in flight_c if f.done())
-        chain.close()
+        await chain.close()
         # The next drain: every row from the oldest one not acknowledged (B's first), in order.
         resend = await send_flight(producer, partitions, BatchChain(producer), range(2 * FLIGHT))
         await asyncio.gather(*resend)

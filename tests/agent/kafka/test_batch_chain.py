@@ -55,7 +55,7 @@ async def test_a_partitions_next_batch_is_handed_over_once_the_one_before_was_de
     producer.settle("p0-second")
     producer.settle("p1-first")
     await asyncio.gather(p0_second, p1_first)
-    chain.close()
+    await chain.close()
 
 
 async def test_the_batches_behind_a_failed_one_are_kept_back_with_its_error() -> None:
@@ -74,7 +74,7 @@ async def test_the_batches_behind_a_failed_one_are_kept_back_with_its_error() ->
         assert isinstance(error, KeptBack)
     assert producer.names() == ["first"]
     assert behind[0].exception().__cause__ is timeout  # type: ignore[union-attr]
-    chain.close()
+    await chain.close()
 
 
 async def test_close_abandons_the_kept_back_batches_and_hands_nothing_more_over() -> None:
@@ -82,7 +82,7 @@ async def test_close_abandons_the_kept_back_batches_and_hands_nothing_more_over(
     chain = BatchChain(producer)  # type: ignore[arg-type]
     first = await chain.send_batch("first", "t", 0)
     kept = await chain.send_batch("kept", "t", 0)
-    chain.close()
+    await chain.close()
     producer.settle("first")  # delivered after the run ended: the one behind stays unsent
     await settled()
     assert first.done() and kept.cancelled()
