@@ -9,8 +9,13 @@ While one batch waits for the broker, the next two are already sent (`PIPELINE_D
 drain after an outage runs at the producer's pace rather than a round trip and a spool write
 per batch.
 A resend therefore carries the same bytes and the same ``event_id``; consumers dedupe on it.
-Kafka keeps one controller's events in one partition (key ``<site>/<controller>``) and aiokafka
-has one request in flight per partition, so per-controller order holds.
+Kafka keeps one controller's events in one partition (key ``<site>/<controller>``), and each
+partition's record batches are handed to the producer one at a time (`BatchChain`, one per
+drain): the next only once the one before was delivered, none behind a failure. That, not
+aiokafka's one request in flight per partition, keeps per-controller order: with idempotence
+off aiokafka fails a batch whose ``request_timeout_ms`` has run out, and would deliver a later
+batch already queued behind it before the failed rows are sent again. So the first arrival of
+each event is in seq order per controller; a resend repeats events already delivered.
 
 A row the broker refuses for good (`refusal`: too large, corrupt, an invalid timestamp or
 format: retrying cannot help) would otherwise sit at the head of the spool and hold back
@@ -19,9 +24,11 @@ counted, logged once, reported in the heartbeat) and the drain goes on. A refusa
 client makes itself (over ``max_request_size``: checked here, as ``producer.send`` would) is
 about that record alone; one the broker sends for a record batch fails every row in it, and
 each of them is then sent alone (``producer.send``) before it is quarantined, so the records
-batched with a refused one are never set aside. Errors that would refuse every record alike
-(authorization, an unknown topic, a broken broker) are not quarantined: they are retried and
-logged as an outage, so the queue is never emptied into quarantine by a misconfiguration.
+batched with a refused one are never set aside; the batches behind it on its partition were
+kept back (`KeptBack`) and the next drain sends them, in order. Errors that would refuse every
+record alike (authorization, an unknown topic, a broken broker) are not quarantined: they are
+retried and logged as an outage, so the queue is never emptied into quarantine by a
+misconfiguration.
 
 A row to one of the ``barrier_topics`` (the uses of single-use approvals, `agent.approvals.uses`)
 ends its batch: the rows behind it, the event that used the approval among them, are sent only
@@ -66,7 +73,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import Counter as MetricCounter
 from prometheus_client import Gauge
 
-from agent.kafka.batching import Outbox, PartitionCache, retrieve
+from agent.kafka.batching import BatchChain, KeptBack, Outbox, PartitionCache, delivered, retrieve
 from agent.kafka.client_logs import demote_kafka_client_logs
 from agent.kafka.settings import KafkaSettings
 from agent.kafka.startup import TRANSIENT, start_client
@@ -147,10 +154,7 @@ class _Flight:
 
 
 def _delivered(outcome: asyncio.Future[Any] | BaseException) -> bool:
-    return (
-        isinstance(outcome, asyncio.Future) and not outcome.cancelled()
-        and outcome.exception() is None
-    )
+    return isinstance(outcome, asyncio.Future) and delivered(outcome)
 
 
 class SpoolPublisher:
@@ -287,6 +291,7 @@ class SpoolPublisher:
         sent past a barrier row or a failed send before it is settled.
         """
         producer = await self._ensure_producer()
+        chain = BatchChain(producer)
         flights: deque[_Flight] = deque()
         #: The last read found the end of the spool and no append (`wake`) came since: a
         #: read now would find nothing (two of the three reads per publishing interval did).
@@ -305,13 +310,21 @@ class SpoolPublisher:
                               and not self._wake.is_set())
                     if not rows:
                         break
-                    flights.append(await self._send_rows(producer, rows))
+                    flights.append(await self._send_rows(producer, rows, chain))
                 if not flights:
                     return
-                await self._settle_flight(producer, flights[0])
+                try:
+                    await self._settle_flight(producer, flights[0])
+                except KeptBack:
+                    # Behind a batch the broker refused (its rows were then settled one by
+                    # one): kept back, never sent. The next drain, with a chain of its own,
+                    # sends them again at once (no outage, no backoff).
+                    self._wake.set()
+                    return
                 flights.popleft()
                 self._on_success()
         finally:
+            await chain.close()
             for flight in flights:  # sent but not settled: they stay in the spool, sent again
                 flight.forget()
 
@@ -336,14 +349,21 @@ class SpoolPublisher:
 
     async def _send_batch(self, producer: AIOKafkaProducer, rows: list[Row]) -> None:
         """Send all rows and settle them (`_send_rows`, then `_settle_flight`)."""
-        await self._settle_flight(producer, await self._send_rows(producer, rows))
+        chain = BatchChain(producer)
+        try:
+            await self._settle_flight(producer, await self._send_rows(producer, rows, chain))
+        finally:
+            await chain.close()
 
-    async def _send_rows(self, producer: AIOKafkaProducer, rows: list[Row]) -> _Flight:
-        """Hand every row to the producer in record batches (pipelined: no wait for the
-        broker), up to the first batch that could not be handed over; a row over
-        ``max_request_size`` is refused here, alone, as ``producer.send`` would refuse it."""
+    async def _send_rows(
+        self, producer: AIOKafkaProducer, rows: list[Row], chain: BatchChain
+    ) -> _Flight:
+        """Hand every row to the producer in record batches through the drain's ``chain``
+        (pipelined: no wait for the broker), up to the first batch that could not be handed
+        over; a row over ``max_request_size`` is refused here, alone, as ``producer.send``
+        would refuse it."""
         flight = _Flight(rows, self.barrier_topics)
-        outbox = Outbox(producer, self._partitions)
+        outbox = Outbox(producer, self._partitions, chain)
         refused: dict[int, BaseException] = {}
         limit = self._kwargs.get("max_request_size", DEFAULT_MAX_REQUEST_SIZE)
         for i, (_row_id, topic, key, value) in enumerate(rows):

@@ -7,17 +7,30 @@ each with ``send_batch``; each key's partition comes from `PartitionCache`, whic
 own partitioner once per key. Messages land where ``send`` would put them, in order per
 partition, acknowledged with ``acks`` as the producer is configured.
 
+Order per partition across a failure needs more: with idempotence off (Tansu has no idempotent
+producer) aiokafka fails a record batch instead of retrying it once ``request_timeout_ms`` has
+passed since the batch was made, and a batch made later for the same partition, still queued
+behind it, is delivered if the broker comes back in time: it lands before the failed one is
+sent again. A `BatchChain` given to the `Outbox` prevents that: it hands a partition's record
+batch to the producer only once the one before it was delivered (aiokafka has one request in
+flight per partition anyway, so this costs no round trip) and fails the batches behind a failed
+one (`KeptBack`) without handing them over.
+
 Example::
 
     >>> partitions = PartitionCache()                 # one per producer, kept across batches
     >>> outbox = Outbox(producer, partitions)
     >>> outbox.add("otwatch.alerts", b"plant-1/press-01", body)
     >>> acked = await outbox.send()                   # sent; await acked for the broker's acks
+    >>> chain = BatchChain(producer)                  # one per sending run, closed after it
+    >>> Outbox(producer, partitions, chain)           # each partition's batches one at a time
+    >>> await chain.close()
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -57,12 +70,135 @@ class PartitionCache:
         return found
 
 
+class KeptBack(KafkaError):  # type: ignore[misc]  # (aiokafka has no type hints)
+    """A record batch a `BatchChain` did not hand to the producer: the one before it on its
+    partition failed (that failure is the ``__cause__``). Nothing was sent: send it again."""
+
+
+class BatchChain:
+    """Per partition, record batches handed to the producer one after another: the next only
+    once the one before was delivered; behind a failed (or abandoned) one, none is handed over
+    and each fails with `KeptBack`. Used for a run of sends that ends at its first failure (one
+    drain of the publisher): the rows of the failed batch and every one behind it are sent
+    again, in order, by the next run, with a new chain. `close` it when the run ends."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        #: Per (topic, partition), the delivery of the last batch given to the chain.
+        self._last: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        #: The deliveries of the batches not yet handed to the producer.
+        self._kept: set[asyncio.Future[Any]] = set()
+        #: The handovers under way (``send_batch`` may wait for metadata or queue space).
+        self._handing: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        """``producer.send_batch`` once the partition's batch before it was delivered; the
+        wait for this batch's delivery (or for the failure that kept it back)."""
+        before = self._last.get((topic, partition))
+        delivery = self._last[(topic, partition)] = asyncio.get_running_loop().create_future()
+        if before is None or (before.done() and delivered(before)):
+            try:
+                _pass_on(await self._producer.send_batch(batch, topic, partition=partition),
+                         delivery)
+            except BaseException as exc:  # not handed over: the batches behind it neither
+                _fail(delivery, exc)
+                delivery.add_done_callback(retrieve)  # the caller gets the error
+                raise
+        else:
+            self._kept.add(delivery)
+            before.add_done_callback(partial(self._after, batch, topic, partition, delivery))
+        return delivery
+
+    async def close(self) -> None:
+        """Hand nothing more over: the batches kept back are abandoned (cancelled), and the
+        handovers under way are cancelled and awaited."""
+        self._closed = True
+        handing = list(self._handing)
+        for task in handing:
+            task.cancel()
+        for delivery in self._kept:
+            delivery.cancel()
+        self._kept.clear()
+        if handing:
+            await asyncio.wait(handing, timeout=1.0)
+
+    def _after(
+        self, batch: Any, topic: str, partition: int, delivery: asyncio.Future[Any],
+        before: asyncio.Future[Any],
+    ) -> None:
+        if delivery.done():  # abandoned (closed)
+            return
+        if self._closed or before.cancelled():
+            self._kept.discard(delivery)
+            delivery.cancel()
+            return
+        if (failure := before.exception()) is not None:
+            self._kept.discard(delivery)
+            kept = KeptBack(f"not sent: the record batch before it to {topic}/{partition} failed")
+            kept.__cause__ = failure
+            delivery.set_exception(kept)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._hand_over(batch, topic, partition, delivery)
+        )
+        self._handing.add(task)
+        task.add_done_callback(self._handing.discard)
+
+    async def _hand_over(
+        self, batch: Any, topic: str, partition: int, delivery: asyncio.Future[Any]
+    ) -> None:
+        try:
+            _pass_on(await self._producer.send_batch(batch, topic, partition=partition), delivery)
+        except BaseException as exc:  # a stop, or the producer refuses: the delivery says so
+            _fail(delivery, exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._kept.discard(delivery)
+
+
+def delivered(future: asyncio.Future[Any]) -> bool:
+    """Whether a done delivery succeeded."""
+    return not future.cancelled() and future.exception() is None
+
+
+def _pass_on(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+    """Give ``target`` the outcome of ``source`` once it has one."""
+    source.add_done_callback(partial(_copy_outcome, target))
+
+
+def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+    if target.done():
+        retrieve(source)
+    elif source.cancelled():
+        target.cancel()
+    elif (exc := source.exception()) is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(exc)
+
+
 class Outbox:
     """One batch's outgoing messages, appended straight into per-partition record batches."""
 
-    def __init__(self, producer: AIOKafkaProducer, partitions: PartitionCache) -> None:
+    def __init__(
+        self, producer: AIOKafkaProducer, partitions: PartitionCache,
+        chain: BatchChain | None = None,
+    ) -> None:
         self._producer = producer
         self._partitions = partitions
+        #: Hands the record batches over, one at a time per partition (None: all at once).
+        self._chain = chain
         #: The messages in the order added, as runs of one topic: each run is filled with one
         #: lookup of its topic's partitions, not one per message.
         self._runs: list[tuple[str, list[tuple[bytes, bytes]]]] = []
@@ -134,12 +270,16 @@ class Outbox:
                 where.append(i)
         futures: list[asyncio.Future[Any] | None] = [None] * len(batches)
         error: KafkaError | None = None
+        chain = self._chain
         try:
             for i, (topic, partition, batch) in enumerate(batches):
                 # Closed: nothing more goes in, so the sender takes it at once instead of
                 # letting it linger (``linger_ms``) for records that will not come.
                 batch.close()
-                futures[i] = await self._producer.send_batch(batch, topic, partition=partition)
+                if chain is None:
+                    futures[i] = await self._producer.send_batch(batch, topic, partition=partition)
+                else:
+                    futures[i] = await chain.send_batch(batch, topic, partition)
         except KafkaError as exc:
             error = exc
         return futures, where, error

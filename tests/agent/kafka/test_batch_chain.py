@@ -1,0 +1,91 @@
+"""`BatchChain`: a partition's record batches reach the producer one at a time, each only once
+the one before it was delivered; none behind a failure or after `close` (the producer here only
+keeps what it is handed and lets the test settle each delivery)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.errors import RequestTimedOutError
+
+from agent.kafka.batching import BatchChain, KeptBack
+
+
+class HoldingProducer:
+    """Keeps each batch handed over with its delivery, for the test to settle."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[str, int, str, asyncio.Future[Any]]] = []
+
+    async def send_batch(self, batch: str, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.handed.append((topic, partition, batch, future))
+        return future
+
+    def names(self) -> list[str]:
+        return [batch for _, _, batch, _ in self.handed]
+
+    def settle(self, name: str, error: BaseException | None = None) -> None:
+        future = next(f for _, _, batch, f in self.handed if batch == name)
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+async def settled() -> None:
+    for _ in range(5):  # the chain's callbacks and its handover task take a few loop turns
+        await asyncio.sleep(0)
+
+
+async def test_a_partitions_next_batch_is_handed_over_once_the_one_before_was_delivered() -> None:
+    producer = HoldingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    p0_first = await chain.send_batch("p0-first", "t", 0)
+    p0_second = await chain.send_batch("p0-second", "t", 0)
+    p1_first = await chain.send_batch("p1-first", "t", 1)
+    await settled()
+    assert producer.names() == ["p0-first", "p1-first"]  # other partitions are not held back
+    producer.settle("p0-first")
+    await settled()
+    assert p0_first.done() and not p0_second.done()
+    assert producer.names() == ["p0-first", "p1-first", "p0-second"]
+    producer.settle("p0-second")
+    producer.settle("p1-first")
+    await asyncio.gather(p0_second, p1_first)
+    await chain.close()
+
+
+async def test_the_batches_behind_a_failed_one_are_kept_back_with_its_error() -> None:
+    producer = HoldingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    first = await chain.send_batch("first", "t", 0)
+    behind = [await chain.send_batch(f"behind-{i}", "t", 0) for i in range(2)]
+    timeout = RequestTimedOutError()
+    producer.settle("first", timeout)
+    await settled()
+    late = await chain.send_batch("late", "t", 0)  # handed to the chain after the failure
+    await settled()
+    assert first.exception() is timeout
+    for kept in [*behind, late]:
+        error = kept.exception()
+        assert isinstance(error, KeptBack)
+    assert producer.names() == ["first"]
+    assert behind[0].exception().__cause__ is timeout  # type: ignore[union-attr]
+    await chain.close()
+
+
+async def test_close_abandons_the_kept_back_batches_and_hands_nothing_more_over() -> None:
+    producer = HoldingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    first = await chain.send_batch("first", "t", 0)
+    kept = await chain.send_batch("kept", "t", 0)
+    await chain.close()
+    producer.settle("first")  # delivered after the run ended: the one behind stays unsent
+    await settled()
+    assert first.done() and kept.cancelled()
+    assert producer.names() == ["first"]
+    with pytest.raises(asyncio.CancelledError):
+        await kept
