@@ -8,6 +8,16 @@ the wait for the broker's acknowledgements: the caller commits the batch's offse
 both. The group consumer calls the two halves apart, to start the next batch's transaction
 before it publishes this one (`detectors.suspects`).
 
+A batch is published while the ones before it are still unacknowledged, so every publish goes
+through one `BatchChain`: a partition's record batch is handed to the producer only once the one
+before it there was delivered. With idempotence off (Tansu) aiokafka fails a batch that waited
+``request_timeout_ms`` instead of retrying it; without the chain a later batch for the same key
+could then be delivered first, and the resend (from the committed offsets, by the next run)
+land after it. Behind a failed batch the chain fails each later one of its partition
+(`KeptBack`), so nothing of this Recorder overtakes the resend; a failure ends the run (its
+offsets are never committed), and the next run's Recorder starts with a chain of its own.
+`close` the Recorder when the run stops.
+
 Example::
 
     >>> acked = await recorder.record(placed, now)   # transaction committed, messages sent
@@ -27,7 +37,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer, TopicPartition
 
 from agent.contract import SuspectChange
-from agent.kafka.batching import Outbox, PartitionCache
+from agent.kafka.batching import BatchChain, Outbox, PartitionCache
 from agent.kafka.settings import TopicNames
 from detectors import alerts, health
 from detectors.alert_formats import Encoder
@@ -96,6 +106,13 @@ class Recorder:
         #: The alert format of ``alerts.format`` (`detectors.alert_formats.encoder_for`).
         self._encode_alert = alert_encoder
         self._partitions = PartitionCache()
+        #: Every publish's record batches, one at a time per partition (kept across failures:
+        #: a batch sent after a failed one must not overtake its resend by the next run).
+        self._chain = BatchChain(producer)
+
+    async def close(self) -> None:
+        """Hand nothing more to the producer: the batches kept back are abandoned."""
+        await self._chain.close()
 
     async def record(self, placed: Sequence[Placed], now: datetime) -> Awaitable[Any]:
         """Classify, record in one transaction, send; returns the wait for the broker's acks."""
@@ -218,7 +235,7 @@ class Recorder:
             add_record((record_id.encode(),
                         record_event_json(event, cls, outcome, at, opened=opened)))
             add_alert((event.kafka_key(), encode_alert(event, cls, outcome)))
-        outbox = Outbox(self._producer, self._partitions)
+        outbox = Outbox(self._producer, self._partitions, self._chain)
         outbox.add_all(self._topics.records, records)
         outbox.add_all(self._topics.alerts, sent_alerts)
         return await outbox.send(), duplicates
