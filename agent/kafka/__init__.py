@@ -8,7 +8,9 @@
 - `agent.kafka.tls_probe`: the probe behind that explanation.
 - `agent.kafka.topics`: create the topics a process needs.
 - `agent.kafka.client_logs`: aiokafka's per-attempt connection errors demoted to DEBUG.
-- `agent.kafka.batching`: many messages sent as a few record batches (`Outbox`).
+- `agent.kafka.batching`: many messages sent as a few record batches (`Outbox`); per
+  partition one after another across sends (`BatchChain`: per-key order when a batch fails
+  for its age, idempotence off).
 - `agent.kafka.consume`: the cancel-aware read loop, and "caught up".
 
 Layering: imports `agent.runtime` and nothing else of ``agent``, and registers no Prometheus

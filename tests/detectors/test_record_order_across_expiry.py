@@ -61,6 +61,13 @@ def recorder(producer: AIOKafkaProducer) -> Recorder:
                     status=health.Status(path=None), clock=lambda: datetime.now(UTC))
 
 
+def expiring(bootstrap: str) -> KafkaSettings:
+    """Idempotence off (as with Tansu): a batch fails once its request timeout ran out."""
+    return KafkaSettings(bootstrap_servers=bootstrap, enable_idempotence=False,
+                         request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000), retry_backoff_ms=100,
+                         reconnect_backoff_max_s=0.2)
+
+
 async def first_arrivals(bootstrap: str, topic: str, count: int) -> list[str]:
     """Each event's id at its first arrival on ``topic`` (an alert's id is its event's)."""
     received = await read_topics(bootstrap, [topic], until_count=count, limit_s=5)
@@ -73,11 +80,7 @@ async def test_a_publish_failed_for_its_age_is_not_overtaken_by_the_next_one(
     proxied_broker: tuple[EmbeddedBroker, TcpProxy],  # noqa: F811 - the fixture imported
 ) -> None:
     broker, proxy = proxied_broker
-    settings = KafkaSettings(
-        bootstrap_servers=broker.bootstrap, enable_idempotence=False,
-        request_timeout_ms=int(REQUEST_TIMEOUT_S * 1000), retry_backoff_ms=100,
-        reconnect_backoff_max_s=0.2,
-    )
+    settings = expiring(broker.bootstrap)
     await ensure_topics(settings, [TOPICS.records, TOPICS.alerts])
     events = recorded(2 * FLIGHT)
     producer = AIOKafkaProducer(**settings.producer_kwargs())
