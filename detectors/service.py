@@ -110,6 +110,7 @@ class Classifier:
         if producer is None:
             return
         tasks = OwnedTasks("classifier", log=log, on_crash=lambda _task, _exc: self.stop())
+        recorder: Recorder | None = None
         try:
             await ensure_topics(kafka, [
                 topics.suspect, topics.authorized, topics.heartbeat, topics.alerts,
@@ -137,6 +138,9 @@ class Classifier:
             await self._stop.wait()
         finally:
             await tasks.stop(STOP_TIMEOUT_S)
+            if recorder is not None:  # its kept-back batches are abandoned, not handed over
+                with contextlib.suppress(Exception):
+                    await recorder.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), 10)
         if tasks.failure is not None:
