@@ -91,8 +91,14 @@ def _bare_number_named(value: bytes) -> str:
     where = _bare_number_at(body, ())
     if where is None:
         return ""
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p[:40]}" for p in where)
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{_shown(p[:40])}" for p in where)
     return _BARE_NUMBER.format(where=path[1:] if path.startswith(".") else path)
+
+
+def _shown(name: str) -> str:
+    """A member's name as a refusal can carry it (a dead letter's reason is one printable
+    line): control characters escaped."""
+    return name if name.isprintable() else repr(name)[1:-1]
 
 
 def _bare_number_at(node: object, where: tuple[str | int, ...]) -> tuple[str | int, ...] | None:

@@ -121,6 +121,16 @@ def test_a_heartbeat_with_a_bare_nan_names_the_member_too() -> None:
         parse_heartbeat(raw)
 
 
+def test_a_member_named_with_a_control_character_is_named_escaped() -> None:
+    """A dead letter's reason is one printable line, whatever the message's names (the
+    fuzz test found a form feed in the refusal)."""
+    with pytest.raises(BadMessage) as refused:
+        parse_event(b'{"\\f\\n": Infinity}', max_bytes=LIMIT)
+    reason = str(refused.value)
+    assert reason.isprintable(), reason
+    assert "; \\x0c\\n: a bare NaN" in reason
+
+
 # --- any place, any spelling: the plain way decides as the careful way -----------------------
 
 #: Text spliced in place of a value anywhere in an event: numbers JSON has not, numbers
