@@ -44,6 +44,13 @@ def differs(old: TagValue, new: TagValue, deadband: float) -> bool:
     not. An infinity changes only into something else (+inf to -inf is a change). Recipes and
     other mappings compare member by member the same way (`same_value`).
     """
+    if type(old) is float and type(new) is float:
+        # The common case (an OPC UA double), without the general path's checks: a finite
+        # difference means both are finite (inf - inf and anything with NaN are NaN, x - inf
+        # is inf, and d - d is 0.0 only for a finite d).
+        d = new - old
+        if d - d == 0.0:
+            return abs(d) > deadband
     if _is_number(old) and _is_number(new):
         return _numbers_differ(old, new, deadband)  # type: ignore[arg-type]
     return not same_value(old, new)
