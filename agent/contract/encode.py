@@ -74,8 +74,7 @@ def _at(at: datetime) -> datetime | str:
 
 def event_body(ev: SuspectChange) -> dict[str, Any]:
     """The event's members for `event_json` (every field, None too): ``model_dump(mode="json",
-    by_alias=True)`` but for UTC datetimes and enums, left for orjson to write (a UTC
-    ``detected_at`` as the `orjson.Fragment` of its JSON, `_detected_json`)."""
+    by_alias=True)`` but for UTC datetimes and enums, left for orjson to write."""
     body = event_members(ev)
     body["signature"] = None if ev.signature is None else _signature(ev.signature)
     return body
@@ -100,11 +99,8 @@ def event_members(ev: SuspectChange) -> dict[str, Any]:
         members["new_value"] = encode_value(new)
     if fields["occurred_at"].tzinfo is not UTC:
         members["occurred_at"] = datetime_text(fields["occurred_at"])
-    detected = fields["detected_at"]
-    if detected.tzinfo is not UTC:
-        members["detected_at"] = datetime_text(detected)
-    else:
-        members["detected_at"] = _detected_json(detected)
+    if fields["detected_at"].tzinfo is not UTC:
+        members["detected_at"] = datetime_text(fields["detected_at"])
     if fields["context"]:
         members["context"] = encode_value(fields["context"])
     if fields["approval"] is not None:
@@ -114,22 +110,6 @@ def event_members(ev: SuspectChange) -> dict[str, Any]:
     if fields["snapshot"] is not None:
         members["snapshot"] = _snapshot(fields["snapshot"])
     return members
-
-
-def _detected_json(at: datetime) -> orjson.Fragment:
-    """A UTC ``detected_at`` as orjson writes it, written once per datetime object: the events
-    of one scan or notification batch share their detection's object, and orjson asks a
-    datetime for its offset (a call into Python) each time it writes one."""
-    global _detected
-    known, fragment = _detected
-    if known is not at:
-        fragment = orjson.Fragment(orjson.dumps(at, option=_OPTIONS))
-        _detected = (at, fragment)
-    return fragment
-
-
-#: The last ``detected_at`` written (`_detected_json`), held so that no other takes its id.
-_detected: tuple[datetime | None, orjson.Fragment] = (None, orjson.Fragment(b"null"))
 
 
 def _ref_json(ref: ControllerRef) -> orjson.Fragment:
