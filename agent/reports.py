@@ -340,16 +340,20 @@ def new_event_id() -> str:
 
 def _random_tails(count: int) -> list[str]:
     """The random parts of ``count`` ids, as written after the version digit: the variant
-    bits set (RFC 9562: the two top bits of byte 8 are 10) and the dashes in place."""
-    raw = os.urandom(16 * count).hex()
-    tails = []
-    for i in range(0, len(raw), 32):
-        h = raw[i : i + 32]
-        variant = "89ab"[int(h[3], 16) & 3]
-        tails.append(f"{h[:3]}-{variant}{h[4:7]}-{h[7:19]}")
-    return tails
+    bits set (RFC 9562: the two top bits of byte 8 are 10) and the dashes in place.
+
+    Ten random bytes per id, the variant set on all of them at once (`bytes.translate` of
+    every tenth byte: its low four bits are the variant digit), 19 of their 20 hex digits
+    written: 74 random bits, as before, at a third of the CPU of a digit lookup per id."""
+    raw = bytearray(os.urandom(10 * count))
+    raw[1::10] = raw[1::10].translate(_VARIANT)
+    text = raw.hex()
+    return [f"{text[i : i + 3]}-{text[i + 3 : i + 7]}-{text[i + 7 : i + 19]}"
+            for i in range(0, len(text), 20)]
 
 
+#: A byte whose low hex digit becomes 8, 9, a or b (binary 10xx), its two low bits kept.
+_VARIANT = bytes((b & 0xF3) | 0x08 for b in range(256))
 _ID_POOL = 256
 #: The random parts (`_random_tails`) of ids not yet given out; a forked child starts without
 #: them, so no two processes give the same id.

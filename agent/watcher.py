@@ -16,7 +16,6 @@ found then is ``changed_while_unwatched``.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -316,7 +315,7 @@ def _downloads_first(changes: list[Change]) -> list[Change]:
 
 def _unwatched(change: Change) -> Change:
     """A change found on a tag's first good read after a gap: it happened unwatched."""
-    return dataclasses.replace(change, change_kind=ChangeKind.CHANGED_WHILE_UNWATCHED)
+    return change._replace(change_kind=ChangeKind.CHANGED_WHILE_UNWATCHED)
 
 
 def _stands_still(readings: Mapping[str, Reading], baseline: Mapping[str, Reading]) -> bool:

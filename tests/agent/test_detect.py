@@ -27,6 +27,17 @@ def test_differs_respects_deadband_and_types() -> None:
     assert differs(True, False, 0.0)
 
 
+def test_differs_on_float_edges() -> None:
+    inf, nan, big = float("inf"), float("nan"), 1.7e308
+    assert differs(180.0, inf, 0.5) and differs(inf, 180.0, 0.5)
+    assert differs(inf, -inf, 0.5) and not differs(inf, inf, 0.5)
+    assert differs(1.0, nan, 0.5) and differs(nan, 1.0, 0.5) and differs(inf, nan, 0.0)
+    assert differs(-big, big, 1e308)  # the difference overflows to inf: still a change
+    assert not differs(-big, -big, 0.0) and not differs(0.0, -0.0, 0.0)
+    assert differs(1.0, 1.5, 0.4) and not differs(1.0, 1.5, 0.5)  # the deadband is inclusive
+    assert differs(1.0, 2, 0.5) and not differs(1, 1.0, 0.0)  # float against int as before
+
+
 def test_change_reported_with_kind_and_values() -> None:
     tags = [tag("sp"), tag("mode", "mode"), tag("lot", None)]
     baseline = {"sp": Reading(180.0), "mode": Reading("AUTO"), "lot": Reading("L1")}
