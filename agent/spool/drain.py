@@ -79,8 +79,9 @@ def delete_acknowledged(
 def stored_last_seq(db: sqlite3.Connection) -> int:
     """The last ``seq`` on disk. An append does not write it to ``meta`` (a statement and a
     row write per append, for a counter only this writer reads): it is the largest ``seq``
-    of a row, which `compact` and `quarantine` (the only ones that remove rows for good)
-    write to ``meta`` first; an earlier version wrote it there on every append."""
+    of a row, queued or quarantined (a quarantined row keeps its ``seq`` in ``quarantine``),
+    and the removals for good (`remove_acknowledged` out of order, `delete_acknowledged`)
+    write it to ``meta`` first; an earlier version wrote it there on every append."""
     (value,) = db.execute(
         "SELECT MAX((SELECT value FROM meta WHERE name = 'last_seq'),"
         " (SELECT COALESCE(MAX(seq), 0) FROM events),"

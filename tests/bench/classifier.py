@@ -2,10 +2,12 @@
 
 A fresh Tansu broker (separate process) holds N suspect events on the product's topic (6
 partitions), written before any clock starts: N = 20,000 x duration, enough to keep a classifier
-at the bar busy for the whole duration. Events spread over 1,000 controllers (correlation keys),
-half of them critical to quality, detected in the last minute (a new instant every 10 events),
-so most attach as evidence to an open record and some open records, as a busy plant would
-produce.
+at the bar busy for the whole duration. Events spread over 1,000 controllers of one line,
+half of them critical to quality, detected in the last minute (a new instant every 10 events):
+a flood across a line, as an attacker's or a site-wide recipe reload would be. The burst
+correlator makes it one incident, so the first event opens one master record and every later
+one attaches to it as evidence (the note's "1 master records open"): the attach path is what
+this measures, with its per-event row, evidence and trail entry.
 
 Measured: the real `detectors.service.Classifier` (consume, parse, classify against
 config/criteria.yaml, record into SQLite, publish alerts and record events, commit offsets) in
