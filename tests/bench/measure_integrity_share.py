@@ -1,4 +1,6 @@
-"""The integrity reader's share of the classifier's CPU, on the classifier benchmark's events (not a test).
+"""The integrity reader's share of the classifier's CPU, on the classifier benchmark's events.
+
+Not a test.
 
 Run: ``.venv/bin/python -m tests.bench.measure_integrity_share [--events N] [--seconds S]
 [--start-from earliest|latest] [--runs R] [--live RATE]``.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -131,10 +132,10 @@ async def _main(args: argparse.Namespace) -> None:
         for run in range(args.runs):
             producer = None
             if args.live:  # another process: its CPU is not the classifier's
-                producer = subprocess.Popen([
+                producer = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "tests.bench.measure_integrity_share",
                     "--produce", broker.bootstrap, "--live", str(args.live),
-                ])
+                )
             try:
                 print(await _one(settings, args.events, args.seconds, args.start_from, run,
                                  args.warmup if args.live else 0.0),
@@ -142,7 +143,7 @@ async def _main(args: argparse.Namespace) -> None:
             finally:
                 if producer is not None:
                     producer.terminate()
-                    producer.wait(10)
+                    await asyncio.wait_for(producer.wait(), 10)
 
 
 def main() -> None:
