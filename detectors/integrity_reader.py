@@ -111,7 +111,7 @@ class IntegrityReader:
         limit = self.config.classifier.max_message_bytes
         topics = self.config.topics
         # The group consumer parses the suspect topic's messages too: one parse for both.
-        parse = self.trusted.parsed.parse if topic == topics.suspect else parse_event
+        parse = self.trusted.parsed_events.parse if topic == topics.suspect else parse_event
         for msg in messages:
             try:
                 if topic == topics.heartbeat:

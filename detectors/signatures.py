@@ -83,7 +83,7 @@ class TrustedAgents:
         self.verified_messages = VerifiedRoots(VERIFIED_MESSAGES)
         #: The suspect topic's events as parsed by whichever reader saw them first, for the
         #: other (`judge_event`, the integrity reader): only the parse, never a verdict.
-        self.parsed = ParsedEvents()
+        self.parsed_events = ParsedEvents()
 
     def check(self, raw: bytes | None, event: SuspectChange) -> EventCheck | None:
         """None when ``event`` (parsed from ``raw``) may be taken as what it says; else why
@@ -113,8 +113,8 @@ def judge_event(
     """What one message of the suspect topic is: the event it says (parsed and trusted), or the
     finding an untrusted one becomes. `BadMessage` (for the dead-letter topic) when it is not
     an event at all. Never raises anything else, whatever the bytes. The parse is shared with
-    the integrity reader (`TrustedAgents.parsed`); the trust is judged here, every time."""
-    event = trusted.parsed.parse(value, max_bytes=max_bytes)
+    the integrity reader (`TrustedAgents.parsed_events`); the trust is judged here, every time."""
+    event = trusted.parsed_events.parse(value, max_bytes=max_bytes)
     check = trusted.check(value, event)
     return event if check is None else forged_finding(event, value, check, now)
 

@@ -64,7 +64,8 @@ class _SawTimer:
 
 
 async def _one(
-    settings: KafkaSettings, n: int, seconds: float, start_from: str, run: int, warmup: float
+    settings: KafkaSettings, n: int, seconds: float, start_from: str, run: int, warmup: float,
+    memo_size: int,
 ) -> str:
     timer = _SawTimer()
     timer.install()
@@ -82,11 +83,15 @@ async def _one(
             store.migrate()
             classifier = Classifier(config, load_criteria(config.classifier.criteria),
                                     RetryingStore(target, store=store))
+            if memo_size:  # (not in a tree without the memo)
+                from detectors.parsed_events import ParsedEvents
+
+                classifier.trusted.parsed_events = ParsedEvents(memo_size)
             task = asyncio.create_task(classifier.run())
             try:
                 if warmup:  # until the group consumer has caught up with the live traffic
                     await _sample(lambda: classifier.processed, n, warmup, 60)
-                memo = getattr(classifier.trusted, "parsed", None)
+                memo = getattr(classifier.trusted, "parsed_events", None)
                 hits0, misses0 = (memo.hits, memo.misses) if memo is not None else (0, 0)
                 saw0, cpu_saw0 = timer.messages, timer.cpu
                 elapsed, done, cpu = await _sample(lambda: classifier.processed, n, seconds, 60)
@@ -138,7 +143,7 @@ async def _main(args: argparse.Namespace) -> None:
                 )
             try:
                 print(await _one(settings, args.events, args.seconds, args.start_from, run,
-                                 args.warmup if args.live else 0.0),
+                                 args.warmup if args.live else 0.0, args.memo_size),
                       flush=True)
             finally:
                 if producer is not None:
@@ -156,6 +161,7 @@ def main() -> None:
                         help="events/s written while the classifier runs (no prefill)")
     parser.add_argument("--warmup", type=float, default=15.0,
                         help="with --live: seconds before the measured window")
+    parser.add_argument("--memo-size", type=int, default=0, help="(0: the tree's own)")
     parser.add_argument("--produce", metavar="BOOTSTRAP", help=argparse.SUPPRESS)
     args = parser.parse_args()
     quiet_logs()

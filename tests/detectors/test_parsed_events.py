@@ -1,8 +1,8 @@
 """The suspect topic's events are parsed once for both readers (`detectors.parsed_events`).
 
 The group consumer (`judge_event`) and the integrity reader (`IntegrityReader._saw`) share
-`TrustedAgents.parsed`: whichever reads a message first parses it, the other gets the very same
-event. What sharing must never change: a refusal and its reason (too large, not an event), the
+`TrustedAgents.parsed_events`: whichever reads a message first parses it, the other gets the
+very same event. What sharing must never change: a refusal and its reason (too large, not an event), the
 trust judged on every read (a forged message, a key no longer trusted), the bound. `parse_event`
 is wrapped (the real one, counted) to see when the parsing is done. Pure: no broker.
 """
@@ -152,7 +152,7 @@ def test_both_readers_share_one_parse_and_each_judges_the_trust(
     assert isinstance(verdicts[1], Finding)  # the forged one, through the memo or not
     assert "does not match" in (verdicts[1].event.verdict_reason or "")
     assert _seqs(reader) == {5}  # the forged seq 7 proves nothing
-    assert parses == [good, forged] and trusted.parsed.hits == 2
+    assert parses == [good, forged] and trusted.parsed_events.hits == 2
 
 
 def test_a_key_no_longer_trusted_is_not_trusted_through_the_shared_parse() -> None:
@@ -162,7 +162,7 @@ def test_a_key_no_longer_trusted_is_not_trusted_through_the_shared_parse() -> No
     del trusted.keys[AGENT.key_id]
     reader = _reader(trusted)
     _read(reader, raw)  # a hit: the event the group consumer parsed, judged again
-    assert trusted.parsed.hits == 1 and _seqs(reader) == set()
+    assert trusted.parsed_events.hits == 1 and _seqs(reader) == set()
     verdict = judge_event(raw, max_bytes=LIMIT, trusted=trusted, now=NOW)
     assert isinstance(verdict, Finding)
     check = trusted.check(raw, parse_event(raw))
@@ -176,4 +176,4 @@ def test_the_authorized_topic_is_not_remembered(parses: list[bytes | None]) -> N
     topic = CONFIG.topics.authorized  # only the integrity reader reads it: no second reader
     reader._saw(topic, [SimpleNamespace(topic=topic, partition=0, offset=0, value=raw,
                                         timestamp=-1)], NOW)
-    assert _seqs(reader) == {4} and len(trusted.parsed) == 0 and parses == []
+    assert _seqs(reader) == {4} and len(trusted.parsed_events) == 0 and parses == []
