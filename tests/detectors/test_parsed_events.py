@@ -2,9 +2,9 @@
 
 The group consumer (`judge_event`) and the integrity reader (`IntegrityReader._saw`) share
 `TrustedAgents.parsed_events`: whichever reads a message first parses it, the other gets the
-very same event. What sharing must never change: a refusal and its reason (too large, not an event), the
-trust judged on every read (a forged message, a key no longer trusted), the bound. `parse_event`
-is wrapped (the real one, counted) to see when the parsing is done. Pure: no broker.
+very same event. What sharing must never change: a refusal and its reason (too large, not an
+event), the trust judged on every read (a forged message, a key no longer trusted), the bound.
+`parse_event` is wrapped (the real one, counted) to see when the parsing is done. No broker.
 """
 
 from __future__ import annotations
