@@ -99,7 +99,7 @@ class IntegrityReader:
         for tp, messages in batches.items():
             if tp in placed_now or not self.cut.placed(tp):
                 continue  # read from the client's own start: read again from the cut
-            self._saw(tp.topic, messages, now)
+            self._saw(tp, messages, now)
         last = self._last_check
         if last is None or (now - last).total_seconds() >= self.config.integrity.check_interval_s:
             self._last_check = now
@@ -107,17 +107,23 @@ class IntegrityReader:
             self._set_watching(reader_caught_up)
             await self._record_findings(now, reader_caught_up)
 
-    def _saw(self, topic: str, messages: list[Any], now: datetime) -> None:
+    def _saw(self, tp: TopicPartition, messages: list[Any], now: datetime) -> None:
         limit = self.config.classifier.max_message_bytes
         topics = self.config.topics
-        # The group consumer parses the suspect topic's messages too: one parse for both.
-        parse = self.trusted.parsed_events.parse if topic == topics.suspect else parse_event
+        shared = self.trusted.parsed_events
+        # The group consumer reads the suspect topic too: each message is parsed once for both.
+        group_at = shared.passed("watch", tp, messages[-1].offset) if (
+            tp.topic == topics.suspect) else None
         for msg in messages:
             try:
-                if topic == topics.heartbeat:
+                if tp.topic == topics.heartbeat:
                     self.agents.saw_heartbeat(parse_heartbeat(msg.value, max_bytes=limit))
+                elif tp.topic == topics.suspect:
+                    keep = group_at is not None and msg.offset > group_at
+                    event = shared.parse(msg.value, max_bytes=limit, keep=keep)
+                    self._saw_event(msg, event, now)
                 else:
-                    self._saw_event(msg, parse(msg.value, max_bytes=limit), now)
+                    self._saw_event(msg, parse_event(msg.value, max_bytes=limit), now)
             except BadMessage as exc:  # the group consumer dead-letters bad events, once
                 log.debug("agent watch skips %s/%d@%d: %s", msg.topic, msg.partition,
                           msg.offset, exc)

@@ -108,13 +108,15 @@ class TrustedAgents:
 
 
 def judge_event(
-    value: bytes | None, *, max_bytes: int, trusted: TrustedAgents, now: datetime
+    value: bytes | None, *, max_bytes: int, trusted: TrustedAgents, now: datetime,
+    keep: bool = False,
 ) -> SuspectChange | Finding:
     """What one message of the suspect topic is: the event it says (parsed and trusted), or the
     finding an untrusted one becomes. `BadMessage` (for the dead-letter topic) when it is not
     an event at all. Never raises anything else, whatever the bytes. The parse is shared with
-    the integrity reader (`TrustedAgents.parsed_events`); the trust is judged here, every time."""
-    event = trusted.parsed_events.parse(value, max_bytes=max_bytes)
+    the integrity reader (`TrustedAgents.parsed_events`, kept for it when ``keep``); the trust
+    is judged here, every time."""
+    event = trusted.parsed_events.parse(value, max_bytes=max_bytes, keep=keep)
     check = trusted.check(value, event)
     return event if check is None else forged_finding(event, value, check, now)
 

@@ -186,11 +186,15 @@ class SuspectConsumer:
         limit = self.config.classifier.max_message_bytes
         judged: list[_Judged] = []
         for tp, messages in batches.items():
+            # The integrity reader reads these messages too: each is parsed once for both.
+            watch_at = self.trusted.parsed_events.passed("group", tp, messages[-1].offset)
             for msg in messages:
                 token = (tp, msg.offset, msg.value)
                 try:
-                    verdict = judge_event(msg.value, max_bytes=limit, trusted=self.trusted,
-                                          now=now)
+                    verdict = judge_event(
+                        msg.value, max_bytes=limit, trusted=self.trusted, now=now,
+                        keep=watch_at is not None and msg.offset > watch_at,
+                    )
                 except BadMessage as exc:
                     judged.append((msg, token, exc))
                     continue

@@ -11,27 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from agent.contract import SignatureStatus, SuspectChange
 from detectors import health, parsed_events
 from detectors.config import ClassifierConfig, IntegritySection
+from detectors.criteria import load_criteria
 from detectors.errors import BadMessage
 from detectors.integrity import Finding
 from detectors.integrity_reader import IntegrityReader
 from detectors.messages import parse_event
 from detectors.parsed_events import ParsedEvents
-from detectors.signatures import TrustedAgents, judge_event
+from detectors.signatures import TrustedAgents
+from detectors.suspects import SuspectConsumer
 from tests.detectors.running import AGENT, signed
 from tests.support.events import make_event
 
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
 LIMIT = 1 << 20
 CONFIG = ClassifierConfig(integrity=IntegritySection(start_from="earliest"))
+CRITERIA = load_criteria(Path(__file__).parents[2] / "config" / "criteria.yaml")
+SUSPECT = CONFIG.topics.suspect
+TP = TopicPartition(SUSPECT, 0)
 
 
 @pytest.fixture
@@ -57,12 +64,27 @@ def _reader(trusted: TrustedAgents) -> IntegrityReader:
                            lambda: NOW)
 
 
-def _read(reader: IntegrityReader, *values: bytes) -> None:
-    """The integrity reader takes ``values`` from the suspect topic (its own copies)."""
-    topic = CONFIG.topics.suspect
-    messages = [SimpleNamespace(topic=topic, partition=0, offset=i, value=bytes(bytearray(v)),
-                                timestamp=-1) for i, v in enumerate(values)]
-    reader._saw(topic, messages, NOW)
+def _consumer(trusted: TrustedAgents) -> SuspectConsumer:
+    # (no recorder, no dead letters: `_judge` only parses and judges)
+    return SuspectConsumer(CONFIG, CRITERIA.burst, None, None,  # type: ignore[arg-type]
+                           trusted, health.Status(None), lambda: NOW)
+
+
+def _messages(values: tuple[bytes, ...], first: int, topic: str = SUSPECT) -> list[Any]:
+    """Messages at offsets ``first``... of partition 0, each reader with its own copies."""
+    return [SimpleNamespace(topic=topic, partition=0, offset=first + i,
+                            value=bytes(bytearray(v)), timestamp=-1)
+            for i, v in enumerate(values)]
+
+
+def _read(reader: IntegrityReader, *values: bytes, first: int = 0) -> None:
+    """The integrity reader takes ``values`` from the suspect topic."""
+    reader._saw(TP, _messages(values, first), NOW)
+
+
+def _consume(consumer: SuspectConsumer, *values: bytes, first: int = 0) -> list[Any]:
+    """The group consumer's verdicts on ``values`` (events, findings, refusals)."""
+    return [verdict for _, _, verdict in consumer._judge({TP: _messages(values, first)}, NOW)]
 
 
 def _seqs(reader: IntegrityReader) -> set[int]:
@@ -86,8 +108,8 @@ def test_the_second_reader_gets_the_event_the_first_one_parsed(
 ) -> None:
     raw = _signed()
     memo = ParsedEvents(8)
-    first = memo.parse(raw, max_bytes=LIMIT)
-    second = memo.parse(bytes(bytearray(raw)), max_bytes=LIMIT)  # the other reader's copy
+    first = memo.parse(raw, max_bytes=LIMIT, keep=True)
+    second = memo.parse(bytes(bytearray(raw)), max_bytes=LIMIT, keep=True)  # the other copy
     assert second is first and first == parse_event(raw)
     assert parses == [raw] and (memo.hits, memo.misses) == (1, 1)
     assert len(memo) == 0  # both have read it: nothing kept
@@ -103,7 +125,7 @@ def test_a_refusal_is_the_same_for_each_reader_and_never_remembered(
     memo = ParsedEvents(8)
     for _ in range(2):
         with pytest.raises(BadMessage) as refused:
-            memo.parse(value, max_bytes=LIMIT)
+            memo.parse(value, max_bytes=LIMIT, keep=True)
         assert str(refused.value) == str(expected.value)
     assert len(memo) == 0 and memo.hits == 0
 
@@ -111,9 +133,9 @@ def test_a_refusal_is_the_same_for_each_reader_and_never_remembered(
 def test_a_message_over_the_limit_is_refused_even_when_remembered() -> None:
     raw = _signed()
     memo = ParsedEvents(8)
-    memo.parse(raw, max_bytes=LIMIT)
+    memo.parse(raw, max_bytes=LIMIT, keep=True)
     with pytest.raises(BadMessage) as refused:
-        memo.parse(raw, max_bytes=len(raw) - 1)
+        memo.parse(raw, max_bytes=len(raw) - 1, keep=True)
     with pytest.raises(BadMessage) as expected:
         parse_event(raw, max_bytes=len(raw) - 1)
     assert str(refused.value) == str(expected.value) and memo.hits == 0
@@ -123,11 +145,11 @@ def test_the_memo_is_bounded_oldest_first(parses: list[bytes | None]) -> None:
     values = [_signed(seq=seq) for seq in range(1, 6)]
     memo = ParsedEvents(3)
     for value in values:
-        memo.parse(value, max_bytes=LIMIT)
+        memo.parse(value, max_bytes=LIMIT, keep=True)
     assert len(memo) == 3
     parses.clear()
     for value in values[2:] + values[:2]:  # the two oldest were forgotten: parsed again
-        memo.parse(value, max_bytes=LIMIT)
+        memo.parse(value, max_bytes=LIMIT, keep=True)
     assert parses == values[:2] and memo.hits == 3
 
 
@@ -142,29 +164,45 @@ def test_both_readers_share_one_parse_and_each_judges_the_trust(
 ) -> None:
     good, forged = _signed(seq=5), _tampered()
     trusted = _trusted()
-    reader = _reader(trusted)
+    reader, consumer = _reader(trusted), _consumer(trusted)
+    _consume(consumer, _signed(seq=1))  # each has read the partition: each keeps for the other
+    _read(reader, _signed(seq=1))
+    parses.clear()
     if not consumer_first:
-        _read(reader, good, forged)
-    verdicts = [judge_event(v, max_bytes=LIMIT, trusted=trusted, now=NOW) for v in (good, forged)]
+        _read(reader, good, forged, first=1)
+    verdicts = _consume(consumer, good, forged, first=1)
     if consumer_first:
-        _read(reader, good, forged)
+        _read(reader, good, forged, first=1)
     assert isinstance(verdicts[0], SuspectChange) and verdicts[0].seq == 5
     assert isinstance(verdicts[1], Finding)  # the forged one, through the memo or not
     assert "does not match" in (verdicts[1].event.verdict_reason or "")
-    assert _seqs(reader) == {5}  # the forged seq 7 proves nothing
+    assert _seqs(reader) == {1, 5}  # the forged seq 7 proves nothing
     assert parses == [good, forged] and trusted.parsed_events.hits == 2
+    assert len(trusted.parsed_events) == 0
+
+
+def test_nothing_is_kept_for_a_reader_that_does_not_come(parses: list[bytes | None]) -> None:
+    values = tuple(_signed(seq=seq) for seq in range(1, 4))
+    trusted = _trusted()
+    reader, consumer = _reader(trusted), _consumer(trusted)
+    _consume(consumer, *values)  # the integrity reader has read none of the partition
+    assert len(trusted.parsed_events) == 0
+    _read(reader, *values[1:], first=1)  # the group consumer has read these already
+    assert len(trusted.parsed_events) == 0 and trusted.parsed_events.hits == 0
+    assert parses == [*values, *values[1:]]
 
 
 def test_a_key_no_longer_trusted_is_not_trusted_through_the_shared_parse() -> None:
     raw = _signed(seq=3)
     trusted = _trusted()
-    assert isinstance(judge_event(raw, max_bytes=LIMIT, trusted=trusted, now=NOW), SuspectChange)
+    reader, consumer = _reader(trusted), _consumer(trusted)
+    _read(reader, _signed(seq=1))
+    assert isinstance(_consume(consumer, raw, first=1)[0], SuspectChange)
     del trusted.keys[AGENT.key_id]
-    reader = _reader(trusted)
-    _read(reader, raw)  # a hit: the event the group consumer parsed, judged again
-    assert trusted.parsed_events.hits == 1 and _seqs(reader) == set()
-    verdict = judge_event(raw, max_bytes=LIMIT, trusted=trusted, now=NOW)
-    assert isinstance(verdict, Finding)
+    _read(reader, raw, first=1)  # a hit: the event the group consumer parsed, judged again
+    assert trusted.parsed_events.hits == 1 and _seqs(reader) == {1}  # seq 3 not counted
+    _read(reader, _signed(seq=4), first=2)
+    assert isinstance(_consume(consumer, raw, first=2)[0], Finding)
     check = trusted.check(raw, parse_event(raw))
     assert check is not None and check.status is SignatureStatus.UNKNOWN_KEY
 
@@ -173,7 +211,7 @@ def test_the_authorized_topic_is_not_remembered(parses: list[bytes | None]) -> N
     raw = _signed(seq=4)
     trusted = _trusted()
     reader = _reader(trusted)
-    topic = CONFIG.topics.authorized  # only the integrity reader reads it: no second reader
-    reader._saw(topic, [SimpleNamespace(topic=topic, partition=0, offset=0, value=raw,
-                                        timestamp=-1)], NOW)
+    # (only the integrity reader reads it: no second reader)
+    reader._saw(TopicPartition(CONFIG.topics.authorized, 0),
+                _messages((raw,), 0, CONFIG.topics.authorized), NOW)
     assert _seqs(reader) == {4} and len(trusted.parsed_events) == 0 and parses == []
