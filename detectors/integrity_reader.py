@@ -7,9 +7,11 @@ the findings that are due (a gap in an agent's ``seq``, a silent agent) and reco
 any other event (`Recorder`). Findings have deterministic event ids, so several processes
 finding the same thing write one record. Only events a trusted agent signed count
 (`detectors.signatures`): an untrusted one on the authorized topic is a ``forged_event`` finding
-of its own. Nothing is committed: the reader starts from ``integrity.start_from`` on every
-start, placed by `detectors.integrity_cut.StartCut` (one cut in the agents' time for every
-partition, so a start never makes a gap of its own).
+of its own. A message of the suspect topic is parsed once for this reader and the group
+consumer, by whichever reads it first (`detectors.parsed_events`). Nothing is committed: the
+reader starts from ``integrity.start_from`` on every start, placed by
+`detectors.integrity_cut.StartCut` (one cut in the agents' time for every partition, so a
+start never makes a gap of its own).
 """
 
 from __future__ import annotations

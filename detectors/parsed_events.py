@@ -23,7 +23,8 @@ message when the integrity reader reads none of the group consumer's messages (i
 ``latest``, after a backlog) or the group consumer owns few of the partitions it reads.
 
 Bounded: a message is forgotten when the second reader takes it, or, when it does not come
-(a partition revoked since, a reader far behind), once ``size`` newer ones wait (oldest first).
+(a reader far behind, a partition revoked in between), once ``size`` newer ones wait (oldest
+first).
 
 Example::
 
@@ -73,6 +74,11 @@ class ParsedEvents:
         not at all, since it started or since this process has owned ``tp``)."""
         self._read[reader][tp] = offset
         return self._read[_OTHER[reader]].get(tp)
+
+    def forget(self, reader: Reader, partitions: set[TopicPartition]) -> None:
+        """``reader`` reads ``partitions`` no more (revoked): nothing is kept for it there."""
+        for tp in partitions:
+            self._read[reader].pop(tp, None)
 
     def parse(self, value: bytes | None, *, max_bytes: int, keep: bool) -> SuspectChange:
         """`parse_event(value, max_bytes=max_bytes)`, parsed at most once for two readers:

@@ -104,6 +104,7 @@ class SuspectConsumer:
         """A revoked partition's held events and positions belong to its next owner now."""
         self.bursts.drop(lambda token: token[0] in partitions)
         self.ledger.revoked(partitions)
+        self.trusted.parsed_events.forget("group", partitions)  # (kept for it no more)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start the consumer (retrying until the broker answers), then read until cancelled."""

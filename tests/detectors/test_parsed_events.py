@@ -192,6 +192,15 @@ def test_nothing_is_kept_for_a_reader_that_does_not_come(parses: list[bytes | No
     assert parses == [*values, *values[1:]]
 
 
+def test_nothing_is_kept_for_the_group_consumer_once_its_partition_is_revoked() -> None:
+    trusted = _trusted()
+    reader, consumer = _reader(trusted), _consumer(trusted)
+    _consume(consumer, _signed(seq=1))
+    consumer.revoked({TP})
+    _read(reader, _signed(seq=1), _signed(seq=2))  # seq 2 is above the consumer's last read
+    assert len(trusted.parsed_events) == 0
+
+
 def test_a_key_no_longer_trusted_is_not_trusted_through_the_shared_parse() -> None:
     raw = _signed(seq=3)
     trusted = _trusted()
