@@ -70,7 +70,10 @@ class AgentWatch:
         self._agents: dict[str, _AgentSeen] = {}
 
     def _agent(self, agent_id: str) -> _AgentSeen:
-        return self._agents.setdefault(agent_id, _AgentSeen())
+        seen = self._agents.get(agent_id)
+        if seen is None:  # (not setdefault: it would build an _AgentSeen for every event)
+            seen = self._agents[agent_id] = _AgentSeen()
+        return seen
 
     def saw_event(self, event: SuspectChange, *, now: datetime) -> None:
         seen = self._agent(event.agent_id)

@@ -7,9 +7,11 @@ the findings that are due (a gap in an agent's ``seq``, a silent agent) and reco
 any other event (`Recorder`). Findings have deterministic event ids, so several processes
 finding the same thing write one record. Only events a trusted agent signed count
 (`detectors.signatures`): an untrusted one on the authorized topic is a ``forged_event`` finding
-of its own. Nothing is committed: the reader starts from ``integrity.start_from`` on every
-start, placed by `detectors.integrity_cut.StartCut` (one cut in the agents' time for every
-partition, so a start never makes a gap of its own).
+of its own. A message of the suspect topic is parsed once for this reader and the group
+consumer, by whichever reads it first (`detectors.parsed_events`). Nothing is committed: the
+reader starts from ``integrity.start_from`` on every start, placed by
+`detectors.integrity_cut.StartCut` (one cut in the agents' time for every partition, so a
+start never makes a gap of its own).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ class IntegrityReader:
         for tp, messages in batches.items():
             if tp in placed_now or not self.cut.placed(tp):
                 continue  # read from the client's own start: read again from the cut
-            self._saw(tp.topic == self.config.topics.heartbeat, messages, now)
+            self._saw(tp, messages, now)
         last = self._last_check
         if last is None or (now - last).total_seconds() >= self.config.integrity.check_interval_s:
             self._last_check = now
@@ -107,12 +109,21 @@ class IntegrityReader:
             self._set_watching(reader_caught_up)
             await self._record_findings(now, reader_caught_up)
 
-    def _saw(self, heartbeats: bool, messages: list[Any], now: datetime) -> None:
+    def _saw(self, tp: TopicPartition, messages: list[Any], now: datetime) -> None:
         limit = self.config.classifier.max_message_bytes
+        topics = self.config.topics
+        shared = self.trusted.parsed_events
+        # The group consumer reads the suspect topic too: each message is parsed once for both.
+        group_at = shared.passed("watch", tp, messages[-1].offset) if (
+            tp.topic == topics.suspect) else None
         for msg in messages:
             try:
-                if heartbeats:
+                if tp.topic == topics.heartbeat:
                     self.agents.saw_heartbeat(parse_heartbeat(msg.value, max_bytes=limit))
+                elif tp.topic == topics.suspect:
+                    keep = group_at is not None and msg.offset > group_at
+                    event = shared.parse(msg.value, max_bytes=limit, keep=keep)
+                    self._saw_event(msg, event, now)
                 else:
                     self._saw_event(msg, parse_event(msg.value, max_bytes=limit), now)
             except BadMessage as exc:  # the group consumer dead-letters bad events, once

@@ -10,7 +10,7 @@ each event by the bytes it arrived as:
   events once, over a Merkle root, and each event carries its proof: the root's signature is
   checked once per batch, remembered in a bounded LRU, `VerifiedRoots`; a message found
   valid is remembered by its SHA-256, so the integrity reader's second check of a message of
-  the suspect topic is a hash and a look-up);
+  the suspect topic is a hash and a look-up; its parse is shared too, `ParsedEvents`);
 - no signature: accepted only while ``classifier.require_signed_events`` is false (agents of
   schema ``otwatch.change/1`` sign nothing, and sites upgrade one at a time);
 - an unknown key, a signature that does not match, or a malformed one: never accepted.
@@ -53,7 +53,7 @@ from detectors.config import ClassifierSection, key_problem
 from detectors.correlate import EventContext, IntegrityKind
 from detectors.errors import ClassifierConfigError
 from detectors.integrity import Finding
-from detectors.messages import parse_event
+from detectors.parsed_events import ParsedEvents
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ class TrustedAgents:
         #: itself, so a message whose key is no longer trusted (or another key under its id)
         #: is checked again.
         self.verified_messages = VerifiedRoots(VERIFIED_MESSAGES)
+        #: The suspect topic's events as parsed by whichever reader saw them first, for the
+        #: other (`judge_event`, the integrity reader): only the parse, never a verdict.
+        self.parsed_events = ParsedEvents()
 
     def check(self, raw: bytes | None, event: SuspectChange) -> EventCheck | None:
         """None when ``event`` (parsed from ``raw``) may be taken as what it says; else why
@@ -105,12 +108,15 @@ class TrustedAgents:
 
 
 def judge_event(
-    value: bytes | None, *, max_bytes: int, trusted: TrustedAgents, now: datetime
+    value: bytes | None, *, max_bytes: int, trusted: TrustedAgents, now: datetime,
+    keep: bool = False,
 ) -> SuspectChange | Finding:
     """What one message of the suspect topic is: the event it says (parsed and trusted), or the
     finding an untrusted one becomes. `BadMessage` (for the dead-letter topic) when it is not
-    an event at all. Never raises anything else, whatever the bytes."""
-    event = parse_event(value, max_bytes=max_bytes)
+    an event at all. Never raises anything else, whatever the bytes. The parse is shared with
+    the integrity reader (`TrustedAgents.parsed_events`, kept for it when ``keep``); the trust
+    is judged here, every time."""
+    event = trusted.parsed_events.parse(value, max_bytes=max_bytes, keep=keep)
     check = trusted.check(value, event)
     return event if check is None else forged_finding(event, value, check, now)
 

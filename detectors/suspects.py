@@ -104,6 +104,7 @@ class SuspectConsumer:
         """A revoked partition's held events and positions belong to its next owner now."""
         self.bursts.drop(lambda token: token[0] in partitions)
         self.ledger.revoked(partitions)
+        self.trusted.parsed_events.forget("group", partitions)  # (kept for it no more)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start the consumer (retrying until the broker answers), then read until cancelled."""
@@ -186,11 +187,15 @@ class SuspectConsumer:
         limit = self.config.classifier.max_message_bytes
         judged: list[_Judged] = []
         for tp, messages in batches.items():
+            # The integrity reader reads these messages too: each is parsed once for both.
+            watch_at = self.trusted.parsed_events.passed("group", tp, messages[-1].offset)
             for msg in messages:
                 token = (tp, msg.offset, msg.value)
                 try:
-                    verdict = judge_event(msg.value, max_bytes=limit, trusted=self.trusted,
-                                          now=now)
+                    verdict = judge_event(
+                        msg.value, max_bytes=limit, trusted=self.trusted, now=now,
+                        keep=watch_at is not None and msg.offset > watch_at,
+                    )
                 except BadMessage as exc:
                     judged.append((msg, token, exc))
                     continue
