@@ -44,8 +44,14 @@ async def tool_server() -> AsyncIterator[ToolServer]:
     await server.close()
 
 
-def connectors(url: str, *, timeout_s: float = 5.0) -> dict[str, TicketConnector]:
-    """One connector per system, with the fakes' good credentials."""
+def connectors(url: str, *, timeout_s: float = 30.0) -> dict[str, TicketConnector]:
+    """One connector per system, with the fakes' good credentials.
+
+    The timeout is generous: the fakes answer on loopback from the test's own event loop, and
+    on a loaded machine a short timeout expires on requests the fake has served or is
+    serving; the retry then repeats a state report (one too many) or, for a tool that looks
+    up before it creates, races the create still in flight (a duplicate ticket). An outage is
+    a refused connection, which no timeout delays."""
     return {
         "webhook": WebhookConnector(f"{url}/hooks/otwatch", WEBHOOK_SECRET, timeout_s=timeout_s),
         "thehive": TheHiveConnector(url, THEHIVE_KEY, timeout_s=timeout_s),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,6 +259,7 @@ class ToolServer:
         self.runner = web.AppRunner(app)
         self.port = 0
         self._site: web.TCPSite | None = None
+        self._holder: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -272,15 +274,34 @@ class ToolServer:
         await self._site.start()
         if not self.port:
             self.port = self.runner.addresses[0][1]
+        self._release_port()
 
     async def down(self) -> None:
-        """Stop listening and drop the open (keep-alive) connections: an outage."""
+        """Stop listening and drop the open (keep-alive) connections: an outage.
+
+        The port stays bound (not listening, so connecting is refused) until `up`: a free port
+        could be taken meanwhile, by another process or as the local port of an outgoing
+        connection (a client's own retries included), and `up` would then fail.
+        """
         if self._site is not None:
             await self._site.stop()
             self._site = None
+            self._hold_port()
         server = self.runner.server
         for handler in list(server.connections if server is not None else []):
             handler.force_close()
 
     async def close(self) -> None:
+        self._release_port()
         await self.runner.cleanup()
+
+    def _hold_port(self) -> None:
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as `up` binds it
+        holder.bind(("127.0.0.1", self.port))
+        self._holder = holder
+
+    def _release_port(self) -> None:
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None

@@ -77,12 +77,13 @@ async def outbox(records_db: tuple[str, RecordStore], tool_server: ToolServer
                  ) -> AsyncIterator[TicketOutbox]:
     target, _ = records_db
     box = TicketOutbox.open(target, parse(CONFIG),
-                            connectors=connectors(tool_server.url, timeout_s=2))
+                            connectors=connectors(tool_server.url))
     yield box
     await box.stop()
 
 
-async def until(check: object, timeout_s: float = 60.0) -> None:
+async def until(check: object, timeout_s: float = 300.0) -> None:
+    """Poll ``check`` until true; the bound only ends a hung test (a loaded machine is slow)."""
     async with asyncio.timeout(timeout_s):
         while not check():  # type: ignore[operator]
             await asyncio.sleep(0.05)
@@ -113,7 +114,7 @@ async def test_the_same_outage_on_postgresql(
 ) -> None:
     target, store = records_pg
     box = TicketOutbox.open(target, parse(CONFIG), schema=pg_schema,
-                            connectors=connectors(tool_server.url, timeout_s=2))
+                            connectors=connectors(tool_server.url))
     try:
         await outage_during_a_burst(store, tool_server, box)
     finally:
@@ -138,8 +139,8 @@ async def outage_during_a_burst(store: RecordStore, tool_server: ToolServer,
     for system in SYSTEMS:  # the first create after the outage is made but its answer lost
         tools.fail(system, 502, lost=True)
     await tool_server.up()
-    await until(lambda: all(linked(store, rid).keys() == expected_systems(store, rid)
-                            for rid in ids))
+    expected = {rid: expected_systems(store, rid) for rid in ids}  # polled below: kept cheap
+    await until(lambda: all(linked(store, rid).keys() == expected[rid] for rid in ids))
     await until(lambda: any(u[0] == "thehive" for u in tools.updates))
 
     security = [rid for rid in ids if expected_systems(store, rid) == set(SYSTEMS)]
