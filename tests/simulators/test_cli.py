@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,19 @@ def test_run_plays_the_demo_and_writes_everything(tmp_path: Path) -> None:
     assert set(json.loads(ports.read_text())) == {"press-01", "press-02", "gateway-01", "oven-01"}
 
 
-def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if path.exists() or proc.poll() is not None:
-            return
+def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path,
+                what: str) -> None:
+    """Poll ``ready``; fail naming ``what`` (with the simulator's log) if the simulator exits
+    first, or after a bound that only ends a hung test (a loaded machine starts it slowly)."""
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert proc.poll() is None, f"the simulator exited before {what}: {log.read_text()}"
+        assert time.monotonic() < deadline, f"no {what}: {log.read_text()}"
         time.sleep(0.05)
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 @pytest.mark.integration
@@ -117,17 +126,12 @@ def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
         stderr=log.open("wb"),
     )
     try:
-        _wait_for(ports, proc)
-        assert ports.exists(), f"the plant did not come up: {log.read_text()}"
+        _wait_until(ports.exists, proc, log, "ports file")  # written once every PLC listens
         assert not labels.exists()  # the scenario waits for the gate file
         gate.touch()
-        _wait_for(labels, proc)
-        for _ in range(600):
-            if len(labels.read_text().splitlines()) == 2:
-                break
-            time.sleep(0.05)
+        _wait_until(lambda: _lines(labels) == 2, proc, log, "label for both actions")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        assert proc.wait(timeout=300) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
