@@ -89,6 +89,12 @@ async def until(check: object, timeout_s: float = 300.0) -> None:
             await asyncio.sleep(0.05)
 
 
+async def passed_the_trail(outbox: TicketOutbox, store: RecordStore) -> None:
+    """Every relay has delivered up to the trail's head as of now."""
+    head = max(e.seq for e in store.trail())
+    await until(lambda: all(r.status.cursor >= head for r in outbox.relays))
+
+
 def retries() -> dict[str, float]:
     return {s: RETRIES.labels(s)._value.get() for s in SYSTEMS}
 
@@ -179,7 +185,7 @@ async def test_a_quality_only_record_gets_no_security_ticket(
     assert store.get_record(rid).classification == "quality_only"
     await outbox.start()
     await until(lambda: "webhook" in linked(store, rid))
-    await asyncio.sleep(0.3)  # the incident-tool relays have passed the entry by now
+    await passed_the_trail(outbox, store)  # the incident-tool relays have seen the entry
     assert not tool_server.tools.alerts and not tool_server.tools.incidents
     assert not tool_server.tools.issues
     assert linked(store, rid).keys() == {"webhook"}
@@ -194,14 +200,14 @@ async def test_security_evidence_on_a_quality_record_opens_its_incident_tickets_
     rid, = open_records(store, 2, 1)  # quality-only: the webhook's ticket only
     await outbox.start()
     await until(lambda: "webhook" in linked(store, rid))
-    await asyncio.sleep(0.3)  # the incident-tool relays have passed the opening entry
+    await passed_the_trail(outbox, store)  # the incident-tool relays saw the opening entry
     assert not tool_server.tools.alerts
     outcome, = store.record_events(
         [(event(9, controller="press-02", minutes=1),
           classified(kind=ClassKind.SECURITY_ONLY, key="k2"))], now=T0)
     assert outcome.record_id == rid and outcome.ticket_id is not None
     await until(lambda: linked(store, rid).keys() == set(SYSTEMS))
-    await asyncio.sleep(0.3)  # a second open, had one been sent, would have landed
+    await passed_the_trail(outbox, store)  # a second open, had one been sent, has landed
     tools = tool_server.tools
     assert (len(tools.alerts), len(tools.incidents), len(tools.issues)) == (1, 1, 1)
     opened = [b["data"]["record_id"] for b in tools.webhooks.values()
