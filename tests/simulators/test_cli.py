@@ -98,33 +98,34 @@ def _lines(path: Path) -> int:
 def test_waits_for_the_start_file_and_stops_on_sigterm(tmp_path: Path) -> None:
     ports, gate, labels = tmp_path / "p.json", tmp_path / "ready", tmp_path / "l.jsonl"
     log = tmp_path / "sim.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulators.cli",
-            "run",
-            "--plant",
-            str(PLANT_FILE),
-            "--free-ports",
-            "--port",
-            "press-01=0",
-            "--ports-file",
-            str(ports),
-            "--scenario",
-            str(ROOT / "config/scenarios/demo.yaml"),
-            "--start-when-exists",
-            str(gate),
-            "--labels-out",
-            str(labels),
-            "--speed",
-            "50",
-            "--hold",
-            "120",
-        ],
-        cwd=ROOT,
-        stderr=log.open("wb"),
-    )
+    with log.open("wb") as err:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "simulators.cli",
+                "run",
+                "--plant",
+                str(PLANT_FILE),
+                "--free-ports",
+                "--port",
+                "press-01=0",
+                "--ports-file",
+                str(ports),
+                "--scenario",
+                str(ROOT / "config/scenarios/demo.yaml"),
+                "--start-when-exists",
+                str(gate),
+                "--labels-out",
+                str(labels),
+                "--speed",
+                "50",
+                "--hold",
+                "120",
+            ],
+            cwd=ROOT,
+            stderr=err,
+        )
     try:
         _wait_until(ports.exists, proc, log, "ports file")  # written once every PLC listens
         assert not labels.exists()  # the scenario waits for the gate file
