@@ -33,6 +33,8 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import types
+from collections.abc import Coroutine, Generator
 from functools import partial
 from typing import Any
 
@@ -89,6 +91,8 @@ class BatchChain:
         self._producer = producer
         #: Per (topic, partition), the delivery of the last batch given to the chain.
         self._last: dict[tuple[str, int], asyncio.Future[Any]] = {}
+        #: Per delivery, the batch kept back behind it (batch, topic, partition, its delivery).
+        self._behind: dict[asyncio.Future[Any], tuple[Any, str, int, asyncio.Future[Any]]] = {}
         #: The deliveries of the batches not yet handed to the producer.
         self._kept: set[asyncio.Future[Any]] = set()
         #: The handovers under way (``send_batch`` may wait for metadata or queue space).
@@ -102,15 +106,16 @@ class BatchChain:
         delivery = self._last[(topic, partition)] = asyncio.get_running_loop().create_future()
         if before is None or (before.done() and delivered(before)):
             try:
-                _pass_on(await self._producer.send_batch(batch, topic, partition=partition),
-                         delivery)
+                self._pass_on(await self._producer.send_batch(batch, topic, partition=partition),
+                              delivery)
             except BaseException as exc:  # not handed over: the batches behind it neither
                 _fail(delivery, exc)
                 delivery.add_done_callback(retrieve)  # the caller gets the error
                 raise
         else:
             self._kept.add(delivery)
-            before.add_done_callback(partial(self._after, batch, topic, partition, delivery))
+            self._behind[before] = (batch, topic, partition, delivery)
+            before.add_done_callback(self._after)  # (a delivery has one batch behind it)
         return delivery
 
     async def close(self) -> None:
@@ -126,10 +131,23 @@ class BatchChain:
         if handing:
             await asyncio.wait(handing, timeout=1.0)
 
-    def _after(
-        self, batch: Any, topic: str, partition: int, delivery: asyncio.Future[Any],
-        before: asyncio.Future[Any],
-    ) -> None:
+    def _pass_on(self, source: asyncio.Future[Any], delivery: asyncio.Future[Any]) -> None:
+        """Give ``delivery`` the outcome of the producer's ``source`` once it has one."""
+        source.add_done_callback(partial(self._delivered, delivery))
+
+    def _delivered(self, delivery: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
+        _copy_outcome(delivery, source)
+        # The batch behind it now, not a loop turn later from the delivery's own callback:
+        # this runs in the turn after the acknowledgement, before aiokafka's sender wakes
+        # (its produce task ends, then its wait), so the batch makes the sender's next request.
+        self._after(delivery)
+
+    def _after(self, before: asyncio.Future[Any]) -> None:
+        """Settle the batch behind a settled delivery: hand it over, or keep it back."""
+        behind = self._behind.pop(before, None)
+        if behind is None:  # none, or already handed over
+            return
+        batch, topic, partition, delivery = behind
         if delivery.done():  # abandoned (closed)
             return
         if self._closed or before.cancelled():
@@ -142,33 +160,64 @@ class BatchChain:
             kept.__cause__ = failure
             delivery.set_exception(kept)
             return
+        # ``send_batch`` run here up to its first wait: with the topic's metadata known and
+        # nothing queued for the partition (the batch before was delivered) it has none and
+        # the batch is queued in this turn; otherwise a task awaits the rest of it.
+        sending = self._producer.send_batch(batch, topic, partition=partition)
+        try:
+            waiting = sending.send(None)
+        except StopIteration as handed:
+            self._kept.discard(delivery)
+            self._pass_on(handed.value, delivery)
+            return
+        except BaseException as exc:  # the producer refuses: the delivery says so
+            self._kept.discard(delivery)
+            _fail(delivery, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
         task = asyncio.get_running_loop().create_task(
-            self._hand_over(batch, topic, partition, delivery)
+            self._hand_over(sending, waiting, delivery)
         )
         self._handing.add(task)
         task.add_done_callback(self._handing.discard)
 
     async def _hand_over(
-        self, batch: Any, topic: str, partition: int, delivery: asyncio.Future[Any]
+        self, sending: Coroutine[Any, Any, Any], waiting: Any, delivery: asyncio.Future[Any]
     ) -> None:
         try:
-            _pass_on(await self._producer.send_batch(batch, topic, partition=partition), delivery)
+            self._pass_on(await _resume(sending, waiting), delivery)
         except BaseException as exc:  # a stop, or the producer refuses: the delivery says so
             _fail(delivery, exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
             self._kept.discard(delivery)
+            sending.close()  # (cancelled while it waited: it stops there)
+
+
+@types.coroutine
+def _resume(coroutine: Coroutine[Any, Any, Any], waiting: Any) -> Generator[Any, Any, Any]:
+    """Await the rest of a coroutine already run up to its first wait (``waiting``, what it
+    yielded then): what the awaiting task sends or throws in goes on to it."""
+    while True:
+        try:
+            sent = yield waiting
+        except BaseException as exc:
+            try:
+                waiting = coroutine.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
 
 
 def delivered(future: asyncio.Future[Any]) -> bool:
     """Whether a done delivery succeeded."""
     return not future.cancelled() and future.exception() is None
-
-
-def _pass_on(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
-    """Give ``target`` the outcome of ``source`` once it has one."""
-    source.add_done_callback(partial(_copy_outcome, target))
 
 
 def _copy_outcome(target: asyncio.Future[Any], source: asyncio.Future[Any]) -> None:
