@@ -41,6 +41,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 
 class PartitionCache:
@@ -359,6 +360,9 @@ def _builder_append(batch: Any) -> Any:
     a message: it serializes (we configure no serializer: the bytes are the record) and counts
     each record's offset in the batch, from 0, in ``_relative_offset``, which the caller sets
     once the batch is filled (aiokafka reads it as the batch's record count)."""
+    if not isinstance(batch, BatchBuilder):  # another producer's batch (a stand-in): its own
+        return lambda _offset, timestamp, key, value, _headers: batch.append(
+            key=key, value=value, timestamp=timestamp)
     if batch._key_serializer is not None or batch._value_serializer is not None:
         raise TypeError("Outbox sends bytes: the producer must have no key or value serializer")
     if batch._relative_offset != 0 or batch.closed():
