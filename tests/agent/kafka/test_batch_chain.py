@@ -89,3 +89,63 @@ async def test_close_abandons_the_kept_back_batches_and_hands_nothing_more_over(
     assert producer.names() == ["first"]
     with pytest.raises(asyncio.CancelledError):
         await kept
+
+
+async def test_the_next_batch_is_handed_over_in_the_loop_turn_after_the_ack() -> None:
+    # aiokafka's sender wakes two turns after a produce response: a batch handed over later
+    # misses its next request and waits a round trip more.
+    producer = HoldingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    first = await chain.send_batch("first", "t", 0)
+    second = await chain.send_batch("second", "t", 0)
+    producer.settle("first")
+    await asyncio.sleep(0)  # one turn: the ack's callbacks
+    assert first.done() and producer.names() == ["first", "second"]
+    producer.settle("second")
+    await second
+    await chain.close()
+
+
+class WaitingProducer(HoldingProducer):
+    """Makes each handover after the first wait (as for queue space) until ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def send_batch(self, batch: str, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        if self.handed:
+            await self.go.wait()
+        return await super().send_batch(batch, topic, partition=partition)
+
+
+async def test_a_handover_that_has_to_wait_finishes_in_a_task() -> None:
+    producer = WaitingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    await chain.send_batch("first", "t", 0)
+    second = await chain.send_batch("second", "t", 0)
+    producer.settle("first")
+    await settled()
+    assert producer.names() == ["first"] and not second.done()
+    producer.go.set()
+    await settled()
+    assert producer.names() == ["first", "second"] and not second.done()
+    producer.settle("second", RequestTimedOutError())
+    with pytest.raises(RequestTimedOutError):
+        await second
+    await chain.close()
+
+
+async def test_close_cancels_a_handover_that_waits() -> None:
+    producer = WaitingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    await chain.send_batch("first", "t", 0)
+    second = await chain.send_batch("second", "t", 0)
+    third = await chain.send_batch("third", "t", 0)
+    producer.settle("first")
+    await settled()
+    await chain.close()
+    producer.go.set()
+    await settled()
+    assert second.cancelled() and third.cancelled()
+    assert producer.names() == ["first"]

@@ -21,6 +21,8 @@ class KeepingProducer:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, int, bytes, asyncio.Future[Any]]] = []
+        #: Each batch's record count as aiokafka reads it (sequence numbers, emptiness).
+        self.counts: list[int] = []
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(PARTITIONS)
@@ -31,14 +33,23 @@ class KeepingProducer:
     async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         future.set_result(None)
+        count = batch.record_count()
         self.sent.append((topic, partition, batch._build(), future))
+        self.counts.append(count)
         return future
 
 
 def read_back(producer: KeepingProducer) -> list[tuple[str, int, bytes, bytes]]:
-    return [(topic, partition, bytes(r.key), bytes(r.value))
-            for topic, partition, buffer, _ in producer.sent
-            for r in DefaultRecordBatch(bytearray(buffer))]
+    got = []
+    for topic, partition, buffer, _ in producer.sent:
+        batch = DefaultRecordBatch(bytearray(buffer))
+        records = list(batch)
+        # Offsets 0, 1, ... in each batch, and its count: the records are appended to
+        # aiokafka's record builder directly, counted by the Outbox.
+        assert [r.offset for r in records] == list(range(len(records)))
+        assert batch.last_offset_delta == len(records) - 1
+        got += [(topic, partition, bytes(r.key), bytes(r.value)) for r in records]
+    return got
 
 
 async def test_runs_and_single_messages_keep_their_order_per_partition() -> None:
@@ -66,6 +77,8 @@ async def test_runs_and_single_messages_keep_their_order_per_partition() -> None
     assert sorted(got) == sorted((t, partitioner(k, PARTITIONS, PARTITIONS), k, v)
                                  for t, k, v in added)
     assert len(producer.sent) > 2 * len(PARTITIONS)  # more than one batch for some partitions
+    assert producer.counts == [len(list(DefaultRecordBatch(bytearray(b))))
+                               for _, _, b, _ in producer.sent]
     for topic, partition in {(t, p) for t, p, _, _ in got}:
         assert [v for t, p, _, v in got if (t, p) == (topic, partition)] == [
             v for t, k, v in added
