@@ -355,6 +355,10 @@ class Outbox:
 _NO_HEADERS: list[tuple[str, bytes | None]] = []
 
 
+#: The private members of aiokafka's ``BatchBuilder`` (as of 0.14) that `_builder_append` uses.
+_BUILDER_MEMBERS = ("_builder", "_relative_offset", "_key_serializer", "_value_serializer")
+
+
 def _builder_append(batch: Any) -> Any:
     """The ``append(offset, timestamp, key, value, headers)`` of an empty aiokafka 0.14
     ``BatchBuilder``'s record builder (C), or None when the message does not fit.
@@ -362,8 +366,14 @@ def _builder_append(batch: Any) -> Any:
     ``BatchBuilder.append`` is a Python wrapper around it that costs about half a microsecond
     a message: it serializes (we configure no serializer: the bytes are the record) and counts
     each record's offset in the batch, from 0, in ``_relative_offset``, which the caller sets
-    once the batch is filled (aiokafka reads it as the batch's record count)."""
-    if not isinstance(batch, BatchBuilder):  # another producer's batch (a stand-in): its own
+    once the batch is filled (aiokafka reads it as the batch's record count).
+
+    Any other batch (a stand-in, or an aiokafka whose ``BatchBuilder`` lacks these private
+    members: the dependency is not pinned) is filled through its own public ``append``, which
+    counts the offsets itself (the caller's count then sets the same number)."""
+    if not isinstance(batch, BatchBuilder) or not all(
+        hasattr(batch, name) for name in _BUILDER_MEMBERS
+    ):
         return lambda _offset, timestamp, key, value, _headers: batch.append(
             key=key, value=value, timestamp=timestamp)
     if batch._key_serializer is not None or batch._value_serializer is not None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 
+from agent.kafka import batching
 from agent.kafka.batching import Outbox, PartitionCache
 
 PARTITIONS = [0, 1, 2, 3]
@@ -52,7 +54,12 @@ def read_back(producer: KeepingProducer) -> list[tuple[str, int, bytes, bytes]]:
     return got
 
 
-async def test_runs_and_single_messages_keep_their_order_per_partition() -> None:
+@pytest.mark.parametrize("builder", ["direct", "public"])
+async def test_runs_and_single_messages_keep_their_order_per_partition(
+    builder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if builder == "public":  # an aiokafka whose BatchBuilder lacks the private members
+        monkeypatch.setattr(batching, "_BUILDER_MEMBERS", ("_builder", "_no_such_member"))
     added: list[tuple[str, bytes, bytes]] = []
     producer = KeepingProducer()
     outbox = Outbox(producer, PartitionCache())  # type: ignore[arg-type]
