@@ -71,6 +71,7 @@ class IntegrityReader:
         """Start the reader (retrying until the broker answers), then read until cancelled."""
         config = self.config
         self.cut = StartCut(config.integrity.start_from, self.clock())
+        self.trusted.parsed_events.forget("watch")  # (where an earlier run had read: not here)
         watch = await start_with_retry(
             lambda: AIOKafkaConsumer(
                 # The start is the cut's (`StartCut.place`). The client's own resets (a new

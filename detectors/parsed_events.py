@@ -23,8 +23,8 @@ message when the integrity reader reads none of the group consumer's messages (i
 ``latest``, after a backlog) or the group consumer owns few of the partitions it reads.
 
 Bounded: a message is forgotten when the second reader takes it, or, when it does not come
-(a reader far behind, a partition revoked in between), once ``size`` newer ones wait (oldest
-first).
+(a reader far behind, a partition revoked in between), once ``size`` newer ones or
+``max_bytes`` of newer ones wait (oldest first); one over `KEEP_AT_MOST` bytes is never kept.
 
 Example::
 
@@ -47,6 +47,13 @@ from detectors.messages import parse_event
 #: Messages remembered until the other reader takes them: more than the two readers are
 #: usually apart, in messages, on live traffic (each reads batches of at most 5,000).
 PARSED_EVENTS = 16_384
+#: The bytes of the messages remembered, at most: kept before any trust check, so a writer of
+#: the topic could fill 16,384 entries with events of ``max_message_bytes`` (up to 2 MiB of
+#: memory each, the bytes and the model) when the other reader is behind. Oldest go first.
+PARSED_BYTES = 64 * 1024 * 1024
+#: A message larger than this is parsed by each reader, never remembered: an agent's events
+#: are a few KiB, and a large one costs its parse twice, not its memory for a while.
+KEEP_AT_MOST = 64 * 1024
 
 #: The two readers of the suspect topic: the group consumer, the integrity reader.
 Reader = Literal["group", "watch"]
@@ -56,11 +63,15 @@ _OTHER: dict[Reader, Reader] = {"group": "watch", "watch": "group"}
 class ParsedEvents:
     """Parsed events by the bytes they came as, each until a second reader takes it."""
 
-    def __init__(self, size: int = PARSED_EVENTS) -> None:
-        if size < 1:
-            raise ValueError(f"ParsedEvents size must be at least 1, not {size}")
+    def __init__(self, size: int = PARSED_EVENTS, max_bytes: int = PARSED_BYTES) -> None:
+        if size < 1 or max_bytes < 1:
+            raise ValueError(f"ParsedEvents size and bytes must be at least 1, not {size}, "
+                             f"{max_bytes}")
         self.size = size
+        self.max_bytes = max_bytes
         self._events: OrderedDict[bytes, SuspectChange] = OrderedDict()
+        #: The bytes of the messages remembered (their keys).
+        self.bytes = 0
         #: Messages answered from the memo, and messages parsed (the first reader's).
         self.hits = 0
         self.misses = 0
@@ -75,9 +86,12 @@ class ParsedEvents:
         self._read[reader][tp] = offset
         return self._read[_OTHER[reader]].get(tp)
 
-    def forget(self, reader: Reader, partitions: set[TopicPartition]) -> None:
-        """``reader`` reads ``partitions`` no more (revoked): nothing is kept for it there."""
-        for tp in partitions:
+    def forget(self, reader: Reader, partitions: set[TopicPartition] | None = None) -> None:
+        """``reader`` reads ``partitions`` (None: any) no more, or starts again from another
+        place (revoked, restarted): nothing is kept for it there until it says it has read."""
+        if partitions is None:
+            self._read[reader].clear()
+        for tp in partitions or ():
             self._read[reader].pop(tp, None)
 
     def parse(self, value: bytes | None, *, max_bytes: int, keep: bool) -> SuspectChange:
@@ -88,12 +102,16 @@ class ParsedEvents:
         event = self._events.pop(value, None) if self._events else None
         if event is not None:
             self.hits += 1
+            self.bytes -= len(value)
             return event
         event = parse_event(value, max_bytes=max_bytes)  # (BadMessage: nothing remembered)
         self.misses += 1
-        if not keep:
+        if not keep or len(value) > KEEP_AT_MOST:
             return event
-        if len(self._events) >= self.size:
-            self._events.popitem(last=False)
+        while self._events and (
+            len(self._events) >= self.size or self.bytes + len(value) > self.max_bytes
+        ):
+            self.bytes -= len(self._events.popitem(last=False)[0])
         self._events[value] = event
+        self.bytes += len(value)
         return event

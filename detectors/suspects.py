@@ -109,6 +109,7 @@ class SuspectConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Start the consumer (retrying until the broker answers), then read until cancelled."""
         config = self.config
+        self.trusted.parsed_events.forget("group")  # (where an earlier run had read: not here)
         consumer = await start_with_retry(
             lambda: AIOKafkaConsumer(
                 group_id=config.classifier.group_id,

@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import inspect
 import types
 from collections.abc import Coroutine, Generator
 from functools import partial
@@ -118,6 +119,7 @@ class BatchChain:
                 raise
         else:
             self._kept.add(delivery)
+            delivery.add_done_callback(self._kept.discard)  # (also when its caller cancels it)
             self._behind[before] = (batch, topic, partition, delivery)
             before.add_done_callback(self._after)  # (a delivery has one batch behind it)
         return delivery
@@ -168,6 +170,8 @@ class BatchChain:
         # nothing queued for the partition (the batch before was delivered) it has none and
         # the batch is queued in this turn; otherwise a task awaits the rest of it.
         sending = self._producer.send_batch(batch, topic, partition=partition)
+        if not inspect.iscoroutine(sending):  # another producer's awaitable: stepped alike
+            sending = _awaited(sending)
         try:
             waiting = sending.send(None)
         except StopIteration as handed:
@@ -198,6 +202,11 @@ class BatchChain:
         finally:
             self._kept.discard(delivery)
             sending.close()  # (cancelled while it waited: it stops there)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    """A coroutine of any awaitable, for `BatchChain._after` to step by hand."""
+    return await awaitable
 
 
 @types.coroutine

@@ -224,3 +224,31 @@ def test_the_authorized_topic_is_not_remembered(parses: list[bytes | None]) -> N
     reader._saw(TopicPartition(CONFIG.topics.authorized, 0),
                 _messages((raw,), 0, CONFIG.topics.authorized), NOW)
     assert _seqs(reader) == {4} and len(trusted.parsed_events) == 0 and parses == []
+
+
+def test_the_memo_is_bounded_by_bytes_and_never_keeps_a_large_message(
+    parses: list[bytes | None],
+) -> None:
+    # Kept before any trust check: a writer of the topic must not fill it with large events.
+    values = [_signed(seq=seq) for seq in range(1, 6)]
+    memo = ParsedEvents(100, max_bytes=2 * max(map(len, values)))
+    for value in values:
+        memo.parse(value, max_bytes=LIMIT, keep=True)
+    assert len(memo) == 2 and memo.bytes == sum(map(len, values[3:]))
+    large = orjson.dumps({**orjson.loads(values[0]), "seq": 9,
+                          "context": {"note": "x" * (parsed_events.KEEP_AT_MOST + 1)}})
+    memo.parse(large, max_bytes=LIMIT, keep=True)
+    assert len(memo) == 2 and memo.bytes == sum(map(len, values[3:]))  # not kept
+    parses.clear()
+    for value in values[3:]:  # the two newest are answered; their bytes leave the count
+        memo.parse(value, max_bytes=LIMIT, keep=True)
+    assert parses == [] and memo.bytes == 0
+
+
+def test_a_reader_that_starts_again_has_nothing_kept_for_it() -> None:
+    trusted = _trusted()
+    reader, consumer = _reader(trusted), _consumer(trusted)
+    _read(reader, _signed(seq=1))
+    trusted.parsed_events.forget("watch")  # what `IntegrityReader.run` does when it starts
+    _consume(consumer, _signed(seq=1), _signed(seq=2))  # above where the old run had read
+    assert len(trusted.parsed_events) == 0

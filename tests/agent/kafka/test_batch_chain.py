@@ -149,3 +149,38 @@ async def test_close_cancels_a_handover_that_waits() -> None:
     await settled()
     assert second.cancelled() and third.cancelled()
     assert producer.names() == ["first"]
+
+
+async def test_a_kept_back_batch_its_caller_cancels_is_no_longer_held() -> None:
+    producer = HoldingProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    await chain.send_batch("first", "t", 0)
+    second = await chain.send_batch("second", "t", 0)
+    second.cancel()
+    await settled()
+    assert chain._kept == set()  # (not held until close)
+    producer.settle("first")
+    await settled()
+    assert producer.names() == ["first"]  # the cancelled one is never handed over
+    await chain.close()
+
+
+class AwaitableProducer(HoldingProducer):
+    """A producer whose ``send_batch`` returns an awaitable that is not a coroutine."""
+
+    def send_batch(self, batch: str, topic: str, *, partition: int) -> Any:  # type: ignore[override]
+        return asyncio.ensure_future(super().send_batch(batch, topic, partition=partition))
+
+
+async def test_a_producer_returning_another_awaitable_still_gets_the_next_batch() -> None:
+    producer = AwaitableProducer()
+    chain = BatchChain(producer)  # type: ignore[arg-type]
+    await chain.send_batch("first", "t", 0)
+    second = await chain.send_batch("second", "t", 0)
+    await settled()
+    producer.settle("first")
+    await settled()
+    assert producer.names() == ["first", "second"]
+    producer.settle("second")
+    await second
+    await chain.close()
