@@ -378,8 +378,9 @@ def _builder_append(batch: Any) -> Any:
     once the batch is filled (aiokafka reads it as the batch's record count).
 
     Any other batch (a stand-in, or an aiokafka whose ``BatchBuilder`` lacks these private
-    members: the dependency is not pinned) is filled through its own public ``append``, which
-    counts the offsets itself (the caller's count then sets the same number)."""
+    members: pyproject allows 0.12 to 0.14, and only 0.14 was read) is filled through its own
+    public ``append``, which counts the offsets itself (the caller's count then sets the same
+    number)."""
     if not isinstance(batch, BatchBuilder) or not all(
         hasattr(batch, name) for name in _BUILDER_MEMBERS
     ):
