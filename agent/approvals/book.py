@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from agent.approvals import metrics
 from agent.approvals.errors import ApprovalsFileError
 from agent.approvals.loading import describe_errors, load_approvals_file
-from agent.approvals.matching import match_change
+from agent.approvals.matching import match_change, no_record
 from agent.approvals.model import ApprovedChange, MatchPolicy, MatchResult
 from agent.approvals.state import load_used, save_used
 from agent.approvals.uses import ApprovalUse
@@ -187,11 +187,7 @@ class ApprovalBook:
         if records is None:  # most changes of a plant: no record at all, the same verdict
             found = self._no_record.get(target)
             if found is None:
-                found = self._no_record[target] = match_change(
-                    controller=controller, tag=tag, change_kind=change_kind,
-                    new_value=new_value, occurred_at=occurred_at, approvals=(),
-                    used=(), policy=self._policy,
-                )
+                found = self._no_record[target] = no_record(controller, tag)
             return found
         result = match_change(
             controller=controller,

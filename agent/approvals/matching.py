@@ -51,6 +51,7 @@ from agent.approvals.values import (
     value_mismatch,
 )
 from agent.contract import ChangeKind, TagKind, TagValue, Verdict
+from agent.contract.events import built_model
 
 __all__ = [
     "match_change",
@@ -186,6 +187,22 @@ def _explain(best: _Assessment, used: Collection[str]) -> tuple[Verdict, str]:
     return Verdict.UNAPPROVED, f"{best.window}; {best.value}"
 
 
+def no_record(controller: str, tag: str) -> MatchResult:
+    """The verdict on a change of a tag that no approved change record names (most tags).
+
+    Built as validation would build it, without validating it again: a verdict and a text
+    made here. The agent gives it once per tag, at the tag's first change, and on a 10,000-tag
+    controller those first changes are most events of its first minutes; validating each
+    cost ~2.5 µs, a tenth of the agent's CPU for the event."""
+    return built_model(MatchResult, {
+        "verdict": Verdict.UNAPPROVED, "approval": None,
+        "reason": f"no approved change record for {controller}/{tag}", "consumed": None,
+    }, _NO_RECORD_GIVEN)
+
+
+_NO_RECORD_GIVEN = frozenset({"verdict", "reason"})
+
+
 def match_change(
     *,
     controller: str,
@@ -213,10 +230,7 @@ def match_change(
     """
     targeted = [rec for rec in approvals if rec.controller == controller and rec.tag == tag]
     if not targeted:  # no record for the tag (most tags): nothing to weigh
-        return MatchResult(
-            verdict=Verdict.UNAPPROVED,
-            reason=f"no approved change record for {controller}/{tag}",
-        )
+        return no_record(controller, tag)
     if occurred_at.tzinfo is None:
         occurred_at = occurred_at.replace(tzinfo=UTC)
     occurred_at = occurred_at.astimezone(UTC)

@@ -71,6 +71,37 @@ def test_a_record_added_later_overrides_the_remembered_no_record_verdict(tmp_pat
     assert decide(book) == first  # revoked again: back to no record
 
 
+class _CountingValidator:
+    """Stands in for a model's validator and counts its calls (each is one validation)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.calls = real, 0
+
+    def validate_python(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.real.validate_python(*args, **kwargs)
+
+
+def test_the_no_record_verdict_is_built_not_validated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag no record names gets its verdict without a validation (one per tag's first change
+    on a 10,000-tag controller), and the result is the one validation gives."""
+    path = tmp_path / "approvals.yaml"
+    write(path, {"approvals": [record_yaml(tag="pressure_sp")]})
+    book = ApprovalBook([path], policy=MatchPolicy())
+    counting = _CountingValidator(MatchResult.__pydantic_validator__)
+    monkeypatch.setattr(MatchResult, "__pydantic_validator__", counting)
+    found = decide(book)
+    assert counting.calls == 0
+    monkeypatch.undo()
+    expected = MatchResult(verdict=Verdict.UNAPPROVED,
+                           reason="no approved change record for press-01/temperature_sp")
+    assert found == expected
+    assert found.model_fields_set == expected.model_fields_set
+    assert found.model_dump_json() == expected.model_dump_json()
+
+
 def test_broken_file_keeps_last_good_set(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "approvals.yaml"
     write(path, {"approvals": [record_yaml()]})
