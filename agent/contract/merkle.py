@@ -119,10 +119,11 @@ def joined_audit_paths(
     uppers = [b""]  # the root's proof: no hash
     for level in reversed(levels[:-1]):
         width, texts = len(level), []
+        encoded = list(map(encode, level))  # each hash once (one call in C for a C encode)
         for j in range(width):
             upper = uppers[j >> 1]
             if j ^ 1 < width:
-                sibling = encode(level[j ^ 1])
+                sibling = encoded[j ^ 1]
                 texts.append(sibling + sep + upper if upper else sibling)
             else:
                 texts.append(upper)

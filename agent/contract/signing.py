@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import string
 from collections import OrderedDict
@@ -218,15 +219,16 @@ class EventSigner:
             value = _b64(self.private_key.sign(head + b"," + tail))
             member = canonical_json({"alg": ALG, "key_id": self.key_id, "value": value})
             return [head + b',"signature":' + member + b"," + tail]
+        # Each proof's hashes joined by '","', in the quotes `opening` and `closing` write.
         root, paths = joined_audit_paths([_leaf(head, tail) for head, tail in halves],
-                                         _quoted_b64)
+                                         _plain_b64, b'","')
         size = len(events)
         value = _b64(self.private_key.sign(root_message(root, size)))
         # The member, canonical JSON (sorted keys) written around its two parts that differ
         # per event (the leaf index and the path); a test holds it to `canonical_json`.
         opening = (b',"signature":{"alg":"' + ALG_MERKLE.encode() + b'","key_id":'
                    + canonical_json(self.key_id) + b',"proof":{"leaf_index":')
-        closing = (b'],"tree_size":' + str(size).encode() + b'},"value":"' + value.encode()
+        closing = (b'"],"tree_size":' + str(size).encode() + b'},"value":"' + value.encode()
                    + b'"},')
         return [
             b"".join((head, opening, index, path, closing, tail))
@@ -234,8 +236,9 @@ class EventSigner:
         ]
 
 
-#: Each leaf index as the proof writes it, up to the path's opening bracket.
-_LEAF_INDEX = [b'%d,"path":[' % i for i in range(MAX_TREE_SIZE)]
+#: Each leaf index as the proof writes it, up to the path's first hash (a tree of two or more
+#: leaves gives every leaf one at least: the quote is the first hash's).
+_LEAF_INDEX = [b'%d,"path":["' % i for i in range(MAX_TREE_SIZE)]
 
 
 def _leaf(head: bytes, tail: bytes) -> bytes:
@@ -250,8 +253,8 @@ def _leaf(head: bytes, tail: bytes) -> bytes:
 _LEAF = hashlib.sha256(LEAF_PREFIX)
 
 
-def _quoted_b64(raw: bytes) -> bytes:
-    return b'"' + binascii.b2a_base64(raw, newline=False) + b'"'
+#: Base64 of a hash, no newline: `binascii.b2a_base64` bound to its keyword in C.
+_plain_b64 = functools.partial(binascii.b2a_base64, newline=False)
 
 
 def _halves(event: SuspectChange, seq: int | None = None) -> tuple[bytes, bytes]:
