@@ -60,13 +60,13 @@ from agent.spool.quarantine import (
     move_to_quarantine,
     requeue_all,
 )
+from agent.spool.recent import RecentRows, Row
 from agent.spool_db import SpoolError, SpoolFull, open_spool_db
 
 # The package's name, as before the spool was split into modules: log filters keep matching.
 log = logging.getLogger("agent.spool")
 
-#: A queued row as `Spool.peek` returns it: (row_id, topic, key, value).
-Row = tuple[int, str, bytes, bytes]
+__all__ = ["Row", "Spool"]
 
 
 class Spool:
@@ -98,6 +98,7 @@ class Spool:
         self._quarantined = int(held)
         self._last_seq = stored_last_seq(self._db)
         self._legacy_journal = has_legacy_rows(self._db)
+        self._recent = RecentRows()  # the last appends' rows, for `peek`
         self._refresh_gauges(time.time())
 
     def append(
@@ -165,11 +166,12 @@ class Spool:
         ahead: Sequence[AheadRow], numbered: bool,
     ) -> tuple[list[SuspectChange], int]:
         """`insert_events` after the last ``seq``, which moves on once they are committed."""
-        stored, added = insert_events(
+        stored, added, queued = insert_events(
             self._db, events, last_seq=self._last_seq, now=now, topics=self.topics,
             signer=self.signer, baseline=baseline, ahead=ahead, numbered=numbered,
         )
         self._last_seq += len(events)
+        self._recent.add(queued, added)
         return stored, added
 
     def baseline_journal(self) -> list[BaselineMove]:
@@ -235,10 +237,17 @@ class Spool:
 
     def peek(self, limit: int, *, after: int = 0) -> list[Row]:
         """The oldest ``limit`` rows (with a row id over ``after``), oldest first:
-        ``(row_id, topic, key, value)``."""
+        ``(row_id, topic, key, value)``. The rows of the last appends come from memory when
+        they are all there is (`agent.spool.recent`): the drain does not read back what it
+        was just handed."""
+        start = max(after, self._acked_upto)
+        (newest,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        recent = self._recent.after(start, limit, newest)
+        if recent is not None:
+            return recent
         cur = self._db.execute(
             "SELECT id, topic, key, value FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (max(after, self._acked_upto), limit),
+            (start, limit),
         )
         # The columns come back as the types they were written as (INTEGER, TEXT, BLOB): no
         # conversion per row (a drain reads thousands a second).
@@ -271,6 +280,10 @@ class Spool:
             raise SpoolError(f"spool {self.path}: cannot remove acknowledged rows ({exc})") from exc
         self._depth -= count
         self._bytes -= size
+        if upto == self._acked_upto:  # deleted at once, out of order
+            self._recent.forget()
+        else:
+            self._recent.drop_upto(upto)
         if upto > self._acked_upto:
             self._acked_upto, self._dead, self._dead_bytes = (
                 upto, self._dead + count, self._dead_bytes + size)
@@ -321,6 +334,7 @@ class Spool:
             raise SpoolError(f"spool {self.path}: cannot quarantine row {row_id} ({exc})") from exc
         if moved is None:
             return None
+        self._recent.forget()
         seq, size = moved
         self._depth -= 1
         self._bytes -= size
@@ -346,6 +360,7 @@ class Spool:
         except sqlite3.Error as exc:
             self._rollback()
             raise SpoolError(f"spool {self.path}: cannot requeue ({exc})") from exc
+        self._recent.forget()
         self._depth += count
         self._bytes += size
         self._quarantined = 0
