@@ -53,8 +53,18 @@ class RecentRows:
         first = max(start + 1 - rows[0][0], 0)
         return rows[first : first + limit]
 
-    def drop_upto(self, row_id: int) -> None:
-        """Forget the rows up to ``row_id`` (acknowledged: below the watermark)."""
+    def oldest(self, acked_upto: int, ids: list[int]) -> int | None:
+        """The bytes of the rows ``ids`` (sorted, consecutive) when they are the oldest of the
+        queue (just above the watermark ``acked_upto``) and all kept, else None."""
+        rows = self._rows
+        if not rows or not rows[0][0] <= ids[0] == acked_upto + 1 or ids[-1] > rows[-1][0]:
+            return None
+        first = ids[0] - rows[0][0]
+        return sum(len(key) + len(value) for _, _, key, value in rows[first : first + len(ids)])
+
+    def drop_upto(self, row_id: int, size: int | None = None) -> None:
+        """Forget the rows up to ``row_id`` (acknowledged: below the watermark; ``size``: the
+        bytes of those kept, when known)."""
         rows = self._rows
         if not rows or rows[0][0] > row_id:
             return
@@ -62,7 +72,8 @@ class RecentRows:
             self.forget()
             return
         count = row_id + 1 - rows[0][0]
-        self._bytes -= sum(len(key) + len(value) for _, _, key, value in rows[:count])
+        self._bytes -= size if size is not None else sum(
+            len(key) + len(value) for _, _, key, value in rows[:count])
         del rows[:count]
 
     def forget(self) -> None:

@@ -34,6 +34,7 @@ from agent.spool.drain import (
     TRUNCATE_MAX,
     delete_acknowledged,
     keep_last_seq,
+    move_watermark,
     remove_acknowledged,
     stored_last_seq,
     unsynced,
@@ -269,13 +270,20 @@ class Spool:
         fsync per batch held the drain's event loop for 20-100 ms on a busy disk. The next
         append's full fsync makes the removal durable too; appends keep ``synchronous=FULL``.
         """
-        ids = sorted({int(i) for i in row_ids if int(i) > self._acked_upto})
+        ids = _new_ids(row_ids, self._acked_upto)
         if not ids:
             return
         db, acked, last = self._db, self._acked_upto, self._last_seq
+        # The oldest rows, kept in memory (a drain's batch just appended): their count and
+        # bytes are known, the watermark moves without a query.
+        kept = self._recent.oldest(acked, ids) if ids[-1] - ids[0] + 1 == len(ids) else None
         try:
-            count, size, upto = unsynced(
-                db, lambda: remove_acknowledged(db, ids, upto=acked, last_seq=last))
+            if kept is not None:
+                unsynced(db, lambda: move_watermark(db, ids[-1]))
+                count, size, upto = len(ids), kept, ids[-1]
+            else:
+                count, size, upto = unsynced(
+                    db, lambda: remove_acknowledged(db, ids, upto=acked, last_seq=last))
         except sqlite3.Error as exc:
             raise SpoolError(f"spool {self.path}: cannot remove acknowledged rows ({exc})") from exc
         self._depth -= count
@@ -283,7 +291,7 @@ class Spool:
         if upto == self._acked_upto:  # deleted at once, out of order
             self._recent.forget()
         else:
-            self._recent.drop_upto(upto)
+            self._recent.drop_upto(upto, kept)
         if upto > self._acked_upto:
             self._acked_upto, self._dead, self._dead_bytes = (
                 upto, self._dead + count, self._dead_bytes + size)
@@ -401,3 +409,12 @@ class Spool:
         with contextlib.suppress(sqlite3.Error):
             keep_last_seq(self._db, self._last_seq)
         self._db.close()
+
+
+def _new_ids(row_ids: Sequence[int], acked_upto: int) -> list[int]:
+    """The ids above the watermark, sorted, once each; a drain's batch (ascending consecutive
+    ids, all above it) is checked as a whole, not id by id."""
+    ids = list(row_ids)
+    if ids and ids[0] > acked_upto and ids == list(range(ids[0], ids[0] + len(ids))):
+        return ids
+    return sorted({int(i) for i in ids if int(i) > acked_upto})

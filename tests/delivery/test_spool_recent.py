@@ -132,3 +132,24 @@ def test_kept_rows_follow_on_or_replace_and_leave_with_the_watermark() -> None:
     assert kept.after(8, 10, newest_id=9) == [(9, "t", b"k", b"v9")]
     kept.drop_upto(9)
     assert kept.after(9, 10, newest_id=9) is None
+
+
+def test_a_drain_batch_leaves_by_the_watermark_counted_from_memory_as_the_file_counts(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path / "spool.db", topics=TOPICS)
+    counts: list[str] = []
+    spool._db.set_trace_callback(
+        lambda sql: counts.append(sql) if "SUM(size)" in sql else None)
+    for i in range(0, 300, 100):
+        spool.append(numbered_events(100, start=i), ahead=[("uses", b"k", b"u")] if i else [])
+        batch = spool.peek(60)
+        spool.ack([row[0] for row in batch])
+        assert spool.peek(1000) == from_file(spool)
+    assert counts == [] and spool.acknowledged_rows() == 180
+    depth, size = spool.depth(), spool.size_bytes()
+    spool.close()
+    spool = Spool(spool.path, topics=TOPICS)  # counted from the file
+    assert (spool.depth(), spool.size_bytes(), spool.acknowledged_rows()) == (depth, size, 180)
+    assert depth == 122 and spool.peek(1)[0][0] == 181
+    spool.close()
