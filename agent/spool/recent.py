@@ -19,10 +19,12 @@ from collections.abc import Sequence
 #: A queued row: (row_id, topic, key, value), as `agent.spool.store.Spool.peek` returns it.
 Row = tuple[int, str, bytes, bytes]
 
-#: Kept rows, at most (a drain that keeps up holds one or two appends).
-MAX_ROWS = 20_000
+#: Kept rows, at most: a drain that keeps up needs the last append or two (the publisher
+#: reads batches of 1,000); kept small, as the agent's memory is (a broker away for long
+#: would otherwise hold the most it may here, for nothing).
+MAX_ROWS = 5_000
 #: Kept bytes of keys and values, at most.
-MAX_BYTES = 32 * 2**20
+MAX_BYTES = 8 * 2**20
 
 
 class RecentRows:

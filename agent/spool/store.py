@@ -4,8 +4,9 @@ The class keeps what every call would otherwise count in SQL (depth, bytes, rows
 but not yet deleted, rows in quarantine, the last ``seq``), enforces the bounds, turns SQLite's
 errors into `SpoolError` naming the file, and keeps the gauges. The statements of each path are
 in their own modules: `agent.spool.append` (writing an append), `agent.spool.drain` (rows
-leaving), `agent.spool.quarantine`, `agent.spool.journal` (baseline moves); the file's schema and
-opening are `agent.spool_db`.
+leaving), `agent.spool.quarantine`, `agent.spool.journal` (baseline moves); the rows of the last
+appends, which the drain reads from memory, are kept by `agent.spool.recent`; the file's schema
+and opening are `agent.spool_db`.
 
 Policy when full. The spool is bounded by ``max_events``, ``max_bytes`` and, optionally,
 ``max_age_s`` (the age of the oldest unpublished event). When an append would cross a bound, or
