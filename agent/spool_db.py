@@ -90,6 +90,13 @@ def open_spool_db(path: Path) -> sqlite3.Connection:
         if str(mode).lower() != "wal":
             raise SpoolError(f"spool {path}: the filesystem does not support WAL mode ({mode})")
         db.execute("PRAGMA synchronous=FULL")
+        # Debian's (and others') SQLite is built with secure_delete on: every page a removal
+        # frees is overwritten with zeros, through the WAL and again at the checkpoint. The
+        # spool frees every page it writes once the broker has the rows: that rewrite was
+        # ~0.8 µs of CPU per event (the compaction nine tenths of it, and the checkpoints).
+        # FAST still zeroes what sits in pages written anyway. Not a secrecy measure: the
+        # same bytes are on the broker, and the queued rows are on disk in clear.
+        db.execute("PRAGMA secure_delete=FAST")
         db.execute("PRAGMA busy_timeout=5000")
         db.executescript(_SCHEMA)
     except (sqlite3.Error, OSError) as exc:

@@ -18,6 +18,7 @@ from agent.contract import SuspectChange, Verdict
 from agent.contract.signing import EventSigner
 from agent.kafka.settings import TopicNames
 from agent.spool.journal import BaselineMove
+from agent.spool.recent import Row
 
 #: A message that is not an event, stored ahead of the events of an append: (topic, key, value).
 #: The agent's record of a single-use approval's use is one (`agent.approvals.uses`).
@@ -33,11 +34,12 @@ def insert_events(
     db: sqlite3.Connection, events: Sequence[SuspectChange], *, last_seq: int, now: float,
     topics: TopicNames, signer: EventSigner | None, baseline: Sequence[BaselineMove] = (),
     ahead: Sequence[AheadRow] = (), numbered: bool = True,
-) -> tuple[list[SuspectChange], int]:
+) -> tuple[list[SuspectChange], int, list[Row]]:
     """Write ``ahead`` (``seq`` 0), then ``events`` numbered on from ``last_seq``, then the
     ``baseline`` moves, in one committed transaction; returns the numbered events (none when
-    signed and not ``numbered``: no copy is made) and the bytes added. A failure leaves the
-    transaction open for the caller to roll back."""
+    signed and not ``numbered``: no copy is made), the bytes added and the rows written, as
+    `Spool.peek` would read them (`agent.spool.recent`). A failure leaves the transaction
+    open for the caller to roll back."""
     db.execute("BEGIN IMMEDIATE")
     stored: list[SuspectChange] = []
     rows = [(0, topic, key, value, len(key) + len(value), now) for topic, key, value in ahead]
@@ -60,12 +62,16 @@ def insert_events(
         " VALUES (?, ?, ?, ?, ?, ?)",
         rows,
     )
+    # One writer, AUTOINCREMENT: the rows of one statement have consecutive ids.
+    (last_id,) = db.execute("SELECT last_insert_rowid()").fetchone()
+    queued = [(row_id, topic, key, value) for row_id, (_seq, topic, key, value, _size, _at)
+              in zip(range(last_id - len(rows) + 1, last_id + 1), rows, strict=True)]
     if baseline:
         db.executemany(
             "INSERT INTO baseline_moves (controller, readings) VALUES (?, ?)", baseline
         )
     db.execute("COMMIT")
-    return stored, added
+    return stored, added, queued
 
 
 def _unzip(

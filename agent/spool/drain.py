@@ -46,7 +46,7 @@ def remove_acknowledged(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events WHERE id > ? AND id <= ?",
             (upto, ids[-1]),
         ).fetchone()
-        db.execute("UPDATE meta SET value = ? WHERE name = 'acked_upto'", (ids[-1],))
+        move_watermark(db, ids[-1])
         return int(count), int(size), ids[-1]
     keep_last_seq(db, last_seq)
     sizes = db.execute(
@@ -54,6 +54,12 @@ def remove_acknowledged(
         (f"[{','.join(map(str, ids))}]",),
     ).fetchall()
     return len(sizes), sum(int(row[0]) for row in sizes), upto
+
+
+def move_watermark(db: sqlite3.Connection, upto: int) -> None:
+    """Write the watermark ``acked_upto`` in the open transaction: rows up to the id ``upto``
+    are acknowledged (the caller has checked they are the oldest of the queue)."""
+    db.execute("UPDATE meta SET value = ? WHERE name = 'acked_upto'", (upto,))
 
 
 def delete_acknowledged(

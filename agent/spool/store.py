@@ -4,8 +4,9 @@ The class keeps what every call would otherwise count in SQL (depth, bytes, rows
 but not yet deleted, rows in quarantine, the last ``seq``), enforces the bounds, turns SQLite's
 errors into `SpoolError` naming the file, and keeps the gauges. The statements of each path are
 in their own modules: `agent.spool.append` (writing an append), `agent.spool.drain` (rows
-leaving), `agent.spool.quarantine`, `agent.spool.journal` (baseline moves); the file's schema and
-opening are `agent.spool_db`.
+leaving), `agent.spool.quarantine`, `agent.spool.journal` (baseline moves); the rows of the last
+appends, which the drain reads from memory, are kept by `agent.spool.recent`; the file's schema
+and opening are `agent.spool_db`.
 
 Policy when full. The spool is bounded by ``max_events``, ``max_bytes`` and, optionally,
 ``max_age_s`` (the age of the oldest unpublished event). When an append would cross a bound, or
@@ -34,6 +35,7 @@ from agent.spool.drain import (
     TRUNCATE_MAX,
     delete_acknowledged,
     keep_last_seq,
+    move_watermark,
     remove_acknowledged,
     stored_last_seq,
     unsynced,
@@ -60,13 +62,13 @@ from agent.spool.quarantine import (
     move_to_quarantine,
     requeue_all,
 )
+from agent.spool.recent import RecentRows, Row
 from agent.spool_db import SpoolError, SpoolFull, open_spool_db
 
 # The package's name, as before the spool was split into modules: log filters keep matching.
 log = logging.getLogger("agent.spool")
 
-#: A queued row as `Spool.peek` returns it: (row_id, topic, key, value).
-Row = tuple[int, str, bytes, bytes]
+__all__ = ["Row", "Spool"]
 
 
 class Spool:
@@ -98,6 +100,7 @@ class Spool:
         self._quarantined = int(held)
         self._last_seq = stored_last_seq(self._db)
         self._legacy_journal = has_legacy_rows(self._db)
+        self._recent = RecentRows()  # the last appends' rows, for `peek`
         self._refresh_gauges(time.time())
 
     def append(
@@ -165,11 +168,12 @@ class Spool:
         ahead: Sequence[AheadRow], numbered: bool,
     ) -> tuple[list[SuspectChange], int]:
         """`insert_events` after the last ``seq``, which moves on once they are committed."""
-        stored, added = insert_events(
+        stored, added, queued = insert_events(
             self._db, events, last_seq=self._last_seq, now=now, topics=self.topics,
             signer=self.signer, baseline=baseline, ahead=ahead, numbered=numbered,
         )
         self._last_seq += len(events)
+        self._recent.add(queued, added)
         return stored, added
 
     def baseline_journal(self) -> list[BaselineMove]:
@@ -235,10 +239,17 @@ class Spool:
 
     def peek(self, limit: int, *, after: int = 0) -> list[Row]:
         """The oldest ``limit`` rows (with a row id over ``after``), oldest first:
-        ``(row_id, topic, key, value)``."""
+        ``(row_id, topic, key, value)``. The rows of the last appends come from memory when
+        they are all there is (`agent.spool.recent`): the drain does not read back what it
+        was just handed."""
+        start = max(after, self._acked_upto)
+        (newest,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+        recent = self._recent.after(start, limit, newest)
+        if recent is not None:
+            return recent
         cur = self._db.execute(
             "SELECT id, topic, key, value FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (max(after, self._acked_upto), limit),
+            (start, limit),
         )
         # The columns come back as the types they were written as (INTEGER, TEXT, BLOB): no
         # conversion per row (a drain reads thousands a second).
@@ -260,17 +271,28 @@ class Spool:
         fsync per batch held the drain's event loop for 20-100 ms on a busy disk. The next
         append's full fsync makes the removal durable too; appends keep ``synchronous=FULL``.
         """
-        ids = sorted({int(i) for i in row_ids if int(i) > self._acked_upto})
+        ids = _new_ids(row_ids, self._acked_upto)
         if not ids:
             return
         db, acked, last = self._db, self._acked_upto, self._last_seq
+        # The oldest rows, kept in memory (a drain's batch just appended): their count and
+        # bytes are known, the watermark moves without a query.
+        kept = self._recent.oldest(acked, ids) if ids[-1] - ids[0] + 1 == len(ids) else None
         try:
-            count, size, upto = unsynced(
-                db, lambda: remove_acknowledged(db, ids, upto=acked, last_seq=last))
+            if kept is not None:
+                unsynced(db, lambda: move_watermark(db, ids[-1]))
+                count, size, upto = len(ids), kept, ids[-1]
+            else:
+                count, size, upto = unsynced(
+                    db, lambda: remove_acknowledged(db, ids, upto=acked, last_seq=last))
         except sqlite3.Error as exc:
             raise SpoolError(f"spool {self.path}: cannot remove acknowledged rows ({exc})") from exc
         self._depth -= count
         self._bytes -= size
+        if upto == self._acked_upto:  # deleted at once, out of order
+            self._recent.forget()
+        else:
+            self._recent.drop_upto(upto, kept)
         if upto > self._acked_upto:
             self._acked_upto, self._dead, self._dead_bytes = (
                 upto, self._dead + count, self._dead_bytes + size)
@@ -321,6 +343,7 @@ class Spool:
             raise SpoolError(f"spool {self.path}: cannot quarantine row {row_id} ({exc})") from exc
         if moved is None:
             return None
+        self._recent.forget()
         seq, size = moved
         self._depth -= 1
         self._bytes -= size
@@ -346,6 +369,7 @@ class Spool:
         except sqlite3.Error as exc:
             self._rollback()
             raise SpoolError(f"spool {self.path}: cannot requeue ({exc})") from exc
+        self._recent.forget()
         self._depth += count
         self._bytes += size
         self._quarantined = 0
@@ -386,3 +410,12 @@ class Spool:
         with contextlib.suppress(sqlite3.Error):
             keep_last_seq(self._db, self._last_seq)
         self._db.close()
+
+
+def _new_ids(row_ids: Sequence[int], acked_upto: int) -> list[int]:
+    """The ids above the watermark, sorted, once each; a drain's batch (ascending consecutive
+    ids, all above it) is checked as a whole, not id by id."""
+    ids = list(row_ids)
+    if ids and ids[0] > acked_upto and ids == list(range(ids[0], ids[0] + len(ids))):
+        return ids
+    return sorted({int(i) for i in ids if int(i) > acked_upto})
