@@ -111,7 +111,8 @@ class Classification(_Fields):
         fields = self._asdict()
         if include is None:
             return fields
-        return {name: value for name, value in fields.items() if name in set(include)}
+        wanted = set(include)
+        return {name: value for name, value in fields.items() if name in wanted}
 
     def model_dump_json(self) -> str:
         return _Checked.model_validate(self._asdict()).model_dump_json()
