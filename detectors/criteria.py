@@ -333,6 +333,15 @@ def classify_all(
     return [_classified(plan, event, context) for event, context in placed]
 
 
+def classify_placed(
+    placed: Iterable[tuple[SuspectChange, EventContext, object]], criteria: Criteria
+) -> list[tuple[SuspectChange, Classification]]:
+    """Each (event, context, token) of a batch as (event, its classification), in order: what
+    the recorder records, in one pass (no list of pairs to classify, then another to zip)."""
+    plan = _plan(criteria)
+    return [(event, _classified(plan, event, context)) for event, context, _ in placed]
+
+
 def _classified(plan: _Plan, event: SuspectChange, context: EventContext) -> Classification:
     point = plan.point_of(event, context)
     decided = plan.table.get(point)
@@ -372,5 +381,6 @@ __all__ = [
     "SiteCalendar",
     "classify",
     "classify_all",
+    "classify_placed",
     "load_criteria",
 ]

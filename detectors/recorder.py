@@ -43,7 +43,7 @@ from detectors import alerts, health
 from detectors.alert_formats import Encoder
 from detectors.classification import Classification
 from detectors.correlate import EventContext
-from detectors.criteria import Criteria, classify_all
+from detectors.criteria import Criteria, classify_placed
 from detectors.messages import DeadLetters
 from detectors.records import RecordOutcome, RecordsError, RecordStore
 from detectors.store_retry import RetryingStore, one_line
@@ -123,8 +123,7 @@ class Recorder:
         group consumer starts the next batch's transaction before it publishes this one."""
         if not placed:
             return Stored([], [])
-        decided = classify_all([(ev, ctx) for ev, ctx, _ in placed], self._criteria)
-        items = [(ev, cls) for (ev, _, _), cls in zip(placed, decided, strict=True)]
+        items = classify_placed(placed, self._criteria)
         _count_classified(items)
         items, outcomes = await self._record_in_store(placed, items, now)
         if self._after_record is not None:

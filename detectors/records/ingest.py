@@ -130,6 +130,9 @@ def _keys(ev: SuspectChange, cls: Classification) -> tuple[str, tuple[str, ...]]
 
 
 _NO_KEYS: tuple[str, tuple[str, ...]] = ("", ())
+#: A `RecordOutcome` of its five fields in order, made as the tuple it is: its generated
+#: ``__new__`` is a Python call (0.22 µs an outcome against 0.09).
+_made = tuple.__new__
 
 
 def _event_keys(
@@ -179,8 +182,7 @@ def record_batch(
     ):
         placed = seen.get(event_id)
         if placed is not None:
-            # (positional: keywords cost a third more per event)
-            outcomes.append(RecordOutcome(event_id, placed[0], placed[1], False, True))
+            outcomes.append(_made(RecordOutcome, (event_id, placed[0], placed[1], False, True)))
             continue
         if event_keys:
             rid, ticket, created = _place(conn, batch, ev, cls, window_s, data, key, event_keys)
@@ -188,7 +190,7 @@ def record_batch(
             rid, ticket, created = None, None, False
         seen[event_id] = (rid, ticket)
         processed.append((event_id, rid, processed_at))
-        outcomes.append(RecordOutcome(event_id, rid, ticket, created, False))
+        outcomes.append(_made(RecordOutcome, (event_id, rid, ticket, created, False)))
     _flush(conn, batch)
     return outcomes
 

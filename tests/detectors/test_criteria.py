@@ -21,7 +21,13 @@ import yaml
 from agent.contract import SuspectChange
 from detectors.classification import Classification, ClassKind, Severity
 from detectors.correlate import NO_CONTEXT, EventContext
-from detectors.criteria import Criteria, classify, classify_all, load_criteria
+from detectors.criteria import (
+    Criteria,
+    classify,
+    classify_all,
+    classify_placed,
+    load_criteria,
+)
 from detectors.criteria_table import decision_json, decision_table
 from detectors.decision_space import Point, decide_all, points, undecided
 from detectors.errors import CriteriaError
@@ -164,11 +170,14 @@ def test_classify_decides_every_combination_as_the_table_says() -> None:
 
 
 def test_classify_all_is_classify_per_event() -> None:
-    """The batch form (what the recorder calls) gives each event what `classify` gives it,
-    in order, over every combination of the space."""
+    """The batch forms (`classify_placed` is what the recorder calls) give each event what
+    `classify` gives it, in order, over every combination of the space."""
     placed = [realise(decision.point) for decision in decide_all(CRITERIA)]
-    assert classify_all(placed, CRITERIA) == [
-        classify(event, CRITERIA, context) for event, context in placed
+    each = [classify(event, CRITERIA, context) for event, context in placed]
+    assert classify_all(placed, CRITERIA) == each
+    tokens = [(event, context, n) for n, (event, context) in enumerate(placed)]
+    assert classify_placed(tokens, CRITERIA) == [
+        (event, cls) for (event, _), cls in zip(placed, each, strict=True)
     ]
 
 
