@@ -91,10 +91,12 @@ INSERT = "INSERT INTO events (id, seq, topic, key, value, size, appended_at) VAL
 
 @dataclass
 class Counts:
+    """Since a stage began: notifications and publish responses handled, events signed."""
+
     notifications: int = 0
     batches: int = 0
-    event_bytes: int = 0
     events: int = 0
+    event_bytes: int = 0  # of the signed events
 
 
 @dataclass
