@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,7 +84,10 @@ class Classification(_Fields):
     Made by hand (``Classification(kind=..., criteria_version=...)``) or from data
     (`model_validate`) it is validated as the pydantic model `_Checked` validates it, and it
     keeps the part of pydantic's API its users call (`model_dump`, `model_dump_json`,
-    `model_copy`, `model_validate`, `model_fields_set`).
+    `model_copy`, `model_validate`, `model_fields_set`). The tuple's own ``_replace`` and
+    ``_make`` validate too. Being a tuple, it equals the plain tuple of its values, and a
+    generic serialiser (``json.dumps``, a pydantic field of this type) writes it as a list by
+    position: write it with `model_dump` or `model_dump_json`, which name its fields.
     """
 
     __slots__ = ()
@@ -121,6 +124,15 @@ class Classification(_Fields):
         """A copy with ``update``'s fields changed, validated (pydantic's ``model_copy``
         does not validate them)."""
         return type(self).model_validate({**self._asdict(), **(update or {})})
+
+    def _replace(self, /, **fields: Any) -> Classification:
+        """A copy with ``fields`` changed, validated (the named tuple's own would not be)."""
+        return self.model_copy(update=fields)
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]  # (typeshed types it per NamedTuple)
+        """A classification of values in field order, validated."""
+        return cls(*iterable)
 
     @property
     def model_fields_set(self) -> set[str]:

@@ -10,6 +10,11 @@ row another connection added, the spool CLI's requeue say, sends the read to SQL
 removal other than the watermark's (a quarantine, an ack out of order, a requeue) forgets
 them all; so does passing `MAX_ROWS` or `MAX_BYTES` (the broker away: the drain then reads
 from SQLite, as before, until it has caught up with newer appends).
+
+Only the agent's own connection removes rows from the queue while the agent runs: the state
+CLI's requeue only adds rows (with new ids, caught by the newest-id check), and nothing else
+may delete queued rows under a running agent. A row deleted by hand from another connection
+would still be sent from here, and counted by the next ack.
 """
 
 from __future__ import annotations

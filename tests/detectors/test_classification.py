@@ -60,3 +60,16 @@ def test_it_copies_pickles_and_updates_as_a_value() -> None:
     assert made.model_dump(include={"kind"}) == {"kind": made.kind}
     with pytest.raises(ValueError, match="frozen"):
         made.description = "x"  # type: ignore[misc]
+
+
+def test_the_named_tuples_own_copy_and_make_validate_too() -> None:
+    """``_replace`` and ``_make`` are the usual way to change a named tuple: they must refuse
+    what `model_copy` and the constructor refuse, not build a value the records store then
+    fails on inside its transaction."""
+    made = classify(make_event(), CRITERIA)
+    with pytest.raises(ValidationError):
+        made._replace(kind="sideways")
+    with pytest.raises(ValidationError):
+        Classification._make(range(10))
+    assert made._replace(severity="critical").severity is Severity.CRITICAL
+    assert Classification._make(made) == made
