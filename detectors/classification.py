@@ -130,8 +130,9 @@ class Classification(_Fields):
         return self.model_copy(update=fields)
 
     @classmethod
-    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]  # (typeshed types it per NamedTuple)
-        """A classification of values in field order, validated."""
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]
+        """A classification of values in field order, validated. (The ignore: typeshed types
+        a named tuple's ``_make`` by its own fields, which mypy will not match here.)"""
         return cls(*iterable)
 
     @property
